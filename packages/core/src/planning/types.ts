@@ -1,0 +1,94 @@
+import type { Diagnostic } from '../diagnostics.js';
+import type { EngineArgs, StageConfig, StageRuntimeConfig } from '../config/types.js';
+
+/** Platforms omnistage can plan for. `cpu` offers virtual devices so any topology runs anywhere. */
+export type PlatformName = 'cuda' | 'rocm' | 'npu' | 'xpu' | 'cpu';
+
+/** Lightweight stage attributes (upstream `StageMetadata`), extracted once per replica. */
+export interface StageMetadata {
+  stage_id: number;
+  stage_type: string;
+  engine_output_type: string | null;
+  is_comprehension: boolean;
+  requires_multimodal_data: boolean;
+  engine_input_source: number[];
+  final_output: boolean;
+  final_output_type: string | null;
+  default_sampling_params: Record<string, unknown>;
+  custom_process_input_func: string | null;
+  model_stage: string | null;
+  runtime_cfg: StageRuntimeConfig | null;
+  prompt_expand_func: string | null;
+  cfg_kv_collect_func: string | null;
+  replica_id: number;
+}
+
+/** How a worker process is started and how it attaches. Produced by the resolve-worker phase. */
+export interface WorkerSpec {
+  command: string;
+  args: string[];
+  /** Environment additions for this replica only (never written to `process.env`). */
+  env: Record<string, string>;
+  cwd?: string;
+  /** `control`: the worker dials the control endpoint; `http`: omnistage polls `readiness_url`. */
+  attach: 'control' | 'http';
+  readiness_url?: string;
+  /** Port assigned to engines that serve HTTP. */
+  port?: number;
+  /** Process-group shim for engines that fork children of their own (e.g. `vllm serve`). */
+  group_shim?: boolean;
+  /** Engines that can run inside the orchestrator (diffusion inline mode) set a module to load. */
+  inline_module?: string;
+}
+
+/** One replica of one stage: the unit that is locked, spawned and attached. */
+export interface ReplicaPlan {
+  stage_idx: number;
+  stage_id: number;
+  stage_type: string;
+  replica_id: number;
+  num_replicas: number;
+  launch_mode: 'local' | 'remote';
+  /** The replica's logical device string, or null (inherit all visible devices). */
+  devices: string | null;
+  /** Physical ids after mapping through the platform's visible devices. */
+  physical_devices: string[];
+  /** Physical ids locked during init, ascending. */
+  lock_devices: string[];
+  /** Launch group id (connected component of physical-device overlap). */
+  group: number;
+  engine: string;
+  engine_args: EngineArgs;
+  metadata: StageMetadata;
+  worker: WorkerSpec;
+  /** The per-replica stage config (replica >= 1: a copy with `runtime.devices` set to its slice). */
+  stage: StageConfig;
+}
+
+export interface StagePlan {
+  stage_idx: number;
+  stage_id: number;
+  stage_type: string;
+  num_replicas: number;
+  devices_per_replica: number;
+  replicas: ReplicaPlan[];
+}
+
+export interface LaunchGroup {
+  id: number;
+  lock_devices: string[];
+  /** `[stage_id, replica_id]` pairs in start order. */
+  replicas: [number, number][];
+}
+
+/** The deterministic result of planning: what `omnistage plan --json` prints. */
+export interface InitPlan {
+  platform: PlatformName;
+  /** Env var(s) that carry device visibility to children (ROCm: two). */
+  device_env: string[];
+  /** Physical device ids visible to the launcher. */
+  visible_devices: string[];
+  stages: StagePlan[];
+  groups: LaunchGroup[];
+  warnings: Diagnostic[];
+}
