@@ -1,1 +1,62 @@
-export {};
+import { readFileSync } from 'node:fs';
+import { OmniError, formatError, isOmniError } from '@omnistage/core';
+import { helpText, parseCommandLine } from './args.js';
+import { createCliLogger } from './logger.js';
+import { planCommand } from './commands/plan.js';
+import { runCommand } from './commands/run.js';
+import { schemaCommand } from './commands/schema.js';
+import { upCommand } from './commands/up.js';
+import { validateCommand } from './commands/validate.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function needFile(command: string, positionals: string[]): string {
+  const file = positionals[0];
+  if (!file) throw new OmniError('OMNI_USAGE', `\`omnistage ${command}\` needs a pipeline file`, { hint: `omnistage ${command} pipeline.yaml` });
+  if (positionals.length > 1) {
+    throw new OmniError('OMNI_USAGE', `unexpected argument "${positionals[1]}"`, { hint: `omnistage ${command} takes one pipeline file` });
+  }
+  return file;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { command, positionals, values } = parseCommandLine(argv);
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(`${helpText(VERSION)}\n`);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const logger = createCliLogger(values['log-format'], values['log-level']);
+  switch (command) {
+    case 'validate':
+      return validateCommand(needFile(command, positionals), values, logger);
+    case 'plan':
+      return planCommand(needFile(command, positionals), values, logger);
+    case 'up':
+      return upCommand(needFile(command, positionals), values, logger);
+    case 'run':
+      return runCommand(needFile(command, positionals), values, logger);
+    case 'schema':
+      return schemaCommand();
+    default:
+      throw new OmniError('OMNI_USAGE', `unknown command "${command}"`, { hint: 'commands: validate, plan, up, run, schema (omnistage --help)' });
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (isOmniError(err)) {
+      process.stderr.write(`${formatError(err)}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`error OMNI_INTERNAL: ${(err as Error)?.stack ?? String(err)}\n  hint: this is a bug in omnistage; please report it with the command you ran\n`);
+      process.exitCode = 1;
+    }
+  },
+);

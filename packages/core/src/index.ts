@@ -1,9 +1,16 @@
+// Errors and diagnostics
 export { ERROR_CATALOGUE, OmniError, formatError, formatLocation, isOmniError, toOmniError } from './errors.js';
 export type { ErrorCode, ErrorContext, OmniErrorOptions, SourceLocation } from './errors.js';
 export { diagnostic } from './diagnostics.js';
 export type { Diagnostic } from './diagnostics.js';
+
+// Configuration
 export { LocationIndex } from './config/location-index.js';
 export { DEFAULT_RESTART_POLICY, createStageConfig } from './config/stage-defaults.js';
+export { INLINE_FILE, loadPipelineConfig } from './config/load-pipeline.js';
+export type { LoadPipelineOptions, PipelineSource } from './config/load-pipeline.js';
+export { pipelineJsonSchema } from './config/json-schema.js';
+export { didYouMean, editDistance, suggestions } from './config/did-you-mean.js';
 export type {
   ConnectorRef,
   ConnectorSpec,
@@ -15,6 +22,8 @@ export type {
   StageConfig,
   StageRuntimeConfig,
 } from './config/types.js';
+
+// Planning (pure)
 export type {
   InitPlan,
   LaunchGroup,
@@ -24,3 +33,71 @@ export type {
   StagePlan,
   WorkerSpec,
 } from './planning/types.js';
+export { splitDevicesForReplicas } from './planning/split-devices.js';
+export type { SplitDevicesOptions } from './planning/split-devices.js';
+export { computeReplicaLayout } from './planning/replica-layout.js';
+export type { ReplicaLayout, ReplicaLayoutOptions } from './planning/replica-layout.js';
+export { CPU_DEFAULT_DEVICE_COUNT, PLATFORMS, resolveVisibleDevices } from './planning/platform.js';
+export type { PlatformInfo, VisibleDevices } from './planning/platform.js';
+export { mapLogicalDevices } from './planning/device-mapping.js';
+export type { MappedDevices } from './planning/device-mapping.js';
+export { lockDeviceCount, selectLockDevices } from './planning/lock-devices.js';
+export type { SelectLockDevicesOptions } from './planning/lock-devices.js';
+export { OMNISTAGE_ENV, stageRuntimeEnv } from './planning/runtime-env.js';
+export type { StageRuntimeEnvOptions } from './planning/runtime-env.js';
+export { extractStageMetadata } from './planning/stage-metadata.js';
+export { launchGroupIds, launchGroups, replicaKey } from './planning/launch-groups.js';
+export type { LaunchGroupMember } from './planning/launch-groups.js';
+export { checkAdmission } from './planning/admission.js';
+export type { AdmissionOptions, AdmissionReplica } from './planning/admission.js';
+export { captureStageFactoryContexts } from './planning/stage-factory-context.js';
+export type { FactoryContextStagePlan, StageRemoteFactoryContext } from './planning/stage-factory-context.js';
+export { compareDeviceIds, sortDeviceIds, splitDeviceList, uniqueDeviceIds } from './planning/device-ids.js';
+
+// The orchestrator, hooks, plugins, events
+export { Omnistage } from './omnistage.js';
+export { defaultLockDir } from './locks/paths.js';
+export type { OmnistageOptions } from './omnistage.js';
+export { definePlugin } from './plugin.js';
+export type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
+export { loadPlugins } from './plugin-loader.js';
+export type { PluginRequest } from './plugin-loader.js';
+export { CORE_VERSION, satisfiesRange } from './version.js';
+export type { HeldDeviceLocks, OmniHooks } from './hooks/hooks.js';
+export { STAGE_CONNECTOR, STAGE_CORE_DEFAULT, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';
+export type { PlanContext, PlanOptions, ReplicaContext, ReplicaRuntime } from './hooks/contexts.js';
+export type { ReplicaConnection, ReplicaExit, ReplicaOutputChunk, ReplicaProcessHandle, ReplicaRequest } from './hooks/replica-handles.js';
+export { EventBus } from './events/event-bus.js';
+export { REPLICA_PHASES } from './events/types.js';
+export type { OmniEvent, OmniEventOf, OmniEventPayload, OmniEventType, ReplicaPhase } from './events/types.js';
+export { writeEventsAsJsonLines } from './events/json-lines-writer.js';
+
+// Bring-up and teardown
+export { PLAN_ONLY_RUN_ID, planPipeline } from './orchestrate/plan-pipeline.js';
+export { bringUp } from './orchestrate/bring-up.js';
+export type { BringUpOptions } from './orchestrate/bring-up.js';
+export { RunningPipeline } from './orchestrate/running-pipeline.js';
+export type { ReplicaDeathHandler, StartedReplica } from './orchestrate/running-pipeline.js';
+export { planToJson, planToTable } from './orchestrate/plan-json.js';
+export { newRunId } from './orchestrate/run-id.js';
+export { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from './orchestrate/defaults.js';
+
+// Runtime building blocks (locks, launcher, control protocol)
+export { LOCK_OPTIONS, LOCK_POLL_MS } from './locks/options.js';
+export { acquireDeviceLocks } from './locks/device-locks.js';
+export type { AcquireDeviceLocksOptions, DeviceLockOwner, DeviceLockSet } from './locks/device-locks.js';
+export { describeHolder, readLockHolder } from './locks/holder.js';
+export type { LockHolder } from './locks/holder.js';
+export { LOCK_DIR_ENV } from './locks/paths.js';
+export { launchProcess } from './launch/launch-process.js';
+export type { LaunchOptions, LaunchedProcess, OutputStream, ProcessExit } from './launch/launch-process.js';
+export { setprivPath } from './launch/setpriv.js';
+export { CONTROL_ENV, PROTOCOL_VERSION, controlEnv, encodeMessage, parseOrchestratorMessage, parseWorkerMessage } from './control/protocol.js';
+export type { ControlMessage, JsonObject, JsonValue, OrchestratorMessage, WorkerMessage } from './control/protocol.js';
+export { ControlServer } from './control/server.js';
+export type { ControlServerOptions } from './control/server.js';
+export { ReplicaChannel } from './control/replica-channel.js';
+export type { ChannelClose, ExpectOptions } from './control/replica-channel.js';
+export { createControlToken } from './control/token.js';
+export { waitForHttpReady } from './control/http-readiness.js';
+export type { HttpReadinessOptions } from './control/http-readiness.js';

@@ -1,1 +1,18 @@
-export {};
+/**
+ * `@omnistage/core/worker`: the SDK a replica process uses to attach to its orchestrator.
+ * Deliberately tiny (node built-ins only) because worker start-up time is benchmarked.
+ */
+export { connectToOrchestrator } from './connection.js';
+export type {
+  ConnectOptions,
+  RequestHandler,
+  RequestStream,
+  ShutdownHandler,
+  WorkerConnection,
+  WorkerRequest,
+  WorkerWelcome,
+} from './connection.js';
+export { runWorker } from './run-worker.js';
+export type { WorkerSetup } from './run-worker.js';
+export { CONTROL_ENV, PROTOCOL_VERSION } from '../control/protocol.js';
+export type { JsonObject, JsonValue } from '../control/protocol.js';

@@ -1,0 +1,69 @@
+import type { Logger } from 'pino';
+import { bringUp, newRunId, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
+import type { CliValues } from '../args.js';
+import { openSession, planSession } from '../session.js';
+import { StatusDisplay } from '../status-display.js';
+import { formatWarning } from './validate.js';
+
+/**
+ * Stops on SIGINT/SIGTERM: during bring-up the signal cancels (everything started is stopped, exit
+ * 1); once up, it tears the pipeline down and exits 0. A second signal does not skip teardown —
+ * leaving GPU-holding orphans behind is what users complain about most.
+ */
+function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
+  const listener = (signal: NodeJS.Signals): void => handler(signal);
+  process.on('SIGINT', listener);
+  process.on('SIGTERM', listener);
+  return () => {
+    process.off('SIGINT', listener);
+    process.off('SIGTERM', listener);
+  };
+}
+
+/** `omnistage up FILE`: bring up, show live status, stay up until a signal, tear down. */
+export async function upCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
+  const runId = newRunId();
+  const session = await openSession(file, values, logger, runId);
+  const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};
+  try {
+    session.omni.events.setRunId(runId);
+    const plan = await planSession(session);
+    for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    const display = new StatusDisplay(plan);
+    display.attach(session.omni.events);
+    const cancel = new AbortController();
+    let stopSignal: NodeJS.Signals | null = null;
+    let pipeline: RunningPipeline | null = null;
+    let wake: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    const offSignals = onStopSignals((signal) => {
+      if (stopSignal) return;
+      stopSignal = signal;
+      logger.info(`received ${signal}, stopping the pipeline`);
+      cancel.abort();
+      wake();
+    });
+    try {
+      pipeline = await bringUp(session.omni, plan, {
+        runId,
+        signal: cancel.signal,
+        ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
+        ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
+      });
+      const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
+      logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop`);
+      let failure: unknown = null;
+      await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
+      await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');
+      if (failure) throw failure;
+      return 0;
+    } finally {
+      offSignals();
+      display.detach();
+    }
+  } finally {
+    closeEvents();
+  }
+}

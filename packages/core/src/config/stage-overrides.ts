@@ -1,0 +1,100 @@
+/**
+ * `--stage-overrides '{"<stage_id>": {key: value}}'` (JSON or YAML): per-stage patches with the
+ * highest precedence. `devices`, `num_replicas`, `env`, `restart` go to the runtime (upstream put
+ * `env` into engine_args, #3900; we do not), `engine` to the stage, `default_sampling_params` is
+ * deep-merged, anything else is an engine arg.
+ */
+import { OmniError } from '../errors.js';
+import { didYouMeanPrefix } from './did-you-mean.js';
+import { validateSourced } from './issues.js';
+import { parseSourced } from './load.js';
+import { OVERRIDE_FORBIDDEN_KEYS, stageOverridesSchema } from './schema.js';
+import { deepMerge, entryLocation, syntheticMap, withEntries, type SourcedEntry, type SourcedMap } from './sourced.js';
+import type { StageDraft } from './draft.js';
+
+/** Pseudo file name of override locations: `<stage-overrides>:1:23`. */
+export const STAGE_OVERRIDES_FILE = '<stage-overrides>';
+
+const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'env', 'restart']);
+/** Runtime keys that patch (merge into) the existing value rather than replace it. */
+const MERGED_RUNTIME_KEYS = new Set(['env', 'restart']);
+const FORBIDDEN = new Set<string>(OVERRIDE_FORBIDDEN_KEYS);
+
+/** Parses, validates and applies the overrides; the drafts are not modified. */
+export function applyStageOverrides(stages: readonly StageDraft[], text: string): StageDraft[] {
+  const doc = parseSourced(text, STAGE_OVERRIDES_FILE, 'OMNI_CONFIG_OVERRIDE_INVALID');
+  const root = doc.root;
+  if (root.kind !== 'map') {
+    throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', '--stage-overrides must be a map from stage id to the keys to change.', {
+      location: root.loc,
+      hint: 'Write e.g. --stage-overrides \'{"1": {"devices": "2", "gpu_memory_utilization": 0.5}}\'.',
+    });
+  }
+  const known = stages.map((s) => s.stageId);
+  for (const [key, entry] of root.entries) {
+    if (!/^-?\d+$/.test(key) || !known.includes(Number(key))) {
+      const guess = didYouMeanPrefix(key, known.map(String));
+      const message = `--stage-overrides names stage \`${key}\`, but the pipeline has no stage with that stage_id.`;
+      throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', message, {
+        location: entry.keyLoc,
+        hint: `${guess}Known stage ids: ${known.join(', ')}.`,
+      });
+    }
+    if (entry.node.kind === 'map') {
+      for (const [k, e] of entry.node.entries) {
+        if (FORBIDDEN.has(k)) {
+          const message = `--stage-overrides cannot change \`${k}\` of stage ${key}: it is part of the pipeline topology.`;
+          throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', message, {
+            location: e.keyLoc,
+            hint: 'Overrides patch runtime settings, engine and engine args; edit the pipeline file to change the topology.',
+          });
+        }
+      }
+    }
+  }
+  validateSourced(stageOverridesSchema, root, {
+    invalidCode: 'OMNI_CONFIG_OVERRIDE_INVALID',
+    unknownKeyCode: 'OMNI_CONFIG_OVERRIDE_INVALID',
+    label: '--stage-overrides',
+  });
+
+  return stages.map((stage) => {
+    const patch = root.entries.get(String(stage.stageId))?.node;
+    return patch?.kind === 'map' ? { ...stage, node: patchStage(stage.node, patch) } : stage;
+  });
+}
+
+function patchStage(stage: SourcedMap, patch: SourcedMap): SourcedMap {
+  let runtime = childMap(stage, 'runtime');
+  let args = childMap(stage, 'engine_args');
+  let out = stage;
+  const runtimeSet = (key: string, e: SourcedEntry): void => {
+    const prev = runtime.entries.get(key);
+    const node = prev && MERGED_RUNTIME_KEYS.has(key) ? deepMerge(prev.node, e.node) : e.node;
+    runtime = withEntries(runtime, { ...e, key, node });
+  };
+  for (const [key, e] of patch.entries) {
+    if (RUNTIME_KEYS.has(key)) runtimeSet(key, e);
+    else if (key === 'runtime' && e.node.kind === 'map') for (const [k, sub] of e.node.entries) runtimeSet(k, sub);
+    else if (key === 'engine') out = withEntries(out, e);
+    else if (key === 'default_sampling_params') {
+      const prev = out.entries.get(key);
+      out = withEntries(out, { ...e, node: prev ? deepMerge(prev.node, e.node) : e.node });
+    } else if (key === 'engine_args') {
+      const merged = deepMerge(args, e.node);
+      if (merged.kind === 'map') args = { ...merged, loc: args.loc, ...(args.synthetic ? { synthetic: true } : {}) };
+    } else args = withEntries(args, e);
+  }
+  return withEntries(
+    out,
+    { key: 'runtime', keyLoc: stage.entries.get('runtime')?.keyLoc ?? runtime.loc, node: runtime },
+    { key: 'engine_args', keyLoc: stage.entries.get('engine_args')?.keyLoc ?? args.loc, node: args },
+  );
+}
+
+/** The stage's map under `key`, or an empty synthetic one where the stage has none. */
+function childMap(stage: SourcedMap, key: string): SourcedMap {
+  const entry = stage.entries.get(key);
+  if (entry?.node.kind === 'map') return entry.node;
+  return syntheticMap(entry ? entryLocation(entry) : stage.loc);
+}

@@ -1,0 +1,190 @@
+import { OmniError } from '../errors.js';
+
+/**
+ * The omnistage control protocol: newline-delimited JSON over a Unix socket (docs/protocol.md).
+ * This module is imported by the worker SDK, so it must only use node built-ins and our own
+ * dependency-free modules.
+ */
+
+/** Bumped on any incompatible change; `hello` and `welcome` carry it. */
+export const PROTOCOL_VERSION = 1;
+
+/** Env vars through which the orchestrator tells a replica how to dial back. */
+export const CONTROL_ENV = Object.freeze({
+  socket: 'OMNISTAGE_CONTROL',
+  token: 'OMNISTAGE_TOKEN',
+  stageId: 'OMNISTAGE_STAGE_ID',
+  replicaId: 'OMNISTAGE_REPLICA_ID',
+  runId: 'OMNISTAGE_RUN_ID',
+} as const);
+
+/** JSON values as they travel on the wire. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+// ---- worker → orchestrator --------------------------------------------------------------
+
+/** First message of a worker: who it is, proven by the per-replica token. */
+export interface HelloMessage {
+  type: 'hello';
+  v: number;
+  token: string;
+  stage_id: number;
+  replica_id: number;
+  pid: number;
+}
+/** The engine is loaded and accepts requests; `info` is engine-specific (e.g. num_gpu_blocks). */
+export interface ReadyMessage {
+  type: 'ready';
+  info?: JsonObject;
+}
+export interface HeartbeatMessage {
+  type: 'heartbeat';
+}
+/** One chunk of a request's result; `seq` counts from 0 per request, `done` marks the last. */
+export interface OutputMessage {
+  type: 'output';
+  request_id: string;
+  seq: number;
+  data: JsonValue;
+  done: boolean;
+}
+/** The request failed in the worker; no further output follows for it. */
+export interface RequestErrorMessage {
+  type: 'request_error';
+  request_id: string;
+  message: string;
+}
+/** Structured log line (workers may also just print to stdout/stderr). */
+export interface LogMessage {
+  type: 'log';
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+}
+export type WorkerMessage = HelloMessage | ReadyMessage | HeartbeatMessage | OutputMessage | RequestErrorMessage | LogMessage;
+
+// ---- orchestrator → worker --------------------------------------------------------------
+
+/** Answer to a valid hello: the replica's configuration. */
+export interface WelcomeMessage {
+  type: 'welcome';
+  v: number;
+  run_id: string;
+  stage_id: number;
+  replica_id: number;
+  engine_args: JsonObject;
+  metadata: JsonObject;
+}
+export interface RequestMessage {
+  type: 'request';
+  request_id: string;
+  input: JsonValue;
+  params: JsonObject;
+}
+export interface AbortMessage {
+  type: 'abort';
+  request_id: string;
+}
+/** Finish in-flight work quickly and exit 0. */
+export interface ShutdownMessage {
+  type: 'shutdown';
+  reason?: string;
+}
+/** Sent before the orchestrator closes a connection it rejects. */
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+}
+export type OrchestratorMessage = WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage;
+
+export type ControlMessage = WorkerMessage | OrchestratorMessage;
+
+/** The env additions that let a replica attach (given to the launcher, never put in process.env). */
+export function controlEnv(params: {
+  socketPath: string;
+  token: string;
+  stage_id: number;
+  replica_id: number;
+  run_id: string;
+}): Record<string, string> {
+  return {
+    [CONTROL_ENV.socket]: params.socketPath,
+    [CONTROL_ENV.token]: params.token,
+    [CONTROL_ENV.stageId]: String(params.stage_id),
+    [CONTROL_ENV.replicaId]: String(params.replica_id),
+    [CONTROL_ENV.runId]: params.run_id,
+  };
+}
+
+// ---- validation ---------------------------------------------------------------------------
+
+type Checker = (m: Record<string, unknown>) => string | null;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const str = (m: Record<string, unknown>, k: string): string | null => (typeof m[k] === 'string' ? null : `${k} must be a string`);
+const int = (m: Record<string, unknown>, k: string): string | null => (isInt(m[k]) ? null : `${k} must be an integer`);
+const obj = (m: Record<string, unknown>, k: string, optional = false): string | null =>
+  (optional && m[k] === undefined) || isObj(m[k]) ? null : `${k} must be an object`;
+const first = (...checks: (string | null)[]): string | null => checks.find((c) => c !== null) ?? null;
+
+const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
+  hello: (m) => first(int(m, 'v'), str(m, 'token'), int(m, 'stage_id'), int(m, 'replica_id'), int(m, 'pid')),
+  ready: (m) => obj(m, 'info', true),
+  heartbeat: () => null,
+  output: (m) =>
+    first(str(m, 'request_id'), int(m, 'seq'), 'data' in m ? null : 'data is required', typeof m['done'] === 'boolean' ? null : 'done must be a boolean'),
+  request_error: (m) => first(str(m, 'request_id'), str(m, 'message')),
+  log: (m) => first(['debug', 'info', 'warn', 'error'].includes(m['level'] as string) ? null : 'level is not valid', str(m, 'message')),
+};
+
+const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {
+  welcome: (m) => first(int(m, 'v'), str(m, 'run_id'), int(m, 'stage_id'), int(m, 'replica_id'), obj(m, 'engine_args'), obj(m, 'metadata')),
+  request: (m) => first(str(m, 'request_id'), 'input' in m ? null : 'input is required', obj(m, 'params')),
+  abort: (m) => str(m, 'request_id'),
+  shutdown: (m) => (m['reason'] === undefined ? null : str(m, 'reason')),
+  error: (m) => first(str(m, 'code'), str(m, 'message')),
+};
+
+/** Parses and validates one line sent by a worker. Throws OMNI_PROTOCOL. */
+export function parseWorkerMessage(line: string): WorkerMessage {
+  return parseWith(line, WORKER_CHECKS, 'worker') as WorkerMessage;
+}
+
+/** Parses and validates one line sent by the orchestrator. Throws OMNI_PROTOCOL. */
+export function parseOrchestratorMessage(line: string): OrchestratorMessage {
+  return parseWith(line, ORCHESTRATOR_CHECKS, 'orchestrator') as OrchestratorMessage;
+}
+
+function parseWith(line: string, checks: Record<string, Checker>, from: string): ControlMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw protocolError(`a ${from} message is not valid JSON: ${preview(line)}`);
+  }
+  if (!isObj(value) || typeof value['type'] !== 'string') {
+    throw protocolError(`a ${from} message has no "type": ${preview(line)}`);
+  }
+  const check = Object.hasOwn(checks, value['type']) ? checks[value['type']] : undefined;
+  if (check === undefined) throw protocolError(`unknown ${from} message type "${value['type']}"`);
+  const problem = check(value);
+  if (problem !== null) throw protocolError(`invalid ${from} "${value['type']}" message: ${problem}`);
+  return value as unknown as ControlMessage;
+}
+
+/** Serialises one message as a protocol line (JSON + '\n'). */
+export function encodeMessage(message: ControlMessage): string {
+  return `${JSON.stringify(message)}\n`;
+}
+
+export function protocolError(message: string): OmniError {
+  return new OmniError('OMNI_PROTOCOL', message, {
+    hint: `the replica and the orchestrator must speak control protocol v${PROTOCOL_VERSION} (see docs/protocol.md)`,
+  });
+}
+
+function preview(line: string): string {
+  return JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line);
+}

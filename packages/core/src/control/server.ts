@@ -1,0 +1,211 @@
+import { chmod, lstat, rm } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { OmniError } from '../errors.js';
+import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
+import { encodeMessage, parseWorkerMessage, PROTOCOL_VERSION, type HelloMessage } from './protocol.js';
+import { ReplicaChannel, type ExpectOptions } from './replica-channel.js';
+import { tokenKey } from './token.js';
+
+export interface ControlServerOptions {
+  /** Sent to every replica in `welcome`. */
+  run_id: string;
+  /** A connection that sends no valid hello within this time is dropped (default 10 s). */
+  helloTimeoutMs?: number;
+  /** Longest accepted protocol line (default 8 MiB). */
+  maxLineBytes?: number;
+}
+
+// sockaddr_un.sun_path is 108 bytes including the terminating NUL on Linux.
+const MAX_SOCKET_PATH = 107;
+const END_GRACE_MS = 1_000;
+
+/**
+ * The orchestrator's control endpoint: a Unix socket speaking docs/protocol.md. Each replica
+ * is announced with {@link ControlServer.expect} (token + ids) before it is spawned; a
+ * connection is bound to its channel only after a valid hello. Unknown tokens, a reused token,
+ * mismatched ids or another protocol version are answered with an `error` message and closed.
+ */
+export class ControlServer {
+  readonly socketPath: string;
+  readonly #server: Server;
+  readonly #options: Required<ControlServerOptions>;
+  readonly #expected = new Map<string, ReplicaChannel>();
+  readonly #sockets = new Set<Socket>();
+  #closing: Promise<void> | undefined;
+
+  private constructor(socketPath: string, server: Server, options: Required<ControlServerOptions>) {
+    this.socketPath = socketPath;
+    this.#server = server;
+    this.#options = options;
+    server.on('connection', (socket) => this.#onConnection(socket));
+  }
+
+  /**
+   * Listens on `socketPath` (mode 0600). A leftover socket file nobody listens on is replaced;
+   * a live one or any other file there is an error.
+   */
+  static async listen(socketPath: string, options: ControlServerOptions): Promise<ControlServer> {
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+      throw new OmniError('OMNI_INTERNAL', `control socket path is too long (${Buffer.byteLength(socketPath)} > ${MAX_SOCKET_PATH} bytes): ${socketPath}`, {
+        hint: 'Unix socket paths are limited to 107 bytes; use a shorter run directory',
+      });
+    }
+    await removeDeadSocket(socketPath);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // The token is the real authentication; 0600 just keeps other users from even trying.
+    await chmod(socketPath, 0o600).catch(() => undefined);
+    return new ControlServer(socketPath, server, {
+      helloTimeoutMs: 10_000,
+      maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+      ...options,
+    });
+  }
+
+  /** Announces a replica: the first connection presenting `token` with these ids gets the channel. */
+  expect(token: string, opts: ExpectOptions): ReplicaChannel {
+    if (this.#closing !== undefined) {
+      throw new OmniError('OMNI_CANCELLED', 'the control server is closed', { hint: 'the run is shutting down' });
+    }
+    const key = tokenKey(token);
+    if (this.#expected.has(key)) {
+      throw new OmniError('OMNI_INTERNAL', `a control token was registered twice (stage ${opts.stage_id} replica ${opts.replica_id})`, {
+        context: { stage_id: opts.stage_id, replica_id: opts.replica_id },
+        hint: 'create one token per replica launch with createControlToken()',
+      });
+    }
+    const channel = new ReplicaChannel(this.#options.run_id, opts);
+    this.#expected.set(key, channel);
+    return channel;
+  }
+
+  /** Closes every channel and connection, stops listening and removes the socket file. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const channel of this.#expected.values()) channel.close();
+      for (const socket of this.#sockets) socket.destroy();
+      await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      await rm(this.socketPath, { force: true });
+    })();
+    return this.#closing;
+  }
+
+  #onConnection(socket: Socket): void {
+    if (this.#closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => undefined); // resets by dying workers are reported through 'close'
+
+    const decoder = new LineDecoder(this.#options.maxLineBytes);
+    let channel: ReplicaChannel | null = null;
+    const helloTimer = setTimeout(() => reject(socket, 'OMNI_PROTOCOL', 'no hello received in time'), this.#options.helloTimeoutMs);
+    helloTimer.unref();
+    socket.once('close', () => clearTimeout(helloTimer));
+
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = decoder.push(chunk);
+      } catch (err) {
+        const e = err as OmniError;
+        if (channel !== null) channel.fail(e);
+        else reject(socket, e.code, e.message);
+        return;
+      }
+      for (const line of lines) {
+        if (socket.destroyed || socket.writableEnded) return;
+        if (channel !== null) {
+          channel.receive(line);
+          continue;
+        }
+        clearTimeout(helloTimer);
+        channel = this.#onHello(socket, line);
+        if (channel === null) return;
+      }
+    });
+  }
+
+  /** Binds the connection to its channel, or rejects it. */
+  #onHello(socket: Socket, line: string): ReplicaChannel | null {
+    let hello: HelloMessage;
+    try {
+      const message = parseWorkerMessage(line);
+      if (message.type !== 'hello') {
+        reject(socket, 'OMNI_PROTOCOL', `expected hello, got "${message.type}"`);
+        return null;
+      }
+      hello = message;
+    } catch (err) {
+      reject(socket, 'OMNI_PROTOCOL', (err as Error).message);
+      return null;
+    }
+    const channel = this.#expected.get(tokenKey(hello.token));
+    if (channel === undefined) {
+      // Say nothing about which tokens exist.
+      reject(socket, 'OMNI_PROTOCOL', 'unknown token');
+      return null;
+    }
+    if (!channel.waiting) {
+      reject(socket, 'OMNI_PROTOCOL', 'this token was already used or its replica is no longer expected');
+      return null;
+    }
+    const problem =
+      hello.v !== PROTOCOL_VERSION
+        ? `protocol version ${hello.v} is not supported (this orchestrator speaks v${PROTOCOL_VERSION})`
+        : hello.stage_id !== channel.stage_id || hello.replica_id !== channel.replica_id
+          ? `hello says stage ${hello.stage_id} replica ${hello.replica_id}, but this token belongs to stage ${channel.stage_id} replica ${channel.replica_id}`
+          : null;
+    if (problem !== null) {
+      reject(socket, 'OMNI_PROTOCOL', problem);
+      // The token is right, so this is our replica misbehaving: fail its attach now rather than
+      // letting it run into the init deadline.
+      channel.fail(
+        new OmniError('OMNI_PROTOCOL', problem, {
+          context: { pid: hello.pid },
+          hint: 'the replica was started with the wrong OMNISTAGE_* environment or an incompatible worker SDK',
+        }),
+      );
+      return null;
+    }
+    channel.attach(socket, hello);
+    return channel;
+  }
+}
+
+/** Sends an `error` line and closes a connection that is not bound to a channel. */
+function reject(socket: Socket, code: string, message: string): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  socket.end(encodeMessage({ type: 'error', code, message }));
+  setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
+}
+
+/** Removes a socket file left by a dead orchestrator; refuses live sockets and other files. */
+async function removeDeadSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch {
+    return; // nothing there
+  }
+  const hint = 'each run needs its own control socket; use a fresh run directory';
+  if (!isSocket) throw new OmniError('OMNI_INTERNAL', `${path} exists and is not a socket`, { hint });
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new OmniError('OMNI_INTERNAL', `another process is listening on ${path}`, { hint });
+  await rm(path, { force: true });
+}

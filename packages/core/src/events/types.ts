@@ -1,0 +1,36 @@
+/** Phases every replica goes through, in order (brief §3). */
+export type ReplicaPhase = 'metadata' | 'args' | 'worker' | 'lock' | 'spawn' | 'attach';
+
+export const REPLICA_PHASES: readonly ReplicaPhase[] = ['metadata', 'args', 'worker', 'lock', 'spawn', 'attach'];
+
+interface ReplicaRef {
+  stage_id: number;
+  replica_id: number;
+}
+
+/**
+ * Every event the orchestrator emits. Events are JSON-serialisable notifications for observers
+ * (CLI status, `--events FILE`, third-party plugins); they never change what happens.
+ */
+export type OmniEventPayload =
+  | ({ type: 'pipeline:planned'; replicas: number; groups: number })
+  | ({ type: 'replica:phase'; phase: ReplicaPhase; status: 'start' | 'end'; duration_ms?: number } & ReplicaRef)
+  | ({ type: 'lock:waiting'; device: string; holder: Record<string, unknown> | null } & ReplicaRef)
+  | ({ type: 'lock:acquired'; device: string; pid: number } & ReplicaRef)
+  | ({ type: 'lock:released'; device: string; pid: number } & ReplicaRef)
+  | ({ type: 'replica:spawned'; pid: number } & ReplicaRef)
+  | ({ type: 'replica:ready'; pid: number; duration_ms: number } & ReplicaRef)
+  | ({ type: 'replica:failed'; phase: ReplicaPhase | 'running'; code: string; message: string } & ReplicaRef)
+  | ({ type: 'replica:exit'; pid: number; code: number | null; signal: string | null; expected: boolean } & ReplicaRef)
+  | ({ type: 'replica:restart'; attempt: number; reason: string } & ReplicaRef)
+  | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
+  | { type: 'pipeline:ready'; duration_ms: number }
+  | { type: 'pipeline:stopping'; reason: string }
+  | { type: 'pipeline:stopped' }
+  | { type: 'pipeline:failed'; code: string; message: string; stage_id?: number; replica_id?: number; phase?: string };
+
+/** An event as delivered: the payload plus `ts` (ms since epoch) and the run it belongs to. */
+export type OmniEvent = OmniEventPayload & { ts: number; run_id: string };
+
+export type OmniEventType = OmniEventPayload['type'];
+export type OmniEventOf<T extends OmniEventType> = Extract<OmniEvent, { type: T }>;

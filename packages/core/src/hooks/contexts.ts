@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { Diagnostic } from '../diagnostics.js';
+import type { EngineArgs, PipelineConfig, StageConfig } from '../config/types.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { PlatformName, ReplicaPlan, StageMetadata } from '../planning/types.js';
+
+/** Options that shape a plan. Everything a plan depends on is here or in the config. */
+export interface PlanOptions {
+  /** Default `cuda`. `cpu` plans on virtual devices (`OMNISTAGE_VISIBLE_DEVICES`, default 0..7). */
+  platform?: PlatformName;
+  /** `--engine`: overrides every stage's engine (e.g. `reference` to dry-run an upstream file). */
+  engine?: string;
+  /** `--model`: the model id or path (`vllm serve <model>`); wins over the file's `model:`. */
+  model?: string;
+  /** `--tokenizer`: the CLI tokenizer (forwarded unless a stage owns one). */
+  tokenizer?: string;
+  /** Turn device over-commit from a plan error into a warning. */
+  allowOvercommit?: boolean;
+  /** Fraction of each device kept free by admission (default 0). */
+  memoryReserve?: number;
+  /** The launcher environment the plan is computed for (default `process.env`; never mutated). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Devices found on the machine when the platform's device variable is unset. */
+  detectedDeviceCount?: number;
+  /** Run id written into each replica's env; a placeholder when only planning. */
+  runId?: string;
+  /** `--diffusion-batch-size`. */
+  diffusionBatchSize?: number;
+  /** `--no-inline`: never run an engine inside the orchestrator. */
+  noInline?: boolean;
+  /**
+   * `launch` when the plan will be brought up. A plan that is only printed tolerates what only
+   * matters at launch (e.g. no model given yet), as warnings.
+   */
+  purpose?: 'plan' | 'launch';
+}
+
+/** Shared by every planning hook call of one plan. */
+export interface PlanContext {
+  readonly config: PipelineConfig;
+  readonly platform: PlatformName;
+  readonly visibleDevices: readonly string[];
+  readonly options: Readonly<PlanOptions>;
+  readonly runId: string;
+  /** The model the pipeline serves (`--model` or the file's `model:`), or null. */
+  readonly model: string | null;
+  readonly logger: Logger;
+  /** Adds a plan warning (shown by `plan`, `validate` and `up`). */
+  warn(diagnostic: Diagnostic): void;
+}
+
+/** One replica while it is being planned (phases metadata → args → worker). */
+export interface ReplicaContext {
+  readonly plan: PlanContext;
+  /** This replica's stage config (replicas ≥ 1 get a copy with their device slice). */
+  readonly stage: StageConfig;
+  readonly replicaId: number;
+  readonly numReplicas: number;
+  /** The engine that will run this replica (`--engine` > stage `engine:` > stage type default). */
+  readonly engine: string;
+  /** This replica's logical devices, or null when it inherits every visible device. */
+  readonly devices: string | null;
+  /** Physical ids, or null when it inherits every visible device. */
+  readonly physicalDevices: readonly string[] | null;
+  /** Environment additions for this replica's process. Plugins may add keys; never `process.env`. */
+  readonly env: Record<string, string>;
+  metadata: StageMetadata;
+  engineArgs: EngineArgs;
+}
+
+/** One replica while it is being brought up (phases lock → spawn → attach). */
+export interface ReplicaRuntime {
+  readonly replica: ReplicaPlan;
+  readonly runId: string;
+  /** Private directory of this run (control socket, payload files); removed at teardown. */
+  readonly runDir: string;
+  readonly lockDir: string;
+  /** Aborted when the replica's or the pipeline's deadline passes or the bring-up is cancelled. */
+  readonly signal: AbortSignal;
+  /** Epoch ms by which lock + spawn + attach must be done. */
+  readonly deadline: number;
+  readonly logger: Logger;
+  readonly events: EventBus;
+}

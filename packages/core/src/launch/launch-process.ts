@@ -1,0 +1,225 @@
+import type { Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { OmniError, type ErrorContext } from '../errors.js';
+import { groupShimArgv } from './group-shim.js';
+import { LastLines } from './last-lines.js';
+import { trackGroup, untrackGroup } from './live-groups.js';
+import { resolveCommand } from './resolve-command.js';
+import { setprivPath } from './setpriv.js';
+
+/** How a replica process ended: exactly one of `code` / `signal` is set (both null if unknown). */
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+
+export interface LaunchOptions {
+  command: string;
+  args: readonly string[];
+  /** The child's complete environment (`{...process.env, ...additions}`); nothing is inherited implicitly. */
+  env: Readonly<Record<string, string | undefined>>;
+  cwd?: string;
+  /**
+   * Run under the process-group shim so that grandchildren die with the orchestrator too
+   * (engines that fork, e.g. `vllm serve`). The reported pid is then the shim's.
+   */
+  groupShim?: boolean;
+  /** In group-shim mode, how long the shim lets the group exit after TERM before KILL (default 3000). */
+  shimGraceMs?: number;
+  /** Arm a parent-death signal with `setpriv` when available (default true). */
+  pdeathsig?: boolean;
+  /** Called for every output line (without the newline). Exceptions are swallowed. */
+  onLine?(stream: OutputStream, line: string): void;
+  /** Lines kept for error reports (default 50). */
+  keepLastLines?: number;
+  /** Stage/replica context put on OMNI_SPAWN_FAILED errors. */
+  errorContext?: ErrorContext;
+}
+
+/** A running replica process, leader of its own process group. */
+export interface LaunchedProcess {
+  /** Pid of the group leader: the worker itself, or the shim in group-shim mode. */
+  readonly pid: number;
+  /** Whether a parent-death signal was armed (setpriv found and not disabled). */
+  readonly pdeathsig: boolean;
+  /** Resolves when the leader exited and its output was drained (capped at 250 ms). Never rejects. */
+  readonly exited: Promise<ProcessExit>;
+  /** The exit status once known, else null. */
+  exitStatus(): ProcessExit | null;
+  /** The last output lines, oldest first. */
+  lastLines(): string[];
+  /**
+   * Closes stdin, SIGTERMs the whole group, waits up to `graceMs`, then SIGKILLs the group.
+   * Resolves with the exit status; safe to call twice (the first call wins) and after exit.
+   */
+  stop(graceMs: number): Promise<ProcessExit>;
+  /** Sends `signal` to the whole group; false when the process already exited. */
+  kill(signal: NodeJS.Signals): boolean;
+}
+
+const DEFAULT_KEEP_LINES = 50;
+const DEFAULT_SHIM_GRACE_MS = 3_000;
+const DRAIN_CAP_MS = 250;
+
+/**
+ * Starts a replica process with execa in its own process group (`detached`), stdin kept open
+ * as a pipe (workers treat EOF as "orchestrator gone"), output streamed line by line (never
+ * buffered) to `onLine` and a ring of last lines. On Linux with setpriv the child is armed with
+ * a parent-death signal (SIGKILL; SIGTERM to the group shim), so it dies even when the
+ * orchestrator is SIGKILLed. When the leader exits, whatever is left in its group is killed.
+ *
+ * Throws OMNI_SPAWN_FAILED synchronously when the command cannot be found or spawned.
+ */
+export function launchProcess(opts: LaunchOptions): LaunchedProcess {
+  const cwd = opts.cwd ?? process.cwd();
+  const resolved = resolveCommand(opts.command, opts.env, cwd);
+  if (resolved === null) {
+    throw new OmniError('OMNI_SPAWN_FAILED', `cannot start ${opts.command}: command not found or not executable`, {
+      context: { ...opts.errorContext, phase: 'spawn' },
+      hint: opts.command.includes('/')
+        ? `check that ${opts.command} exists (relative to ${cwd}) and is executable`
+        : `install ${opts.command} or put its directory on the PATH given to the replica (runtime.env.PATH)`,
+    });
+  }
+
+  const setpriv = opts.pdeathsig === false ? null : setprivPath();
+  const { file, argv } = buildArgv(resolved, opts, setpriv);
+
+  let subprocess;
+  try {
+    subprocess = execa(file, argv, {
+      env: opts.env,
+      extendEnv: false,
+      cwd,
+      detached: true,
+      buffer: false,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      reject: false,
+      cleanup: true,
+    });
+  } catch (err) {
+    throw spawnFailed(opts, err);
+  }
+  const pid = subprocess.pid;
+  if (pid === undefined) {
+    // Node reports spawn errors asynchronously; the result promise carries them, handled here.
+    subprocess.catch(() => undefined);
+    throw spawnFailed(opts, new Error('spawn returned no pid'));
+  }
+
+  trackGroup(pid);
+  const ring = new LastLines(opts.keepLastLines ?? DEFAULT_KEEP_LINES);
+  const onLine = (stream: OutputStream, line: string): void => {
+    ring.push(line);
+    try {
+      opts.onLine?.(stream, line);
+    } catch {
+      // a failing log sink must not stop the draining of the pipe
+    }
+  };
+  const drained = Promise.all([readLines(subprocess.stdout, 'stdout', onLine), readLines(subprocess.stderr, 'stderr', onLine)]);
+  // Nobody writes to stdin; a worker exiting would otherwise surface EPIPE as an 'error' event.
+  subprocess.stdin.on('error', () => undefined);
+
+  let status: ProcessExit | null = null;
+  const leaderExited = new Promise<ProcessExit>((resolve) => {
+    const settle = (exit: ProcessExit): void => {
+      if (status !== null) return;
+      status = exit;
+      // Anything the worker left behind in its group (forked helpers) dies with it. The group id
+      // cannot have been reused yet: it stays allocated while any member is alive.
+      signalGroup(pid, 'SIGKILL');
+      untrackGroup(pid);
+      resolve(exit);
+    };
+    subprocess.once('exit', (code, signal) => settle({ code, signal }));
+    // Fallback if 'exit' is never emitted (spawn error after the pid was assigned).
+    subprocess.then(
+      (result) => settle({ code: result.exitCode ?? null, signal: result.signal ?? null }),
+      () => settle({ code: null, signal: null }),
+    );
+  });
+  const exited = leaderExited.then(async (exit) => {
+    await raceTimeout(drained, DRAIN_CAP_MS);
+    return exit;
+  });
+
+  let stopping: Promise<ProcessExit> | undefined;
+  const stop = async (graceMs: number): Promise<ProcessExit> => {
+    if (status === null) {
+      subprocess.stdin.end();
+      signalGroup(pid, 'SIGTERM');
+      if (!(await raceTimeout(leaderExited, graceMs))) signalGroup(pid, 'SIGKILL');
+    }
+    return exited;
+  };
+
+  return {
+    pid,
+    pdeathsig: setpriv !== null,
+    exited,
+    exitStatus: () => status,
+    lastLines: () => ring.snapshot(),
+    stop: (graceMs) => (stopping ??= stop(graceMs)),
+    kill: (signal) => status === null && signalGroup(pid, signal),
+  };
+}
+
+function buildArgv(resolved: string, opts: LaunchOptions, setpriv: string | null): { file: string; argv: string[] } {
+  if (opts.groupShim === true) {
+    const shim = groupShimArgv(resolved, opts.args, opts.shimGraceMs ?? DEFAULT_SHIM_GRACE_MS);
+    // The shim's parent-death signal is TERM so it can fan out to the group with a grace period.
+    if (setpriv !== null) return { file: setpriv, argv: ['--pdeathsig', 'SIGTERM', '--', ...shim] };
+    const [sh, ...rest] = shim;
+    return { file: sh ?? 'sh', argv: rest };
+  }
+  // setpriv execs the command, so the pid we get is the worker's own.
+  if (setpriv !== null) return { file: setpriv, argv: ['--pdeathsig', 'SIGKILL', '--', resolved, ...opts.args] };
+  return { file: resolved, argv: [...opts.args] };
+}
+
+function readLines(stream: Readable, name: OutputStream, onLine: (stream: OutputStream, line: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    stream.on('error', () => undefined);
+    const rl = createInterface({ input: stream, crlfDelay: Infinity });
+    rl.on('line', (line) => onLine(name, line));
+    rl.once('close', () => resolve());
+  });
+}
+
+/** Sends a signal to a whole process group; false if it no longer exists. */
+function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves true if `promise` settles within `ms`, else false; never leaves a timer behind. */
+async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function spawnFailed(opts: LaunchOptions, cause: unknown): OmniError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new OmniError('OMNI_SPAWN_FAILED', `cannot start ${opts.command}: ${message}`, {
+    cause,
+    context: { ...opts.errorContext, phase: 'spawn' },
+    hint: 'check the command, its permissions and the working directory of the stage',
+  });
+}

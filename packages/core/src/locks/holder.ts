@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { deviceLockDir, holderFilePath } from './paths.js';
+
+/** Who holds a device lock: the sidecar `device-<id>.holder.json` written after acquiring. */
+export interface LockHolder {
+  pid: number;
+  host: string;
+  run_id: string;
+  stage_id: number;
+  replica_id: number;
+  /** ISO-8601 time the lock was acquired. */
+  since: string;
+}
+
+/** Builds the holder record of this process for one acquisition. */
+export function currentHolder(holder: { run_id: string; stage_id: number; replica_id: number }): LockHolder {
+  return {
+    pid: process.pid,
+    host: hostname(),
+    run_id: holder.run_id,
+    stage_id: holder.stage_id,
+    replica_id: holder.replica_id,
+    since: new Date().toISOString(),
+  };
+}
+
+/**
+ * Writes the holder file atomically (temp file + rename) so a concurrent reader never sees a
+ * half-written JSON. Only called while the lock is held.
+ */
+export async function writeLockHolder(lockDir: string, device: string, holder: LockHolder): Promise<void> {
+  const target = holderFilePath(lockDir, device);
+  const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, `${JSON.stringify(holder)}\n`, { mode: 0o644 });
+    await rename(tmp, target);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Reads who holds `device`, for wait and timeout messages. Returns null when the device is not
+ * locked (a holder file without a `.lock` directory is a leftover of a killed process) or the
+ * holder has not written its file yet / it is unreadable. Diagnostics only: never used to decide
+ * whether a lock may be broken.
+ */
+export async function readLockHolder(lockDir: string, device: string): Promise<LockHolder | null> {
+  try {
+    await stat(deviceLockDir(lockDir, device));
+  } catch {
+    return null;
+  }
+  try {
+    const parsed: unknown = JSON.parse(await readFile(holderFilePath(lockDir, device), 'utf8'));
+    return isLockHolder(parsed) ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Removes the holder file if it is still the one `holder` wrote. After a compromise another
+ * process may own the device and have written its own record, which must survive.
+ */
+export async function removeOwnLockHolder(lockDir: string, device: string, holder: LockHolder): Promise<void> {
+  const path = holderFilePath(lockDir, device);
+  let current: unknown;
+  try {
+    current = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return; // already gone or unreadable: nothing of ours to remove
+  }
+  if (!isLockHolder(current) || !sameHolder(current, holder)) return;
+  await unlink(path).catch(() => undefined);
+}
+
+/** Human-readable holder description for error messages. */
+export function describeHolder(holder: LockHolder | null): string {
+  if (holder === null) return 'an unknown holder';
+  return (
+    `pid ${holder.pid} on ${holder.host} (run ${holder.run_id}, stage ${holder.stage_id}, ` +
+    `replica ${holder.replica_id}, since ${holder.since})`
+  );
+}
+
+function sameHolder(a: LockHolder, b: LockHolder): boolean {
+  return (
+    a.pid === b.pid &&
+    a.host === b.host &&
+    a.run_id === b.run_id &&
+    a.stage_id === b.stage_id &&
+    a.replica_id === b.replica_id &&
+    a.since === b.since
+  );
+}
+
+function isLockHolder(value: unknown): value is LockHolder {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v['pid'] === 'number' &&
+    typeof v['host'] === 'string' &&
+    typeof v['run_id'] === 'string' &&
+    typeof v['stage_id'] === 'number' &&
+    typeof v['replica_id'] === 'number' &&
+    typeof v['since'] === 'string'
+  );
+}

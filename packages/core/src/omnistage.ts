@@ -1,0 +1,147 @@
+import { pino, type Logger } from 'pino';
+import { OmniError } from './errors.js';
+import { EventBus } from './events/event-bus.js';
+import { createHooks, type OmniHooks } from './hooks/hooks.js';
+import { installPluginErrorWrapping } from './hooks/plugin-errors.js';
+import { defaultLockDir } from './locks/paths.js';
+import type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
+import { CORE_VERSION, satisfiesRange } from './version.js';
+
+export interface OmnistageOptions {
+  /** Applied in order; a plugin's `dependencies` must come before it. */
+  plugins?: OmnistagePlugin[];
+  /** A pino(-compatible) logger; core never creates transports. Default: silent. */
+  logger?: Logger;
+  /** Directory of device init locks shared by every omnistage on the host. */
+  lockDir?: string;
+}
+
+/**
+ * The orchestrator. Construct it with plugins, then `plan` a loaded config and bring the plan `up`
+ * (see `planPipeline` / `bringUp`). Hooks are frozen at construction; plugins can only be added
+ * until the first plan, so every replica of a run sees the same set of taps.
+ */
+export class Omnistage {
+  readonly hooks: OmniHooks;
+  readonly events: EventBus;
+  readonly logger: Logger;
+  readonly lockDir: string;
+  readonly #plugins: OmnistagePlugin[] = [];
+  readonly #stageTypes = new Map<string, StageTypeDefinition>();
+  readonly #engines = new Map<string, Map<string, EngineDefinition>>();
+  #sealed = false;
+
+  constructor(options: OmnistageOptions = {}) {
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.lockDir = options.lockDir ?? defaultLockDir();
+    this.hooks = createHooks();
+    installPluginErrorWrapping(this.hooks);
+    this.events = new EventBus(this.logger);
+    for (const plugin of options.plugins ?? []) this.use(plugin);
+  }
+
+  /** Applies a plugin. Checks its core version range and that its dependencies were applied. */
+  use(plugin: OmnistagePlugin): this {
+    if (this.#sealed) {
+      throw new OmniError('OMNI_PLUGIN_INVALID', `plugin "${plugin.name}" was added after planning started`, {
+        hint: 'pass every plugin to the Omnistage constructor or call use() before plan()',
+        context: { plugin: plugin.name },
+      });
+    }
+    if (typeof plugin?.name !== 'string' || plugin.name === '' || typeof plugin.apply !== 'function') {
+      throw new OmniError('OMNI_PLUGIN_INVALID', 'a plugin must be an object with a non-empty "name" and an "apply(omni)" function', {
+        hint: 'export `definePlugin({ name, apply(omni) { ... } })` from the plugin module',
+      });
+    }
+    if (this.#plugins.some((p) => p.name === plugin.name)) {
+      throw new OmniError('OMNI_PLUGIN_INVALID', `plugin "${plugin.name}" is applied twice`, {
+        hint: 'list each plugin once (in the pipeline file, --plugin and code together)',
+        context: { plugin: plugin.name },
+      });
+    }
+    if (plugin.coreVersion !== undefined) {
+      const ok = satisfiesRange(CORE_VERSION, plugin.coreVersion);
+      if (ok !== true) {
+        throw new OmniError(
+          'OMNI_PLUGIN_INVALID',
+          ok === null
+            ? `plugin "${plugin.name}" declares core version range "${plugin.coreVersion}", which is not a valid range`
+            : `plugin "${plugin.name}" needs @omnistage/core ${plugin.coreVersion}, but ${CORE_VERSION} is installed`,
+          { hint: 'install a plugin version made for this core, or a core that matches the plugin', context: { plugin: plugin.name } },
+        );
+      }
+    }
+    for (const dep of plugin.dependencies ?? []) {
+      if (!this.#plugins.some((p) => p.name === dep)) {
+        throw new OmniError('OMNI_PLUGIN_INVALID', `plugin "${plugin.name}" depends on plugin "${dep}", which is not loaded before it`, {
+          hint: `add "${dep}" to the plugins, before "${plugin.name}"`,
+          context: { plugin: plugin.name },
+        });
+      }
+    }
+    try {
+      plugin.apply(this);
+    } catch (err) {
+      if (err instanceof OmniError) throw err;
+      throw new OmniError('OMNI_PLUGIN_INVALID', `plugin "${plugin.name}" failed while being applied: ${(err as Error).message}`, {
+        cause: err,
+        hint: `this is a bug in plugin "${plugin.name}" or its options`,
+        context: { plugin: plugin.name },
+      });
+    }
+    this.#plugins.push(plugin);
+    return this;
+  }
+
+  get plugins(): readonly OmnistagePlugin[] {
+    return this.#plugins;
+  }
+
+  /** Registers a stage type. A stage whose type nobody registered is a config error. */
+  defineStageType(definition: StageTypeDefinition): void {
+    if (this.#stageTypes.has(definition.name)) {
+      throw new OmniError('OMNI_PLUGIN_INVALID', `stage type "${definition.name}" is defined twice`, {
+        hint: 'two plugins define the same stage type; load only one of them',
+      });
+    }
+    this.#stageTypes.set(definition.name, definition);
+  }
+
+  stageType(name: string): StageTypeDefinition | undefined {
+    return this.#stageTypes.get(name);
+  }
+
+  stageTypeNames(): string[] {
+    return [...this.#stageTypes.keys()].sort();
+  }
+
+  /** Registers an engine for a stage type; it answers `resolveWorker` for stages that select it. */
+  defineEngine(definition: EngineDefinition): void {
+    let byName = this.#engines.get(definition.stageType);
+    if (!byName) this.#engines.set(definition.stageType, (byName = new Map()));
+    if (byName.has(definition.name)) {
+      throw new OmniError('OMNI_PLUGIN_INVALID', `engine "${definition.name}" for stage type "${definition.stageType}" is defined twice`, {
+        hint: 'two plugins define the same engine; load only one of them',
+      });
+    }
+    byName.set(definition.name, definition);
+    this.hooks.resolveWorker
+      .for(definition.stageType)
+      .tapPromise({ name: `engine:${definition.name}`, stage: 0 }, async (ctx) =>
+        ctx.engine === definition.name ? await definition.resolveWorker(ctx) : undefined,
+      );
+  }
+
+  engine(stageType: string, name: string): EngineDefinition | undefined {
+    return this.#engines.get(stageType)?.get(name);
+  }
+
+  engineNames(stageType: string): string[] {
+    return [...(this.#engines.get(stageType)?.keys() ?? [])].sort();
+  }
+
+  /** Called by the planner: no plugins can be added from now on. */
+  seal(): void {
+    this.#sealed = true;
+  }
+}

@@ -1,0 +1,5 @@
+/** Upstream defaults (spec a.9): per-replica init budget and whole-pipeline budget, in seconds. */
+export const DEFAULT_STAGE_INIT_TIMEOUT_S = 300;
+export const DEFAULT_INIT_TIMEOUT_S = 600;
+/** Grace between SIGTERM and SIGKILL of a replica's process group (spec a.9: 5 s). */
+export const DEFAULT_STOP_GRACE_MS = 5_000;

@@ -1,0 +1,65 @@
+import type { InitPlan } from '../planning/types.js';
+
+/**
+ * The `omnistage plan --json` document: a stable contract other tools read (names kept, fields may
+ * be added). Stage configs and source maps are left out; engine args and the worker are included
+ * so a user can see exactly what each replica will be started with.
+ */
+export function planToJson(plan: InitPlan): Record<string, unknown> {
+  return {
+    platform: plan.platform,
+    device_env: plan.device_env,
+    visible_devices: plan.visible_devices,
+    stages: plan.stages.map((s) => ({
+      stage_idx: s.stage_idx,
+      stage_id: s.stage_id,
+      stage_type: s.stage_type,
+      num_replicas: s.num_replicas,
+      devices_per_replica: s.devices_per_replica,
+      replicas: s.replicas.map((r) => ({
+        replica_id: r.replica_id,
+        launch_mode: r.launch_mode,
+        devices: r.devices,
+        physical_devices: r.physical_devices,
+        lock_devices: r.lock_devices,
+        group: r.group,
+        engine: r.engine,
+        engine_args: r.engine_args,
+        worker: {
+          command: r.worker.command,
+          args: r.worker.args,
+          env: r.worker.env,
+          attach: r.worker.attach,
+          ...(r.worker.port === undefined ? {} : { port: r.worker.port }),
+          ...(r.worker.readiness_url === undefined ? {} : { readiness_url: r.worker.readiness_url }),
+        },
+      })),
+    })),
+    groups: plan.groups.map((g) => ({ id: g.id, lock_devices: g.lock_devices, replicas: g.replicas })),
+    warnings: plan.warnings.map((w) => ({ code: w.code, message: w.message, file: w.file, line: w.line, col: w.col, ...(w.hint ? { hint: w.hint } : {}) })),
+  };
+}
+
+/** The plan as a fixed-width table (stage, replica, logical → physical devices, lock set, group, engine). */
+export function planToTable(plan: InitPlan): string {
+  const rows: string[][] = [['stage', 'type', 'replica', 'devices', 'physical', 'locks', 'group', 'engine']];
+  for (const s of plan.stages) {
+    for (const r of s.replicas) {
+      rows.push([
+        String(s.stage_id),
+        s.stage_type,
+        `${r.replica_id}/${s.num_replicas}`,
+        r.devices ?? '(all)',
+        r.physical_devices.join(',') || '-',
+        r.lock_devices.join(',') || '-',
+        String(r.group),
+        r.engine,
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  const lines = rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  const header = `platform ${plan.platform} (${plan.device_env.join(' + ')}), visible devices: ${plan.visible_devices.join(',') || 'none'}`;
+  return [header, ...lines].join('\n');
+}

@@ -1,0 +1,156 @@
+import { rm } from 'node:fs/promises';
+import type { Omnistage } from '../omnistage.js';
+import type { ReplicaConnection, ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import type { InitPlan, ReplicaPlan } from '../planning/types.js';
+import { OmniError } from '../errors.js';
+
+/** A replica that was started (and maybe attached) during this run. */
+export interface StartedReplica {
+  readonly plan: ReplicaPlan;
+  process: ReplicaProcessHandle;
+  connection: ReplicaConnection | null;
+  /** Set when teardown (or a restart) asked it to stop, so its exit is not reported as a failure. */
+  stopping: boolean;
+}
+
+/** Called when a ready replica exits without being asked to (the router decides: restart or fail). */
+export type ReplicaDeathHandler = (replica: StartedReplica, exit: ReplicaExit) => void;
+
+export interface RunningPipelineOptions {
+  runId: string;
+  runDir: string;
+  stopGraceMs: number;
+  /** Closes the control endpoint; called once at the end of teardown. */
+  closeControl: () => Promise<void>;
+}
+
+/**
+ * A pipeline that is (being) brought up: the started replicas, in start order, and teardown.
+ * Teardown is idempotent and always completes: stages stop in reverse order (downstream first),
+ * the replicas of one stage together; then the control endpoint closes and the run directory goes.
+ */
+export class RunningPipeline {
+  readonly plan: InitPlan;
+  readonly runId: string;
+  readonly runDir: string;
+  readonly #omni: Omnistage;
+  readonly #options: RunningPipelineOptions;
+  readonly #started: StartedReplica[] = [];
+  #stopPromise: Promise<void> | null = null;
+  #deathHandler: ReplicaDeathHandler | null = null;
+  #failed: (err: OmniError) => void = () => {};
+  /** Rejects when the running pipeline fails (a replica died and nothing recovered it). */
+  readonly failed: Promise<never>;
+
+  constructor(omni: Omnistage, plan: InitPlan, options: RunningPipelineOptions) {
+    this.#omni = omni;
+    this.plan = plan;
+    this.runId = options.runId;
+    this.runDir = options.runDir;
+    this.#options = options;
+    this.failed = new Promise<never>((_, reject) => {
+      this.#failed = reject;
+    });
+    // Nobody may be listening yet; the rejection is still observed by whoever awaits `failed`.
+    this.failed.catch(() => {});
+  }
+
+  get replicas(): readonly StartedReplica[] {
+    return this.#started;
+  }
+
+  /** Replicas of a stage that are attached and not stopping. */
+  liveReplicas(stageId: number): StartedReplica[] {
+    return this.#started.filter((r) => r.plan.stage_id === stageId && r.connection !== null && !r.stopping && !r.process.hasExited());
+  }
+
+  /** Records a started process; from now on teardown will stop it. */
+  track(plan: ReplicaPlan, process: ReplicaProcessHandle): StartedReplica {
+    const started: StartedReplica = { plan, process, connection: null, stopping: false };
+    this.#started.push(started);
+    void process.exited.then((exit) => this.#onExit(started, exit));
+    return started;
+  }
+
+  /** Removes a replica that was replaced (restart): its slot goes to the new process. */
+  untrack(replica: StartedReplica): void {
+    const i = this.#started.indexOf(replica);
+    if (i >= 0) this.#started.splice(i, 1);
+  }
+
+  /** Who decides what happens when a ready replica dies (default: the pipeline fails). */
+  onReplicaDeath(handler: ReplicaDeathHandler): void {
+    this.#deathHandler = handler;
+  }
+
+  /** Marks the running pipeline failed (e.g. a stage lost its last replica). */
+  fail(err: OmniError): void {
+    this.#failed(err);
+  }
+
+  #onExit(replica: StartedReplica, exit: ReplicaExit): void {
+    const { stage_id, replica_id } = replica.plan;
+    this.#omni.events.emit({
+      type: 'replica:exit',
+      stage_id,
+      replica_id,
+      pid: replica.process.pid,
+      code: exit.code,
+      signal: exit.signal,
+      expected: replica.stopping || this.#stopPromise !== null,
+    });
+    if (replica.stopping || this.#stopPromise !== null || replica.connection === null) return;
+    replica.connection.close();
+    if (this.#deathHandler) {
+      this.#deathHandler(replica, exit);
+      return;
+    }
+    this.fail(
+      new OmniError(
+        'OMNI_WORKER_EXITED',
+        `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) exited while running (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`})`,
+        {
+          context: { stage_id, replica_id, phase: 'running', pid: replica.process.pid, exit_code: exit.code, signal: exit.signal, last_lines: replica.process.lastLines().slice(-10) },
+          hint: 'see the replica log lines above; set runtime.restart: {policy: on-failure} to restart replicas that die',
+        },
+      ),
+    );
+  }
+
+  /** Stops one replica: graceful shutdown message, then SIGTERM → grace → SIGKILL of its group. */
+  async stopReplica(replica: StartedReplica): Promise<void> {
+    replica.stopping = true;
+    if (replica.connection && !replica.process.hasExited()) {
+      await replica.connection.shutdown().catch(() => undefined);
+    }
+    await replica.process.stop(this.#options.stopGraceMs);
+    replica.connection?.close();
+  }
+
+  /** Tears everything down. Safe to call several times and concurrently; resolves when done. */
+  stop(reason = 'requested'): Promise<void> {
+    this.#stopPromise ??= this.#teardown(reason);
+    return this.#stopPromise;
+  }
+
+  async #teardown(reason: string): Promise<void> {
+    this.#omni.events.emit({ type: 'pipeline:stopping', reason });
+    // Downstream stages first (reverse stage order); replicas of a stage in parallel.
+    const byStage = new Map<number, StartedReplica[]>();
+    for (const r of this.#started) {
+      const list = byStage.get(r.plan.stage_idx) ?? [];
+      list.push(r);
+      byStage.set(r.plan.stage_idx, list);
+    }
+    for (const idx of [...byStage.keys()].sort((a, b) => b - a)) {
+      await Promise.all(
+        byStage.get(idx)!.map((r) =>
+          this.stopReplica(r).catch((err: unknown) => this.#omni.logger.error({ err, stage: r.plan.stage_id, replica: r.plan.replica_id }, 'stopping a replica failed')),
+        ),
+      );
+    }
+    await this.#options.closeControl().catch((err: unknown) => this.#omni.logger.warn({ err }, 'closing the control endpoint failed'));
+    await rm(this.runDir, { recursive: true, force: true });
+    this.#omni.events.emit({ type: 'pipeline:stopped' });
+  }
+}

@@ -1,0 +1,44 @@
+import type { StageConfig } from '../config/types.js';
+import { PLATFORMS } from './platform.js';
+import type { PlatformName } from './types.js';
+
+/** Names of the identity variables every replica gets. */
+export const OMNISTAGE_ENV = Object.freeze({
+  runId: 'OMNISTAGE_RUN_ID',
+  stageId: 'OMNISTAGE_STAGE_ID',
+  replicaId: 'OMNISTAGE_REPLICA_ID',
+});
+
+/** Input of {@link stageRuntimeEnv}. */
+export interface StageRuntimeEnvOptions {
+  stage: StageConfig;
+  replicaId: number;
+  platform: PlatformName;
+  /** The replica's physical devices; null or empty = inherit the launcher's visibility (no var written). */
+  physicalDevices: readonly string[] | null;
+  runId: string;
+}
+
+/**
+ * The environment additions for one replica's child process (spec b.20 + b.19, ported per (h)):
+ * `runtime.env`, then the platform's device var(s) set to the physical ids joined by `,` (ROCm: both
+ * variables), then `OMNISTAGE_RUN_ID` / `OMNISTAGE_STAGE_ID` (configured id) / `OMNISTAGE_REPLICA_ID`.
+ * The launcher spreads it over its own environment; `process.env` is never read or written.
+ *
+ * Later entries win: upstream applies `runtime.env` first and sets the devices inside that scope,
+ * so a `CUDA_VISIBLE_DEVICES` in `runtime.env` is overridden by the planned devices; the identity
+ * variables are ours and cannot be overridden either.
+ */
+export function stageRuntimeEnv(options: StageRuntimeEnvOptions): Record<string, string> {
+  const { stage, replicaId, platform, physicalDevices, runId } = options;
+  // Spread, not assignment: a key such as `__proto__` in runtime.env stays a plain env entry.
+  const env: Record<string, string> = { ...stage.runtime.env };
+  if (physicalDevices !== null && physicalDevices.length > 0) {
+    const value = physicalDevices.join(',');
+    for (const name of PLATFORMS[platform].deviceEnv) env[name] = value;
+  }
+  env[OMNISTAGE_ENV.runId] = runId;
+  env[OMNISTAGE_ENV.stageId] = String(stage.stage_id);
+  env[OMNISTAGE_ENV.replicaId] = String(replicaId);
+  return env;
+}

@@ -1,0 +1,71 @@
+import { createRequire } from 'node:module';
+import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { OmniError, type SourceLocation } from './errors.js';
+import type { OmnistagePlugin } from './plugin.js';
+
+/** A plugin to load: a module path (relative to `baseDir`) or an npm package name, with options. */
+export interface PluginRequest {
+  specifier: string;
+  options?: Record<string, unknown>;
+  /** Where it was named (the pipeline file's `plugins:` entry); attached to errors. */
+  location?: SourceLocation;
+}
+
+function isPath(specifier: string): boolean {
+  return specifier.startsWith('./') || specifier.startsWith('../') || isAbsolute(specifier) || specifier.startsWith('file:');
+}
+
+function resolveSpecifier(specifier: string, baseDir: string): string {
+  if (specifier.startsWith('file:')) return specifier;
+  if (isPath(specifier)) return pathToFileURL(resolve(baseDir, specifier)).href;
+  // Packages resolve from the pipeline's folder first (a project's own node_modules), then from
+  // here (plugins installed next to omnistage).
+  for (const from of [join(baseDir, 'noop.js'), import.meta.url]) {
+    try {
+      return pathToFileURL(createRequire(from).resolve(specifier)).href;
+    } catch {
+      // try the next base
+    }
+  }
+  throw new Error(`cannot find package "${specifier}"`);
+}
+
+/**
+ * Imports plugin modules. A module exports its plugin as `default` (or `plugin`): either the plugin
+ * object or a factory `(options) => plugin`. Errors name the specifier and where it was written.
+ */
+export async function loadPlugins(requests: readonly PluginRequest[], baseDir: string): Promise<OmnistagePlugin[]> {
+  const plugins: OmnistagePlugin[] = [];
+  for (const req of requests) {
+    const fail = (message: string, cause?: unknown): OmniError =>
+      new OmniError('OMNI_PLUGIN_INVALID', message, {
+        location: req.location,
+        cause,
+        hint: isPath(req.specifier)
+          ? `check the path (relative to ${baseDir}) and that the module exports its plugin as default`
+          : `install it (npm install ${req.specifier}) or give a relative path such as ./my-plugin.js`,
+      });
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(resolveSpecifier(req.specifier, baseDir))) as Record<string, unknown>;
+    } catch (err) {
+      throw fail(`plugin "${req.specifier}" could not be loaded: ${(err as Error).message}`, err);
+    }
+    const exported = mod.default ?? mod.plugin;
+    let plugin: unknown = exported;
+    if (typeof exported === 'function') {
+      try {
+        plugin = await (exported as (o: Record<string, unknown>) => unknown)(req.options ?? {});
+      } catch (err) {
+        throw fail(`plugin "${req.specifier}" failed to initialise with its options: ${(err as Error).message}`, err);
+      }
+    }
+    const p = plugin as Partial<OmnistagePlugin> | undefined;
+    if (!p || typeof p.name !== 'string' || typeof p.apply !== 'function') {
+      throw fail(`module "${req.specifier}" does not export a plugin (an object with "name" and "apply", or a function returning one)`);
+    }
+    plugins.push(p as OmnistagePlugin);
+  }
+  return plugins;
+}

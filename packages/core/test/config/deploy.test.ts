@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import { loadPipelineConfig, type LoadPipelineOptions } from '../../src/config/load-pipeline.js';
+import { at, yaml } from './helpers.js';
+
+const load = (text: string, options: LoadPipelineOptions = {}) => loadPipelineConfig({ text, path: '/cfg/custom.yaml' }, options);
+
+describe('deploy stage conversion', () => {
+  it('routes flat keys: runtime keys to runtime, connectors and sampling params to the stage, the rest to engine_args', async () => {
+    const config = await load(yaml`
+      stages:
+        - stage_id: 0
+          devices: 1
+          num_replicas: 2
+          env: { X: yes }
+          restart: { policy: on-failure, max_restarts: 1 }
+          engine: reference
+          tensor_parallel_size: 2
+          omni_kv_config: { need_send_cache: true }
+          default_sampling_params: { seed: 1 }
+          output_connectors: { to_stage_1: { name: SharedMemoryConnector } }
+        - stage_id: 1
+    `);
+    const s0 = config.stages[0]!;
+    expect(s0.runtime).toEqual({
+      process: true,
+      devices: '1',
+      num_replicas: 2,
+      env: { X: 'yes' },
+      requires_multimodal_data: false,
+      restart: { policy: 'on-failure', max_restarts: 1, backoff_ms: 500 },
+    });
+    expect(s0.engine).toBe('reference');
+    expect(s0.engine_args).toEqual({ tensor_parallel_size: 2, omni_kv_config: { need_send_cache: true }, async_chunk: true });
+    expect(s0.default_sampling_params).toEqual({ seed: 1 });
+    expect(s0.output_connectors).toEqual({ to_stage_1: { name: 'SharedMemoryConnector', extra: {} } });
+    expect(at(s0.locations.at('engine_args.omni_kv_config.need_send_cache'))).toBe('custom.yaml:9:40');
+    expect(at(s0.locations.at('runtime.restart.max_restarts'))).toBe('custom.yaml:6:50');
+  });
+
+  it('a nested engine_args block is deep-merged over flat keys (block scalars win); a nested runtime block wins over flat keys', async () => {
+    const config = await load(yaml`
+      stages:
+        - stage_id: 0
+          max_num_seqs: 4
+          hf_overrides: { a: 1, b: 1 }
+          devices: "0"
+          engine_args:
+            max_num_seqs: 8
+            hf_overrides: { b: 2 }
+          runtime:
+            devices: "3"
+            num_replicas: 0
+    `);
+    const s0 = config.stages[0]!;
+    expect(s0.engine_args).toMatchObject({ max_num_seqs: 8, hf_overrides: { a: 1, b: 2 } });
+    expect(s0.runtime.devices).toBe('3');
+    expect(s0.runtime.num_replicas).toBe(0);
+    expect(at(s0.locations.at('engine_args.max_num_seqs'))).toBe('custom.yaml:7:21');
+    expect(at(s0.locations.at('engine_args.hf_overrides.a'))).toBe('custom.yaml:4:24');
+    expect(at(s0.locations.at('runtime.devices'))).toBe('custom.yaml:10:16');
+  });
+
+  it('applies pipeline-wide fields unless the stage sets them; null typed fields mean unset', async () => {
+    const config = await load(yaml`
+      trust_remote_code: true
+      dtype: float16
+      active_stream_window: 4
+      stages:
+        - stage_id: 0
+          dtype: bfloat16
+          trust_remote_code: null
+        - stage_id: 1
+    `);
+    expect(config.stages.map((s) => [s.engine_args.dtype, s.engine_args.trust_remote_code, s.engine_args.active_stream_window])).toEqual([
+      ['bfloat16', true, 4],
+      ['float16', true, 4],
+    ]);
+    expect(at(config.stages[0]!.locations.at('engine_args.trust_remote_code'))).toBe('custom.yaml:1:20');
+    expect(at(config.stages[0]!.locations.at('engine_args.dtype'))).toBe('custom.yaml:6:12');
+  });
+
+  it('async_chunk defaults to true in deploy files and overrides the stage value', async () => {
+    const config = await load('stages:\n  - stage_id: 0\n    async_chunk: false\n');
+    expect(config.async_chunk).toBe(true);
+    expect(config.stages[0]?.engine_args.async_chunk).toBe(true);
+    expect(config.stages[0]?.locations.has('engine_args.async_chunk')).toBe(false);
+    const off = await load('async_chunk: false\nstages:\n  - stage_id: 0\n');
+    expect(off.stages[0]?.engine_args.async_chunk).toBe(false);
+  });
+
+  it('migrates deprecated runtime.max_batch_size to max_num_seqs, with a warning', async () => {
+    const config = await load('stages:\n  - stage_id: 0\n    runtime:\n      max_batch_size: 6\n  - stage_id: 1\n    max_num_seqs: 2\n    runtime: { max_batch_size: 9 }\n');
+    expect(config.stages.map((s) => s.engine_args.max_num_seqs)).toEqual([6, 2]);
+    const deprecated = config.warnings.filter((w) => w.code === 'OMNI_WARN_DEPRECATED_KEY');
+    expect(deprecated.map(at)).toEqual(['custom.yaml:4:7', 'custom.yaml:7:16']);
+  });
+});
+
+describe('deploy topology', () => {
+  it('chains stages by stage_id when no pipeline matches, with a warning at `stages`', async () => {
+    const config = await load(yaml`
+      stages:
+        - stage_id: 5
+        - stage_id: 2
+        - stage_id: 9
+    `);
+    expect(config.topology).toBe('chained');
+    expect(config.pipeline).toBeNull();
+    expect(config.stages.map((s) => [s.stage_idx, s.stage_id, s.stage_type, s.engine_input_source, s.final_output])).toEqual([
+      [0, 2, 'llm', [], false],
+      [1, 5, 'llm', [2], false],
+      [2, 9, 'llm', [5], true],
+    ]);
+    expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([['OMNI_WARN_TOPOLOGY_CHAINED', 'custom.yaml:1:1']]);
+    expect(config.warnings[0]?.message).toContain('`custom`');
+  });
+
+  it('an unknown pipeline key falls back to chaining and suggests the close name', async () => {
+    const config = await load('pipeline: qwen3_omni_mo\nstages:\n  - stage_id: 0\n');
+    expect(config.topology).toBe('chained');
+    expect(config.pipeline).toBe('qwen3_omni_mo');
+    const [w] = config.warnings;
+    expect([w?.code, at(w!)]).toEqual(['OMNI_WARN_TOPOLOGY_CHAINED', 'custom.yaml:1:1']);
+    expect(w?.hint).toMatch(/^Did you mean `qwen3_omni_moe`\?/);
+  });
+
+  it('`pipeline:` selects a built-in topology; missing stages are created, extra ones ignored with a warning', async () => {
+    const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 1\n    devices: "1"\n  - stage_id: 7\n');
+    expect(config.topology).toBe('registry');
+    expect(config.stages.map((s) => [s.stage_id, s.stage_type, s.runtime.devices, s.engine_input_source])).toEqual([
+      [0, 'llm', null, []],
+      [1, 'diffusion', '1', [0]],
+    ]);
+    expect(config.stages[0]?.engine_args.worker_type).toBe('ar');
+    // The made-up stage 0 points at the `stages:` key.
+    expect(at(config.stages[0]!.locations.at('stage_id'))).toBe('custom.yaml:2:1');
+    expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([['OMNI_WARN_STAGE_NOT_IN_PIPELINE', 'custom.yaml:5:5']]);
+  });
+
+  it('pipeline-owned keys win over the deploy file, defaults do not', async () => {
+    const config = await load('pipeline: qwen3_omni_moe\nstages:\n  - stage_id: 0\n    worker_type: generation\n    engine_output_type: text\n');
+    expect(config.stages[0]?.engine_args).toMatchObject({ worker_type: 'ar', engine_output_type: 'text', model_stage: 'thinker' });
+  });
+
+  it('extra topologies can be supplied by the caller', async () => {
+    const config = await load('pipeline: tts\nstages:\n  - stage_id: 0\n', {
+      pipelines: {
+        tts: {
+          name: 'tts',
+          description: 'one TTS stage',
+          stages: [{ stage_id: 0, stage_type: 'tts' as 'llm', engine_input_source: [], final_output: true, final_output_type: 'audio', is_comprehension: true }],
+        },
+      },
+    });
+    expect(config.stages[0]).toMatchObject({ stage_type: 'tts', final_output_type: 'audio' });
+  });
+});
+
+describe('deploy warnings', () => {
+  it('warns about topology look-alikes and likely typos in flat keys', async () => {
+    const config = await load(yaml`
+      stages:
+        - stage_id: 0
+          stage_type: diffusion
+          num_replica: 2
+          max_num_seq: 3
+          my_engine_flag: 1
+        - stage_id: 1
+    `);
+    expect(config.warnings.map((w) => [w.code, at(w), w.hint])).toEqual([
+      ['OMNI_WARN_DEPLOY_TOPOLOGY_KEY', 'custom.yaml:3:5', expect.stringContaining('legacy stage_args')],
+      ['OMNI_WARN_POSSIBLE_TYPO', 'custom.yaml:4:5', 'Did you mean `num_replicas`?'],
+      ['OMNI_WARN_POSSIBLE_TYPO', 'custom.yaml:5:5', 'Did you mean `max_num_seqs`?'],
+      ['OMNI_WARN_TOPOLOGY_CHAINED', 'custom.yaml:1:1', expect.any(String)],
+    ]);
+    // They are still engine args, as upstream treats them.
+    expect(config.stages[0]?.stage_type).toBe('llm');
+    expect(config.stages[0]?.engine_args).toMatchObject({ stage_type: 'diffusion', num_replica: 2, my_engine_flag: 1 });
+  });
+});
+
+describe('platforms', () => {
+  const text = yaml`
+    pipeline: bagel
+    stages:
+      - stage_id: 0
+        devices: "0"
+        env: { A: 1, B: 1 }
+        default_sampling_params: { seed: 1, top_k: 1 }
+    platforms:
+      rocm:
+        stages:
+          - stage_id: 0
+            env: { B: 2, C: 3 }
+            runtime: { num_replicas: 2 }
+            default_sampling_params: { top_k: 9 }
+            attention_backend: TRITON_ATTN
+          - stage_id: 4
+            devices: "1"
+      nup:
+        stages: []
+  `;
+
+  it('applies only the chosen platform: env dict-merged, num_replicas honoured, other keys merged', async () => {
+    const rocm = await load(text, { platform: 'rocm' });
+    const s0 = rocm.stages[0]!;
+    expect(s0.runtime.env).toEqual({ A: '1', B: '2', C: '3' });
+    expect(s0.runtime.num_replicas).toBe(2);
+    expect(s0.runtime.devices).toBe('0');
+    expect(s0.default_sampling_params).toEqual({ seed: 1, top_k: 9 });
+    expect(s0.engine_args.attention_backend).toBe('TRITON_ATTN');
+    expect(at(s0.locations.at('runtime.env.A'))).toBe('custom.yaml:5:15');
+    expect(at(s0.locations.at('runtime.env.B'))).toBe('custom.yaml:11:19');
+
+    const cuda = await load(text);
+    expect(cuda.stages[0]?.runtime.env).toEqual({ A: '1', B: '1' });
+    expect(cuda.stages[0]?.engine_args.attention_backend).toBeUndefined();
+  });
+
+  it('warns about unknown platform names and about patches for missing stages', async () => {
+    const rocm = await load(text, { platform: 'rocm' });
+    expect(rocm.warnings.map((w) => [w.code, at(w)])).toEqual([
+      ['OMNI_WARN_UNKNOWN_PLATFORM', 'custom.yaml:17:3'],
+      ['OMNI_WARN_PLATFORM_STAGE_UNKNOWN', 'custom.yaml:15:19'],
+    ]);
+    expect(rocm.warnings[0]?.hint).toMatch(/^Did you mean `npu`\?/);
+  });
+});

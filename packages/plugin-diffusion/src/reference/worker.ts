@@ -1,0 +1,66 @@
+/**
+ * The reference diffusion engine: a worker process that renders a PNG per request from the
+ * conditioning (prompt text or an upstream stage's output) and the seed, through
+ * `num_inference_steps` refinement steps (see reference-renderer.ts).
+ */
+import { connectToOrchestrator, type JsonObject } from '@omnistage/core/worker';
+import { renderReferenceImage } from '../reference-renderer.js';
+import { conditioningFromInput } from './conditioning.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function engineArgsFromEnv(): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(process.env.OMNISTAGE_ENGINE_ARGS ?? '{}');
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function num(v: unknown, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
+}
+
+async function main(): Promise<void> {
+  const early = engineArgsFromEnv();
+  const failCode = typeof early['fail_exit_code'] === 'number' ? early['fail_exit_code'] : 1;
+  if (early['fail_phase'] === 'hello') process.exit(failCode);
+  const conn = await connectToOrchestrator();
+  const args = conn.welcome.engine_args as Record<string, unknown>;
+  const defaults = ((conn.welcome.metadata as Record<string, unknown>)['default_sampling_params'] ?? {}) as Record<string, unknown>;
+  if (typeof args['init_delay_ms'] === 'number') await sleep(args['init_delay_ms']);
+  if (args['fail_phase'] === 'ready') process.exit(failCode);
+
+  conn.onRequest(async (req, stream) => {
+    const p = { ...defaults, ...(req.params as Record<string, unknown>) };
+    const width = num(p['width'], 512);
+    const height = num(p['height'], 512);
+    const steps = num(p['num_inference_steps'], 20);
+    const count = Math.max(1, Math.trunc(num(p['num_outputs_per_prompt'], 1)));
+    const seed = Math.trunc(num(p['seed'], 0));
+    const conditioning = conditioningFromInput(req.input);
+    for (let i = 0; i < count; i++) {
+      if (stream.signal.aborted) return;
+      const png = renderReferenceImage({
+        conditioning,
+        seed: seed + i,
+        steps,
+        width,
+        height,
+        guidance: num(p['guidance_scale'], 1),
+        ...(typeof p['negative_prompt'] === 'string' ? { negativePrompt: p['negative_prompt'] } : {}),
+      });
+      const out: JsonObject = { kind: 'image', mime: 'image/png', width, height, index: i, data_base64: png.toString('base64') };
+      if (i === count - 1) stream.end(out);
+      else stream.write(out);
+      await sleep(0);
+    }
+  });
+  conn.ready({ engine: 'reference-diffusion', pid: process.pid });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`reference diffusion engine failed: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,109 @@
+import { STAGE_CONNECTOR, definePlugin, type OmnistagePlugin, type PipelineConfig, type ReplicaContext } from '@omnistage/core';
+import { injectKvStageInfo } from './kv-stage-info.js';
+import { kvEngineArgsJsonSchema } from './kv-engine-args-schema.js';
+import { allocateKvPorts, type KvPortAssignment } from './kv-ports.js';
+import { resolveOmniKvConfigForStage } from './omni-kv-connector.js';
+import { getStageConnectorSpec } from './stage-connector-spec.js';
+import { loadOmniTransferConfig } from './transfer-config.js';
+import type { OmniTransferConfig } from './types.js';
+import { isVllmKvConnector, vllmKvTransferConfig } from './vllm-kv-transfer.js';
+
+export const KV_PLUGIN_NAME = '@omnistage/plugin-kv-connector';
+
+export interface KvConnectorPluginOptions {
+  /** First port of the per-replica KV port blocks for vLLM connectors (default 20000). */
+  kvBasePort?: number;
+}
+
+interface PlanState {
+  transfer: OmniTransferConfig | null;
+  ports: Map<string, KvPortAssignment> | null;
+}
+
+function positiveInt(v: unknown): number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : 1;
+}
+
+/**
+ * Transfer wiring between stages: parses connectors and edges (errors for undefined names and
+ * mismatched classes, with both locations), gives each stage its connector spec and
+ * `omni_kv_config` (with inferred TP topology), and derives `--kv-transfer-config` for connected
+ * stages that run `vllm serve` with a vLLM-native connector.
+ */
+export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): OmnistagePlugin {
+  const state = new WeakMap<PipelineConfig, PlanState>();
+  const stateOf = (config: PipelineConfig): PlanState => {
+    let s = state.get(config);
+    if (!s) state.set(config, (s = { transfer: loadOmniTransferConfig(config), ports: null }));
+    return s;
+  };
+
+  const vllmPorts = (ctx: ReplicaContext, s: PlanState): Map<string, KvPortAssignment> => {
+    if (!s.ports) {
+      const config = ctx.plan.config;
+      s.ports = allocateKvPorts(
+        config.stages.map((st) => ({
+          stage_id: st.stage_id,
+          replica_id: 0,
+          dp_size: positiveInt(st.engine_args['data_parallel_size']),
+          tp_size: positiveInt(st.engine_args['tensor_parallel_size']) * positiveInt(st.engine_args['pipeline_parallel_size']),
+        })).flatMap((r) => {
+          const stage = config.stages.find((st) => st.stage_id === r.stage_id)!;
+          const count = Math.max(1, stage.runtime.num_replicas);
+          return Array.from({ length: count }, (_, i) => ({ ...r, replica_id: i }));
+        }),
+        options.kvBasePort ?? 20000,
+      );
+    }
+    return s.ports;
+  };
+
+  return definePlugin({
+    name: KV_PLUGIN_NAME,
+    apply(omni) {
+      // Parse once per plan, before any replica: a bad reference fails the plan at its YAML line.
+      omni.hooks.validateConfig.tapPromise(KV_PLUGIN_NAME, async (config) => {
+        stateOf(config);
+      });
+
+      omni.hooks.buildArgs.tapPromise({ name: KV_PLUGIN_NAME, stage: STAGE_CONNECTOR }, async (args, ctx) => {
+        const config = ctx.plan.config;
+        const s = stateOf(config);
+        const stage = ctx.stage;
+        let out = args;
+        // Upstream: the engine-wide async_chunk flag is stage 0's; the spec lands only where the stage opts in.
+        const globalAsyncChunk = Boolean(config.stages[0]?.engine_args['async_chunk']);
+        if (out['async_chunk']) {
+          out = { ...out, stage_connector_spec: getStageConnectorSpec(s.transfer, stage.stage_id, globalAsyncChunk) };
+        }
+        const connector = s.transfer ? resolveOmniKvConfigForStage(s.transfer, stage.stage_id) : null;
+        out = injectKvStageInfo(out, stage, config.stages, { connector, withReceiverFallback: stage.stage_type === 'diffusion' });
+
+        const [cfg, from, to] = connector ?? [null, null, null];
+        const cls = typeof cfg?.['type'] === 'string' ? cfg['type'] : null;
+        if (ctx.engine === 'vllm' && cls && isVllmKvConnector(cls) && from !== null && to !== null) {
+          const role = cfg?.['role'] === 'receiver' ? 'receiver' : 'sender';
+          const count = (id: string): number => Math.max(1, config.stages.find((st) => String(st.stage_id) === id)?.runtime.num_replicas ?? 1);
+          const senders = count(from);
+          const { type: _type, role: _role, ...extra } = cfg ?? {};
+          const kv = vllmKvTransferConfig({
+            connector: cls,
+            role,
+            stageId: stage.stage_id,
+            replicaId: ctx.replicaId,
+            replicaIndexInEdge: role === 'sender' ? ctx.replicaId : senders + ctx.replicaId,
+            kvParallelSize: senders + count(to),
+            ports: vllmPorts(ctx, s),
+            extra,
+          });
+          if (kv) {
+            out = { ...out, kv_transfer_config: kv.kvTransferConfig };
+            Object.assign(ctx.env, kv.env);
+          }
+        }
+        return out;
+      });
+
+    },
+  });
+}

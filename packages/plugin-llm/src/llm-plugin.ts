@@ -1,0 +1,115 @@
+import { fileURLToPath } from 'node:url';
+import { OmniError, STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type ReplicaContext, type WorkerSpec } from '@omnistage/core';
+import { buildEngineArgsDict } from './engine-args-dict.js';
+import { llmEngineArgsJsonSchema } from './engine-args-schema.js';
+import { llmLockDeviceCount } from './lock-device-count.js';
+import { ENGINE_ARGS_ENV } from './reference/knobs.js';
+import { validateLlmSamplingParams } from './sampling-params.js';
+import { getStageDevicesPerReplica } from './stage-devices.js';
+import { deriveVllmServeArgv } from './vllm-serve-argv.js';
+
+export const LLM_PLUGIN_NAME = '@omnistage/plugin-llm';
+
+export interface LlmPluginOptions {
+  /** Executable for the `vllm` engine (default `$OMNISTAGE_VLLM_COMMAND` or `vllm`). */
+  vllmCommand?: string;
+  /** First port of `vllm` replicas: replica r of stage at index i listens on base + 100·i + r (default 18100). */
+  vllmBasePort?: number;
+}
+
+/** Path of the reference LLM worker script (compiled next to this file). */
+export const REFERENCE_LLM_WORKER = fileURLToPath(new URL('./reference/worker.js', import.meta.url));
+
+/** Port of a `vllm` replica: `engine_args.port` if set, else derived from the plan so replicas never collide. */
+export function vllmReplicaPort(ctx: ReplicaContext, basePort: number): number {
+  const explicit = ctx.engineArgs['port'];
+  if (typeof explicit === 'number' && Number.isInteger(explicit)) return explicit + ctx.replicaId;
+  return basePort + 100 * ctx.stage.stage_idx + ctx.replicaId;
+}
+
+/**
+ * Stage type `llm` (vLLM semantics: TP-sized device slices, TP×PP×DP×PCP lock sets, vLLM
+ * sampling params, worker-class resolution) with engines `reference` (a deterministic worker
+ * process for any machine) and `vllm` (`vllm serve`, attached over HTTP).
+ */
+export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
+  return definePlugin({
+    name: LLM_PLUGIN_NAME,
+    apply(omni) {
+      omni.defineStageType({
+        name: 'llm',
+        defaultEngine: 'vllm',
+        devicesPerReplica: (stage) => getStageDevicesPerReplica(stage),
+        lockDeviceCount: (args) => llmLockDeviceCount(args),
+        validateStage: (stage) => validateLlmSamplingParams(stage),
+        engineArgsJsonSchema: llmEngineArgsJsonSchema,
+      });
+
+      omni.hooks.buildArgs.tapPromise({ name: LLM_PLUGIN_NAME, stage: STAGE_TYPE }, async (args, ctx) => {
+        if (ctx.stage.stage_type !== 'llm') return args;
+        const built = buildEngineArgsDict(
+          { ...ctx.stage, engine_args: args },
+          {
+            model: ctx.plan.model ?? '',
+            platform: ctx.plan.platform,
+            cliTokenizer: ctx.plan.options.tokenizer ?? null,
+            baseEnv: ctx.plan.options.env ?? process.env,
+          },
+        );
+        Object.assign(ctx.env, built.env);
+        for (const w of built.warnings) ctx.plan.warn(w);
+        return built.engineArgs;
+      });
+
+      omni.defineEngine({
+        stageType: 'llm',
+        name: 'reference',
+        resolveWorker: (ctx): WorkerSpec => ({
+          command: process.execPath,
+          args: [REFERENCE_LLM_WORKER],
+          env: { [ENGINE_ARGS_ENV]: JSON.stringify(ctx.engineArgs) },
+          attach: 'control',
+        }),
+      });
+
+      omni.defineEngine({
+        stageType: 'llm',
+        name: 'vllm',
+        validateStage: (stage, ctx) => {
+          if (ctx.model) return;
+          const message = `stage ${stage.stage_id} runs on engine "vllm", which needs a model`;
+          const hint = 'pass --model <hub id or local path>, set `model:` at the top of the file, or use --engine reference to dry-run';
+          const location = ctx.config.locations.at('model');
+          if (ctx.options.purpose !== 'launch') {
+            // Printing a plan of an upstream file is useful before the model is chosen.
+            if (stage.stage_idx === 0) ctx.warn(diagnostic('OMNI_WARN_MODEL_MISSING', `${message}; the plan shows <model>`, location, hint));
+            return;
+          }
+          throw new OmniError('OMNI_CONFIG_INVALID', message, { location, context: { stage_id: stage.stage_id }, hint });
+        },
+        resolveWorker: (ctx): WorkerSpec => {
+          const env = ctx.plan.options.env ?? process.env;
+          const port = vllmReplicaPort(ctx, options.vllmBasePort ?? 18100);
+          const derived = deriveVllmServeArgv(ctx.engineArgs, {
+            model: ctx.plan.model ?? '<model>',
+            port,
+            executable: options.vllmCommand ?? env.OMNISTAGE_VLLM_COMMAND ?? 'vllm',
+            locate: (key) => ctx.stage.locations.at(`engine_args.${key}`),
+          });
+          // Warn once per stage, not once per replica.
+          if (ctx.replicaId === 0) for (const w of derived.warnings) ctx.plan.warn(w);
+          const [command, ...args] = derived.argv;
+          return {
+            command: command!,
+            args,
+            env: {},
+            attach: 'http',
+            port,
+            readiness_url: `http://127.0.0.1:${port}/v1/models`,
+            group_shim: true,
+          };
+        },
+      });
+    },
+  });
+}

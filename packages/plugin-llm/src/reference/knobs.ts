@@ -1,0 +1,50 @@
+/**
+ * Test knobs of the reference engines (engine args), so tests and demos can reproduce slow,
+ * failing and hanging engines without a GPU. Read from `OMNISTAGE_ENGINE_ARGS` before the worker
+ * says hello, because `fail_phase: hello` must act before any message is exchanged.
+ */
+export interface ReferenceKnobs {
+  /** Time spent "loading" after welcome, before ready. */
+  init_delay_ms: number;
+  /** Exit with `fail_exit_code` instead of sending this message. */
+  fail_phase: 'hello' | 'ready' | null;
+  fail_exit_code: number;
+  /** Never send this message (the orchestrator's deadline must catch it). */
+  hang_phase: 'hello' | 'ready' | null;
+  /** Time per generated token (lets tests catch a request mid-flight). */
+  token_delay_ms: number;
+}
+
+const PHASES = ['hello', 'ready'] as const;
+
+function phase(v: unknown): 'hello' | 'ready' | null {
+  return PHASES.includes(v as 'hello') ? (v as 'hello' | 'ready') : null;
+}
+
+function nonNegative(v: unknown, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+export function readKnobs(engineArgs: Record<string, unknown>): ReferenceKnobs {
+  return {
+    init_delay_ms: nonNegative(engineArgs['init_delay_ms'], 0),
+    fail_phase: phase(engineArgs['fail_phase']),
+    fail_exit_code: typeof engineArgs['fail_exit_code'] === 'number' ? Math.trunc(engineArgs['fail_exit_code']) : 1,
+    hang_phase: phase(engineArgs['hang_phase']),
+    token_delay_ms: nonNegative(engineArgs['token_delay_ms'], 0),
+  };
+}
+
+/** Engine args travel to reference workers in this variable (JSON) as well as in `welcome`. */
+export const ENGINE_ARGS_ENV = 'OMNISTAGE_ENGINE_ARGS';
+
+export function engineArgsFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const raw = env[ENGINE_ARGS_ENV];
+  if (!raw) return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The reference LLM engine: a real worker process that speaks omnistage's control protocol and
+ * generates text token by token, deterministically (see generate.ts). Started by the `reference`
+ * engine of stage type `llm`; its test knobs (knobs.ts) reproduce slow, failing and hanging engines.
+ */
+import { connectToOrchestrator, type JsonObject, type JsonValue } from '@omnistage/core/worker';
+import { generateTokens } from './generate.js';
+import { engineArgsFromEnv, readKnobs } from './knobs.js';
+import { promptFromInput } from './prompt-from-input.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Hangs "forever" but still dies with the orchestrator (stdin EOF), like a stuck engine would not. */
+function hang(): void {
+  setInterval(() => undefined, 1 << 30);
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
+
+async function main(): Promise<void> {
+  const knobs = readKnobs(engineArgsFromEnv(process.env));
+  if (knobs.fail_phase === 'hello') {
+    process.stderr.write(`reference engine: failing before hello (fail_phase=hello, exit ${knobs.fail_exit_code})\n`);
+    process.exit(knobs.fail_exit_code);
+  }
+  if (knobs.hang_phase === 'hello') {
+    process.stderr.write('reference engine: hanging before hello (hang_phase=hello)\n');
+    return hang();
+  }
+  const conn = await connectToOrchestrator();
+  const args = conn.welcome.engine_args as Record<string, unknown>;
+  const metadata = conn.welcome.metadata as Record<string, unknown>;
+  const modelStage = typeof metadata['model_stage'] === 'string' ? metadata['model_stage'] : null;
+  const latent = metadata['engine_output_type'] === 'latent';
+  const hiddenSize = typeof args['hidden_size'] === 'number' ? args['hidden_size'] : 64;
+  const defaults = (metadata['default_sampling_params'] ?? {}) as Record<string, unknown>;
+
+  if (knobs.init_delay_ms > 0) await sleep(knobs.init_delay_ms);
+  if (knobs.fail_phase === 'ready') {
+    process.stderr.write(`reference engine: failing before ready (fail_phase=ready, exit ${knobs.fail_exit_code})\n`);
+    process.exit(knobs.fail_exit_code);
+  }
+
+  conn.onRequest(async (req, stream) => {
+    const params = { ...defaults, ...(req.params as Record<string, unknown>) };
+    const prompt = promptFromInput(req.input);
+    const tokens: number[] = [];
+    const hidden: number[] = [];
+    let text = '';
+    let finish: string | null = null;
+    for (const t of generateTokens(prompt, params, { modelStage, ...(latent ? { hiddenSize } : {}) })) {
+      if (stream.signal.aborted) return;
+      if (knobs.token_delay_ms > 0) await sleep(knobs.token_delay_ms);
+      if (t.finish_reason !== 'eos') {
+        tokens.push(t.token_id);
+        text += t.text;
+        stream.write({ kind: 'token', index: t.index, token_id: t.token_id, text: t.text });
+      }
+      if (t.hidden) hidden.push(...t.hidden);
+      finish = t.finish_reason;
+    }
+    const out: Record<string, JsonValue> = { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
+    if (latent) {
+      out['tensor'] = {
+        dtype: 'float32',
+        shape: [hidden.length / hiddenSize, hiddenSize],
+        data_base64: Buffer.from(new Float32Array(hidden).buffer).toString('base64'),
+      };
+    }
+    stream.end(out as JsonObject);
+  });
+
+  if (knobs.hang_phase === 'ready') {
+    process.stderr.write('reference engine: connected, never sending ready (hang_phase=ready)\n');
+    return;
+  }
+  conn.ready({ engine: 'reference', model_stage: modelStage, pid: process.pid });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`reference engine failed: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(1);
+});
