@@ -10,6 +10,12 @@ export { DEFAULT_RESTART_POLICY, createStageConfig } from './config/stage-defaul
 export { INLINE_FILE, loadPipelineConfig } from './config/load-pipeline.js';
 export type { LoadPipelineOptions, PipelineSource } from './config/load-pipeline.js';
 export { pipelineJsonSchema } from './config/json-schema.js';
+export type { EngineArgsSchemas } from './config/json-schema.js';
+export { BUILT_IN_PIPELINES, findPipeline } from './config/pipelines.js';
+export type { PipelineStageTopology, PipelineTopology } from './config/pipelines.js';
+export type { ReadFile } from './config/load.js';
+export { STAGE_OVERRIDES_FILE } from './config/stage-overrides.js';
+export { DEFAULT_MODE } from './config/modes.js';
 export { didYouMean, editDistance, suggestions } from './config/did-you-mean.js';
 export type {
   ConnectorRef,

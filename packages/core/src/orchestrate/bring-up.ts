@@ -100,11 +100,20 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     await rm(runDir, { recursive: true, force: true });
     throw toOmniError(err, 'OMNI_INTERNAL');
   }
-  const pipeline = new RunningPipeline(omni, plan, {
+  const pipeline: RunningPipeline = new RunningPipeline(omni, plan, {
     runId,
     runDir,
     stopGraceMs: options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
     closeControl: () => control.close(),
+    // A restart gets a fresh init budget; it is not bound by the bring-up's pipeline deadline.
+    launch: (replicaPlan) =>
+      startReplica(omni, replicaPlan, pipeline, control, {
+        runId,
+        runDir,
+        signal: new AbortController().signal,
+        deadline: Date.now() + stageInitMs,
+        onLine: options.onReplicaLine,
+      }),
   });
 
   const abort = new AbortController();

@@ -22,6 +22,8 @@ export interface RunningPipelineOptions {
   stopGraceMs: number;
   /** Closes the control endpoint; called once at the end of teardown. */
   closeControl: () => Promise<void>;
+  /** Starts a fresh process for a replica plan (lock → spawn → attach); used by restarts. */
+  launch?: (plan: ReplicaPlan) => Promise<StartedReplica>;
 }
 
 /**
@@ -115,6 +117,22 @@ export class RunningPipeline {
         },
       ),
     );
+  }
+
+  /**
+   * Replaces a dead replica with a fresh process of the same plan (same devices, same env), going
+   * through lock → spawn → attach again. The old entry leaves the started list.
+   */
+  async restartReplica(replica: StartedReplica): Promise<StartedReplica> {
+    if (!this.#options.launch) throw new OmniError('OMNI_INTERNAL', 'this pipeline cannot restart replicas');
+    if (this.#stopPromise !== null) throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping; replicas are not restarted');
+    this.untrack(replica);
+    return this.#options.launch(replica.plan);
+  }
+
+  /** True once teardown has begun. */
+  get stopping(): boolean {
+    return this.#stopPromise !== null;
   }
 
   /** Stops one replica: graceful shutdown message, then SIGTERM → grace → SIGKILL of its group. */
