@@ -22,7 +22,8 @@ export const COMMON_OPTIONS = {
   json: { type: 'boolean', description: 'machine-readable output' },
   input: { type: 'string', multiple: true, description: '(run) a request input; repeatable' },
   'input-file': { type: 'string', description: '(run) one request per line of FILE' },
-  out: { type: 'string', description: '(run) directory for image/audio/tensor outputs' },
+  out: { type: 'string', description: '(run) directory for image/audio/tensor outputs (default ./omnistage-out)' },
+  balance: { type: 'string', description: '(run) round-robin | least-inflight: how requests spread over a stage\'s replicas' },
   help: { type: 'boolean', short: 'h', description: 'show help' },
   version: { type: 'boolean', description: 'show the version' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; description: string }>;

@@ -32,6 +32,9 @@ export type {
 // Planning (pure)
 export type {
   InitPlan,
+  InputProcessor,
+  InputProcessorContext,
+  StageResult,
   LaunchGroup,
   PlatformName,
   ReplicaPlan,
@@ -85,6 +88,11 @@ export type { BringUpOptions } from './orchestrate/bring-up.js';
 export { RunningPipeline } from './orchestrate/running-pipeline.js';
 export type { ReplicaDeathHandler, StartedReplica } from './orchestrate/running-pipeline.js';
 export { planToJson, planToTable } from './orchestrate/plan-json.js';
+export { PipelineRouter } from './orchestrate/router.js';
+export type { BalancePolicy, GenerateOptions, PipelineOutput, RouterOptions } from './orchestrate/router.js';
+export { superviseRestarts } from './orchestrate/supervisor.js';
+export { defaultInputProcessor, isJsProcessorSpecifier, loadInputProcessor } from './orchestrate/input-processor.js';
+export { AsyncQueue } from './orchestrate/async-queue.js';
 export { newRunId } from './orchestrate/run-id.js';
 export { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from './orchestrate/defaults.js';
 

@@ -6,6 +6,8 @@ import { installPluginErrorWrapping } from './hooks/plugin-errors.js';
 import { defaultLockDir } from './locks/paths.js';
 import type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
 import { CORE_VERSION, satisfiesRange } from './version.js';
+import type { RunningPipeline } from './orchestrate/running-pipeline.js';
+import type { GenerateOptions, PipelineOutput } from './orchestrate/router.js';
 
 export interface OmnistageOptions {
   /** Applied in order; a plugin's `dependencies` must come before it. */
@@ -30,6 +32,7 @@ export class Omnistage {
   readonly #stageTypes = new Map<string, StageTypeDefinition>();
   readonly #engines = new Map<string, Map<string, EngineDefinition>>();
   #sealed = false;
+  #pipeline: RunningPipeline | null = null;
 
   constructor(options: OmnistageOptions = {}) {
     this.logger = options.logger ?? pino({ level: 'silent' });
@@ -138,6 +141,28 @@ export class Omnistage {
 
   engineNames(stageType: string): string[] {
     return [...(this.#engines.get(stageType)?.keys() ?? [])].sort();
+  }
+
+  /** Called by `bringUp` once a pipeline is ready: `generate` routes to it. */
+  attachPipeline(pipeline: RunningPipeline): void {
+    this.#pipeline = pipeline;
+  }
+
+  /** The pipeline brought up last, if it is still running. */
+  get pipeline(): RunningPipeline | null {
+    return this.#pipeline && !this.#pipeline.stopping ? this.#pipeline : null;
+  }
+
+  /**
+   * Sends a request through the running pipeline's stages and streams the outputs of its
+   * `final_output` stages (the pipeline brought up last by `bringUp`).
+   */
+  generate(input: unknown, options?: GenerateOptions): AsyncIterable<PipelineOutput> {
+    const pipeline = this.pipeline;
+    if (!pipeline) {
+      throw new OmniError('OMNI_REQUEST_FAILED', 'no pipeline is running', { hint: 'bring one up first: bringUp(omni, await planPipeline(omni, config))' });
+    }
+    return pipeline.generate(input, options);
   }
 
   /** Called by the planner: no plugins can be added from now on. */

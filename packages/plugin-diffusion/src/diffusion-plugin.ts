@@ -71,6 +71,8 @@ export function diffusionPlugin(): OmnistagePlugin {
           args: [REFERENCE_DIFFUSION_WORKER],
           env: { [DIFFUSION_ENGINE_ARGS_ENV]: JSON.stringify(ctx.engineArgs) },
           attach: 'control',
+          // The same script can run as a thread of the orchestrator (inline mode, spec b.29).
+          inline_module: REFERENCE_DIFFUSION_WORKER,
         }),
       });
     },

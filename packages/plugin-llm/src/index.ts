@@ -15,6 +15,16 @@ export { deriveVllmServeArgv, vllmServeArgv } from './vllm-serve-argv.js';
 export type { VllmServeArgv, VllmServeArgvOptions } from './vllm-serve-argv.js';
 export { LAUNCHER_OWNED_KEYS, OMNI_ONLY_ENGINE_KEYS, VLLM_KNOWN_FLAGS, toKebabFlag } from './vllm-flags.js';
 export type { VllmFlagSpec } from './vllm-flags.js';
+export { attachVllmServe, modelIdsOf } from './vllm/attach.js';
+export type { AttachVllmServeOptions } from './vllm/attach.js';
+export {
+  ENGINE_ONLY_SAMPLING_FIELDS,
+  OpenAiCompletionsConnection,
+  completionPromptFromInput,
+  completionRequestBody,
+} from './vllm/openai-completions-connection.js';
+export type { OpenAiCompletionsConnectionOptions } from './vllm/openai-completions-connection.js';
+export { sseData } from './vllm/sse.js';
 export { llmEngineArgsJsonSchema } from './engine-args-schema.js';
 export { generateTokens, DEFAULT_REFERENCE_SAMPLING } from './reference/generate.js';
 export type { GeneratedToken, ReferenceSamplingParams } from './reference/generate.js';

@@ -7,6 +7,7 @@ import { ENGINE_ARGS_ENV } from './reference/knobs.js';
 import { validateLlmSamplingParams } from './sampling-params.js';
 import { getStageDevicesPerReplica } from './stage-devices.js';
 import { deriveVllmServeArgv } from './vllm-serve-argv.js';
+import { attachVllmServe } from './vllm/attach.js';
 
 export const LLM_PLUGIN_NAME = '@omnistage/plugin-llm';
 
@@ -109,6 +110,13 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
             group_shim: true,
           };
         },
+      });
+
+      // `vllm serve` replicas speak HTTP: wait for /v1/models, then talk OpenAI completions.
+      omni.hooks.attach.tapPromise({ name: LLM_PLUGIN_NAME, stage: STAGE_TYPE }, async (proc, rt) => {
+        const { replica } = rt;
+        if (replica.stage_type !== 'llm' || replica.engine !== 'vllm' || replica.worker.attach !== 'http') return undefined;
+        return attachVllmServe(proc, rt);
       });
     },
   });

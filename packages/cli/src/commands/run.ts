@@ -1,7 +1,105 @@
+import { setMaxListeners } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { OmniError } from '@omnistage/core';
+import { OmniError, bringUp, type BalancePolicy, formatError, newRunId, toOmniError, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
+import { recordOutput, type RunOutputRecord } from '../output-writer.js';
+import { openSession, planSession } from '../session.js';
+import { formatWarning } from './validate.js';
 
-export async function runCommand(_file: string, _values: CliValues, _logger: Logger): Promise<number> {
-  throw new OmniError('OMNI_USAGE', '`omnistage run` is not implemented yet');
+function balanceOption(values: CliValues): BalancePolicy {
+  const b = values.balance ?? 'round-robin';
+  if (b !== 'round-robin' && b !== 'least-inflight') {
+    throw new OmniError('OMNI_USAGE', `--balance must be round-robin or least-inflight, got "${b}"`);
+  }
+  return b;
+}
+
+function readInputs(values: CliValues): string[] {
+  const inputs = [...(values.input ?? [])];
+  if (values['input-file'] !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(values['input-file'], 'utf8');
+    } catch (err) {
+      throw new OmniError('OMNI_USAGE', `--input-file ${values['input-file']} cannot be read: ${(err as Error).message}`, {
+        hint: 'give a text file with one request per line',
+      });
+    }
+    inputs.push(...text.split('\n').map((l) => l.trim()).filter((l) => l !== ''));
+  }
+  if (inputs.length === 0) {
+    throw new OmniError('OMNI_USAGE', '`omnistage run` needs at least one request', { hint: 'pass --input "your prompt" or --input-file prompts.txt' });
+  }
+  return inputs;
+}
+
+/**
+ * `omnistage run FILE --input TEXT`: brings the pipeline up, sends every input through all stages
+ * concurrently, prints (or writes) the final outputs, tears down. Exit 1 if any request failed.
+ */
+export async function runCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
+  const inputs = readInputs(values);
+  const outDir = values.out ?? 'omnistage-out';
+  const runId = newRunId();
+  const session = await openSession(file, values, logger, runId);
+  const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};
+  const cancel = new AbortController();
+  // Every concurrent request listens on the one cancel signal.
+  setMaxListeners(inputs.length * 4 + 16, cancel.signal);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.warn(`received ${signal}, stopping`);
+    cancel.abort(new OmniError('OMNI_CANCELLED', `interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let pipeline: RunningPipeline | null = null;
+  try {
+    session.omni.events.setRunId(runId);
+    const plan = await planSession(session);
+    for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    pipeline = await bringUp(session.omni, plan, {
+      runId,
+      signal: cancel.signal,
+      ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
+      ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
+    });
+    const p = pipeline;
+    const router = p.router({ balance: balanceOption(values) });
+    let failures = 0;
+    const started = performance.now();
+    await Promise.all(
+      inputs.map(async (input, i) => {
+        const requestId = `r${i + 1}`;
+        const counts = new Map<number, number>();
+        try {
+          for await (const out of router.generate(input, { requestId, signal: cancel.signal })) {
+            if (out.kind !== 'final') continue;
+            const n = counts.get(out.stage_id) ?? 0;
+            counts.set(out.stage_id, n + 1);
+            const rec: RunOutputRecord = recordOutput(out, outDir, n);
+            if (values.json) process.stdout.write(`${JSON.stringify(rec)}\n`);
+            else process.stdout.write(`[${rec.request_id}] stage ${rec.stage_id} (replica ${rec.replica_id}) ${rec.type}: ${rec.text ?? rec.path}\n`);
+          }
+        } catch (err) {
+          failures++;
+          const e = toOmniError(err, 'OMNI_REQUEST_FAILED');
+          process.stderr.write(`[${requestId}] ${formatError(e)}\n`);
+        }
+      }),
+    );
+    logger.info(`${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`);
+    if (failures > 0) {
+      await pipeline.stop('requests failed');
+      throw new OmniError('OMNI_REQUEST_FAILED', `${failures} of ${inputs.length} request(s) failed`, {
+        hint: 'see the errors above; the pipeline was torn down',
+      });
+    }
+    return 0;
+  } finally {
+    await pipeline?.stop('run finished');
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    closeEvents();
+  }
 }

@@ -34,6 +34,12 @@ export interface AcquireDeviceLocksOptions {
   onAcquired?(device: string): void;
   onReleased?(device: string): void;
   /**
+   * The device is locked by someone else and we are waiting for it. Called when the wait starts
+   * and again whenever the recorded holder changes (e.g. its holder file appears, or another
+   * process takes the device over); `holder` is null while no holder file can be read.
+   */
+  onWaiting?(device: string, holder: LockHolder | null): void;
+  /**
    * A held lock was lost (its `.lock` directory vanished or was refreshed by someone else, e.g.
    * after the event loop stalled longer than `stale`). The caller must fail that replica's init.
    * Called from a timer: exceptions thrown here are swallowed so they cannot crash the process.
@@ -99,6 +105,7 @@ export async function acquireDeviceLocks(opts: AcquireDeviceLocksOptions): Promi
 async function acquireOne(opts: AcquireDeviceLocksOptions, device: string): Promise<HeldLock> {
   const target = deviceLockTarget(opts.lockDir, device);
   const started = Date.now();
+  let reportedHolder: string | undefined;
   for (;;) {
     throwIfCancelled(opts, device);
     // Created before lock() so the compromise callback, which may fire at any later time, has
@@ -112,6 +119,14 @@ async function acquireOne(opts: AcquireDeviceLocksOptions, device: string): Prom
       });
     } catch (err) {
       if (errnoCode(err) !== 'ELOCKED') throw lockDirError(opts, device, err);
+      if (opts.onWaiting) {
+        const holder = await readLockHolder(opts.lockDir, device);
+        const key = JSON.stringify(holder);
+        if (key !== reportedHolder) {
+          reportedHolder = key;
+          safeCall(() => opts.onWaiting?.(device, holder));
+        }
+      }
       const now = Date.now();
       if (now >= opts.deadline) throw await lockTimeout(opts, device, now - started);
       await sleep(Math.min(LOCK_POLL_MS, opts.deadline - now), opts.signal);
@@ -190,7 +205,8 @@ async function lockTimeout(opts: AcquireDeviceLocksOptions, device: string, wait
   const holder = await readLockHolder(opts.lockDir, device);
   return new OmniError(
     'OMNI_LOCK_TIMEOUT',
-    `device ${device} is still locked by ${describeHolder(holder)} after waiting ${waitedMs} ms`,
+    `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id} gave up waiting for device ${device} after ${waitedMs} ms: ` +
+      `it is still locked by ${describeHolder(holder)}`,
     {
       context: { ...lockContext(opts, device), ...(holder === null ? {} : { holder }) },
       hint:

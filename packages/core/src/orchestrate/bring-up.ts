@@ -10,7 +10,9 @@ import type { Omnistage } from '../omnistage.js';
 import type { InitPlan, ReplicaPlan, WorkerSpec } from '../planning/types.js';
 import type { ReplicaPhase } from '../events/types.js';
 import { acquireDeviceLocks } from '../locks/device-locks.js';
+import { describeHolder } from '../locks/holder.js';
 import { launchProcess } from '../launch/launch-process.js';
+import { launchInlineThread } from '../launch/inline-thread.js';
 import { ControlServer } from '../control/server.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
 import type { JsonObject } from '../control/protocol.js';
@@ -20,6 +22,7 @@ import { ControlReplicaConnection } from './control-connection.js';
 import { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from './defaults.js';
 import { newRunId } from './run-id.js';
 import { RunningPipeline, type StartedReplica } from './running-pipeline.js';
+import { superviseRestarts } from './supervisor.js';
 
 export interface BringUpOptions {
   /** Seconds one replica may spend in lock + spawn + attach (default 300, upstream's). */
@@ -46,6 +49,20 @@ function toJsonObject(value: object): JsonObject {
 
 function replicaLabel(r: ReplicaPlan): string {
   return `stage ${r.stage_id} replica ${r.replica_id}`;
+}
+
+/** What a replica was doing in a step, for timeout and cancel messages. */
+function describeStep(step: Step): string {
+  switch (step) {
+    case 'lock':
+      return 'waiting for its device locks';
+    case 'spawn':
+      return 'spawning';
+    case 'hello':
+      return 'attaching (no hello message yet)';
+    case 'ready':
+      return 'attaching (no ready message yet)';
+  }
 }
 
 function describeExit(code: number | null, signal: string | null): string {
@@ -110,7 +127,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
       startReplica(omni, replicaPlan, pipeline, control, {
         runId,
         runDir,
-        signal: new AbortController().signal,
+        signal: pipeline.stopSignal,
         deadline: Date.now() + stageInitMs,
         onLine: options.onReplicaLine,
       }),
@@ -126,15 +143,23 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     fail(new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', { hint: 'the pipeline was stopped before it was ready (e.g. Ctrl-C)' }));
   if (options.signal?.aborted) onCancel();
   options.signal?.addEventListener('abort', onCancel, { once: true });
-  const pipelineTimer = setTimeout(
-    () =>
-      fail(
-        new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not come up within ${initMs / 1000}s (init_timeout)`, {
+  // Replicas being started and the step each is in, so a pipeline timeout can say who was late.
+  const inFlight = new Map<string, { replica: ReplicaPlan; step: Step }>();
+  const pipelineTimer = setTimeout(() => {
+    const late = [...inFlight.values()];
+    const first = late[0];
+    fail(
+      new OmniError(
+        'OMNI_INIT_TIMEOUT',
+        `the pipeline did not come up within ${initMs / 1000}s (init_timeout)` +
+          (late.length > 0 ? `; still starting: ${late.map((l) => `${replicaLabel(l.replica)} (${describeStep(l.step)})`).join(', ')}` : ''),
+        {
+          ...(first ? { context: { stage_id: first.replica.stage_id, replica_id: first.replica.replica_id, phase: first.step } } : {}),
           hint: 'raise --init-timeout, or look at which replica was still starting in the events/log above',
-        }),
+        },
       ),
-    initMs,
-  );
+    );
+  }, initMs);
 
   const byKey = new Map(plan.stages.flatMap((s) => s.replicas).map((r) => [`${r.stage_id}/${r.replica_id}`, r] as const));
   await Promise.all(
@@ -142,17 +167,24 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
       for (const [stageId, replicaId] of group.replicas) {
         if (abort.signal.aborted) return;
         const replica = byKey.get(`${stageId}/${replicaId}`)!;
+        const key = `${stageId}/${replicaId}`;
+        inFlight.set(key, { replica, step: 'lock' });
         try {
           await startReplica(omni, replica, pipeline, control, {
             runId,
             runDir,
             signal: abort.signal,
             deadline: Math.min(Date.now() + stageInitMs, pipelineDeadline),
+            pipelineDeadline,
+            initTimeoutS: initMs / 1000,
             onLine: options.onReplicaLine,
+            onStep: (step) => inFlight.set(key, { replica, step }),
           });
         } catch (err) {
           fail(toOmniError(err));
           return;
+        } finally {
+          inFlight.delete(key);
         }
       }
     }),
@@ -173,6 +205,8 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     });
     throw firstError;
   }
+  superviseRestarts(omni, pipeline);
+  omni.attachPipeline(pipeline);
   omni.events.emit({ type: 'pipeline:ready', duration_ms: Date.now() - started });
   return pipeline;
 }
@@ -182,7 +216,13 @@ interface StartContext {
   runDir: string;
   signal: AbortSignal;
   deadline: number;
+  /** The pipeline's init deadline, when this start is part of a bring-up (not a restart). */
+  pipelineDeadline?: number;
+  /** `init_timeout` in seconds, for messages. */
+  initTimeoutS?: number;
   onLine: BringUpOptions['onReplicaLine'];
+  /** Told each time the replica moves to another step (lock, spawn, hello, ready). */
+  onStep?(step: Step): void;
 }
 
 /** Starts (or restarts) one replica. Exported for the router's restart policy. */
@@ -197,21 +237,50 @@ export async function startReplica(
   const log = omni.logger.child({ stage: stage_id, replica: replica_id });
   const replicaAbort = new AbortController();
   const state: { step: Step } = { step: 'lock' };
+  const setStep = (step: Step): void => {
+    state.step = step;
+    sc.onStep?.(step);
+  };
   let phaseName: ReplicaPhase = 'lock';
-  const timeoutError = (): OmniError =>
-    new OmniError(
-      state.step === 'hello' || state.step === 'ready' ? 'OMNI_ATTACH_TIMEOUT' : 'OMNI_INIT_TIMEOUT',
-      `${replicaLabel(replica)} did not finish ${state.step === 'hello' || state.step === 'ready' ? `attaching (no ${state.step} message)` : state.step} within stage_init_timeout`,
+  // When the pipeline's init_timeout is the nearer deadline, expiring it is the pipeline's timeout.
+  const pipelineBound = sc.pipelineDeadline !== undefined && sc.deadline >= sc.pipelineDeadline;
+  const timeoutError = (): OmniError => {
+    const attaching = state.step === 'hello' || state.step === 'ready';
+    if (pipelineBound) {
+      return new OmniError(
+        'OMNI_INIT_TIMEOUT',
+        `the pipeline did not come up within ${sc.initTimeoutS ?? '?'}s (init_timeout): ${replicaLabel(replica)} was still ${describeStep(state.step)}`,
+        {
+          context: { stage_id, replica_id, phase: state.step },
+          hint: 'raise --init-timeout (the whole bring-up) or find out why this replica is slow from its last lines',
+        },
+      );
+    }
+    return new OmniError(
+      attaching ? 'OMNI_ATTACH_TIMEOUT' : 'OMNI_INIT_TIMEOUT',
+      `${replicaLabel(replica)} did not finish ${attaching ? `attaching (no ${state.step} message)` : state.step} within stage_init_timeout`,
       {
         context: { stage_id, replica_id, phase: state.step },
-        hint: 'the engine may be slow to load (raise --stage-init-timeout) or stuck; its last lines are below',
+        hint: 'the engine may be slow to load (raise --stage-init-timeout) or stuck; see its last output lines',
       },
     );
+  };
   const timer = setTimeout(() => {
     // The lock wait honours the deadline itself and names the device and its holder.
     if (state.step !== 'lock') replicaAbort.abort(timeoutError());
   }, Math.max(0, sc.deadline - Date.now()));
-  const onPipelineAbort = (): void => replicaAbort.abort(sc.signal.reason);
+  // A cancel from outside (another replica failed, Ctrl-C, teardown) gets its own error naming this
+  // replica and step; the shared reason stays untouched and is kept as the cause.
+  const onPipelineAbort = (): void => {
+    const reason = toOmniError(sc.signal.reason, 'OMNI_CANCELLED');
+    replicaAbort.abort(
+      new OmniError('OMNI_CANCELLED', `${replicaLabel(replica)} was cancelled while ${describeStep(state.step)}: ${reason.message}`, {
+        cause: reason,
+        context: { stage_id, replica_id, phase: state.step },
+        hint: 'another replica failed, a deadline passed or the pipeline was stopped; see the first error',
+      }),
+    );
+  };
   if (sc.signal.aborted) onPipelineAbort();
   sc.signal.addEventListener('abort', onPipelineAbort, { once: true });
 
@@ -247,7 +316,7 @@ export async function startReplica(
   const t0 = performance.now();
   try {
     locks = await phase('lock', async () => (await omni.hooks.lockDevices.promise(rt)) ?? (await defaultLock(omni, rt, replicaAbort)));
-    state.step = 'spawn';
+    setStep('spawn');
     if (Date.now() >= sc.deadline) throw timeoutError();
     if (replicaAbort.signal.aborted) throw toOmniError(replicaAbort.signal.reason, 'OMNI_CANCELLED');
     const token = randomBytes(16).toString('hex');
@@ -270,13 +339,21 @@ export async function startReplica(
     const p = proc;
     const conn = await phase(
       'attach',
-      async () => (await omni.hooks.attach.promise(p, rt)) ?? (await defaultAttach(p, rt, worker, channel, (s) => (state.step = s))),
+      async () => (await omni.hooks.attach.promise(p, rt)) ?? (await defaultAttach(p, rt, worker, channel, setStep)),
     );
     started.connection = conn;
     omni.events.emit({ type: 'replica:ready', stage_id, replica_id, pid: proc.pid, duration_ms: Math.round(performance.now() - t0) });
     return started;
   } catch (err) {
-    const e = toOmniError(err);
+    let e = toOmniError(err);
+    if (e.code === 'OMNI_LOCK_TIMEOUT' && pipelineBound && Date.now() >= sc.deadline) {
+      // The lock wait ran into the pipeline's deadline, not the replica's own.
+      e = new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not come up within ${sc.initTimeoutS ?? '?'}s (init_timeout): ${e.message}`, {
+        cause: e,
+        context: { ...e.context },
+        hint: 'raise --init-timeout, or stop whoever holds the device',
+      });
+    }
     e.context.stage_id ??= stage_id;
     e.context.replica_id ??= replica_id;
     e.context.phase ??= state.step === 'hello' || state.step === 'ready' ? state.step : phaseName;
@@ -305,6 +382,10 @@ async function defaultLock(omni: Omnistage, rt: ReplicaRuntime, replicaAbort: Ab
     deadline: rt.deadline,
     onAcquired: (device) => omni.events.emit({ type: 'lock:acquired', device, stage_id, replica_id, pid: process.pid }),
     onReleased: (device) => omni.events.emit({ type: 'lock:released', device, stage_id, replica_id, pid: process.pid }),
+    onWaiting: (device, holder) => {
+      omni.events.emit({ type: 'lock:waiting', device, stage_id, replica_id, holder: holder === null ? null : { ...holder } });
+      rt.logger.info({ device, holder }, `waiting for device ${device}, locked by ${describeHolder(holder)}`);
+    },
     onCompromised: (device, err) => {
       // Only during init does the lock protect anything; a loss then fails this replica.
       if (waiting || !replicaAbort.signal.aborted) {
@@ -321,6 +402,11 @@ async function defaultLock(omni: Omnistage, rt: ReplicaRuntime, replicaAbort: Ab
 
 function defaultSpawn(worker: WorkerSpec, rt: ReplicaRuntime, onLine: BringUpOptions['onReplicaLine']): ReplicaProcessHandle {
   const { replica } = rt;
+  if (worker.inline && worker.inline_module) {
+    return launchInlineThread(worker.inline_module, { ...process.env, ...worker.env }, (stream, line) =>
+      onLine ? onLine(replica, stream, line) : rt.logger.info({ stream }, line),
+    );
+  }
   const launched = launchProcess({
     command: worker.command,
     args: worker.args,

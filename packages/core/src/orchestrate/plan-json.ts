@@ -30,6 +30,7 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
           args: r.worker.args,
           env: r.worker.env,
           attach: r.worker.attach,
+          ...(r.worker.inline ? { inline: true } : {}),
           ...(r.worker.port === undefined ? {} : { port: r.worker.port }),
           ...(r.worker.readiness_url === undefined ? {} : { readiness_url: r.worker.readiness_url }),
         },

@@ -10,6 +10,7 @@ import { lockDeviceCount, selectLockDevices } from '../planning/lock-devices.js'
 import { PLATFORMS, resolveVisibleDevices } from '../planning/platform.js';
 import { computeReplicaLayout } from '../planning/replica-layout.js';
 import { stageRuntimeEnv } from '../planning/runtime-env.js';
+import { loadInputProcessor } from './input-processor.js';
 import { extractStageMetadata } from '../planning/stage-metadata.js';
 import type { InitPlan, ReplicaPlan, StagePlan } from '../planning/types.js';
 import type { ReplicaPhase } from '../events/types.js';
@@ -182,10 +183,15 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
       num_replicas: count,
       devices_per_replica: def.devicesPerReplica(stage),
       replicas,
+      input_processor: await loadInputProcessor(stage, config.file),
     });
   }
 
   const all = stagePlans.flatMap((s) => s.replicas);
+  // Spec b.29: one stage × one replica may run its engine inside the orchestrator, behind the same
+  // client interface; --no-inline keeps it a process.
+  const only = all.length === 1 ? all[0] : undefined;
+  if (only?.worker.inline_module && !options.noInline) only.worker = { ...only.worker, inline: true };
   const groups = launchGroups(all, visible);
   const groupOf = launchGroupIds(groups);
   for (const rep of all) rep.group = groupOf.get(replicaKey(rep.stage_id, rep.replica_id)) ?? -1;

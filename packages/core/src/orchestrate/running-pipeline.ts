@@ -3,6 +3,7 @@ import type { Omnistage } from '../omnistage.js';
 import type { ReplicaConnection, ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
+import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
 
 /** A replica that was started (and maybe attached) during this run. */
 export interface StartedReplica {
@@ -39,8 +40,11 @@ export class RunningPipeline {
   readonly #options: RunningPipelineOptions;
   readonly #started: StartedReplica[] = [];
   #stopPromise: Promise<void> | null = null;
+  readonly #stopAbort = new AbortController();
   #deathHandler: ReplicaDeathHandler | null = null;
+  #router: PipelineRouter | null = null;
   #failed: (err: OmniError) => void = () => {};
+  #failedEmitted = false;
   /** Rejects when the running pipeline fails (a replica died and nothing recovered it). */
   readonly failed: Promise<never>;
 
@@ -57,6 +61,17 @@ export class RunningPipeline {
     this.failed.catch(() => {});
   }
 
+  /** The pipeline's request router (created on first use; `options` apply only then). */
+  router(options?: RouterOptions): PipelineRouter {
+    this.#router ??= new PipelineRouter(this.#omni, this, options);
+    return this.#router;
+  }
+
+  /** Sends one request through the stage DAG and streams its outputs (see {@link PipelineRouter}). */
+  generate(input: unknown, options?: GenerateOptions): AsyncIterable<PipelineOutput> {
+    return this.router().generate(input, options);
+  }
+
   get replicas(): readonly StartedReplica[] {
     return this.#started;
   }
@@ -71,6 +86,8 @@ export class RunningPipeline {
     const started: StartedReplica = { plan, process, connection: null, stopping: false };
     this.#started.push(started);
     void process.exited.then((exit) => this.#onExit(started, exit));
+    // Started while teardown was already running (a late restart): stop it right away.
+    if (this.#stopPromise !== null) void this.stopReplica(started).catch(() => undefined);
     return started;
   }
 
@@ -85,8 +102,20 @@ export class RunningPipeline {
     this.#deathHandler = handler;
   }
 
-  /** Marks the running pipeline failed (e.g. a stage lost its last replica). */
+  /** Marks the running pipeline failed (e.g. a stage lost its last replica); emits `pipeline:failed` once. */
   fail(err: OmniError): void {
+    if (!this.#failedEmitted) {
+      this.#failedEmitted = true;
+      const c = err.context;
+      this.#omni.events.emit({
+        type: 'pipeline:failed',
+        code: err.code,
+        message: err.message,
+        ...(c.stage_id === undefined ? {} : { stage_id: c.stage_id }),
+        ...(c.replica_id === undefined ? {} : { replica_id: c.replica_id }),
+        ...(c.phase === undefined ? {} : { phase: c.phase }),
+      });
+    }
     this.#failed(err);
   }
 
@@ -130,6 +159,11 @@ export class RunningPipeline {
     return this.#options.launch(replica.plan);
   }
 
+  /** Aborted when teardown begins: launches still in flight (restarts) give up. */
+  get stopSignal(): AbortSignal {
+    return this.#stopAbort.signal;
+  }
+
   /** True once teardown has begun. */
   get stopping(): boolean {
     return this.#stopPromise !== null;
@@ -153,6 +187,7 @@ export class RunningPipeline {
 
   async #teardown(reason: string): Promise<void> {
     this.#omni.events.emit({ type: 'pipeline:stopping', reason });
+    this.#stopAbort.abort(new OmniError('OMNI_CANCELLED', `the pipeline is stopping (${reason})`));
     // Downstream stages first (reverse stage order); replicas of a stage in parallel.
     const byStage = new Map<number, StartedReplica[]>();
     for (const r of this.#started) {

@@ -37,8 +37,13 @@ export interface WorkerSpec {
   port?: number;
   /** Process-group shim for engines that fork children of their own (e.g. `vllm serve`). */
   group_shim?: boolean;
-  /** Engines that can run inside the orchestrator (diffusion inline mode) set a module to load. */
+  /** Engines that can run inside the orchestrator (diffusion inline mode) name the worker module here. */
   inline_module?: string;
+  /**
+   * Set by the planner when this replica runs as a worker thread of the orchestrator (a pipeline of
+   * exactly one stage with one replica whose engine has an `inline_module`, unless `--no-inline`).
+   */
+  inline?: boolean;
 }
 
 /** One replica of one stage: the unit that is locked, spawned and attached. */
@@ -72,7 +77,36 @@ export interface StagePlan {
   num_replicas: number;
   devices_per_replica: number;
   replicas: ReplicaPlan[];
+  /**
+   * The stage's JS input processor (`custom_process_input_func: ./file.js#fn`), imported at plan
+   * time; null for the default processor or a Python path (which engines receive as a string).
+   * Not part of `plan --json`.
+   */
+  input_processor?: InputProcessor | null;
 }
+
+/** The final output of one upstream stage for one request. */
+export interface StageResult {
+  stage_id: number;
+  replica_id: number;
+  /** The data of the stage's last output chunk (engine-defined: `{kind: 'final', text, ...}`, an image...). */
+  data: unknown;
+}
+
+/** Context given to an input processor. */
+export interface InputProcessorContext {
+  /** The stage that will receive the input. */
+  stage: StageConfig;
+  /** What the user sent to the pipeline. */
+  userInput: unknown;
+  request_id: string;
+}
+
+/**
+ * Builds a stage's request input from its sources' outputs (`engine_input_source` order). A stage
+ * without sources receives the user input unchanged and has no processor.
+ */
+export type InputProcessor = (sources: StageResult[], ctx: InputProcessorContext) => unknown | Promise<unknown>;
 
 export interface LaunchGroup {
   id: number;

@@ -1,3 +1,4 @@
+import { isMainThread } from 'node:worker_threads';
 import { fstatSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { OmniError } from '../errors.js';
@@ -343,6 +344,8 @@ class Connection implements WorkerConnection {
 
 /** Calls `onEof` when a piped stdin ends (the orchestrator holds the other end). Returns an unsubscribe. */
 function watchStdinEof(onEof: () => void): (() => void) | undefined {
+  // Inline engines run as threads of the orchestrator: fd 0 is the orchestrator's own stdin.
+  if (!isMainThread) return undefined;
   try {
     const st = fstatSync(0);
     // Node gives children a socketpair for 'pipe'; shells give FIFOs. TTYs and files are not watched.

@@ -7,6 +7,7 @@ import { connectToOrchestrator, type JsonObject, type JsonValue } from '@omnista
 import { generateTokens } from './generate.js';
 import { engineArgsFromEnv, readKnobs } from './knobs.js';
 import { promptFromInput } from './prompt-from-input.js';
+import { tokensToWav } from './wav.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   const metadata = conn.welcome.metadata as Record<string, unknown>;
   const modelStage = typeof metadata['model_stage'] === 'string' ? metadata['model_stage'] : null;
   const latent = metadata['engine_output_type'] === 'latent';
+  const audio = metadata['engine_output_type'] === 'audio';
   const hiddenSize = typeof args['hidden_size'] === 'number' ? args['hidden_size'] : 64;
   const defaults = (metadata['default_sampling_params'] ?? {}) as Record<string, unknown>;
 
@@ -59,7 +61,9 @@ async function main(): Promise<void> {
       if (t.hidden) hidden.push(...t.hidden);
       finish = t.finish_reason;
     }
-    const out: Record<string, JsonValue> = { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
+    const out: Record<string, JsonValue> = audio
+      ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, data_base64: tokensToWav(tokens).toString('base64') }
+      : { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
     if (latent) {
       out['tensor'] = {
         dtype: 'float32',

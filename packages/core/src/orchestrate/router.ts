@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { OmniError, isOmniError, toOmniError } from '../errors.js';
+import type { Omnistage } from '../omnistage.js';
+import type { InputProcessorContext, StagePlan, StageResult } from '../planning/types.js';
+import { AsyncQueue } from './async-queue.js';
+import { defaultInputProcessor } from './input-processor.js';
+import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
+
+/** How a stage's requests are spread over its replicas. */
+export type BalancePolicy = 'round-robin' | 'least-inflight';
+
+export interface RouterOptions {
+  balance?: BalancePolicy;
+  /** Retry a request once on another replica when its replica dies mid-request (default true). */
+  retryOnReplicaDeath?: boolean;
+  /** How long a request waits for a stage to have a live replica (e.g. during a restart). Default 30 s. */
+  replicaWaitMs?: number;
+}
+
+export interface GenerateOptions {
+  /** Default: a random UUID. */
+  requestId?: string;
+  /** Sampling params per stage id, merged over each stage's `default_sampling_params` by the engine. */
+  params?: Record<number, Record<string, unknown>>;
+  signal?: AbortSignal;
+}
+
+/** One item of a request's output stream: chunks and the final output of each `final_output` stage. */
+export interface PipelineOutput {
+  kind: 'chunk' | 'final';
+  request_id: string;
+  stage_id: number;
+  replica_id: number;
+  /** 0 for the first try; 1 when the request was retried on another replica after its replica died. */
+  attempt: number;
+  data: unknown;
+}
+
+function describeExitOf(replica: StartedReplica): Promise<string> {
+  // The control channel can close a moment before the exit status is known.
+  return Promise.race([
+    replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),
+    new Promise<string>((resolve) => setTimeout(() => resolve('connection lost'), 1000).unref()),
+  ]);
+}
+
+/**
+ * Routes requests through a running pipeline's stage DAG (`engine_input_source`): a stage starts
+ * when all its sources finished (a stage without sources takes the user input), its input is built
+ * by its input processor, it is served by one of its live replicas (round-robin or least in-flight),
+ * and the chunks of `final_output` stages stream back to the caller.
+ */
+export class PipelineRouter {
+  readonly #omni: Omnistage;
+  readonly #pipeline: RunningPipeline;
+  readonly #options: Required<RouterOptions>;
+  readonly #cursor = new Map<number, number>();
+  readonly #inflight = new WeakMap<StartedReplica, number>();
+
+  constructor(omni: Omnistage, pipeline: RunningPipeline, options: RouterOptions = {}) {
+    this.#omni = omni;
+    this.#pipeline = pipeline;
+    this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...options };
+  }
+
+  /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
+  generate(input: unknown, options: GenerateOptions = {}): AsyncIterable<PipelineOutput> {
+    const requestId = options.requestId ?? randomUUID();
+    const queue = new AsyncQueue<PipelineOutput>();
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(options.signal?.reason);
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const stages = this.#pipeline.plan.stages;
+    const results = new Map<number, Promise<StageResult>>();
+    const byId = new Map(stages.map((s) => [s.stage_id, s] as const));
+    const runStage = (stage: StagePlan): Promise<StageResult> => {
+      let p = results.get(stage.stage_id);
+      if (!p) {
+        p = (async () => {
+          const cfg = stage.replicas[0]!.stage;
+          const sources = await Promise.all(
+            cfg.engine_input_source.map((id) => {
+              const src = byId.get(id);
+              if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
+              return runStage(src);
+            }),
+          );
+          const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
+          const stageInput = sources.length === 0 ? input : await (stage.input_processor ?? defaultInputProcessor)(sources, ctx);
+          return this.#dispatch(stage, stageInput, options.params?.[stage.stage_id] ?? {}, requestId, abort.signal, cfg.final_output ? queue : null);
+        })();
+        results.set(stage.stage_id, p);
+      }
+      return p;
+    };
+
+    void Promise.all(stages.map(runStage)).then(
+      () => queue.end(),
+      (err: unknown) => {
+        abort.abort(err);
+        queue.fail(err);
+      },
+    ).finally(() => options.signal?.removeEventListener('abort', onAbort));
+    return queue;
+  }
+
+  /** Collects a request's final outputs (convenience for callers that do not stream). */
+  async complete(input: unknown, options: GenerateOptions = {}): Promise<PipelineOutput[]> {
+    const finals: PipelineOutput[] = [];
+    for await (const out of this.generate(input, options)) if (out.kind === 'final') finals.push(out);
+    return finals;
+  }
+
+  async #pickReplica(stage: StagePlan, exclude: StartedReplica | null, signal: AbortSignal): Promise<StartedReplica> {
+    const deadline = Date.now() + this.#options.replicaWaitMs;
+    let failed: unknown = null;
+    void this.#pipeline.failed.catch((e: unknown) => (failed = e));
+    for (;;) {
+      const live = this.#pipeline.liveReplicas(stage.stage_id);
+      const candidates = live.length > 1 && exclude ? live.filter((r) => r !== exclude) : live;
+      if (candidates.length > 0) return this.#choose(stage.stage_id, candidates);
+      if (failed) throw failed;
+      if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
+      if (this.#pipeline.stopping) throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping');
+      if (Date.now() >= deadline) {
+        throw new OmniError('OMNI_REQUEST_FAILED', `stage ${stage.stage_id} has no live replica`, {
+          context: { stage_id: stage.stage_id },
+          hint: 'its replicas died; set runtime.restart: {policy: on-failure} or add replicas',
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  #choose(stageId: number, replicas: StartedReplica[]): StartedReplica {
+    if (this.#options.balance === 'least-inflight') {
+      return replicas.reduce((best, r) => ((this.#inflight.get(r) ?? 0) < (this.#inflight.get(best) ?? 0) ? r : best));
+    }
+    const n = this.#cursor.get(stageId) ?? 0;
+    this.#cursor.set(stageId, n + 1);
+    return replicas[n % replicas.length]!;
+  }
+
+  async #dispatch(
+    stage: StagePlan,
+    input: unknown,
+    params: Record<string, unknown>,
+    requestId: string,
+    signal: AbortSignal,
+    out: AsyncQueue<PipelineOutput> | null,
+  ): Promise<StageResult> {
+    let exclude: StartedReplica | null = null;
+    for (let attempt = 0; ; attempt++) {
+      const replica = await this.#pickReplica(stage, exclude, signal);
+      const { stage_id, replica_id } = replica.plan;
+      this.#omni.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
+      this.#inflight.set(replica, (this.#inflight.get(replica) ?? 0) + 1);
+      let last: unknown = null;
+      try {
+        for await (const chunk of replica.connection!.request({ request_id: `${requestId}:${stage_id}`, input, params }, signal)) {
+          last = chunk.data;
+          out?.push({ kind: chunk.done ? 'final' : 'chunk', request_id: requestId, stage_id, replica_id, attempt, data: chunk.data });
+        }
+        return { stage_id, replica_id, data: last };
+      } catch (err) {
+        const e = toOmniError(err);
+        const died = isOmniError(e) && e.code === 'OMNI_WORKER_EXITED';
+        if (died && !signal.aborted) {
+          const status = await describeExitOf(replica);
+          if (attempt === 0 && this.#options.retryOnReplicaDeath) {
+            this.#omni.logger.warn({ stage: stage_id, replica: replica_id, request: requestId }, `replica died (${status}) during the request; retrying once on another replica`);
+            exclude = replica;
+            continue;
+          }
+          throw new OmniError('OMNI_REQUEST_FAILED', `request ${requestId} failed: stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) died during it (${status})`, {
+            cause: e,
+            context: { stage_id, replica_id, request_id: requestId, pid: replica.process.pid },
+            hint: 'see the replica log; runtime.restart: {policy: on-failure} or more replicas keep a stage serving',
+          });
+        }
+        throw e;
+      } finally {
+        this.#inflight.set(replica, (this.#inflight.get(replica) ?? 1) - 1);
+      }
+    }
+  }
+}
