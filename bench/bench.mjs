@@ -217,11 +217,14 @@ async function runBaseline(n) {
         },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-      child.exitedP = new Promise((resolve) => child.once('exit', resolve));
+      child.exitedP = new Promise((resolve) => {
+        child.once('exit', (code, signal) => resolve(signal ?? code));
+        child.once('error', (err) => resolve(err.message)); // spawn failure: no 'exit' follows
+      });
       child.stdout.resume();
       child.stderr.resume();
       child.stdin.on('error', () => undefined);
-      allPids.add(child.pid);
+      if (child.pid !== undefined) allPids.add(child.pid);
       children.push(child);
     }
     const spawnLoopMs = performance.now() - t0;

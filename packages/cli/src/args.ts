@@ -70,7 +70,7 @@ export function secondsOption(values: CliValues, name: 'stage-init-timeout' | 'i
 
 export function helpText(version: string): string {
   const opts = Object.entries(COMMON_OPTIONS)
-    .map(([k, v]) => `  --${k}${v.type === 'string' ? ' VALUE' : ''}`.padEnd(30) + v.description)
+    .map(([k, v]) => `${`  --${k}${v.type === 'string' ? ' VALUE' : ''}`.padEnd(29)} ${v.description}`)
     .join('\n');
   return `omnistage ${version} — bring multi-stage model pipelines up and down
 

@@ -26,8 +26,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(`${helpText(VERSION)}\n`);
-    return command === undefined && !values.help ? 2 : 0;
+    // Asked for: help on stdout, exit 0. No command at all is a usage error: help on stderr, exit 2.
+    const usageError = command === undefined && !values.help;
+    (usageError ? process.stderr : process.stdout).write(`${helpText(VERSION)}\n`);
+    return usageError ? 2 : 0;
   }
   const logger = createCliLogger(values['log-format'], values['log-level']);
   switch (command) {

@@ -51,12 +51,17 @@ export class StatusDisplay {
     let state: string | null = null;
     if (e.type === 'replica:phase' && e.status === 'start' && ['lock', 'spawn', 'attach'].includes(e.phase)) {
       state = e.phase === 'lock' ? 'waiting for device locks' : e.phase === 'spawn' ? 'spawning' : 'attaching';
-    } else if (e.type === 'lock:waiting') state = `waiting for device ${e.device}`;
+    } else if (e.type === 'lock:waiting') {
+      const h = e.holder;
+      state =
+        `waiting for device ${e.device}` +
+        (h ? ` (locked by pid ${String(h['pid'])}, run ${String(h['run_id'])}, stage ${String(h['stage_id'])} replica ${String(h['replica_id'])})` : '');
+    }
     else if (e.type === 'replica:spawned') {
       row.pid = e.pid;
       state = 'attaching';
     } else if (e.type === 'replica:ready') state = `ready (${e.duration_ms} ms)`;
-    else if (e.type === 'replica:failed') state = `FAILED in ${e.phase}: ${e.code}`;
+    else if (e.type === 'replica:failed') state = e.code === 'OMNI_CANCELLED' ? `cancelled (in ${e.phase})` : `FAILED in ${e.phase}: ${e.code}`;
     else if (e.type === 'replica:exit') state = e.expected ? 'stopped' : `exited (${e.signal ?? `code ${e.code}`})`;
     else if (e.type === 'replica:restart') state = `restarting (attempt ${e.attempt})`;
     if (state === null || state === row.state) return;

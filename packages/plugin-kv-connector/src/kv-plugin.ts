@@ -1,6 +1,5 @@
 import { STAGE_CONNECTOR, definePlugin, type OmnistagePlugin, type PipelineConfig, type ReplicaContext } from '@omnistage/core';
 import { injectKvStageInfo } from './kv-stage-info.js';
-import { kvEngineArgsJsonSchema } from './kv-engine-args-schema.js';
 import { allocateKvPorts, type KvPortAssignment } from './kv-ports.js';
 import { resolveOmniKvConfigForStage } from './omni-kv-connector.js';
 import { getStageConnectorSpec } from './stage-connector-spec.js';

@@ -29,7 +29,8 @@ export type FakeVllmEvent =
   | { event: 'request'; id: string; path: string; body: Record<string, unknown> }
   | { event: 'disconnect'; id: string };
 
-function canBind(port: number): Promise<boolean> {
+/** Whether 127.0.0.1:port can be bound right now. */
+export function canBind(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));

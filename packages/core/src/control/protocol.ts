@@ -61,7 +61,22 @@ export interface LogMessage {
   level: 'debug' | 'info' | 'warn' | 'error';
   message: string;
 }
-export type WorkerMessage = HelloMessage | ReadyMessage | HeartbeatMessage | OutputMessage | RequestErrorMessage | LogMessage;
+/**
+ * The replica is done with a shared-memory payload it consumed (docs/protocol.md, "Payloads"): the
+ * orchestrator deletes the file once every consumer acknowledged it. Additive: no version bump.
+ */
+export interface PayloadAckMessage {
+  type: 'payload_ack';
+  key: string;
+}
+export type WorkerMessage =
+  | HelloMessage
+  | ReadyMessage
+  | HeartbeatMessage
+  | OutputMessage
+  | RequestErrorMessage
+  | LogMessage
+  | PayloadAckMessage;
 
 // ---- orchestrator → worker --------------------------------------------------------------
 
@@ -137,6 +152,7 @@ const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
     first(str(m, 'request_id'), int(m, 'seq'), 'data' in m ? null : 'data is required', typeof m['done'] === 'boolean' ? null : 'done must be a boolean'),
   request_error: (m) => first(str(m, 'request_id'), str(m, 'message')),
   log: (m) => first(['debug', 'info', 'warn', 'error'].includes(m['level'] as string) ? null : 'level is not valid', str(m, 'message')),
+  payload_ack: (m) => str(m, 'key'),
 };
 
 const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { OmniError } from '../errors.js';
+import { payloadTrackerForRun, stageHolder } from '../connectors/payload-tracker.js';
 import {
   encodeMessage,
   parseWorkerMessage,
@@ -178,6 +179,9 @@ export class ReplicaChannel {
       }
     } else if (message.type === 'heartbeat') {
       this.#lastHeartbeat = Date.now();
+    } else if (message.type === 'payload_ack') {
+      // This stage is done with a shared-memory payload: release its hold (the file goes with the last one).
+      payloadTrackerForRun(this.#welcome.run_id)?.release(message.key, stageHolder(this.stage_id));
     }
     for (const fn of this.#listeners) {
       try {

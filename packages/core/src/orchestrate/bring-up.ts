@@ -69,6 +69,12 @@ function describeExit(code: number | null, signal: string | null): string {
   return signal ? `killed by signal ${signal}` : `exit code ${code}`;
 }
 
+/**
+ * How long a replica whose control connection closed during attach gets to report its exit: a
+ * worker that exits closes its socket first, and its exit code is the better error.
+ */
+const EXIT_AFTER_CLOSE_GRACE_MS = 2_000;
+
 /** Waits for `promise`, failing fast if the process exits or the signal aborts. */
 async function untilExitOrAbort<T>(
   promise: Promise<T>,
@@ -86,10 +92,24 @@ async function untilExitOrAbort<T>(
   const exited = proc.exited.then((e) => {
     throw onExit(e.code, e.signal);
   });
+  // The connection closing (a rejection of `promise`) usually means the process is exiting: wait
+  // a little for its exit status so the error names the exit code or signal.
+  const settled = promise.catch(async (err: unknown) => {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(err), EXIT_AFTER_CLOSE_GRACE_MS);
+    });
+    try {
+      return await Promise.race([exited, grace, aborted]);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
   try {
-    return await Promise.race([promise, exited, aborted]);
+    return await Promise.race([settled, exited, aborted]);
   } finally {
     cleanup();
+    settled.catch(() => {});
     exited.catch(() => {});
     aborted.catch(() => {});
   }

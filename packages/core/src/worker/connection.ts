@@ -1,4 +1,5 @@
 import { isMainThread } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { OmniError } from '../errors.js';
@@ -15,6 +16,9 @@ import {
   type WelcomeMessage,
   type WorkerMessage,
 } from '../control/protocol.js';
+import { outputConnectorOf, type OutputConnector } from '../connectors/connector-config.js';
+import { inlinePayloadRef, isPayloadRef, metaOf, type PayloadMeta, type PayloadRef } from '../connectors/payload-ref.js';
+import { readPayload, writePayload } from '../connectors/shm-store.js';
 
 // This module is the worker SDK: worker start-up time is benchmarked, so it imports node
 // built-ins and our dependency-free protocol modules only.
@@ -55,6 +59,25 @@ export interface WorkerConnection {
   close(): Promise<void>;
   /** Resolves when the connection is gone and the shutdown handlers have run. */
   readonly closed: Promise<void>;
+  /**
+   * The connector this replica's output payloads go through, from the welcome's engine args
+   * (`omni_kv_config.connector_config`): `SharedMemoryConnector` (inline up to
+   * `shm_threshold_bytes`, a shared-memory file above) or the inline connector.
+   */
+  readonly outputConnector: OutputConnector;
+  /**
+   * Stores an output payload (a tensor, an image...) and returns the reference to put in the
+   * output data: inline (base64) at or below the threshold, else written once to a shared-memory
+   * file that the consumers read by key. The bytes are copied; `bytes` may be reused afterwards.
+   */
+  putPayload(bytes: Uint8Array, meta?: PayloadMeta): PayloadRef;
+  /** The bytes of a payload this replica received (inline: decoded; shm: read from the file by key). */
+  getPayload(ref: PayloadRef): Buffer;
+  /**
+   * Tells the orchestrator this replica is done with a payload it received (`payload_ack`), so its
+   * file can be deleted once every consumer is done. No-op for inline payloads. Call it after use.
+   */
+  ackPayload(ref: PayloadRef | string): void;
 }
 
 export interface ConnectOptions {
@@ -189,6 +212,9 @@ class Connection implements WorkerConnection {
   #resolveClosed!: () => void;
   #heartbeat: NodeJS.Timeout | undefined;
   #stopStdin: (() => void) | undefined;
+  readonly outputConnector: OutputConnector;
+  #payloadSeq = 0;
+  readonly #payloadTag = randomBytes(4).toString('hex');
 
   constructor(socket: Socket, lines: SocketLines, welcome: WelcomeMessage, options: ConnectOptions) {
     this.#socket = socket;
@@ -200,6 +226,7 @@ class Connection implements WorkerConnection {
       engine_args: welcome.engine_args,
       metadata: welcome.metadata,
     };
+    this.outputConnector = outputConnectorOf(welcome.engine_args);
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -235,6 +262,26 @@ class Connection implements WorkerConnection {
 
   close(): Promise<void> {
     return this.#terminate('closed by the worker');
+  }
+
+  putPayload(bytes: Uint8Array, meta: PayloadMeta = {}): PayloadRef {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('putPayload needs a Uint8Array (or Buffer)');
+    if (bytes.byteLength <= this.outputConnector.shmThresholdBytes) return inlinePayloadRef(bytes, meta);
+    const { stage_id, replica_id, run_id } = this.welcome;
+    const key = `s${stage_id}r${replica_id}_${this.#payloadTag}_${(this.#payloadSeq++).toString(36)}`;
+    writePayload(run_id, key, bytes);
+    return { $payload: 1, key, size: bytes.byteLength, via: 'shm', ...metaOf(meta) };
+  }
+
+  getPayload(ref: PayloadRef): Buffer {
+    if (!isPayloadRef(ref)) throw workerError('getPayload needs a payload reference ({$payload: 1, key, size, via, ...})', 'see docs/protocol.md, "Payloads"');
+    if (ref.via === 'inline') return Buffer.from(ref.data_base64 ?? '', 'base64');
+    return readPayload(this.welcome.run_id, ref.key, ref.size);
+  }
+
+  ackPayload(ref: PayloadRef | string): void {
+    if (typeof ref === 'string') this.#send({ type: 'payload_ack', key: ref });
+    else if (isPayloadRef(ref) && ref.via === 'shm') this.#send({ type: 'payload_ack', key: ref.key });
   }
 
   #send(message: WorkerMessage): boolean {

@@ -1,0 +1,149 @@
+/**
+ * The shared-memory payload store: one file per payload, `omnistage-<run_id>-<key>`, in /dev/shm
+ * (a tmpfs: the bytes stay in memory) or, where that does not exist or is not writable, the OS
+ * temp dir. The producer writes a file once; consumers read it by key; the orchestrator deletes
+ * it when the last consumer acknowledged, and sweeps whatever is left of a run at teardown.
+ *
+ * Imported by the worker SDK: node built-ins only, synchronous calls (a tmpfs write or read is a
+ * memory copy).
+ */
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OmniError } from '../errors.js';
+import { isValidPayloadKey } from './payload-ref.js';
+
+/** Overrides the payload directory (orchestrator and replicas must agree; replicas inherit it). */
+export const PAYLOAD_DIR_ENV = 'OMNISTAGE_PAYLOAD_DIR';
+
+const SHM_DIR = '/dev/shm';
+const FILE_PREFIX = 'omnistage-';
+
+/** Run ids that may appear in a file name. */
+const RUN_ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+
+let cachedDefault: string | undefined;
+
+/**
+ * Where payload files live: `$OMNISTAGE_PAYLOAD_DIR` if set, else /dev/shm when it is a writable
+ * directory, else the OS temp dir.
+ */
+export function payloadDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const override = env[PAYLOAD_DIR_ENV];
+  if (override !== undefined && override !== '') return override;
+  cachedDefault ??= writableDir(SHM_DIR) ? SHM_DIR : tmpdir();
+  return cachedDefault;
+}
+
+function writableDir(dir: string): boolean {
+  try {
+    if (!statSync(dir).isDirectory()) return false;
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The file name of a payload: `omnistage-<run_id>-<key>`. */
+export function payloadFileName(runId: string, key: string): string {
+  if (!RUN_ID_RE.test(runId)) throw payloadError(`run id ${JSON.stringify(runId)} cannot name a payload file`);
+  if (!isValidPayloadKey(key)) throw payloadError(`payload key ${JSON.stringify(key)} is not valid (letters, digits and _ only)`);
+  return `${FILE_PREFIX}${runId}-${key}`;
+}
+
+/** The full path of a payload file. */
+export function payloadPath(runId: string, key: string, dir: string = payloadDir()): string {
+  return join(dir, payloadFileName(runId, key));
+}
+
+/**
+ * Writes a payload once: the file is created exclusively (an existing key is an error, never
+ * overwritten), mode 0600. A partial file left by a failed write is removed.
+ */
+export function writePayload(runId: string, key: string, bytes: Uint8Array, dir: string = payloadDir()): string {
+  const path = payloadPath(runId, key, dir);
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    let off = 0;
+    while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+  } catch (err) {
+    closeSync(fd);
+    unlinkQuietly(path);
+    throw payloadError(`writing payload ${key} to ${dir} failed: ${(err as Error).message}`, err);
+  }
+  closeSync(fd);
+  return path;
+}
+
+/** Reads a payload by key. `expectedSize`, when given, must match (a short file is an error). */
+export function readPayload(runId: string, key: string, expectedSize?: number, dir: string = payloadDir()): Buffer {
+  const path = payloadPath(runId, key, dir);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw payloadError(
+      gone
+        ? `payload ${key} is gone (${path}): it was released (every consumer acknowledged it, its request ended) or the run was swept`
+        : `reading payload ${key} (${path}) failed: ${(err as Error).message}`,
+      err,
+    );
+  }
+  if (expectedSize !== undefined && bytes.byteLength !== expectedSize) {
+    throw payloadError(`payload ${key} has ${bytes.byteLength} bytes, its reference says ${expectedSize}`);
+  }
+  return bytes;
+}
+
+/** Deletes a payload file; false when it did not exist. */
+export function deletePayload(runId: string, key: string, dir: string = payloadDir()): boolean {
+  return unlinkQuietly(payloadPath(runId, key, dir));
+}
+
+/** Removes every payload file of a run (including ones never announced to the orchestrator). Returns how many. */
+export function sweepRunPayloads(runId: string, dir: string = payloadDir()): number {
+  if (!RUN_ID_RE.test(runId)) return 0;
+  const prefix = `${FILE_PREFIX}${runId}-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    // The rest must be a whole key: keys have no '-', so run "a" never sweeps run "a-b".
+    if (name.startsWith(prefix) && isValidPayloadKey(name.slice(prefix.length)) && unlinkQuietly(join(dir, name))) removed++;
+  }
+  return removed;
+}
+
+/** Payload files of a run that exist now (keys). */
+export function listRunPayloads(runId: string, dir: string = payloadDir()): string[] {
+  const prefix = `${FILE_PREFIX}${runId}-`;
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.startsWith(prefix) && isValidPayloadKey(n.slice(prefix.length)))
+      .map((n) => n.slice(prefix.length));
+  } catch {
+    return [];
+  }
+}
+
+function unlinkQuietly(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function payloadError(message: string, cause?: unknown): OmniError {
+  return new OmniError('OMNI_REQUEST_FAILED', message, {
+    cause,
+    hint: `payload files live in ${payloadDir()} (set ${PAYLOAD_DIR_ENV} to move them); see docs/protocol.md, "Payloads"`,
+  });
+}
