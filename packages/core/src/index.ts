@@ -115,3 +115,22 @@ export type { ChannelClose, ExpectOptions } from './control/replica-channel.js';
 export { createControlToken } from './control/token.js';
 export { waitForHttpReady } from './control/http-readiness.js';
 export type { HttpReadinessOptions } from './control/http-readiness.js';
+
+// Connectors (payloads between stages)
+export { PAYLOAD_MARK, findPayloadRefs, inlinePayloadRef, isPayloadRef, isValidPayloadKey, mapPayloadRefs } from './connectors/payload-ref.js';
+export type { PayloadMeta, PayloadRef, PayloadVia } from './connectors/payload-ref.js';
+export {
+  PAYLOAD_DIR_ENV,
+  deletePayload,
+  listRunPayloads,
+  payloadDir,
+  payloadFileName,
+  payloadPath,
+  readPayload,
+  sweepRunPayloads,
+  writePayload,
+} from './connectors/shm-store.js';
+export { DEFAULT_SHM_THRESHOLD, INLINE_CONNECTOR, INLINE_MAX_BYTES, SHM_CONNECTOR, outputConnectorOf } from './connectors/connector-config.js';
+export type { OutputConnector } from './connectors/connector-config.js';
+export { PayloadTracker, USER_HOLDER, payloadTrackerForRun, stageHolder } from './connectors/payload-tracker.js';
+export { RouterPayloads } from './connectors/router-payloads.js';

@@ -14,3 +14,5 @@ export type { KvPortAssignment, KvPortRequest } from './kv-ports.js';
 export { VLLM_KV_CONNECTORS, isVllmKvConnector, vllmKvTransferConfig } from './vllm-kv-transfer.js';
 export type { VllmKvConnectorName, VllmKvTransfer, VllmKvTransferOptions } from './vllm-kv-transfer.js';
 export { kvEngineArgsJsonSchema, omniKvConfigJsonSchema } from './kv-engine-args-schema.js';
+export { PROTOCOL_CONNECTORS, isProtocolConnector, protocolOutputConnector } from './protocol-connectors.js';
+export type { ProtocolConnectorClass } from './protocol-connectors.js';

@@ -4,7 +4,16 @@
  * (fixtures/fake-vllm.mjs), which records its argv and env and serves the OpenAI endpoints.
  */
 import { Omnistage, bringUp, isOmniError, loadPipelineConfig, planPipeline } from '@omnistage/core';
-import type { InitPlan, OmniError, PlanOptions, ReplicaConnection, ReplicaOutputChunk, RunningPipeline } from '@omnistage/core';
+import type {
+  InitPlan,
+  OmniError,
+  PlanOptions,
+  ReplicaConnection,
+  ReplicaOutputChunk,
+  ReplicaProcessHandle,
+  ReplicaRuntime,
+  RunningPipeline,
+} from '@omnistage/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LLM_PLUGIN_NAME, llmPlugin } from '../src/llm-plugin.js';
 import { deriveVllmServeArgv } from '../src/vllm-serve-argv.js';
@@ -540,7 +549,6 @@ describe('engine vllm: attach', () => {
     const omni = new Omnistage({ plugins: [llmPlugin()] });
     const replica = { stage_type: 'llm', engine: 'reference', worker: { attach: 'control' } };
     const runtime = { replica, signal: new AbortController().signal, deadline: Date.now() + 1000 };
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    expect(await omni.hooks.attach.promise({} as any, runtime as any)).toBeUndefined();
+    expect(await omni.hooks.attach.promise({} as unknown as ReplicaProcessHandle, runtime as unknown as ReplicaRuntime)).toBeUndefined();
   });
 });

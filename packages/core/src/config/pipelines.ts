@@ -103,6 +103,7 @@ export const BUILT_IN_PIPELINES: Readonly<Record<string, PipelineTopology>> = {
         stage_type: 'llm',
         worker_type: 'generation',
         model_stage: 'code2wav',
+        engine_output_type: 'audio',
         model_arch: 'Qwen3OmniMoeForConditionalGeneration',
         is_comprehension: false,
         engine_input_source: [1],

@@ -59,9 +59,9 @@ function describeStep(step: Step): string {
     case 'spawn':
       return 'spawning';
     case 'hello':
-      return 'attaching (no hello message yet)';
+      return 'attaching, no hello message yet';
     case 'ready':
-      return 'attaching (no ready message yet)';
+      return 'attaching, no ready message yet';
   }
 }
 

@@ -5,6 +5,7 @@ import type { InputProcessorContext, StagePlan, StageResult } from '../planning/
 import { AsyncQueue } from './async-queue.js';
 import { defaultInputProcessor } from './input-processor.js';
 import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
+import { RouterPayloads } from '../connectors/router-payloads.js';
 
 /** How a stage's requests are spread over its replicas. */
 export type BalancePolicy = 'round-robin' | 'least-inflight';
@@ -56,11 +57,13 @@ export class PipelineRouter {
   readonly #options: Required<RouterOptions>;
   readonly #cursor = new Map<number, number>();
   readonly #inflight = new WeakMap<StartedReplica, number>();
+  readonly #payloads: RouterPayloads;
 
   constructor(omni: Omnistage, pipeline: RunningPipeline, options: RouterOptions = {}) {
     this.#omni = omni;
     this.#pipeline = pipeline;
     this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...options };
+    this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
   }
 
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
@@ -102,7 +105,10 @@ export class PipelineRouter {
         abort.abort(err);
         queue.fail(err);
       },
-    ).finally(() => options.signal?.removeEventListener('abort', onAbort));
+    ).finally(() => {
+      options.signal?.removeEventListener('abort', onAbort);
+      this.#payloads.endRequest(requestId);
+    });
     return queue;
   }
 
@@ -113,16 +119,31 @@ export class PipelineRouter {
     return finals;
   }
 
+  /**
+   * A live replica of the stage (waiting while it has none, e.g. during a restart), counted as
+   * in-flight before this returns: choice and count happen in one tick, so concurrent requests see
+   * each other (least-inflight) and the common case costs no timer and no promise subscription.
+   */
   async #pickReplica(stage: StagePlan, exclude: StartedReplica | null, signal: AbortSignal): Promise<StartedReplica> {
     const deadline = Date.now() + this.#options.replicaWaitMs;
     let failed: unknown = null;
-    void this.#pipeline.failed.catch((e: unknown) => (failed = e));
+    let watching = false;
     for (;;) {
+      // An aborted request is never dispatched (a signal aborted before the request went out would
+      // otherwise go unnoticed: its 'abort' event has already fired).
+      if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
       const live = this.#pipeline.liveReplicas(stage.stage_id);
       const candidates = live.length > 1 && exclude ? live.filter((r) => r !== exclude) : live;
-      if (candidates.length > 0) return this.#choose(stage.stage_id, candidates);
+      if (candidates.length > 0) {
+        const replica = this.#choose(stage.stage_id, candidates);
+        this.#inflight.set(replica, (this.#inflight.get(replica) ?? 0) + 1);
+        return replica;
+      }
+      if (!watching) {
+        watching = true;
+        void this.#pipeline.failed.catch((e: unknown) => (failed = e));
+      }
       if (failed) throw failed;
-      if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
       if (this.#pipeline.stopping) throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping');
       if (Date.now() >= deadline) {
         throw new OmniError('OMNI_REQUEST_FAILED', `stage ${stage.stage_id} has no live replica`, {
@@ -155,13 +176,17 @@ export class PipelineRouter {
     for (let attempt = 0; ; attempt++) {
       const replica = await this.#pickReplica(stage, exclude, signal);
       const { stage_id, replica_id } = replica.plan;
+      // #pickReplica already counted it in-flight; the finally below uncounts it.
       this.#omni.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
-      this.#inflight.set(replica, (this.#inflight.get(replica) ?? 0) + 1);
       let last: unknown = null;
       try {
+        // Aborted in the tick since the pick: the connection would not see an abort that already fired.
+        if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
         for await (const chunk of replica.connection!.request({ request_id: `${requestId}:${stage_id}`, input, params }, signal)) {
           last = chunk.data;
-          out?.push({ kind: chunk.done ? 'final' : 'chunk', request_id: requestId, stage_id, replica_id, attempt, data: chunk.data });
+          // shm payloads: held by downstream stages (and the user); the user's copy gets the bytes inline.
+          const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
+          out?.push({ kind: chunk.done ? 'final' : 'chunk', request_id: requestId, stage_id, replica_id, attempt, data });
         }
         return { stage_id, replica_id, data: last };
       } catch (err) {
@@ -170,7 +195,12 @@ export class PipelineRouter {
         if (died && !signal.aborted) {
           const status = await describeExitOf(replica);
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
-            this.#omni.logger.warn({ stage: stage_id, replica: replica_id, request: requestId }, `replica died (${status}) during the request; retrying once on another replica`);
+            const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
+            this.#omni.logger.warn(
+              { stage: stage_id, replica: replica_id, pid: replica.process.pid, request: requestId },
+              `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) died (${status}) during request ${requestId}; ` +
+                (others ? 'retrying it once on another replica' : 'retrying it once when the stage has a live replica again (restart)'),
+            );
             exclude = replica;
             continue;
           }

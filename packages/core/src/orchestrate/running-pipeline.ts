@@ -4,6 +4,7 @@ import type { ReplicaConnection, ReplicaExit, ReplicaProcessHandle } from '../ho
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
 import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
+import { PayloadTracker } from '../connectors/payload-tracker.js';
 
 /** A replica that was started (and maybe attached) during this run. */
 export interface StartedReplica {
@@ -47,6 +48,8 @@ export class RunningPipeline {
   #failedEmitted = false;
   /** Rejects when the running pipeline fails (a replica died and nothing recovered it). */
   readonly failed: Promise<never>;
+  /** Shared-memory payloads of this run in flight between stages; swept at teardown. */
+  readonly payloads: PayloadTracker;
 
   constructor(omni: Omnistage, plan: InitPlan, options: RunningPipelineOptions) {
     this.#omni = omni;
@@ -54,6 +57,7 @@ export class RunningPipeline {
     this.runId = options.runId;
     this.runDir = options.runDir;
     this.#options = options;
+    this.payloads = new PayloadTracker(options.runId);
     this.failed = new Promise<never>((_, reject) => {
       this.#failed = reject;
     });
@@ -201,6 +205,12 @@ export class RunningPipeline {
           this.stopReplica(r).catch((err: unknown) => this.#omni.logger.error({ err, stage: r.plan.stage_id, replica: r.plan.replica_id }, 'stopping a replica failed')),
         ),
       );
+    }
+    // Every replica is gone: no payload file of the run may outlive it (failed, aborted, unacknowledged).
+    try {
+      this.payloads.close();
+    } catch (err) {
+      this.#omni.logger.warn({ err }, 'sweeping the payload files of the run failed');
     }
     await this.#options.closeControl().catch((err: unknown) => this.#omni.logger.warn({ err }, 'closing the control endpoint failed'));
     await rm(this.runDir, { recursive: true, force: true });

@@ -1,0 +1,28 @@
+// Dry-runs vLLM-Omni stage-config files without GPUs: prints each file's plan, then brings it up on
+// reference engines and virtual devices, sends one request through every stage, and tears down.
+// Usage: node dry-run.mjs [file.yaml ...]   (default: every file in ./configs)
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = join(here, '..', '..', 'packages', 'cli', 'bin', 'omnistage.js');
+const files = process.argv.slice(2).length > 0
+  ? process.argv.slice(2)
+  : readdirSync(join(here, 'configs')).filter((f) => f.endsWith('.yaml')).sort().map((f) => join('configs', f));
+
+let failed = 0;
+for (const file of files) {
+  console.log(`\n=== ${file}`);
+  const common = ['--platform', 'cpu', '--engine', 'reference'];
+  for (const args of [['plan', file, ...common], ['run', file, ...common, '--input', 'hello from a laptop', '--out', 'out', '--log-level', 'warn']]) {
+    const r = spawnSync(process.execPath, [bin, ...args], { cwd: here, stdio: 'inherit' });
+    if (r.status !== 0) {
+      failed++;
+      console.error(`omnistage ${args[0]} ${file} exited ${r.status}`);
+      break;
+    }
+  }
+}
+process.exitCode = failed > 0 ? 1 : 0;

@@ -1,0 +1,118 @@
+/**
+ * Done-when 6 and the bin shim: config errors print `FILE:LINE:COL: error CODE` on stderr and exit
+ * 2, never a stack trace (unknown key with did-you-mean, bad YAML, unknown stage type, bad
+ * --stage-overrides); usage errors exit 2; `npx omnistage --help` works from the repository root
+ * and `omnistage` without arguments exits 2 with the help.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, STACK_LINE, TEST_FIXTURES, UPSTREAM_FIXTURES, createSandbox, requireBuiltCli, runCleanups, runCli, type CliResult, type Sandbox } from './helpers.js';
+
+let box: Sandbox;
+beforeAll(async () => {
+  requireBuiltCli();
+  box = await createSandbox();
+});
+afterAll(runCleanups);
+
+const fixture = (name: string): string => join(TEST_FIXTURES, name);
+const QWEN3 = join(UPSTREAM_FIXTURES, 'qwen3_omni_moe.yaml');
+
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { tmpDir: box.tmp });
+}
+
+/** Exit 2, nothing on stdout that looks like success, no stack trace, and the located error line. */
+function expectConfigError(r: CliResult, where: string, code: string): string {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stderr).not.toMatch(STACK_LINE);
+  const line = r.stderr.split('\n').find((l) => l.includes(`error ${code}:`));
+  expect(line, r.stderr).toBeDefined();
+  expect(line!.startsWith(`${where}: error ${code}: `), line).toBe(true);
+  return r.stderr;
+}
+
+describe('config errors', { timeout: 60_000 }, () => {
+  it('an unknown key: file:line:col, the code and a did-you-mean (validate, plan and up alike)', async () => {
+    const file = fixture('unknown-key.yaml');
+    const common = ['--platform', 'cpu', '--lock-dir', box.lockDir];
+    const [validate, plan, up] = await Promise.all([
+      cli(['validate', file, ...common]),
+      cli(['plan', file, ...common]),
+      cli(['up', file, '--engine', 'reference', ...common, '--events', box.eventsFile('unknown-key')]),
+    ]);
+    for (const r of [validate, plan, up]) {
+      const stderr = expectConfigError(r, `${file}:5:7`, 'OMNI_CONFIG_UNKNOWN_KEY');
+      expect(stderr).toContain('devcies');
+      expect(stderr).toContain('Did you mean `devices`?');
+    }
+    // `up` stopped at the config: nothing was planned or started.
+    expect(up.events.some((e) => e.type === 'replica:spawned')).toBe(false);
+    expect(box.lockDirLeftovers()).toEqual([]);
+  });
+
+  it('bad YAML', async () => {
+    const file = fixture('bad-yaml.yaml');
+    const r = await cli(['validate', file, '--platform', 'cpu']);
+    expectConfigError(r, `${file}:5:3`, 'OMNI_CONFIG_PARSE');
+  });
+
+  it('an unknown stage type names the stage and the known types', async () => {
+    const file = fixture('unknown-stage-type.yaml');
+    const r = await cli(['validate', file, '--platform', 'cpu']);
+    const stderr = expectConfigError(r, `${file}:7:17`, 'OMNI_STAGE_TYPE_UNKNOWN');
+    expect(stderr).toContain('stage 1');
+    expect(stderr).toContain('"text_to_speech"');
+    expect(stderr).toContain('"llm"');
+    expect(stderr).toContain('"diffusion"');
+  });
+
+  it.each([
+    ['not YAML', '{"0": {', '<stage-overrides>:1:8', 'is not valid YAML'],
+    ['an unknown key, with did-you-mean', '{"0": {"runtime": {"devcies": "0"}}}', '<stage-overrides>:1:20', 'Did you mean `devices`?'],
+    ['an unknown stage id', '{"9": {"runtime": {"devices": "0"}}}', '<stage-overrides>:1:2', 'Known stage ids: 0, 1, 2'],
+  ])('bad --stage-overrides: %s', async (_name, overrides, where, detail) => {
+    const r = await cli(['validate', QWEN3, '--platform', 'cpu', '--stage-overrides', overrides]);
+    const stderr = expectConfigError(r, where, 'OMNI_CONFIG_OVERRIDE_INVALID');
+    expect(stderr).toContain(detail);
+  });
+});
+
+describe('usage errors', { timeout: 60_000 }, () => {
+  it.each([
+    ['an unknown option', ['validate', '--bogus', QWEN3], 'OMNI_USAGE', '--bogus'],
+    ['a missing file', ['validate', '/nonexistent-omnistage-dir/nope.yaml'], 'OMNI_CONFIG_NOT_FOUND', 'nope.yaml'],
+    ['no file', ['up'], 'OMNI_USAGE', 'needs a pipeline file'],
+    ['an unknown command', ['frobnicate', QWEN3], 'OMNI_USAGE', 'frobnicate'],
+    ['a bad --stage-init-timeout', ['up', QWEN3, '--platform', 'cpu', '--stage-init-timeout', 'soon'], 'OMNI_USAGE', '--stage-init-timeout'],
+  ])('%s exits 2', async (_name, args, code, detail) => {
+    const r = await cli(args);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`error ${code}:`);
+    expect(r.stderr).toContain(detail);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it('no arguments: exit 2 with the help on stderr', async () => {
+    const r = await cli([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Usage:');
+    expect(r.stderr).toContain('omnistage up FILE');
+    expect(r.stdout).toBe('');
+  });
+
+  it('--help: exit 0 with the help on stdout, every option on its own column', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage:');
+    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('  --'))) expect(line, line).toMatch(/^ {2}--[a-z-]+( VALUE)? +\S/);
+  });
+
+  it('npx omnistage --help works from the repository root (bin shim)', async () => {
+    const { stdout } = await promisify(execFile)('npx', ['--no-install', 'omnistage', '--help'], { cwd: REPO_ROOT, timeout: 30_000 });
+    expect(stdout).toContain('Usage:');
+    expect(stdout).toContain('omnistage validate FILE');
+  });
+});

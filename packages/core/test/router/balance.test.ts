@@ -1,0 +1,141 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ReplicaChannel } from '../../src/control/replica-channel.js';
+import { isOmniError, type OmniError } from '../../src/errors.js';
+import { Omnistage } from '../../src/omnistage.js';
+import { PipelineRouter, type PipelineOutput } from '../../src/orchestrate/router.js';
+import { bringUpFixture, releaseAll, textOf, waitFor, type UpPipeline } from './router-helpers.js';
+
+/** One stage, two replicas, 20 ms a token (fixtures/two-replicas.yaml). */
+let up: UpPipeline;
+beforeAll(async () => {
+  up = await bringUpFixture('two-replicas.yaml');
+}, 60_000);
+afterAll(() => releaseAll(), 30_000);
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** replica_id of each `request:dispatched` event of the given requests. */
+function dispatchedTo(requestIds: string[]): number[] {
+  return up.events
+    .filter((e) => e.type === 'request:dispatched' && requestIds.includes(e.request_id))
+    .map((e) => (e as { replica_id: number }).replica_id);
+}
+
+async function finalText(stream: AsyncIterable<PipelineOutput>): Promise<string> {
+  let text: string | null = null;
+  for await (const o of stream) if (o.kind === 'final') text = textOf(o.data);
+  if (text === null) throw new Error('no final output');
+  return text;
+}
+
+const count = (ids: number[], id: number): number => ids.filter((x) => x === id).length;
+
+describe('router: balancing over replicas', () => {
+  it('least-inflight spreads concurrent requests over both replicas', async () => {
+    const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
+    const ids = Array.from({ length: 6 }, (_, i) => `li-${i}`);
+    await Promise.all(ids.map((id) => finalText(router.generate(`concurrent ${id}`, { requestId: id }))));
+    const to = dispatchedTo(ids);
+    expect(to).toHaveLength(6);
+    expect([count(to, 0), count(to, 1)]).toEqual([3, 3]);
+  }, 30_000);
+
+  it('least-inflight sends new requests to the idle replica while the other one is busy', async () => {
+    const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
+    // A long request (40 tokens x 20 ms) keeps one replica busy...
+    const long = finalText(router.generate('a long one', { requestId: 'li-long', params: { 0: { max_tokens: 40, temperature: 0 } } }));
+    await waitFor(() => dispatchedTo(['li-long']).length === 1, 5_000);
+    const busy = dispatchedTo(['li-long'])[0]!;
+    // ...so short requests, one after the other, all go to the other replica (round-robin would alternate).
+    const shorts = ['li-s0', 'li-s1', 'li-s2'];
+    for (const id of shorts) await finalText(router.generate(`short ${id}`, { requestId: id, params: { 0: { max_tokens: 2 } } }));
+    expect(dispatchedTo(shorts)).toEqual([1 - busy, 1 - busy, 1 - busy]);
+    await long;
+  }, 30_000);
+
+  it('round-robin (the default) alternates between the replicas', async () => {
+    const router = new PipelineRouter(up.omni, up.pipeline);
+    const ids = ['rr-0', 'rr-1', 'rr-2', 'rr-3'];
+    for (const id of ids) await finalText(router.generate(id, { requestId: id, params: { 0: { max_tokens: 1 } } }));
+    const to = dispatchedTo(ids);
+    expect(to[0]).not.toBe(to[1]);
+    expect(to).toEqual([to[0], to[1], to[0], to[1]]);
+  }, 30_000);
+});
+
+describe('router: aborting a request', () => {
+  it('stops streaming, rejects with OMNI_CANCELLED and sends abort to the replica', async () => {
+    const sent: { type: string; request_id?: string }[] = [];
+    const send = ReplicaChannel.prototype.send;
+    vi.spyOn(ReplicaChannel.prototype, 'send').mockImplementation(function (this: ReplicaChannel, m) {
+      sent.push(m as { type: string; request_id?: string });
+      return send.call(this, m);
+    });
+    // Lines the replicas send for this request after the abort went out.
+    let abortedAt: number | null = null;
+    const lateLines: string[] = [];
+    const receive = ReplicaChannel.prototype.receive;
+    vi.spyOn(ReplicaChannel.prototype, 'receive').mockImplementation(function (this: ReplicaChannel, line: string) {
+      if (abortedAt !== null && line.includes('"ab-1:0"')) lateLines.push(line);
+      return receive.call(this, line);
+    });
+    const abort = new AbortController();
+    const seen: PipelineOutput[] = [];
+    let err: unknown = null;
+    const t0 = performance.now();
+    try {
+      // 50 tokens x 20 ms = 1 s if nobody stops it.
+      for await (const o of up.pipeline.generate('please stop me', { requestId: 'ab-1', signal: abort.signal, params: { 0: { max_tokens: 50, temperature: 0 } } })) {
+        seen.push(o);
+        if (seen.length === 2) {
+          abort.abort(new Error('the user gave up'));
+          abortedAt = performance.now();
+        }
+      }
+    } catch (e) {
+      err = e;
+    }
+    const elapsed = performance.now() - t0;
+    expect(isOmniError(err)).toBe(true);
+    expect((err as OmniError).code).toBe('OMNI_CANCELLED');
+    expect(seen).toHaveLength(2);
+    expect(seen.every((o) => o.kind === 'chunk')).toBe(true);
+    expect(elapsed).toBeLessThan(800);
+    expect(sent).toContainEqual({ type: 'abort', request_id: 'ab-1:0' });
+
+    // The replica stopped generating: without the abort it would stream ~45 more tokens in the
+    // next 900 ms; at most one line that was already on its way may still arrive.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(lateLines.length).toBeLessThanOrEqual(1);
+    expect(lateLines.some((l) => l.includes('"done":true'))).toBe(false);
+    // ...and it keeps serving.
+    const text = await finalText(up.pipeline.generate('still alive?', { requestId: 'ab-2', params: { 0: { max_tokens: 2 } } }));
+    expect(text.length).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('rejects at once when the signal is already aborted, without dispatching', async () => {
+    const abort = new AbortController();
+    abort.abort(new Error('too late'));
+    await expect(finalText(up.pipeline.generate('never sent', { requestId: 'ab-0', signal: abort.signal }))).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
+    expect(dispatchedTo(['ab-0'])).toEqual([]);
+  }, 10_000);
+});
+
+describe('omni.generate()', () => {
+  it('routes through the pipeline brought up on this Omnistage', async () => {
+    const outs: PipelineOutput[] = [];
+    for await (const o of up.omni.generate('via omni', { requestId: 'og-1' })) outs.push(o);
+    const finals = outs.filter((o) => o.kind === 'final');
+    expect(finals).toHaveLength(1);
+    expect(finals[0]!.stage_id).toBe(0);
+    expect(outs.filter((o) => o.kind === 'chunk').length).toBeGreaterThan(0);
+    // Same prompt, same answer as through the router directly.
+    expect(textOf(finals[0]!.data)).toBe(await finalText(up.pipeline.generate('via omni')));
+  }, 30_000);
+
+  it('throws OMNI_REQUEST_FAILED when no pipeline is running', () => {
+    const omni = new Omnistage();
+    expect(() => omni.generate('x')).toThrowError(expect.objectContaining({ code: 'OMNI_REQUEST_FAILED' }) as Error);
+  });
+});
