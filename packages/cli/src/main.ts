@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return runCommand(needFile(command, positionals), values, logger);
     case 'schema':
-      return schemaCommand();
+      return schemaCommand(values);
     default:
       throw new OmniError('OMNI_USAGE', `unknown command "${command}"`, { hint: 'commands: validate, plan, up, run, schema (omnistage --help)' });
   }

@@ -1,11 +1,16 @@
-import { Omnistage, pipelineJsonSchema } from '@omnistage/core';
+import { Omnistage, loadPlugins, pipelineJsonSchema } from '@omnistage/core';
 import { diffusionPlugin } from '@omnistage/plugin-diffusion';
 import { kvConnectorPlugin } from '@omnistage/plugin-kv-connector';
 import { llmPlugin } from '@omnistage/plugin-llm';
+import type { CliValues } from '../args.js';
 
-/** `omnistage schema`: JSON Schema (draft-07, input side) of pipeline files, with plugins' engine args. */
-export function schemaCommand(): number {
-  const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin()] });
+/**
+ * `omnistage schema [--plugin P]`: JSON Schema (draft-07, input side) of pipeline files; every
+ * loaded stage type contributes the schema of its `engine_args`.
+ */
+export async function schemaCommand(values: CliValues): Promise<number> {
+  const external = await loadPlugins((values.plugin ?? []).map((specifier) => ({ specifier })), process.cwd());
+  const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), ...external] });
   const engineArgs: Record<string, object> = {};
   for (const name of omni.stageTypeNames()) {
     const s = omni.stageType(name)?.engineArgsJsonSchema;
