@@ -230,7 +230,7 @@ function lockDirError(opts: AcquireDeviceLocksOptions, device: string | undefine
 
 function throwIfCancelled(opts: AcquireDeviceLocksOptions, device: string | undefined): void {
   if (!opts.signal.aborted) return;
-  throw new OmniError('OMNI_CANCELLED', `waiting for the init lock of device ${device ?? '?'} was cancelled`, {
+  throw new OmniError('OMNI_CANCELLED', `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for the init lock of device ${device ?? '?'} was cancelled`, {
     cause: opts.signal.reason,
     context: lockContext(opts, device),
     hint: 'the launch was cancelled (another replica failed, the pipeline deadline expired, or Ctrl-C)',

@@ -170,7 +170,7 @@ describe('planning through hooks', () => {
     expect(err.message).toContain('stage 1');
     expect(err.message).toContain('"tts"');
     expect(err.message).toContain('known: "envstage"');
-    expect(err.location).toMatchObject({ line: 9, col: 17 });
+    expect(err.location).toMatchObject({ line: 8, col: 17 });
     expect(err.exitCode).toBe(2);
   });
 });

@@ -3,7 +3,7 @@
  * conditioning (prompt text or an upstream stage's output) and the seed, through
  * `num_inference_steps` refinement steps (see reference-renderer.ts).
  */
-import { connectToOrchestrator, type JsonObject } from '@omnistage/core/worker';
+import { connectToOrchestrator, findPayloadRefs, type JsonObject } from '@omnistage/core/worker';
 import { renderReferenceImage } from '../reference-renderer.js';
 import { conditioningFromInput } from './conditioning.js';
 
@@ -39,22 +39,30 @@ async function main(): Promise<void> {
     const steps = num(p['num_inference_steps'], 20);
     const count = Math.max(1, Math.trunc(num(p['num_outputs_per_prompt'], 1)));
     const seed = Math.trunc(num(p['seed'], 0));
-    const conditioning = conditioningFromInput(req.input);
-    for (let i = 0; i < count; i++) {
-      if (stream.signal.aborted) return;
-      const png = renderReferenceImage({
-        conditioning,
-        seed: seed + i,
-        steps,
-        width,
-        height,
-        guidance: num(p['guidance_scale'], 1),
-        ...(typeof p['negative_prompt'] === 'string' ? { negativePrompt: p['negative_prompt'] } : {}),
-      });
-      const out: JsonObject = { kind: 'image', mime: 'image/png', width, height, index: i, data_base64: png.toString('base64') };
-      if (i === count - 1) stream.end(out);
-      else stream.write(out);
-      await sleep(0);
+    try {
+      // An upstream tensor (a payload reference) is read by key here...
+      const conditioning = conditioningFromInput(req.input, (ref) => conn.getPayload(ref));
+      for (let i = 0; i < count; i++) {
+        if (stream.signal.aborted) return;
+        const png = renderReferenceImage({
+          conditioning,
+          seed: seed + i,
+          steps,
+          width,
+          height,
+          guidance: num(p['guidance_scale'], 1),
+          ...(typeof p['negative_prompt'] === 'string' ? { negativePrompt: p['negative_prompt'] } : {}),
+        });
+        // The PNG goes through the stage's connector: inline (with `data_base64`) when small,
+        // shared memory above the threshold; the output is the reference plus the image fields.
+        const out = { kind: 'image', mime: 'image/png', width, height, index: i, ...conn.putPayload(png, { mime: 'image/png' }) } as JsonObject;
+        if (i === count - 1) stream.end(out);
+        else stream.write(out);
+        await sleep(0);
+      }
+    } finally {
+      // ...and acknowledged once the images are rendered (nothing is sent for inline ones).
+      for (const ref of findPayloadRefs(req.input)) conn.ackPayload(ref);
     }
   });
   conn.ready({ engine: 'reference-diffusion', pid: process.pid });

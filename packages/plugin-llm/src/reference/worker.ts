@@ -3,7 +3,7 @@
  * generates text token by token, deterministically (see generate.ts). Started by the `reference`
  * engine of stage type `llm`; its test knobs (knobs.ts) reproduce slow, failing and hanging engines.
  */
-import { connectToOrchestrator, type JsonObject, type JsonValue } from '@omnistage/core/worker';
+import { connectToOrchestrator, findPayloadRefs, type JsonObject, type PayloadRef, type RequestStream, type WorkerRequest } from '@omnistage/core/worker';
 import { generateTokens } from './generate.js';
 import { engineArgsFromEnv, readKnobs } from './knobs.js';
 import { promptFromInput } from './prompt-from-input.js';
@@ -43,9 +43,23 @@ async function main(): Promise<void> {
     process.exit(knobs.fail_exit_code);
   }
 
-  conn.onRequest(async (req, stream) => {
+  /** Reads an upstream payload; a float32 tensor must hold exactly its shape's worth of bytes. */
+  const readTensor = (ref: PayloadRef): Buffer => {
+    const bytes = conn.getPayload(ref);
+    if (ref.dtype === 'float32' && Array.isArray(ref.shape)) {
+      const expected = ref.shape.reduce((a, b) => a * b, 1) * 4;
+      if (bytes.byteLength !== expected) throw new Error(`upstream tensor ${ref.key}: ${bytes.byteLength} bytes for shape [${ref.shape.join(', ')}] (float32 needs ${expected})`);
+    }
+    return bytes;
+  };
+
+  const serve = async (
+    req: WorkerRequest,
+    stream: RequestStream,
+    read: (ref: PayloadRef) => Uint8Array,
+  ): Promise<void> => {
     const params = { ...defaults, ...(req.params as Record<string, unknown>) };
-    const prompt = promptFromInput(req.input);
+    const prompt = promptFromInput(req.input, read);
     const tokens: number[] = [];
     const hidden: number[] = [];
     let text = '';
@@ -61,17 +75,27 @@ async function main(): Promise<void> {
       if (t.hidden) hidden.push(...t.hidden);
       finish = t.finish_reason;
     }
-    const out: Record<string, JsonValue> = audio
-      ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, data_base64: tokensToWav(tokens).toString('base64') }
+    // Media and tensors go through the stage's connector: inline when small, shared memory above
+    // the threshold (an inline reference still carries `data_base64`, like the older shapes).
+    const out: Record<string, unknown> = audio
+      ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, ...conn.putPayload(tokensToWav(tokens), { mime: 'audio/wav' }) }
       : { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
     if (latent) {
-      out['tensor'] = {
-        dtype: 'float32',
-        shape: [hidden.length / hiddenSize, hiddenSize],
-        data_base64: Buffer.from(new Float32Array(hidden).buffer).toString('base64'),
-      };
+      const f32 = new Float32Array(hidden);
+      out['tensor'] = conn.putPayload(new Uint8Array(f32.buffer), { dtype: 'float32', shape: [hidden.length / hiddenSize, hiddenSize] });
     }
     stream.end(out as JsonObject);
+  };
+
+  conn.onRequest(async (req, stream) => {
+    // Upstream tensors (payload references): read them by key now, acknowledge them once used.
+    const received = new Map<PayloadRef, Buffer>();
+    try {
+      for (const ref of findPayloadRefs(req.input)) received.set(ref, readTensor(ref));
+      await serve(req, stream, (ref) => received.get(ref) ?? conn.getPayload(ref));
+    } finally {
+      for (const ref of received.keys()) conn.ackPayload(ref);
+    }
   });
 
   if (knobs.hang_phase === 'ready') {
