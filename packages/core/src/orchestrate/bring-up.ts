@@ -357,6 +357,8 @@ export async function startReplica(
     const started = pipeline.track(replica, proc);
     omni.events.emit({ type: 'replica:spawned', stage_id, replica_id, pid: proc.pid });
     const p = proc;
+    // An attach tap (e.g. HTTP readiness) is past spawn too: a deadline now names the attach step.
+    setStep(worker.attach === 'http' ? 'ready' : 'hello');
     const conn = await phase(
       'attach',
       async () => (await omni.hooks.attach.promise(p, rt)) ?? (await defaultAttach(p, rt, worker, channel, setStep)),
