@@ -33,7 +33,7 @@ function readme(folder: string): string {
   return readFileSync(join(root, 'examples', folder, 'README.md'), 'utf8');
 }
 
-describe('examples run with the command in their README', () => {
+describe('examples run with the command in their README', { timeout: 180_000 }, () => {
   it('quickstart writes one PNG per prompt (the README first command runs it)', () => {
     expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('npm run quickstart');
     const r = runExample('@omnistage-example/quickstart', 'quickstart');

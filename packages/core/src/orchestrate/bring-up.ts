@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,6 +155,8 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   });
 
   const abort = new AbortController();
+  // Every replica launch listens on the pipeline's signal; 32 replicas is normal, not a leak.
+  setMaxListeners(0, abort.signal);
   let firstError: OmniError | undefined;
   const fail = (err: OmniError): void => {
     firstError ??= err;

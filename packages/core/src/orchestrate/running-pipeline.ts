@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { rm } from 'node:fs/promises';
 import type { Omnistage } from '../omnistage.js';
 import type { ReplicaConnection, ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
@@ -57,6 +58,8 @@ export class RunningPipeline {
     this.runId = options.runId;
     this.runDir = options.runDir;
     this.#options = options;
+    // Restarts in flight listen on the stop signal; many replicas are normal, not a leak.
+    setMaxListeners(0, this.#stopAbort.signal);
     this.payloads = new PayloadTracker(options.runId);
     this.failed = new Promise<never>((_, reject) => {
       this.#failed = reject;
