@@ -1,7 +1,7 @@
 // Bring-up benchmark: omnistage vs. a hand-rolled spawn + handshake baseline.
 //
 //   npm run bench                       (builds first, then runs this file)
-//   node bench/bench.mjs [--n=1,8,32] [--reps=5,5,5] [--verbose]
+//   node bench/bench.mjs [--n=1,8,32] [--reps=5,5,5] [--baseline-detached=false] [--verbose]
 //
 // For each N it prints, among other lines:
 //   bringup n=<N> omnistage_ms=<x> baseline_ms=<y> ratio=<x/y>
@@ -13,8 +13,9 @@
 //   does: run dir + control socket, then per replica device lock -> spawn (setpriv + execa) ->
 //   hello/welcome/ready; it ends when the promise resolves (all replicas ready).
 // baseline_ms: the same worker script spawned N times with plain child_process.spawn (no locks, no
-//   setpriv), attached to a minimal node:net Unix-socket server doing the same handshake; timed from
-//   the first spawn until the last ready line.
+//   setpriv, no execa; `detached` like omnistage, see baselineDetached below), attached to a minimal
+//   node:net Unix-socket server doing the same handshake; timed from the first spawn until the last
+//   ready line.
 // Each measurement is repeated (omnistage and baseline alternate, the order flips every round, after
 // one unmeasured warm-up round of each); the median is printed. Teardown is not in either figure;
 // omnistage's `pipeline.stop()` time is on the `teardown` line.
@@ -51,7 +52,7 @@ const argv = Object.fromEntries(
   process.argv.slice(2).map((a) => {
     const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
     if (!m) {
-      console.error(`unknown argument ${a} (use --n=1,8,32 --reps=5,5,5 --verbose)`);
+      console.error(`unknown argument ${a} (use --n=1,8,32 --reps=5,5,5 --baseline-detached=false --verbose)`);
       process.exit(2);
     }
     return [m[1], m[2] ?? 'true'];
@@ -61,6 +62,13 @@ const NS = (argv.n ?? '1,8,32').split(',').map(Number);
 const repsList = (argv.reps ?? '').split(',').filter(Boolean).map(Number);
 const repsFor = (n, i) => repsList[i] ?? repsList.at(-1) ?? 5;
 const verbose = argv.verbose === 'true';
+// omnistage starts every replica in its own session (execa `detached`, i.e. setsid). With Linux
+// sched autogroup (on by default) each session is scheduled as one group, so on a host loaded by
+// other work N detached workers get far more CPU than N workers sharing the bench's session (2-3x
+// faster bring-up measured at N=8..32). The baseline therefore spawns detached too, so the ratio
+// measures omnistage's overhead rather than scheduler policy; --baseline-detached=false shows the
+// naive variant.
+const baselineDetached = (argv['baseline-detached'] ?? 'true') !== 'false';
 const TMP_PREFIX = 'omnistage-bench-';
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -216,6 +224,7 @@ async function runBaseline(n) {
           OMNISTAGE_ENGINE_ARGS: '{}',
         },
         stdio: ['pipe', 'pipe', 'pipe'],
+        detached: baselineDetached,
       });
       child.exitedP = new Promise((resolve) => {
         child.once('exit', (code, signal) => resolve(signal ?? code));
@@ -292,7 +301,7 @@ try {
       `cpu n=${n} omnistage_orchestrator_ms=${fmt(median(omniRuns.map((r) => r.cpuMs)))} baseline_orchestrator_ms=${fmt(median(baseRuns.map((r) => r.cpuMs)))}`,
     );
     console.log(phaseLine(n, omniRuns));
-    console.log(`baseline n=${n} spawn_loop_ms=${fmt(median(baseRuns.map((r) => r.spawnLoopMs)))}`);
+    console.log(`baseline n=${n} spawn_loop_ms=${fmt(median(baseRuns.map((r) => r.spawnLoopMs)))} detached=${baselineDetached}`);
     console.log(
       `runs n=${n} omnistage_ms=[${omniRuns.map((r) => fmt(r.upMs)).join(',')}] baseline_ms=[${baseRuns.map((r) => fmt(r.upMs)).join(',')}]`,
     );

@@ -95,6 +95,15 @@ describe('usage errors', { timeout: 60_000 }, () => {
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 
+  it('an --events file that cannot be written is a usage error (exit 2), before anything starts', async () => {
+    const lockDir = join(box.root, 'events-locks');
+    const r = await cli(['up', fixture('two-stage.yaml'), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', lockDir, '--events', join(box.root, 'no-such-dir', 'ev.jsonl')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('error OMNI_USAGE: cannot write the events file');
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    expect(r.stderr).not.toContain('spawning');
+  });
+
   it('no arguments: exit 2 with the help on stderr', async () => {
     const r = await cli([]);
     expect(r.code).toBe(2);
@@ -107,7 +116,12 @@ describe('usage errors', { timeout: 60_000 }, () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage:');
-    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('  --'))) expect(line, line).toMatch(/^ {2}--[a-z-]+( VALUE)? +\S/);
+    const options = r.stdout.split('\n').filter((l) => l.startsWith('  --'));
+    expect(options.length).toBeGreaterThan(10);
+    for (const line of options) {
+      expect(line, line).toMatch(/^ {2}--[a-z-]+( VALUE)? +\S/);
+      expect(line, 'option and description run together').not.toMatch(/VALUE\S/);
+    }
   });
 
   it('npx omnistage --help works from the repository root (bin shim)', async () => {

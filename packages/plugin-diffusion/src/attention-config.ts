@@ -1,6 +1,6 @@
 import { OmniError } from '@omnistage/core';
 import type { ErrorContext, SourceLocation } from '@omnistage/core';
-import { unknownKeyHint } from './did-you-mean.js';
+import { unknownKeyHint } from './unknown-key-hint.js';
 import { UNKNOWN_KEY_CODE, describeValue, isPlainObject } from './value-checks.js';
 
 /** One attention backend choice: a registry name (`FLASH_ATTN`, `SDPA`, …) and its options. */

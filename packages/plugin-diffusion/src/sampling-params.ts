@@ -1,6 +1,6 @@
 import { OmniError } from '@omnistage/core';
 import type { SourceLocation, StageConfig } from '@omnistage/core';
-import { unknownKeyHint } from './did-you-mean.js';
+import { unknownKeyHint } from './unknown-key-hint.js';
 import { UNKNOWN_KEY_CODE, describeValue, isFiniteNumber, isInt, isPlainObject } from './value-checks.js';
 
 /** How one diffusion sampling parameter is typed. `nullable`: YAML `null` means "unset". */

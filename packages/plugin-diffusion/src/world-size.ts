@@ -1,6 +1,6 @@
 import { OmniError } from '@omnistage/core';
 import type { ErrorContext, SourceLocation } from '@omnistage/core';
-import { unknownKeyHint } from './did-you-mean.js';
+import { unknownKeyHint } from './unknown-key-hint.js';
 import {
   DIFFUSION_PARALLEL_FIELDS,
   DIFFUSION_PARALLEL_KEYS,

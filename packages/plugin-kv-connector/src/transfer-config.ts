@@ -1,6 +1,5 @@
-import { OmniError } from '@omnistage/core';
+import { OmniError, suggestions } from '@omnistage/core';
 import type { ConnectorRef, ConnectorSpec, PipelineConfig, SourceLocation, StageConfig } from '@omnistage/core';
-import { didYouMean } from './did-you-mean.js';
 import { isPlainObject } from './plain-object.js';
 import { parseStageIdSuffix } from './stage-ids.js';
 import { edgeKey } from './types.js';
@@ -178,7 +177,7 @@ function undefinedReference(
   location: SourceLocation,
 ): OmniError {
   const defined = Object.keys(pipeline.connectors);
-  const guess = didYouMean(ref, defined);
+  const guess = (suggestions(ref, defined, 1)[0] ?? null);
   const hint =
     defined.length === 0
       ? 'No connectors are defined. Define it under `connectors:` (`runtime.connectors:` in stage_args files), or write it inline as {name: <ConnectorClass>, extra: {...}}.'

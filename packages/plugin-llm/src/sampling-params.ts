@@ -1,6 +1,5 @@
-import { OmniError } from '@omnistage/core';
+import { OmniError, suggestions } from '@omnistage/core';
 import type { StageConfig } from '@omnistage/core';
-import { didYouMean } from './did-you-mean.js';
 
 /**
  * Value shapes the sampling-parameter check knows. `?` suffix = `null` allowed (the field is
@@ -154,7 +153,7 @@ export function validateLlmSamplingParams(stage: StageConfig): void {
     const path = `default_sampling_params.${key}`;
     const type = VLLM_SAMPLING_PARAM_FIELDS[key];
     if (type === undefined) {
-      const suggestion = didYouMean(key, Object.keys(VLLM_SAMPLING_PARAM_FIELDS));
+      const suggestion = suggestions(key, Object.keys(VLLM_SAMPLING_PARAM_FIELDS), 1)[0];
       throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${stage.stage_id}: '${key}' is not a vLLM sampling parameter.`, {
         location: stage.locations.at(path),
         hint:

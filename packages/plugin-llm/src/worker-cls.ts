@@ -1,6 +1,5 @@
-import { OmniError } from '@omnistage/core';
+import { OmniError, suggestions } from '@omnistage/core';
 import type { EngineArgs, PlatformName, SourceLocation } from '@omnistage/core';
-import { didYouMean } from './did-you-mean.js';
 
 /** The worker types vLLM-Omni knows, in the lower case that resolution compares against. */
 export const WORKER_TYPES = ['ar', 'generation'] as const;
@@ -61,7 +60,7 @@ export function resolveWorkerCls(
   }
 
   const stageId = engineArgs['stage_id'];
-  const suggestion = didYouMean(workerType, WORKER_TYPES);
+  const suggestion = suggestions(workerType, WORKER_TYPES, 1)[0];
   throw new OmniError('OMNI_CONFIG_INVALID', `Unknown worker_type '${workerType}'.`, {
     ...(locate ? { location: locate() } : {}),
     hint:

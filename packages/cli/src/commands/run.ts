@@ -83,12 +83,22 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
           }
         } catch (err) {
           failures++;
+          // Interrupted: one line for the run (below), not one per request.
+          if (cancel.signal.aborted) return;
           const e = toOmniError(err, 'OMNI_REQUEST_FAILED');
           process.stderr.write(`[${requestId}] ${formatError(e)}\n`);
         }
       }),
     );
     logger.info(`${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`);
+    if (cancel.signal.aborted) {
+      await pipeline.stop('interrupted');
+      const reason = toOmniError(cancel.signal.reason, 'OMNI_CANCELLED');
+      throw new OmniError('OMNI_CANCELLED', `${reason.message}: ${inputs.length - failures} of ${inputs.length} request(s) completed before it`, {
+        cause: reason,
+        hint: 'the pipeline was torn down; outputs of the completed requests were written',
+      });
+    }
     if (failures > 0) {
       await pipeline.stop('requests failed');
       throw new OmniError('OMNI_REQUEST_FAILED', `${failures} of ${inputs.length} request(s) failed`, {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { bringUp, newRunId, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
+import { OmniError, bringUp, newRunId, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
-import { openSession, planSession } from '../session.js';
+import { openSession, planSession, type Session } from '../session.js';
 import { StatusDisplay } from '../status-display.js';
 import { formatWarning } from './validate.js';
 
@@ -20,11 +20,23 @@ function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
   };
 }
 
+/** `--events FILE`: a file that cannot be opened is a usage error (exit 2), found before anything starts. */
+function openEventsFile(session: Session, file: string): () => void {
+  try {
+    return writeEventsAsJsonLines(session.omni.events, file);
+  } catch (err) {
+    throw new OmniError('OMNI_USAGE', `cannot write the events file ${file}: ${(err as Error).message}`, {
+      cause: err,
+      hint: '--events needs a writable path (its directory must exist)',
+    });
+  }
+}
+
 /** `omnistage up FILE`: bring up, show live status, stay up until a signal, tear down. */
 export async function upCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const runId = newRunId();
   const session = await openSession(file, values, logger, runId);
-  const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};
+  const closeEvents = values.events ? openEventsFile(session, values.events) : () => {};
   try {
     session.omni.events.setRunId(runId);
     const plan = await planSession(session);

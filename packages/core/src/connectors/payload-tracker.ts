@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { OmniError } from '../errors.js';
 import { findPayloadRefs, isValidPayloadKey, mapPayloadRefs, type PayloadRef } from './payload-ref.js';
-import { deletePayload, payloadDir, payloadPath, sweepRunPayloads } from './shm-store.js';
+import { deletePayload, deletePayloadAsync, payloadDir, payloadPath, sweepRunPayloads } from './shm-store.js';
 
 /** Holder name of a consumer stage. */
 export const stageHolder = (stageId: number): string => `stage:${stageId}`;
@@ -34,6 +34,7 @@ export class PayloadTracker {
   readonly runId: string;
   readonly dir: string;
   readonly #entries = new Map<string, Entry>();
+  readonly #pending = new Set<Promise<boolean>>();
   #closed = false;
 
   constructor(runId: string, options: { dir?: string } = {}) {
@@ -124,7 +125,7 @@ export class PayloadTracker {
 
   /** Deletes every payload file of the run, tracked or not. Idempotent. Returns how many files went. */
   sweep(): number {
-    for (const key of this.#entries.keys()) this.#drop(key);
+    this.#entries.clear();
     return sweepRunPayloads(this.runId, this.dir);
   }
 
@@ -138,6 +139,14 @@ export class PayloadTracker {
 
   #drop(key: string): void {
     this.#entries.delete(key);
-    deletePayload(this.runId, key, this.dir);
+    // Off the event loop: freeing a large tmpfs file takes milliseconds. Teardown's sweep is synchronous.
+    const done = deletePayloadAsync(this.runId, key, this.dir);
+    this.#pending.add(done);
+    void done.finally(() => this.#pending.delete(done));
+  }
+
+  /** Resolves once every deletion started so far finished (tests, teardown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#pending]);
   }
 }

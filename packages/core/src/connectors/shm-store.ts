@@ -7,7 +7,7 @@
  * Imported by the worker SDK: node built-ins only, synchronous calls (a tmpfs write or read is a
  * memory copy).
  */
-import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, unlink, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OmniError } from '../errors.js';
@@ -76,30 +76,66 @@ export function writePayload(runId: string, key: string, bytes: Uint8Array, dir:
   return path;
 }
 
-/** Reads a payload by key. `expectedSize`, when given, must match (a short file is an error). */
-export function readPayload(runId: string, key: string, expectedSize?: number, dir: string = payloadDir()): Buffer {
-  const path = payloadPath(runId, key, dir);
-  let bytes: Buffer;
+/** Options of {@link readPayload}. */
+export interface ReadPayloadOptions {
+  /** The size the reference announced: a file of another size is an error. */
+  size?: number;
+  /** Payload directory (default {@link payloadDir}). */
+  dir?: string;
+  /**
+   * Read into this buffer (at least the payload's size) instead of a fresh one: an engine that
+   * reuses a staging buffer skips the page faults of new memory. The result is a view of it.
+   */
+  into?: Uint8Array;
+}
+
+/** Reads a payload by key (into a fresh buffer, or `into`). */
+export function readPayload(runId: string, key: string, options: ReadPayloadOptions = {}): Buffer {
+  const path = payloadPath(runId, key, options.dir);
+  let fd: number;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (err) {
     const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
     throw payloadError(
       gone
-        ? `payload ${key} is gone (${path}): it was released (every consumer acknowledged it, its request ended) or the run was swept`
-        : `reading payload ${key} (${path}) failed: ${(err as Error).message}`,
+        ? `payload ${key} is gone (${path}): it was released (every consumer acknowledged it, or its request ended) or the run was swept`
+        : `opening payload ${key} (${path}) failed: ${(err as Error).message}`,
       err,
     );
   }
-  if (expectedSize !== undefined && bytes.byteLength !== expectedSize) {
-    throw payloadError(`payload ${key} has ${bytes.byteLength} bytes, its reference says ${expectedSize}`);
+  try {
+    const size = fstatSync(fd).size;
+    if (options.size !== undefined && size !== options.size) throw payloadError(`payload ${key} has ${size} bytes, its reference says ${options.size}`);
+    const into = options.into;
+    if (into !== undefined && into.byteLength < size) throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
+    const buf = into === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(into.buffer, into.byteOffset, size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) throw payloadError(`payload ${key} ended after ${off} of ${size} bytes`);
+      off += n;
+    }
+    return buf;
+  } catch (err) {
+    throw err instanceof OmniError ? err : payloadError(`reading payload ${key} (${path}) failed: ${(err as Error).message}`, err);
+  } finally {
+    closeSync(fd);
   }
-  return bytes;
 }
 
 /** Deletes a payload file; false when it did not exist. */
 export function deletePayload(runId: string, key: string, dir: string = payloadDir()): boolean {
   return unlinkQuietly(payloadPath(runId, key, dir));
+}
+
+/**
+ * Deletes a payload file without blocking the caller (freeing a large tmpfs file takes a while);
+ * resolves true when it existed. Never rejects.
+ */
+export function deletePayloadAsync(runId: string, key: string, dir: string = payloadDir()): Promise<boolean> {
+  const path = payloadPath(runId, key, dir);
+  return new Promise((resolve) => unlink(path, (err) => resolve(err === null)));
 }
 
 /** Removes every payload file of a run (including ones never announced to the orchestrator). Returns how many. */

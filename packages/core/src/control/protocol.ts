@@ -89,6 +89,8 @@ export interface WelcomeMessage {
   replica_id: number;
   engine_args: JsonObject;
   metadata: JsonObject;
+  /** Where this run's shared-memory payload files live (optional, additive; see docs/protocol.md "Payloads"). */
+  payload_dir?: string;
 }
 export interface RequestMessage {
   type: 'request';

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { OmniError } from '../errors.js';
 import { payloadTrackerForRun, stageHolder } from '../connectors/payload-tracker.js';
+import { payloadDir } from '../connectors/shm-store.js';
 import {
   encodeMessage,
   parseWorkerMessage,
@@ -152,6 +153,8 @@ export class ReplicaChannel {
       replica_id: this.replica_id,
       engine_args: this.#welcome.engine_args,
       metadata: this.#welcome.metadata,
+      // The orchestrator's payload dir is authoritative: a replica's env may not carry OMNISTAGE_PAYLOAD_DIR.
+      payload_dir: payloadTrackerForRun(this.#welcome.run_id)?.dir ?? payloadDir(),
     });
     this.#resolveHello(hello);
   }

@@ -1,5 +1,6 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { lock } from 'proper-lockfile';
 import { OmniError } from '../errors.js';
 import { sortDeviceIds, uniqueDeviceIds } from '../planning/device-ids.js';
@@ -79,7 +80,7 @@ export async function acquireDeviceLocks(opts: AcquireDeviceLocksOptions): Promi
   for (const device of devices) assertDeviceId(device);
   throwIfCancelled(opts, devices[0]);
   try {
-    await mkdir(opts.lockDir, { recursive: true });
+    await ensureDir(opts.lockDir);
   } catch (err) {
     throw lockDirError(opts, devices[0], err);
   }
@@ -244,6 +245,28 @@ function lockContext(opts: AcquireDeviceLocksOptions, device: string | undefined
     phase: 'lock',
     ...(device === undefined ? {} : { device }),
   };
+}
+
+/**
+ * `mkdir -p` without `{ recursive: true }`: Node's recursive mkdir never settles for some paths
+ * (e.g. under /proc, where mkdir keeps answering ENOENT), which would hang the launch and its
+ * teardown. Here every level is tried once, so any such path fails with its errno instead.
+ */
+async function ensureDir(dir: string, depth = 0): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') return; // a file in the way fails later, in lock(), with ENOTDIR
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || depth > 64) throw err;
+    await ensureDir(parent, depth + 1);
+    try {
+      await mkdir(dir);
+    } catch (again) {
+      if (errnoCode(again) !== 'EEXIST') throw again;
+    }
+  }
 }
 
 /** Resolves after `ms`, or earlier when `signal` aborts (the caller re-checks the signal). */

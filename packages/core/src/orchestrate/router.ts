@@ -69,8 +69,9 @@ export class PipelineRouter {
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
   generate(input: unknown, options: GenerateOptions = {}): AsyncIterable<PipelineOutput> {
     const requestId = options.requestId ?? randomUUID();
-    const queue = new AsyncQueue<PipelineOutput>();
     const abort = new AbortController();
+    // A consumer that stops reading (break, return) cancels the request like an abort would.
+    const queue = new AsyncQueue<PipelineOutput>(() => abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)));
     const onAbort = (): void => abort.abort(options.signal?.reason);
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -156,11 +157,22 @@ export class PipelineRouter {
   }
 
   #choose(stageId: number, replicas: StartedReplica[]): StartedReplica {
-    if (this.#options.balance === 'least-inflight') {
-      return replicas.reduce((best, r) => ((this.#inflight.get(r) ?? 0) < (this.#inflight.get(best) ?? 0) ? r : best));
-    }
     const n = this.#cursor.get(stageId) ?? 0;
     this.#cursor.set(stageId, n + 1);
+    if (this.#options.balance === 'least-inflight') {
+      // The least loaded replica; ties rotate (round-robin) so an idle stage still uses them all.
+      let best: StartedReplica | null = null;
+      let bestLoad = Infinity;
+      for (let i = 0; i < replicas.length; i++) {
+        const r = replicas[(n + i) % replicas.length]!;
+        const load = this.#inflight.get(r) ?? 0;
+        if (load < bestLoad) {
+          best = r;
+          bestLoad = load;
+        }
+      }
+      return best!;
+    }
     return replicas[n % replicas.length]!;
   }
 
@@ -190,9 +202,12 @@ export class PipelineRouter {
         }
         return { stage_id, replica_id, data: last };
       } catch (err) {
+        // Cancelled (the caller's signal, another stage's failure, the consumer left): say why,
+        // not just that the replica request was aborted.
+        if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
         const e = toOmniError(err);
         const died = isOmniError(e) && e.code === 'OMNI_WORKER_EXITED';
-        if (died && !signal.aborted) {
+        if (died) {
           const status = await describeExitOf(replica);
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);

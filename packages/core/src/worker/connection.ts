@@ -71,8 +71,12 @@ export interface WorkerConnection {
    * file that the consumers read by key. The bytes are copied; `bytes` may be reused afterwards.
    */
   putPayload(bytes: Uint8Array, meta?: PayloadMeta): PayloadRef;
-  /** The bytes of a payload this replica received (inline: decoded; shm: read from the file by key). */
-  getPayload(ref: PayloadRef): Buffer;
+  /**
+   * The bytes of a payload this replica received (inline: decoded; shm: read from the file by key).
+   * With `into` (at least `ref.size` bytes), an shm payload is read into that buffer (a staging
+   * buffer the engine reuses) and the result is a view of it.
+   */
+  getPayload(ref: PayloadRef, into?: Uint8Array): Buffer;
   /**
    * Tells the orchestrator this replica is done with a payload it received (`payload_ack`), so its
    * file can be deleted once every consumer is done. No-op for inline payloads. Call it after use.
@@ -225,6 +229,7 @@ class Connection implements WorkerConnection {
       replica_id: welcome.replica_id,
       engine_args: welcome.engine_args,
       metadata: welcome.metadata,
+      ...(typeof welcome.payload_dir === 'string' && welcome.payload_dir !== '' ? { payload_dir: welcome.payload_dir } : {}),
     };
     this.outputConnector = outputConnectorOf(welcome.engine_args);
     this.closed = new Promise((resolve) => {
@@ -269,14 +274,15 @@ class Connection implements WorkerConnection {
     if (bytes.byteLength <= this.outputConnector.shmThresholdBytes) return inlinePayloadRef(bytes, meta);
     const { stage_id, replica_id, run_id } = this.welcome;
     const key = `s${stage_id}r${replica_id}_${this.#payloadTag}_${(this.#payloadSeq++).toString(36)}`;
-    writePayload(run_id, key, bytes);
+    writePayload(run_id, key, bytes, this.welcome.payload_dir);
     return { $payload: 1, key, size: bytes.byteLength, via: 'shm', ...metaOf(meta) };
   }
 
-  getPayload(ref: PayloadRef): Buffer {
+  getPayload(ref: PayloadRef, into?: Uint8Array): Buffer {
     if (!isPayloadRef(ref)) throw workerError('getPayload needs a payload reference ({$payload: 1, key, size, via, ...})', 'see docs/protocol.md, "Payloads"');
     if (ref.via === 'inline') return Buffer.from(ref.data_base64 ?? '', 'base64');
-    return readPayload(this.welcome.run_id, ref.key, ref.size);
+    const dir = this.welcome.payload_dir;
+    return readPayload(this.welcome.run_id, ref.key, { size: ref.size, ...(dir === undefined ? {} : { dir }), ...(into === undefined ? {} : { into }) });
   }
 
   ackPayload(ref: PayloadRef | string): void {

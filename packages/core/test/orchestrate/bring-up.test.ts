@@ -256,6 +256,21 @@ describe('bring-up', { timeout: 60_000 }, () => {
     await expectNothingLeft(h);
   });
 
+  it.runIf(process.platform === 'linux')('an unusable lock dir fails the bring-up promptly instead of hanging', async () => {
+    // Node's recursive mkdir never settles under /proc; the lock phase must not hang on it.
+    const omni = new Omnistage({ lockDir: '/proc/omnistage-no-such-dir/locks', plugins: [envStagePlugin()] });
+    const h: Harness = { omni, events: [], lockDir: '', lines: [] };
+    omni.events.onAny((e) => h.events.push(e));
+    const p = await plan(h, GROUPS_YAML, 'r-lockdir');
+    const t0 = Date.now();
+    const err = await rejection(up(h, p, 'r-lockdir'));
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
+    expect(err.message).toContain('/proc/omnistage-no-such-dir/locks');
+    expect(h.events.some((e) => e.type === 'replica:spawned')).toBe(false);
+    expect(h.events.at(-1)?.type).toBe('pipeline:failed');
+  });
+
   it('a replica waiting for a device held by another run reports lock:waiting with the holder', async () => {
     const a = await harness();
     const yaml = `

@@ -43,15 +43,26 @@ describe('router: balancing over replicas', () => {
 
   it('least-inflight sends new requests to the idle replica while the other one is busy', async () => {
     const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
-    // A long request (40 tokens x 20 ms) keeps one replica busy...
-    const long = finalText(router.generate('a long one', { requestId: 'li-long', params: { 0: { max_tokens: 40, temperature: 0 } } }));
+    // A long request (100 tokens x 20 ms, greedy: no early end) keeps one replica busy...
+    const stopLong = new AbortController();
+    const long = finalText(router.generate('a long one', { requestId: 'li-long', signal: stopLong.signal, params: { 0: { max_tokens: 100, temperature: 0 } } }));
+    long.catch(() => undefined);
     await waitFor(() => dispatchedTo(['li-long']).length === 1, 5_000);
     const busy = dispatchedTo(['li-long'])[0]!;
     // ...so short requests, one after the other, all go to the other replica (round-robin would alternate).
     const shorts = ['li-s0', 'li-s1', 'li-s2'];
     for (const id of shorts) await finalText(router.generate(`short ${id}`, { requestId: id, params: { 0: { max_tokens: 2 } } }));
     expect(dispatchedTo(shorts)).toEqual([1 - busy, 1 - busy, 1 - busy]);
-    await long;
+    stopLong.abort(new Error('done with it'));
+    await expect(long).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
+  }, 30_000);
+
+  it('least-inflight rotates between replicas that are equally idle', async () => {
+    const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
+    const ids = ['lr-0', 'lr-1', 'lr-2', 'lr-3'];
+    for (const id of ids) await finalText(router.generate(id, { requestId: id, params: { 0: { max_tokens: 1 } } }));
+    const to = dispatchedTo(ids);
+    expect(new Set(to)).toEqual(new Set([0, 1]));
   }, 30_000);
 
   it('round-robin (the default) alternates between the replicas', async () => {
@@ -112,6 +123,23 @@ describe('router: aborting a request', () => {
     // ...and it keeps serving.
     const text = await finalText(up.pipeline.generate('still alive?', { requestId: 'ab-2', params: { 0: { max_tokens: 2 } } }));
     expect(text.length).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('cancels the request when the consumer stops reading (break): abort goes to the replica', async () => {
+    const sent: { type: string; request_id?: string }[] = [];
+    const send = ReplicaChannel.prototype.send;
+    vi.spyOn(ReplicaChannel.prototype, 'send').mockImplementation(function (this: ReplicaChannel, m) {
+      sent.push(m as { type: string; request_id?: string });
+      return send.call(this, m);
+    });
+    let seen = 0;
+    for await (const o of up.pipeline.generate('i will leave early', { requestId: 'ab-3', params: { 0: { max_tokens: 50, temperature: 0 } } })) {
+      expect(o.kind).toBe('chunk');
+      seen++;
+      break;
+    }
+    expect(seen).toBe(1);
+    expect(await waitFor(() => sent.some((m) => m.type === 'abort' && m.request_id === 'ab-3:0'), 2_000)).toBe(true);
   }, 30_000);
 
   it('rejects at once when the signal is already aborted, without dispatching', async () => {
