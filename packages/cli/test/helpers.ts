@@ -19,8 +19,13 @@ export const CLI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = join(CLI_DIR, '..', '..');
 export const CLI_BIN = join(CLI_DIR, 'bin', 'omnistage.js');
 export const TEST_FIXTURES = join(CLI_DIR, 'test', 'fixtures');
-/** The upstream vLLM-Omni stage configs, `shared/fixtures/upstream-stage-configs` beside the repository. */
-export const UPSTREAM_FIXTURES = join(REPO_ROOT, '..', 'shared', 'fixtures', 'upstream-stage-configs');
+/**
+ * The upstream vLLM-Omni stage configs: `shared/fixtures/upstream-stage-configs` beside the
+ * repository when it is there, else the verbatim copies the upstream-dry-run example ships.
+ */
+export const UPSTREAM_FIXTURES = existsSync(join(REPO_ROOT, '..', 'shared', 'fixtures', 'upstream-stage-configs'))
+  ? join(REPO_ROOT, '..', 'shared', 'fixtures', 'upstream-stage-configs')
+  : join(REPO_ROOT, 'examples', 'upstream-dry-run', 'configs');
 
 /** Fails with a clear message when the CLI was not built (the tests run the built bin). */
 export function requireBuiltCli(): void {

@@ -1,7 +1,8 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
-import { at, upstream, UPSTREAM_FIXTURES } from './helpers.js';
+import { at, REPO_FIXTURES, SHARED_FIXTURES, upstream, UPSTREAM_FIXTURES } from './helpers.js';
 
 const fixtures = readdirSync(UPSTREAM_FIXTURES).filter((f) => f.endsWith('.yaml'));
 
@@ -233,5 +234,15 @@ describe('qwen2_5_omni_multiconnector (legacy, named connectors)', () => {
     expect(config.stages.map((s) => s.final_output)).toEqual([true, false, true]);
     expect(config.stages[2]?.engine_args.worker_type).toBe('generation');
     expect(config.stages[1]?.custom_process_input_func).toBe('vllm_omni.model_executor.stage_input_processors.qwen2_5_omni.thinker2talker');
+  });
+});
+
+describe('the copies shipped with the upstream-dry-run example', () => {
+  it.runIf(existsSync(SHARED_FIXTURES))('are byte-identical to shared/fixtures', () => {
+    const shipped = readdirSync(REPO_FIXTURES).sort();
+    expect(shipped).toEqual(readdirSync(SHARED_FIXTURES).sort());
+    for (const f of shipped) {
+      expect(readFileSync(join(REPO_FIXTURES, f), 'utf8'), f).toBe(readFileSync(join(SHARED_FIXTURES, f), 'utf8'));
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -6,8 +7,13 @@ import type { ReadFile } from '../../src/config/load.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** The upstream fixture directory, `shared/fixtures/upstream-stage-configs` beside the repository. */
-export const UPSTREAM_FIXTURES = resolve(here, '../../../../../shared/fixtures/upstream-stage-configs');
+/**
+ * The upstream fixture directory: `shared/fixtures/upstream-stage-configs` beside the repository
+ * when it is there, else the verbatim copies the upstream-dry-run example ships.
+ */
+export const SHARED_FIXTURES = resolve(here, '../../../../../shared/fixtures/upstream-stage-configs');
+export const REPO_FIXTURES = resolve(here, '../../../../examples/upstream-dry-run/configs');
+export const UPSTREAM_FIXTURES = existsSync(SHARED_FIXTURES) ? SHARED_FIXTURES : REPO_FIXTURES;
 
 export function upstream(name: string): string {
   return join(UPSTREAM_FIXTURES, name);
