@@ -7,6 +7,11 @@ import { recordOutput, type RunOutputRecord } from '../output-writer.js';
 import { openSession, planSession } from '../session.js';
 import { formatWarning } from './validate.js';
 
+function isMediaChunk(data: unknown): boolean {
+  const kind = (data as { kind?: unknown } | null)?.kind;
+  return kind === 'image' || kind === 'audio';
+}
+
 function balanceOption(values: CliValues): BalancePolicy {
   const b = values.balance ?? 'round-robin';
   if (b !== 'round-robin' && b !== 'least-inflight') {
@@ -74,7 +79,8 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
         const counts = new Map<number, number>();
         try {
           for await (const out of router.generate(input, { requestId, signal: cancel.signal })) {
-            if (out.kind !== 'final') continue;
+            // Media chunks are outputs too (num_outputs_per_prompt > 1 streams all but the last image).
+            if (out.kind !== 'final' && !isMediaChunk(out.data)) continue;
             const n = counts.get(out.stage_id) ?? 0;
             counts.set(out.stage_id, n + 1);
             const rec: RunOutputRecord = recordOutput(out, outDir, n);
