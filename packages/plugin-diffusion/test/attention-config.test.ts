@@ -1,19 +1,10 @@
-import { isOmniError } from '@omnistage/core';
-import type { OmniError, SourceLocation } from '@omnistage/core';
+import type { SourceLocation } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';
 import { normalizeDiffusionAttentionConfig } from '../src/attention-config.js';
+import { errorOf } from './error-of.js';
 
 const locate = (path: string): SourceLocation => ({ file: `attn[${path}]`, line: 1, col: 1 });
 
-function errorOf(fn: () => unknown): OmniError {
-  try {
-    fn();
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an OmniError');
-}
 
 describe('normalizeDiffusionAttentionConfig', () => {
   it('turns null/absent into an empty config', () => {

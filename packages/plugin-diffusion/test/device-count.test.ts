@@ -1,7 +1,7 @@
-import { LocationIndex, createStageConfig, formatError, isOmniError } from '@omnistage/core';
-import type { OmniError } from '@omnistage/core';
+import { LocationIndex, createStageConfig, formatError } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';
 import { checkDiffusionDeviceCount } from '../src/device-count.js';
+import { errorOf } from './error-of.js';
 
 const DEVICES_AT = { file: 'pipe.yaml', line: 12, col: 16 };
 
@@ -17,15 +17,6 @@ function stageWithWorld(parallelConfig: Record<string, unknown>) {
   });
 }
 
-function errorOf(fn: () => unknown): OmniError {
-  try {
-    fn();
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an OmniError');
-}
 
 describe('checkDiffusionDeviceCount', () => {
   it('passes when there are enough devices (more is fine)', () => {

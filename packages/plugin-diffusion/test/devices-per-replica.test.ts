@@ -1,7 +1,7 @@
-import { LocationIndex, createStageConfig, isOmniError } from '@omnistage/core';
-import type { OmniError } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';
 import { getDiffusionDevicesPerReplica } from '../src/devices-per-replica.js';
+import { errorOf } from './error-of.js';
 
 function diffusionStage(engineArgs: Record<string, unknown>) {
   const locations = new LocationIndex({ file: 'pipe.yaml', line: 3, col: 5 });
@@ -10,15 +10,6 @@ function diffusionStage(engineArgs: Record<string, unknown>) {
   return createStageConfig({ stage_id: 4, stage_idx: 1, stage_type: 'diffusion', engine_args: engineArgs, locations });
 }
 
-function errorOf(fn: () => unknown): OmniError {
-  try {
-    fn();
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an OmniError');
-}
 
 describe('getDiffusionDevicesPerReplica', () => {
   it('is 1 without engine_args.parallel_config', () => {

@@ -1,7 +1,7 @@
-import { LocationIndex, createStageConfig, isOmniError } from '@omnistage/core';
-import type { OmniError } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';
 import { DIFFUSION_SAMPLING_PARAM_KEYS, validateDiffusionSamplingParams } from '../src/sampling-params.js';
+import { errorOf } from './error-of.js';
 
 /** Every key of default_sampling_params gets its own line, so locations identify the key. */
 function stage(params: Record<string, unknown>) {
@@ -11,15 +11,6 @@ function stage(params: Record<string, unknown>) {
   return createStageConfig({ stage_id: 1, stage_type: 'diffusion', default_sampling_params: params, locations });
 }
 
-function errorOf(fn: () => unknown): OmniError {
-  try {
-    fn();
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an OmniError');
-}
 
 describe('validateDiffusionSamplingParams', () => {
   it('accepts the defaults shipped upstream (glm_image, bagel) and an empty map', () => {

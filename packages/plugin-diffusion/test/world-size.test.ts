@@ -1,21 +1,12 @@
-import { isOmniError } from '@omnistage/core';
-import type { OmniError, SourceLocation } from '@omnistage/core';
+import type { SourceLocation } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';
 import { diffusionWorldSize } from '../src/world-size.js';
+import { errorOf } from './error-of.js';
 
 /** A locator that names the key in the file field, so tests can see which key an error points at. */
 const locate = (key: string): SourceLocation => ({ file: `parallel_config[${key}]`, line: 1, col: 1 });
 const locationOf = locate;
 
-function errorOf(fn: () => unknown): OmniError {
-  try {
-    fn();
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an OmniError, nothing was thrown');
-}
 
 describe('diffusionWorldSize', () => {
   it('is 1 without a parallel config or with an empty one', () => {
