@@ -31,6 +31,7 @@ export class Omnistage {
   readonly #plugins: OmnistagePlugin[] = [];
   readonly #stageTypes = new Map<string, StageTypeDefinition>();
   readonly #engines = new Map<string, Map<string, EngineDefinition>>();
+  readonly #sharedEngineArgsSchemas: object[] = [];
   #sealed = false;
   #pipeline: RunningPipeline | null = null;
 
@@ -108,6 +109,22 @@ export class Omnistage {
       });
     }
     this.#stageTypes.set(definition.name, definition);
+  }
+
+  /**
+   * Adds a JSON Schema that applies to the `engine_args` of every stage type (a cross-cutting
+   * plugin's keys, e.g. the KV plugin's `omni_kv_config`); `omnistage schema` merges it in.
+   */
+  defineSharedEngineArgsSchema(schema: object): void {
+    this.#sharedEngineArgsSchemas.push(schema);
+  }
+
+  /** The `engine_args` JSON Schema of a stage type: its own, combined with every shared one. */
+  engineArgsJsonSchema(stageType: string): object | undefined {
+    const own = this.#stageTypes.get(stageType)?.engineArgsJsonSchema;
+    const parts = [...(own ? [own] : []), ...this.#sharedEngineArgsSchemas];
+    if (parts.length <= 1) return parts[0];
+    return { allOf: parts };
   }
 
   stageType(name: string): StageTypeDefinition | undefined {

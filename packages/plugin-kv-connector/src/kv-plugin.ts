@@ -1,5 +1,6 @@
 import { STAGE_CONNECTOR, definePlugin, type OmnistagePlugin, type PipelineConfig, type ReplicaContext } from '@omnistage/core';
 import { injectKvStageInfo } from './kv-stage-info.js';
+import { kvEngineArgsJsonSchema } from './kv-engine-args-schema.js';
 import { allocateKvPorts, type KvPortAssignment } from './kv-ports.js';
 import { resolveOmniKvConfigForStage } from './omni-kv-connector.js';
 import { getStageConnectorSpec } from './stage-connector-spec.js';
@@ -60,6 +61,8 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
   return definePlugin({
     name: KV_PLUGIN_NAME,
     apply(omni) {
+      // `omni_kv_config` is valid in the engine args of every stage type.
+      omni.defineSharedEngineArgsSchema(kvEngineArgsJsonSchema);
       // Parse once per plan, before any replica: a bad reference fails the plan at its YAML line.
       omni.hooks.validateConfig.tapPromise(KV_PLUGIN_NAME, async (config) => {
         stateOf(config);

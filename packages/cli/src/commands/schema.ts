@@ -13,7 +13,7 @@ export async function schemaCommand(values: CliValues): Promise<number> {
   const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), ...external] });
   const engineArgs: Record<string, object> = {};
   for (const name of omni.stageTypeNames()) {
-    const s = omni.stageType(name)?.engineArgsJsonSchema;
+    const s = omni.engineArgsJsonSchema(name);
     if (s) engineArgs[name] = s;
   }
   process.stdout.write(`${JSON.stringify(pipelineJsonSchema(engineArgs), null, 2)}\n`);
