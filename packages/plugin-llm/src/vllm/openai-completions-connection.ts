@@ -145,7 +145,8 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
   readonly info: Record<string, unknown>;
   readonly #opts: OpenAiCompletionsConnectionOptions;
   readonly #url: string;
-  readonly #inflight = new Set<AbortController>();
+  /** In-flight requests: their fetch controllers and request ids (named when the replica dies). */
+  readonly #inflight = new Map<AbortController, string>();
   #closed = false;
 
   constructor(options: OpenAiCompletionsConnectionOptions) {
@@ -196,7 +197,7 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     const ctrl = new AbortController();
     const onAbort = (): void => ctrl.abort(cancelled());
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.#inflight.add(ctrl);
+    this.#inflight.set(ctrl, id);
     let seq = 0;
     let index = 0;
     let text = '';
@@ -290,10 +291,10 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const ctrl of this.#inflight) {
+    for (const [ctrl, id] of this.#inflight) {
       ctrl.abort(
-        new OmniError('OMNI_WORKER_EXITED', `${this.#label}: the connection was closed while a request was in flight`, {
-          context: { stage_id: this.#opts.stageId, replica_id: this.#opts.replicaId, phase: 'running' },
+        new OmniError('OMNI_WORKER_EXITED', `${this.#label}: the connection was closed while request ${id} was in flight`, {
+          context: { ...this.#context(id), phase: 'running' },
           hint: 'the replica exited or crashed while serving',
         }),
       );
