@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  OmniError,
   Omnistage,
   loadPipelineConfig,
   loadPlugins,
@@ -48,6 +49,11 @@ export async function openSession(file: string, values: CliValues, logger: Logge
     plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), ...external],
   });
   const diffusionBatch = values['diffusion-batch-size'];
+  if (diffusionBatch !== undefined && !/^[1-9]\d*$/.test(diffusionBatch)) {
+    throw new OmniError('OMNI_USAGE', `--diffusion-batch-size must be a positive integer, got "${diffusionBatch}"`, {
+      hint: 'e.g. --diffusion-batch-size 4',
+    });
+  }
   const planOptions: PlanOptions = {
     platform,
     ...(detectedDeviceCount === undefined ? {} : { detectedDeviceCount }),

@@ -87,6 +87,9 @@ describe('usage errors', { timeout: 60_000 }, () => {
     ['no file', ['up'], 'OMNI_USAGE', 'needs a pipeline file'],
     ['an unknown command', ['frobnicate', QWEN3], 'OMNI_USAGE', 'frobnicate'],
     ['a bad --stage-init-timeout', ['up', QWEN3, '--platform', 'cpu', '--stage-init-timeout', 'soon'], 'OMNI_USAGE', '--stage-init-timeout'],
+    ['a bad --diffusion-batch-size', ['plan', QWEN3, '--platform', 'cpu', '--diffusion-batch-size', 'x'], 'OMNI_USAGE', '--diffusion-batch-size'],
+    ['a bad --balance', ['run', QWEN3, '--platform', 'cpu', '--input', 'hi', '--balance', 'random'], 'OMNI_USAGE', '--balance'],
+    ['run without input', ['run', QWEN3, '--platform', 'cpu'], 'OMNI_USAGE', '--input'],
   ])('%s exits 2', async (_name, args, code, detail) => {
     const r = await cli(args);
     expect(r.code, r.stderr).toBe(2);

@@ -45,6 +45,7 @@ function readInputs(values: CliValues): string[] {
  */
 export async function runCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const inputs = readInputs(values);
+  const balance = balanceOption(values);
   const outDir = values.out ?? 'omnistage-out';
   const runId = newRunId();
   const session = await openSession(file, values, logger, runId);
@@ -70,7 +71,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
     });
     const p = pipeline;
-    const router = p.router({ balance: balanceOption(values) });
+    const router = p.router({ balance });
     let failures = 0;
     const started = performance.now();
     await Promise.all(
