@@ -73,7 +73,7 @@ export { loadPlugins } from './plugin-loader.js';
 export type { PluginRequest } from './plugin-loader.js';
 export { CORE_VERSION, satisfiesRange } from './version.js';
 export type { HeldDeviceLocks, OmniHooks } from './hooks/hooks.js';
-export { STAGE_CONNECTOR, STAGE_CORE_DEFAULT, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';
+export { STAGE_CONNECTOR, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';
 export type { PlanContext, PlanOptions, ReplicaContext, ReplicaRuntime } from './hooks/contexts.js';
 export type { ReplicaConnection, ReplicaExit, ReplicaOutputChunk, ReplicaProcessHandle, ReplicaRequest } from './hooks/replica-handles.js';
 export { EventBus } from './events/event-bus.js';

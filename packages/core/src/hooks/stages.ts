@@ -8,5 +8,3 @@ export const STAGE_TYPE = 0;
 export const STAGE_CONNECTOR = 100;
 /** User adjustments that must see everything else. */
 export const STAGE_USER = 200;
-/** Core's defaults (local launcher, control-protocol attach, file locks): last, so plugins can take over. */
-export const STAGE_CORE_DEFAULT = 10_000;

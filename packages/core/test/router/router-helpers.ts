@@ -12,6 +12,9 @@ import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { InitPlan } from '../../src/planning/types.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
+import { isAlive, waitFor } from '../runtime/helpers.js';
+
+export { isAlive, waitFor };
 
 export const ROUTER_FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -31,26 +34,6 @@ export async function referenceLlmPlugin(): Promise<OmnistagePlugin> {
   return mod.llmPlugin();
 }
 
-/** Whether `pid` is a live process (a zombie counts as dead: PID 1 may not reap orphans here). */
-export function isAlive(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X';
-}
-
-export async function waitFor(predicate: () => boolean, timeoutMs: number, stepMs = 10): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (predicate()) return true;
-    if (Date.now() >= end) return false;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
 
 export interface UpPipeline {
   omni: Omnistage;
