@@ -117,7 +117,16 @@ export { waitForHttpReady } from './control/http-readiness.js';
 export type { HttpReadinessOptions } from './control/http-readiness.js';
 
 // Connectors (payloads between stages)
-export { PAYLOAD_MARK, findPayloadRefs, inlinePayloadRef, isPayloadRef, isValidPayloadKey, mapPayloadRefs } from './connectors/payload-ref.js';
+export {
+  PAYLOAD_MARK,
+  findPayloadRefs,
+  inlinePayloadRef,
+  isConnectorClassName,
+  isPayloadRef,
+  isStoredPayload,
+  isValidPayloadKey,
+  mapPayloadRefs,
+} from './connectors/payload-ref.js';
 export type { PayloadMeta, PayloadRef, PayloadVia } from './connectors/payload-ref.js';
 export {
   PAYLOAD_DIR_ENV,
@@ -130,7 +139,18 @@ export {
   sweepRunPayloads,
   writePayload,
 } from './connectors/shm-store.js';
-export { DEFAULT_SHM_THRESHOLD, INLINE_CONNECTOR, INLINE_MAX_BYTES, SHM_CONNECTOR, outputConnectorOf } from './connectors/connector-config.js';
+export { DEFAULT_SHM_THRESHOLD, INLINE_CONNECTOR, INLINE_MAX_BYTES, SHM_CONNECTOR, connectorConfigOf, outputConnectorOf } from './connectors/connector-config.js';
 export type { OutputConnector } from './connectors/connector-config.js';
+export { createPayloadConnectorInstance } from './connectors/payload-connector.js';
+export type {
+  CreatePayloadConnector,
+  PayloadConnector,
+  PayloadConnectorContext,
+  PayloadConnectorDefinition,
+  PayloadConnectorRole,
+  PayloadPutContext,
+  RunConnector,
+} from './connectors/payload-connector.js';
 export { PayloadTracker, USER_HOLDER, payloadTrackerForRun, stageHolder } from './connectors/payload-tracker.js';
+export type { PayloadTrackerOptions } from './connectors/payload-tracker.js';
 export { RouterPayloads } from './connectors/router-payloads.js';

@@ -5,6 +5,9 @@ import { createHooks, type OmniHooks } from './hooks/hooks.js';
 import { installPluginErrorWrapping } from './hooks/plugin-errors.js';
 import { defaultLockDir } from './locks/paths.js';
 import type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
+import { INLINE_CONNECTOR, SHM_CONNECTOR } from './connectors/connector-config.js';
+import { connectorModuleUrl, type PayloadConnectorDefinition } from './connectors/payload-connector.js';
+import { isConnectorClassName } from './connectors/payload-ref.js';
 import { CORE_VERSION, satisfiesRange } from './version.js';
 import type { RunningPipeline } from './orchestrate/running-pipeline.js';
 import type { GenerateOptions, PipelineOutput } from './orchestrate/router.js';
@@ -32,6 +35,7 @@ export class Omnistage {
   readonly #stageTypes = new Map<string, StageTypeDefinition>();
   readonly #engines = new Map<string, Map<string, EngineDefinition>>();
   readonly #sharedEngineArgsSchemas: object[] = [];
+  readonly #connectors = new Map<string, PayloadConnectorDefinition>();
   #sealed = false;
   #pipeline: RunningPipeline | null = null;
 
@@ -158,6 +162,34 @@ export class Omnistage {
 
   engineNames(stageType: string): string[] {
     return [...(this.#engines.get(stageType)?.keys() ?? [])].sort();
+  }
+
+  /**
+   * Registers a payload connector class for engines that speak omnistage's protocol: a stage
+   * whose connector names it puts its output payloads through the class's module (see
+   * {@link PayloadConnectorDefinition}); the orchestrator releases and sweeps them through it.
+   */
+  defineConnector(definition: PayloadConnectorDefinition): void {
+    const name = definition?.name;
+    const invalid = (why: string): OmniError =>
+      new OmniError('OMNI_PLUGIN_INVALID', `connector "${String(name)}" cannot be defined: ${why}`, {
+        hint: 'define each class once, named as in `connectors:` (a letter, then letters, digits, _ or .)',
+      });
+    if (!isConnectorClassName(name) || name === 'shm' || name === 'inline') throw invalid('its name is not a valid class name');
+    if (name === SHM_CONNECTOR || name === INLINE_CONNECTOR) throw invalid('core implements this class itself');
+    if (this.#connectors.has(name)) throw invalid('it is defined twice (two plugins define it; load only one of them)');
+    connectorModuleUrl(definition); // a module that cannot be located fails here, not in a replica
+    this.#connectors.set(name, definition);
+  }
+
+  /** A payload connector class a plugin defined. */
+  connector(name: string): PayloadConnectorDefinition | undefined {
+    return this.#connectors.get(name);
+  }
+
+  /** Names of the payload connector classes plugins defined. */
+  connectorNames(): string[] {
+    return [...this.#connectors.keys()].sort();
   }
 
   /** Called by `bringUp` once a pipeline is ready: `generate` routes to it. */

@@ -10,8 +10,11 @@
 /** Marker field of a payload reference (value 1: the reference format version). */
 export const PAYLOAD_MARK = '$payload';
 
-/** How the bytes of a payload travel. */
-export type PayloadVia = 'inline' | 'shm';
+/**
+ * How the bytes of a payload travel: inside the reference, in a shared-memory file, or through the
+ * connector class a plugin defined (its name; see payload-connector.ts).
+ */
+export type PayloadVia = 'inline' | 'shm' | (string & {});
 
 /** Optional description of the bytes, kept next to them in the reference. */
 export interface PayloadMeta {
@@ -31,7 +34,7 @@ export interface PayloadMeta {
  */
 export interface PayloadRef extends PayloadMeta {
   $payload: 1;
-  /** Unique in the run for `shm` (names the file); informative for `inline`. */
+  /** Unique in the run for `shm` (names the file) and plugin connectors; informative for `inline`. */
   key: string;
   /** Byte length of the payload. */
   size: number;
@@ -48,14 +51,27 @@ export function isValidPayloadKey(key: unknown): key is string {
   return typeof key === 'string' && KEY_RE.test(key);
 }
 
-/** True for a well-formed payload reference (an inline one must carry its bytes, an shm one a valid key). */
+/**
+ * True for a well-formed payload reference: an inline one carries its bytes; any other (`shm`, or
+ * a plugin connector's class name) a valid key.
+ */
 export function isPayloadRef(value: unknown): value is PayloadRef {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   if (v[PAYLOAD_MARK] !== 1 || typeof v['key'] !== 'string') return false;
   if (!Number.isSafeInteger(v['size']) || (v['size'] as number) < 0) return false;
   if (v['via'] === 'inline') return typeof v['data_base64'] === 'string';
-  return v['via'] === 'shm' && isValidPayloadKey(v['key']);
+  return isConnectorClassName(v['via']) && isValidPayloadKey(v['key']);
+}
+
+/** True for a string that may name a connector class, and so be a reference's `via` (`shm` is one). */
+export function isConnectorClassName(name: unknown): name is string {
+  return typeof name === 'string' && /^[A-Za-z][A-Za-z0-9_.]{0,127}$/.test(name);
+}
+
+/** True for a reference whose bytes live outside it (shm or a plugin connector): someone must free them. */
+export function isStoredPayload(ref: PayloadRef): boolean {
+  return ref.via !== 'inline';
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { OmniError } from '../errors.js';
-import { findPayloadRefs, isValidPayloadKey, mapPayloadRefs, type PayloadRef } from './payload-ref.js';
+import { connectorModuleUrl, createPayloadConnectorInstance, type PayloadConnector, type RunConnector } from './payload-connector.js';
+import { findPayloadRefs, isStoredPayload, isValidPayloadKey, mapPayloadRefs, type PayloadRef } from './payload-ref.js';
 import { deletePayload, deletePayloadAsync, payloadDir, payloadPath, sweepRunPayloads } from './shm-store.js';
 
 /** Holder name of a consumer stage. */
@@ -9,8 +10,34 @@ export const stageHolder = (stageId: number): string => `stage:${stageId}`;
 export const USER_HOLDER = 'user';
 
 interface Entry {
+  ref: PayloadRef;
   holders: Set<string>;
   requestId: string | null;
+}
+
+/** Options of a {@link PayloadTracker}. */
+export interface PayloadTrackerOptions {
+  /** Payload directory of the shm files (default {@link payloadDir}). */
+  dir?: string;
+  /** The plugin connector classes this run uses: their payloads are released and swept through them. */
+  connectors?: readonly RunConnector[];
+  /** Told about a plugin connector's failure to release or sweep (the run goes on). */
+  onError?: (err: unknown, what: string) => void;
+}
+
+/** How long teardown waits for a plugin connector's releases, and then for its sweep. */
+const CLOSE_LIMIT_MS = 5_000;
+
+/** True when `work` (which never rejects) settled within `ms`. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = work.then(() => true);
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Trackers of live runs, so a replica's `payload_ack` (which names only the key) finds its run's tracker. */
@@ -23,23 +50,34 @@ export function payloadTrackerForRun(runId: string): PayloadTracker | undefined 
 }
 
 /**
- * The orchestrator's book of shared-memory payloads of one run. A payload a stage produced is held
- * by its consumers (the downstream stages, plus the user when the stage is a `final_output` stage);
- * each consumer releases its hold with `payload_ack` (or when the request ends), and the file is
- * deleted when the last hold goes. `sweep()` (teardown, or process exit) deletes whatever is left
- * of the run, including files a replica wrote but never announced. Only keys pass through here,
- * never the bytes (except {@link resolveForUser}, for outputs handed to the caller).
+ * The orchestrator's book of the stored payloads of one run (shared-memory files, and payloads of
+ * the plugin connector classes the run uses). A payload a stage produced is held by its consumers
+ * (the downstream stages, plus the user when the stage is a `final_output` stage); each consumer
+ * releases its hold with `payload_ack` (or when the request ends), and the bytes are freed when
+ * the last hold goes (file deleted; a plugin class's `release`). `close()` (teardown) frees
+ * whatever is left of the run, including payloads a replica stored but never announced; the
+ * process-exit hook does the same for shm files. Only references pass through here, never the
+ * bytes (except {@link resolveForUser}, for outputs handed to the caller).
  */
 export class PayloadTracker {
   readonly runId: string;
   readonly dir: string;
+  /** Plugin connector classes of the run: name → module URL (what replicas get in `welcome`). */
+  readonly connectorModules: Readonly<Record<string, string>>;
   readonly #entries = new Map<string, Entry>();
-  readonly #pending = new Set<Promise<boolean>>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #instances = new Map<string, Promise<PayloadConnector>>();
+  readonly #stageConfigs = new Map<string, RunConnector['stageConfigs']>();
+  readonly #onError: (err: unknown, what: string) => void;
   #closed = false;
 
-  constructor(runId: string, options: { dir?: string } = {}) {
+  constructor(runId: string, options: PayloadTrackerOptions = {}) {
     this.runId = runId;
     this.dir = options.dir ?? payloadDir();
+    const connectors = options.connectors ?? [];
+    this.connectorModules = Object.freeze(Object.fromEntries(connectors.map((c) => [c.definition.name, connectorModuleUrl(c.definition)])));
+    for (const c of connectors) this.#stageConfigs.set(c.definition.name, c.stageConfigs);
+    this.#onError = options.onError ?? (() => undefined);
     live.set(runId, this);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -60,19 +98,25 @@ export class PayloadTracker {
     return [...(this.#entries.get(key)?.holders ?? [])];
   }
 
+  /** True when this run frees payloads that travel `via` (shm, or a plugin class it uses). */
+  tracks(via: string): boolean {
+    return via === 'shm' || Object.hasOwn(this.connectorModules, via);
+  }
+
   /**
-   * Records that `ref` (an shm reference seen in a stage output) is held by `holders`; holders add
-   * up when a key is registered again. With no holder at all the file is deleted now. Inline
-   * references and invalid keys are ignored.
+   * Records that `ref` (a stored reference seen in a stage output) is held by `holders`; holders
+   * add up when a key is registered again. With no holder at all it is freed now. Inline
+   * references, invalid keys and classes this run does not use are ignored.
    */
   register(ref: PayloadRef, holders: readonly string[], requestId: string | null = null): void {
-    if (ref.via !== 'shm' || !isValidPayloadKey(ref.key)) return;
+    if (!isStoredPayload(ref) || !this.tracks(ref.via) || !isValidPayloadKey(ref.key)) return;
     if (this.#closed) {
-      deletePayload(this.runId, ref.key, this.dir);
+      if (ref.via === 'shm') deletePayload(this.runId, ref.key, this.dir);
+      else this.#free(ref);
       return;
     }
     let entry = this.#entries.get(ref.key);
-    if (!entry) this.#entries.set(ref.key, (entry = { holders: new Set(), requestId }));
+    if (!entry) this.#entries.set(ref.key, (entry = { ref, holders: new Set(), requestId }));
     for (const h of holders) entry.holders.add(h);
     if (entry.holders.size === 0) this.#drop(ref.key);
   }
@@ -101,52 +145,114 @@ export class PayloadTracker {
   }
 
   /**
-   * The caller's copy of a final output: shm references become inline ones (the bytes are read
+   * The caller's copy of a final output: stored references become inline ones (the bytes are read
    * here: final outputs must reach the user), and the user's hold on each is released.
    */
   async resolveForUser(data: unknown): Promise<unknown> {
-    if (findPayloadRefs(data).every((r) => r.via !== 'shm')) return data;
+    if (!findPayloadRefs(data).some((r) => isStoredPayload(r) && this.tracks(r.via))) return data;
     return mapPayloadRefs(data, async (ref) => {
-      if (ref.via !== 'shm') return ref;
-      let bytes: Buffer;
+      if (!isStoredPayload(ref) || !this.tracks(ref.via)) return ref;
+      let bytes: Uint8Array;
       try {
-        bytes = await readFile(payloadPath(this.runId, ref.key, this.dir));
+        bytes = ref.via === 'shm' ? await readFile(payloadPath(this.runId, ref.key, this.dir)) : await (await this.#instance(ref.via)).get(ref);
       } catch (err) {
-        throw new OmniError('OMNI_REQUEST_FAILED', `the final output payload ${ref.key} cannot be read: ${(err as Error).message}`, {
+        throw new OmniError('OMNI_REQUEST_FAILED', `the final output payload ${ref.key} (via ${ref.via}) cannot be read: ${(err as Error).message}`, {
           cause: err,
-          hint: 'the producing replica announced a payload file that does not exist',
+          hint: ref.via === 'shm' ? 'the producing replica announced a payload file that does not exist' : `connector "${ref.via}" could not give back a payload it stored`,
         });
       } finally {
         this.release(ref.key, USER_HOLDER);
       }
-      return { ...ref, via: 'inline', data_base64: bytes.toString('base64') } satisfies PayloadRef;
+      const { data_base64: _, ...rest } = ref;
+      return { ...rest, via: 'inline', data_base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') } satisfies PayloadRef;
     });
   }
 
-  /** Deletes every payload file of the run, tracked or not. Idempotent. Returns how many files went. */
+  /**
+   * Deletes every shm payload file of the run, tracked or not (synchronous: the process-exit hook
+   * runs it). Plugin classes are swept by {@link close}. Returns how many files went.
+   */
   sweep(): number {
-    this.#entries.clear();
+    for (const [key, entry] of this.#entries) if (entry.ref.via === 'shm') this.#entries.delete(key);
     return sweepRunPayloads(this.runId, this.dir);
   }
 
-  /** Sweeps and stops tracking: later registrations delete their file at once. */
-  close(): number {
+  /**
+   * Frees everything left of the run and stops tracking (later registrations are freed at once):
+   * shm files are swept; each plugin class releases what is still held, then sweeps and closes.
+   * Resolves with the number of shm files swept; a plugin's failure goes to `onError`.
+   */
+  async close(): Promise<number> {
     this.#closed = true;
     const n = this.sweep();
     if (live.get(this.runId) === this) live.delete(this.runId);
+    for (const [key, entry] of this.#entries) {
+      this.#entries.delete(key);
+      this.#free(entry.ref);
+    }
+    // Teardown always completes: a plugin class that hangs is reported and left behind.
+    const ok = await withinMs(this.settled(), CLOSE_LIMIT_MS);
+    if (!ok) this.#onError(new Error(`still running after ${CLOSE_LIMIT_MS} ms`), 'releasing the payloads of the run');
+    await Promise.all(
+      Object.keys(this.connectorModules).map(async (name) => {
+        const what = `sweeping the payloads of connector "${name}"`;
+        const sweep = (async () => {
+          try {
+            const connector = await this.#instance(name);
+            await connector.sweep?.();
+            await connector.close?.();
+          } catch (err) {
+            this.#onError(err, what);
+          }
+        })();
+        if (!(await withinMs(sweep, CLOSE_LIMIT_MS))) this.#onError(new Error(`still running after ${CLOSE_LIMIT_MS} ms`), what);
+      }),
+    );
     return n;
   }
 
+  /** The orchestrator's instance of a plugin class (created on first use). */
+  #instance(name: string): Promise<PayloadConnector> {
+    let instance = this.#instances.get(name);
+    if (instance === undefined) {
+      const url = this.connectorModules[name];
+      instance =
+        url === undefined
+          ? Promise.reject(new OmniError('OMNI_REQUEST_FAILED', `no plugin defines connector "${name}" in this run`))
+          : this.#create(name, url);
+      this.#instances.set(name, instance);
+    }
+    return instance;
+  }
+
+  #create(name: string, url: string): Promise<PayloadConnector> {
+    const stageConfigs = this.#stageConfigs.get(name) ?? {};
+    const first = Object.keys(stageConfigs).map(Number).sort((a, b) => a - b)[0];
+    const config = first === undefined ? {} : (stageConfigs[first] ?? {});
+    return createPayloadConnectorInstance(url, { name, role: 'orchestrator', runId: this.runId, config, stageConfigs });
+  }
+
   #drop(key: string): void {
+    const entry = this.#entries.get(key);
     this.#entries.delete(key);
-    // Off the event loop: freeing a large tmpfs file takes milliseconds. Teardown's sweep is synchronous.
-    const done = deletePayloadAsync(this.runId, key, this.dir);
+    if (entry !== undefined) this.#free(entry.ref);
+  }
+
+  /** Frees the bytes of a reference, off the caller's path. Never rejects. */
+  #free(ref: PayloadRef): void {
+    const done =
+      ref.via === 'shm'
+        ? // Off the event loop: freeing a large tmpfs file takes milliseconds.
+          deletePayloadAsync(this.runId, ref.key, this.dir)
+        : this.#instance(ref.via)
+            .then((c) => c.release?.(ref))
+            .catch((err: unknown) => this.#onError(err, `releasing payload ${ref.key} of connector "${ref.via}"`));
     this.#pending.add(done);
     void done.finally(() => this.#pending.delete(done));
   }
 
-  /** Resolves once every deletion started so far finished (tests, teardown). */
+  /** Resolves once every deletion or release started so far finished (tests, teardown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.#pending]);
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 }

@@ -1,12 +1,12 @@
 import type { StagePlan } from '../planning/types.js';
-import { findPayloadRefs } from './payload-ref.js';
+import { findPayloadRefs, isStoredPayload } from './payload-ref.js';
 import { stageHolder, USER_HOLDER, type PayloadTracker } from './payload-tracker.js';
 
 /**
- * The router's side of payload tracking. For each output chunk of a stage, the shm references in
+ * The router's side of payload tracking. For each output chunk of a stage, the stored references in
  * it are registered with their consumers: for the last chunk, the downstream stages (those whose
  * `engine_input_source` names the stage) plus the user for a `final_output` stage; for an earlier
- * chunk, only the user (downstream stages never see it). What goes to the user has its shm
+ * chunk, only the user (downstream stages never see it). What goes to the user has its stored
  * references resolved to inline bytes. When a request ends, whatever it still holds is released.
  */
 export class RouterPayloads {
@@ -25,14 +25,14 @@ export class RouterPayloads {
   }
 
   /**
-   * Registers the payloads of one output chunk and returns the data to give the user (shm
+   * Registers the payloads of one output chunk and returns the data to give the user (stored
    * references resolved) when `toUser`, else the data unchanged. A chunk that arrives after its
    * request was aborted holds nothing: its files go at once.
    */
   async onOutput(stageId: number, data: unknown, done: boolean, toUser: boolean, requestId: string, signal?: AbortSignal): Promise<unknown> {
     const tracker = this.#tracker;
     if (tracker === null) return data;
-    const refs = findPayloadRefs(data).filter((r) => r.via === 'shm');
+    const refs = findPayloadRefs(data).filter(isStoredPayload);
     if (refs.length === 0) return data;
     const holders = signal?.aborted ? [] : [...(done ? (this.#consumers.get(stageId) ?? []) : []), ...(toUser ? [USER_HOLDER] : [])];
     for (const ref of refs) tracker.register(ref, holders, requestId);

@@ -91,6 +91,11 @@ export interface WelcomeMessage {
   metadata: JsonObject;
   /** Where this run's shared-memory payload files live (optional, additive; see docs/protocol.md "Payloads"). */
   payload_dir?: string;
+  /**
+   * Payload connector classes plugins define: class name → `file:` URL of the module exporting
+   * `createPayloadConnector` (optional, additive; see docs/protocol.md "Payloads").
+   */
+  connectors?: Record<string, string>;
 }
 export interface RequestMessage {
   type: 'request';
@@ -158,7 +163,17 @@ const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
 };
 
 const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {
-  welcome: (m) => first(int(m, 'v'), str(m, 'run_id'), int(m, 'stage_id'), int(m, 'replica_id'), obj(m, 'engine_args'), obj(m, 'metadata')),
+  welcome: (m) =>
+    first(
+      int(m, 'v'),
+      str(m, 'run_id'),
+      int(m, 'stage_id'),
+      int(m, 'replica_id'),
+      obj(m, 'engine_args'),
+      obj(m, 'metadata'),
+      obj(m, 'connectors', true),
+      isObj(m['connectors']) && !Object.values(m['connectors']).every((v) => typeof v === 'string') ? 'connectors must map names to module URLs' : null,
+    ),
   request: (m) => first(str(m, 'request_id'), 'input' in m ? null : 'input is required', obj(m, 'params')),
   abort: (m) => str(m, 'request_id'),
   shutdown: (m) => (m['reason'] === undefined ? null : str(m, 'reason')),

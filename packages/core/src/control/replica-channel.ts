@@ -145,6 +145,8 @@ export class ReplicaChannel {
     this.#socket = socket;
     this.#state = 'connected';
     socket.once('close', () => this.#onSocketClose());
+    const tracker = payloadTrackerForRun(this.#welcome.run_id);
+    const connectors = tracker?.connectorModules ?? {};
     this.send({
       type: 'welcome',
       v: PROTOCOL_VERSION,
@@ -154,7 +156,8 @@ export class ReplicaChannel {
       engine_args: this.#welcome.engine_args,
       metadata: this.#welcome.metadata,
       // The orchestrator's payload dir is authoritative: a replica's env may not carry OMNISTAGE_PAYLOAD_DIR.
-      payload_dir: payloadTrackerForRun(this.#welcome.run_id)?.dir ?? payloadDir(),
+      payload_dir: tracker?.dir ?? payloadDir(),
+      ...(Object.keys(connectors).length > 0 ? { connectors: { ...connectors } } : {}),
     });
     this.#resolveHello(hello);
   }
@@ -183,7 +186,7 @@ export class ReplicaChannel {
     } else if (message.type === 'heartbeat') {
       this.#lastHeartbeat = Date.now();
     } else if (message.type === 'payload_ack') {
-      // This stage is done with a shared-memory payload: release its hold (the file goes with the last one).
+      // This stage is done with a stored payload: release its hold (the bytes are freed with the last one).
       payloadTrackerForRun(this.#welcome.run_id)?.release(message.key, stageHolder(this.stage_id));
     }
     for (const fn of this.#listeners) {

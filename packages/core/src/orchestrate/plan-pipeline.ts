@@ -4,6 +4,7 @@ import type { EngineArgs, PipelineConfig, StageConfig } from '../config/types.js
 import type { PlanContext, PlanOptions, ReplicaContext } from '../hooks/contexts.js';
 import type { Omnistage } from '../omnistage.js';
 import { checkAdmission } from '../planning/admission.js';
+import { unimplementedConnectorWarnings } from '../planning/connector-support.js';
 import { mapLogicalDevices } from '../planning/device-mapping.js';
 import { launchGroupIds, launchGroups, replicaKey } from '../planning/launch-groups.js';
 import { lockDeviceCount, selectLockDevices } from '../planning/lock-devices.js';
@@ -202,6 +203,12 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
       visible,
       locate: (stageId) => config.stages.find((s) => s.stage_id === stageId)?.locations.at('engine_args.gpu_memory_utilization'),
     }),
+  );
+
+  warnings.push(
+    ...unimplementedConnectorWarnings(all, new Set(omni.connectorNames()), (stageId) =>
+      config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors'),
+    ),
   );
 
   const plan: InitPlan = {

@@ -6,6 +6,8 @@ import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
 import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
 import { PayloadTracker } from '../connectors/payload-tracker.js';
+import { connectorConfigOf } from '../connectors/connector-config.js';
+import type { RunConnector } from '../connectors/payload-connector.js';
 
 /** A replica that was started (and maybe attached) during this run. */
 export interface StartedReplica {
@@ -60,7 +62,10 @@ export class RunningPipeline {
     this.#options = options;
     // Restarts in flight listen on the stop signal; many replicas are normal, not a leak.
     setMaxListeners(0, this.#stopAbort.signal);
-    this.payloads = new PayloadTracker(options.runId);
+    this.payloads = new PayloadTracker(options.runId, {
+      connectors: pluginConnectorsOf(omni, plan),
+      onError: (err, what) => omni.logger.warn({ err }, what),
+    });
     this.failed = new Promise<never>((_, reject) => {
       this.#failed = reject;
     });
@@ -211,7 +216,7 @@ export class RunningPipeline {
     }
     // Every replica is gone: no payload file of the run may outlive it (failed, aborted, unacknowledged).
     try {
-      this.payloads.close();
+      await this.payloads.close();
     } catch (err) {
       this.#omni.logger.warn({ err }, 'sweeping the payload files of the run failed');
     }
@@ -219,4 +224,18 @@ export class RunningPipeline {
     await rm(this.runDir, { recursive: true, force: true });
     this.#omni.events.emit({ type: 'pipeline:stopped' });
   }
+}
+
+/** The plugin connector classes some stage of the plan names, with each stage's config of it. */
+function pluginConnectorsOf(omni: Omnistage, plan: InitPlan): RunConnector[] {
+  const byName = new Map<string, Record<number, Readonly<Record<string, unknown>>>>();
+  for (const stage of plan.stages) {
+    const config = connectorConfigOf(stage.replicas[0]?.engine_args ?? {});
+    const type = config?.['type'];
+    if (config === undefined || typeof type !== 'string' || omni.connector(type) === undefined) continue;
+    const configs = byName.get(type) ?? {};
+    configs[stage.stage_id] = config;
+    byName.set(type, configs);
+  }
+  return [...byName].map(([name, stageConfigs]) => ({ definition: omni.connector(name)!, stageConfigs }));
 }

@@ -16,7 +16,8 @@ import {
   type WelcomeMessage,
   type WorkerMessage,
 } from '../control/protocol.js';
-import { outputConnectorOf, type OutputConnector } from '../connectors/connector-config.js';
+import { connectorConfigOf, outputConnectorOf, type OutputConnector } from '../connectors/connector-config.js';
+import { createPayloadConnectorInstance, type PayloadConnector } from '../connectors/payload-connector.js';
 import { inlinePayloadRef, isPayloadRef, metaOf, type PayloadMeta, type PayloadRef } from '../connectors/payload-ref.js';
 import { readPayload, writePayload } from '../connectors/shm-store.js';
 
@@ -62,21 +63,24 @@ export interface WorkerConnection {
   /**
    * The connector this replica's output payloads go through, from the welcome's engine args
    * (`omni_kv_config.connector_config`): `SharedMemoryConnector` (inline up to
-   * `shm_threshold_bytes`, a shared-memory file above) or the inline connector.
+   * `shm_threshold_bytes`, a shared-memory file above), a class a plugin defines (`plugin: true`:
+   * every payload goes to its module's `put`), or the inline connector.
    */
   readonly outputConnector: OutputConnector;
   /**
-   * Stores an output payload (a tensor, an image...) and returns the reference to put in the
+   * Stores an output payload (a tensor, an image...) and resolves with the reference to put in the
    * output data: inline (base64) at or below the threshold, else written once to a shared-memory
-   * file that the consumers read by key. The bytes are copied; `bytes` may be reused afterwards.
+   * file that the consumers read by key, or handed to the plugin class the stage sends over.
+   * `bytes` may be reused once this settles.
    */
-  putPayload(bytes: Uint8Array, meta?: PayloadMeta): PayloadRef;
+  putPayload(bytes: Uint8Array, meta?: PayloadMeta): Promise<PayloadRef>;
   /**
-   * The bytes of a payload this replica received (inline: decoded; shm: read from the file by key).
-   * With `into` (at least `ref.size` bytes), an shm payload is read into that buffer (a staging
-   * buffer the engine reuses) and the result is a view of it.
+   * The bytes of a payload this replica received (inline: decoded; shm: the file by key, mapped
+   * without a copy where the native mapper is built; a plugin class: its module's `get`). With
+   * `into` (at least `ref.size` bytes), the payload is read into that buffer (a staging buffer the
+   * engine reuses) and the result is a view of it.
    */
-  getPayload(ref: PayloadRef, into?: Uint8Array): Buffer;
+  getPayload(ref: PayloadRef, into?: Uint8Array): Promise<Buffer>;
   /**
    * Tells the orchestrator this replica is done with a payload it received (`payload_ack`), so its
    * file can be deleted once every consumer is done. No-op for inline payloads. Call it after use.
@@ -219,6 +223,8 @@ class Connection implements WorkerConnection {
   readonly outputConnector: OutputConnector;
   #payloadSeq = 0;
   readonly #payloadTag = randomBytes(4).toString('hex');
+  /** Instances of plugin connector classes, created on first use. */
+  readonly #connectors = new Map<string, Promise<PayloadConnector>>();
 
   constructor(socket: Socket, lines: SocketLines, welcome: WelcomeMessage, options: ConnectOptions) {
     this.#socket = socket;
@@ -230,8 +236,9 @@ class Connection implements WorkerConnection {
       engine_args: welcome.engine_args,
       metadata: welcome.metadata,
       ...(typeof welcome.payload_dir === 'string' && welcome.payload_dir !== '' ? { payload_dir: welcome.payload_dir } : {}),
+      ...(welcome.connectors === undefined ? {} : { connectors: { ...welcome.connectors } }),
     };
-    this.outputConnector = outputConnectorOf(welcome.engine_args);
+    this.outputConnector = outputConnectorOf(welcome.engine_args, Object.keys(welcome.connectors ?? {}));
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -269,25 +276,75 @@ class Connection implements WorkerConnection {
     return this.#terminate('closed by the worker');
   }
 
-  putPayload(bytes: Uint8Array, meta: PayloadMeta = {}): PayloadRef {
+  async putPayload(bytes: Uint8Array, meta: PayloadMeta = {}): Promise<PayloadRef> {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('putPayload needs a Uint8Array (or Buffer)');
-    if (bytes.byteLength <= this.outputConnector.shmThresholdBytes) return inlinePayloadRef(bytes, meta);
+    const connector = this.outputConnector;
+    if (!connector.plugin && bytes.byteLength <= connector.shmThresholdBytes) return inlinePayloadRef(bytes, meta);
     const { stage_id, replica_id, run_id } = this.welcome;
     const key = `s${stage_id}r${replica_id}_${this.#payloadTag}_${(this.#payloadSeq++).toString(36)}`;
+    if (connector.plugin) return this.#pluginPut(connector.type, bytes, key, metaOf(meta));
     writePayload(run_id, key, bytes, this.welcome.payload_dir);
     return { $payload: 1, key, size: bytes.byteLength, via: 'shm', ...metaOf(meta) };
   }
 
-  getPayload(ref: PayloadRef, into?: Uint8Array): Buffer {
+  async getPayload(ref: PayloadRef, into?: Uint8Array): Promise<Buffer> {
     if (!isPayloadRef(ref)) throw workerError('getPayload needs a payload reference ({$payload: 1, key, size, via, ...})', 'see docs/protocol.md, "Payloads"');
     if (ref.via === 'inline') return Buffer.from(ref.data_base64 ?? '', 'base64');
-    const dir = this.welcome.payload_dir;
-    return readPayload(this.welcome.run_id, ref.key, { size: ref.size, ...(dir === undefined ? {} : { dir }), ...(into === undefined ? {} : { into }) });
+    if (ref.via === 'shm') {
+      const dir = this.welcome.payload_dir;
+      return readPayload(this.welcome.run_id, ref.key, { size: ref.size, ...(dir === undefined ? {} : { dir }), ...(into === undefined ? {} : { into }) });
+    }
+    const bytes = await (await this.#connector(ref.via)).get(ref, into);
+    if (!(bytes instanceof Uint8Array) || bytes.byteLength !== ref.size) {
+      const got = bytes instanceof Uint8Array ? `${bytes.byteLength} bytes` : typeof bytes;
+      throw workerError(`connector "${ref.via}" gave ${got} for payload ${ref.key}, its reference says ${ref.size} bytes`, 'this is a bug in the plugin that defines the connector');
+    }
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   ackPayload(ref: PayloadRef | string): void {
     if (typeof ref === 'string') this.#send({ type: 'payload_ack', key: ref });
-    else if (isPayloadRef(ref) && ref.via === 'shm') this.#send({ type: 'payload_ack', key: ref.key });
+    else if (isPayloadRef(ref) && ref.via !== 'inline') this.#send({ type: 'payload_ack', key: ref.key });
+  }
+
+  async #pluginPut(name: string, bytes: Uint8Array, key: string, meta: PayloadMeta): Promise<PayloadRef> {
+    const ref = await (await this.#connector(name)).put(bytes, { key, meta });
+    const ok = isPayloadRef(ref) && (ref.via === 'inline' || (ref.via === name && ref.key === key && ref.size === bytes.byteLength));
+    if (!ok) {
+      throw workerError(
+        `connector "${name}" returned ${JSON.stringify(ref)?.slice(0, 200)} for a ${bytes.byteLength}-byte payload: not a reference {$payload: 1, via: "${name}", key: "${key}", size: ${bytes.byteLength}}`,
+        'this is a bug in the plugin that defines the connector (see docs/plugins.md, "Payload connectors")',
+      );
+    }
+    return ref;
+  }
+
+  /** This replica's instance of a plugin connector class (its module is imported on first use). */
+  #connector(name: string): Promise<PayloadConnector> {
+    let instance = this.#connectors.get(name);
+    if (instance === undefined) {
+      const url = this.welcome.connectors?.[name];
+      if (url === undefined) {
+        return Promise.reject(
+          workerError(
+            `payload came through connector "${name}", which no plugin of this run defines`,
+            `load the plugin that defines "${name}" (plugins: in the pipeline file, or --plugin)`,
+          ),
+        );
+      }
+      const cfg = connectorConfigOf(this.welcome.engine_args);
+      const { run_id, stage_id, replica_id } = this.welcome;
+      instance = createPayloadConnectorInstance(url, {
+        name,
+        role: 'worker',
+        runId: run_id,
+        stageId: stage_id,
+        replicaId: replica_id,
+        config: cfg?.['type'] === name ? { ...cfg } : {},
+      });
+      this.#connectors.set(name, instance);
+    }
+    return instance;
   }
 
   #send(message: WorkerMessage): boolean {
@@ -382,7 +439,10 @@ class Connection implements WorkerConnection {
         this.#stopStdin?.();
         for (const controller of this.#inflight.values()) controller.abort(new Error(reason));
         this.#inflight.clear();
-        const handlers = Promise.allSettled(this.#shutdownHandlers.map(async (fn) => fn(reason)));
+        const handlers = Promise.allSettled([
+          ...this.#shutdownHandlers.map(async (fn) => fn(reason)),
+          ...[...this.#connectors.values()].map(async (c) => (await c).close?.()),
+        ]);
         await bounded(handlers, this.#options.shutdownTimeoutMs ?? 5_000);
         this.#socket.end();
         this.#socket.destroy();

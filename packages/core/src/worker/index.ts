@@ -16,7 +16,14 @@ export { runWorker } from './run-worker.js';
 export type { WorkerSetup } from './run-worker.js';
 export { CONTROL_ENV, PROTOCOL_VERSION } from '../control/protocol.js';
 export type { JsonObject, JsonValue } from '../control/protocol.js';
-export { isPayloadRef, findPayloadRefs, PAYLOAD_MARK } from '../connectors/payload-ref.js';
+export { isPayloadRef, findPayloadRefs, inlinePayloadRef, PAYLOAD_MARK } from '../connectors/payload-ref.js';
 export type { PayloadMeta, PayloadRef, PayloadVia } from '../connectors/payload-ref.js';
 export { DEFAULT_SHM_THRESHOLD, INLINE_CONNECTOR, SHM_CONNECTOR } from '../connectors/connector-config.js';
 export type { OutputConnector } from '../connectors/connector-config.js';
+export type {
+  CreatePayloadConnector,
+  PayloadConnector,
+  PayloadConnectorContext,
+  PayloadConnectorRole,
+  PayloadPutContext,
+} from '../connectors/payload-connector.js';

@@ -17,6 +17,11 @@ describe('payload references', () => {
     expect(isPayloadRef({ $payload: 2, key: 'k', size: 3, via: 'shm' })).toBe(false);
     expect(isPayloadRef({ dtype: 'float32', shape: [1], data_base64: 'AAAA' })).toBe(false);
     expect(isPayloadRef(null)).toBe(false);
+    // A plugin's connector class names its references' `via`; the key rules are the same.
+    expect(isPayloadRef({ $payload: 1, key: 's0r0_ab_1', size: 3, via: 'DiskCacheConnector', dir: '/x' })).toBe(true);
+    expect(isPayloadRef({ $payload: 1, key: 's0r0_ab_1', size: 3, via: 'not a class' })).toBe(false);
+    expect(isPayloadRef({ $payload: 1, key: '../x', size: 3, via: 'DiskCacheConnector' })).toBe(false);
+    expect(isPayloadRef({ $payload: 1, key: 'k', size: 3, via: 7 })).toBe(false);
     expect(isValidPayloadKey('s1r0_0a_1')).toBe(true);
     expect(isValidPayloadKey('')).toBe(false);
   });
@@ -68,6 +73,14 @@ describe('output connector of a replica', () => {
     expect(outputConnectorOf({ omni_kv_config: { connector_config: { type: 'MooncakeStoreConnector', role: 'sender' } } })).toEqual(inline);
     expect(outputConnectorOf({ omni_kv_config: { connector_config: { type: INLINE_CONNECTOR, role: 'sender' } } })).toEqual(inline);
     expect(outputConnectorOf({ omni_kv_config: { connector_config: { type: SHM_CONNECTOR, role: 'receiver' } } })).toEqual(inline);
+  });
+
+  it("is a plugin's class when the stage sends over one a plugin defines (every payload goes to it)", () => {
+    const sender = { omni_kv_config: { connector_config: { type: 'DiskCacheConnector', role: 'sender', dir: '/x' } } };
+    expect(outputConnectorOf(sender, ['DiskCacheConnector'])).toEqual({ type: 'DiskCacheConnector', shmThresholdBytes: INLINE_MAX_BYTES, plugin: true });
+    expect(outputConnectorOf(sender, ['OtherConnector'])).toEqual({ type: INLINE_CONNECTOR, shmThresholdBytes: INLINE_MAX_BYTES });
+    const receiver = { omni_kv_config: { connector_config: { type: 'DiskCacheConnector', role: 'receiver' } } };
+    expect(outputConnectorOf(receiver, ['DiskCacheConnector'])).toEqual({ type: INLINE_CONNECTOR, shmThresholdBytes: INLINE_MAX_BYTES });
   });
 });
 

@@ -15,7 +15,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'omni-tracker-test-'));
 });
 afterEach(async () => {
-  for (const t of trackers.splice(0)) t.close();
+  for (const t of trackers.splice(0)) await t.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -99,7 +99,7 @@ describe('PayloadTracker', () => {
     const other = tracker('run-other');
     put(other, 'keep');
     expect(payloadTrackerForRun('run-failed')).toBe(t);
-    expect(t.close()).toBe(2);
+    expect(await t.close()).toBe(2);
     expect(readdirSync(dir)).toEqual(['omnistage-run-other-keep']);
     expect(payloadTrackerForRun('run-failed')).toBeUndefined();
     // After close, a late registration deletes its file at once.

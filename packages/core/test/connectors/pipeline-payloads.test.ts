@@ -11,24 +11,12 @@ import { bringUp } from '../../src/orchestrate/bring-up.js';
 import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
-import { definePlugin, type OmnistagePlugin } from '../../src/plugin.js';
+import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
+import { payloadFixturePlugin } from './payload-fixture.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
-const WORKER = join(FIXTURES, 'payload-worker.mjs');
-
-/** Stage type `payload`, engine `fixture`: the payload fixture worker. */
-const payloadPlugin: OmnistagePlugin = definePlugin({
-  name: 'payload-fixture',
-  apply(omni) {
-    omni.defineStageType({ name: 'payload', defaultEngine: 'fixture', devicesPerReplica: () => 1 });
-    omni.defineEngine({
-      stageType: 'payload',
-      name: 'fixture',
-      resolveWorker: () => ({ command: process.execPath, args: [WORKER], env: {}, attach: 'control' }),
-    });
-  },
-});
+const payloadPlugin: OmnistagePlugin = payloadFixturePlugin();
 
 const open: { pipeline?: RunningPipeline; lockDir: string }[] = [];
 

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SHM_CONNECTOR } from '../../src/connectors/connector-config.js';
 import type { PayloadRef } from '../../src/connectors/payload-ref.js';
@@ -13,20 +12,9 @@ import { ControlServer } from '../../src/control/server.js';
 import { createControlToken } from '../../src/control/token.js';
 import { launchProcess } from '../../src/launch/launch-process.js';
 import { cleanupTempDirs, killTracked, requireBuilt, tempDir, trackPid, waitFor } from '../runtime/helpers.js';
+import { PAYLOAD_WORKER, checksum as sum, pattern } from './payload-fixture.js';
 
-const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'payload-worker.mjs');
 const THRESHOLD = 1024;
-
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 7) & 0xff;
-  return b;
-}
-function sum(bytes: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < bytes.length; i++) s = (s + bytes[i]! * ((i % 251) + 1)) % 1_000_000_007;
-  return s;
-}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -54,7 +42,7 @@ async function startReplica(opts: { dir?: string; engineArgs?: Record<string, un
   });
   const env: Record<string, string | undefined> = { ...process.env, ...controlEnv({ socketPath: server.socketPath, token, run_id: runId, stage_id: 0, replica_id: 0 }) };
   delete env['OMNISTAGE_PAYLOAD_DIR'];
-  const proc = launchProcess({ command: process.execPath, args: [WORKER], env });
+  const proc = launchProcess({ command: process.execPath, args: [PAYLOAD_WORKER], env });
   trackPid(proc.pid);
   cleanups.push(async () => {
     channel.send({ type: 'shutdown' });

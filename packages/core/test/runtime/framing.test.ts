@@ -69,6 +69,7 @@ describe('protocol messages', () => {
     }
     for (const m of [
       { type: 'welcome', v: 1, run_id: 'r', stage_id: 0, replica_id: 0, engine_args: {}, metadata: {} },
+      { type: 'welcome', v: 1, run_id: 'r', stage_id: 0, replica_id: 0, engine_args: {}, metadata: {}, payload_dir: '/d', connectors: { C: 'file:///c.js' } },
       { type: 'abort', request_id: 'r' },
       { type: 'shutdown' },
       { type: 'error', code: 'OMNI_PROTOCOL', message: 'x' },
@@ -88,5 +89,8 @@ describe('protocol messages', () => {
     expect(codeOf(() => parseWorkerMessage('{"type":"output","request_id":"r","seq":0,"done":true}'))).toBe('OMNI_PROTOCOL');
     expect(codeOf(() => parseWorkerMessage('{"type":"log","level":"loud","message":"x"}'))).toBe('OMNI_PROTOCOL');
     expect(codeOf(() => parseOrchestratorMessage('{"type":"request","request_id":"r","input":1}'))).toBe('OMNI_PROTOCOL');
+    const welcome = { type: 'welcome', v: 1, run_id: 'r', stage_id: 0, replica_id: 0, engine_args: {}, metadata: {} };
+    expect(codeOf(() => parseOrchestratorMessage(JSON.stringify({ ...welcome, connectors: ['file:///c.js'] })))).toBe('OMNI_PROTOCOL');
+    expect(codeOf(() => parseOrchestratorMessage(JSON.stringify({ ...welcome, connectors: { C: 1 } })))).toBe('OMNI_PROTOCOL');
   });
 });

@@ -1,7 +1,7 @@
 import { isPayloadRef, type PayloadRef } from '@omnistage/core/worker';
 
-/** Reads the bytes of a payload reference (the worker's `conn.getPayload`). */
-export type PayloadReader = (ref: PayloadRef) => Uint8Array;
+/** The bytes of a payload reference the worker already read (`conn.getPayload`), if it did. */
+export type PayloadReader = (ref: PayloadRef) => Uint8Array | undefined;
 
 /**
  * What the reference diffusion engine conditions on: prompt text, an upstream stage's text, or an
@@ -30,7 +30,8 @@ export function conditioningFromInput(input: unknown, read?: PayloadReader): str
 function tensorBytes(tensor: unknown, read?: PayloadReader): Uint8Array | null {
   if (typeof tensor !== 'object' || tensor === null) return null;
   if (isPayloadRef(tensor)) {
-    if (read) return read(tensor);
+    const bytes = read?.(tensor);
+    if (bytes) return bytes;
     return tensor.via === 'inline' ? Buffer.from(tensor.data_base64 ?? '', 'base64') : null;
   }
   const t = tensor as Record<string, unknown>;

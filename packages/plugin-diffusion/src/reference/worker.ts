@@ -3,7 +3,7 @@
  * conditioning (prompt text or an upstream stage's output) and the seed, through
  * `num_inference_steps` refinement steps (see reference-renderer.ts).
  */
-import { connectToOrchestrator, findPayloadRefs, type JsonObject } from '@omnistage/core/worker';
+import { connectToOrchestrator, findPayloadRefs, type JsonObject, type PayloadRef } from '@omnistage/core/worker';
 import { renderReferenceImage } from '../reference-renderer.js';
 import { conditioningFromInput } from './conditioning.js';
 
@@ -41,7 +41,9 @@ async function main(): Promise<void> {
     const seed = Math.trunc(num(p['seed'], 0));
     try {
       // An upstream tensor (a payload reference) is read by key here...
-      const conditioning = conditioningFromInput(req.input, (ref) => conn.getPayload(ref));
+      const received = new Map<PayloadRef, Buffer>();
+      for (const ref of findPayloadRefs(req.input)) received.set(ref, await conn.getPayload(ref));
+      const conditioning = conditioningFromInput(req.input, (ref) => received.get(ref));
       for (let i = 0; i < count; i++) {
         if (stream.signal.aborted) return;
         const png = renderReferenceImage({
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
         });
         // The PNG goes through the stage's connector: inline (with `data_base64`) when small,
         // shared memory above the threshold; the output is the reference plus the image fields.
-        const out = { kind: 'image', mime: 'image/png', width, height, index: i, ...conn.putPayload(png, { mime: 'image/png' }) } as JsonObject;
+        const out = { kind: 'image', mime: 'image/png', width, height, index: i, ...(await conn.putPayload(png, { mime: 'image/png' })) } as JsonObject;
         if (i === count - 1) stream.end(out);
         else stream.write(out);
         await sleep(0);

@@ -1,14 +1,14 @@
 import { isPayloadRef, type PayloadRef } from '@omnistage/core/worker';
 
-/** Reads the bytes of a payload reference (the worker's `conn.getPayload`). */
-export type PayloadReader = (ref: PayloadRef) => Uint8Array;
+/** The bytes of a payload reference the worker already read (`conn.getPayload`), if it did. */
+export type PayloadReader = (ref: PayloadRef) => Uint8Array | undefined;
 
 /**
  * The text a reference engine conditions on: a prompt string, or the text of an upstream stage's
  * output (`{text}`), or a stable rendering of anything else (token ids, tensors), so a downstream
  * stage's output depends on what it received. A payload reference (an upstream tensor) renders as
  * its description and a digest of its bytes, the same whether it came inline or through shared
- * memory (its shm key, which differs per run, is left out); without `read`, as its description only.
+ * memory (its shm key, which differs per run, is left out); without its bytes, as its description only.
  */
 export function promptFromInput(input: unknown, read?: PayloadReader): string {
   if (typeof input === 'string') return input;
@@ -27,7 +27,8 @@ function describePayload(ref: PayloadRef, read?: PayloadReader): Record<string, 
   if (ref.dtype !== undefined) d['dtype'] = ref.dtype;
   if (ref.shape !== undefined) d['shape'] = ref.shape;
   if (ref.mime !== undefined) d['mime'] = ref.mime;
-  if (read) d['fnv1a'] = fnv1a(read(ref));
+  const bytes = read?.(ref);
+  if (bytes) d['fnv1a'] = fnv1a(bytes);
   return { payload: d };
 }
 

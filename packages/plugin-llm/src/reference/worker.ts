@@ -44,8 +44,8 @@ async function main(): Promise<void> {
   }
 
   /** Reads an upstream payload; a float32 tensor must hold exactly its shape's worth of bytes. */
-  const readTensor = (ref: PayloadRef): Buffer => {
-    const bytes = conn.getPayload(ref);
+  const readTensor = async (ref: PayloadRef): Promise<Buffer> => {
+    const bytes = await conn.getPayload(ref);
     if (ref.dtype === 'float32' && Array.isArray(ref.shape)) {
       const expected = ref.shape.reduce((a, b) => a * b, 1) * 4;
       if (bytes.byteLength !== expected) throw new Error(`upstream tensor ${ref.key}: ${bytes.byteLength} bytes for shape [${ref.shape.join(', ')}] (float32 needs ${expected})`);
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const serve = async (
     req: WorkerRequest,
     stream: RequestStream,
-    read: (ref: PayloadRef) => Uint8Array,
+    read: (ref: PayloadRef) => Uint8Array | undefined,
   ): Promise<void> => {
     const params = { ...defaults, ...(req.params as Record<string, unknown>) };
     const prompt = promptFromInput(req.input, read);
@@ -78,11 +78,11 @@ async function main(): Promise<void> {
     // Media and tensors go through the stage's connector: inline when small, shared memory above
     // the threshold (an inline reference still carries `data_base64`, like the older shapes).
     const out: Record<string, unknown> = audio
-      ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, ...conn.putPayload(tokensToWav(tokens), { mime: 'audio/wav' }) }
+      ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, ...(await conn.putPayload(tokensToWav(tokens), { mime: 'audio/wav' })) }
       : { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
     if (latent) {
       const f32 = new Float32Array(hidden);
-      out['tensor'] = conn.putPayload(new Uint8Array(f32.buffer), { dtype: 'float32', shape: [hidden.length / hiddenSize, hiddenSize] });
+      out['tensor'] = await conn.putPayload(new Uint8Array(f32.buffer), { dtype: 'float32', shape: [hidden.length / hiddenSize, hiddenSize] });
     }
     stream.end(out as JsonObject);
   };
@@ -91,8 +91,8 @@ async function main(): Promise<void> {
     // Upstream tensors (payload references): read them by key now, acknowledge them once used.
     const received = new Map<PayloadRef, Buffer>();
     try {
-      for (const ref of findPayloadRefs(req.input)) received.set(ref, readTensor(ref));
-      await serve(req, stream, (ref) => received.get(ref) ?? conn.getPayload(ref));
+      for (const ref of findPayloadRefs(req.input)) received.set(ref, await readTensor(ref));
+      await serve(req, stream, (ref) => received.get(ref));
     } finally {
       for (const ref of received.keys()) conn.ackPayload(ref);
     }
