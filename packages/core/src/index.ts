@@ -130,11 +130,13 @@ export {
 export type { PayloadMeta, PayloadRef, PayloadVia } from './connectors/payload-ref.js';
 export {
   PAYLOAD_DIR_ENV,
+  SHM_MAP_ENV,
   deletePayload,
   listRunPayloads,
   payloadDir,
   payloadFileName,
   payloadPath,
+  payloadReadPath,
   readPayload,
   sweepRunPayloads,
   writePayload,
@@ -152,5 +154,5 @@ export type {
   RunConnector,
 } from './connectors/payload-connector.js';
 export { PayloadTracker, USER_HOLDER, payloadTrackerForRun, stageHolder } from './connectors/payload-tracker.js';
-export type { PayloadTrackerOptions } from './connectors/payload-tracker.js';
+export type { PayloadEvent, PayloadFreeReason, PayloadTrackerOptions } from './connectors/payload-tracker.js';
 export { RouterPayloads } from './connectors/router-payloads.js';

@@ -4,10 +4,25 @@
  * temp dir. The producer writes a file once; consumers read it by key; the orchestrator deletes
  * it when the last consumer acknowledged, and sweeps whatever is left of a run at teardown.
  *
+ * Reading without copying: where the optional addon `dist/native/shm_map.node` was built (see
+ * scripts/build-native.mjs) and `$OMNISTAGE_SHM_MAP` is not `0`, readPayload without `into` maps
+ * the file (mmap) instead of reading it: the consumer's Buffer is the tmpfs pages the producer
+ * wrote, zero copy, no fresh memory to fault in and zero (its pages are mapped on first access).
+ * - The file may be unlinked while the Buffer lives (the orchestrator deletes it on the last
+ *   payload_ack): the pages stay until the Buffer is garbage-collected, and are unmapped in the
+ *   event-loop turn after that. A consumer that maps many large payloads in one synchronous loop
+ *   holds all of them until it yields (or passes `into`, or sets OMNISTAGE_SHM_MAP=0).
+ * - Writes into the Buffer are private (copy-on-write): the file and other consumers never see them.
+ * - A payload file must never be truncated while mapped (a read of a page past the new end is a
+ *   SIGBUS). The store never does: files are written once, then only unlinked.
+ * Without the addon (not built, `OMNISTAGE_SHM_MAP=0`, or a mapping that fails) it reads the file
+ * into a fresh Buffer, as it does into `into`. {@link payloadReadPath} says which applies.
+ *
  * Imported by the worker SDK: node built-ins only, synchronous calls (a tmpfs write or read is a
  * memory copy).
  */
 import { accessSync, closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, unlink, unlinkSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OmniError } from '../errors.js';
@@ -76,6 +91,45 @@ export function writePayload(runId: string, key: string, bytes: Uint8Array, dir:
   return path;
 }
 
+/** `0` turns the zero-copy read (mmap) off: readPayload then always copies with read(). Read on every call. */
+export const SHM_MAP_ENV = 'OMNISTAGE_SHM_MAP';
+
+interface ShmMapAddon {
+  /** Maps the open file `fd` of exactly `size` bytes (checked again before mapping) into a Buffer. */
+  mapPayload(fd: number, size: number): Buffer;
+}
+
+/** The addon once loaded; null when it is not there or does not load. */
+let shmMap: ShmMapAddon | null | undefined;
+
+function loadShmMap(): ShmMapAddon | null {
+  const require = createRequire(import.meta.url);
+  // dist/connectors/ -> dist/native/; the second serves these sources run as TypeScript (tests).
+  for (const candidate of ['../native/shm_map.node', '../../dist/native/shm_map.node']) {
+    try {
+      const mod = require(candidate) as Partial<ShmMapAddon>;
+      if (typeof mod.mapPayload === 'function') return mod as ShmMapAddon;
+    } catch {
+      // not built here (no compiler at build time, or another layout): try the next, then read()
+    }
+  }
+  return null;
+}
+
+function shmMapper(): ShmMapAddon | undefined {
+  if (process.env[SHM_MAP_ENV] === '0') return undefined;
+  shmMap ??= loadShmMap();
+  return shmMap ?? undefined;
+}
+
+/**
+ * How readPayload without `into` gets the bytes now: `mmap` (the Buffer maps the file, zero copy)
+ * or `read` (copied into a fresh Buffer).
+ */
+export function payloadReadPath(): 'mmap' | 'read' {
+  return shmMapper() === undefined ? 'read' : 'mmap';
+}
+
 /** Options of {@link readPayload}. */
 export interface ReadPayloadOptions {
   /** The size the reference announced: a file of another size is an error. */
@@ -89,7 +143,10 @@ export interface ReadPayloadOptions {
   into?: Uint8Array;
 }
 
-/** Reads a payload by key (into a fresh buffer, or `into`). */
+/**
+ * Reads a payload by key: a Buffer mapping the file (see the top of this module), or a copy in a
+ * fresh buffer, or in `into`.
+ */
 export function readPayload(runId: string, key: string, options: ReadPayloadOptions = {}): Buffer {
   const path = payloadPath(runId, key, options.dir);
   let fd: number;
@@ -109,6 +166,14 @@ export function readPayload(runId: string, key: string, options: ReadPayloadOpti
     if (options.size !== undefined && size !== options.size) throw payloadError(`payload ${key} has ${size} bytes, its reference says ${options.size}`);
     const into = options.into;
     if (into !== undefined && into.byteLength < size) throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
+    const map = into === undefined ? shmMapper() : undefined;
+    if (map !== undefined) {
+      try {
+        return map.mapPayload(fd, size);
+      } catch {
+        // e.g. the process's map count is exhausted: the copy below still works
+      }
+    }
     const buf = into === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(into.buffer, into.byteOffset, size);
     let off = 0;
     while (off < size) {

@@ -1,8 +1,12 @@
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OmniError } from '../../src/errors.js';
 import {
   deletePayload,
   listRunPayloads,
@@ -10,7 +14,9 @@ import {
   payloadDir,
   payloadFileName,
   payloadPath,
+  payloadReadPath,
   readPayload,
+  SHM_MAP_ENV,
   sweepRunPayloads,
   writePayload,
 } from '../../src/connectors/shm-store.js';
@@ -72,5 +78,132 @@ describe('shared-memory payload store', () => {
     expect(readdirSync(dir).sort()).toEqual(['omnistage-run-a-b-k1', 'omnistage-run-c-k1', 'unrelated']);
     expect(sweepRunPayloads('run-a', dir)).toBe(0);
     expect(payloadPath('run-c', 'k1', dir)).toBe(join(dir, 'omnistage-run-c-k1'));
+  });
+});
+
+// The zero-copy read: the addon that `npm run build` compiles into dist/native (see
+// scripts/build-native.mjs), and the read() it falls back to. Real files in /dev/shm (or the OS
+// temp dir where there is none).
+const pkgRoot = join(import.meta.dirname, '..', '..');
+const addonPath = join(pkgRoot, 'dist', 'native', 'shm_map.node');
+
+vi.stubEnv(SHM_MAP_ENV, undefined);
+const mmapLoads = payloadReadPath() === 'mmap';
+vi.unstubAllEnvs();
+
+/** Whether `path` is mapped into this process now (where /proc says; else `expected`, unchecked). */
+function mapped(path: string, expected: boolean): boolean {
+  return existsSync('/proc/self/maps') ? readFileSync('/proc/self/maps', 'utf8').includes(path) : expected;
+}
+
+describe('the shm payload read path', () => {
+  it('is mmap where the build could compile the addon (a compiler and Node-API headers exist)', () => {
+    const probe = spawnSync(process.execPath, [join(pkgRoot, 'scripts', 'build-native.mjs'), '--probe'], { encoding: 'utf8' });
+    if (probe.status !== 0) {
+      // No toolchain here: the build skipped the addon on purpose, and reads fall back.
+      expect(probe.stdout).toMatch(/no C compiler|no Node-API headers|not supported/);
+      expect(mmapLoads).toBe(existsSync(addonPath));
+      return;
+    }
+    expect(existsSync(addonPath), `${addonPath} missing although \`${probe.stdout.trim()}\` is there: the build script did not build it`).toBe(true);
+    expect(mmapLoads).toBe(true);
+    if (process.env[SHM_MAP_ENV] !== '0') expect(payloadReadPath()).toBe('mmap');
+    vi.stubEnv(SHM_MAP_ENV, '0');
+    expect(payloadReadPath()).toBe('read');
+    vi.unstubAllEnvs();
+  });
+
+  it.skipIf(!mmapLoads)('addon: checks its arguments, and the size again before mapping', () => {
+    const { mapPayload } = createRequire(import.meta.url)(addonPath) as { mapPayload: (...args: unknown[]) => Buffer };
+    const file = join(dir, 'abc');
+    writeFileSync(file, 'abc');
+    const fd = openSync(file, 'r');
+    try {
+      expect(() => mapPayload(file, 3)).toThrow(TypeError);
+      expect(() => mapPayload(fd)).toThrow(/fd and size must be non-negative integers/);
+      expect(() => mapPayload(fd, -1)).toThrow(TypeError);
+      expect(() => mapPayload(fd, 1.5)).toThrow(TypeError);
+      expect(() => mapPayload(fd, 4)).toThrow(/the file has 3 bytes, the caller expected 4/);
+      expect(() => mapPayload(987654, 3)).toThrow(/fstat failed: Bad file descriptor/);
+      expect(mapPayload(fd, 3).toString()).toBe('abc');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  describe.each([
+    { path: 'mmap' as const, env: undefined },
+    { path: 'read' as const, env: '0' },
+  ])('readPayload via $path', ({ path: readPath, env }) => {
+    let shmDir: string;
+    beforeEach(async () => {
+      shmDir = await mkdtemp(join(payloadDir({}), 'omni-shm-test-'));
+      vi.stubEnv(SHM_MAP_ENV, env);
+    });
+    afterEach(async () => {
+      vi.unstubAllEnvs();
+      await rm(shmDir, { recursive: true, force: true });
+    });
+    const active = readPath === 'read' || mmapLoads;
+
+    it.skipIf(!active)('returns the bytes, writes into them stay private, the file can go while they are read', () => {
+      expect(payloadReadPath()).toBe(readPath);
+      const bytes = randomBytes(3 * 4096 + 7);
+      const file = writePayload('run1', 'k1', bytes, shmDir);
+      const back = readPayload('run1', 'k1', { dir: shmDir, size: bytes.length });
+      expect(back).toBeInstanceOf(Buffer);
+      expect(back.equals(bytes)).toBe(true);
+      expect(mapped(file, readPath === 'mmap')).toBe(readPath === 'mmap');
+
+      back[0] = back[0]! ^ 0xff;
+      back.fill(0x5a, 4096, 8192);
+      expect(readFileSync(file).equals(bytes)).toBe(true);
+      const untouched = readPayload('run1', 'k1', { dir: shmDir });
+      untouched.fill(0xa5, 8192); // pages never read before
+      expect(readFileSync(file).equals(bytes)).toBe(true);
+      expect(readPayload('run1', 'k1', { dir: shmDir }).equals(bytes)).toBe(true);
+
+      expect(deletePayload('run1', 'k1', shmDir)).toBe(true);
+      expect(existsSync(file)).toBe(false);
+      expect(back.subarray(1, 4096).equals(bytes.subarray(1, 4096))).toBe(true);
+      expect(back.subarray(8192).equals(bytes.subarray(8192))).toBe(true);
+      back.fill(1);
+      expect(back.every((b) => b === 1)).toBe(true);
+    });
+
+    it.skipIf(!active)('keeps the errors: size mismatch, gone file, a buffer too small', () => {
+      writePayload('run1', 'k1', Buffer.from('hello payload'), shmDir);
+      const err = (() => {
+        try {
+          readPayload('run1', 'k1', { dir: shmDir, size: 3 });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(OmniError);
+      expect((err as OmniError).code).toBe('OMNI_REQUEST_FAILED');
+      expect((err as OmniError).message).toMatch(/^payload k1 has 13 bytes, its reference says 3$/);
+      expect(() => readPayload('run1', 'k1', { dir: shmDir, into: Buffer.alloc(4) })).toThrow(/payload k1 has 13 bytes, the buffer to read it into only 4/);
+      deletePayload('run1', 'k1', shmDir);
+      expect(() => readPayload('run1', 'k1', { dir: shmDir, size: 13 })).toThrow(
+        /^payload k1 is gone \(.*omnistage-run1-k1\): it was released \(every consumer acknowledged it, or its request ended\) or the run was swept$/,
+      );
+    });
+
+    it.skipIf(!active)('reads an empty payload, and into a given buffer with read() either way', () => {
+      writePayload('run1', 'empty', Buffer.alloc(0), shmDir);
+      const empty = readPayload('run1', 'empty', { dir: shmDir, size: 0 });
+      expect(empty).toBeInstanceOf(Buffer);
+      expect(empty.length).toBe(0);
+
+      const bytes = randomBytes(10_000);
+      const file = writePayload('run1', 'k2', bytes, shmDir);
+      const staging = Buffer.alloc(16_384);
+      const view = readPayload('run1', 'k2', { dir: shmDir, size: bytes.length, into: staging });
+      expect(view.buffer).toBe(staging.buffer);
+      expect(view.equals(bytes)).toBe(true);
+      expect(mapped(file, false)).toBe(false);
+    });
   });
 });
