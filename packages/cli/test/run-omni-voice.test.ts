@@ -85,6 +85,20 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     const firstCode2wav = Math.min(...dispatches(r.events, 2).map((d) => d.ts));
     expect(thinker).toHaveLength(20);
     expect(Math.max(...thinker.map((d) => d.ts))).toBeLessThanOrEqual(firstCode2wav);
+
+    // Each thinker latent (16 × 1536 float32, over the 64 KiB threshold) went through one /dev/shm
+    // file, held by the talker and the user and freed once both were done; the talker's smaller
+    // latents went inline (no payload events); teardown found nothing left to sweep.
+    const stored = r.events.filter((e) => e.type === 'payload:stored');
+    expect(stored).toHaveLength(20);
+    for (const e of stored) expect(e).toMatchObject({ via: 'shm', size: 16 * 1536 * 4, stage_id: 0, holders: ['stage:1', 'user'] });
+    expect(new Set(stored.map((e) => e['request_id']))).toEqual(new Set(REQUEST_IDS));
+    const freed = r.events.filter((e) => e.type === 'payload:freed');
+    expect(freed.map((e) => e['key']).sort()).toEqual(stored.map((e) => e['key']).sort());
+    // Freed by the talker's ack, or — when the talker process was descheduled between sending its
+    // last output and its ack and code2wav finished first — by the end of the request.
+    for (const e of freed) expect(['acknowledged', 'request_ended']).toContain(e['reason']);
+    expect(r.events.filter((e) => e.type === 'payload:swept')).toEqual([expect.objectContaining({ files: 0 })]);
     await expectNothingLeft(box, r.events, -1);
   });
 

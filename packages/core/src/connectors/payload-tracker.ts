@@ -23,7 +23,18 @@ export interface PayloadTrackerOptions {
   connectors?: readonly RunConnector[];
   /** Told about a plugin connector's failure to release or sweep (the run goes on). */
   onError?: (err: unknown, what: string) => void;
+  /** Told when a payload starts being held, is freed, and what teardown swept (the run's events). */
+  onEvent?: (event: PayloadEvent) => void;
 }
+
+/** Why a payload's bytes were freed. */
+export type PayloadFreeReason = 'acknowledged' | 'request_ended' | 'unheld' | 'teardown';
+
+/** What the tracker reports (emitted as `payload:*` events of the run). */
+export type PayloadEvent =
+  | { type: 'payload:stored'; key: string; via: string; size: number; stage_id: number | null; request_id: string | null; holders: string[] }
+  | { type: 'payload:freed'; key: string; via: string; reason: PayloadFreeReason }
+  | { type: 'payload:swept'; files: number };
 
 /** How long teardown waits for a plugin connector's releases, and then for its sweep. */
 const CLOSE_LIMIT_MS = 5_000;
@@ -69,6 +80,7 @@ export class PayloadTracker {
   readonly #instances = new Map<string, Promise<PayloadConnector>>();
   readonly #stageConfigs = new Map<string, RunConnector['stageConfigs']>();
   readonly #onError: (err: unknown, what: string) => void;
+  readonly #onEvent: (event: PayloadEvent) => void;
   #closed = false;
 
   constructor(runId: string, options: PayloadTrackerOptions = {}) {
@@ -78,6 +90,7 @@ export class PayloadTracker {
     this.connectorModules = Object.freeze(Object.fromEntries(connectors.map((c) => [c.definition.name, connectorModuleUrl(c.definition)])));
     for (const c of connectors) this.#stageConfigs.set(c.definition.name, c.stageConfigs);
     this.#onError = options.onError ?? (() => undefined);
+    this.#onEvent = options.onEvent ?? (() => undefined);
     live.set(runId, this);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -104,21 +117,25 @@ export class PayloadTracker {
   }
 
   /**
-   * Records that `ref` (a stored reference seen in a stage output) is held by `holders`; holders
-   * add up when a key is registered again. With no holder at all it is freed now. Inline
-   * references, invalid keys and classes this run does not use are ignored.
+   * Records that `ref` (a stored reference seen in a stage output of `producer`) is held by
+   * `holders`; holders add up when a key is registered again. With no holder at all it is freed
+   * now. Inline references, invalid keys and classes this run does not use are ignored.
    */
-  register(ref: PayloadRef, holders: readonly string[], requestId: string | null = null): void {
+  register(ref: PayloadRef, holders: readonly string[], requestId: string | null = null, producer: number | null = null): void {
     if (!isStoredPayload(ref) || !this.tracks(ref.via) || !isValidPayloadKey(ref.key)) return;
     if (this.#closed) {
       if (ref.via === 'shm') deletePayload(this.runId, ref.key, this.dir);
       else this.#free(ref);
+      this.#onEvent({ type: 'payload:freed', key: ref.key, via: ref.via, reason: 'teardown' });
       return;
     }
     let entry = this.#entries.get(ref.key);
-    if (!entry) this.#entries.set(ref.key, (entry = { ref, holders: new Set(), requestId }));
+    if (!entry) {
+      this.#entries.set(ref.key, (entry = { ref, holders: new Set(), requestId }));
+      this.#onEvent({ type: 'payload:stored', key: ref.key, via: ref.via, size: ref.size, stage_id: producer, request_id: requestId, holders: [...holders] });
+    }
     for (const h of holders) entry.holders.add(h);
-    if (entry.holders.size === 0) this.#drop(ref.key);
+    if (entry.holders.size === 0) this.#drop(ref.key, 'unheld');
   }
 
   /**
@@ -135,13 +152,13 @@ export class PayloadTracker {
       return false;
     }
     if (entry.holders.size > 0) return false;
-    this.#drop(key);
+    this.#drop(key, 'acknowledged');
     return true;
   }
 
   /** Releases every hold on the payloads registered for a request (it ended: nobody reads them any more). */
   releaseRequest(requestId: string): void {
-    for (const [key, entry] of this.#entries) if (entry.requestId === requestId) this.#drop(key);
+    for (const [key, entry] of this.#entries) if (entry.requestId === requestId) this.#drop(key, 'request_ended');
   }
 
   /**
@@ -184,15 +201,18 @@ export class PayloadTracker {
    */
   async close(): Promise<number> {
     this.#closed = true;
-    const n = this.sweep();
     if (live.get(this.runId) === this) live.delete(this.runId);
     for (const [key, entry] of this.#entries) {
       this.#entries.delete(key);
-      this.#free(entry.ref);
+      if (entry.ref.via !== 'shm') this.#free(entry.ref); // shm files: the sweep below
+      this.#onEvent({ type: 'payload:freed', key, via: entry.ref.via, reason: 'teardown' });
     }
+    // Deletions and releases already under way finish first, so the sweep counts only leftovers.
     // Teardown always completes: a plugin class that hangs is reported and left behind.
     const ok = await withinMs(this.settled(), CLOSE_LIMIT_MS);
     if (!ok) this.#onError(new Error(`still running after ${CLOSE_LIMIT_MS} ms`), 'releasing the payloads of the run');
+    const n = this.sweep();
+    this.#onEvent({ type: 'payload:swept', files: n });
     await Promise.all(
       Object.keys(this.connectorModules).map(async (name) => {
         const what = `sweeping the payloads of connector "${name}"`;
@@ -232,10 +252,12 @@ export class PayloadTracker {
     return createPayloadConnectorInstance(url, { name, role: 'orchestrator', runId: this.runId, config, stageConfigs });
   }
 
-  #drop(key: string): void {
+  #drop(key: string, reason: PayloadFreeReason): void {
     const entry = this.#entries.get(key);
     this.#entries.delete(key);
-    if (entry !== undefined) this.#free(entry.ref);
+    if (entry === undefined) return;
+    this.#free(entry.ref);
+    this.#onEvent({ type: 'payload:freed', key, via: entry.ref.via, reason });
   }
 
   /** Frees the bytes of a reference, off the caller's path. Never rejects. */

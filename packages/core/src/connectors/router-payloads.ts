@@ -35,7 +35,7 @@ export class RouterPayloads {
     const refs = findPayloadRefs(data).filter(isStoredPayload);
     if (refs.length === 0) return data;
     const holders = signal?.aborted ? [] : [...(done ? (this.#consumers.get(stageId) ?? []) : []), ...(toUser ? [USER_HOLDER] : [])];
-    for (const ref of refs) tracker.register(ref, holders, requestId);
+    for (const ref of refs) tracker.register(ref, holders, requestId, stageId);
     return toUser && !signal?.aborted ? tracker.resolveForUser(data) : data;
   }
 

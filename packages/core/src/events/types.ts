@@ -1,3 +1,5 @@
+import type { PayloadEvent } from '../connectors/payload-tracker.js';
+
 /** Phases every replica goes through, in order (brief §3). */
 export type ReplicaPhase = 'metadata' | 'args' | 'worker' | 'lock' | 'spawn' | 'attach';
 
@@ -24,9 +26,11 @@ export type OmniEventPayload =
   | ({ type: 'replica:exit'; pid: number; code: number | null; signal: string | null; expected: boolean } & ReplicaRef)
   | ({ type: 'replica:restart'; attempt: number; reason: string } & ReplicaRef)
   | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
+  | PayloadEvent
   | { type: 'pipeline:ready'; duration_ms: number }
   | { type: 'pipeline:stopping'; reason: string }
   | { type: 'pipeline:stopped' }
+  | { type: 'run:reaped'; stale_run_id: string; pid: number; payload_files: number }
   | { type: 'pipeline:failed'; code: string; message: string; stage_id?: number; replica_id?: number; phase?: string };
 
 /** An event as delivered: the payload plus `ts` (ms since epoch) and the run it belongs to. */

@@ -65,6 +65,7 @@ export class RunningPipeline {
     this.payloads = new PayloadTracker(options.runId, {
       connectors: pluginConnectorsOf(omni, plan),
       onError: (err, what) => omni.logger.warn({ err }, what),
+      onEvent: (event) => omni.events.emit(event),
     });
     this.failed = new Promise<never>((_, reject) => {
       this.#failed = reject;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PayloadRef } from '../../src/connectors/payload-ref.js';
-import { PayloadTracker, payloadTrackerForRun, stageHolder, USER_HOLDER } from '../../src/connectors/payload-tracker.js';
+import { PayloadTracker, payloadTrackerForRun, stageHolder, USER_HOLDER, type PayloadEvent } from '../../src/connectors/payload-tracker.js';
 import { RouterPayloads } from '../../src/connectors/router-payloads.js';
 import { payloadPath, writePayload } from '../../src/connectors/shm-store.js';
 import type { StagePlan } from '../../src/planning/types.js';
@@ -105,6 +105,36 @@ describe('PayloadTracker', () => {
     // After close, a late registration deletes its file at once.
     t.register(put(t, 'late'), [stageHolder(1)], 'r1');
     expect(exists(t, 'late')).toBe(false);
+  });
+
+  it('reports each payload it holds, when and why it is freed, and what teardown swept', async () => {
+    const events: PayloadEvent[] = [];
+    const t = new PayloadTracker('run-events', { dir, onEvent: (e) => events.push(e) });
+    trackers.push(t);
+    const acked = put(t, 'acked');
+    t.register(acked, [stageHolder(1), USER_HOLDER], 'r1', 0);
+    t.register(acked, [stageHolder(3)], 'r1', 0); // seen again: holds add up, stored once
+    t.release('acked', stageHolder(3));
+    t.release('acked', stageHolder(1));
+    t.release('acked', USER_HOLDER);
+    t.register(put(t, 'ended'), [stageHolder(2)], 'r2', 1);
+    t.releaseRequest('r2');
+    t.register(put(t, 'nobody'), [], 'r3', 1);
+    t.register(put(t, 'left'), [stageHolder(2)], 'r4', 1);
+    put(t, 'stray');
+    await t.close();
+    expect(events).toEqual([
+      { type: 'payload:stored', key: 'acked', via: 'shm', size: 14, stage_id: 0, request_id: 'r1', holders: ['stage:1', 'user'] },
+      { type: 'payload:freed', key: 'acked', via: 'shm', reason: 'acknowledged' },
+      { type: 'payload:stored', key: 'ended', via: 'shm', size: 14, stage_id: 1, request_id: 'r2', holders: ['stage:2'] },
+      { type: 'payload:freed', key: 'ended', via: 'shm', reason: 'request_ended' },
+      { type: 'payload:stored', key: 'nobody', via: 'shm', size: 15, stage_id: 1, request_id: 'r3', holders: [] },
+      { type: 'payload:freed', key: 'nobody', via: 'shm', reason: 'unheld' },
+      { type: 'payload:stored', key: 'left', via: 'shm', size: 13, stage_id: 1, request_id: 'r4', holders: ['stage:2'] },
+      { type: 'payload:freed', key: 'left', via: 'shm', reason: 'teardown' },
+      { type: 'payload:swept', files: 2 }, // 'left' and 'stray'
+    ]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
 

@@ -112,7 +112,8 @@ describe('payload connector classes from plugins', () => {
     writeFileSync(join(store, `${pipeline.runId}-stray.bin`), 'never announced');
     await pipeline.stop('test');
     expect(payloadFiles(store)).toEqual([]);
-    expect(calls(store)).toEqual(expect.arrayContaining(['orchestrator - sweep 1', 'worker 0 close', 'orchestrator - close']));
+    // (A replica's close is best effort: teardown may stop it with a signal first.)
+    expect(calls(store)).toEqual(expect.arrayContaining(['orchestrator - sweep 1', 'orchestrator - close']));
   });
 
   it("fails the request with the class's name when its module breaks the contract", async () => {
