@@ -229,6 +229,27 @@ export function eventSchemaProblems(events: readonly OmniEventLine[]): string[] 
         str(e, 'code');
         str(e, 'message');
         break;
+      case 'payload:stored':
+        str(e, 'key');
+        str(e, 'via');
+        num(e, 'size');
+        nullable(e, 'stage_id', 'number');
+        nullable(e, 'request_id', 'string');
+        if (!Array.isArray(e['holders']) || !e['holders'].every((h) => typeof h === 'string')) problems.push(`payload:stored: bad holders in ${JSON.stringify(e)}`);
+        break;
+      case 'payload:freed':
+        str(e, 'key');
+        str(e, 'via');
+        if (!['acknowledged', 'request_ended', 'unheld', 'teardown'].includes(e['reason'] as string)) problems.push(`payload:freed: unknown reason in ${JSON.stringify(e)}`);
+        break;
+      case 'payload:swept':
+        num(e, 'files');
+        break;
+      case 'run:reaped':
+        str(e, 'stale_run_id');
+        num(e, 'pid');
+        num(e, 'payload_files');
+        break;
       default:
         break;
     }

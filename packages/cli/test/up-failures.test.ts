@@ -171,7 +171,7 @@ describe('stopping', { timeout: 60_000 }, () => {
     console.info(`replicas dead ${Math.round(took!)} ms after SIGKILL of omnistage`);
     expect(await proc.waitExit(5_000)).toEqual({ code: null, signal: 'SIGKILL' });
     // The locks were released after attach, so even a SIGKILLed run leaves none behind. (Its run
-    // directory stays: nobody is left to remove it. The sandbox removal takes care of it.)
+    // directory stays until the next run on the host removes it: see run-reap.test.ts.)
     expect(box.lockDirLeftovers()).toEqual([]);
   });
 });

@@ -22,6 +22,8 @@ import { waitForHttpReady } from '../control/http-readiness.js';
 import { ControlReplicaConnection } from './control-connection.js';
 import { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from './defaults.js';
 import { newRunId } from './run-id.js';
+import { RUN_DIR_PREFIX, reapStaleRuns, writeRunOwner } from './stale-runs.js';
+import { payloadDir } from '../connectors/shm-store.js';
 import { RunningPipeline, type StartedReplica } from './running-pipeline.js';
 import { superviseRestarts } from './supervisor.js';
 
@@ -116,6 +118,17 @@ async function untilExitOrAbort<T>(
   }
 }
 
+/** Removes what orchestrators that died without teardown left in this host's temp dir and /dev/shm. */
+async function reapStaleRunsOfHost(omni: Omnistage, ownRunDir: string): Promise<void> {
+  for (const r of await reapStaleRuns({ except: ownRunDir })) {
+    omni.logger.warn(
+      { stale_run_id: r.run_id, pid: r.pid, payload_files: r.payload_files },
+      `removed the leftovers of run ${r.run_id} (its omnistage, pid ${r.pid}, died without tearing down): its run directory and ${r.payload_files} payload file(s)`,
+    );
+    omni.events.emit({ type: 'run:reaped', stale_run_id: r.run_id, pid: r.pid, payload_files: r.payload_files });
+  }
+}
+
 /**
  * Brings a plan up: launch groups start concurrently, the members of a group one after another in
  * plan order. Each replica: lock its devices → spawn → attach, within its own deadline and the
@@ -130,9 +143,11 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   const stageInitMs = (options.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000;
   const initMs = (options.initTimeoutS ?? DEFAULT_INIT_TIMEOUT_S) * 1000;
   const pipelineDeadline = started + initMs;
-  const runDir = await mkdtemp(join(tmpdir(), 'omnistage-run-'));
+  const runDir = await mkdtemp(join(tmpdir(), RUN_DIR_PREFIX));
   let control: ControlServer;
   try {
+    await writeRunOwner(runDir, { run_id: runId, payload_dir: payloadDir() });
+    await reapStaleRunsOfHost(omni, runDir);
     control = await ControlServer.listen(join(runDir, 'control.sock'), { run_id: runId });
   } catch (err) {
     await rm(runDir, { recursive: true, force: true });

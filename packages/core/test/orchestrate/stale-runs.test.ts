@@ -1,0 +1,105 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { processIdentity, processStartTicks, reapStaleRuns, writeRunOwner, type RunOwner } from '../../src/orchestrate/stale-runs.js';
+import { cleanupTempDirs, tempDir } from '../runtime/helpers.js';
+
+afterEach(cleanupTempDirs);
+
+const here = processIdentity();
+
+/** An owner record as a run of this host, pid namespace and boot writes it. */
+const owner = (run_id: string, pid: number, payload_dir: string, start_ticks: number | null = null): RunOwner => ({
+  run_id,
+  pid,
+  start_ticks,
+  payload_dir,
+  ...here,
+});
+
+/** A pid that belonged to a process that has exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+function runDir(tmp: string, name: string, owner?: RunOwner): string {
+  const dir = join(tmp, `omnistage-run-${name}`);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'control.sock'), ''); // stands for the socket a killed orchestrator leaves
+  if (owner) writeFileSync(join(dir, 'owner.json'), JSON.stringify(owner));
+  return dir;
+}
+
+function payloads(dir: string, runId: string, keys: string[]): void {
+  for (const k of keys) writeFileSync(join(dir, `omnistage-${runId}-${k}`), 'bytes in flight');
+}
+
+describe('leftovers of orchestrators that died without teardown', () => {
+  it('removes the run directory and the payload files of a run whose owner is gone, nothing else', async () => {
+    const tmp = await tempDir();
+    const shm = await tempDir();
+    const pid = deadPid();
+    const dead = runDir(tmp, 'dead01', owner('mx1-dead', pid, shm));
+    payloads(shm, 'mx1-dead', ['s0r0_a_0', 's0r0_a_1']);
+    payloads(shm, 'mx1-live', ['s0r0_b_0']);
+    const live = runDir(tmp, 'live01', owner('mx1-live', process.pid, shm, processStartTicks(process.pid)));
+    const creating = runDir(tmp, 'new001'); // no owner record yet: a run being created right now
+    writeFileSync(join(tmp, 'omnistage-run-file'), 'not a directory');
+
+    const reaped = await reapStaleRuns({ tmpDir: tmp });
+    expect(reaped).toEqual([{ run_id: 'mx1-dead', pid, run_dir: dead, payload_files: 2 }]);
+    expect(existsSync(dead)).toBe(false);
+    expect(readdirSync(shm)).toEqual(['omnistage-mx1-live-s0r0_b_0']);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(creating)).toBe(true);
+    expect(await reapStaleRuns({ tmpDir: tmp })).toEqual([]); // idempotent
+  });
+
+  it('takes a recycled pid (same number, another start time) for a dead owner', async () => {
+    const tmp = await tempDir();
+    const shm = await tempDir();
+    const ticks = processStartTicks(process.pid);
+    expect(ticks).not.toBeNull(); // Linux: /proc is there
+    const dir = runDir(tmp, 'reused', owner('mx2-reused', process.pid, shm, ticks! - 1));
+    payloads(shm, 'mx2-reused', ['k']);
+    expect((await reapStaleRuns({ tmpDir: tmp })).map((r) => r.run_id)).toEqual(['mx2-reused']);
+    expect(existsSync(dir)).toBe(false);
+    expect(readdirSync(shm)).toEqual([]);
+  });
+
+  it("skips the caller's own run, unreadable records, and never throws for a missing temp dir", async () => {
+    const tmp = await tempDir();
+    const shm = await tempDir();
+    const mine = runDir(tmp, 'mine01', owner('mx3-mine', deadPid(), shm));
+    const junk = runDir(tmp, 'junk01');
+    writeFileSync(join(junk, 'owner.json'), '{"run_id": 1}');
+    expect(await reapStaleRuns({ tmpDir: tmp, except: mine })).toEqual([]);
+    expect(existsSync(mine) && existsSync(junk)).toBe(true);
+    expect(await reapStaleRuns({ tmpDir: join(tmp, 'absent') })).toEqual([]);
+  });
+
+  it('never judges an owner from another pid namespace by its pid; one from an earlier boot is gone', async () => {
+    const tmp = await tempDir();
+    const shm = await tempDir();
+    expect(here.pid_ns).toMatch(/^pid:\[\d+\]$/);
+    const pid = deadPid();
+    const other = runDir(tmp, 'ns0001', { ...owner('mx5-otherns', pid, shm), pid_ns: 'pid:[1]' });
+    const unknown = runDir(tmp, 'ns0002', { ...owner('mx5-unknown', pid, shm), pid_ns: null });
+    payloads(shm, 'mx5-otherns', ['k']);
+    expect(await reapStaleRuns({ tmpDir: tmp })).toEqual([]); // its pid may be alive over there
+    expect(existsSync(other) && existsSync(unknown)).toBe(true);
+    expect(readdirSync(shm)).toEqual(['omnistage-mx5-otherns-k']);
+    runDir(tmp, 'boot01', { ...owner('mx5-oldboot', process.pid, shm), pid_ns: 'pid:[1]', boot_id: 'not-this-boot' });
+    expect((await reapStaleRuns({ tmpDir: tmp })).map((r) => r.run_id)).toEqual(['mx5-oldboot']);
+  });
+
+  it('writes an owner record that a later reaper reads as alive while this process runs', async () => {
+    const tmp = await tempDir();
+    const dir = runDir(tmp, 'owned1');
+    await writeRunOwner(dir, { run_id: 'mx4-owned', payload_dir: tmp });
+    expect(await reapStaleRuns({ tmpDir: tmp })).toEqual([]);
+    expect(existsSync(dir)).toBe(true);
+  });
+});
