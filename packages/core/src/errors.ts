@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = {
   OMNI_LOCK_TIMEOUT: { exitCode: 1, summary: 'a device lock was not acquired in time' },
   OMNI_LOCK_COMPROMISED: { exitCode: 1, summary: 'a held device lock was lost' },
   OMNI_SPAWN_FAILED: { exitCode: 1, summary: 'a replica process could not be started' },
+  OMNI_PORT_IN_USE: { exitCode: 1, summary: 'a port a replica must bind is taken by another program' },
   OMNI_WORKER_EXITED: { exitCode: 1, summary: 'a replica process exited' },
   OMNI_ATTACH_TIMEOUT: { exitCode: 1, summary: 'a replica did not attach in time' },
   OMNI_INIT_TIMEOUT: { exitCode: 1, summary: 'the pipeline did not come up in time' },

@@ -3,6 +3,8 @@
  * group shim, attach over HTTP) → stream completions → tear down, against the stand-in `vllm`
  * (fixtures/fake-vllm.mjs), which records its argv and env and serves the OpenAI endpoints.
  */
+import { readdir } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { Omnistage, bringUp, isOmniError, loadPipelineConfig, planPipeline } from '@omnistage/core';
 import type {
   InitPlan,
@@ -274,6 +276,34 @@ describe('engine vllm: bring-up against a stand-in vllm serve', () => {
         expect(rec.host).toBe('127.0.0.1');
       }
       await pipeline.stop();
+    },
+    TIMEOUT,
+  );
+});
+
+describe('engine vllm: a port another program holds', () => {
+  it(
+    'fails the replica before starting vllm (OMNI_PORT_IN_USE) instead of attaching to the foreign server',
+    async () => {
+      const { omni, recordDir, lockDir, basePort } = await setup([0]);
+      // Another server on the replica's port that even answers like vLLM: attaching to it would
+      // route requests to the wrong model while the real replica dies on EADDRINUSE later.
+      const foreign = createHttpServer((_req, res) => res.end(JSON.stringify({ data: [{ id: 'someone-else' }] })));
+      await new Promise<void>((resolve) => foreign.listen(basePort, '127.0.0.1', resolve));
+      cleanups.push(() => new Promise<void>((resolve) => foreign.close(() => resolve())));
+      const text = `stage_args:
+  - stage_id: 0
+    engine: vllm
+    runtime: { devices: "0" }
+    engine_args: { max_num_seqs: 4 }
+`;
+      const err = await rejection(up(omni, text));
+      expect(err.code).toBe('OMNI_PORT_IN_USE');
+      expect(err.message).toContain(`stage 0 replica 0: port ${basePort} is already in use`);
+      expect(err.context).toMatchObject({ stage_id: 0, replica_id: 0, phase: 'spawn', port: basePort });
+      expect(err.hint).toContain('engine_args.port');
+      expect((await readRecords(recordDir)).size).toBe(0); // no vllm was started
+      expect((await readdir(lockDir)).filter((n) => !n.startsWith('.'))).toEqual([]); // its device lock was released
     },
     TIMEOUT,
   );

@@ -14,6 +14,7 @@ import { acquireDeviceLocks } from '../locks/device-locks.js';
 import { describeHolder } from '../locks/holder.js';
 import { launchProcess } from '../launch/launch-process.js';
 import { launchInlineThread } from '../launch/inline-thread.js';
+import { ensurePortFree } from '../launch/port-check.js';
 import { ControlServer } from '../control/server.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
 import type { JsonObject } from '../control/protocol.js';
@@ -371,7 +372,13 @@ export async function startReplica(
         metadata: toJsonObject({ ...replica.metadata, runtime_cfg: null }),
       });
     }
-    proc = await phase('spawn', async () => (await omni.hooks.spawn.promise(worker, rt)) ?? defaultSpawn(worker, rt, sc.onLine));
+    proc = await phase('spawn', async () => {
+      const spawned = await omni.hooks.spawn.promise(worker, rt);
+      if (spawned !== undefined) return spawned;
+      // The default launcher starts the process here, so the port it will bind is this host's.
+      if (worker.attach === 'http' && worker.port !== undefined && !worker.inline) await ensurePortFree(worker.port, { stage_id, replica_id, phase: 'spawn' });
+      return defaultSpawn(worker, rt, sc.onLine);
+    });
     const started = pipeline.track(replica, proc);
     omni.events.emit({ type: 'replica:spawned', stage_id, replica_id, pid: proc.pid });
     const p = proc;
