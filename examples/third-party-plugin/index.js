@@ -38,9 +38,12 @@ ${legend}
   return `<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head><body><h1>${escape(title)}</h1>\n${svg}\n</body></html>\n`;
 }
 
-/** The plugin factory: `plugins: [{ name: omnistage-plugin-timeline, options: { out: timeline.html } }]`. */
-export default function timelinePlugin(options = {}) {
-  const out = resolve(options.out ?? 'timeline.html');
+/**
+ * The plugin factory: `plugins: [{ name: omnistage-plugin-timeline, options: { out: timeline.html } }]`.
+ * `out` is relative to the pipeline file that names the plugin (omnistage passes its folder).
+ */
+export default function timelinePlugin(options = {}, context = {}) {
+  const out = resolve(context.baseDir ?? process.cwd(), options.out ?? 'timeline.html');
   return {
     name: 'omnistage-plugin-timeline',
     version: '1.0.0',

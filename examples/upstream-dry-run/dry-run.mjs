@@ -1,20 +1,26 @@
+#!/usr/bin/env node
 // Dry-runs vLLM-Omni stage-config files without GPUs: prints each file's plan, then brings it up on
 // reference engines and virtual devices, sends one request through every stage, and tears down.
-// Usage: node dry-run.mjs [file.yaml ...]   (default: every file in ./configs)
+// Usage: npx omnistage-dry-run [file.yaml ...]   (default: every file in this example's configs/;
+// files are relative to the working directory; outputs go to this example's out/)
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log('usage: npx omnistage-dry-run [file.yaml ...]   (default: every vLLM-Omni file in examples/upstream-dry-run/configs)');
+  process.exit(0);
+}
 const bin = join(here, '..', '..', 'packages', 'cli', 'bin', 'omnistage.js');
 const files = process.argv.slice(2).length > 0
-  ? process.argv.slice(2)
-  : readdirSync(join(here, 'configs')).filter((f) => f.endsWith('.yaml')).sort().map((f) => join('configs', f));
+  ? process.argv.slice(2).map((f) => resolve(f))
+  : readdirSync(join(here, 'configs')).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(here, 'configs', f));
 
 let failed = 0;
 for (const file of files) {
-  console.log(`\n=== ${file}`);
+  console.log(`\n=== ${file.startsWith(`${here}/`) ? file.slice(here.length + 1) : file}`);
   const common = ['--platform', 'cpu', '--engine', 'reference'];
   for (const args of [['plan', file, ...common], ['run', file, ...common, '--input', 'hello from a laptop', '--out', 'out', '--log-level', 'warn']]) {
     const r = spawnSync(process.execPath, [bin, ...args], { cwd: here, stdio: 'inherit' });

@@ -1,6 +1,8 @@
 /**
- * Every example is run with the one command its README gives (`npm run start -w <name>`), as a
- * user would, and its outputs are checked — not just type-checked.
+ * Every example is run with the one command its README gives — the first `npx ...` line, exactly
+ * as written, through a shell at the repository root, as a user would — and its outputs are
+ * checked, not just type-checked. The quickstart also runs as the root README's
+ * `npm run quickstart` does (its workspace `start` script).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -18,9 +20,9 @@ afterAll(() => {
   rmSync(lockDir, { recursive: true, force: true });
 });
 
-function runExample(workspace: string, folder: string, extra: string[] = []): { status: number | null; stdout: string; stderr: string } {
+function runExample(workspace: string, folder: string): { status: number | null; stdout: string; stderr: string } {
   rmSync(join(root, 'examples', folder, 'out'), { recursive: true, force: true });
-  const r = spawnSync('npm', ['run', 'start', '-w', workspace, ...(extra.length > 0 ? ['--', ...extra] : [])], {
+  const r = spawnSync('npm', ['run', 'start', '-w', workspace], {
     cwd: root,
     encoding: 'utf8',
     env: { ...process.env, OMNISTAGE_LOCK_DIR: lockDir },
@@ -31,6 +33,27 @@ function runExample(workspace: string, folder: string, extra: string[] = []): { 
 
 function readme(folder: string): string {
   return readFileSync(join(root, 'examples', folder, 'README.md'), 'utf8');
+}
+
+/** The first `npx` command line of the first sh block of an example's README. */
+function readmeCommand(folder: string): string {
+  const block = /```sh\n([\s\S]*?)```/.exec(readme(folder))?.[1] ?? '';
+  const line = block.split('\n').find((l) => l.startsWith('npx '));
+  if (line === undefined) throw new Error(`examples/${folder}/README.md has no npx command in its first sh block`);
+  return line.replace(/\s+#.*$/, '').trim();
+}
+
+/** Runs an example's README command from the repository root (its `out/` cleared first). */
+function runReadmeCommand(folder: string): { status: number | null; stdout: string; stderr: string; command: string } {
+  rmSync(join(root, 'examples', folder, 'out'), { recursive: true, force: true });
+  const command = readmeCommand(folder);
+  const r = spawnSync('bash', ['-c', command], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, OMNISTAGE_LOCK_DIR: lockDir },
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, command };
 }
 
 describe('examples run with the command in their README', { timeout: 180_000 }, () => {
@@ -47,9 +70,16 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(a.equals(b)).toBe(false);
   });
 
+  it('quickstart: its README command writes the same two PNGs', () => {
+    const r = runReadmeCommand('quickstart');
+    expect(r.command).toMatch(/^npx omnistage run examples\/quickstart\/pipeline\.yaml /);
+    expect(r.status, r.stderr).toBe(0);
+    const pngs = readdirSync(join(root, 'examples/quickstart/out')).filter((f) => f.endsWith('.png'));
+    expect(pngs.sort()).toEqual(['r1-stage1.png', 'r2-stage1.png']);
+  });
+
   it('omni-voice serves 20 prompts and writes 20 WAVs', () => {
-    expect(readme('omni-voice')).toContain('npm run start -w @omnistage-example/omni-voice');
-    const r = runExample('@omnistage-example/omni-voice', 'omni-voice');
+    const r = runReadmeCommand('omni-voice');
     expect(r.status, r.stderr).toBe(0);
     const wavs = readdirSync(join(root, 'examples/omni-voice/out')).filter((f) => f.endsWith('.wav'));
     expect(wavs).toHaveLength(20);
@@ -57,8 +87,7 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
   });
 
   it('custom-stage-type: the tts plugin file speaks the LLM text', () => {
-    expect(readme('custom-stage-type')).toContain('npm run start -w @omnistage-example/custom-stage-type');
-    const r = runExample('@omnistage-example/custom-stage-type', 'custom-stage-type');
+    const r = runReadmeCommand('custom-stage-type');
     expect(r.status, r.stderr).toBe(0);
     const wav = readFileSync(join(root, 'examples/custom-stage-type/out/r1-stage1.wav'));
     expect(wav.subarray(0, 4).toString('ascii')).toBe('RIFF');
@@ -66,8 +95,7 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
   });
 
   it('third-party-plugin writes an HTML timeline with lock/spawn/attach bars per replica', () => {
-    expect(readme('third-party-plugin')).toContain('npm run start -w omnistage-plugin-timeline');
-    const r = runExample('omnistage-plugin-timeline', 'third-party-plugin');
+    const r = runReadmeCommand('third-party-plugin');
     expect(r.status, r.stderr).toBe(0);
     const html = readFileSync(join(root, 'examples/third-party-plugin/out/timeline.html'), 'utf8');
     for (const who of ['stage 0 replica 0', 'stage 0 replica 1', 'stage 1 replica 0']) expect(html).toContain(who);
@@ -75,8 +103,8 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
   });
 
   it('upstream-dry-run plans and brings up every vLLM-Omni file on reference engines', () => {
-    expect(readme('upstream-dry-run')).toContain('npm run start -w @omnistage-example/upstream-dry-run');
-    const r = runExample('@omnistage-example/upstream-dry-run', 'upstream-dry-run');
+    const r = runReadmeCommand('upstream-dry-run');
+    expect(r.command).toBe('npx omnistage-dry-run');
     expect(r.status, r.stderr).toBe(0);
     const configs = readdirSync(join(root, 'examples/upstream-dry-run/configs')).filter((f) => f.endsWith('.yaml'));
     expect(configs.length).toBeGreaterThanOrEqual(6);

@@ -70,7 +70,7 @@ export type { OmnistageOptions } from './omnistage.js';
 export { definePlugin } from './plugin.js';
 export type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
 export { loadPlugins } from './plugin-loader.js';
-export type { PluginRequest } from './plugin-loader.js';
+export type { PluginFactoryContext, PluginRequest } from './plugin-loader.js';
 export { CORE_VERSION, satisfiesRange } from './version.js';
 export type { HeldDeviceLocks, OmniHooks } from './hooks/hooks.js';
 export { STAGE_CONNECTOR, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';

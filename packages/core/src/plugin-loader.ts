@@ -12,6 +12,16 @@ export interface PluginRequest {
   location?: SourceLocation;
 }
 
+/**
+ * The second argument of a plugin factory: `baseDir` is the folder the plugin's own path was
+ * resolved from — the pipeline file's folder (for `omnistage schema`, the working directory).
+ * Resolve relative paths in options against it, as omnistage resolves paths in the pipeline file,
+ * so a run behaves the same from any directory.
+ */
+export interface PluginFactoryContext {
+  baseDir: string;
+}
+
 function isPath(specifier: string): boolean {
   return specifier.startsWith('./') || specifier.startsWith('../') || isAbsolute(specifier) || specifier.startsWith('file:');
 }
@@ -33,7 +43,8 @@ function resolveSpecifier(specifier: string, baseDir: string): string {
 
 /**
  * Imports plugin modules. A module exports its plugin as `default` (or `plugin`): either the plugin
- * object or a factory `(options) => plugin`. Errors name the specifier and where it was written.
+ * object or a factory `(options, { baseDir }) => plugin` (see {@link PluginFactoryContext}).
+ * Errors name the specifier and where it was written.
  */
 export async function loadPlugins(requests: readonly PluginRequest[], baseDir: string): Promise<OmnistagePlugin[]> {
   const plugins: OmnistagePlugin[] = [];
@@ -56,7 +67,8 @@ export async function loadPlugins(requests: readonly PluginRequest[], baseDir: s
     let plugin: unknown = exported;
     if (typeof exported === 'function') {
       try {
-        plugin = await (exported as (o: Record<string, unknown>) => unknown)(req.options ?? {});
+        const context: PluginFactoryContext = { baseDir };
+        plugin = await (exported as (o: Record<string, unknown>, c: PluginFactoryContext) => unknown)(req.options ?? {}, context);
       } catch (err) {
         throw fail(`plugin "${req.specifier}" failed to initialise with its options: ${(err as Error).message}`, err);
       }

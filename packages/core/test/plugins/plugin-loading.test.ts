@@ -18,7 +18,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'plugin-loading-'));
   writeFileSync(
     join(dir, 'factory.mjs'),
-    `export default (options) => ({ name: 'factory-plugin', apply(omni) { omni.seen = options; } });\n`,
+    `export default (options, context) => ({ name: 'factory-plugin', apply(omni) { omni.seen = options; omni.context = context; } });\n`,
   );
   writeFileSync(join(dir, 'object.mjs'), `export const plugin = { name: 'object-plugin', apply() {} };\n`);
   writeFileSync(join(dir, 'nothing.mjs'), `export const x = 1;\n`);
@@ -40,15 +40,16 @@ async function fails(p: Promise<unknown>): Promise<OmniError> {
 }
 
 describe('loadPlugins', () => {
-  it('calls a default-export factory with its options and accepts a `plugin` object export', async () => {
+  it('calls a default-export factory with its options and the folder relative paths start from, and accepts a `plugin` object export', async () => {
     const [a, b] = await loadPlugins(
       [{ specifier: './factory.mjs', options: { colour: 'blue' } }, { specifier: join(dir, 'object.mjs') }],
       dir,
     );
     expect(a?.name).toBe('factory-plugin');
     expect(b?.name).toBe('object-plugin');
-    const omni = new Omnistage({ plugins: [a!] }) as Omnistage & { seen?: unknown };
+    const omni = new Omnistage({ plugins: [a!] }) as Omnistage & { seen?: unknown; context?: unknown };
     expect(omni.seen).toEqual({ colour: 'blue' });
+    expect(omni.context).toEqual({ baseDir: dir });
   });
 
   it('names the YAML line of a plugin that cannot be loaded', async () => {
