@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { OmniError, STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type ReplicaContext, type WorkerSpec } from '@omnistage/core';
+import { OmniError, STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type PlanContext, type ReplicaContext, type StageConfig, type WorkerSpec } from '@omnistage/core';
 import { buildEngineArgsDict } from './engine-args-dict.js';
 import { llmEngineArgsJsonSchema } from './engine-args-schema.js';
 import { llmLockDeviceCount } from './lock-device-count.js';
@@ -42,7 +42,10 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
         defaultEngine: 'vllm',
         devicesPerReplica: (stage) => getStageDevicesPerReplica(stage),
         lockDeviceCount: (args) => llmLockDeviceCount(args),
-        validateStage: (stage) => validateLlmSamplingParams(stage),
+        validateStage: (stage, ctx) => {
+          validateLlmSamplingParams(stage);
+          warnStageModelOverridden(stage, ctx);
+        },
         engineArgsJsonSchema: llmEngineArgsJsonSchema,
       });
 
@@ -120,4 +123,22 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
       });
     },
   });
+}
+
+/**
+ * Upstream builds every stage's engine args with the pipeline's one model (spec b.22 step 7: `d.model
+ * = model` overrides a stage's own `model` key), so a `model` under a stage's engine_args silently
+ * does nothing there. Same rule here, but said, at its line.
+ */
+function warnStageModelOverridden(stage: StageConfig, ctx: PlanContext): void {
+  const own = stage.engine_args['model'];
+  if (typeof own !== 'string' || own === '' || own === ctx.model) return;
+  ctx.warn(
+    diagnostic(
+      'OMNI_WARN_STAGE_MODEL_OVERRIDDEN',
+      `stage ${stage.stage_id}: engine_args.model "${own}" is not used: every stage runs the pipeline's model (${ctx.model ? `"${ctx.model}"` : 'none given yet'})`,
+      stage.locations.at('engine_args.model'),
+      'set `model:` at the top of the file (or --model); a stage that loads other weights of the same checkpoint names them with engine_args.model_subdir',
+    ),
+  );
 }
