@@ -113,6 +113,27 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(existsSync(join(root, 'examples/upstream-dry-run/out'))).toBe(true);
   });
 
+  it('vllm-disaggregated: plan --json gives every vllm replica its own --kv-transfer-config, no port shared', () => {
+    const r = runReadmeCommand('vllm-disaggregated');
+    expect(r.command).toContain('--json');
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout) as { stages: { stage_id: number; replicas: { worker: { command: string; args: string[]; env: Record<string, string> } }[] }[] };
+    const replicas = plan.stages.flatMap((s) => s.replicas.map((rep) => ({ stage: s.stage_id, ...rep.worker })));
+    expect(replicas).toHaveLength(4);
+    const ports: number[] = [];
+    const ranks: unknown[] = [];
+    for (const rep of replicas) {
+      expect(rep.args.slice(0, 2)).toEqual(['serve', 'Qwen/Qwen2.5-0.5B-Instruct']);
+      const kv = JSON.parse(rep.args[rep.args.indexOf('--kv-transfer-config') + 1]!) as Record<string, unknown>;
+      expect(kv).toMatchObject({ kv_connector: 'NixlConnector', kv_parallel_size: 4, kv_connector_extra_config: { backends: ['UCX'] } });
+      ranks.push(kv['kv_rank']);
+      ports.push(Number(rep.args[rep.args.indexOf('--port') + 1]), Number(kv['kv_port']), Number(rep.env['VLLM_NIXL_SIDE_CHANNEL_PORT']));
+    }
+    expect(ranks.sort()).toEqual([0, 1, 2, 3]);
+    expect(ports.every((p) => Number.isInteger(p) && p > 0)).toBe(true);
+    expect(new Set(ports).size).toBe(ports.length); // 4 HTTP + 4 kv_port + 4 side channels, all distinct
+  });
+
   it('leaves no lock or run directory behind', () => {
     expect(readdirSync(lockDir)).toEqual([]);
   });
