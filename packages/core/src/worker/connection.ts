@@ -294,7 +294,8 @@ class Connection implements WorkerConnection {
       const dir = this.welcome.payload_dir;
       return readPayload(this.welcome.run_id, ref.key, { size: ref.size, ...(dir === undefined ? {} : { dir }), ...(into === undefined ? {} : { into }) });
     }
-    const bytes = await (await this.#connector(ref.via)).get(ref, into);
+    const connector = await this.#connector(ref.via);
+    const bytes = await attributed(() => connector.get(ref, into), `connector "${ref.via}" could not give back payload ${ref.key}`);
     if (!(bytes instanceof Uint8Array) || bytes.byteLength !== ref.size) {
       const got = bytes instanceof Uint8Array ? `${bytes.byteLength} bytes` : typeof bytes;
       throw workerError(`connector "${ref.via}" gave ${got} for payload ${ref.key}, its reference says ${ref.size} bytes`, 'this is a bug in the plugin that defines the connector');
@@ -308,7 +309,8 @@ class Connection implements WorkerConnection {
   }
 
   async #pluginPut(name: string, bytes: Uint8Array, key: string, meta: PayloadMeta): Promise<PayloadRef> {
-    const ref = await (await this.#connector(name)).put(bytes, { key, meta });
+    const connector = await this.#connector(name);
+    const ref = await attributed(() => connector.put(bytes, { key, meta }), `connector "${name}" could not store a ${bytes.byteLength}-byte payload`);
     const ok = isPayloadRef(ref) && (ref.via === 'inline' || (ref.via === name && ref.key === key && ref.size === bytes.byteLength));
     if (!ok) {
       throw workerError(
@@ -502,6 +504,15 @@ function requiredInt(env: Readonly<Record<string, string | undefined>>, name: st
 
 function workerError(message: string, hint = 'see docs/protocol.md'): OmniError {
   return new OmniError('OMNI_PROTOCOL', message, { hint });
+}
+
+/** Runs a plugin connector's method; what it throws is said to come from it. */
+async function attributed<T>(call: () => T | Promise<T>, what: string): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw new OmniError('OMNI_REQUEST_FAILED', `${what}: ${messageOf(err)}`, { cause: err, hint: 'the plugin that defines the connector failed; see its documentation' });
+  }
 }
 
 function messageOf(err: unknown): string {

@@ -116,10 +116,12 @@ describe('payload connector classes from plugins', () => {
     expect(calls(store)).toEqual(expect.arrayContaining(['orchestrator - sweep 1', 'orchestrator - close']));
   });
 
-  it("fails the request with the class's name when its module breaks the contract", async () => {
+  it("fails the request with the class's name when its module breaks the contract or throws", async () => {
     const store = await tempDir('omni-plugin-conn-store-');
     const pipeline = await up(await pipelineFile({ type: 'DirConnector', dir: store, bad_ref: true }));
     await expect(pipeline.router().complete({ size: 5_000, seed: 1 })).rejects.toThrow(/connector "DirConnector" returned .* not a reference/);
+    const failing = await up(await pipelineFile({ type: 'DirConnector', dir: store, fail_put: true }));
+    await expect(failing.router().complete({ size: 5_000, seed: 1 })).rejects.toThrow(/connector "DirConnector" could not store a 5000-byte payload: disk full \(fail_put\)/);
   });
 
   it('warns at plan time when a protocol engine sends over a class nothing implements, not once a plugin defines it', async () => {
