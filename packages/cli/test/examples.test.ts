@@ -117,7 +117,11 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     const r = runReadmeCommand('vllm-disaggregated');
     expect(r.command).toContain('--json');
     expect(r.status, r.stderr).toBe(0);
-    const plan = JSON.parse(r.stdout) as { stages: { stage_id: number; replicas: { worker: { command: string; args: string[]; env: Record<string, string> } }[] }[] };
+    const plan = JSON.parse(r.stdout) as {
+      stages: { stage_id: number; replicas: { worker: { command: string; args: string[]; env: Record<string, string> } }[] }[];
+      transfers: unknown[];
+    };
+    expect(plan.transfers).toEqual([{ from: 0, to: 1, connector: 'NixlConnector', carried_by: 'engine' }]);
     const replicas = plan.stages.flatMap((s) => s.replicas.map((rep) => ({ stage: s.stage_id, ...rep.worker })));
     expect(replicas).toHaveLength(4);
     const ports: number[] = [];

@@ -40,6 +40,7 @@ export type {
   ReplicaPlan,
   StageMetadata,
   StagePlan,
+  TransferPlan,
   WorkerSpec,
 } from './planning/types.js';
 export { splitDevicesForReplicas } from './planning/split-devices.js';

@@ -1,4 +1,4 @@
-import type { InitPlan } from '../planning/types.js';
+import type { InitPlan, TransferPlan } from '../planning/types.js';
 
 /**
  * The `omnistage plan --json` document: a stable contract other tools read (names kept, fields may
@@ -37,6 +37,7 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
       })),
     })),
     groups: plan.groups.map((g) => ({ id: g.id, lock_devices: g.lock_devices, replicas: g.replicas })),
+    transfers: plan.transfers.map((t) => ({ ...t })),
     warnings: plan.warnings.map((w) => ({ code: w.code, message: w.message, file: w.file, line: w.line, col: w.col, ...(w.hint ? { hint: w.hint } : {}) })),
   };
 }
@@ -58,9 +59,28 @@ export function planToTable(plan: InitPlan): string {
       ]);
     }
   }
+  const header = `platform ${plan.platform} (${plan.device_env.join(' + ')}), visible devices: ${plan.visible_devices.join(',') || 'none'}`;
+  return [header, ...fixedWidth(rows), ...transferTable(plan)].join('\n');
+}
+
+/** Rows padded to their columns' widths, a dashed rule under the first (the header). */
+function fixedWidth(rows: readonly string[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   const lines = rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  const header = `platform ${plan.platform} (${plan.device_env.join(' + ')}), visible devices: ${plan.visible_devices.join(',') || 'none'}`;
-  return [header, ...lines].join('\n');
+  return lines;
+}
+
+const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string> = {
+  shm: (t) => `shared memory above ${t.threshold_bytes ?? 0} bytes, inline below`,
+  plugin: () => "the plugin's connector class",
+  engine: () => 'the engine itself (KV cache); outputs through the router',
+  inline: () => 'inline, in the control messages',
+};
+
+/** The edges of the stage DAG and how each carries data (nothing for a single stage). */
+function transferTable(plan: InitPlan): string[] {
+  if (plan.transfers.length === 0) return [];
+  const rows = [['transfer', 'connector', 'carried by'], ...plan.transfers.map((t) => [`${t.from} -> ${t.to}`, t.connector ?? '-', CARRIED_BY[t.carried_by](t)])];
+  return ['', ...fixedWidth(rows)];
 }

@@ -5,6 +5,7 @@ import type { PlanContext, PlanOptions, ReplicaContext } from '../hooks/contexts
 import type { Omnistage } from '../omnistage.js';
 import { checkAdmission } from '../planning/admission.js';
 import { unimplementedConnectorWarnings } from '../planning/connector-support.js';
+import { stageTransfers } from '../planning/transfers.js';
 import { mapLogicalDevices } from '../planning/device-mapping.js';
 import { launchGroupIds, launchGroups, replicaKey } from '../planning/launch-groups.js';
 import { lockDeviceCount, selectLockDevices } from '../planning/lock-devices.js';
@@ -205,8 +206,9 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
     }),
   );
 
+  const pluginClasses = new Set(omni.connectorNames());
   warnings.push(
-    ...unimplementedConnectorWarnings(all, new Set(omni.connectorNames()), (stageId) =>
+    ...unimplementedConnectorWarnings(all, pluginClasses, (stageId) =>
       config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors'),
     ),
   );
@@ -217,6 +219,7 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
     visible_devices: [...visible],
     stages: stagePlans,
     groups,
+    transfers: stageTransfers(stagePlans, pluginClasses),
     warnings,
   };
   omni.hooks.planned.call(plan);

@@ -115,6 +115,25 @@ export interface LaunchGroup {
   replicas: [number, number][];
 }
 
+/**
+ * How the outputs of one stage reach a stage that reads them (`engine_input_source`):
+ * - `shm`: SharedMemoryConnector — payloads above `threshold_bytes` through a /dev/shm file, the
+ *   rest inline;
+ * - `plugin`: the connector class a plugin defines (`omni.defineConnector`);
+ * - `engine`: the producer's engine moves its KV cache itself over `connector` (vLLM's
+ *   `--kv-transfer-config`); its outputs still pass through the router;
+ * - `inline`: inside the control messages (no connector, or one nothing implements for the engine).
+ */
+export interface TransferPlan {
+  from: number;
+  to: number;
+  /** The producer's connector class, or null when it has none. */
+  connector: string | null;
+  carried_by: 'shm' | 'plugin' | 'engine' | 'inline';
+  /** `shm` only: payloads of more bytes than this go through shared memory. */
+  threshold_bytes?: number;
+}
+
 /** The deterministic result of planning: what `omnistage plan --json` prints. */
 export interface InitPlan {
   platform: PlatformName;
@@ -124,5 +143,7 @@ export interface InitPlan {
   visible_devices: string[];
   stages: StagePlan[];
   groups: LaunchGroup[];
+  /** One per `engine_input_source` edge, in consumer then source order. */
+  transfers: TransferPlan[];
   warnings: Diagnostic[];
 }

@@ -9,6 +9,7 @@ import { createPayloadConnectorInstance } from '../../src/connectors/payload-con
 import { OmniError } from '../../src/errors.js';
 import { Omnistage } from '../../src/omnistage.js';
 import { bringUp } from '../../src/orchestrate/bring-up.js';
+import { planToTable } from '../../src/orchestrate/plan-json.js';
 import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
@@ -141,6 +142,17 @@ describe('payload connector classes from plugins', () => {
     expect(defined.warnings.map((w) => w.code)).not.toContain('OMNI_WARN_CONNECTOR_UNIMPLEMENTED');
     const shm = await plan('SharedMemoryConnector', false);
     expect(shm.warnings.map((w) => w.code)).not.toContain('OMNI_WARN_CONNECTOR_UNIMPLEMENTED');
+    // The plan also says how the edge carries data, by the rules the worker SDK applies.
+    expect((await plan('MooncakeStoreConnector', true)).transfers).toEqual([{ from: 0, to: 1, connector: 'MooncakeStoreConnector', carried_by: 'inline' }]);
+    expect(defined.transfers).toEqual([{ from: 0, to: 1, connector: 'DirConnector', carried_by: 'plugin' }]);
+    expect(undefinedDir.transfers).toEqual([{ from: 0, to: 1, connector: 'DirConnector', carried_by: 'inline' }]);
+    expect(shm.transfers).toEqual([{ from: 0, to: 1, connector: 'SharedMemoryConnector', carried_by: 'shm', threshold_bytes: 65536 }]);
+    expect(planToTable(shm).split('\n').slice(-3)).toEqual([
+      'transfer  connector              carried by',
+      '--------  ---------------------  ---------------------------------------------',
+      '0 -> 1    SharedMemoryConnector  shared memory above 65536 bytes, inline below',
+    ]);
+    expect(planToTable(defined)).toMatch(/0 -> 1 +DirConnector +the plugin's connector class$/);
   });
 
   it('refuses definitions that would shadow a built-in class, repeat one, or name no loadable module', () => {
