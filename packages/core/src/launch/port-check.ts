@@ -1,6 +1,9 @@
 import { createServer } from 'node:net';
 import { OmniError, type ErrorContext } from '../errors.js';
 
+/** How long a taken port may take to come free before it counts as another program's. */
+export const PORT_GRACE_MS = 2_000;
+
 /**
  * Fails when a TCP port a replica is about to bind is already taken on this host. Without this an
  * HTTP engine whose port belongs to another server (a vLLM left over from another session, another
@@ -8,11 +11,18 @@ import { OmniError, type ErrorContext } from '../errors.js';
  * while the real replica dies on EADDRINUSE minutes later, after loading its weights.
  *
  * Probing binds the wildcard address, which conflicts with a listener on any address of the port.
- * A port freed between this check and the engine's bind is not this check's business (the engine
- * then fails on its own, with its last lines shown).
+ * A port someone takes between this check and the engine's bind is not this check's business (the
+ * engine then fails on its own, with its last lines shown).
  */
-export async function ensurePortFree(port: number, context: ErrorContext): Promise<void> {
-  const taken = await portTaken(port);
+export async function ensurePortFree(port: number, context: ErrorContext, graceMs = PORT_GRACE_MS): Promise<void> {
+  // A restarted replica's predecessor (its process group being torn down) may hold the port for a
+  // moment longer: only a port still taken after the grace is someone else's.
+  const deadline = Date.now() + graceMs;
+  let taken = await portTaken(port);
+  while (taken !== null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    taken = await portTaken(port);
+  }
   if (taken === null) return;
   throw new OmniError('OMNI_PORT_IN_USE', `stage ${context.stage_id} replica ${context.replica_id}: port ${port} is already in use on this host (${taken})`, {
     context: { ...context, port },
