@@ -1,5 +1,5 @@
 import { readFileSync, unlinkSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { lock } from 'proper-lockfile';
 import { OmniError } from '../errors.js';
@@ -80,7 +80,9 @@ export async function acquireDeviceLocks(opts: AcquireDeviceLocksOptions): Promi
   for (const device of devices) assertDeviceId(device);
   throwIfCancelled(opts, devices[0]);
   try {
-    await ensureDir(opts.lockDir);
+    // Shared by every omnistage on the host, whoever runs it: created world-writable with the
+    // sticky bit (as /tmp), so another user can take locks in it but not remove ours.
+    if (await ensureDir(opts.lockDir)) await chmod(opts.lockDir, 0o1777);
   } catch (err) {
     throw lockDirError(opts, devices[0], err);
   }
@@ -251,20 +253,24 @@ function lockContext(opts: AcquireDeviceLocksOptions, device: string | undefined
  * `mkdir -p` without `{ recursive: true }`: Node's recursive mkdir never settles for some paths
  * (e.g. under /proc, where mkdir keeps answering ENOENT), which would hang the launch and its
  * teardown. Here every level is tried once, so any such path fails with its errno instead.
+ * Resolves true when this call created `dir` itself.
  */
-async function ensureDir(dir: string, depth = 0): Promise<void> {
+async function ensureDir(dir: string, depth = 0): Promise<boolean> {
   try {
     await mkdir(dir);
+    return true;
   } catch (err) {
     const code = errnoCode(err);
-    if (code === 'EEXIST') return; // a file in the way fails later, in lock(), with ENOTDIR
+    if (code === 'EEXIST') return false; // a file in the way fails later, in lock(), with ENOTDIR
     const parent = dirname(dir);
     if (code !== 'ENOENT' || parent === dir || depth > 64) throw err;
     await ensureDir(parent, depth + 1);
     try {
       await mkdir(dir);
+      return true;
     } catch (again) {
       if (errnoCode(again) !== 'EEXIST') throw again;
+      return false;
     }
   }
 }

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +18,12 @@ function opts(lockDir: string, devices: string[], extra: Partial<AcquireDeviceLo
 }
 
 /** Starts a separate process that holds `devices` until killed. */
-async function spawnHolder(lockDir: string, devices: string, stage: number, replica: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(FIXTURES, 'lock-holder.mjs'), lockDir, devices, String(stage), String(replica)], {
+/** Runs the lock-holder fixture (as user `uid` through setpriv, when given) until it holds `devices`. */
+async function spawnHolder(lockDir: string, devices: string, stage: number, replica: number, uid?: number): Promise<ChildProcess> {
+  const argv = [process.execPath, join(FIXTURES, 'lock-holder.mjs'), lockDir, devices, String(stage), String(replica)];
+  const asUser = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
+  const [command, ...args] = [...asUser, ...argv] as [string, ...string[]];
+  const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   trackPid(child.pid);
@@ -145,6 +149,22 @@ describe('acquireDeviceLocks', () => {
     expect(waited).toBeLessThan(1_500);
     // device 4 was given back; only the other process's lock remains
     expect((await readdir(lockDir)).sort()).toEqual(['device-5.holder.json', 'device-5.lock']);
+  });
+
+  // Needs root (to run the other holder as user nobody) and setpriv, as on this project's CI.
+  const canSwitchUser = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+  it.skipIf(!canSwitchUser)('creates the lock directory for every user of the host: another user locks in it, and we wait on its lock', async () => {
+    const parent = await tempDir();
+    await chmod(parent, 0o755);
+    const lockDir = join(parent, 'omnistage-locks');
+    const mine = await acquireDeviceLocks(opts(lockDir, ['0']));
+    expect((await stat(lockDir)).mode & 0o7777).toBe(0o1777); // world-writable, sticky: others cannot remove ours
+    const nobody = await spawnHolder(lockDir, '1', 4, 2, 65534);
+    const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['1'], { deadline: Date.now() + 300 })));
+    expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
+    expect(err.context).toMatchObject({ device: '1', holder: { pid: nobody.pid, stage_id: 4, replica_id: 2 } });
+    expect((await stat(join(lockDir, 'device-1.lock'))).uid).toBe(65534);
+    await mine.release();
   });
 
   it('stops waiting promptly on abort with OMNI_CANCELLED and releases what it took', async () => {
