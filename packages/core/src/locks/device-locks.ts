@@ -1,5 +1,5 @@
 import { readFileSync, unlinkSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { lock } from 'proper-lockfile';
 import { OmniError } from '../errors.js';
@@ -13,7 +13,7 @@ import {
   type LockHolder,
 } from './holder.js';
 import { LOCK_OPTIONS, LOCK_POLL_MS } from './options.js';
-import { assertDeviceId, deviceLockTarget, holderFilePath } from './paths.js';
+import { assertDeviceId, deviceLockDir, deviceLockTarget, holderFilePath } from './paths.js';
 
 /** Identifies the replica taking the locks; recorded in each holder file. */
 export interface DeviceLockOwner {
@@ -121,7 +121,9 @@ async function acquireOne(opts: AcquireDeviceLocksOptions, device: string): Prom
         onCompromised: (err: Error) => onLockCompromised(opts, device, entry.held, err),
       });
     } catch (err) {
-      if (errnoCode(err) !== 'ELOCKED') throw lockDirError(opts, device, err);
+      const code = errnoCode(err);
+      if (code === 'EPERM' || code === 'EACCES') throw await foreignStaleLockError(opts, device, err);
+      if (code !== 'ELOCKED') throw lockDirError(opts, device, err);
       if (opts.onWaiting) {
         const holder = await readLockHolder(opts.lockDir, device);
         const key = JSON.stringify(holder);
@@ -223,6 +225,29 @@ async function lockTimeout(opts: AcquireDeviceLocksOptions, device: string, wait
  * The lock directory itself is unusable (permissions, not a directory). Reported under the lock
  * timeout code because the outcome is the same: the device was not locked, and we fail closed.
  */
+/**
+ * proper-lockfile could not take over a lock it found stale: in the shared (sticky) lock directory
+ * only its owner may remove it, so a lock left by another user's omnistage that died stays until
+ * that user or root removes it. Fail closed, saying whose it is and what to remove.
+ */
+async function foreignStaleLockError(opts: AcquireDeviceLocksOptions, device: string, cause: unknown): Promise<OmniError> {
+  const holder = await readLockHolder(opts.lockDir, device);
+  const lockPath = deviceLockDir(opts.lockDir, device);
+  const owner = await stat(lockPath).then(
+    (st) => `user id ${st.uid}`,
+    () => 'another user',
+  );
+  return new OmniError(
+    'OMNI_LOCK_TIMEOUT',
+    `device ${device}: its init lock was left by ${describeHolder(holder)} (${owner}), and this user may not remove it (${messageOf(cause)})`,
+    {
+      cause,
+      context: { ...lockContext(opts, device), ...(holder ? { holder } : {}) },
+      hint: `once that process is surely gone, remove ${lockPath} as its owner or root; or use a lock directory of your own (--lock-dir), giving up the serialisation with that user's runs`,
+    },
+  );
+}
+
 function lockDirError(opts: AcquireDeviceLocksOptions, device: string | undefined, cause: unknown): OmniError {
   return new OmniError('OMNI_LOCK_TIMEOUT', `could not lock device ${device ?? '?'} in ${opts.lockDir}: ${messageOf(cause)}`, {
     cause,

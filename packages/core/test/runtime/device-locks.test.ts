@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,27 @@ describe('acquireDeviceLocks', () => {
     expect(err.context).toMatchObject({ device: '1', holder: { pid: nobody.pid, stage_id: 4, replica_id: 2 } });
     expect((await stat(join(lockDir, 'device-1.lock'))).uid).toBe(65534);
     await mine.release();
+  });
+
+  it.skipIf(!canSwitchUser)("fails closed, naming the holder and what to remove, on another user's stale lock it may not remove", async () => {
+    const parent = await tempDir();
+    await chmod(parent, 0o755);
+    const lockDir = join(parent, 'omnistage-locks');
+    await (await acquireDeviceLocks(opts(lockDir, ['0']))).release(); // the shared directory, created by root
+    const dead = await spawnHolder(lockDir, '0', 6, 1);
+    dead.kill('SIGKILL');
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const past = new Date(Date.now() - 60_000);
+    await utimes(join(lockDir, 'device-0.lock'), past, past); // stale: its holder stopped refreshing long ago
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, join(FIXTURES, 'lock-try.mjs'), lockDir, '0', '5000'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    const outcome = JSON.parse(r.stdout) as { code: string; message: string; hint: string; context: Record<string, unknown> };
+    expect(outcome.code).toBe('OMNI_LOCK_TIMEOUT');
+    expect(outcome.message).toMatch(new RegExp(`^device 0: its init lock was left by pid ${dead.pid} .*stage 6, replica 1.* \\(user id 0\\), and this user may not remove it`));
+    expect(outcome.hint).toContain(join(lockDir, 'device-0.lock'));
+    expect(outcome.context).toMatchObject({ device: '0', holder: { pid: dead.pid } });
   });
 
   it('stops waiting promptly on abort with OMNI_CANCELLED and releases what it took', async () => {
