@@ -22,6 +22,7 @@ import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline, StartedReplica } from '../../src/orchestrate/running-pipeline.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
+import { watchPayloadFiles } from './payload-fixture.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const PIPELINE = join(ROOT, 'examples/omni-voice/pipeline.yaml');
@@ -79,23 +80,6 @@ async function upOmniVoice(): Promise<RunningPipeline> {
   return entry.pipeline;
 }
 
-async function watchFiles<T>(pipeline: RunningPipeline, work: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
-  const seen = new Set<string>();
-  let stop = false;
-  const poll = (async () => {
-    while (!stop) {
-      for (const k of listRunPayloads(pipeline.runId, pipeline.payloads.dir)) seen.add(k);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  })();
-  try {
-    return { result: await work(), seen };
-  } finally {
-    stop = true;
-    await poll;
-  }
-}
-
 const finalOf = (taps: Taps, stageId: number): Record<string, unknown>[] =>
   (taps.get(stageId) ?? []).filter((c) => c.done).map((c) => c.data as Record<string, unknown>);
 
@@ -123,7 +107,7 @@ describe('omni-voice payloads', () => {
     const pipeline = await upOmniVoice();
     const taps = tapOutputs(pipeline);
     const prompts = ['a short voice request', 'another one, in parallel'];
-    const { result, seen } = await watchFiles(pipeline, () => Promise.all(prompts.map((p) => pipeline.router().complete(p))));
+    const { result, seen } = await watchPayloadFiles(pipeline, () => Promise.all(prompts.map((p) => pipeline.router().complete(p))));
 
     // Between stages: the thinker's latent was an shm reference (only the key crossed the socket)...
     const thinker = finalOf(taps, 0);

@@ -13,7 +13,7 @@ import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
-import { payloadFixturePlugin } from './payload-fixture.js';
+import { payloadFixturePlugin, watchPayloadFiles } from './payload-fixture.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const payloadPlugin: OmnistagePlugin = payloadFixturePlugin();
@@ -40,35 +40,17 @@ afterEach(async () => {
   }
 });
 
-/** Polls the run's payload files while `work` runs; returns every key seen. */
-async function watchFiles<T>(pipeline: RunningPipeline, work: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
-  const seen = new Set<string>();
-  let stop = false;
-  const poll = (async () => {
-    while (!stop) {
-      for (const k of listRunPayloads(pipeline.runId, pipeline.payloads.dir)) seen.add(k);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  })();
-  try {
-    return { result: await work(), seen };
-  } finally {
-    stop = true;
-    await poll;
-  }
-}
-
 describe('payloads through a running pipeline (fixture engine)', () => {
   it('sends a large payload through a /dev/shm file that exists only in flight, a small one inline', async () => {
     const pipeline = await up();
-    const { result, seen } = await watchFiles(pipeline, () => pipeline.router().complete({ size: 200_000, seed: 5 }));
+    const { result, seen } = await watchPayloadFiles(pipeline, () => pipeline.router().complete({ size: 200_000, seed: 5 }));
     expect(result).toHaveLength(1);
     expect(result[0]!.data).toMatchObject({ size: 200_000, via: 'shm', key: expect.stringMatching(/^s0r0_/) });
     const key = (result[0]!.data as { key: string }).key;
     expect([...seen]).toEqual([key]); // the file existed while the consumer held it...
     expect(await waitFor(() => listRunPayloads(pipeline.runId, pipeline.payloads.dir).length === 0, 2_000)).toBe(true); // ...and went with its ack
 
-    const small = await watchFiles(pipeline, () => pipeline.router().complete({ size: 1024, seed: 5 }));
+    const small = await watchPayloadFiles(pipeline, () => pipeline.router().complete({ size: 1024, seed: 5 }));
     expect(small.result[0]!.data).toMatchObject({ size: 1024, via: 'inline' });
     expect(small.seen.size).toBe(0);
 
@@ -80,7 +62,7 @@ describe('payloads through a running pipeline (fixture engine)', () => {
 
   it('leaves no payload file behind when the consumer dies before acknowledging', async () => {
     const pipeline = await up('{"1": {"exit_on_read": true}}');
-    const { seen } = await watchFiles(pipeline, async () => {
+    const { seen } = await watchPayloadFiles(pipeline, async () => {
       await expect(pipeline.router().complete({ size: 100_000, seed: 1 })).rejects.toThrow();
     });
     expect(seen.size).toBe(1);

@@ -15,7 +15,7 @@ import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
-import { checksum, pattern, payloadFixturePlugin } from './payload-fixture.js';
+import { checksum, pattern, payloadFixturePlugin, watchWhile } from './payload-fixture.js';
 
 const CONNECTOR_MODULE = new URL('./fixtures/dir-connector.mjs', import.meta.url);
 
@@ -83,17 +83,7 @@ describe('payload connector classes from plugins', () => {
     const pipeline = await up(await pipelineFile({ type: 'DirConnector', dir: store }));
     expect(pipeline.payloads.connectorModules).toEqual({ DirConnector: CONNECTOR_MODULE.href });
 
-    const seen = new Set<string>();
-    let polling = true;
-    const poll = (async () => {
-      while (polling) {
-        for (const n of payloadFiles(store)) seen.add(n);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
-    const outputs = await pipeline.router().complete({ size: 100_000, seed: 3 });
-    polling = false;
-    await poll;
+    const { result: outputs, seen } = await watchWhile(() => payloadFiles(store), () => pipeline.router().complete({ size: 100_000, seed: 3 }));
 
     const consumer = outputs.find((o) => o.stage_id === 1)!.data as { sum: number; size: number; via: string; key: string };
     expect(consumer).toMatchObject({ size: 100_000, via: 'DirConnector', sum: checksum(pattern(100_000, 3)) });
