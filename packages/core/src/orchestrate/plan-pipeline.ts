@@ -206,9 +206,9 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
     }),
   );
 
-  const pluginClasses = new Set(omni.connectorNames());
+  const transfers = stageTransfers(stagePlans, new Set(omni.connectorNames()));
   warnings.push(
-    ...unimplementedConnectorWarnings(all, pluginClasses, (stageId) =>
+    ...unimplementedConnectorWarnings(transfers, stagePlans, (stageId) =>
       config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors'),
     ),
   );
@@ -219,7 +219,7 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
     visible_devices: [...visible],
     stages: stagePlans,
     groups,
-    transfers: stageTransfers(stagePlans, pluginClasses),
+    transfers,
     warnings,
   };
   omni.hooks.planned.call(plan);
