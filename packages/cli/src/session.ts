@@ -13,6 +13,7 @@ import {
 import { diffusionPlugin } from '@omnistage/plugin-diffusion';
 import { kvConnectorPlugin } from '@omnistage/plugin-kv-connector';
 import { llmPlugin } from '@omnistage/plugin-llm';
+import { pythonPlugin } from '@omnistage/plugin-python';
 import { secondsOption, type CliValues } from './args.js';
 import { detectPlatform } from './platform-detect.js';
 
@@ -46,7 +47,7 @@ export async function openSession(file: string, values: CliValues, logger: Logge
   const omni = new Omnistage({
     logger,
     ...(values['lock-dir'] === undefined ? {} : { lockDir: values['lock-dir'] }),
-    plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), ...external],
+    plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), pythonPlugin(), ...external],
   });
   const diffusionBatch = values['diffusion-batch-size'];
   if (diffusionBatch !== undefined && !/^[1-9]\d*$/.test(diffusionBatch)) {

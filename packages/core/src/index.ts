@@ -68,7 +68,7 @@ export { compareDeviceIds, sortDeviceIds, splitDeviceList, uniqueDeviceIds } fro
 export { Omnistage } from './omnistage.js';
 export { defaultLockDir } from './locks/paths.js';
 export type { OmnistageOptions } from './omnistage.js';
-export { definePlugin } from './plugin.js';
+export { ANY_STAGE_TYPE, definePlugin } from './plugin.js';
 export type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
 export { loadPlugins } from './plugin-loader.js';
 export type { PluginFactoryContext, PluginRequest } from './plugin-loader.js';

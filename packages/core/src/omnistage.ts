@@ -4,7 +4,7 @@ import { EventBus } from './events/event-bus.js';
 import { createHooks, type OmniHooks } from './hooks/hooks.js';
 import { installPluginErrorWrapping } from './hooks/plugin-errors.js';
 import { defaultLockDir } from './locks/paths.js';
-import type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
+import { ANY_STAGE_TYPE, type EngineDefinition, type OmnistagePlugin, type StageTypeDefinition } from './plugin.js';
 import { INLINE_CONNECTOR, SHM_CONNECTOR } from './connectors/connector-config.js';
 import { connectorModuleUrl, type PayloadConnectorDefinition } from './connectors/payload-connector.js';
 import { isConnectorClassName } from './connectors/payload-ref.js';
@@ -113,6 +113,7 @@ export class Omnistage {
       });
     }
     this.#stageTypes.set(definition.name, definition);
+    for (const engine of this.#engines.get(ANY_STAGE_TYPE)?.values() ?? []) this.#tapEngine(definition.name, engine);
   }
 
   /**
@@ -149,19 +150,27 @@ export class Omnistage {
       });
     }
     byName.set(definition.name, definition);
+    // An engine for every stage type ('*') serves the types defined before it and after it.
+    const types = definition.stageType === ANY_STAGE_TYPE ? this.#stageTypes.keys() : [definition.stageType];
+    for (const type of types) this.#tapEngine(type, definition);
+  }
+
+  /** Answers resolveWorker for `type` when `definition` is the engine a stage of that type selects. */
+  #tapEngine(type: string, definition: EngineDefinition): void {
     this.hooks.resolveWorker
-      .for(definition.stageType)
+      .for(type)
       .tapPromise({ name: `engine:${definition.name}`, stage: 0 }, async (ctx) =>
-        ctx.engine === definition.name ? await definition.resolveWorker(ctx) : undefined,
+        ctx.engine === definition.name && this.engine(type, definition.name) === definition ? await definition.resolveWorker(ctx) : undefined,
       );
   }
 
+  /** The engine `name` for a stage type: its own, else one defined for every type ('*'). */
   engine(stageType: string, name: string): EngineDefinition | undefined {
-    return this.#engines.get(stageType)?.get(name);
+    return this.#engines.get(stageType)?.get(name) ?? this.#engines.get(ANY_STAGE_TYPE)?.get(name);
   }
 
   engineNames(stageType: string): string[] {
-    return [...(this.#engines.get(stageType)?.keys() ?? [])].sort();
+    return [...new Set([...(this.#engines.get(stageType)?.keys() ?? []), ...(this.#engines.get(ANY_STAGE_TYPE)?.keys() ?? [])])].sort();
   }
 
   /**

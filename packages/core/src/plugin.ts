@@ -37,9 +37,15 @@ export interface StageTypeDefinition {
   readonly engineArgsJsonSchema?: object;
 }
 
-/** An engine that can run replicas of one stage type. */
+/**
+ * `EngineDefinition.stageType` of an engine that serves every stage type, whichever plugin defines
+ * it (e.g. `python`, which runs any Python engine). A type's own engine of the same name wins.
+ */
+export const ANY_STAGE_TYPE = '*';
+
+/** An engine that can run replicas of one stage type (or of every one: {@link ANY_STAGE_TYPE}). */
 export interface EngineDefinition {
-  /** Stage type this engine serves. */
+  /** Stage type this engine serves, or {@link ANY_STAGE_TYPE}. */
   readonly stageType: string;
   /** The name used in `engine:` and `--engine`. */
   readonly name: string;
