@@ -94,6 +94,40 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(r.stdout).toMatch(/stage 0 \(replica 0\) text: \S+/);
   });
 
+  it('talking-pipeline: espeak-ng speaks each LLM line into a WAV of real speech, different per text', () => {
+    const r = runReadmeCommand('talking-pipeline');
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.match(/stage 0 \(replica 0\) text: .+/g) ?? [];
+    expect(lines).toHaveLength(2);
+    const out = join(root, 'examples/talking-pipeline/out');
+    const [a, b] = ['r1-stage1.wav', 'r2-stage1.wav'].map((f) => speechOf(readFileSync(join(out, f))));
+    for (const w of [a!, b!]) {
+      expect(w.seconds).toBeGreaterThan(0.5);
+      expect(w.rms).toBeGreaterThan(500); // of 32767: speech, not silence
+      expect(w.silentShare).toBeGreaterThan(0.02); // speech pauses between words; a tone or noise would not
+    }
+    expect(a!.samples.equals(b!.samples)).toBe(false);
+  });
+
+  it('talking-pipeline without espeak-ng on PATH fails at attach, naming the Debian package to install', () => {
+    const python = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim();
+    const emptyPath = mkdtempSync(join(tmpdir(), 'no-espeak-'));
+    try {
+      const r = spawnSync(process.execPath, [join(root, 'packages/cli/bin/omnistage.js'), 'run', 'examples/talking-pipeline/pipeline.yaml', '--platform', 'cpu', '--input', 'hello', '--out', join(emptyPath, 'out')], {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, PATH: emptyPath, OMNISTAGE_PYTHON: python, OMNISTAGE_LOCK_DIR: lockDir },
+        timeout: 120_000,
+      });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/OMNI_WORKER_EXITED: stage 1 replica 0 .* exited during ready/);
+      expect(r.stderr).toContain('install the Debian package espeak-ng (apt-get install espeak-ng)');
+      expect(r.stderr).not.toContain('Traceback');
+    } finally {
+      rmSync(emptyPath, { recursive: true, force: true });
+    }
+  });
+
   it('third-party-plugin writes an HTML timeline with lock/spawn/attach bars per replica', () => {
     const r = runReadmeCommand('third-party-plugin');
     expect(r.status, r.stderr).toBe(0);
@@ -142,3 +176,44 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(readdirSync(lockDir)).toEqual([]);
   });
 });
+
+/** A 16-bit PCM WAV, checked chunk by chunk: duration, RMS, and the share of near-silent 10 ms frames. */
+function speechOf(bytes: Buffer): { seconds: number; rms: number; silentShare: number; samples: Buffer } {
+  expect(bytes.subarray(0, 4).toString('latin1')).toBe('RIFF');
+  expect(bytes.subarray(8, 12).toString('latin1')).toBe('WAVE');
+  expect(bytes.readUInt32LE(4)).toBe(bytes.length - 8);
+  let rate = 0;
+  let samples: Buffer | undefined;
+  for (let off = 12; off + 8 <= bytes.length; ) {
+    const id = bytes.subarray(off, off + 4).toString('latin1');
+    const size = bytes.readUInt32LE(off + 4);
+    if (id === 'fmt ') {
+      expect([bytes.readUInt16LE(off + 8), bytes.readUInt16LE(off + 10), bytes.readUInt16LE(off + 22)]).toEqual([1, 1, 16]); // PCM mono 16-bit
+      rate = bytes.readUInt32LE(off + 12);
+    }
+    if (id === 'data') {
+      expect(off + 8 + size).toBe(bytes.length);
+      samples = bytes.subarray(off + 8, off + 8 + size);
+    }
+    off += 8 + size + (size % 2);
+  }
+  expect(rate).toBeGreaterThan(0);
+  const pcm = samples!;
+  const n = pcm.length / 2;
+  let sum = 0;
+  const frame = Math.round(rate / 100);
+  let frames = 0;
+  let silent = 0;
+  let frameSum = 0;
+  for (let i = 0; i < n; i++) {
+    const v = pcm.readInt16LE(i * 2);
+    sum += v * v;
+    frameSum += v * v;
+    if ((i + 1) % frame === 0) {
+      frames++;
+      if (Math.sqrt(frameSum / frame) < 100) silent++;
+      frameSum = 0;
+    }
+  }
+  return { seconds: n / rate, rms: Math.sqrt(sum / n), silentShare: silent / Math.max(1, frames), samples: pcm };
+}
