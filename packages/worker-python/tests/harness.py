@@ -138,6 +138,12 @@ class Orchestrator:
         self.send({"type": "request", "request_id": rid, "input": input, "params": params or {}})
         return self.recv_until(lambda m: m.get("request_id") == rid and (m["type"] == "request_error" or m.get("done") is True))
 
+    def hang_up(self) -> None:
+        """Closes the orchestrator's end of the control connection."""
+        assert self.conn is not None
+        self.conn.close()
+        self.conn = None
+
     def at_eof(self, timeout: float = 20.0) -> bool:
         """True once the worker closed its end (after at most ``timeout`` s)."""
         assert self.conn is not None

@@ -73,8 +73,7 @@ class ControlProtocolTest(unittest.TestCase):
         o = self.orch
         o.start()
         o.attach()
-        o.conn.close()
-        o.conn = None
+        o.hang_up()
         code, out, err = o.wait_exit()
         self.assertEqual(code, 0, err)
         self.assertIn("shutdown: the control connection closed", out)
@@ -165,8 +164,7 @@ class HandshakeFailureTest(unittest.TestCase):
         o = self.orch
         o.start()
         o.accept()
-        o.conn.close()
-        o.conn = None
+        o.hang_up()
         code, _, err = o.wait_exit()
         self.assertEqual(code, 1)
         self.assertIn("closed the connection during the handshake", err)
