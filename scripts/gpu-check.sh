@@ -49,4 +49,4 @@ if [ "$platform" = cuda ]; then
 fi
 
 echo "gpu-check: node $("$node" --version) ($node), $(python3 --version), platform $platform"
-exec python3 "$ROOT/scripts/gpu-check/check.py" --node "$node" --platform "$platform" "${keep[@]}"
+exec python3 "$ROOT/scripts/gpu-check/check.py" --node "$node" --platform "$platform" ${keep[@]+"${keep[@]}"}
