@@ -154,6 +154,6 @@ export type {
   PayloadPutContext,
   RunConnector,
 } from './connectors/payload-connector.js';
-export { PayloadTracker, USER_HOLDER, payloadTrackerForRun, stageHolder } from './connectors/payload-tracker.js';
+export { PayloadTracker, USER_HOLDER, stageHolder } from './connectors/payload-tracker.js';
 export type { PayloadEvent, PayloadFreeReason, PayloadTrackerOptions } from './connectors/payload-tracker.js';
 export { RouterPayloads } from './connectors/router-payloads.js';

@@ -41,6 +41,11 @@ export interface PayloadRef extends PayloadMeta {
   via: PayloadVia;
   /** The bytes, for `inline`. */
   data_base64?: string;
+  /**
+   * `shm` from a producer's pool: the payload is the first `size` bytes of a segment file of
+   * exactly this many bytes (see shm-pool.ts).
+   */
+  segment_bytes?: number;
 }
 
 /** Keys of shm payloads: letters, digits and `_` (no `-`, so a key never reads as part of a run id). */
@@ -61,6 +66,8 @@ export function isPayloadRef(value: unknown): value is PayloadRef {
   if (v[PAYLOAD_MARK] !== 1 || typeof v['key'] !== 'string') return false;
   if (!Number.isSafeInteger(v['size']) || (v['size'] as number) < 0) return false;
   if (v['via'] === 'inline') return typeof v['data_base64'] === 'string';
+  const segment = v['segment_bytes'];
+  if (segment !== undefined && !(Number.isSafeInteger(segment) && (segment as number) >= (v['size'] as number))) return false;
   return isConnectorClassName(v['via']) && isValidPayloadKey(v['key']);
 }
 

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { OmniError } from '../errors.js';
 import { connectorModuleUrl, createPayloadConnectorInstance, type PayloadConnector, type RunConnector } from './payload-connector.js';
 import { findPayloadRefs, isStoredPayload, isValidPayloadKey, mapPayloadRefs, type PayloadRef } from './payload-ref.js';
-import { deletePayload, deletePayloadAsync, payloadDir, payloadPath, sweepRunPayloads } from './shm-store.js';
+import { ShmConnector, SHM_VIA } from './shm-connector.js';
+import { createRunPayloadDir, payloadDir } from './shm-store.js';
 
 /** Holder name of a consumer stage. */
 export const stageHolder = (stageId: number): string => `stage:${stageId}`;
@@ -17,8 +17,13 @@ interface Entry {
 
 /** Options of a {@link PayloadTracker}. */
 export interface PayloadTrackerOptions {
-  /** Payload directory of the shm files (default {@link payloadDir}). */
+  /**
+   * Payload directory of the shm files, used as it is (the caller keeps it private and removes it).
+   * Default: a private directory the tracker creates in `baseDir` and removes at teardown.
+   */
   dir?: string;
+  /** Where the run's private payload directory is created (default {@link payloadDir}). */
+  baseDir?: string;
   /** The plugin connector classes this run uses: their payloads are released and swept through them. */
   connectors?: readonly RunConnector[];
   /** Told about a plugin connector's failure to release or sweep (the run goes on). */
@@ -51,24 +56,17 @@ async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
-/** Trackers of live runs, so a replica's `payload_ack` (which names only the key) finds its run's tracker. */
-const live = new Map<string, PayloadTracker>();
-let exitHookInstalled = false;
-
-/** The tracker of a run that is up, if any. */
-export function payloadTrackerForRun(runId: string): PayloadTracker | undefined {
-  return live.get(runId);
-}
-
 /**
- * The orchestrator's book of the stored payloads of one run (shared-memory files, and payloads of
- * the plugin connector classes the run uses). A payload a stage produced is held by its consumers
- * (the downstream stages, plus the user when the stage is a `final_output` stage); each consumer
- * releases its hold with `payload_ack` (or when the request ends), and the bytes are freed when
- * the last hold goes (file deleted; a plugin class's `release`). `close()` (teardown) frees
- * whatever is left of the run, including payloads a replica stored but never announced; the
- * process-exit hook does the same for shm files. Only references pass through here, never the
- * bytes (except {@link resolveForUser}, for outputs handed to the caller).
+ * The orchestrator's hold book of the stored payloads of one run, whoever stores their bytes (the
+ * built-in shared-memory class, or a plugin's connector class the run uses). A payload a stage
+ * produced is held by its consumers (the downstream stages, plus the user when the stage is a
+ * `final_output` stage); each consumer releases its hold with `payload_ack` (or when the request
+ * ends), and the last hold going is when the bytes are freed: the class's `release`. `close()`
+ * (teardown) frees whatever is left of the run, including payloads a replica stored but never
+ * announced (each class's `sweep`); a process-exit hook does the same for shared memory. Only
+ * references pass through here, never the bytes (except {@link resolveForUser}, for outputs
+ * handed to the caller). Whoever routes payload acks gets the tracker passed in: there is no
+ * registry of trackers.
  */
 export class PayloadTracker {
   readonly runId: string;
@@ -81,24 +79,23 @@ export class PayloadTracker {
   readonly #stageConfigs = new Map<string, RunConnector['stageConfigs']>();
   readonly #onError: (err: unknown, what: string) => void;
   readonly #onEvent: (event: PayloadEvent) => void;
+  /** The built-in shared-memory class, kept typed: its sweep is synchronous (the exit hook). */
+  readonly #shm: ShmConnector;
+  /** Last resort for an orchestrator that exits without teardown: synchronous, best effort. */
+  readonly #exitHook = (): void => void this.sweep();
   #closed = false;
 
   constructor(runId: string, options: PayloadTrackerOptions = {}) {
     this.runId = runId;
-    this.dir = options.dir ?? payloadDir();
+    this.dir = options.dir ?? createRunPayloadDir(runId, options.baseDir ?? payloadDir());
     const connectors = options.connectors ?? [];
     this.connectorModules = Object.freeze(Object.fromEntries(connectors.map((c) => [c.definition.name, connectorModuleUrl(c.definition)])));
     for (const c of connectors) this.#stageConfigs.set(c.definition.name, c.stageConfigs);
     this.#onError = options.onError ?? (() => undefined);
     this.#onEvent = options.onEvent ?? (() => undefined);
-    live.set(runId, this);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      // Last resort for an orchestrator that exits without teardown: synchronous, best effort.
-      process.once('exit', () => {
-        for (const t of live.values()) t.sweep();
-      });
-    }
+    this.#shm = new ShmConnector({ runId, role: 'orchestrator' }, { dir: this.dir, ownsDir: options.dir === undefined });
+    this.#instances.set(SHM_VIA, Promise.resolve(this.#shm));
+    process.once('exit', this.#exitHook);
   }
 
   /** Keys of the payloads held now. */
@@ -113,7 +110,7 @@ export class PayloadTracker {
 
   /** True when this run frees payloads that travel `via` (shm, or a plugin class it uses). */
   tracks(via: string): boolean {
-    return via === 'shm' || Object.hasOwn(this.connectorModules, via);
+    return via === SHM_VIA || Object.hasOwn(this.connectorModules, via);
   }
 
   /**
@@ -124,7 +121,7 @@ export class PayloadTracker {
   register(ref: PayloadRef, holders: readonly string[], requestId: string | null = null, producer: number | null = null): void {
     if (!isStoredPayload(ref) || !this.tracks(ref.via) || !isValidPayloadKey(ref.key)) return;
     if (this.#closed) {
-      if (ref.via === 'shm') deletePayload(this.runId, ref.key, this.dir);
+      if (ref.via === SHM_VIA) void this.#shm.release(ref);
       else this.#free(ref);
       this.#onEvent({ type: 'payload:freed', key: ref.key, via: ref.via, reason: 'teardown' });
       return;
@@ -171,11 +168,14 @@ export class PayloadTracker {
       if (!isStoredPayload(ref) || !this.tracks(ref.via)) return ref;
       let bytes: Uint8Array;
       try {
-        bytes = ref.via === 'shm' ? await readFile(payloadPath(this.runId, ref.key, this.dir)) : await (await this.#instance(ref.via)).get(ref);
+        bytes = await (await this.#instance(ref.via)).get(ref);
       } catch (err) {
         throw new OmniError('OMNI_REQUEST_FAILED', `the final output payload ${ref.key} (via ${ref.via}) cannot be read: ${(err as Error).message}`, {
           cause: err,
-          hint: ref.via === 'shm' ? 'the producing replica announced a payload file that does not exist' : `connector "${ref.via}" could not give back a payload it stored`,
+          hint:
+            ref.via === SHM_VIA
+              ? 'the producing replica announced a payload file that is missing, not a regular file, or not of the announced size'
+              : `connector "${ref.via}" could not give back a payload it stored`,
         });
       } finally {
         this.release(ref.key, USER_HOLDER);
@@ -186,12 +186,13 @@ export class PayloadTracker {
   }
 
   /**
-   * Deletes every shm payload file of the run, tracked or not (synchronous: the process-exit hook
-   * runs it). Plugin classes are swept by {@link close}. Returns how many files went.
+   * Deletes every shm payload file of the run, tracked or not, and the run's private directory
+   * (synchronous: the process-exit hook runs it). Plugin classes are swept by {@link close}.
+   * Returns how many files went.
    */
   sweep(): number {
-    for (const [key, entry] of this.#entries) if (entry.ref.via === 'shm') this.#entries.delete(key);
-    return sweepRunPayloads(this.runId, this.dir);
+    for (const [key, entry] of this.#entries) if (entry.ref.via === SHM_VIA) this.#entries.delete(key);
+    return this.#shm.sweepNow();
   }
 
   /**
@@ -201,10 +202,10 @@ export class PayloadTracker {
    */
   async close(): Promise<number> {
     this.#closed = true;
-    if (live.get(this.runId) === this) live.delete(this.runId);
+    process.off('exit', this.#exitHook);
     for (const [key, entry] of this.#entries) {
       this.#entries.delete(key);
-      if (entry.ref.via !== 'shm') this.#free(entry.ref); // shm files: the sweep below
+      if (entry.ref.via !== SHM_VIA) this.#free(entry.ref); // shm files: the sweep below
       this.#onEvent({ type: 'payload:freed', key, via: entry.ref.via, reason: 'teardown' });
     }
     // Deletions and releases already under way finish first, so the sweep counts only leftovers.
@@ -260,15 +261,11 @@ export class PayloadTracker {
     this.#onEvent({ type: 'payload:freed', key, via: entry.ref.via, reason });
   }
 
-  /** Frees the bytes of a reference, off the caller's path. Never rejects. */
+  /** Frees the bytes of a reference through its class, off the caller's path. Never rejects. */
   #free(ref: PayloadRef): void {
-    const done =
-      ref.via === 'shm'
-        ? // Off the event loop: freeing a large tmpfs file takes milliseconds.
-          deletePayloadAsync(this.runId, ref.key, this.dir)
-        : this.#instance(ref.via)
-            .then((c) => c.release?.(ref))
-            .catch((err: unknown) => this.#onError(err, `releasing payload ${ref.key} of connector "${ref.via}"`));
+    const done = this.#instance(ref.via)
+      .then((c) => c.release?.(ref))
+      .catch((err: unknown) => this.#onError(err, `releasing payload ${ref.key} of connector "${ref.via}"`));
     this.#pending.add(done);
     void done.finally(() => this.#pending.delete(done));
   }

@@ -1,8 +1,14 @@
 /**
- * The shared-memory payload store: one file per payload, `omnistage-<run_id>-<key>`, in /dev/shm
- * (a tmpfs: the bytes stay in memory) or, where that does not exist or is not writable, the OS
- * temp dir. The producer writes a file once; consumers read it by key; the orchestrator deletes
- * it when the last consumer acknowledged, and sweeps whatever is left of a run at teardown.
+ * The shared-memory payload store: one file per payload, `omnistage-<run_id>-<key>`, in the run's
+ * private directory (mode 0700, `omnistage-<run_id>+<random>`, see {@link createRunPayloadDir})
+ * under /dev/shm (a tmpfs: the bytes stay in memory) or, where that does not exist or is not
+ * writable, the OS temp dir. The producer writes a file once (or links a pool segment to the name,
+ * see shm-pool.ts); consumers read it by key; the orchestrator deletes the name when the last
+ * consumer acknowledged, and removes the run's directory at teardown.
+ *
+ * Reads never follow a link nor block on a FIFO, and accept only a regular file of the size the
+ * reference announced: the directory is private, but a replica's bug must not make the
+ * orchestrator hand another file to the user.
  *
  * Reading without copying: where the optional addon `dist/native/shm_map.node` was built (see
  * scripts/build-native.mjs) and `$OMNISTAGE_SHM_MAP` is not `0`, readPayload without `into` maps
@@ -14,19 +20,42 @@
  *   holds all of them until it yields (or passes `into`, or sets OMNISTAGE_SHM_MAP=0).
  * - Writes into the Buffer are private (copy-on-write): the file and other consumers never see them.
  * - A payload file must never be truncated while mapped (a read of a page past the new end is a
- *   SIGBUS). The store never does: files are written once, then only unlinked.
+ *   SIGBUS). The store never does: files are written once, then only unlinked; pool segments are
+ *   sized once, when created.
+ * - A pool segment is rewritten for a later payload: its Buffer holds a shared lock on it until it
+ *   is collected, and the producer reuses only a segment it can lock exclusively (shm-pool.ts).
  * Without the addon (not built, `OMNISTAGE_SHM_MAP=0`, or a mapping that fails) it reads the file
  * into a fresh Buffer, as it does into `into`. {@link payloadReadPath} says which applies.
  *
  * Imported by the worker SDK: node built-ins only, synchronous calls (a tmpfs write or read is a
  * memory copy).
  */
-import { accessSync, closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, unlink, unlinkSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  statSync,
+  unlink,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OmniError } from '../errors.js';
 import { isValidPayloadKey } from './payload-ref.js';
+import { shmMapper, shmNative } from './shm-native.js';
+
+export { SHM_MAP_ENV } from './shm-native.js';
 
 /** Overrides the payload directory (orchestrator and replicas must agree; replicas inherit it). */
 export const PAYLOAD_DIR_ENV = 'OMNISTAGE_PAYLOAD_DIR';
@@ -67,6 +96,42 @@ export function payloadFileName(runId: string, key: string): string {
   return `${FILE_PREFIX}${runId}-${key}`;
 }
 
+/** Separates the run id from the random part of a run's private directory (never in a run id). */
+const RUN_DIR_MARK = '+';
+/** Separates the run id from a pool segment's name (never in a run id). */
+const SEGMENT_MARK = '=';
+
+/** The file name of a pool segment: `omnistage-<run_id>=<name>` (not a payload name: no consumer reads it by key). */
+export function segmentFileName(runId: string, name: string): string {
+  payloadFileName(runId, name); // validates both
+  return `${FILE_PREFIX}${runId}${SEGMENT_MARK}${name}`;
+}
+
+/**
+ * Creates the run's private payload directory `omnistage-<run_id>+<random>` (mode 0700) in
+ * `base`: other users can neither list the run's payload names nor create files under them. The
+ * name is random, and made with an exclusive mkdir checked afterwards (ours, a directory, 0700),
+ * so nobody can have prepared it.
+ */
+export function createRunPayloadDir(runId: string, base: string = payloadDir()): string {
+  payloadFileName(runId, 'x'); // validates the run id
+  for (let attempt = 0; ; attempt++) {
+    const path = join(base, `${FILE_PREFIX}${runId}${RUN_DIR_MARK}${randomBytes(12).toString('hex')}`);
+    try {
+      mkdirSync(path, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 3) continue;
+      throw payloadError(`cannot create the run's payload directory in ${base}: ${(err as Error).message}`, err);
+    }
+    const st = lstatSync(path);
+    const uid = process.getuid?.();
+    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
+      throw payloadError(`the run's payload directory ${path} is not a private directory of this user after creating it`);
+    }
+    return path;
+  }
+}
+
 /** The full path of a payload file. */
 export function payloadPath(runId: string, key: string, dir: string = payloadDir()): string {
   return join(dir, payloadFileName(runId, key));
@@ -91,37 +156,6 @@ export function writePayload(runId: string, key: string, bytes: Uint8Array, dir:
   return path;
 }
 
-/** `0` turns the zero-copy read (mmap) off: readPayload then always copies with read(). Read on every call. */
-export const SHM_MAP_ENV = 'OMNISTAGE_SHM_MAP';
-
-interface ShmMapAddon {
-  /** Maps the open file `fd` of exactly `size` bytes (checked again before mapping) into a Buffer. */
-  mapPayload(fd: number, size: number): Buffer;
-}
-
-/** The addon once loaded; null when it is not there or does not load. */
-let shmMap: ShmMapAddon | null | undefined;
-
-function loadShmMap(): ShmMapAddon | null {
-  const require = createRequire(import.meta.url);
-  // dist/connectors/ -> dist/native/; the second serves these sources run as TypeScript (tests).
-  for (const candidate of ['../native/shm_map.node', '../../dist/native/shm_map.node']) {
-    try {
-      const mod = require(candidate) as Partial<ShmMapAddon>;
-      if (typeof mod.mapPayload === 'function') return mod as ShmMapAddon;
-    } catch {
-      // not built here (no compiler at build time, or another layout): try the next, then read()
-    }
-  }
-  return null;
-}
-
-function shmMapper(): ShmMapAddon | undefined {
-  if (process.env[SHM_MAP_ENV] === '0') return undefined;
-  shmMap ??= loadShmMap();
-  return shmMap ?? undefined;
-}
-
 /**
  * How readPayload without `into` gets the bytes now: `mmap` (the Buffer maps the file, zero copy)
  * or `read` (copied into a fresh Buffer).
@@ -134,6 +168,11 @@ export function payloadReadPath(): 'mmap' | 'read' {
 export interface ReadPayloadOptions {
   /** The size the reference announced: a file of another size is an error. */
   size?: number;
+  /**
+   * The reference's `segment_bytes`: the payload is the first `size` bytes of a pool segment of
+   * exactly this many bytes (see shm-pool.ts), read under a shared lock.
+   */
+  segmentBytes?: number;
   /** Payload directory (default {@link payloadDir}). */
   dir?: string;
   /**
@@ -144,48 +183,124 @@ export interface ReadPayloadOptions {
 }
 
 /**
+ * Opens a payload file for reading without following a link or blocking on a FIFO (a file
+ * someone else planted at the name must not be read as the payload).
+ */
+function openPayloadFile(path: string, key: string): number {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    throw openError(err, path, key);
+  }
+}
+
+function openError(err: unknown, path: string, key: string): OmniError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    return payloadError(`payload ${key} is gone (${path}): it was released (every consumer acknowledged it, or its request ended) or the run was swept`, err);
+  }
+  if (code === 'ELOOP') return payloadError(`payload ${key} (${path}) is a symbolic link, not a regular file: refused`, err);
+  return payloadError(`opening payload ${key} (${path}) failed: ${(err as Error).message}`, err);
+}
+
+/**
+ * The number of bytes to read from an open payload file: it must be a regular file whose size is
+ * what its reference says (`segmentBytes` for a pool segment, else `size`).
+ */
+export function checkPayloadFile(st: Stats, key: string, options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes'>): number {
+  if (!st.isFile()) throw payloadError(`payload ${key} is not a regular file: refused`);
+  const { size, segmentBytes } = options;
+  if (segmentBytes === undefined) {
+    if (size !== undefined && st.size !== size) throw payloadError(`payload ${key} has ${st.size} bytes, its reference says ${size}`);
+    return st.size;
+  }
+  if (st.size !== segmentBytes) throw payloadError(`payload ${key} has ${st.size} bytes, its reference says a segment of ${segmentBytes}`);
+  if (size === undefined || size > segmentBytes) throw payloadError(`payload ${key}: its reference says ${String(size)} bytes in a segment of ${segmentBytes}`);
+  return size;
+}
+
+/**
  * Reads a payload by key: a Buffer mapping the file (see the top of this module), or a copy in a
- * fresh buffer, or in `into`.
+ * fresh buffer, or in `into`. A pool segment is locked (shared) first, and its Buffer keeps the
+ * lock while it lives, so the producer cannot reuse the segment under it.
  */
 export function readPayload(runId: string, key: string, options: ReadPayloadOptions = {}): Buffer {
   const path = payloadPath(runId, key, options.dir);
-  let fd: number;
+  const fd = openPayloadFile(path, key);
+  let owned = true; // false once a mapped Buffer took over the fd
   try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw payloadError(
-      gone
-        ? `payload ${key} is gone (${path}): it was released (every consumer acknowledged it, or its request ended) or the run was swept`
-        : `opening payload ${key} (${path}) failed: ${(err as Error).message}`,
-      err,
-    );
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (options.size !== undefined && size !== options.size) throw payloadError(`payload ${key} has ${size} bytes, its reference says ${options.size}`);
+    const st = fstatSync(fd);
+    const size = checkPayloadFile(st, key, options);
+    const pooled = options.segmentBytes !== undefined;
+    if (pooled) holdSegment(fd, st, path, key);
     const into = options.into;
     if (into !== undefined && into.byteLength < size) throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
     const map = into === undefined ? shmMapper() : undefined;
     if (map !== undefined) {
       try {
-        return map.mapPayload(fd, size);
+        const buf = pooled ? map.mapHeld(fd, size) : map.mapPayload(fd, size);
+        owned = !pooled;
+        return buf;
       } catch {
         // e.g. the process's map count is exhausted: the copy below still works
       }
     }
-    const buf = into === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(into.buffer, into.byteOffset, size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
-      if (n === 0) throw payloadError(`payload ${key} ended after ${off} of ${size} bytes`);
-      off += n;
-    }
-    return buf;
+    return readInto(fd, key, size, into === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(into.buffer, into.byteOffset, size));
   } catch (err) {
     throw err instanceof OmniError ? err : payloadError(`reading payload ${key} (${path}) failed: ${(err as Error).message}`, err);
   } finally {
-    closeSync(fd);
+    if (owned) closeSync(fd);
+  }
+}
+
+/**
+ * Takes the shared lock of a pool segment and checks the key still names it: between our open and
+ * the lock, the payload may have been released and the segment reused for another one.
+ */
+function holdSegment(fd: number, st: Stats, path: string, key: string): void {
+  const native = shmNative();
+  if (native === undefined) return; // no locks without the addon: no pool either (the producer needs them)
+  const gone = (): OmniError => openError(Object.assign(new Error('released'), { code: 'ENOENT' }), path, key);
+  if (!native.lock(fd, false)) throw gone();
+  const now = statSync(path, { throwIfNoEntry: false });
+  if (now === undefined || now.ino !== st.ino || now.dev !== st.dev) throw gone();
+}
+
+function readInto(fd: number, key: string, size: number, buf: Buffer): Buffer {
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, off);
+    if (n === 0) throw payloadError(`payload ${key} ended after ${off} of ${size} bytes`);
+    off += n;
+  }
+  return buf;
+}
+
+/**
+ * Reads a copy of a payload without blocking the event loop (the orchestrator's read of a final
+ * output), with the same refusals as {@link readPayload}: no link, only a regular file of the
+ * announced size.
+ */
+export async function readPayloadCopy(runId: string, key: string, options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes' | 'dir'>): Promise<Buffer> {
+  const path = payloadPath(runId, key, options.dir);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    throw openError(err, path, key);
+  }
+  try {
+    const size = checkPayloadFile(await handle.stat(), key, options);
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await handle.read(buf, off, size - off, off);
+      if (bytesRead === 0) throw payloadError(`payload ${key} ended after ${off} of ${size} bytes`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await handle.close();
   }
 }
 
@@ -203,10 +318,14 @@ export function deletePayloadAsync(runId: string, key: string, dir: string = pay
   return new Promise((resolve) => unlink(path, (err) => resolve(err === null)));
 }
 
-/** Removes every payload file of a run (including ones never announced to the orchestrator). Returns how many. */
+/**
+ * Removes every payload file and pool segment of a run in `dir` (including ones never announced to
+ * the orchestrator), and the run's private directories there with everything in them (this user's
+ * only). Returns how many files went.
+ */
 export function sweepRunPayloads(runId: string, dir: string = payloadDir()): number {
   if (!RUN_ID_RE.test(runId)) return 0;
-  const prefix = `${FILE_PREFIX}${runId}-`;
+  const prefix = `${FILE_PREFIX}${runId}`;
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -215,10 +334,29 @@ export function sweepRunPayloads(runId: string, dir: string = payloadDir()): num
   }
   let removed = 0;
   for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const rest = name.slice(prefix.length + 1);
+    const mark = name.charAt(prefix.length);
     // The rest must be a whole key: keys have no '-', so run "a" never sweeps run "a-b".
-    if (name.startsWith(prefix) && isValidPayloadKey(name.slice(prefix.length)) && unlinkQuietly(join(dir, name))) removed++;
+    // Pool segments go too, but are not counted: they are the pool, not payloads left behind.
+    if ((mark === '-' || mark === SEGMENT_MARK) && isValidPayloadKey(rest)) removed += unlinkQuietly(join(dir, name)) && mark === '-' ? 1 : 0;
+    else if (mark === RUN_DIR_MARK && /^[0-9a-f]{24}$/.test(rest)) removed += removeRunPayloadDir(join(dir, name));
   }
   return removed;
+}
+
+/** Removes a run's private payload directory (this user's, a real directory); returns how many payload files (not pool segments) it held. */
+export function removeRunPayloadDir(path: string): number {
+  try {
+    const st = lstatSync(path);
+    const uid = process.getuid?.();
+    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) return 0;
+    const files = readdirSync(path).filter((n) => !n.includes(SEGMENT_MARK)).length;
+    rmSync(path, { recursive: true, force: true });
+    return files;
+  } catch {
+    return 0;
+  }
 }
 
 /** Payload files of a run that exist now (keys). */

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { OmniError } from '../errors.js';
-import { payloadTrackerForRun, stageHolder } from '../connectors/payload-tracker.js';
+import { stageHolder } from '../connectors/payload-tracker.js';
 import { payloadDir } from '../connectors/shm-store.js';
 import {
   encodeMessage,
@@ -24,6 +24,18 @@ export interface ExpectOptions {
   replica_id: number;
   engine_args?: JsonObject;
   metadata?: JsonObject;
+  /** The run's payload hold book: where payloads go (welcome) and whom a `payload_ack` releases. */
+  payloads?: ChannelPayloads;
+}
+
+/** What a channel uses of the run's payload hold book (the PayloadTracker). */
+export interface ChannelPayloads {
+  /** The run's payload directory, told to the replica in `welcome`. */
+  readonly dir: string;
+  /** Plugin connector classes: name → module URL (in `welcome`). */
+  readonly connectorModules: Readonly<Record<string, string>>;
+  /** Releases `holder`'s hold of payload `key`. */
+  release(key: string, holder: string): unknown;
 }
 
 type Listener = (message: WorkerMessage) => void;
@@ -47,6 +59,7 @@ export class ReplicaChannel {
   readonly closed: Promise<ChannelClose>;
 
   readonly #welcome: { run_id: string; engine_args: JsonObject; metadata: JsonObject };
+  readonly #payloads: ChannelPayloads | undefined;
   readonly #listeners = new Set<Listener>();
   #socket: Socket | null = null;
   #state: 'waiting' | 'connected' | 'closed' = 'waiting';
@@ -63,6 +76,7 @@ export class ReplicaChannel {
     this.stage_id = opts.stage_id;
     this.replica_id = opts.replica_id;
     this.#welcome = { run_id, engine_args: opts.engine_args ?? {}, metadata: opts.metadata ?? {} };
+    this.#payloads = opts.payloads;
     this.hello = new Promise((resolve, reject) => {
       this.#resolveHello = resolve;
       this.#rejectHello = reject;
@@ -145,7 +159,7 @@ export class ReplicaChannel {
     this.#socket = socket;
     this.#state = 'connected';
     socket.once('close', () => this.#onSocketClose());
-    const tracker = payloadTrackerForRun(this.#welcome.run_id);
+    const tracker = this.#payloads;
     const connectors = tracker?.connectorModules ?? {};
     this.send({
       type: 'welcome',
@@ -187,7 +201,7 @@ export class ReplicaChannel {
       this.#lastHeartbeat = Date.now();
     } else if (message.type === 'payload_ack') {
       // This stage is done with a stored payload: release its hold (the bytes are freed with the last one).
-      payloadTrackerForRun(this.#welcome.run_id)?.release(message.key, stageHolder(this.stage_id));
+      this.#payloads?.release(message.key, stageHolder(this.stage_id));
     }
     for (const fn of this.#listeners) {
       try {

@@ -370,6 +370,7 @@ export async function startReplica(
         engine_args: toJsonObject(replica.engine_args),
         // runtime_cfg stays in the orchestrator: env and devices already reached the child.
         metadata: toJsonObject({ ...replica.metadata, runtime_cfg: null }),
+        payloads: pipeline.payloads,
       });
     }
     proc = await phase('spawn', async () => {

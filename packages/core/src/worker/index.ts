@@ -11,7 +11,7 @@ export type {
   WorkerConnection,
   WorkerRequest,
   WorkerWelcome,
-} from './connection.js';
+} from './types.js';
 export { runWorker } from './run-worker.js';
 export type { WorkerSetup } from './run-worker.js';
 export { CONTROL_ENV, PROTOCOL_VERSION } from '../control/protocol.js';

@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 /** A control server + tracker for a fresh run, and one real payload worker attached to it. */
-async function startReplica(opts: { dir?: string; engineArgs?: Record<string, unknown> } = {}) {
+async function startReplica(opts: { dir?: string; engineArgs?: Record<string, unknown>; connector?: Record<string, unknown> } = {}) {
   const runId = `sdk-${randomBytes(4).toString('hex')}`;
   const tracker = new PayloadTracker(runId, opts.dir === undefined ? {} : { dir: opts.dir });
   cleanups.push(() => void tracker.close());
@@ -38,7 +38,8 @@ async function startReplica(opts: { dir?: string; engineArgs?: Record<string, un
   const channel = server.expect(token, {
     stage_id: 0,
     replica_id: 0,
-    engine_args: { omni_kv_config: { connector_config: { type: SHM_CONNECTOR, shm_threshold_bytes: THRESHOLD, role: 'sender' } }, ...opts.engineArgs },
+    engine_args: { omni_kv_config: { connector_config: { type: SHM_CONNECTOR, shm_threshold_bytes: THRESHOLD, role: 'sender', ...opts.connector } }, ...opts.engineArgs },
+    payloads: tracker,
   });
   const env: Record<string, string | undefined> = { ...process.env, ...controlEnv({ socketPath: server.socketPath, token, run_id: runId, stage_id: 0, replica_id: 0 }) };
   delete env['OMNISTAGE_PAYLOAD_DIR'];
@@ -66,8 +67,8 @@ async function request(channel: ReplicaChannel, messages: WorkerMessage[], input
 }
 
 describe('worker SDK payloads, in a real worker process', () => {
-  it('puts small payloads inline and large ones in a shared-memory file read by key and deleted after the ack', async () => {
-    const { runId, tracker, channel, messages } = await startReplica();
+  it('puts small payloads inline and large ones in a shared-memory file read by key and deleted after the ack (pool off)', async () => {
+    const { runId, tracker, channel, messages } = await startReplica({ connector: { pool_bytes: 0 } });
 
     // At or below the threshold: inline, bytes in the reference.
     const small = (await request(channel, messages, { size: THRESHOLD, seed: 1 })) as { tensor: PayloadRef; connector: unknown };
@@ -95,13 +96,15 @@ describe('worker SDK payloads, in a real worker process', () => {
     expect(tracker.keys).toEqual([]);
   });
 
-  it("writes where the orchestrator's welcome says (payload_dir), whatever the replica's env", async () => {
+  it("writes where the orchestrator's welcome says (payload_dir), whatever the replica's env, in a pool segment", async () => {
     const dir = await tempDir();
     const { runId, channel, messages } = await startReplica({ dir });
     const big = (await request(channel, messages, { size: 5000, seed: 9 })) as { tensor: PayloadRef };
-    expect(big.tensor.via).toBe('shm');
+    expect(big.tensor).toMatchObject({ via: 'shm', size: 5000, segment_bytes: 65536 });
     expect(listRunPayloads(runId, dir)).toEqual([big.tensor.key]);
-    expect(readFileSync(payloadPath(runId, big.tensor.key, dir)).equals(pattern(5000, 9))).toBe(true);
+    const file = readFileSync(payloadPath(runId, big.tensor.key, dir));
+    expect(file.length).toBe(65536); // the key is a link to the segment
+    expect(file.subarray(0, 5000).equals(pattern(5000, 9))).toBe(true);
   });
 
   it('a consumer that reads a payload that is gone fails the request with a clear message', async () => {

@@ -1,0 +1,50 @@
+/**
+ * The optional native addon `dist/native/shm_map.node` (native/shm_map.c, built by
+ * scripts/build-native.mjs): maps payload files into Buffers (zero copy) and takes the file locks
+ * that keep a pool segment from being rewritten while a consumer still maps it.
+ *
+ * Imported by the worker SDK: node built-ins only.
+ */
+import { createRequire } from 'node:module';
+
+/** `0` turns the zero-copy read (mmap) off: readPayload then always copies with read(). Read on every call. */
+export const SHM_MAP_ENV = 'OMNISTAGE_SHM_MAP';
+
+/** What the addon exports. */
+export interface ShmNative {
+  /** Maps the open file `fd` of exactly `size` bytes (checked again before mapping) into a Buffer. */
+  mapPayload(fd: number, size: number): Buffer;
+  /** Maps the first `size` bytes of `fd` (at least that long); the Buffer owns `fd` and closes it when freed. */
+  mapHeld(fd: number, size: number): Buffer;
+  /** flock, non-blocking: false when another open file holds a conflicting lock. */
+  lock(fd: number, exclusive: boolean): boolean;
+  unlock(fd: number): void;
+}
+
+/** The addon once loaded; null when it is not there or does not load. */
+let loaded: ShmNative | null | undefined;
+
+function load(): ShmNative | null {
+  const require = createRequire(import.meta.url);
+  // dist/connectors/ -> dist/native/; the second serves these sources run as TypeScript (tests).
+  for (const candidate of ['../native/shm_map.node', '../../dist/native/shm_map.node']) {
+    try {
+      const mod = require(candidate) as Partial<ShmNative>;
+      if (typeof mod.mapPayload === 'function' && typeof mod.mapHeld === 'function' && typeof mod.lock === 'function') return mod as ShmNative;
+    } catch {
+      // not built here (no compiler at build time, or another layout): try the next
+    }
+  }
+  return null;
+}
+
+/** The addon, for its locks (whatever {@link SHM_MAP_ENV} says); undefined when it is not built. */
+export function shmNative(): ShmNative | undefined {
+  loaded ??= load();
+  return loaded ?? undefined;
+}
+
+/** The addon for mapping: undefined when it is not built or {@link SHM_MAP_ENV} is `0`. */
+export function shmMapper(): ShmNative | undefined {
+  return process.env[SHM_MAP_ENV] === '0' ? undefined : shmNative();
+}
