@@ -36,7 +36,10 @@ describe('leftovers of a SIGKILLed omnistage', { timeout: 60_000 }, () => {
     killed.signal('SIGKILL');
     expect(await killed.waitExit(5_000)).toEqual({ code: null, signal: 'SIGKILL' });
     expect(await waitAllDead(replicaPids(killed.events()), 2_000)).not.toBeNull();
-    const leftFiles = readdirSync(shm).filter((n) => n.startsWith(`omnistage-${staleRun}-`));
+    // The run's payloads are in its private directory `omnistage-<run>+<random>` (pool segments, `=`, are not payloads).
+    const runDirs = readdirSync(shm).filter((n) => n.startsWith(`omnistage-${staleRun}+`));
+    expect(runDirs).toHaveLength(1);
+    const leftFiles = readdirSync(join(shm, runDirs[0]!)).filter((n) => n.startsWith(`omnistage-${staleRun}-`));
     expect(leftFiles.length).toBeGreaterThan(0); // nobody was left to delete them...
     expect(box.runDirLeftovers()).toHaveLength(1);
 

@@ -89,7 +89,7 @@ describe('worker SDK payloads, in a real worker process', () => {
     const answer = request(channel, messages, { tensor: big.tensor }, { hold_ms: 300 });
     await new Promise((r) => setTimeout(r, 150));
     expect(existsSync(file)).toBe(true); // in flight: read, not yet acknowledged
-    expect(await answer).toEqual({ sum: sum(pattern(THRESHOLD + 1, 2)), size: THRESHOLD + 1, via: 'shm', key: big.tensor.key });
+    expect(await answer).toEqual({ sum: sum(pattern(THRESHOLD + 1, 2)), size: THRESHOLD + 1, via: 'shm', key: big.tensor.key, pooled: false });
     expect(messages).toContainEqual({ type: 'payload_ack', key: big.tensor.key });
     // The ack (sent before the output) released the hold: the file is gone.
     expect(await waitFor(() => !existsSync(file), 2_000)).toBe(true);
