@@ -121,7 +121,7 @@ export class PayloadTracker {
   register(ref: PayloadRef, holders: readonly string[], requestId: string | null = null, producer: number | null = null): void {
     if (!isStoredPayload(ref) || !this.tracks(ref.via) || !isValidPayloadKey(ref.key)) return;
     if (this.#closed) {
-      if (ref.via === SHM_VIA) void this.#shm.release(ref);
+      if (ref.via === SHM_VIA) this.#shm.releaseNow(ref);
       else this.#free(ref);
       this.#onEvent({ type: 'payload:freed', key: ref.key, via: ref.via, reason: 'teardown' });
       return;

@@ -3,7 +3,8 @@
  * {@link PayloadConnector} interface as the classes plugins define:
  * - `put` (a producer replica): inline at or below the stage's `shm_threshold_bytes`, else into a
  *   segment of the replica's pool (shm-pool.ts) or, when the pool cannot take it, a file of its own;
- * - `get` (a consumer replica): the file by key, mapped without a copy where the addon is built; the
+ * - `get` (a consumer replica): the file by key, mapped without a copy where the addon is built (a
+ *   pool segment once, its payloads views of that mapping, see shm-mappings.ts); the
  *   orchestrator (a final output for the caller): a copy, read without blocking;
  * - `release` (the orchestrator, on the last hold): unlinks the key, which frees a file or returns
  *   a segment to its pool;
@@ -13,8 +14,10 @@
  */
 import type { PayloadConnector, PayloadConnectorContext, PayloadPutContext } from './payload-connector.js';
 import { inlinePayloadRef, type PayloadRef } from './payload-ref.js';
+import { SegmentMappings } from './shm-mappings.js';
+import { shmNative } from './shm-native.js';
 import { ShmPool, type ShmPoolLimits } from './shm-pool.js';
-import { deletePayloadAsync, readPayload, readPayloadCopy, removeRunPayloadDir, sweepRunPayloads, writePayload } from './shm-store.js';
+import { deletePayload, deletePayloadAsync, readPayload, readPayloadCopy, removeRunPayloadDir, sweepRunPayloads, writePayload } from './shm-store.js';
 
 /** The `via` of the class's stored references. */
 export const SHM_VIA = 'shm';
@@ -37,12 +40,16 @@ export class ShmConnector implements PayloadConnector {
   readonly #options: ShmConnectorOptions;
   readonly #pool: ShmPool | undefined;
   readonly #copies: boolean;
+  /** A consumer's mappings of pool segments (none without the addon). */
+  readonly #mappings: SegmentMappings | undefined;
 
   constructor(context: Pick<PayloadConnectorContext, 'runId' | 'role'>, options: ShmConnectorOptions) {
     this.#runId = context.runId;
     this.#options = options;
     this.#copies = context.role === 'orchestrator';
     this.#pool = options.pool === undefined ? undefined : new ShmPool(context.runId, options.dir, options.pool.tag, options.pool);
+    const native = this.#copies ? undefined : shmNative();
+    this.#mappings = native === undefined ? undefined : new SegmentMappings(native);
   }
 
   /** The pool's bytes now (0 without one). */
@@ -61,12 +68,18 @@ export class ShmConnector implements PayloadConnector {
     const segmentBytes = ref.segment_bytes;
     const options = { size: ref.size, dir: this.#options.dir, ...(segmentBytes === undefined ? {} : { segmentBytes }) };
     if (this.#copies) return readPayloadCopy(this.#runId, ref.key, options);
-    return readPayload(this.#runId, ref.key, into === undefined ? options : { ...options, into });
+    const mappings = this.#mappings;
+    return readPayload(this.#runId, ref.key, { ...options, ...(into === undefined ? {} : { into }), ...(mappings === undefined ? {} : { mappings }) });
   }
 
   async release(ref: PayloadRef): Promise<void> {
     // Off the event loop: freeing a large tmpfs file takes milliseconds.
     await deletePayloadAsync(this.#runId, ref.key, this.#options.dir);
+  }
+
+  /** Frees a payload now (synchronous: a registration after teardown must not leave a file behind). */
+  releaseNow(ref: PayloadRef): void {
+    deletePayload(this.#runId, ref.key, this.#options.dir);
   }
 
   sweep(): void {
@@ -81,5 +94,6 @@ export class ShmConnector implements PayloadConnector {
 
   close(): void {
     this.#pool?.close();
+    this.#mappings?.clear();
   }
 }

@@ -14,12 +14,27 @@ export const SHM_MAP_ENV = 'OMNISTAGE_SHM_MAP';
 export interface ShmNative {
   /** Maps the open file `fd` of exactly `size` bytes (checked again before mapping) into a Buffer. */
   mapPayload(fd: number, size: number): Buffer;
+  /** The producer's writable view of its segment `fd` of exactly `size` bytes (MAP_SHARED); the caller closes `fd`. */
+  mapShared(fd: number, size: number): Buffer;
   /** Maps the first `size` bytes of `fd` (at least that long); the Buffer owns `fd` and closes it when freed. */
   mapHeld(fd: number, size: number): Buffer;
   /** flock, non-blocking: false when another open file holds a conflicting lock. */
   lock(fd: number, exclusive: boolean): boolean;
   unlock(fd: number): void;
+  /** Maps a whole pool segment once (it owns `fd`); see shm-mappings.ts. */
+  segmentMap(fd: number, size: number): SegmentHandle;
+  /** One more use; the first takes the shared lock. False: the producer holds it (being rewritten). */
+  segmentAcquire(segment: SegmentHandle): boolean;
+  /** One use less; the last drops the lock. */
+  segmentRelease(segment: SegmentHandle): void;
+  /** Pages of the first `length` bytes this process wrote (private copies); -1 when unknown. */
+  segmentWritten(segment: SegmentHandle, length: number): number;
+  /** A Buffer of the first `length` bytes; takes over one acquired use until it is freed. */
+  segmentView(segment: SegmentHandle, length: number): Buffer;
 }
+
+/** A mapped segment, opaque to JS. */
+export type SegmentHandle = { readonly __segment: unique symbol };
 
 /** The addon once loaded; null when it is not there or does not load. */
 let loaded: ShmNative | null | undefined;
@@ -30,7 +45,7 @@ function load(): ShmNative | null {
   for (const candidate of ['../native/shm_map.node', '../../dist/native/shm_map.node']) {
     try {
       const mod = require(candidate) as Partial<ShmNative>;
-      if (typeof mod.mapPayload === 'function' && typeof mod.mapHeld === 'function' && typeof mod.lock === 'function') return mod as ShmNative;
+      if (typeof mod.mapPayload === 'function' && typeof mod.segmentView === 'function' && typeof mod.mapShared === 'function') return mod as ShmNative;
     } catch {
       // not built here (no compiler at build time, or another layout): try the next
     }

@@ -53,6 +53,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OmniError } from '../errors.js';
 import { isValidPayloadKey } from './payload-ref.js';
+import type { SegmentMappings } from './shm-mappings.js';
 import { shmMapper, shmNative } from './shm-native.js';
 
 export { SHM_MAP_ENV } from './shm-native.js';
@@ -175,6 +176,8 @@ export interface ReadPayloadOptions {
   segmentBytes?: number;
   /** Payload directory (default {@link payloadDir}). */
   dir?: string;
+  /** A consumer's segment mappings: a pool segment is mapped once and its payloads are views of it. */
+  mappings?: SegmentMappings;
   /**
    * Read into this buffer (at least the payload's size) instead of a fresh one: an engine that
    * reuses a staging buffer skips the page faults of new memory. The result is a view of it.
@@ -232,10 +235,14 @@ export function readPayload(runId: string, key: string, options: ReadPayloadOpti
     const st = fstatSync(fd);
     const size = checkPayloadFile(st, key, options);
     const pooled = options.segmentBytes !== undefined;
-    if (pooled) holdSegment(fd, st, path, key);
     const into = options.into;
-    if (into !== undefined && into.byteLength < size) throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
     const map = into === undefined ? shmMapper() : undefined;
+    if (pooled && map !== undefined && options.mappings !== undefined) {
+      owned = false; // view() takes the fd over
+      return options.mappings.view(fd, st, path, size, options.segmentBytes!) ?? gone(path, key);
+    }
+    if (pooled) holdSegment(fd, st, path, key);
+    if (into !== undefined && into.byteLength < size) throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
     if (map !== undefined) {
       try {
         const buf = pooled ? map.mapHeld(fd, size) : map.mapPayload(fd, size);
@@ -260,10 +267,14 @@ export function readPayload(runId: string, key: string, options: ReadPayloadOpti
 function holdSegment(fd: number, st: Stats, path: string, key: string): void {
   const native = shmNative();
   if (native === undefined) return; // no locks without the addon: no pool either (the producer needs them)
-  const gone = (): OmniError => openError(Object.assign(new Error('released'), { code: 'ENOENT' }), path, key);
-  if (!native.lock(fd, false)) throw gone();
+  if (!native.lock(fd, false)) gone(path, key);
   const now = statSync(path, { throwIfNoEntry: false });
-  if (now === undefined || now.ino !== st.ino || now.dev !== st.dev) throw gone();
+  if (now === undefined || now.ino !== st.ino || now.dev !== st.dev) gone(path, key);
+}
+
+/** Throws the error of a payload that was released (and its segment maybe reused). */
+function gone(path: string, key: string): never {
+  throw openError(Object.assign(new Error('released'), { code: 'ENOENT' }), path, key);
 }
 
 function readInto(fd: number, key: string, size: number, buf: Buffer): Buffer {

@@ -3,6 +3,8 @@ import { rm } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { PayloadRef } from '../../src/connectors/payload-ref.js';
+import { ShmConnector } from '../../src/connectors/shm-connector.js';
 import { MIN_SEGMENT_BYTES, poolLimitsOf, segmentSizeFor, ShmPool } from '../../src/connectors/shm-pool.js';
 import { createRunPayloadDir, payloadPath, payloadReadPath, readPayload } from '../../src/connectors/shm-store.js';
 import { requireBuilt, tempDir } from '../runtime/helpers.js';
@@ -100,5 +102,41 @@ describe('shared-memory pool', () => {
     release('old');
     p.write('new', fill(100, 2));
     expect(() => read('old', 100, MIN_SEGMENT_BYTES)).toThrow(/payload old is gone/);
+  });
+});
+
+describe("a consumer's segment mappings (one per segment, payloads as views)", () => {
+  function pair(poolBytes: number): { producer: ShmConnector; consumer: ShmConnector } {
+    const producer = new ShmConnector({ runId: RUN, role: 'worker' }, { dir, thresholdBytes: 0, pool: { poolBytes, maxSegmentBytes: 1024 * 1024, tag: 'cd34' } });
+    const consumer = new ShmConnector({ runId: RUN, role: 'worker' }, { dir });
+    pools.push({ close: () => (producer.close(), consumer.close()) } as unknown as ShmPool);
+    return { producer, consumer };
+  }
+  const put = (c: ShmConnector, key: string, bytes: Buffer): PayloadRef => c.put(bytes, { key, meta: {} });
+
+  it('reads successive payloads of one segment through one mapping, each view keeping its bytes while it lives', async () => {
+    const { producer, consumer } = pair(MIN_SEGMENT_BYTES);
+    const a = consumer.get(put(producer, 'a', fill(3000, 1))) as Buffer;
+    const sub = a.subarray(0, 10); // a sub-view keeps the payload's use (and lock) as its parent does
+    release('a');
+    expect(producer.put(fill(3000, 2), { key: 'b', meta: {} }).segment_bytes).toBeUndefined(); // pool full, segment held
+    let kept: Buffer | undefined = a;
+    kept = undefined;
+    await collect();
+    expect(producer.put(fill(10, 9), { key: 'c', meta: {} }).segment_bytes).toBeUndefined(); // the sub-view still holds it
+    expect(sub.equals(fill(10, 1))).toBe(true);
+    expect(kept).toBeUndefined();
+  });
+
+  it('maps afresh after the consumer wrote into a view (its private copy must not hide the next payload)', async () => {
+    const { producer, consumer } = pair(MIN_SEGMENT_BYTES);
+    let a: Buffer | undefined = consumer.get(put(producer, 'a', fill(8192, 1))) as Buffer;
+    a.fill(0xee); // copy-on-write: private pages in the consumer's mapping
+    a = undefined;
+    release('a');
+    await collect();
+    const ref = put(producer, 'b', fill(8192, 2));
+    expect(ref.segment_bytes).toBe(MIN_SEGMENT_BYTES); // the same segment, rewritten
+    expect((consumer.get(ref) as Buffer).equals(fill(8192, 2))).toBe(true);
   });
 });
