@@ -8,6 +8,7 @@
  * stage 1 gets the failure knobs through --stage-overrides, stage 0 stays healthy so teardown has a
  * live replica to stop.
  */
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -39,7 +40,9 @@ async function up(stage1: Record<string, unknown>, extra: string[] = []): Promis
   const overrides = JSON.stringify({ '1': { engine_args: stage1 } });
   const proc = startCli(
     ['up', TWO_STAGE, '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events, '--stage-overrides', overrides, ...extra],
-    { tmpDir: box.tmp },
+    // Payloads in the sandbox too: a SIGKILLed run's private payload directory waits for the next
+    // run in the same TMPDIR (run-reap.test.ts), which never comes for a sandbox.
+    { tmpDir: box.tmp, env: { OMNISTAGE_PAYLOAD_DIR: box.tmp } },
   );
   return { proc, box, events };
 }
@@ -173,5 +176,6 @@ describe('stopping', { timeout: 60_000 }, () => {
     // The locks were released after attach, so even a SIGKILLed run leaves none behind. (Its run
     // directory stays until the next run on the host removes it: see run-reap.test.ts.)
     expect(box.lockDirLeftovers()).toEqual([]);
+    expect(readdirSync(box.tmp).filter((n) => n.startsWith('omnistage-') && n.includes('+'))).toHaveLength(1); // its payload directory, for the reaper
   });
 });
