@@ -50,6 +50,37 @@ class PayloadRulesTest(unittest.TestCase):
         bad = [dict(ref, key="has-dash"), dict(ref, size=-1), dict(ref, size=True), dict(ref, via="inline"), dict(ref, **{"$payload": 2})]
         self.assertEqual([payloads.is_payload_ref(b) for b in bad], [False] * 5)
 
+    def test_a_payload_in_a_pool_segment_is_copied_under_the_segments_lock(self) -> None:
+        import fcntl
+        d = tempfile.mkdtemp()
+        store = payloads.PayloadStore("run-1", 0, 0, d)
+        segment = os.path.join(d, "omnistage-run-1=ab_0")
+        with open(segment, "wb") as f:
+            f.write(pattern(3000, 5) + bytes(65536 - 3000))
+        os.link(segment, store.path("k_1"))  # what core's pool does: the key is a link to the segment
+        got = store.read("k_1", size=3000, segment_bytes=65536)
+        self.assertEqual(bytes(got), pattern(3000, 5))
+        self.assertIsInstance(got.obj, bytearray)  # a copy: the segment may be rewritten after the ack
+        with self.assertRaisesRegex(payloads.PayloadError, "reference says a segment of 131072"):
+            store.read("k_1", size=3000, segment_bytes=131072)
+        with open(segment, "rb") as producer:  # the producer rewriting it holds the lock exclusively
+            fcntl.flock(producer.fileno(), fcntl.LOCK_EX)
+            with self.assertRaisesRegex(payloads.PayloadError, "payload k_1 is gone"):
+                store.read("k_1", size=3000, segment_bytes=65536)
+
+    def test_a_link_or_a_fifo_at_a_payload_name_is_refused(self) -> None:
+        d = tempfile.mkdtemp()
+        store = payloads.PayloadStore("run-1", 0, 0, d)
+        secret = os.path.join(d, "secret")
+        with open(secret, "wb") as f:
+            f.write(b"0123456789")
+        os.symlink(secret, store.path("k_link"))
+        with self.assertRaisesRegex(payloads.PayloadError, "opening payload k_link"):
+            store.read("k_link", size=10)
+        os.mkfifo(store.path("k_fifo"))
+        with self.assertRaisesRegex(payloads.PayloadError, "not a regular file"):
+            store.read("k_fifo", size=10)
+
     def test_a_store_writes_once_and_reads_back_mapped_or_into_a_buffer(self) -> None:
         d = tempfile.mkdtemp()
         store = payloads.PayloadStore("run-1", 2, 3, d)

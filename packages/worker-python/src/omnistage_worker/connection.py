@@ -327,7 +327,8 @@ class Connection:
         if ref["via"] == "inline":
             return payloads.decode_inline(ref)
         if ref["via"] == "shm":
-            return self._store.read(ref["key"], size=ref["size"], into=into)
+            segment = ref.get("segment_bytes")
+            return self._store.read(ref["key"], size=ref["size"], into=into, segment_bytes=segment if isinstance(segment, int) else None)
         raise PayloadError(
             f'payload {ref["key"]} came through connector "{ref["via"]}", which the Python worker SDK cannot read '
             "(it implements shm and inline payloads only)"

@@ -12,6 +12,7 @@ only where an older orchestrator gives none is it recomputed the same way core d
 from __future__ import annotations
 
 import base64
+import fcntl
 import mmap
 import os
 import re
@@ -214,44 +215,90 @@ class PayloadStore:
         os.close(fd)
         return path
 
-    def read(self, key: str, size: Optional[int] = None, into: Optional[Union[bytearray, memoryview]] = None) -> memoryview:
+    def read(
+        self,
+        key: str,
+        size: Optional[int] = None,
+        into: Optional[Union[bytearray, memoryview]] = None,
+        segment_bytes: Optional[int] = None,
+    ) -> memoryview:
         """The bytes of a payload by key: a read-only view of the file mapped with ``mmap`` (no
         copy; it stays valid after the file is deleted), or, with ``into``, a view of ``into``
-        holding a copy."""
+        holding a copy. A payload in a producer's pool segment (``segment_bytes`` in its reference)
+        is copied under the segment's shared lock: the segment is rewritten for a later payload
+        once released, so a mapping must not outlive the read (core's SDK keeps the lock for as
+        long as its Buffer lives; here a copy is simpler). The file is opened without following a
+        link or blocking, and must be a regular file of the size the reference says."""
         path = self.path(key)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
-            raise PayloadError(
-                f"payload {key} is gone ({path}): it was released (every consumer acknowledged it, "
-                "or its request ended) or the run was swept"
-            ) from None
+            raise _gone(key, path) from None
         except OSError as err:
             raise PayloadError(f"opening payload {key} ({path}) failed: {err.strerror}") from err
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise PayloadError(f"payload {key} ({path}) is not a regular file")
-            actual = st.st_size
-            if size is not None and actual != size:
-                raise PayloadError(f"payload {key} has {actual} bytes, its reference says {size}")
+            actual = _checked_size(key, st.st_size, size, segment_bytes)
+            if segment_bytes is not None:
+                _hold_segment(fd, st, key, path)
+                into = into if into is not None else bytearray(actual)
             if into is not None:
-                target = memoryview(into).cast("B")
-                if len(target) < actual:
-                    raise PayloadError(f"payload {key} has {actual} bytes, the buffer to read it into only {len(target)}")
-                off = 0
-                while off < actual:
-                    n = os.readv(fd, [target[off:actual]])
-                    if n == 0:
-                        raise PayloadError(f"payload {key} ended after {off} of {actual} bytes")
-                    off += n
-                return target[:actual]
+                return _read_into(fd, key, actual, memoryview(into).cast("B"))
             if actual == 0:
                 return memoryview(b"")
             # The mapping outlives the descriptor and the file's unlink; it is freed with the view.
             return memoryview(mmap.mmap(fd, actual, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ))
         finally:
             os.close(fd)
+
+
+def _gone(key: str, path: str) -> PayloadError:
+    return PayloadError(
+        f"payload {key} is gone ({path}): it was released (every consumer acknowledged it, "
+        "or its request ended) or the run was swept"
+    )
+
+
+def _checked_size(key: str, file_size: int, size: Optional[int], segment_bytes: Optional[int]) -> int:
+    """How many bytes to read: the file must be of the reference's size (or its segment's)."""
+    if segment_bytes is None:
+        if size is not None and file_size != size:
+            raise PayloadError(f"payload {key} has {file_size} bytes, its reference says {size}")
+        return file_size
+    if file_size != segment_bytes:
+        raise PayloadError(f"payload {key} has {file_size} bytes, its reference says a segment of {segment_bytes}")
+    if size is None or size > segment_bytes:
+        raise PayloadError(f"payload {key}: its reference says {size} bytes in a segment of {segment_bytes}")
+    return size
+
+
+def _hold_segment(fd: int, st: os.stat_result, key: str, path: str) -> None:
+    """Takes the shared lock of a pool segment (held until ``fd`` closes) and checks the key still
+    names it: released meanwhile, the segment may already hold another payload."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _gone(key, path) from None
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        raise _gone(key, path) from None
+    if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+        raise _gone(key, path)
+
+
+def _read_into(fd: int, key: str, size: int, target: memoryview) -> memoryview:
+    if len(target) < size:
+        raise PayloadError(f"payload {key} has {size} bytes, the buffer to read it into only {len(target)}")
+    off = 0
+    while off < size:
+        n = os.preadv(fd, [target[off:size]], off)
+        if n == 0:
+            raise PayloadError(f"payload {key} ended after {off} of {size} bytes")
+        off += n
+    return target[:size]
 
 
 def decode_inline(ref: PayloadRef) -> memoryview:
