@@ -58,8 +58,11 @@ describe('omnistage run with Python engines', { timeout: 90_000 }, () => {
     const box = await createSandbox();
     const events = box.eventsFile('killed');
     const overrides = JSON.stringify({ 0: { repeat: 1000, word_delay_s: 0.05, marker_dir: box.root } });
+    // Payloads in the sandbox: the killed run's private payload directory waits for a next run in
+    // the same TMPDIR (run-reap.test.ts), which never comes for a sandbox.
     const cli = startCli(['run', ROUNDTRIP, '--platform', 'cpu', '--input', 'a b c d', '--lock-dir', box.lockDir, '--events', events, '--stage-overrides', overrides], {
       tmpDir: box.tmp,
+      env: { OMNISTAGE_PAYLOAD_DIR: box.tmp },
     });
     await cli.waitForEvent((e) => e.type === 'request:dispatched' && e['stage_id'] === 0, 60_000);
     const pids = replicaPids(cli.events());
