@@ -26,6 +26,11 @@ export type OmniEventPayload =
   | ({ type: 'replica:exit'; pid: number; code: number | null; signal: string | null; expected: boolean } & ReplicaRef)
   | ({ type: 'replica:restart'; attempt: number; reason: string } & ReplicaRef)
   | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
+  /**
+   * A stage's part of a request ended on one replica: `done`, `failed`, or `aborted` (the request was
+   * cancelled while the replica worked on it, and the replica was sent `abort`).
+   */
+  | ({ type: 'request:stage_end'; request_id: string; outcome: 'done' | 'aborted' | 'failed'; duration_ms: number } & ReplicaRef)
   | PayloadEvent
   | { type: 'pipeline:ready'; duration_ms: number }
   | { type: 'pipeline:stopping'; reason: string }

@@ -24,6 +24,11 @@ export interface GenerateOptions {
   /** Sampling params per stage id, merged over each stage's `default_sampling_params` by the engine. */
   params?: Record<number, Record<string, unknown>>;
   signal?: AbortSignal;
+  /**
+   * Only these `final_output` stages (and the stages they read from) run; the others are skipped.
+   * Default: every stage. Lets a caller that wants one modality (e.g. text) not pay for the others.
+   */
+  finalStages?: readonly number[];
 }
 
 /** One item of a request's output stream: chunks and the final output of each `final_output` stage. */
@@ -43,6 +48,30 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
     replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),
     new Promise<string>((resolve) => setTimeout(() => resolve('connection lost'), 1000).unref()),
   ]);
+}
+
+/**
+ * The stages a request runs: the wanted `final_output` stages and, transitively, the stages they
+ * read from (all stages when `finalStages` is not given). Unknown or non-final ids are an error.
+ */
+function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[] | undefined): readonly StagePlan[] {
+  if (finalStages === undefined) return stages;
+  const byId = new Map(stages.map((s) => [s.stage_id, s] as const));
+  const wanted = new Set<number>();
+  const visit = (id: number): void => {
+    if (wanted.has(id)) return;
+    wanted.add(id);
+    for (const src of byId.get(id)?.replicas[0]?.stage.engine_input_source ?? []) visit(src);
+  };
+  for (const id of finalStages) {
+    if (byId.get(id)?.replicas[0]?.stage.final_output !== true) {
+      throw new OmniError('OMNI_USAGE', `stage ${id} is not a final_output stage of this pipeline`, {
+        hint: `final stages: ${stages.filter((s) => s.replicas[0]?.stage.final_output).map((s) => s.stage_id).join(', ') || 'none'}`,
+      });
+    }
+    visit(id);
+  }
+  return stages.filter((s) => wanted.has(s.stage_id));
 }
 
 /**
@@ -69,6 +98,7 @@ export class PipelineRouter {
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
   generate(input: unknown, options: GenerateOptions = {}): AsyncIterable<PipelineOutput> {
     const requestId = options.requestId ?? randomUUID();
+    const toRun = stagesToRun(this.#pipeline.plan.stages, options.finalStages);
     const abort = new AbortController();
     // A consumer that stops reading (break, return) cancels the request like an abort would.
     const queue = new AsyncQueue<PipelineOutput>(() => abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)));
@@ -100,7 +130,7 @@ export class PipelineRouter {
       return p;
     };
 
-    void Promise.all(stages.map(runStage)).then(
+    void Promise.all(toRun.map(runStage)).then(
       () => queue.end(),
       (err: unknown) => {
         abort.abort(err);
@@ -190,6 +220,8 @@ export class PipelineRouter {
       const { stage_id, replica_id } = replica.plan;
       // #pickReplica already counted it in-flight; the finally below uncounts it.
       this.#omni.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
+      const startedAt = performance.now();
+      let outcome: 'done' | 'aborted' | 'failed' = 'failed';
       let last: unknown = null;
       try {
         // Aborted in the tick since the pick: the connection would not see an abort that already fired.
@@ -200,11 +232,15 @@ export class PipelineRouter {
           const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
           out?.push({ kind: chunk.done ? 'final' : 'chunk', request_id: requestId, stage_id, replica_id, attempt, data });
         }
+        outcome = 'done';
         return { stage_id, replica_id, data: last };
       } catch (err) {
         // Cancelled (the caller's signal, another stage's failure, the consumer left): say why,
         // not just that the replica request was aborted.
-        if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
+        if (signal.aborted) {
+          outcome = 'aborted';
+          throw toOmniError(signal.reason, 'OMNI_CANCELLED');
+        }
         const e = toOmniError(err);
         const died = isOmniError(e) && e.code === 'OMNI_WORKER_EXITED';
         if (died) {
@@ -228,6 +264,8 @@ export class PipelineRouter {
         throw e;
       } finally {
         this.#inflight.set(replica, (this.#inflight.get(replica) ?? 1) - 1);
+        const duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+        this.#omni.events.emit({ type: 'request:stage_end', request_id: requestId, stage_id, replica_id, outcome, duration_ms });
       }
     }
   }

@@ -95,6 +95,33 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     }
     expect(new Set(results.map((r) => textOf(finalOf(r, 3).data))).size).toBe(3);
   }, 30_000);
+  it('finalStages runs only the wanted final stages and their sources, and each dispatch ends with request:stage_end', async () => {
+    const outs = await collect(up.pipeline.generate('only the left branch', { requestId: 'dag-f1', finalStages: [1] }));
+    expect(new Set(outs.filter((o) => o.kind === 'final').map((o) => o.stage_id))).toEqual(new Set([0, 1]));
+    const ofRequest = up.events.filter((e) => 'request_id' in e && e.request_id === 'dag-f1');
+    expect(ofRequest.filter((e) => e.type === 'request:dispatched').map((e) => (e as { stage_id: number }).stage_id)).toEqual([0, 1]);
+    const ends = ofRequest.filter((e) => e.type === 'request:stage_end') as { stage_id: number; outcome: string; duration_ms: number }[];
+    expect(ends.map((e) => [e.stage_id, e.outcome])).toEqual([[0, 'done'], [1, 'done']]);
+    expect(ends.every((e) => e.duration_ms > 0)).toBe(true);
+    expect(() => up.pipeline.generate('x', { finalStages: [7] })).toThrow(/stage 7 is not a final_output stage/);
+  }, 30_000);
+
+  it('an aborted request ends its in-flight stage with outcome aborted', async () => {
+    const abort = new AbortController();
+    const seen: PipelineOutput[] = [];
+    await expect(
+      (async () => {
+        for await (const o of up.pipeline.generate('abort me in stage 1', { requestId: 'dag-a1', signal: abort.signal, finalStages: [1] })) {
+          seen.push(o);
+          // Stage 1 is the slow one: abort on its first token.
+          if (o.stage_id === 1) abort.abort(new Error('client went away'));
+        }
+      })(),
+    ).rejects.toThrow(/client went away/);
+    expect(seen.some((o) => o.stage_id === 1)).toBe(true);
+    const ends = up.events.filter((e) => e.type === 'request:stage_end' && e.request_id === 'dag-a1') as { stage_id: number; outcome: string }[];
+    expect(ends.map((e) => [e.stage_id, e.outcome])).toEqual([[0, 'done'], [1, 'aborted']]);
+  }, 30_000);
 });
 
 describe('router: custom_process_input_func resolution at plan time', () => {
