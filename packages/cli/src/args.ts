@@ -24,6 +24,15 @@ export const COMMON_OPTIONS = {
   'input-file': { type: 'string', description: '(run) one request per line of FILE' },
   out: { type: 'string', description: '(run) directory for image/audio/tensor outputs (default ./omnistage-out)' },
   balance: { type: 'string', description: '(run) round-robin | least-inflight: how requests spread over a stage\'s replicas' },
+  host: { type: 'string', description: '(serve) address to listen on (default 127.0.0.1)' },
+  port: { type: 'string', description: '(serve) port to listen on (default 8000; 0 picks a free one)' },
+  'api-key': { type: 'string', description: '(serve) require "Authorization: Bearer KEY" (env OMNISTAGE_API_KEY)' },
+  'metrics-public': { type: 'boolean', description: '(serve) /metrics needs no API key' },
+  'max-inflight': { type: 'string', description: '(serve) generation requests in flight before 429 (default 1024)' },
+  'request-timeout': { type: 'string', description: '(serve) seconds before a request is aborted with 504 (default: none)' },
+  'drain-timeout': { type: 'string', description: '(serve) seconds in-flight requests may finish after SIGTERM/SIGINT (default 30)' },
+  'served-model-name': { type: 'string', description: '(serve) model name clients send (default: --model, the file\'s model:, or the file name)' },
+  'max-body-mb': { type: 'string', description: '(serve) largest request body in MiB (default 64)' },
   help: { type: 'boolean', short: 'h', description: 'show help' },
   version: { type: 'boolean', description: 'show the version' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; description: string }>;
@@ -56,7 +65,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
 }
 
 /** A positive number of seconds from an option, or undefined. */
-export function secondsOption(values: CliValues, name: 'stage-init-timeout' | 'init-timeout'): number | undefined {
+export function secondsOption(values: CliValues, name: 'stage-init-timeout' | 'init-timeout' | 'request-timeout' | 'drain-timeout'): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
@@ -79,6 +88,7 @@ Usage:
   omnistage plan FILE [--json]       print the replica/device/lock plan
   omnistage up FILE                  bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down
   omnistage run FILE --input TEXT    bring up, send requests through every stage, print outputs, tear down
+  omnistage serve FILE               bring up and serve an OpenAI-compatible HTTP API (docs/serving.md)
   omnistage schema                   JSON Schema (draft-07) of pipeline files, for editors
 
 Options:

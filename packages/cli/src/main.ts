@@ -5,6 +5,7 @@ import { createCliLogger } from './logger.js';
 import { planCommand } from './commands/plan.js';
 import { runCommand } from './commands/run.js';
 import { schemaCommand } from './commands/schema.js';
+import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 import { validateCommand } from './commands/validate.js';
 
@@ -41,10 +42,12 @@ async function main(argv: string[]): Promise<number> {
       return upCommand(needFile(command, positionals), values, logger);
     case 'run':
       return runCommand(needFile(command, positionals), values, logger);
+    case 'serve':
+      return serveCommand(needFile(command, positionals), values, logger);
     case 'schema':
       return schemaCommand(values);
     default:
-      throw new OmniError('OMNI_USAGE', `unknown command "${command}"`, { hint: 'commands: validate, plan, up, run, schema (omnistage --help)' });
+      throw new OmniError('OMNI_USAGE', `unknown command "${command}"`, { hint: 'commands: validate, plan, up, run, serve, schema (omnistage --help)' });
   }
 }
 

@@ -17,6 +17,7 @@ export class StatusDisplay {
   readonly #out: NodeJS.WriteStream;
   readonly #tty: boolean;
   #drawnLines = 0;
+  #footer: string | null = null;
   #off: () => void = () => {};
 
   constructor(plan: InitPlan, out: NodeJS.WriteStream = process.stderr) {
@@ -42,6 +43,13 @@ export class StatusDisplay {
 
   detach(): void {
     this.#off();
+  }
+
+  /** A line under the table (e.g. the URL `serve` listens on), kept there as the table redraws. */
+  showLine(text: string): void {
+    this.#footer = text;
+    if (this.#tty) this.#draw();
+    else this.#out.write(`${text}\n`);
   }
 
   #onEvent(e: OmniEvent): void {
@@ -74,6 +82,7 @@ export class StatusDisplay {
     const lines = [...this.#rows.values()].map(
       (r) => `  stage ${String(r.stage_id).padEnd(3)} replica ${String(r.replica_id).padEnd(3)} devices ${r.devices.padEnd(10)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.state}`,
     );
+    if (this.#footer !== null) lines.push(this.#footer);
     if (this.#drawnLines > 0) this.#out.write(`\x1b[${this.#drawnLines}A`);
     for (const l of lines) this.#out.write(`\x1b[2K${l}\n`);
     this.#drawnLines = lines.length;

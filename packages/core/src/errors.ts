@@ -38,6 +38,14 @@ export const ERROR_CATALOGUE = {
   OMNI_CANCELLED: { exitCode: 1, summary: 'the operation was cancelled' },
   OMNI_REQUEST_FAILED: { exitCode: 1, summary: 'a request could not be completed' },
   OMNI_INTERNAL: { exitCode: 1, summary: 'an internal error (a bug in omnistage)' },
+  // `omnistage serve`: the HTTP answer's `error.code`; the status is in docs/serving.md.
+  OMNI_HTTP_INVALID_REQUEST: { exitCode: 1, summary: 'an HTTP request is not valid (body, field, route or model)' },
+  OMNI_HTTP_UNAUTHORIZED: { exitCode: 1, summary: 'an HTTP request lacks the right API key' },
+  OMNI_HTTP_OVERLOADED: { exitCode: 1, summary: 'the server has --max-inflight requests in flight' },
+  OMNI_HTTP_UNAVAILABLE: { exitCode: 1, summary: 'the server is coming up, draining or has a stage without a live replica' },
+  OMNI_REQUEST_TIMEOUT: { exitCode: 1, summary: 'a request ran past --request-timeout' },
+  OMNI_SERVE_LISTEN: { exitCode: 1, summary: 'the HTTP server could not listen on its host and port' },
+  OMNI_DRAIN_TIMEOUT: { exitCode: 1, summary: 'requests in flight did not finish within --drain-timeout' },
 } as const satisfies Record<string, { exitCode: 1 | 2; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -12,7 +12,7 @@ function isMediaChunk(data: unknown): boolean {
   return kind === 'image' || kind === 'audio';
 }
 
-function balanceOption(values: CliValues): BalancePolicy {
+export function balanceOption(values: CliValues): BalancePolicy {
   const b = values.balance ?? 'round-robin';
   if (b !== 'round-robin' && b !== 'least-inflight') {
     throw new OmniError('OMNI_USAGE', `--balance must be round-robin or least-inflight, got "${b}"`);

@@ -10,7 +10,7 @@ import { formatWarning } from './validate.js';
  * 1); once up, it tears the pipeline down and exits 0. A second signal does not skip teardown —
  * leaving GPU-holding orphans behind is what users complain about most.
  */
-function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
+export function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
   const listener = (signal: NodeJS.Signals): void => handler(signal);
   process.on('SIGINT', listener);
   process.on('SIGTERM', listener);
@@ -21,7 +21,7 @@ function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
 }
 
 /** `--events FILE`: a file that cannot be opened is a usage error (exit 2), found before anything starts. */
-function openEventsFile(session: Session, file: string): () => void {
+export function openEventsFile(session: Session, file: string): () => void {
   try {
     return writeEventsAsJsonLines(session.omni.events, file);
   } catch (err) {
@@ -65,7 +65,7 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
         ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
       });
       const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
-      logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop`);
+      logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`);
       let failure: unknown = null;
       await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
       await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');

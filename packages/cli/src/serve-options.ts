@@ -1,0 +1,50 @@
+import { basename, extname } from 'node:path';
+import { OmniError, type PipelineConfig } from '@omnistage/core';
+import { secondsOption, type CliValues } from './args.js';
+
+/** `omnistage serve`'s own options, checked before anything starts (a bad one is exit 2). */
+export interface ServeOptions {
+  host: string;
+  port: number;
+  apiKey: string | undefined;
+  metricsPublic: boolean;
+  maxInflight: number;
+  requestTimeoutMs: number | undefined;
+  drainTimeoutMs: number;
+  bodyLimitBytes: number;
+}
+
+export const DEFAULT_PORT = 8000;
+export const DEFAULT_DRAIN_TIMEOUT_S = 30;
+
+function integerOption(values: CliValues, name: 'port' | 'max-inflight' | 'max-body-mb', fallback: number, min: number, max: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new OmniError('OMNI_USAGE', `--${name} must be an integer from ${min} to ${max}, got "${raw}"`, { hint: `e.g. --${name} ${fallback}` });
+  }
+  return Number(raw);
+}
+
+export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOptions {
+  const apiKey = values['api-key'] ?? env['OMNISTAGE_API_KEY'];
+  if (apiKey !== undefined && apiKey.trim() === '') {
+    throw new OmniError('OMNI_USAGE', 'the API key is empty', { hint: 'give a non-empty --api-key (or OMNISTAGE_API_KEY), or none to serve without one' });
+  }
+  const requestTimeoutS = secondsOption(values, 'request-timeout');
+  return {
+    host: values.host ?? '127.0.0.1',
+    port: integerOption(values, 'port', DEFAULT_PORT, 0, 65535),
+    apiKey,
+    metricsPublic: values['metrics-public'] ?? false,
+    maxInflight: integerOption(values, 'max-inflight', 1024, 1, 1_000_000),
+    requestTimeoutMs: requestTimeoutS === undefined ? undefined : requestTimeoutS * 1000,
+    drainTimeoutMs: (secondsOption(values, 'drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000,
+    bodyLimitBytes: integerOption(values, 'max-body-mb', 64, 1, 4096) * 1024 * 1024,
+  };
+}
+
+/** The name clients send as `model`: --served-model-name, --model, the file's `model:`, or the file name. */
+export function servedModelName(values: CliValues, config: PipelineConfig): string {
+  return values['served-model-name'] ?? values.model ?? config.model ?? basename(config.file, extname(config.file));
+}

@@ -1,0 +1,37 @@
+import type { PipelineOutput } from '@omnistage/core';
+
+/** One thing a request produced that a client can be given, by its stage's `final_output_type`. */
+export type OutputPiece =
+  | { type: 'text-delta'; stage_id: number; text: string }
+  | { type: 'text-final'; stage_id: number; text: string; finish_reason: 'stop' | 'length' }
+  | { type: 'audio'; stage_id: number; data_base64: string; mime: string }
+  | { type: 'image'; stage_id: number; data_base64: string; mime: string };
+
+type Data = Record<string, unknown>;
+
+function media(data: Data): { data_base64: string; mime: string } | null {
+  return typeof data['data_base64'] === 'string' ? { data_base64: data['data_base64'], mime: typeof data['mime'] === 'string' ? data['mime'] : '' } : null;
+}
+
+/**
+ * Reads one pipeline output as the stage's declared output type says: text stages give token
+ * deltas and a final text; audio and image stages give media (whose payloads the router already
+ * resolved to inline bytes for the user). Anything else — an audio stage's token chunks, tensors —
+ * is not for the client and gives null.
+ */
+export function pieceOf(out: PipelineOutput, outputType: string | null): OutputPiece | null {
+  const data = (typeof out.data === 'object' && out.data !== null ? out.data : {}) as Data;
+  const stage_id = out.stage_id;
+  if (outputType === 'text') {
+    if (typeof data['text'] !== 'string') return null;
+    if (out.kind === 'chunk') return { type: 'text-delta', stage_id, text: data['text'] };
+    return { type: 'text-final', stage_id, text: data['text'], finish_reason: data['finish_reason'] === 'length' ? 'length' : 'stop' };
+  }
+  if (outputType === 'audio' || outputType === 'image') {
+    const m = media(data);
+    if (!m) return null;
+    const mime = m.mime || (outputType === 'audio' ? 'audio/wav' : 'image/png');
+    return { type: outputType, stage_id, data_base64: m.data_base64, mime };
+  }
+  return null;
+}
