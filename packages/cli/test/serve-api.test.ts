@@ -111,14 +111,14 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
   });
 
   it('image generation: n PNGs of the asked size; the seed makes them reproducible', async () => {
-    const a = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 2, size: '256x256', response_format: 'b64_json', seed: 3 } as OpenAI.ImageGenerateParams);
+    const a = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 2, size: '256x256', response_format: 'b64_json', seed: 3 } as OpenAI.ImageGenerateParamsNonStreaming);
     expect(a.data).toHaveLength(2);
     const bytes = a.data!.map((d) => Buffer.from(d.b64_json!, 'base64'));
     for (const b of bytes) expect(pngSize(b)).toEqual({ width: 256, height: 256 });
     expect(bytes[0]!.equals(bytes[1]!)).toBe(false);
-    const again = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 1, size: '256x256', seed: 3 } as OpenAI.ImageGenerateParams);
+    const again = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 1, size: '256x256', seed: 3 } as OpenAI.ImageGenerateParamsNonStreaming);
     expect(Buffer.from(again.data![0]!.b64_json!, 'base64').equals(bytes[0]!)).toBe(true);
-    const otherSeed = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 1, size: '256x256', seed: 4 } as OpenAI.ImageGenerateParams);
+    const otherSeed = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 1, size: '256x256', seed: 4 } as OpenAI.ImageGenerateParamsNonStreaming);
     expect(Buffer.from(otherSeed.data![0]!.b64_json!, 'base64').equals(bytes[0]!)).toBe(false);
   });
 

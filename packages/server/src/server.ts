@@ -1,5 +1,5 @@
 import { OmniError } from '@omnistage/core';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Admission } from './admission.js';
 import { bearerMatcher } from './auth.js';
@@ -70,11 +70,11 @@ export class OmniServer {
     const logger: FastifyBaseLogger = options.logger;
     this.app = Fastify({
       loggerInstance: logger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit,
       // Strict validation: ajv's fastify defaults coerce types and strip unknown fields, which
       // would turn "max_tokens": "5" into 5 and drop a misspelt field without a word.
-      ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+      ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
     });
     this.app.setErrorHandler((err: FastifyError, request, reply) => this.#onError(err, request, reply, bodyLimit));
     this.app.setNotFoundHandler((request) => {
@@ -110,12 +110,17 @@ export class OmniServer {
     return this.#admission.inflight;
   }
 
+  /** Readiness and new generation requests answer 503 from now on (the first step of a drain). */
+  stopAccepting(): void {
+    this.#state = 'draining';
+  }
+
   /**
    * Stops taking generation requests (503, readiness 503) and waits for those in flight. Past
    * `timeoutMs` the rest are aborted in every stage; resolves with how many had to be aborted.
    */
   async drain(timeoutMs: number): Promise<number> {
-    this.#state = 'draining';
+    this.stopAccepting();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
     const outcome = await Promise.race([this.#admission.idle().then(() => 'idle' as const), deadline]);

@@ -45,6 +45,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
   const offSignals = onStopSignals((signal) => {
     if (stopSignal) return;
     stopSignal = signal;
+    server.stopAccepting();
     logger.info(`received ${signal}: draining (new requests get 503; in-flight ones have ${opts.drainTimeoutMs / 1000} s to finish)`);
     cancel.abort();
     wake();
