@@ -197,6 +197,13 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { message: string } }).error.message).toContain('POST /v1/chat/completions');
 
+    const text = await postJson(chatUrl, 'hello', { ...auth, 'content-type': 'text/plain' });
+    expect(text.status).toBe(400);
+    expect(await text.json()).toMatchObject({ error: { code: 'OMNI_HTTP_INVALID_REQUEST', param: 'body', message: 'body must be object' } });
+    const xml = await postJson(chatUrl, '<messages/>', { ...auth, 'content-type': 'application/xml' });
+    expect(xml.status).toBe(415);
+    expect(await xml.json()).toMatchObject({ error: { code: 'OMNI_HTTP_INVALID_REQUEST' } });
+
     const big = await postJson(chatUrl, { messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] }, auth);
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ error: { param: 'body', message: expect.stringContaining('--max-body-mb') } });

@@ -87,6 +87,19 @@ describe('OmniServer', () => {
     expect(await res.json()).toMatchObject({ error: { code: 'OMNI_HTTP_UNAVAILABLE', message: expect.stringContaining('coming up') } });
   });
 
+  it('--metrics-public: /metrics without the key, everything else but /health still needs it', async () => {
+    const server = new OmniServer({ logger: pino({ level: 'silent' }), servedModelName: 'x', apiKey: 'k', metricsPublic: true });
+    cleanups.push(() => server.close());
+    const url = await server.listen('127.0.0.1', 0);
+    const metrics = await fetch(`${url}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('# TYPE omnistage_http_requests_total counter');
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect((await fetch(`${url}/health/ready`)).status).toBe(401);
+    expect((await fetch(`${url}/v1/models`)).status).toBe(401);
+    expect((await fetch(`${url}/v1/models`, { headers: { authorization: 'Bearer k' } })).status).toBe(200);
+  });
+
   it('a replica that dies mid-request (no restart policy, no other replica): 502 naming stage and replica; readiness 503 naming the stage', async () => {
     const up = await bringUpSlow();
     const { server, url } = await startServer();
