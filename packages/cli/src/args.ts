@@ -23,7 +23,7 @@ export const COMMON_OPTIONS = {
   input: { type: 'string', multiple: true, description: '(run) a request input; repeatable' },
   'input-file': { type: 'string', description: '(run) one request per line of FILE' },
   out: { type: 'string', description: '(run) directory for image/audio/tensor outputs (default ./omnistage-out)' },
-  balance: { type: 'string', description: '(run) round-robin | least-inflight: how requests spread over a stage\'s replicas' },
+  balance: { type: 'string', description: '(run, serve) round-robin | least-inflight: how requests spread over a stage\'s replicas' },
   host: { type: 'string', description: '(serve) address to listen on (default 127.0.0.1)' },
   port: { type: 'string', description: '(serve) port to listen on (default 8000; 0 picks a free one)' },
   'api-key': { type: 'string', description: '(serve) require "Authorization: Bearer KEY" (env OMNISTAGE_API_KEY)' },
