@@ -4,6 +4,7 @@ import { OmniError } from '../errors.js';
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
 import { encodeMessage, parseWorkerMessage, PROTOCOL_VERSION, type HelloMessage } from './protocol.js';
 import { ReplicaChannel, type ExpectOptions } from './replica-channel.js';
+import { RejectionLog } from './rejection-log.js';
 import { tokenKey } from './token.js';
 
 export interface ControlServerOptions {
@@ -13,7 +14,19 @@ export interface ControlServerOptions {
   helloTimeoutMs?: number;
   /** Longest accepted protocol line (default 8 MiB). */
   maxLineBytes?: number;
+  /**
+   * Bytes a connection may send before its hello is complete (default 4 KiB): unauthenticated
+   * peers must not be able to make the orchestrator buffer megabytes each.
+   */
+  maxHelloBytes?: number;
+  /** Where rejected connections are reported (at warn level); default: nowhere. */
+  warn?: (message: string) => void;
+  /** At most one rejection line per this many ms; the rest are counted (default 1 s). */
+  rejectLogIntervalMs?: number;
 }
+
+/** A hello is a few hundred bytes; anything past this before it is not a replica. */
+export const DEFAULT_MAX_HELLO_BYTES = 4 * 1024;
 
 // sockaddr_un.sun_path is 108 bytes including the terminating NUL on Linux.
 const MAX_SOCKET_PATH = 107;
@@ -28,15 +41,17 @@ const END_GRACE_MS = 1_000;
 export class ControlServer {
   readonly socketPath: string;
   readonly #server: Server;
-  readonly #options: Required<ControlServerOptions>;
+  readonly #options: Required<Omit<ControlServerOptions, 'warn'>>;
+  readonly #rejections: RejectionLog;
   readonly #expected = new Map<string, ReplicaChannel>();
   readonly #sockets = new Set<Socket>();
   #closing: Promise<void> | undefined;
 
-  private constructor(socketPath: string, server: Server, options: Required<ControlServerOptions>) {
+  private constructor(socketPath: string, server: Server, options: Required<Omit<ControlServerOptions, 'warn'>>, warn?: (message: string) => void) {
     this.socketPath = socketPath;
     this.#server = server;
     this.#options = options;
+    this.#rejections = new RejectionLog(warn ?? (() => undefined), options.rejectLogIntervalMs);
     server.on('connection', (socket) => this.#onConnection(socket));
   }
 
@@ -61,11 +76,15 @@ export class ControlServer {
     });
     // The token is the real authentication; 0600 just keeps other users from even trying.
     await chmod(socketPath, 0o600).catch(() => undefined);
-    return new ControlServer(socketPath, server, {
+    const { warn, ...rest } = options;
+    const settings = {
       helloTimeoutMs: 10_000,
       maxLineBytes: DEFAULT_MAX_LINE_BYTES,
-      ...options,
-    });
+      maxHelloBytes: DEFAULT_MAX_HELLO_BYTES,
+      rejectLogIntervalMs: 1_000,
+      ...rest,
+    };
+    return new ControlServer(socketPath, server, settings, warn);
   }
 
   /** Announces a replica: the first connection presenting `token` with these ids gets the channel. */
@@ -92,6 +111,7 @@ export class ControlServer {
       for (const socket of this.#sockets) socket.destroy();
       await new Promise<void>((resolve) => this.#server.close(() => resolve()));
       await rm(this.socketPath, { force: true });
+      this.#rejections.flush();
     })();
     return this.#closing;
   }
@@ -107,18 +127,20 @@ export class ControlServer {
 
     const decoder = new LineDecoder(this.#options.maxLineBytes);
     let channel: ReplicaChannel | null = null;
-    const helloTimer = setTimeout(() => reject(socket, 'OMNI_PROTOCOL', 'no hello received in time'), this.#options.helloTimeoutMs);
+    const helloTimer = setTimeout(() => this.#reject(socket, 'OMNI_PROTOCOL', 'no hello received in time'), this.#options.helloTimeoutMs);
     helloTimer.unref();
     socket.once('close', () => clearTimeout(helloTimer));
 
     socket.on('data', (chunk: Buffer) => {
+      // A rejected peer may keep sending until the grace period ends: none of it is read.
+      if (socket.destroyed || socket.writableEnded) return;
       let lines: string[];
       try {
         lines = decoder.push(chunk);
       } catch (err) {
         const e = err as OmniError;
         if (channel !== null) channel.fail(e);
-        else reject(socket, e.code, e.message);
+        else this.#reject(socket, e.code, e.message);
         return;
       }
       for (const line of lines) {
@@ -131,6 +153,10 @@ export class ControlServer {
         channel = this.#onHello(socket, line);
         if (channel === null) return;
       }
+      if (channel === null && decoder.pending > this.#options.maxHelloBytes) {
+        clearTimeout(helloTimer);
+        this.#reject(socket, 'OMNI_PROTOCOL', `more than ${this.#options.maxHelloBytes} bytes before its hello`);
+      }
     });
   }
 
@@ -140,22 +166,22 @@ export class ControlServer {
     try {
       const message = parseWorkerMessage(line);
       if (message.type !== 'hello') {
-        reject(socket, 'OMNI_PROTOCOL', `expected hello, got "${message.type}"`);
+        this.#reject(socket, 'OMNI_PROTOCOL', `expected hello, got "${message.type}"`);
         return null;
       }
       hello = message;
     } catch (err) {
-      reject(socket, 'OMNI_PROTOCOL', (err as Error).message);
+      this.#reject(socket, 'OMNI_PROTOCOL', (err as Error).message);
       return null;
     }
     const channel = this.#expected.get(tokenKey(hello.token));
     if (channel === undefined) {
       // Say nothing about which tokens exist.
-      reject(socket, 'OMNI_PROTOCOL', 'unknown token');
+      this.#reject(socket, 'OMNI_PROTOCOL', 'unknown token');
       return null;
     }
     if (!channel.waiting) {
-      reject(socket, 'OMNI_PROTOCOL', 'this token was already used or its replica is no longer expected');
+      this.#reject(socket, 'OMNI_PROTOCOL', 'this token was already used or its replica is no longer expected');
       return null;
     }
     const problem =
@@ -165,7 +191,7 @@ export class ControlServer {
           ? `hello says stage ${hello.stage_id} replica ${hello.replica_id}, but this token belongs to stage ${channel.stage_id} replica ${channel.replica_id}`
           : null;
     if (problem !== null) {
-      reject(socket, 'OMNI_PROTOCOL', problem);
+      this.#reject(socket, 'OMNI_PROTOCOL', problem);
       // The token is right, so this is our replica misbehaving: fail its attach now rather than
       // letting it run into the init deadline.
       channel.fail(
@@ -178,6 +204,13 @@ export class ControlServer {
     }
     channel.attach(socket, hello);
     return channel;
+  }
+
+  /** Rejects a connection that is not bound to a channel, and says so (rate-limited). */
+  #reject(socket: Socket, code: string, message: string): void {
+    if (socket.destroyed || socket.writableEnded) return;
+    this.#rejections.rejected(message);
+    reject(socket, code, message);
   }
 }
 

@@ -122,6 +122,10 @@ async function untilExitOrAbort<T>(
 /** Removes what orchestrators that died without teardown left in this host's temp dir and /dev/shm. */
 async function reapStaleRunsOfHost(omni: Omnistage, ownRunDir: string): Promise<void> {
   for (const r of await reapStaleRuns({ except: ownRunDir })) {
+    if (r.run_id === null || r.pid === null) {
+      omni.logger.warn({ run_dir: r.run_dir }, `removed ${r.run_dir}: its omnistage was killed before it recorded its owner`);
+      continue;
+    }
     omni.logger.warn(
       { stale_run_id: r.run_id, pid: r.pid, payload_files: r.payload_files },
       `removed the leftovers of run ${r.run_id} (its omnistage, pid ${r.pid}, died without tearing down): its run directory and ${r.payload_files} payload file(s)`,
@@ -149,7 +153,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   try {
     await writeRunOwner(runDir, { run_id: runId, payload_dir: payloadDir() });
     await reapStaleRunsOfHost(omni, runDir);
-    control = await ControlServer.listen(join(runDir, 'control.sock'), { run_id: runId });
+    control = await ControlServer.listen(join(runDir, 'control.sock'), { run_id: runId, warn: (m) => omni.logger.warn(m) });
   } catch (err) {
     await rm(runDir, { recursive: true, force: true });
     throw toOmniError(err, 'OMNI_INTERNAL');

@@ -14,6 +14,7 @@
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sweepRunPayloads } from '../connectors/shm-store.js';
@@ -37,8 +38,9 @@ export interface RunOwner {
 
 /** What {@link reapStaleRuns} removed of one dead run. */
 export interface ReapedRun {
-  run_id: string;
-  pid: number;
+  /** Null for a directory whose orchestrator was killed before it wrote its owner record. */
+  run_id: string | null;
+  pid: number | null;
   run_dir: string;
   /** Payload files of the run that were still there. */
   payload_files: number;
@@ -116,12 +118,20 @@ function parseOwner(text: string): RunOwner | null {
 }
 
 /**
- * Removes the run directories in `tmpDir` (default the OS temp dir) whose owner is gone, and the
- * payload files of those runs. Only this user's directories with a readable owner record are
- * touched (a directory being created right now has none yet; one of another user cannot be read).
- * Never throws: a leftover that cannot be removed is left for the next run.
+ * A directory without an owner record is being created right now, or its orchestrator was killed
+ * between `mkdtemp` and writing the record. Creation takes milliseconds, so one older than this
+ * whose control socket (if any) nobody listens on is a leftover.
  */
-export async function reapStaleRuns(options: { tmpDir?: string; except?: string } = {}): Promise<ReapedRun[]> {
+export const OWNERLESS_GRACE_MS = 60_000;
+
+/**
+ * Removes the run directories in `tmpDir` (default the OS temp dir) whose owner is gone, and the
+ * payload files of those runs. Only this user's directories are touched: those with a readable
+ * owner record whose owner is dead, and those without a record that are older than
+ * {@link OWNERLESS_GRACE_MS} with no live control socket (such a run never got to create payload
+ * files). Never throws: a leftover that cannot be removed is left for the next run.
+ */
+export async function reapStaleRuns(options: { tmpDir?: string; except?: string; ownerlessGraceMs?: number } = {}): Promise<ReapedRun[]> {
   const dir = options.tmpDir ?? tmpdir();
   const uid = process.getuid?.();
   const self = processIdentity();
@@ -138,7 +148,18 @@ export async function reapStaleRuns(options: { tmpDir?: string; except?: string 
     try {
       const st = await lstat(runDir);
       if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
-      const owner = parseOwner(await readFile(join(runDir, OWNER_FILE), 'utf8'));
+      const text = await readFile(join(runDir, OWNER_FILE), 'utf8').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return null;
+        throw err;
+      });
+      if (text === null) {
+        if (await ownerlessLeftover(runDir, st.mtimeMs, options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS)) {
+          await rm(runDir, { recursive: true, force: true });
+          reaped.push({ run_id: null, pid: null, run_dir: runDir, payload_files: 0 });
+        }
+        continue;
+      }
+      const owner = parseOwner(text);
       if (owner === null || ownerAlive(owner, self)) continue;
       const files = sweepRunPayloads(owner.run_id, owner.payload_dir);
       await rm(runDir, { recursive: true, force: true });
@@ -148,4 +169,23 @@ export async function reapStaleRuns(options: { tmpDir?: string; except?: string 
     }
   }
   return reaped;
+}
+
+/** True for an ownerless run directory that is old and whose control socket nobody listens on. */
+async function ownerlessLeftover(runDir: string, mtimeMs: number, graceMs: number): Promise<boolean> {
+  if (Date.now() - mtimeMs < graceMs) return false;
+  const socket = join(runDir, 'control.sock');
+  const isSocket = await lstat(socket).then(
+    (st) => st.isSocket(),
+    () => false,
+  );
+  if (!isSocket) return true;
+  return !(await new Promise<boolean>((resolve) => {
+    const probe = createConnection(socket);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  }));
 }

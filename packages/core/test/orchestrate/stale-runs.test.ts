@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { processIdentity, processStartTicks, reapStaleRuns, writeRunOwner, type RunOwner } from '../../src/orchestrate/stale-runs.js';
@@ -93,6 +94,27 @@ describe('leftovers of orchestrators that died without teardown', () => {
     expect(readdirSync(shm)).toEqual(['omnistage-mx5-otherns-k']);
     runDir(tmp, 'boot01', { ...owner('mx5-oldboot', process.pid, shm), pid_ns: 'pid:[1]', boot_id: 'not-this-boot' });
     expect((await reapStaleRuns({ tmpDir: tmp })).map((r) => r.run_id)).toEqual(['mx5-oldboot']);
+  });
+
+  it('reaps a run directory killed before its owner record was written, once it is old and nobody listens in it', async () => {
+    const tmp = await tempDir();
+    const old = new Date(Date.now() - 10 * 60_000);
+    const orphan = runDir(tmp, 'nown01'); // SIGKILL between mkdtemp and writeRunOwner
+    utimesSync(orphan, old, old);
+    const young = runDir(tmp, 'nown02'); // a run being created right now
+    const listening = join(tmp, 'omnistage-run-nown03');
+    mkdirSync(listening);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(listening, 'control.sock'), resolve));
+    utimesSync(listening, old, old);
+    try {
+      const reaped = await reapStaleRuns({ tmpDir: tmp });
+      expect(reaped).toEqual([{ run_id: null, pid: null, run_dir: orphan, payload_files: 0 }]);
+      expect(existsSync(orphan)).toBe(false);
+      expect(existsSync(young) && existsSync(listening)).toBe(true);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('writes an owner record that a later reaper reads as alive while this process runs', async () => {

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OmniError } from '../../src/errors.js';
 import { LineDecoder } from '../../src/control/framing.js';
 import { controlEnv, encodeMessage, PROTOCOL_VERSION, type OutputMessage, type WorkerMessage } from '../../src/control/protocol.js';
-import { ControlServer } from '../../src/control/server.js';
+import { ControlServer, type ControlServerOptions } from '../../src/control/server.js';
 import { createControlToken } from '../../src/control/token.js';
 import { launchProcess, type LaunchedProcess } from '../../src/launch/launch-process.js';
 import { cleanupTempDirs, FIXTURES, isAlive, killTracked, requireBuilt, tempDir, trackPid, waitFor } from './helpers.js';
@@ -15,7 +15,7 @@ import { cleanupTempDirs, FIXTURES, isAlive, killTracked, requireBuilt, tempDir,
 const WORKER = join(FIXTURES, 'echo-worker.mjs');
 const servers: ControlServer[] = [];
 
-async function startServer(options: { helloTimeoutMs?: number; maxLineBytes?: number } = {}): Promise<ControlServer> {
+async function startServer(options: Partial<Omit<ControlServerOptions, 'run_id'>> = {}): Promise<ControlServer> {
   const server = await ControlServer.listen(join(await tempDir(), 'control.sock'), { run_id: 'run-1', ...options });
   servers.push(server);
   return server;
@@ -181,6 +181,32 @@ describe('control protocol with a real worker', () => {
     await silent.closed;
     expect(JSON.parse(silent.lines[0]!)).toMatchObject({ type: 'error', message: 'no hello received in time' });
     good.socket.destroy();
+  });
+
+  it('lets a connection buffer only a few KiB before its hello', async () => {
+    // A long hello timeout: only the size limit can end this connection within the test's time.
+    const server = await startServer({ helloTimeoutMs: 120_000 });
+    const client = await rawClient(server.socketPath);
+    client.socket.write('x'.repeat(64 * 1024)); // no newline: an unauthenticated peer filling memory
+    await client.closed;
+    expect(JSON.parse(client.lines[0]!)).toMatchObject({ type: 'error', code: 'OMNI_PROTOCOL' });
+    expect(JSON.parse(client.lines[0]!).message).toMatch(/before its hello/);
+  });
+
+  it('logs rejected connections at warn, one line per interval with a count of the rest', async () => {
+    const warnings: string[] = [];
+    const server = await startServer({ helloTimeoutMs: 120_000, rejectLogIntervalMs: 600_000, warn: (m) => warnings.push(m) });
+    for (let i = 0; i < 5; i++) {
+      const client = await rawClient(server.socketPath);
+      client.socket.write(`${JSON.stringify({ type: 'hello', v: PROTOCOL_VERSION, token: `bad-${i}`, stage_id: 0, replica_id: 0, pid: 1 })}\n`);
+      await client.closed;
+    }
+    // The first rejection is said at once; the other four wait for the interval (or close).
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/rejected a control connection: unknown token/);
+    await server.close();
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toMatch(/4 more control connections rejected/);
   });
 
   it('drops a replica that sends an over-long line or garbage after hello', async () => {
