@@ -1,11 +1,12 @@
-import type { ErrorCode, SourceLocation } from './errors.js';
+import type { ErrorCode, SourceLocation, WarningCode } from './errors.js';
 
 /**
- * A non-fatal finding (deprecated key, over-commit allowed by flag, ...). The `code` is a stable
- * warning code (`OMNI_WARN_*`) or an error code downgraded to a warning.
+ * A non-fatal finding (deprecated key, over-commit allowed by flag, ...). The `code` is a warning
+ * code of `WARNING_CATALOGUE` or an error code downgraded to a warning; any other string is a
+ * compile error.
  */
 export interface Diagnostic {
-  code: `OMNI_WARN_${string}` | ErrorCode;
+  code: WarningCode | ErrorCode;
   message: string;
   hint?: string;
   file: string | null;
@@ -13,6 +14,7 @@ export interface Diagnostic {
   col: number | null;
 }
 
+/** Creates a warning; the code must be in the catalogue (errors.ts). */
 export function diagnostic(
   code: Diagnostic['code'],
   message: string,

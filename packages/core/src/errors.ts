@@ -11,43 +11,271 @@ export interface SourceLocation {
   col: number;
 }
 
-/** Stable error codes, with the CLI exit code each one maps to and a one-line summary. */
-export const ERROR_CATALOGUE = {
-  OMNI_USAGE: { exitCode: 2, summary: 'the command line is not valid' },
-  OMNI_CONFIG_NOT_FOUND: { exitCode: 2, summary: 'a configuration file could not be read' },
-  OMNI_CONFIG_PARSE: { exitCode: 2, summary: 'a configuration file is not valid YAML' },
-  OMNI_CONFIG_INVALID: { exitCode: 2, summary: 'a configuration value is not valid' },
-  OMNI_CONFIG_UNKNOWN_KEY: { exitCode: 2, summary: 'a configuration key is not known' },
-  OMNI_CONFIG_BASE_CYCLE: { exitCode: 2, summary: 'base_config files include each other' },
-  OMNI_CONFIG_OVERRIDE_INVALID: { exitCode: 2, summary: '--stage-overrides is not valid' },
-  OMNI_CONFIG_CONNECTOR: { exitCode: 2, summary: 'a connector reference or edge is not valid' },
-  OMNI_STAGE_TYPE_UNKNOWN: { exitCode: 2, summary: 'no plugin handles this stage type' },
-  OMNI_ENGINE_UNKNOWN: { exitCode: 2, summary: 'no plugin provides this engine' },
-  OMNI_PLAN_DEVICES: { exitCode: 2, summary: 'devices cannot be assigned to replicas' },
-  OMNI_PLAN_OVERCOMMIT: { exitCode: 2, summary: 'a device is over-committed' },
-  OMNI_PLUGIN_INVALID: { exitCode: 2, summary: 'a plugin could not be loaded or is not valid' },
-  OMNI_PLUGIN_FAILED: { exitCode: 1, summary: 'a plugin hook threw' },
-  OMNI_LOCK_TIMEOUT: { exitCode: 1, summary: 'a device lock was not acquired in time' },
-  OMNI_LOCK_COMPROMISED: { exitCode: 1, summary: 'a held device lock was lost' },
-  OMNI_SPAWN_FAILED: { exitCode: 1, summary: 'a replica process could not be started' },
-  OMNI_PORT_IN_USE: { exitCode: 1, summary: 'a port a replica must bind is taken by another program' },
-  OMNI_WORKER_EXITED: { exitCode: 1, summary: 'a replica process exited' },
-  OMNI_ATTACH_TIMEOUT: { exitCode: 1, summary: 'a replica did not attach in time' },
-  OMNI_INIT_TIMEOUT: { exitCode: 1, summary: 'the pipeline did not come up in time' },
-  OMNI_PROTOCOL: { exitCode: 1, summary: 'a replica broke the control protocol' },
-  OMNI_CANCELLED: { exitCode: 1, summary: 'the operation was cancelled' },
-  OMNI_REQUEST_FAILED: { exitCode: 1, summary: 'a request could not be completed' },
-  OMNI_INTERNAL: { exitCode: 1, summary: 'an internal error (a bug in omnistage)' },
-  // `omnistage serve`: the HTTP answer's `error.code`; the status is in docs/serving.md.
-  OMNI_HTTP_INVALID_REQUEST: { exitCode: 1, summary: 'an HTTP request is not valid (body, field, route or model)' },
-  OMNI_HTTP_UNAUTHORIZED: { exitCode: 1, summary: 'an HTTP request lacks the right API key' },
-  OMNI_HTTP_OVERLOADED: { exitCode: 1, summary: 'the server has --max-inflight requests in flight' },
-  OMNI_HTTP_UNAVAILABLE: { exitCode: 1, summary: 'the server is coming up, draining or has a stage without a live replica' },
-  OMNI_REQUEST_TIMEOUT: { exitCode: 1, summary: 'a request ran past --request-timeout' },
-  OMNI_SERVE_LISTEN: { exitCode: 1, summary: 'the HTTP server could not listen on its host and port' },
-  OMNI_DRAIN_TIMEOUT: { exitCode: 1, summary: 'requests in flight did not finish within --drain-timeout' },
-} as const satisfies Record<string, { exitCode: 1 | 2; summary: string }>;
+/**
+ * What the catalogue says about one error code: the CLI exit code, when it happens (`summary`, a
+ * sentence that completes "This error means ...") and how to fix it. docs/errors.md is generated
+ * from these entries (`npm run docs:errors`) and a test keeps the two in step.
+ */
+export interface ErrorEntry {
+  exitCode: 1 | 2;
+  summary: string;
+  fix: string;
+}
 
+/** Stable error codes, with the CLI exit code each one maps to, when it happens and how to fix it. */
+export const ERROR_CATALOGUE = {
+  OMNI_USAGE: {
+    exitCode: 2,
+    summary: 'the command line is not valid',
+    fix: 'Run `omnistage help <command>` and correct the flag or argument the message names.',
+  },
+  OMNI_CONFIG_NOT_FOUND: {
+    exitCode: 2,
+    summary: 'a configuration file could not be read',
+    fix: 'Check the path (relative paths resolve against the current directory, base_config paths against the file that names them) and the file permissions.',
+  },
+  OMNI_CONFIG_PARSE: {
+    exitCode: 2,
+    summary: 'a configuration file is not valid YAML, or is too large or too deeply nested to be a pipeline file',
+    fix: 'Fix the YAML at the reported line and column; keep files under the documented size, alias and nesting limits.',
+  },
+  OMNI_CONFIG_INVALID: {
+    exitCode: 2,
+    summary: 'a configuration value is not valid (wrong type, out of range, or contradicting another value)',
+    fix: 'Change the value at the reported location to what the message asks for.',
+  },
+  OMNI_CONFIG_UNKNOWN_KEY: {
+    exitCode: 2,
+    summary: 'a configuration key is not known',
+    fix: 'Correct the spelling (the hint suggests the closest known key) or remove the key.',
+  },
+  OMNI_CONFIG_BASE_CYCLE: {
+    exitCode: 2,
+    summary: 'base_config files include each other',
+    fix: 'Remove one base_config link so that the chain of files ends.',
+  },
+  OMNI_CONFIG_OVERRIDE_INVALID: {
+    exitCode: 2,
+    summary: '--stage-overrides is not valid (syntax, unknown stage id, topology key or bad value)',
+    fix: 'Pass a map from stage id to keys, e.g. --stage-overrides \'{"1": {"devices": "2"}}\', and fix the reported position.',
+  },
+  OMNI_CONFIG_CONNECTOR: {
+    exitCode: 2,
+    summary: 'a connector reference or edge is not valid',
+    fix: 'Define every connector a stage names under `connectors:` and make edges and engine_input_source agree.',
+  },
+  OMNI_STAGE_TYPE_UNKNOWN: {
+    exitCode: 2,
+    summary: 'no plugin handles this stage type',
+    fix: 'Use a stage_type of a loaded plugin (llm, diffusion) or load the plugin that defines it with --plugin.',
+  },
+  OMNI_ENGINE_UNKNOWN: {
+    exitCode: 2,
+    summary: 'no plugin provides this engine',
+    fix: 'Use an engine a loaded plugin provides (e.g. reference, vllm) or load the plugin that defines it.',
+  },
+  OMNI_PLAN_DEVICES: {
+    exitCode: 2,
+    summary: 'devices cannot be assigned to replicas',
+    fix: 'Give the stage as many devices as its replicas need (devices × num_replicas), or lower the parallel sizes.',
+  },
+  OMNI_PLAN_OVERCOMMIT: {
+    exitCode: 2,
+    summary: 'a device is over-committed (the stages on it ask for more than its memory)',
+    fix: 'Lower gpu_memory_utilization of the stages sharing the device, move one to another device, or pass --allow-overcommit.',
+  },
+  OMNI_PLUGIN_INVALID: {
+    exitCode: 2,
+    summary: 'a plugin could not be loaded or is not valid',
+    fix: 'Check the --plugin path or package name and that it exports a plugin factory (see docs/plugins.md).',
+  },
+  OMNI_PLUGIN_FAILED: {
+    exitCode: 1,
+    summary: 'a plugin hook threw',
+    fix: 'Read the plugin and hook named in the message; fix the plugin or report it to its author.',
+  },
+  OMNI_LOCK_TIMEOUT: {
+    exitCode: 1,
+    summary: 'a device lock was not acquired in time, or the lock directory cannot be used',
+    fix: 'Wait for or stop the holder the message names; remove a foreign object it names; or use a lock directory of your own (--lock-dir).',
+  },
+  OMNI_LOCK_COMPROMISED: {
+    exitCode: 1,
+    summary: 'a held device lock was lost',
+    fix: 'Do not remove lock directories of running pipelines; keep the event loop from blocking longer than the lock staleness.',
+  },
+  OMNI_SPAWN_FAILED: {
+    exitCode: 1,
+    summary: 'a replica process could not be started',
+    fix: 'Check that the worker command exists and is executable (the message names it).',
+  },
+  OMNI_PORT_IN_USE: {
+    exitCode: 1,
+    summary: 'a port a replica must bind is taken by another program',
+    fix: 'Stop the program on that port or choose another port.',
+  },
+  OMNI_WORKER_EXITED: {
+    exitCode: 1,
+    summary: 'a replica process exited',
+    fix: 'Read the replica\'s last output lines in the message; fix its configuration or environment.',
+  },
+  OMNI_ATTACH_TIMEOUT: {
+    exitCode: 1,
+    summary: 'a replica did not attach in time',
+    fix: 'Raise stage_init_timeout if the model loads slowly, or check why the replica never said hello.',
+  },
+  OMNI_INIT_TIMEOUT: {
+    exitCode: 1,
+    summary: 'the pipeline did not come up in time',
+    fix: 'Raise --init-timeout, or look at the stage the message names.',
+  },
+  OMNI_PROTOCOL: {
+    exitCode: 1,
+    summary: 'a replica broke the control protocol',
+    fix: 'Use the worker SDK of the same omnistage version; the message names the message that was refused.',
+  },
+  OMNI_CANCELLED: {
+    exitCode: 1,
+    summary: 'the operation was cancelled',
+    fix: 'Nothing to fix when you cancelled it; otherwise look for the failure that cancelled it.',
+  },
+  OMNI_REQUEST_FAILED: {
+    exitCode: 1,
+    summary: 'a request could not be completed',
+    fix: 'Check the request field the message names, or the replica that failed it.',
+  },
+  OMNI_INTERNAL: {
+    exitCode: 1,
+    summary: 'an internal error (a bug in omnistage)',
+    fix: 'Report it with the command line and the configuration that caused it.',
+  },
+  // `omnistage serve`: the HTTP answer's `error.code`; the status is in docs/serving.md.
+  OMNI_HTTP_INVALID_REQUEST: {
+    exitCode: 1,
+    summary: 'an HTTP request is not valid (body, field, route or model)',
+    fix: 'Correct the request field the message names (see docs/serving.md).',
+  },
+  OMNI_HTTP_UNAUTHORIZED: {
+    exitCode: 1,
+    summary: 'an HTTP request lacks the right API key',
+    fix: 'Send the key given with --api-key as `Authorization: Bearer <key>`.',
+  },
+  OMNI_HTTP_OVERLOADED: {
+    exitCode: 1,
+    summary: 'the server has --max-inflight requests in flight',
+    fix: 'Retry later, or raise --max-inflight if the pipeline can take more.',
+  },
+  OMNI_HTTP_UNAVAILABLE: {
+    exitCode: 1,
+    summary: 'the server is coming up, draining or has a stage without a live replica',
+    fix: 'Retry once /health answers ready; look at the stage the message names.',
+  },
+  OMNI_REQUEST_TIMEOUT: {
+    exitCode: 1,
+    summary: 'a request ran past --request-timeout',
+    fix: 'Raise --request-timeout, or look at the stage and replica the message names.',
+  },
+  OMNI_SERVE_LISTEN: {
+    exitCode: 1,
+    summary: 'the HTTP server could not listen on its host and port',
+    fix: 'Choose a free port with --port, or stop the program that holds it.',
+  },
+  OMNI_DRAIN_TIMEOUT: {
+    exitCode: 1,
+    summary: 'requests in flight did not finish within --drain-timeout',
+    fix: 'Raise --drain-timeout if requests legitimately take that long.',
+  },
+} as const satisfies Record<`OMNI_${string}`, ErrorEntry>;
+
+/**
+ * What the catalogue says about one warning code: when it is emitted and how to make it go away.
+ * Warnings never change the exit code.
+ */
+export interface WarningEntry {
+  summary: string;
+  fix: string;
+}
+
+/** Stable warning codes (`OMNI_WARN_*`) of non-fatal findings; see {@link Diagnostic}. */
+export const WARNING_CATALOGUE = {
+  OMNI_WARN_YAML: {
+    summary: 'the YAML parser noted something it tolerated (an unresolved tag, ...)',
+    fix: 'Rewrite the value at the reported position in plain YAML.',
+  },
+  OMNI_WARN_DEPRECATED_KEY: {
+    summary: 'a key upstream still ships but ignores was accepted',
+    fix: 'Remove the key (the hint says what replaces it, if anything).',
+  },
+  OMNI_WARN_POSSIBLE_TYPO: {
+    summary: 'a deploy stage key is close to a known key, so it is passed to the engine as an engine arg',
+    fix: 'Correct the spelling if you meant the known key the hint names.',
+  },
+  OMNI_WARN_DEPLOY_TOPOLOGY_KEY: {
+    summary: 'a topology key in a deploy stage is passed to the engine and does not change the topology',
+    fix: 'Choose the topology with `pipeline:`, or write the file in the legacy stage_args schema.',
+  },
+  OMNI_WARN_UNKNOWN_PLATFORM: {
+    summary: 'a `platforms:` section names a platform omnistage never runs on, so it is never applied',
+    fix: 'Rename the section to a known platform (cuda, rocm, xpu, npu, cpu) or remove it.',
+  },
+  OMNI_WARN_PLATFORM_STAGE_UNKNOWN: {
+    summary: 'a platform section patches a stage the pipeline does not have; the patch is ignored',
+    fix: 'Use a stage_id of the pipeline in the platform patch, or remove it.',
+  },
+  OMNI_WARN_STAGE_NOT_IN_PIPELINE: {
+    summary: 'a deploy stage is not part of the chosen pipeline and is ignored',
+    fix: 'Remove the stage or choose a pipeline that has it.',
+  },
+  OMNI_WARN_TOPOLOGY_CHAINED: {
+    summary: 'a deploy file names no known pipeline, so its stages are chained in stage_id order',
+    fix: 'Set `pipeline:` to a known pipeline (or one a plugin defines) to get its real topology.',
+  },
+  OMNI_WARN_MODE_UNKNOWN: {
+    summary: 'the active mode is not declared in `modes:`; all stages are kept',
+    fix: 'Pass one of the declared modes with --mode, or declare the mode.',
+  },
+  OMNI_WARN_MODE_NO_STAGES: {
+    summary: 'the active mode lists stage ids that match no stage; all stages are kept',
+    fix: 'List stage ids of this pipeline under the mode.',
+  },
+  OMNI_WARN_PHYSICAL_DEVICE_IDS: {
+    summary: 'a stage\'s devices are all outside the visible devices and are used as physical ids (upstream\'s compatibility rule)',
+    fix: 'Write devices as logical indices into CUDA_VISIBLE_DEVICES (or the platform\'s equivalent).',
+  },
+  OMNI_WARN_DEVICE_DROPPED: {
+    summary: 'some of a stage\'s logical devices are outside the visible devices and were dropped',
+    fix: 'Use indices below the number of visible devices, or make more devices visible.',
+  },
+  OMNI_WARN_CONNECTOR_UNIMPLEMENTED: {
+    summary: 'a stage sends over a connector its engine does not implement, so payloads go inline',
+    fix: 'Load a plugin that defines the connector, use the shared-memory connector, or use an engine that implements it.',
+  },
+  OMNI_WARN_REFERENCE_ENGINE: {
+    summary: 'a diffusion stage runs on the reference engine (omnistage ships no GPU diffusion engine)',
+    fix: 'Set `engine:` on the stage to a diffusion engine plugin to run a real model.',
+  },
+  OMNI_WARN_MODEL_MISSING: {
+    summary: 'no model is given yet; the plan shows <model> in its place',
+    fix: 'Set `model:` at the top of the file or pass --model.',
+  },
+  OMNI_WARN_STAGE_MODEL_OVERRIDDEN: {
+    summary: 'a stage\'s engine_args.model is not used: every stage runs the pipeline\'s model',
+    fix: 'Set `model:` at the top of the file; name other weights of the same checkpoint with engine_args.model_subdir.',
+  },
+  OMNI_WARN_MODEL_SUBDIR_UNRESOLVED: {
+    summary: 'model_subdir or tokenizer_subdir could not be resolved against a local model directory and is used as-is',
+    fix: 'Point `model` at a local directory, or remove the subdir key.',
+  },
+  OMNI_WARN_VLLM_FLAG_UNKNOWN: {
+    summary: 'an engine arg is not a vllm serve flag omnistage knows and is passed on as a flag',
+    fix: 'Check it against `vllm serve --help` (vLLM exits on flags it does not know) and correct or remove it.',
+  },
+} as const satisfies Record<`OMNI_WARN_${string}`, WarningEntry>;
+
+/** Every warning code; an unknown one does not compile. */
+export type WarningCode = keyof typeof WARNING_CATALOGUE;
+
+/** Every error code; an unknown one does not compile. */
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 /** Where in the pipeline an error happened. All fields are optional; set what is known. */

@@ -1,0 +1,41 @@
+/**
+ * Renders docs/errors.md from the catalogue, so the page can never say something the code does
+ * not. Written by `npm run docs:errors`; a test fails when the committed page differs.
+ */
+import { ERROR_CATALOGUE, WARNING_CATALOGUE } from './errors.js';
+
+const cell = (text: string): string => text.replace(/\|/g, '\\|');
+const sentence = (text: string): string => {
+  const s = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+};
+
+/** The whole text of docs/errors.md. */
+export function renderErrorDocs(): string {
+  const lines = [
+    '# Errors and warnings',
+    '',
+    '<!-- Generated from packages/core/src/errors.ts by `npm run docs:errors`; do not edit. -->',
+    '',
+    'Every failure omnistage reports carries one of these codes, a location (`file:line:col` for',
+    'configuration, the request field for an API call) and a hint. Exit code 2 means the',
+    'configuration or the command line is wrong; exit code 1 means something failed at run time.',
+    'Warnings never change the exit code.',
+    '',
+    '## Errors',
+    '',
+    '| Code | When | Exit code | How to fix |',
+    '| --- | --- | --- | --- |',
+    ...Object.entries(ERROR_CATALOGUE).map(
+      ([code, e]) => `| \`${code}\` | ${cell(sentence(e.summary))} | ${e.exitCode} | ${cell(e.fix)} |`,
+    ),
+    '',
+    '## Warnings',
+    '',
+    '| Code | When | Severity | How to fix |',
+    '| --- | --- | --- | --- |',
+    ...Object.entries(WARNING_CATALOGUE).map(([code, w]) => `| \`${code}\` | ${cell(sentence(w.summary))} | warning | ${cell(w.fix)} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
