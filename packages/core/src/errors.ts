@@ -99,6 +99,11 @@ export const ERROR_CATALOGUE = {
     summary: 'a device lock was not acquired in time, or the lock directory cannot be used',
     fix: 'Wait for or stop the holder the message names; remove a foreign object it names; or use a lock directory of your own (--lock-dir).',
   },
+  OMNI_LOCK_UNSAFE: {
+    exitCode: 1,
+    summary: 'the lock directory, or an object in it, is not what omnistage creates and could be controlled by another user',
+    fix: 'Remove the object the message names (as its owner or root), or use a lock directory of your own (--lock-dir).',
+  },
   OMNI_LOCK_COMPROMISED: {
     exitCode: 1,
     summary: 'a held device lock was lost',

@@ -1,17 +1,18 @@
-import { readFileSync, unlinkSync } from 'node:fs';
-import { chmod, mkdir, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { unlinkSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { lock } from 'proper-lockfile';
-import { OmniError } from '../errors.js';
+import { isOmniError, OmniError } from '../errors.js';
 import { sortDeviceIds, uniqueDeviceIds } from '../planning/device-ids.js';
 import {
   currentHolder,
   describeHolder,
+  readHolderTextSync,
   readLockHolder,
   removeOwnLockHolder,
   writeLockHolder,
   type LockHolder,
 } from './holder.js';
+import { checkDeviceEntries, prepareLockDir } from './lock-dir.js';
 import { LOCK_OPTIONS, LOCK_POLL_MS } from './options.js';
 import { assertDeviceId, deviceLockDir, deviceLockTarget, holderFilePath } from './paths.js';
 
@@ -80,11 +81,9 @@ export async function acquireDeviceLocks(opts: AcquireDeviceLocksOptions): Promi
   for (const device of devices) assertDeviceId(device);
   throwIfCancelled(opts, devices[0]);
   try {
-    // Shared by every omnistage on the host, whoever runs it: created world-writable with the
-    // sticky bit (as /tmp), so another user can take locks in it but not remove ours.
-    if (await ensureDir(opts.lockDir)) await chmod(opts.lockDir, 0o1777);
+    await prepareLockDir(opts.lockDir, lockContext(opts, devices[0]));
   } catch (err) {
-    throw lockDirError(opts, devices[0], err);
+    throw isOmniError(err) ? err : lockDirError(opts, devices[0], err);
   }
 
   const held: HeldLock[] = [];
@@ -113,6 +112,7 @@ async function acquireOne(opts: AcquireDeviceLocksOptions, device: string): Prom
     throwIfCancelled(opts, device);
     // Created before lock() so the compromise callback, which may fire at any later time, has
     // a record to mark.
+    await checkDeviceEntries(opts.lockDir, device, lockContext(opts, device));
     const entry: { held?: HeldLock } = {};
     let unlock: () => Promise<void>;
     try {
@@ -274,32 +274,6 @@ function lockContext(opts: AcquireDeviceLocksOptions, device: string | undefined
   };
 }
 
-/**
- * `mkdir -p` without `{ recursive: true }`: Node's recursive mkdir never settles for some paths
- * (e.g. under /proc, where mkdir keeps answering ENOENT), which would hang the launch and its
- * teardown. Here every level is tried once, so any such path fails with its errno instead.
- * Resolves true when this call created `dir` itself.
- */
-async function ensureDir(dir: string, depth = 0): Promise<boolean> {
-  try {
-    await mkdir(dir);
-    return true;
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'EEXIST') return false; // a file in the way fails later, in lock(), with ENOTDIR
-    const parent = dirname(dir);
-    if (code !== 'ENOENT' || parent === dir || depth > 64) throw err;
-    await ensureDir(parent, depth + 1);
-    try {
-      await mkdir(dir);
-      return true;
-    } catch (again) {
-      if (errnoCode(again) !== 'EEXIST') throw again;
-      return false;
-    }
-  }
-}
-
 /** Resolves after `ms`, or earlier when `signal` aborts (the caller re-checks the signal). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -343,7 +317,7 @@ function track(lockDir: string, held: HeldLock): void {
     for (const [h, dir] of tracked) {
       try {
         const path = holderFilePath(dir, h.device);
-        if (readFileSync(path, 'utf8').trim() === JSON.stringify(h.holder)) unlinkSync(path);
+        if (readHolderTextSync(path)?.trim() === JSON.stringify(h.holder)) unlinkSync(path);
       } catch {
         // best effort at exit
       }

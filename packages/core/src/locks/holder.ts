@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { MAX_HOLDER_FILE_BYTES } from './lock-dir.js';
 import { deviceLockDir, holderFilePath } from './paths.js';
 
 /** Who holds a device lock: the sidecar `device-<id>.holder.json` written after acquiring. */
@@ -34,7 +36,8 @@ export async function writeLockHolder(lockDir: string, device: string, holder: L
   const target = holderFilePath(lockDir, device);
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(tmp, `${JSON.stringify(holder)}\n`, { mode: 0o644 });
+    // 'wx': never write through something planted under the temp name.
+    await writeFile(tmp, `${JSON.stringify(holder)}\n`, { mode: 0o644, flag: 'wx' });
     await rename(tmp, target);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
@@ -55,7 +58,8 @@ export async function readLockHolder(lockDir: string, device: string): Promise<L
     return null;
   }
   try {
-    const parsed: unknown = JSON.parse(await readFile(holderFilePath(lockDir, device), 'utf8'));
+    const text = await readHolderText(holderFilePath(lockDir, device));
+    const parsed: unknown = text === null ? null : JSON.parse(text);
     return isLockHolder(parsed) ? parsed : null;
   } catch {
     return null;
@@ -70,12 +74,54 @@ export async function removeOwnLockHolder(lockDir: string, device: string, holde
   const path = holderFilePath(lockDir, device);
   let current: unknown;
   try {
-    current = JSON.parse(await readFile(path, 'utf8'));
+    const text = await readHolderText(path);
+    if (text === null) return;
+    current = JSON.parse(text);
   } catch {
     return; // already gone or unreadable: nothing of ours to remove
   }
   if (!isLockHolder(current) || !sameHolder(current, holder)) return;
   await unlink(path).catch(() => undefined);
+}
+
+// Another user may plant a FIFO (open blocks), a link to /dev/zero (endless) or a huge file here.
+const SAFE_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** The text of a holder file, or null unless it is a small regular file (links are not followed). */
+async function readHolderText(path: string): Promise<string | null> {
+  let handle;
+  try {
+    handle = await open(path, SAFE_READ_FLAGS);
+  } catch {
+    return null;
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile() || st.size > MAX_HOLDER_FILE_BYTES) return null;
+    const buf = Buffer.alloc(MAX_HOLDER_FILE_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** {@link readHolderText} for the exit hook, where only synchronous calls run. */
+export function readHolderTextSync(path: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, SAFE_READ_FLAGS);
+  } catch {
+    return null;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_HOLDER_FILE_BYTES) return null;
+    const buf = Buffer.alloc(MAX_HOLDER_FILE_BYTES);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Human-readable holder description for error messages. */

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmod, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,85 @@ describe('acquireDeviceLocks', () => {
     expect(outcome.message).toMatch(new RegExp(`^device 0: its init lock was left by pid ${dead.pid} .*stage 6, replica 1.* \\(user id 0\\), and this user may not remove it`));
     expect(outcome.hint).toContain(join(lockDir, 'device-0.lock'));
     expect(outcome.context).toMatchObject({ device: '0', holder: { pid: dead.pid } });
+  });
+
+  describe('objects another local user planted in the shared lock directory', () => {
+    /** A lock of someone else that is fresh (not stale), so acquiring has to wait for it. */
+    async function busyLock(lockDir: string, device: string): Promise<void> {
+      await mkdir(join(lockDir, `device-${device}.lock`));
+    }
+
+    it('names a FIFO planted as the holder file at once, instead of hanging on it', async () => {
+      const lockDir = await tempDir();
+      await busyLock(lockDir, '0');
+      const fifo = join(lockDir, 'device-0.holder.json');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000, onWaiting: () => undefined })));
+      expect(err.code).toBe('OMNI_LOCK_UNSAFE');
+      expect(err.message).toContain(`${fifo} is a FIFO, not a file omnistage writes (owner user id 0)`);
+      expect(err.hint).toContain(`remove ${fifo}`);
+    }, 20_000);
+
+    it('names a holder file that links to /dev/zero at once, without reading it', async () => {
+      const lockDir = await tempDir();
+      await busyLock(lockDir, '0');
+      const link = join(lockDir, 'device-0.holder.json');
+      await symlink('/dev/zero', link);
+      const before = process.memoryUsage().rss;
+      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000, onWaiting: () => undefined })));
+      expect(err.code).toBe('OMNI_LOCK_UNSAFE');
+      expect(err.message).toContain(`${link} is a symbolic link`);
+      expect(process.memoryUsage().rss - before).toBeLessThan(256 * 1024 * 1024);
+      // The diagnostics reader never follows it either.
+      expect(await readLockHolder(lockDir, '0')).toBeNull();
+    }, 20_000);
+
+    it('names a planted device-N.lock symlink at once, not at the deadline', async () => {
+      const lockDir = await tempDir();
+      const elsewhere = await tempDir();
+      const link = join(lockDir, 'device-0.lock');
+      await symlink(elsewhere, link);
+      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000 })));
+      expect(err.code).toBe('OMNI_LOCK_UNSAFE');
+      expect(err.message).toContain(`${link} is a symbolic link`);
+      expect(err.hint).toContain(`remove ${link}`);
+    }, 20_000);
+
+    it('refuses a symlinked lock directory', async () => {
+      const real = await tempDir();
+      const lockDir = join(await tempDir(), 'locks');
+      await symlink(real, lockDir);
+      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'])));
+      expect(err.code).toBe('OMNI_LOCK_UNSAFE');
+      expect(err.message).toContain(`the lock directory ${lockDir} is a symbolic link`);
+      expect(await readdir(real)).toEqual([]);
+    });
+
+    it.skipIf(!canSwitchUser)("refuses an existing lock directory another user owns and only they may write (0755)", async () => {
+      const lockDir = join(await tempDir(), 'omnistage-locks');
+      await mkdir(lockDir, { mode: 0o755 });
+      await chown(lockDir, 65534, 65534);
+      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'])));
+      expect(err.code).toBe('OMNI_LOCK_UNSAFE');
+      expect(err.message).toContain(`the lock directory ${lockDir} belongs to user id 65534 (mode 0755)`);
+      expect(err.hint).toContain('--lock-dir');
+      expect(await readdir(lockDir)).toEqual([]);
+    });
+
+    it.skipIf(!canSwitchUser)('says EACCES for a lock directory this user cannot write, not "left by an unknown holder"', async () => {
+      const parent = await tempDir();
+      await chmod(parent, 0o755);
+      const lockDir = join(parent, 'omnistage-locks');
+      await mkdir(lockDir, { mode: 0o755 }); // root's, not world-writable
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, join(FIXTURES, 'lock-try.mjs'), lockDir, '0', '5000'], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      const outcome = JSON.parse(r.stdout) as { code: string; message: string; hint: string };
+      expect(outcome.message).not.toContain('unknown holder');
+      expect(outcome.message).toContain(`this user (id 65534) cannot create locks in ${lockDir} (EACCES)`);
+      expect(outcome.code).toBe('OMNI_LOCK_UNSAFE');
+    });
   });
 
   it('stops waiting promptly on abort with OMNI_CANCELLED and releases what it took', async () => {
