@@ -1,4 +1,7 @@
 // Errors and diagnostics
+export { CONFIG_LIMITS, PLAN_LIMITS } from './limits.js';
+export { describeValue, invalidValue, unknownKey } from './error-messages.js';
+export type { ValueProblem } from './error-messages.js';
 export { ERROR_CATALOGUE, OmniError, formatError, formatLocation, isOmniError, toOmniError } from './errors.js';
 export type { ErrorCode, ErrorContext, OmniErrorOptions, SourceLocation } from './errors.js';
 export { diagnostic } from './diagnostics.js';

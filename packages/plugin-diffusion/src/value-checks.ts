@@ -21,17 +21,8 @@ export function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
-/** How a value reads in an error message: `4`, `"four"` (a string), `null`, `a list`, `a mapping`. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'nothing';
-  if (typeof value === 'string') return `${JSON.stringify(value)} (a string)`;
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (Array.isArray(value)) return 'a list';
-  if (ArrayBuffer.isView(value)) return 'a binary array';
-  if (typeof value === 'object') return 'a mapping';
-  return `a ${typeof value}`;
-}
+/** How a value reads in an error message: one wording for core and every plugin. */
+export { describeValue } from '@omnistage/core';
 
 /**
  * Error code for keys that no schema knows. The brief of this package asks for

@@ -151,7 +151,8 @@ function mismatch(type: SamplingFieldType, value: unknown): string | undefined {
 export function validateLlmSamplingParams(stage: StageConfig): void {
   for (const [key, value] of Object.entries(stage.default_sampling_params)) {
     const path = `default_sampling_params.${key}`;
-    const type = VLLM_SAMPLING_PARAM_FIELDS[key];
+    // Keys are data: `constructor` or `toString` must not find Object.prototype members.
+    const type = Object.hasOwn(VLLM_SAMPLING_PARAM_FIELDS, key) ? VLLM_SAMPLING_PARAM_FIELDS[key] : undefined;
     if (type === undefined) {
       const suggestion = suggestions(key, Object.keys(VLLM_SAMPLING_PARAM_FIELDS), 1)[0];
       throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${stage.stage_id}: '${key}' is not a vLLM sampling parameter.`, {

@@ -1,10 +1,10 @@
-import { OmniError } from '@omnistage/core';
+import { OmniError, PLAN_LIMITS, invalidValue } from '@omnistage/core';
 import type { StageConfig } from '@omnistage/core';
 
 /**
  * Tensor-parallel size of a stage (upstream `get_stage_tp_size`, spec b.16):
  * `engine_args.tensor_parallel_size`, where a falsy value (absent, `null`, `0`) means 1, then
- * integer conversion (`2.7` → 2, `"2"` → 2). Nested `parallel_config` and the pipeline / data /
+ * integer conversion (`"2"` → 2; unlike upstream a fraction such as `1.5` is refused, not truncated). Nested `parallel_config` and the pipeline / data /
  * context parallel sizes are deliberately ignored, as upstream does.
  *
  * Where upstream's `int()` would raise (non-numeric text) or return a nonsensical size (negative),
@@ -14,11 +14,14 @@ export function getStageTpSize(stage: StageConfig): number {
   const raw = stage.engine_args['tensor_parallel_size'];
   if (raw === null || raw === undefined || raw === 0 || raw === '' || raw === false) return 1;
   let value: number | undefined;
-  if (typeof raw === 'number' && Number.isFinite(raw)) value = Math.trunc(raw);
+  if (typeof raw === 'number' && Number.isInteger(raw)) value = raw;
   else if (typeof raw === 'string' && /^\s*[+-]?\d+\s*$/.test(raw)) value = Number.parseInt(raw, 10);
   else if (raw === true) value = 1; // Python: int(True) == 1
-  if (value === undefined || value < 1) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `tensor_parallel_size must be a positive integer, got ${JSON.stringify(raw)}.`, {
+  if (value === undefined || value < 1 || value > PLAN_LIMITS.maxParallelSize) {
+    throw invalidValue({
+      what: 'tensor_parallel_size',
+      expected: `an integer from 1 to ${PLAN_LIMITS.maxParallelSize}`,
+      got: raw,
       location: stage.locations.at('engine_args.tensor_parallel_size'),
       hint: 'Set engine_args.tensor_parallel_size to the number of GPUs one replica shards the model over (e.g. 2), or remove it for 1.',
       context: { stage_id: stage.stage_id },

@@ -2,6 +2,9 @@
  * Suggestions for misspelt configuration keys and names ("did you mean `num_replicas`?").
  */
 
+/** Inputs longer than this get no suggestion (the cost is quadratic in the length). */
+const MAX_SUGGESTION_INPUT = 128;
+
 /** Optimal string alignment distance: Levenshtein plus transposition of two adjacent characters. */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
@@ -34,6 +37,8 @@ export function editDistance(a: string, b: string): number {
 export function suggestions(input: string, candidates: Iterable<string>, max = 3): string[] {
   const norm = (s: string): string => s.toLowerCase().replace(/-/g, '_');
   const needle = norm(input);
+  // Keys are short; comparing a huge string against every candidate would cost seconds for nothing.
+  if (needle.length > MAX_SUGGESTION_INPUT) return [];
   const limit = Math.max(1, Math.floor(needle.length / 3));
   const scored: { candidate: string; distance: number }[] = [];
   for (const candidate of new Set(candidates)) {

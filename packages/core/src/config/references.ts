@@ -52,6 +52,20 @@ export function checkStageReferences(
         });
       }
     }
+    checkEdgeMatchesInputs(edge, i, seen.get(edge.to), top.locations);
+  });
+}
+
+/** An edge tunes the data flow between two stages, so the receiving stage must read the sender. */
+function checkEdgeMatchesInputs(edge: EdgeConfig, i: number, to: StageConfig | undefined, locations: LocationIndex): void {
+  if (to === undefined || to.engine_input_source.includes(edge.from)) return;
+  const inputs = to.engine_input_source;
+  const reads = inputs.length === 0 ? 'takes the request as its input' : `takes input from stage${inputs.length > 1 ? 's' : ''} ${inputs.join(', ')} only`;
+  throw new OmniError('OMNI_CONFIG_CONNECTOR', `Edge ${i} (${edge.from} → ${edge.to}) contradicts engine_input_source: stage ${edge.to} ${reads}.`, {
+    location: locations.at(['edges', i]),
+    related: [to.locations.at('engine_input_source')],
+    hint: `Remove the edge, or add stage ${edge.from} to stage ${edge.to}'s inputs (engine_input_source: [${[...inputs, edge.from].sort((a, b) => a - b).join(', ')}]).`,
+    context: { stage_id: edge.to },
   });
 }
 

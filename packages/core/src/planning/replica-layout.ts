@@ -1,4 +1,5 @@
 import type { StageConfig } from '../config/types.js';
+import { PLAN_LIMITS } from '../limits.js';
 import { OmniError } from '../errors.js';
 import { splitDevicesForReplicas } from './split-devices.js';
 
@@ -94,10 +95,10 @@ function replicaCount(stage: StageConfig, idx: number, allowZero: boolean): numb
       { ...where, hint: 'set runtime.num_replicas to a whole number such as 1 or 2' },
     );
   }
-  if (count < 0) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${idx}: num_replicas must be >= 0, got ${count}.`, {
+  if (count < 0 || count > PLAN_LIMITS.maxReplicas) {
+    throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${idx}: num_replicas must be between 0 and ${PLAN_LIMITS.maxReplicas}, got ${count}.`, {
       ...where,
-      hint: 'set runtime.num_replicas to 1 or more',
+      hint: `set runtime.num_replicas to 1 or more (at most ${PLAN_LIMITS.maxReplicas})`,
     });
   }
   return allowZero ? count : Math.max(1, count);

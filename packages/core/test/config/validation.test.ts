@@ -277,6 +277,27 @@ describe('cross-stage references', () => {
   });
 });
 
+describe('edges against engine_input_source', () => {
+  it('refuses an edge between stages that exchange no data', async () => {
+    const text = yaml`
+      stage_args:
+        - stage_id: 0
+        - stage_id: 1
+          engine_input_source: [0]
+        - stage_id: 2
+          engine_input_source: [1]
+      runtime:
+        edges:
+          - { from: 0, to: 1 }
+          - { from: 0, to: 2 }
+    `;
+    const err = await rejection(load(text));
+    expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_CONNECTOR', 'pipeline.yaml:10:7']);
+    expect(err.message).toBe('Edge 1 (0 → 2) contradicts engine_input_source: stage 2 takes input from stage 1 only.');
+    expect(err.hint).toContain('engine_input_source: [0, 1]');
+  });
+});
+
 describe('legacy normalisation', () => {
   it('applies defaults, stringifies env like Python and keeps extras', async () => {
     const config = await load(yaml`
