@@ -3,6 +3,7 @@
  * not. Written by `npm run docs:errors`; a test fails when the committed page differs.
  */
 import { ERROR_CATALOGUE, WARNING_CATALOGUE } from './errors.js';
+import { CONFIG_LIMITS, PLAN_LIMITS } from './limits.js';
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|');
 const sentence = (text: string): string => {
@@ -35,6 +36,16 @@ export function renderErrorDocs(): string {
     '| Code | When | Severity | How to fix |',
     '| --- | --- | --- | --- |',
     ...Object.entries(WARNING_CATALOGUE).map(([code, w]) => `| \`${code}\` | ${cell(sentence(w.summary))} | warning | ${cell(w.fix)} |`),
+    '',
+    '## Limits',
+    '',
+    'Inputs past these limits are refused with `OMNI_CONFIG_PARSE` (or `OMNI_CONFIG_OVERRIDE_INVALID`) and',
+    '`OMNI_CONFIG_INVALID` at the offending position, so that no input can take more than about a second',
+    'or unbounded memory (packages/core/src/limits.ts).',
+    '',
+    '| Limit | Value |',
+    '| --- | --- |',
+    ...Object.entries({ ...CONFIG_LIMITS, ...PLAN_LIMITS }).map(([name, value]) => `| \`${name}\` | ${value} |`),
     '',
   ];
   return lines.join('\n');

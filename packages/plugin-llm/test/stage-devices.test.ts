@@ -11,7 +11,6 @@ describe('getStageTpSize (b.16)', () => {
     [0, 1],
     [1, 1],
     [4, 4],
-    [2.7, 2],
     ['2', 2],
   ])('tensor_parallel_size %j → %i', (tp, expected) => {
     const engine_args = tp === undefined ? {} : { tensor_parallel_size: tp };
@@ -26,7 +25,7 @@ describe('getStageTpSize (b.16)', () => {
     expect(getStageTpSize(stage)).toBe(2);
   });
 
-  it.each([['two'], [-2], [[2]]])('rejects %j at the key location', (tp) => {
+  it.each([['two'], [-2], [[2]], [2.7], [1.5], [65537], [1e308]])('rejects %j at the key location (fractions and sizes past 65536 too)', (tp) => {
     const stage = stageAt({ stage_id: 3, engine_args: { tensor_parallel_size: tp } }, { 'engine_args.tensor_parallel_size': [9, 30] });
     const err = thrown(() => getStageTpSize(stage)) as OmniError;
     expect(err).toBeInstanceOf(OmniError);

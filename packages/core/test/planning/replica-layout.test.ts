@@ -49,10 +49,10 @@ describe('computeReplicaLayout', () => {
     expect(computeReplicaLayout([s], { devicesPerReplica: tpOf }).replicasPerStage).toEqual([1]);
   });
 
-  it('rejects a negative count with OMNI_CONFIG_INVALID at runtime.num_replicas', () => {
-    const err = catchOmni(() => computeReplicaLayout([stage(0, {}), stage(1, { num_replicas: -1 })], { devicesPerReplica: tpOf }));
+  it.each([-1, 4097, 1e9])('rejects a count of %d (below 0 or past 4096) with OMNI_CONFIG_INVALID at runtime.num_replicas', (count) => {
+    const err = catchOmni(() => computeReplicaLayout([stage(0, {}), stage(1, { num_replicas: count })], { devicesPerReplica: tpOf }));
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
-    expect(err.message).toBe('Stage 1: num_replicas must be >= 0, got -1.');
+    expect(err.message).toBe(`Stage 1: num_replicas must be between 0 and 4096, got ${count}.`);
     expect(err.location).toEqual({ file: FILE, line: 13, col: 21 });
     expect(err.hint).toBeDefined();
   });
