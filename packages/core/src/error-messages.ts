@@ -26,6 +26,11 @@ export function describeValue(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+/** The first dozen of `items`, and how many more there are. */
+function listSome(items: readonly string[], max = 12): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+}
+
 /** Where and what for {@link invalidValue} and {@link unknownKey}. */
 export interface ValueProblem {
   /** The key as the user reads it: `engine_args.tensor_parallel_size`, `--stage-overrides`. */
@@ -53,6 +58,6 @@ export function unknownKey(problem: ValueProblem & { key: string; known: Iterabl
   return new OmniError(problem.code ?? 'OMNI_CONFIG_UNKNOWN_KEY', `${problem.what} has an unknown key \`${shown}\`.`, {
     ...(problem.location ? { location: problem.location } : {}),
     ...(problem.context ? { context: problem.context } : {}),
-    hint: close.length > 0 ? `Did you mean \`${close[0]}\`? Known keys: ${known.join(', ')}.` : `Known keys: ${known.join(', ')}.`,
+    hint: close.length > 0 ? `Did you mean \`${close[0]}\`?` : `Known keys: ${listSome(known)}.`,
   });
 }

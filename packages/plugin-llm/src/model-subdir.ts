@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { OmniError, diagnostic } from '@omnistage/core';
+import { diagnostic, invalidValue } from '@omnistage/core';
 import type { Diagnostic, EngineArgs, StageConfig } from '@omnistage/core';
 import { pyPathJoin } from './python-compat.js';
 
@@ -31,7 +31,10 @@ function subdirValue(stage: StageConfig, engineArgs: EngineArgs, key: 'model_sub
   const raw = engineArgs[key];
   if (raw === null || raw === undefined) return null;
   if (typeof raw === 'string') return raw;
-  throw new OmniError('OMNI_CONFIG_INVALID', `${key} must be a string (a path relative to the model directory), got ${JSON.stringify(raw)}.`, {
+  throw invalidValue({
+    what: key,
+    expected: 'a string (a path relative to the model directory)',
+    got: raw,
     location: stage.locations.at(`engine_args.${key}`),
     hint: `Write engine_args.${key} as a relative directory name, e.g. ${key}: "thinker".`,
     context: { stage_id: stage.stage_id },

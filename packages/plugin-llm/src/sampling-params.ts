@@ -1,4 +1,4 @@
-import { OmniError, suggestions } from '@omnistage/core';
+import { invalidValue, unknownKey } from '@omnistage/core';
 import type { StageConfig } from '@omnistage/core';
 
 /**
@@ -153,28 +153,14 @@ export function validateLlmSamplingParams(stage: StageConfig): void {
     const path = `default_sampling_params.${key}`;
     // Keys are data: `constructor` or `toString` must not find Object.prototype members.
     const type = Object.hasOwn(VLLM_SAMPLING_PARAM_FIELDS, key) ? VLLM_SAMPLING_PARAM_FIELDS[key] : undefined;
+    const where = { location: stage.locations.at(path), context: { stage_id: stage.stage_id, key } };
     if (type === undefined) {
-      const suggestion = suggestions(key, Object.keys(VLLM_SAMPLING_PARAM_FIELDS), 1)[0];
-      throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${stage.stage_id}: '${key}' is not a vLLM sampling parameter.`, {
-        location: stage.locations.at(path),
-        hint:
-          suggestion === undefined
-            ? `Remove it, or use one of vLLM's SamplingParams fields (e.g. temperature, top_p, top_k, max_tokens, seed, stop_token_ids).`
-            : `Did you mean '${suggestion}'?`,
-        context: { stage_id: stage.stage_id, key },
-      });
+      // Upstream builds SamplingParams(**d): an unknown field is a config error there too.
+      throw unknownKey({ ...where, code: 'OMNI_CONFIG_INVALID', what: `Stage ${stage.stage_id}: default_sampling_params`, key, known: Object.keys(VLLM_SAMPLING_PARAM_FIELDS) });
     }
     const expected = mismatch(type, value);
     if (expected !== undefined) {
-      throw new OmniError(
-        'OMNI_CONFIG_INVALID',
-        `Stage ${stage.stage_id}: sampling parameter '${key}' must be ${expected}, got ${JSON.stringify(value)}.`,
-        {
-          location: stage.locations.at(path),
-          hint: `Fix default_sampling_params.${key}; vLLM's SamplingParams.${key} expects ${expected}.`,
-          context: { stage_id: stage.stage_id, key },
-        },
-      );
+      throw invalidValue({ ...where, what: `Stage ${stage.stage_id}: sampling parameter '${key}'`, expected, got: value, hint: `Fix default_sampling_params.${key}; vLLM's SamplingParams.${key} expects ${expected}.` });
     }
   }
 }

@@ -50,15 +50,15 @@ describe('validateLlmSamplingParams', () => {
     const err = thrown(() => validateLlmSamplingParams(stage)) as OmniError;
     expect(err).toBeInstanceOf(OmniError);
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
-    expect(err.message).toContain("'temprature'");
+    expect(err.message).toBe('Stage 1: default_sampling_params has an unknown key `temprature`.');
     expect(err.location).toEqual({ file: FILE, line: 31, col: 7 });
-    expect(err.hint).toBe("Did you mean 'temperature'?");
+    expect(err.hint).toBe('Did you mean `temperature`?');
     expect(err.context).toMatchObject({ stage_id: 1, key: 'temprature' });
   });
 
   it('suggests max_tokens for max_new_tokens and falls back to a list when nothing is close', () => {
     const near = thrown(() => validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { max_new_tokens: 5 } }))) as OmniError;
-    expect(near.hint).toBe("Did you mean 'max_tokens'?");
+    expect(near.hint).toBe('Did you mean `max_tokens`?');
     const far = thrown(() => validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { num_inference_steps: 50 } }))) as OmniError;
     expect(far.hint).not.toContain('Did you mean');
     expect(far.hint).toContain('temperature');
