@@ -30,7 +30,17 @@ export interface Session {
  * Reads the pipeline file, loads the built-in plugins plus those named in the file (`plugins:`)
  * and on the command line (`--plugin`), and collects the plan options. Starts nothing.
  */
-export async function openSession(file: string, values: CliValues, logger: Logger, runId?: string): Promise<Session> {
+/** `--diffusion-batch-size`, checked: a positive integer or nothing. */
+function diffusionBatchSize(values: CliValues): number | undefined {
+  const given = values['diffusion-batch-size'];
+  if (given === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(given)) {
+    throw new OmniError('OMNI_USAGE', `--diffusion-batch-size must be a positive integer, got "${given}"`, { hint: 'e.g. --diffusion-batch-size 4' });
+  }
+  return Number(given);
+}
+
+export async function openSession(file: string, values: CliValues, logger: Logger, purpose: 'plan' | 'launch' = 'plan'): Promise<Session> {
   const { platform, detectedDeviceCount } = detectPlatform(values.platform, process.env);
   const config = await loadPipelineConfig(file, {
     platform,
@@ -44,27 +54,21 @@ export async function openSession(file: string, values: CliValues, logger: Logge
     ],
     dirname(config.file),
   );
+  const batch = diffusionBatchSize(values);
   const omni = new Omnistage({
     logger,
     ...(values['lock-dir'] === undefined ? {} : { lockDir: values['lock-dir'] }),
-    plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), pythonPlugin(), ...external],
+    // Stage-type flags are the plugins' options: core knows no stage type.
+    plugins: [llmPlugin(values.tokenizer === undefined ? {} : { tokenizer: values.tokenizer }), diffusionPlugin(batch === undefined ? {} : { batchSize: batch }), kvConnectorPlugin(), pythonPlugin(), ...external],
   });
-  const diffusionBatch = values['diffusion-batch-size'];
-  if (diffusionBatch !== undefined && !/^[1-9]\d*$/.test(diffusionBatch)) {
-    throw new OmniError('OMNI_USAGE', `--diffusion-batch-size must be a positive integer, got "${diffusionBatch}"`, {
-      hint: 'e.g. --diffusion-batch-size 4',
-    });
-  }
   const planOptions: PlanOptions = {
     platform,
     ...(detectedDeviceCount === undefined ? {} : { detectedDeviceCount }),
     ...(values.engine === undefined ? {} : { engine: values.engine }),
     ...(values.model === undefined ? {} : { model: values.model }),
-    ...(values.tokenizer === undefined ? {} : { tokenizer: values.tokenizer }),
     allowOvercommit: values['allow-overcommit'] ?? false,
     noInline: values['no-inline'] ?? false,
-    ...(diffusionBatch === undefined ? {} : { diffusionBatchSize: Number(diffusionBatch) }),
-    ...(runId === undefined ? {} : { runId, purpose: 'launch' as const }),
+    purpose,
   };
   return {
     omni,

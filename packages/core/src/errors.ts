@@ -91,8 +91,8 @@ export const ERROR_CATALOGUE = {
   },
   OMNI_PLUGIN_FAILED: {
     exitCode: 1,
-    summary: 'a plugin hook threw',
-    fix: 'Read the plugin and hook named in the message; fix the plugin or report it to its author.',
+    summary: 'plugin code threw (a hook, a stage-type or engine callback, an input processor or an event listener); exit 2 while planning, 1 at runtime',
+    fix: 'Read the plugin and callback named in the message; fix the plugin or report it to its author.',
   },
   OMNI_LOCK_TIMEOUT: {
     exitCode: 1,
@@ -307,6 +307,8 @@ export interface OmniErrorOptions {
   related?: SourceLocation[];
   context?: ErrorContext;
   cause?: unknown;
+  /** Overrides the catalogue's exit code (a plugin that failed while planning exits 2, at runtime 1). */
+  exitCode?: 1 | 2;
 }
 
 export class OmniError extends Error {
@@ -321,7 +323,7 @@ export class OmniError extends Error {
   constructor(code: ErrorCode, message: string, options: OmniErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.exitCode = ERROR_CATALOGUE[code].exitCode;
+    this.exitCode = options.exitCode ?? ERROR_CATALOGUE[code].exitCode;
     this.hint = options.hint;
     this.location = options.location;
     this.related = options.related ?? [];

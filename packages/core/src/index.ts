@@ -71,14 +71,17 @@ export { compareDeviceIds, sortDeviceIds, splitDeviceList, uniqueDeviceIds } fro
 export { Omnistage } from './omnistage.js';
 export { defaultLockDir } from './locks/paths.js';
 export type { OmnistageOptions } from './omnistage.js';
-export { ANY_STAGE_TYPE, definePlugin } from './plugin.js';
-export type { EngineDefinition, OmnistagePlugin, StageTypeDefinition } from './plugin.js';
+export { definePlugin } from './plugin.js';
+export type { OmnistagePlugin } from './plugin.js';
+export { ANY_STAGE_TYPE } from './plugins/definition-types.js';
+export type { EngineDefinition, StageTypeDefinition } from './plugins/definition-types.js';
+export type { PluginApi, PluginEvents } from './plugins/plugin-api.js';
 export { loadPlugins } from './plugin-loader.js';
 export type { PluginFactoryContext, PluginRequest } from './plugin-loader.js';
 export { CORE_VERSION, satisfiesRange } from './version.js';
 export type { HeldDeviceLocks, OmniHooks } from './hooks/hooks.js';
-export { STAGE_CONNECTOR, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';
-export type { PlanContext, PlanOptions, ReplicaContext, ReplicaRuntime } from './hooks/contexts.js';
+export { STAGE_BUILTIN, STAGE_CONNECTOR, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';
+export type { PlanContext, PlanOptions, ReplicaContext, ReplicaRuntime, StageLayout } from './hooks/contexts.js';
 export type { ReplicaConnection, ReplicaExit, ReplicaOutputChunk, ReplicaProcessHandle, ReplicaRequest } from './hooks/replica-handles.js';
 export { EventBus } from './events/event-bus.js';
 export { REPLICA_PHASES } from './events/types.js';
@@ -86,9 +89,9 @@ export type { OmniEvent, OmniEventOf, OmniEventPayload, OmniEventType, ReplicaPh
 export { writeEventsAsJsonLines } from './events/json-lines-writer.js';
 
 // Bring-up and teardown
-export { PLAN_ONLY_RUN_ID, planPipeline } from './orchestrate/plan-pipeline.js';
-export { bringUp } from './orchestrate/bring-up.js';
-export type { BringUpOptions } from './orchestrate/bring-up.js';
+export { PLAN_ONLY_RUN_ID, planPipeline } from './pipeline/plan-pipeline.js';
+export { bringUp } from './pipeline/bring-up.js';
+export type { BringUpOptions } from './pipeline/bring-up.js';
 export { RunningPipeline } from './orchestrate/running-pipeline.js';
 export type { ReplicaDeathHandler, StartedReplica } from './orchestrate/running-pipeline.js';
 export { planToJson, planToTable } from './orchestrate/plan-json.js';
@@ -108,7 +111,7 @@ export { describeHolder, readLockHolder } from './locks/holder.js';
 export type { LockHolder } from './locks/holder.js';
 export { LOCK_DIR_ENV } from './locks/paths.js';
 export { launchProcess } from './launch/launch-process.js';
-export type { LaunchOptions, LaunchedProcess, OutputStream, ProcessExit } from './launch/launch-process.js';
+export type { LaunchOptions, LaunchedProcess, OutputStream } from './launch/launch-process.js';
 export { setprivPath } from './launch/setpriv.js';
 export { CONTROL_ENV, PROTOCOL_VERSION, controlEnv, encodeMessage, parseOrchestratorMessage, parseWorkerMessage } from './control/protocol.js';
 export type { ControlMessage, JsonObject, JsonValue, OrchestratorMessage, WorkerMessage } from './control/protocol.js';

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type WorkerSpec } from '@omnistage/core';
+import { STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type StageConfig, type StageMetadata, type WorkerSpec } from '@omnistage/core';
 import { normalizeDiffusionAttentionConfig } from './attention-config.js';
 import { checkDiffusionDeviceCount } from './device-count.js';
 import { getDiffusionDevicesPerReplica } from './devices-per-replica.js';
@@ -19,7 +19,33 @@ export const DIFFUSION_ENGINE_ARGS_ENV = 'OMNISTAGE_ENGINE_ARGS';
  * time, diffusion sampling params, and — unlike upstream outside head mode — device init locks
  * sized by the world size. Engine `reference` renders PNGs deterministically on a CPU.
  */
-export function diffusionPlugin(): OmnistagePlugin {
+export interface DiffusionPluginOptions {
+  /** Requests batched together by diffusion engines (the CLI's `--diffusion-batch-size`); sets `engine_args.batch_size`. */
+  batchSize?: number;
+}
+
+/** Upstream only resolves hooks that are truthy; an empty string means "no hook". */
+function hookOrNull(value: string | null): string | null {
+  return value === null || value === '' ? null : value;
+}
+
+/**
+ * What upstream's `extract_stage_metadata` does differently for diffusion stages (spec b.12):
+ * no `engine_output_type`, never comprehension or multimodal, no `prompt_expand_func`, but a
+ * `cfg_kv_collect_func`.
+ */
+export function diffusionStageMetadata(metadata: StageMetadata, stage: StageConfig): StageMetadata {
+  return {
+    ...metadata,
+    engine_output_type: null,
+    is_comprehension: false,
+    requires_multimodal_data: false,
+    prompt_expand_func: null,
+    cfg_kv_collect_func: hookOrNull(stage.cfg_kv_collect_func),
+  };
+}
+
+export function diffusionPlugin(options: DiffusionPluginOptions = {}): OmnistagePlugin {
   return definePlugin({
     name: DIFFUSION_PLUGIN_NAME,
     apply(omni) {
@@ -46,6 +72,10 @@ export function diffusionPlugin(): OmnistagePlugin {
         engineArgsJsonSchema: diffusionEngineArgsJsonSchema,
       });
 
+      omni.hooks.extractMetadata
+        .for('diffusion')
+        .tapPromise({ name: DIFFUSION_PLUGIN_NAME, stage: STAGE_TYPE }, async (metadata, ctx) => diffusionStageMetadata(metadata, ctx.stage));
+
       omni.hooks.buildArgs.tapPromise({ name: DIFFUSION_PLUGIN_NAME, stage: STAGE_TYPE }, async (args, ctx) => {
         if (ctx.stage.stage_type !== 'diffusion') return args;
         // b.28: too few devices for the world size is a plan error (not swallowed).
@@ -59,7 +89,7 @@ export function diffusionPlugin(): OmnistagePlugin {
             { stage_id: ctx.stage.stage_id },
           );
         }
-        if (ctx.plan.options.diffusionBatchSize !== undefined) out['batch_size'] = ctx.plan.options.diffusionBatchSize;
+        if (options.batchSize !== undefined) out['batch_size'] = options.batchSize;
         return out;
       });
 

@@ -1,4 +1,5 @@
-export { DIFFUSION_PLUGIN_NAME, REFERENCE_DIFFUSION_WORKER, diffusionPlugin } from './diffusion-plugin.js';
+export { DIFFUSION_PLUGIN_NAME, REFERENCE_DIFFUSION_WORKER, diffusionPlugin, diffusionStageMetadata } from './diffusion-plugin.js';
+export type { DiffusionPluginOptions } from './diffusion-plugin.js';
 export { diffusionWorldSize } from './world-size.js';
 export type { ParallelConfigLocator } from './world-size.js';
 export { getDiffusionDevicesPerReplica } from './devices-per-replica.js';

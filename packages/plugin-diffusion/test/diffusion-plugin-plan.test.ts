@@ -25,6 +25,29 @@ stage_args:
 `;
 
 describe('diffusion stages in a plan', () => {
+  it('get upstream\'s diffusion metadata (no output type, not comprehension, no multimodal data, keeps cfg_kv_collect_func) from the plugin\'s tap', async () => {
+    const p = await plan(`
+stage_args:
+  - stage_id: 1
+    stage_type: diffusion
+    is_comprehension: true
+    prompt_expand_func: ./hooks.js#expand
+    cfg_kv_collect_func: ./hooks.js#collect
+    runtime: { devices: "0", requires_multimodal_data: true }
+    engine_args: { model_stage: dit, engine_output_type: image }
+`);
+    expect(p.stages[0]!.replicas[0]!.metadata).toMatchObject({
+      stage_type: 'diffusion',
+      model_stage: 'dit',
+      engine_output_type: null,
+      is_comprehension: false,
+      requires_multimodal_data: false,
+      prompt_expand_func: null,
+      cfg_kv_collect_func: './hooks.js#collect',
+      replica_id: 0,
+    });
+  });
+
   it('give each replica a world-size slice and lock all of it', async () => {
     const p = await plan(TWO_REPLICAS);
     const stage = p.stages[0]!;

@@ -20,6 +20,11 @@ interface PlanState {
   ports: Map<string, KvPortAssignment> | null;
 }
 
+/** Replicas the plan gives a stage (at least 1). */
+function replicasOf(ctx: ReplicaContext, stageId: number): number {
+  return Math.max(1, ctx.layout.find((l) => l.stage_id === stageId)?.num_replicas ?? 1);
+}
+
 function positiveInt(v: unknown): number {
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : 1;
 }
@@ -40,18 +45,16 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
 
   const vllmPorts = (ctx: ReplicaContext, s: PlanState): Map<string, KvPortAssignment> => {
     if (!s.ports) {
-      const config = ctx.plan.config;
+      // One port block per planned replica: the replica counts are the plan's (ctx.layout), not re-derived.
       s.ports = allocateKvPorts(
-        config.stages.map((st) => ({
-          stage_id: st.stage_id,
-          replica_id: 0,
-          dp_size: positiveInt(st.engine_args['data_parallel_size']),
-          tp_size: positiveInt(st.engine_args['tensor_parallel_size']) * positiveInt(st.engine_args['pipeline_parallel_size']),
-        })).flatMap((r) => {
-          const stage = config.stages.find((st) => st.stage_id === r.stage_id)!;
-          const count = Math.max(1, stage.runtime.num_replicas);
-          return Array.from({ length: count }, (_, i) => ({ ...r, replica_id: i }));
-        }),
+        ctx.plan.config.stages.flatMap((st) =>
+          Array.from({ length: replicasOf(ctx, st.stage_id) }, (_, i) => ({
+            stage_id: st.stage_id,
+            replica_id: i,
+            dp_size: positiveInt(st.engine_args['data_parallel_size']),
+            tp_size: positiveInt(st.engine_args['tensor_parallel_size']) * positiveInt(st.engine_args['pipeline_parallel_size']),
+          })),
+        ),
         options.kvBasePort ?? 20000,
       );
     }
@@ -85,7 +88,7 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
         const cls = typeof cfg?.['type'] === 'string' ? cfg['type'] : null;
         if (ctx.engine === 'vllm' && cls && isVllmKvConnector(cls) && from !== null && to !== null) {
           const role = cfg?.['role'] === 'receiver' ? 'receiver' : 'sender';
-          const count = (id: string): number => Math.max(1, config.stages.find((st) => String(st.stage_id) === id)?.runtime.num_replicas ?? 1);
+          const count = (id: string): number => replicasOf(ctx, Number(id));
           const senders = count(from);
           const { type: _type, role: _role, ...extra } = cfg ?? {};
           const kv = vllmKvTransferConfig({

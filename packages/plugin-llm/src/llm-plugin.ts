@@ -16,6 +16,8 @@ export interface LlmPluginOptions {
   vllmCommand?: string;
   /** First port of `vllm` replicas: replica r of stage at index i listens on base + 100·i + r (default 18100). */
   vllmBasePort?: number;
+  /** Tokenizer given to every stage that does not name its own (the CLI's `--tokenizer`). */
+  tokenizer?: string;
 }
 
 /** Path of the reference LLM worker script (compiled next to this file). */
@@ -56,7 +58,7 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
           {
             model: ctx.plan.model ?? '',
             platform: ctx.plan.platform,
-            cliTokenizer: ctx.plan.options.tokenizer ?? null,
+            cliTokenizer: options.tokenizer ?? null,
             baseEnv: ctx.plan.options.env ?? process.env,
           },
         );
@@ -113,13 +115,8 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
             group_shim: true,
           };
         },
-      });
-
-      // `vllm serve` replicas speak HTTP: wait for /v1/models, then talk OpenAI completions.
-      omni.hooks.attach.tapPromise({ name: LLM_PLUGIN_NAME, stage: STAGE_TYPE }, async (proc, rt) => {
-        const { replica } = rt;
-        if (replica.stage_type !== 'llm' || replica.engine !== 'vllm' || replica.worker.attach !== 'http') return undefined;
-        return attachVllmServe(proc, rt);
+        // `vllm serve` replicas speak HTTP: wait for /v1/models, then talk OpenAI completions.
+        attach: async (proc, rt) => (rt.replica.worker.attach === 'http' ? attachVllmServe(proc, rt) : undefined),
       });
     },
   });

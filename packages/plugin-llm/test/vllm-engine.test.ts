@@ -121,7 +121,7 @@ async function up(omni: Omnistage, text: string, plan: PlanOptions = {}, opts: {
   const runId = `test-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const config = await loadPipelineConfig({ text, path: '/cfg/vllm-pipeline.yaml' });
   const initPlan = await planPipeline(omni, config, { platform: 'cpu', model: MODEL, purpose: 'launch', runId, ...plan });
-  const pipeline = await bringUp(omni, initPlan, { runId, stopGraceMs: 2_000, ...opts });
+  const pipeline = await bringUp(omni, initPlan, { stopGraceMs: 2_000, ...opts });
   cleanups.push(() => pipeline.stop('test cleanup'));
   return { plan: initPlan, pipeline, runId };
 }
@@ -575,10 +575,13 @@ describe('engine vllm: attach', () => {
     TIMEOUT,
   );
 
-  it('leaves replicas of other engines to core (the tap passes)', async () => {
+  it('leaves replicas of other engines to core (the engine attach is the vllm engine\'s alone, and passes on a control worker)', async () => {
     const omni = new Omnistage({ plugins: [llmPlugin()] });
-    const replica = { stage_type: 'llm', engine: 'reference', worker: { attach: 'control' } };
+    expect(omni.definitions.engine('llm', 'reference')?.attach).toBeUndefined();
+    const replica = { stage_type: 'llm', engine: 'vllm', worker: { attach: 'control' } };
     const runtime = { replica, signal: new AbortController().signal, deadline: Date.now() + 1000 };
-    expect(await omni.hooks.attach.promise({} as unknown as ReplicaProcessHandle, runtime as unknown as ReplicaRuntime)).toBeUndefined();
+    const attach = omni.definitions.engine('llm', 'vllm')?.attach;
+    expect(attach).toBeTypeOf('function');
+    expect(await attach!({} as unknown as ReplicaProcessHandle, runtime as unknown as ReplicaRuntime)).toBeUndefined();
   });
 });

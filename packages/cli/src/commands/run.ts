@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { OmniError, bringUp, type BalancePolicy, formatError, newRunId, toOmniError, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
+import { OmniError, bringUp, type BalancePolicy, formatError, toOmniError, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
 import { recordOutput, type RunOutputRecord } from '../output-writer.js';
 import { openSession, planSession } from '../session.js';
@@ -47,8 +47,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   const inputs = readInputs(values);
   const balance = balanceOption(values);
   const outDir = values.out ?? 'omnistage-out';
-  const runId = newRunId();
-  const session = await openSession(file, values, logger, runId);
+  const session = await openSession(file, values, logger, 'launch');
   const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};
   const cancel = new AbortController();
   // Every concurrent request listens on the one cancel signal.
@@ -61,11 +60,9 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   process.on('SIGTERM', onSignal);
   let pipeline: RunningPipeline | null = null;
   try {
-    session.omni.events.setRunId(runId);
     const plan = await planSession(session);
     for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
     pipeline = await bringUp(session.omni, plan, {
-      runId,
       signal: cancel.signal,
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),

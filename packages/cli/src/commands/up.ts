@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { OmniError, bringUp, newRunId, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
+import { OmniError, bringUp, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
 import { openSession, planSession, type Session } from '../session.js';
 import { StatusDisplay } from '../status-display.js';
@@ -34,11 +34,9 @@ export function openEventsFile(session: Session, file: string): () => void {
 
 /** `omnistage up FILE`: bring up, show live status, stay up until a signal, tear down. */
 export async function upCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
-  const runId = newRunId();
-  const session = await openSession(file, values, logger, runId);
+  const session = await openSession(file, values, logger, 'launch');
   const closeEvents = values.events ? openEventsFile(session, values.events) : () => {};
   try {
-    session.omni.events.setRunId(runId);
     const plan = await planSession(session);
     for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
     const display = new StatusDisplay(plan);
@@ -59,7 +57,6 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
     });
     try {
       pipeline = await bringUp(session.omni, plan, {
-        runId,
         signal: cancel.signal,
         ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
         ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),

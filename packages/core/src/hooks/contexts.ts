@@ -12,8 +12,6 @@ export interface PlanOptions {
   engine?: string;
   /** `--model`: the model id or path (`vllm serve <model>`); wins over the file's `model:`. */
   model?: string;
-  /** `--tokenizer`: the CLI tokenizer (forwarded unless a stage owns one). */
-  tokenizer?: string;
   /** Turn device over-commit from a plan error into a warning. */
   allowOvercommit?: boolean;
   /** Fraction of each device kept free by admission (default 0). */
@@ -22,10 +20,11 @@ export interface PlanOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Devices found on the machine when the platform's device variable is unset. */
   detectedDeviceCount?: number;
-  /** Run id written into each replica's env; a placeholder when only planning. */
+  /**
+   * The run the plan is for (written into each replica's env and carried by the plan). Default: a
+   * fresh id when `purpose` is `launch`, a placeholder when only planning.
+   */
   runId?: string;
-  /** `--diffusion-batch-size`. */
-  diffusionBatchSize?: number;
   /** `--no-inline`: never run an engine inside the orchestrator. */
   noInline?: boolean;
   /**
@@ -49,9 +48,17 @@ export interface PlanContext {
   warn(diagnostic: Diagnostic): void;
 }
 
+/** One stage as the plan lays it out (known before any replica is planned). */
+export interface StageLayout {
+  readonly stage_id: number;
+  readonly num_replicas: number;
+}
+
 /** One replica while it is being planned (phases metadata → args → worker). */
 export interface ReplicaContext {
   readonly plan: PlanContext;
+  /** Every stage's replica count, as planned: plugins read it here instead of re-planning. */
+  readonly layout: readonly StageLayout[];
   /** This replica's stage config (replicas ≥ 1 get a copy with their device slice). */
   readonly stage: StageConfig;
   readonly replicaId: number;
@@ -81,4 +88,13 @@ export interface ReplicaRuntime {
   readonly deadline: number;
   readonly logger: Logger;
   readonly events: EventBus;
+  /**
+   * Says what the running tap waits for (e.g. `ready`) and, optionally, in words (`http://…/v1/models
+   * did not answer 200 yet`): a deadline, a cancel or the process exiting then names it.
+   */
+  progress(step: string, detail?: string): void;
+  /** Where the replica's output lines go (a spawn tap forwards its process's lines here). */
+  onLine(stream: 'stdout' | 'stderr', line: string): void;
+  /** Fails this replica now (e.g. a device lock it holds was lost); its signal aborts with `err`. */
+  fail(err: Error): void;
 }

@@ -1,4 +1,4 @@
-import { OmniError, isOmniError } from '../errors.js';
+import { OmniError, isOmniError, type ErrorContext } from '../errors.js';
 import type { OmniHooks } from './hooks.js';
 
 interface AnyTap {
@@ -11,26 +11,78 @@ interface Interceptable {
   intercept(interceptor: { register?: (tap: never) => unknown; factory?: (key: never, hook: never) => unknown }): void;
 }
 
+/** Hooks that run while a plan is computed: a plugin failing in them is a config-time failure (exit 2). */
+const PLANNING_HOOKS = new Set(['validateConfig', 'extractMetadata', 'buildArgs', 'resolveWorker', 'planned']);
+
+/** Where plugin code failed: the plugin, the callback (hook or definition method) and when. */
+export interface PluginCallSite {
+  plugin: string;
+  /** The hook or callback, e.g. `buildArgs`, `validateStage`, `stage type "tts" devicesPerReplica`. */
+  callback: string;
+  /** How the message names it, when not just `callback` (hooks: `hook "buildArgs"`). */
+  described?: string;
+  /** Config-time callbacks (planning) exit 2; runtime ones (bring-up, requests, events) exit 1. */
+  when: 'plan' | 'run';
+  /** Stage and replica the call was about, when there is one. */
+  context?: ErrorContext;
+}
+
 /**
- * Makes any error thrown by a plugin's tap name the plugin (tap name) and the hook. OmniErrors a
- * plugin throws on purpose (a config error with a location) keep their code and gain the context;
- * anything else becomes OMNI_PLUGIN_FAILED, so a user sees which plugin broke, not a stack trace.
+ * Makes any error thrown by plugin code name the plugin and the callback. OmniErrors a plugin
+ * throws on purpose (a config error with a location) keep their code and gain the context;
+ * anything else becomes OMNI_PLUGIN_FAILED, so a user sees which plugin broke, not "a bug in
+ * omnistage" or a stack trace.
  */
-export function annotatePluginError(err: unknown, plugin: string, hook: string): OmniError {
+export function pluginFailure(err: unknown, site: PluginCallSite): OmniError {
   if (isOmniError(err)) {
-    err.context.plugin ??= plugin;
-    err.context.hook ??= hook;
+    err.context.plugin ??= site.plugin;
+    err.context.hook ??= site.callback;
+    for (const [k, v] of Object.entries(site.context ?? {})) err.context[k] ??= v;
     return err;
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return new OmniError('OMNI_PLUGIN_FAILED', `plugin "${plugin}" failed in hook "${hook}": ${message}`, {
+  const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
+  const where = site.context?.stage_id === undefined ? '' : ` (stage ${site.context.stage_id}${site.context.replica_id === undefined ? '' : ` replica ${site.context.replica_id}`})`;
+  return new OmniError('OMNI_PLUGIN_FAILED', `plugin "${site.plugin}" failed in ${site.described ?? site.callback}${where}: ${message}`, {
     cause: err,
-    context: { plugin, hook },
-    hint: `this is a bug in plugin "${plugin}" or in how it is configured; run with --log-format json to see the stack`,
+    exitCode: site.when === 'plan' ? 2 : 1,
+    context: { ...site.context, plugin: site.plugin, hook: site.callback },
+    hint: `this is a bug in plugin "${site.plugin}" or in how it is configured; run with --log-format json to see the stack`,
   });
 }
 
+/** Hook errors name the tap (the plugin) and the hook; see {@link pluginFailure}. */
+export function annotatePluginError(err: unknown, plugin: string, hook: string): OmniError {
+  const base = hook.replace(/\(.*$/, '');
+  return pluginFailure(err, { plugin, callback: hook, described: `hook "${hook}"`, when: PLANNING_HOOKS.has(base) ? 'plan' : 'run' });
+}
+
+/**
+ * Wraps one plugin callback so whatever it throws (synchronously or as a rejection) is attributed
+ * by {@link pluginFailure}. `site` may be a function of the call's arguments (to name the stage).
+ */
+export function attributed<A extends unknown[], R>(fn: (...args: A) => R, site: PluginCallSite | ((...args: A) => PluginCallSite)): (...args: A) => R {
+  const siteOf = (args: A): PluginCallSite => (typeof site === 'function' ? site(...args) : site);
+  return (...args: A): R => {
+    let result: R;
+    try {
+      result = fn(...args);
+    } catch (e) {
+      throw pluginFailure(e, siteOf(args));
+    }
+    if (result instanceof Promise) {
+      return result.catch((e: unknown) => {
+        throw pluginFailure(e, siteOf(args));
+      }) as R;
+    }
+    return result;
+  };
+}
+
+/** Built-in taps (core's own lock, spawn, attach) are core, not a plugin: their errors stay as they are. */
+export const BUILTIN_TAP_PREFIX = 'omnistage:';
+
 function wrapTap(tap: AnyTap, hookName: string): AnyTap {
+  if (tap.name.startsWith(BUILTIN_TAP_PREFIX)) return tap;
   const fn = tap.fn;
   const wrap = (e: unknown): OmniError => annotatePluginError(e, tap.name, hookName);
   if (tap.type === 'promise') {

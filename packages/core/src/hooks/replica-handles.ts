@@ -1,4 +1,4 @@
-/** How a replica process ended. */
+/** How a replica process ended: exactly one of `code` / `signal` is set (both null if unknown). */
 export interface ReplicaExit {
   code: number | null;
   signal: string | null;

@@ -8,3 +8,5 @@ export const STAGE_TYPE = 0;
 export const STAGE_CONNECTOR = 100;
 /** User adjustments that must see everything else. */
 export const STAGE_USER = 200;
+/** Core's own lock, spawn and attach taps: after everything, so any plugin tap answers first. */
+export const STAGE_BUILTIN = 1_000_000;

@@ -7,12 +7,8 @@ import { LastLines } from './last-lines.js';
 import { trackGroup, untrackGroup } from './live-groups.js';
 import { resolveCommand } from './resolve-command.js';
 import { setprivPath } from './setpriv.js';
+import type { ReplicaExit } from '../hooks/replica-handles.js';
 
-/** How a replica process ended: exactly one of `code` / `signal` is set (both null if unknown). */
-export interface ProcessExit {
-  code: number | null;
-  signal: string | null;
-}
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -46,16 +42,16 @@ export interface LaunchedProcess {
   /** Whether a parent-death signal was armed (setpriv found and not disabled). */
   readonly pdeathsig: boolean;
   /** Resolves when the leader exited and its output was drained (capped at 250 ms). Never rejects. */
-  readonly exited: Promise<ProcessExit>;
+  readonly exited: Promise<ReplicaExit>;
   /** The exit status once known, else null. */
-  exitStatus(): ProcessExit | null;
+  exitStatus(): ReplicaExit | null;
   /** The last output lines, oldest first. */
   lastLines(): string[];
   /**
    * Closes stdin, SIGTERMs the whole group, waits up to `graceMs`, then SIGKILLs the group.
    * Resolves with the exit status; safe to call twice (the first call wins) and after exit.
    */
-  stop(graceMs: number): Promise<ProcessExit>;
+  stop(graceMs: number): Promise<ReplicaExit>;
   /** Sends `signal` to the whole group; false when the process already exited. */
   kill(signal: NodeJS.Signals): boolean;
 }
@@ -114,6 +110,37 @@ export function launchProcess(opts: LaunchOptions): LaunchedProcess {
 
   trackGroup(pid);
   const ring = new LastLines(opts.keepLastLines ?? DEFAULT_KEEP_LINES);
+  const { leaderExited, exited, status } = watchExit(subprocess, pid, ring, opts);
+
+  let stopping: Promise<ReplicaExit> | undefined;
+  const stop = async (graceMs: number): Promise<ReplicaExit> => {
+    if (status() === null) {
+      subprocess.stdin.end();
+      signalGroup(pid, 'SIGTERM');
+      if (!(await raceTimeout(leaderExited, graceMs))) signalGroup(pid, 'SIGKILL');
+    }
+    return exited;
+  };
+
+  return {
+    pid,
+    pdeathsig: setpriv !== null,
+    exited,
+    exitStatus: status,
+    lastLines: () => ring.snapshot(),
+    stop: (graceMs) => (stopping ??= stop(graceMs)),
+    kill: (signal) => status() === null && signalGroup(pid, signal),
+  };
+}
+
+type Subprocess = ReturnType<typeof execa<{ buffer: false; stdin: 'pipe'; stdout: 'pipe'; stderr: 'pipe'; reject: false }>>;
+
+/**
+ * Drains the child's output line by line into `ring` and `onLine`, and settles once when its
+ * leader exits (then kills what is left of its group); `exited` also waits, briefly, for the
+ * output to drain, so the last lines are in the ring.
+ */
+function watchExit(subprocess: Subprocess, pid: number, ring: LastLines, opts: LaunchOptions): { leaderExited: Promise<ReplicaExit>; exited: Promise<ReplicaExit>; status: () => ReplicaExit | null } {
   const onLine = (stream: OutputStream, line: string): void => {
     ring.push(line);
     try {
@@ -126,9 +153,9 @@ export function launchProcess(opts: LaunchOptions): LaunchedProcess {
   // Nobody writes to stdin; a worker exiting would otherwise surface EPIPE as an 'error' event.
   subprocess.stdin.on('error', () => undefined);
 
-  let status: ProcessExit | null = null;
-  const leaderExited = new Promise<ProcessExit>((resolve) => {
-    const settle = (exit: ProcessExit): void => {
+  let status: ReplicaExit | null = null;
+  const leaderExited = new Promise<ReplicaExit>((resolve) => {
+    const settle = (exit: ReplicaExit): void => {
       if (status !== null) return;
       status = exit;
       // Anything the worker left behind in its group (forked helpers) dies with it. The group id
@@ -149,25 +176,7 @@ export function launchProcess(opts: LaunchOptions): LaunchedProcess {
     return exit;
   });
 
-  let stopping: Promise<ProcessExit> | undefined;
-  const stop = async (graceMs: number): Promise<ProcessExit> => {
-    if (status === null) {
-      subprocess.stdin.end();
-      signalGroup(pid, 'SIGTERM');
-      if (!(await raceTimeout(leaderExited, graceMs))) signalGroup(pid, 'SIGKILL');
-    }
-    return exited;
-  };
-
-  return {
-    pid,
-    pdeathsig: setpriv !== null,
-    exited,
-    exitStatus: () => status,
-    lastLines: () => ring.snapshot(),
-    stop: (graceMs) => (stopping ??= stop(graceMs)),
-    kill: (signal) => status === null && signalGroup(pid, signal),
-  };
+  return { leaderExited, exited, status: () => status };
 }
 
 function buildArgv(resolved: string, opts: LaunchOptions, setpriv: string | null): { file: string; argv: string[] } {

@@ -1,10 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { OmniError, isOmniError, toOmniError } from '../errors.js';
-import type { Omnistage } from '../omnistage.js';
+import type { RunServices } from './run-services.js';
 import type { InputProcessorContext, StagePlan, StageResult } from '../planning/types.js';
 import { AsyncQueue } from './async-queue.js';
 import { defaultInputProcessor } from './input-processor.js';
-import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
+import type { StartedReplica } from './started-replica.js';
+import type { PayloadTracker } from '../connectors/payload-tracker.js';
+import type { InitPlan } from '../planning/types.js';
+
+/** What the router needs of a running pipeline (it never starts or stops anything). */
+export interface RoutedPipeline {
+  readonly plan: InitPlan;
+  readonly payloads: PayloadTracker | null;
+  /** Rejects when the pipeline fails. */
+  readonly failed: Promise<never>;
+  readonly stopping: boolean;
+  liveReplicas(stageId: number): StartedReplica[];
+}
 import { RouterPayloads } from '../connectors/router-payloads.js';
 
 /** How a stage's requests are spread over its replicas. */
@@ -81,15 +93,15 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
  * and the chunks of `final_output` stages stream back to the caller.
  */
 export class PipelineRouter {
-  readonly #omni: Omnistage;
-  readonly #pipeline: RunningPipeline;
+  readonly #services: RunServices;
+  readonly #pipeline: RoutedPipeline;
   readonly #options: Required<RouterOptions>;
   readonly #cursor = new Map<number, number>();
   readonly #inflight = new WeakMap<StartedReplica, number>();
   readonly #payloads: RouterPayloads;
 
-  constructor(omni: Omnistage, pipeline: RunningPipeline, options: RouterOptions = {}) {
-    this.#omni = omni;
+  constructor(services: RunServices, pipeline: RoutedPipeline, options: RouterOptions = {}) {
+    this.#services = services;
     this.#pipeline = pipeline;
     this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...options };
     this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
@@ -219,7 +231,7 @@ export class PipelineRouter {
       const replica = await this.#pickReplica(stage, exclude, signal);
       const { stage_id, replica_id } = replica.plan;
       // #pickReplica already counted it in-flight; the finally below uncounts it.
-      this.#omni.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
+      this.#services.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
       const startedAt = performance.now();
       let outcome: 'done' | 'aborted' | 'failed' = 'failed';
       let last: unknown = null;
@@ -247,7 +259,7 @@ export class PipelineRouter {
           const status = await describeExitOf(replica);
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
-            this.#omni.logger.warn(
+            this.#services.logger.warn(
               { stage: stage_id, replica: replica_id, pid: replica.process.pid, request: requestId },
               `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) died (${status}) during request ${requestId}; ` +
                 (others ? 'retrying it once on another replica' : 'retrying it once when the stage has a live replica again (restart)'),
@@ -265,7 +277,7 @@ export class PipelineRouter {
       } finally {
         this.#inflight.set(replica, (this.#inflight.get(replica) ?? 1) - 1);
         const duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
-        this.#omni.events.emit({ type: 'request:stage_end', request_id: requestId, stage_id, replica_id, outcome, duration_ms });
+        this.#services.events.emit({ type: 'request:stage_end', request_id: requestId, stage_id, replica_id, outcome, duration_ms });
       }
     }
   }

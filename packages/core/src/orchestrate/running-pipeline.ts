@@ -1,29 +1,22 @@
 import { setMaxListeners } from 'node:events';
 import { rm } from 'node:fs/promises';
-import type { Omnistage } from '../omnistage.js';
-import type { ReplicaConnection, ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import type { RunServices } from './run-services.js';
+import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import type { StartedReplica } from './started-replica.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
 import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
-import { PayloadTracker } from '../connectors/payload-tracker.js';
-import { connectorConfigOf } from '../connectors/connector-config.js';
-import type { RunConnector } from '../connectors/payload-connector.js';
-
-/** A replica that was started (and maybe attached) during this run. */
-export interface StartedReplica {
-  readonly plan: ReplicaPlan;
-  process: ReplicaProcessHandle;
-  connection: ReplicaConnection | null;
-  /** Set when teardown (or a restart) asked it to stop, so its exit is not reported as a failure. */
-  stopping: boolean;
-}
+export type { StartedReplica } from './started-replica.js';
+import type { PayloadTracker } from '../connectors/payload-tracker.js';
 
 /** Called when a ready replica exits without being asked to (the router decides: restart or fail). */
 export type ReplicaDeathHandler = (replica: StartedReplica, exit: ReplicaExit) => void;
 
 export interface RunningPipelineOptions {
-  runId: string;
+  /** Private directory of this run (control socket, owner record); removed at the end of teardown. */
   runDir: string;
+  /** The run's payload book (shared memory and plugin connector classes); swept at teardown. */
+  payloads: PayloadTracker;
   stopGraceMs: number;
   /** Closes the control endpoint; called once at the end of teardown. */
   closeControl: () => Promise<void>;
@@ -40,7 +33,7 @@ export class RunningPipeline {
   readonly plan: InitPlan;
   readonly runId: string;
   readonly runDir: string;
-  readonly #omni: Omnistage;
+  readonly #services: RunServices;
   readonly #options: RunningPipelineOptions;
   readonly #started: StartedReplica[] = [];
   #stopPromise: Promise<void> | null = null;
@@ -54,19 +47,15 @@ export class RunningPipeline {
   /** Shared-memory payloads of this run in flight between stages; swept at teardown. */
   readonly payloads: PayloadTracker;
 
-  constructor(omni: Omnistage, plan: InitPlan, options: RunningPipelineOptions) {
-    this.#omni = omni;
+  constructor(services: RunServices, plan: InitPlan, options: RunningPipelineOptions) {
+    this.#services = services;
     this.plan = plan;
-    this.runId = options.runId;
+    this.runId = plan.run_id;
     this.runDir = options.runDir;
     this.#options = options;
     // Restarts in flight listen on the stop signal; many replicas are normal, not a leak.
     setMaxListeners(0, this.#stopAbort.signal);
-    this.payloads = new PayloadTracker(options.runId, {
-      connectors: pluginConnectorsOf(omni, plan),
-      onError: (err, what) => omni.logger.warn({ err }, what),
-      onEvent: (event) => omni.events.emit(event),
-    });
+    this.payloads = options.payloads;
     this.failed = new Promise<never>((_, reject) => {
       this.#failed = reject;
     });
@@ -76,7 +65,7 @@ export class RunningPipeline {
 
   /** The pipeline's request router (created on first use; `options` apply only then). */
   router(options?: RouterOptions): PipelineRouter {
-    this.#router ??= new PipelineRouter(this.#omni, this, options);
+    this.#router ??= new PipelineRouter(this.#services, this, options);
     return this.#router;
   }
 
@@ -120,7 +109,7 @@ export class RunningPipeline {
     if (!this.#failedEmitted) {
       this.#failedEmitted = true;
       const c = err.context;
-      this.#omni.events.emit({
+      this.#services.events.emit({
         type: 'pipeline:failed',
         code: err.code,
         message: err.message,
@@ -134,7 +123,7 @@ export class RunningPipeline {
 
   #onExit(replica: StartedReplica, exit: ReplicaExit): void {
     const { stage_id, replica_id } = replica.plan;
-    this.#omni.events.emit({
+    this.#services.events.emit({
       type: 'replica:exit',
       stage_id,
       replica_id,
@@ -199,7 +188,7 @@ export class RunningPipeline {
   }
 
   async #teardown(reason: string): Promise<void> {
-    this.#omni.events.emit({ type: 'pipeline:stopping', reason });
+    this.#services.events.emit({ type: 'pipeline:stopping', reason });
     this.#stopAbort.abort(new OmniError('OMNI_CANCELLED', `the pipeline is stopping (${reason})`));
     // Downstream stages first (reverse stage order); replicas of a stage in parallel.
     const byStage = new Map<number, StartedReplica[]>();
@@ -211,7 +200,7 @@ export class RunningPipeline {
     for (const idx of [...byStage.keys()].sort((a, b) => b - a)) {
       await Promise.all(
         byStage.get(idx)!.map((r) =>
-          this.stopReplica(r).catch((err: unknown) => this.#omni.logger.error({ err, stage: r.plan.stage_id, replica: r.plan.replica_id }, 'stopping a replica failed')),
+          this.stopReplica(r).catch((err: unknown) => this.#services.logger.error({ err, stage: r.plan.stage_id, replica: r.plan.replica_id }, 'stopping a replica failed')),
         ),
       );
     }
@@ -219,24 +208,10 @@ export class RunningPipeline {
     try {
       await this.payloads.close();
     } catch (err) {
-      this.#omni.logger.warn({ err }, 'sweeping the payload files of the run failed');
+      this.#services.logger.warn({ err }, 'sweeping the payload files of the run failed');
     }
-    await this.#options.closeControl().catch((err: unknown) => this.#omni.logger.warn({ err }, 'closing the control endpoint failed'));
+    await this.#options.closeControl().catch((err: unknown) => this.#services.logger.warn({ err }, 'closing the control endpoint failed'));
     await rm(this.runDir, { recursive: true, force: true });
-    this.#omni.events.emit({ type: 'pipeline:stopped' });
+    this.#services.events.emit({ type: 'pipeline:stopped' });
   }
-}
-
-/** The plugin connector classes some stage of the plan names, with each stage's config of it. */
-function pluginConnectorsOf(omni: Omnistage, plan: InitPlan): RunConnector[] {
-  const byName = new Map<string, Record<number, Readonly<Record<string, unknown>>>>();
-  for (const stage of plan.stages) {
-    const config = connectorConfigOf(stage.replicas[0]?.engine_args ?? {});
-    const type = config?.['type'];
-    if (config === undefined || typeof type !== 'string' || omni.connector(type) === undefined) continue;
-    const configs = byName.get(type) ?? {};
-    configs[stage.stage_id] = config;
-    byName.set(type, configs);
-  }
-  return [...byName].map(([name, stageConfigs]) => ({ definition: omni.connector(name)!, stageConfigs }));
 }

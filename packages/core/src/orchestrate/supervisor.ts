@@ -1,6 +1,6 @@
 import { OmniError, toOmniError } from '../errors.js';
 import type { ReplicaExit } from '../hooks/replica-handles.js';
-import type { Omnistage } from '../omnistage.js';
+import type { RunServices } from './run-services.js';
 import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
 
 function describeExit(exit: ReplicaExit): string {
@@ -13,7 +13,7 @@ function describeExit(exit: ReplicaExit): string {
  * them dead. The pipeline keeps serving while every stage has a live (or restarting) replica; when a
  * stage has none left, the pipeline fails with an error naming the stage, replica and exit status.
  */
-export function superviseRestarts(omni: Omnistage, pipeline: RunningPipeline): void {
+export function superviseRestarts(omni: RunServices, pipeline: RunningPipeline): void {
   const attempts = new Map<string, number>();
   // Restarts in flight per stage: the stage is not dead while one of its replicas is coming back.
   const restarting = new Map<number, number>();

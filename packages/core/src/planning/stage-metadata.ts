@@ -9,8 +9,9 @@ import type { StageMetadata } from './types.js';
  *   defaults, not the docs', spec (f) 17).
  * - `model_stage` and `engine_output_type` are read from `engine_args` by key. Upstream read them
  *   by attribute, so plain-dict configs got null; later upstream switched to key access and so do we.
- * - Diffusion stages: `engine_output_type` null, `is_comprehension` and `requires_multimodal_data`
- *   false, `prompt_expand_func` dropped. Other stages: `cfg_kv_collect_func` dropped.
+ * - Stage-type rules live in the stage type's plugin (an `extractMetadata` tap): e.g. diffusion
+ *   stages drop `engine_output_type` and `prompt_expand_func` and keep `cfg_kv_collect_func`, which
+ *   this common part leaves null.
  * - Hook strings stay strings: nothing is imported here (Python dotted paths are opaque to us, JS
  *   specifiers are resolved by the hook phase).
  * - `replica_id` is 0; callers set it per replica.
@@ -19,14 +20,13 @@ import type { StageMetadata } from './types.js';
  */
 export function extractStageMetadata(stage: StageConfig): StageMetadata {
   const stageType = stage.stage_type === '' ? 'llm' : stage.stage_type;
-  const diffusion = stageType === 'diffusion';
   const args = stage.engine_args;
   return {
     stage_id: stage.stage_id,
     stage_type: stageType,
-    engine_output_type: diffusion ? null : stringOrNull(args['engine_output_type']),
-    is_comprehension: diffusion ? false : stage.is_comprehension,
-    requires_multimodal_data: diffusion ? false : stage.runtime.requires_multimodal_data,
+    engine_output_type: stringOrNull(args['engine_output_type']),
+    is_comprehension: stage.is_comprehension,
+    requires_multimodal_data: stage.runtime.requires_multimodal_data,
     engine_input_source: [...stage.engine_input_source],
     final_output: stage.final_output,
     final_output_type: stage.final_output_type,
@@ -34,8 +34,8 @@ export function extractStageMetadata(stage: StageConfig): StageMetadata {
     custom_process_input_func: hook(stage.custom_process_input_func),
     model_stage: stringOrNull(args['model_stage']),
     runtime_cfg: stage.runtime,
-    prompt_expand_func: diffusion ? null : hook(stage.prompt_expand_func),
-    cfg_kv_collect_func: diffusion ? hook(stage.cfg_kv_collect_func) : null,
+    prompt_expand_func: hook(stage.prompt_expand_func),
+    cfg_kv_collect_func: null,
     replica_id: 0,
   };
 }

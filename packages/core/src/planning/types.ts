@@ -136,6 +136,8 @@ export interface TransferPlan {
 
 /** The deterministic result of planning: what `omnistage plan --json` prints. */
 export interface InitPlan {
+  /** The run this plan is for (in every replica's env and every event); `plan-only` for a plan that is only printed. */
+  run_id: string;
   platform: PlatformName;
   /** Env var(s) that carry device visibility to children (ROCm: two). */
   device_env: string[];

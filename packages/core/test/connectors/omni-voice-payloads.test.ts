@@ -16,8 +16,8 @@ import type { PayloadRef } from '../../src/connectors/payload-ref.js';
 import { listRunPayloads } from '../../src/connectors/shm-store.js';
 import type { ReplicaOutputChunk } from '../../src/hooks/replica-handles.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/orchestrate/bring-up.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { bringUp } from '../../src/pipeline/bring-up.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline, StartedReplica } from '../../src/orchestrate/running-pipeline.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
@@ -76,7 +76,7 @@ async function upOmniVoice(): Promise<RunningPipeline> {
   const config = await loadPipelineConfig(PIPELINE, { platform: 'cpu', stageOverrides: OVERRIDES });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
-  entry.pipeline = await bringUp(omni, plan, { runId, stopGraceMs: 2000 });
+  entry.pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   return entry.pipeline;
 }
 

@@ -6,14 +6,14 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listRunPayloads } from '../../src/connectors/shm-store.js';
-import type { Omnistage } from '../../src/omnistage.js';
+import type { PluginApi } from '../../src/plugins/plugin-api.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import { definePlugin, type OmnistagePlugin } from '../../src/plugin.js';
 
 export const PAYLOAD_WORKER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'payload-worker.mjs');
 
 /** Stage type `payload`, engine `fixture` (the payload worker); `extend` adds more (e.g. a connector class). */
-export function payloadFixturePlugin(extend?: (omni: Omnistage) => void): OmnistagePlugin {
+export function payloadFixturePlugin(extend?: (omni: PluginApi) => void): OmnistagePlugin {
   return definePlugin({
     name: 'payload-fixture',
     apply(omni) {

@@ -7,8 +7,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import { listRunPayloads, payloadPath, writePayload } from '../../src/connectors/shm-store.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/orchestrate/bring-up.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { bringUp } from '../../src/pipeline/bring-up.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
@@ -28,7 +28,7 @@ async function up(stageOverrides?: string): Promise<RunningPipeline> {
   const config = await loadPipelineConfig(join(FIXTURES, 'payload-pipeline.yaml'), { platform: 'cpu', ...(stageOverrides ? { stageOverrides } : {}) });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
-  entry.pipeline = await bringUp(omni, plan, { runId, stopGraceMs: 2000 });
+  entry.pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   return entry.pipeline;
 }
 

@@ -7,9 +7,9 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import { createPayloadConnectorInstance } from '../../src/connectors/payload-connector.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/orchestrate/bring-up.js';
+import { bringUp } from '../../src/pipeline/bring-up.js';
 import { planToTable } from '../../src/orchestrate/plan-json.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
@@ -66,7 +66,7 @@ async function up(file: string, withConnector = true): Promise<RunningPipeline> 
   const config = await loadPipelineConfig(file, { platform: 'cpu' });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
-  const pipeline = await bringUp(omni, plan, { runId, stopGraceMs: 2000 });
+  const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   cleanups.push(() => pipeline.stop('test done'));
   return pipeline;
 }

@@ -17,8 +17,8 @@ import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import { PAYLOAD_DIR_ENV } from '../../src/connectors/shm-store.js';
 import type { OmniEvent } from '../../src/events/types.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/orchestrate/bring-up.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { bringUp } from '../../src/pipeline/bring-up.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import { isAlive, requireBuilt, trackPid, waitFor } from '../runtime/helpers.js';
@@ -57,7 +57,7 @@ async function up(events: OmniEvent[] = []): Promise<RunningPipeline> {
   const config = await loadPipelineConfig(PIPELINE, { platform: 'cpu' });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
-  entry.pipeline = await bringUp(omni, plan, { runId, stopGraceMs: 2000 });
+  entry.pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   return entry.pipeline;
 }
 

@@ -4,13 +4,14 @@
  * worker is `fixtures/env-worker.mjs`, attaching through `@omnistage/core/worker` (dist/).
  */
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isOmniError, type OmniError } from '../../src/errors.js';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import type { OmniEvent } from '../../src/events/types.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/orchestrate/bring-up.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { bringUp } from '../../src/pipeline/bring-up.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import { definePlugin, type OmnistagePlugin } from '../../src/plugin.js';
 import type { InitPlan, ReplicaPlan } from '../../src/planning/types.js';
@@ -93,8 +94,9 @@ async function plan(h: Harness, yaml: string, runId: string): Promise<InitPlan> 
 }
 
 async function up(h: Harness, p: InitPlan, runId: string, opts: { stageInitTimeoutS?: number; initTimeoutS?: number } = {}): Promise<RunningPipeline> {
+  // The run id travels with the plan; the test still names it to check it reaches the replicas.
+  expect(p.run_id).toBe(runId);
   const pipeline = await bringUp(h.omni, p, {
-    runId,
     stopGraceMs: 2_000,
     stageInitTimeoutS: opts.stageInitTimeoutS ?? 30,
     ...(opts.initTimeoutS === undefined ? {} : { initTimeoutS: opts.initTimeoutS }),
@@ -158,8 +160,68 @@ describe('planning through hooks', () => {
       expect(err.message).toContain('broken-args');
       expect(err.message).toContain('buildArgs');
       expect(err.message).toContain('cannot read engine_args.frobnicate');
-      expect(err.exitCode).toBe(1);
+      // buildArgs runs while planning: a config-time failure (exit 2), like validateStage below.
+      expect(err.exitCode).toBe(2);
     }
+  });
+
+  it.each(['validateStage', 'devicesPerReplica', 'lockDeviceCount', 'engine validateStage'] as const)(
+    'a stage type whose %s throws a TypeError is OMNI_PLUGIN_FAILED naming the plugin, the callback and the stage (exit 2)',
+    async (callback) => {
+      const boom = (): never => {
+        throw new TypeError(`${callback} read an undefined field`);
+      };
+      const broken = definePlugin({
+        name: 'broken-stage-type',
+        apply(api) {
+          api.defineStageType({
+            name: 'envstage',
+            defaultEngine: 'mjs',
+            devicesPerReplica: callback === 'devicesPerReplica' ? boom : () => 1,
+            ...(callback === 'lockDeviceCount' ? { lockDeviceCount: boom } : {}),
+            ...(callback === 'validateStage' ? { validateStage: boom } : {}),
+          });
+          api.defineEngine({
+            stageType: 'envstage',
+            name: 'mjs',
+            resolveWorker: () => ({ command: process.execPath, args: [WORKER], env: {}, attach: 'control' }),
+            ...(callback === 'engine validateStage' ? { validateStage: boom } : {}),
+          });
+        },
+      });
+      const h = await harness([broken]);
+      const err = await rejection(plan(h, GROUPS_YAML, 'r-callback'));
+      expect(err.code).toBe('OMNI_PLUGIN_FAILED');
+      expect(err.exitCode).toBe(2);
+      expect(err.context).toMatchObject({ plugin: 'broken-stage-type' });
+      expect(err.context.stage_id).toBeTypeOf('number');
+      expect(err.context.hook).toContain(callback.replace('engine ', ''));
+      expect(err.message).toContain('plugin "broken-stage-type"');
+      expect(err.message).toContain(`stage ${err.context.stage_id}`);
+      expect(err.message).toContain(`TypeError: ${callback} read an undefined field`);
+      expect(err.message).not.toContain('bug in omnistage');
+    },
+  );
+
+  it('a plugin\'s throwing event listener is logged as OMNI_PLUGIN_FAILED naming it; the others still get the event', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+    const seen: string[] = [];
+    const noisy = definePlugin({
+      name: 'noisy-listener',
+      apply(api) {
+        api.events.on('pipeline:planned', () => {
+          throw new RangeError('listener bug');
+        });
+      },
+    });
+    const omni = new Omnistage({ logger, lockDir: await tempDir(), plugins: [envStagePlugin(), noisy] });
+    omni.events.on('pipeline:planned', (e) => seen.push(e.type));
+    await planPipeline(omni, await loadPipelineConfig({ text: GROUPS_YAML }), { platform: 'cpu', env: {} });
+    expect(seen).toEqual(['pipeline:planned']);
+    const line = logged.find((l) => l['code'] === 'OMNI_PLUGIN_FAILED');
+    expect(line).toMatchObject({ plugin: 'noisy-listener' });
+    expect(String(line?.['msg'])).toContain('plugin "noisy-listener" failed in an event listener (pipeline:planned): RangeError: listener bug');
   });
 
   it('an unknown stage type is OMNI_STAGE_TYPE_UNKNOWN naming the stage, with the known types and a location', async () => {

@@ -59,27 +59,15 @@ describe('extractStageMetadata', () => {
     expect(md.runtime_cfg).toBe(stage.runtime);
   });
 
-  it('diffusion: no output type, not comprehension, no multimodal data, keeps cfg_kv_collect_func', () => {
+  it('knows no stage type: a diffusion stage gets the common fields only (plugin-diffusion applies its rules in a tap)', () => {
     const stage = createStageConfig({
       stage_id: 1,
       stage_type: 'diffusion',
       engine_args: { model_stage: 'dit', engine_output_type: 'image' },
       is_comprehension: true,
-      engine_input_source: [0],
-      runtime: { requires_multimodal_data: true },
       ...hooks,
     });
-    expect(extractStageMetadata(stage)).toMatchObject({
-      stage_type: 'diffusion',
-      model_stage: 'dit',
-      engine_output_type: null,
-      is_comprehension: false,
-      requires_multimodal_data: false,
-      engine_input_source: [0],
-      custom_process_input_func: hooks.custom_process_input_func,
-      prompt_expand_func: null,
-      cfg_kv_collect_func: './hooks.js#collect',
-    });
+    expect(extractStageMetadata(stage)).toMatchObject({ stage_type: 'diffusion', engine_output_type: 'image', is_comprehension: true, cfg_kv_collect_func: null });
   });
 
   it('carries other stage types through and treats them like llm for the common fields', () => {

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
-import { ANY_STAGE_TYPE, type EngineDefinition } from '../../src/plugin.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
+import { ANY_STAGE_TYPE, type EngineDefinition } from '../../src/plugins/definition-types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'any-stage-type-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,8 +28,8 @@ describe('an engine for every stage type', () => {
     omni.defineStageType({ name: 'late', defaultEngine: 'any', devicesPerReplica: () => 1 });
     omni.defineStageType({ name: 'own', defaultEngine: 'any', devicesPerReplica: () => 1 });
     omni.defineEngine(engine('own', 'any', 'own-engine'));
-    expect(omni.engineNames('late')).toEqual(['any']);
-    expect(omni.engine('own', 'any')?.resolveWorker).not.toBe(omni.engine('early', 'any')?.resolveWorker);
+    expect(omni.definitions.engineNames('late')).toEqual(['any']);
+    expect(omni.definitions.engine('own', 'any')?.resolveWorker).not.toBe(omni.definitions.engine('early', 'any')?.resolveWorker);
 
     const file = join(dir, 'p.yaml');
     writeFileSync(

@@ -18,7 +18,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'plugin-loading-'));
   writeFileSync(
     join(dir, 'factory.mjs'),
-    `export default (options, context) => ({ name: 'factory-plugin', apply(omni) { omni.seen = options; omni.context = context; } });\n`,
+    `export default (options, context) => ({ name: 'factory-plugin', apply(api) { api.events.onAny(() => {}); this.seen = options; this.context = context; } });\n`,
   );
   writeFileSync(join(dir, 'object.mjs'), `export const plugin = { name: 'object-plugin', apply() {} };\n`);
   writeFileSync(join(dir, 'nothing.mjs'), `export const x = 1;\n`);
@@ -47,9 +47,11 @@ describe('loadPlugins', () => {
     );
     expect(a?.name).toBe('factory-plugin');
     expect(b?.name).toBe('object-plugin');
-    const omni = new Omnistage({ plugins: [a!] }) as Omnistage & { seen?: unknown; context?: unknown };
-    expect(omni.seen).toEqual({ colour: 'blue' });
-    expect(omni.context).toEqual({ baseDir: dir });
+    // apply() gets a plugin API, not the orchestrator; the fixture records what its factory was given on itself.
+    new Omnistage({ plugins: [a!] });
+    const applied = a as typeof a & { seen?: unknown; context?: unknown };
+    expect(applied.seen).toEqual({ colour: 'blue' });
+    expect(applied.context).toEqual({ baseDir: dir });
   });
 
   it('names the YAML line of a plugin that cannot be loaded', async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import { isOmniError, type OmniError } from '../../src/errors.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import type { PipelineOutput } from '../../src/orchestrate/router.js';
 import { bringUpFixture, fixtureLine, referenceLlmPlugin, releaseAll, ROUTER_FIXTURES, textOf, type UpPipeline } from './router-helpers.js';
 

@@ -6,8 +6,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import type { OmniEvent } from '../../src/events/types.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/orchestrate/bring-up.js';
-import { planPipeline } from '../../src/orchestrate/plan-pipeline.js';
+import { bringUp } from '../../src/pipeline/bring-up.js';
+import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { InitPlan } from '../../src/planning/types.js';
@@ -63,7 +63,7 @@ export async function bringUpFixture(name: string, options: { plugins?: Omnistag
   const config = await loadPipelineConfig(join(ROUTER_FIXTURES, name), { platform: 'cpu' });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
-  const pipeline = await bringUp(omni, plan, { runId, stopGraceMs: 2000 });
+  const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   entry.up = { omni, plan, pipeline, events, pids };
   return entry.up;
 }

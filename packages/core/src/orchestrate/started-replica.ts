@@ -1,0 +1,11 @@
+import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import type { ReplicaPlan } from '../planning/types.js';
+
+/** A replica that was started (and maybe attached) during this run. */
+export interface StartedReplica {
+  readonly plan: ReplicaPlan;
+  process: ReplicaProcessHandle;
+  connection: ReplicaConnection | null;
+  /** Set when teardown (or a restart) asked it to stop, so its exit is not reported as a failure. */
+  stopping: boolean;
+}

@@ -1,0 +1,50 @@
+import type { EngineArgs, StageConfig } from '../config/types.js';
+import type { PlanContext, ReplicaContext, ReplicaRuntime } from '../hooks/contexts.js';
+import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import type { WorkerSpec } from '../planning/types.js';
+
+/**
+ * What a stage-type plugin tells core about its stage type. Every callback is plugin code: a
+ * throw becomes `OMNI_PLUGIN_FAILED` naming the plugin and the callback (exit 2, a plan error).
+ */
+export interface StageTypeDefinition {
+  /** The `stage_type` value in YAML, e.g. `llm`. */
+  readonly name: string;
+  /** Engine used when neither `--engine` nor the stage's `engine:` names one. */
+  readonly defaultEngine: string;
+  /** Devices one replica occupies (LLM: TP; diffusion: parallel world size). Used to split `devices`. */
+  devicesPerReplica(stage: StageConfig): number;
+  /** Devices whose init locks a replica takes (default: TP×PP×DP×PCP, ×SP×CFG in `parallel_config`). */
+  lockDeviceCount?(engineArgs: EngineArgs, stage: StageConfig): number;
+  /** Throws an OmniError (with `stage.locations`) for invalid stages, or warns through `ctx.warn`. */
+  validateStage?(stage: StageConfig, ctx: PlanContext): void;
+  /** JSON Schema of this type's `engine_args`, merged into `omnistage schema`. */
+  readonly engineArgsJsonSchema?: object;
+}
+
+/**
+ * `EngineDefinition.stageType` of an engine that serves every stage type, whichever plugin defines
+ * it (e.g. `python`, which runs any Python engine). A type's own engine of the same name wins.
+ */
+export const ANY_STAGE_TYPE = '*';
+
+/**
+ * An engine that can run replicas of one stage type (or of every one: {@link ANY_STAGE_TYPE}): everything core needs to know about it in
+ * one place (the worker to start, how to attach to it, what it refuses).
+ */
+export interface EngineDefinition {
+  /** Stage type this engine serves, or {@link ANY_STAGE_TYPE}. */
+  readonly stageType: string;
+  /** The name used in `engine:` and `--engine`. */
+  readonly name: string;
+  /** The process to start for one replica and how it attaches. */
+  resolveWorker(ctx: ReplicaContext): WorkerSpec | Promise<WorkerSpec>;
+  /** Engine-specific validation of a stage that will run on this engine. */
+  validateStage?(stage: StageConfig, ctx: PlanContext): void;
+  /**
+   * Attaches to a started replica of this engine when core's own attach does not fit (e.g. HTTP).
+   * Core supervises it: the process exiting, the deadline and a cancel end it at once. Return
+   * undefined to leave the replica to core's attach.
+   */
+  attach?(process: ReplicaProcessHandle, runtime: ReplicaRuntime): Promise<ReplicaConnection | undefined>;
+}

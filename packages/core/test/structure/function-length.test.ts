@@ -1,0 +1,49 @@
+/**
+ * No function in packages/core/src is longer than 80 lines (the project's rule): measured on the
+ * syntax tree, so a long arrow function or method counts like a declaration.
+ */
+import { relative } from 'node:path';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { PACKAGES_DIR, parse, tsFilesUnder } from './source-files.js';
+
+const LIMIT = 80;
+
+interface Measured {
+  where: string;
+  lines: number;
+}
+
+/** Every function-like node of a file with its length in lines (first line to last, inclusive). */
+export function functionLengths(file: string): Measured[] {
+  const source = parse(file);
+  const out: Measured[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+      const start = source.getLineAndCharacterOfPosition(node.getStart(source)).line;
+      const end = source.getLineAndCharacterOfPosition(node.getEnd()).line;
+      const name = node.name && ts.isIdentifier(node.name) ? node.name.text : '<anonymous>';
+      out.push({ where: `${relative(PACKAGES_DIR, file)}:${start + 1} ${name}`, lines: end - start + 1 });
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return out;
+}
+
+describe('function length in packages/core/src', () => {
+  it('the measure sees functions of every kind (so the rule below can fail)', () => {
+    const all = tsFilesUnder(join(PACKAGES_DIR, 'core', 'src')).flatMap(functionLengths);
+    expect(all.length).toBeGreaterThan(500);
+    expect(all.some((m) => m.where.includes('pipeline/bring-up.ts') && m.where.endsWith(' bringUp'))).toBe(true);
+  });
+
+  it(`no function is over ${LIMIT} lines`, () => {
+    const long = tsFilesUnder(join(PACKAGES_DIR, 'core', 'src'))
+      .flatMap(functionLengths)
+      .filter((m) => m.lines > LIMIT)
+      .map((m) => `${m.where} (${m.lines} lines)`);
+    expect(long).toEqual([]);
+  });
+});
