@@ -51,7 +51,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+/**
+ * Once the command is done, nothing of ours is left running (teardown completed), but a plugin's
+ * code may be (a tap that ignored its replica's abort signal and still polls): it must not keep
+ * the CLI alive. The timer does not itself hold the process; it only ends one that something else holds.
+ */
+function exitWhenDone(): void {
+  setTimeout(() => process.exit(), 250).unref();
+}
+
+main(process.argv.slice(2)).finally(exitWhenDone).then(
   (code) => {
     process.exitCode = code;
   },

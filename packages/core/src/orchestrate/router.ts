@@ -18,6 +18,7 @@ export interface RoutedPipeline {
   liveReplicas(stageId: number): StartedReplica[];
 }
 import { RouterPayloads } from '../connectors/router-payloads.js';
+import { pluginFailure } from '../hooks/plugin-errors.js';
 
 /** How a stage's requests are spread over its replicas. */
 export type BalancePolicy = 'round-robin' | 'least-inflight';
@@ -60,6 +61,22 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
     replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),
     new Promise<string>((resolve) => setTimeout(() => resolve('connection lost'), 1000).unref()),
   ]);
+}
+
+/** A stage's input from its sources' results; a custom processor that throws is named, with the stage and request. */
+async function processInput(stage: StagePlan, sources: StageResult[], ctx: InputProcessorContext): Promise<unknown> {
+  if (!stage.input_processor) return defaultInputProcessor(sources, ctx);
+  try {
+    return await stage.input_processor(sources, ctx);
+  } catch (err) {
+    throw pluginFailure(err, {
+      plugin: ctx.stage.custom_process_input_func ?? 'custom_process_input_func',
+      callback: 'custom_process_input_func',
+      described: 'its input processor (custom_process_input_func)',
+      when: 'run',
+      context: { stage_id: stage.stage_id, request_id: ctx.request_id },
+    });
+  }
 }
 
 /**
@@ -134,7 +151,7 @@ export class PipelineRouter {
             }),
           );
           const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
-          const stageInput = sources.length === 0 ? input : await (stage.input_processor ?? defaultInputProcessor)(sources, ctx);
+          const stageInput = sources.length === 0 ? input : await processInput(stage, sources, ctx);
           return this.#dispatch(stage, stageInput, options.params?.[stage.stage_id] ?? {}, requestId, abort.signal, cfg.final_output ? queue : null);
         })();
         results.set(stage.stage_id, p);

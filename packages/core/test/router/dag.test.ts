@@ -85,6 +85,20 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     expect(textOf(finalOf(direct, 0).data)).not.toBe(textOf(finalOf(outs, 0).data));
   }, 30_000);
 
+  it('a custom_process_input_func that throws fails the request as OMNI_PLUGIN_FAILED naming it, the stage and the request', async () => {
+    const err = await collect(up.pipeline.generate('make the processor throw', { requestId: 'dag-bug' })).then(
+      () => null,
+      (e: unknown) => e as OmniError,
+    );
+    expect(err?.code).toBe('OMNI_PLUGIN_FAILED');
+    expect(err?.exitCode).toBe(1);
+    expect(err?.context).toMatchObject({ stage_id: 3, request_id: 'dag-bug', hook: 'custom_process_input_func' });
+    expect(err?.message).toContain('./processors.mjs#join');
+    expect(err?.message).toContain('TypeError');
+    // The pipeline is still serving.
+    expect(finalOf(await collect(up.pipeline.generate('after the bug', { requestId: 'dag-after' })), 3).request_id).toBe('dag-after');
+  }, 30_000);
+
   it('runs concurrent requests through the DAG independently', async () => {
     const inputs = ['first prompt', 'second prompt', 'third prompt'];
     const results = await Promise.all(inputs.map((p, i) => collect(up.pipeline.generate(p, { requestId: `dag-c${i}` }))));
