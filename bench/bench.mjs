@@ -145,7 +145,7 @@ async function runOmnistage(n) {
 
     const c0 = process.cpuUsage();
     t0 = performance.now();
-    pipeline = await bringUp(omni, plan, { runId });
+    pipeline = await bringUp(omni, plan);
     const upMs = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
     allTmp.add(pipeline.runDir);

@@ -202,7 +202,7 @@ try {
   const config = await loadPipelineConfig({ text: PIPELINE, path: join(dir, 'router-bench.yaml') }, { platform: 'cpu' });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', env: { ...process.env, OMNISTAGE_VISIBLE_DEVICES: '0,1,2' }, purpose: 'launch', runId });
-  pipeline = await bringUp(omni, plan, { runId });
+  pipeline = await bringUp(omni, plan);
   direct = await startDirect(plan, dir);
   for (const pid of direct.pids) pids.add(pid);
   const router = pipeline.router();

@@ -12,8 +12,8 @@ export default function ttsStage(options = {}) {
   return definePlugin({
     name: 'example-tts-stage',
     coreVersion: '^0.1.0',
-    apply(omni) {
-      omni.defineStageType({
+    apply(api) {
+      api.defineStageType({
         name: 'tts',
         defaultEngine: 'reference',
         // One device per replica; a real TTS model could read a TP size from its engine args.
@@ -32,7 +32,7 @@ export default function ttsStage(options = {}) {
           properties: { voice: { enum: VOICES, description: 'voice of the synthesised speech' }, rate: { type: 'number' } },
         },
       });
-      omni.defineEngine({
+      api.defineEngine({
         stageType: 'tts',
         name: 'reference',
         resolveWorker: (ctx) => ({

@@ -48,11 +48,11 @@ export default function timelinePlugin(options = {}, context = {}) {
     name: 'omnistage-plugin-timeline',
     version: '1.0.0',
     coreVersion: '>=0.1.0',
-    apply(omni) {
+    apply(api) {
       let t0 = null;
       const rows = new Map();
       const open = new Map();
-      omni.events.onAny((e) => {
+      api.events.onAny((e) => {
         t0 ??= e.ts;
         if (e.type !== 'replica:phase' || !COLORS[e.phase]) return;
         const key = `${e.stage_id}/${e.replica_id}`;
@@ -64,11 +64,11 @@ export default function timelinePlugin(options = {}, context = {}) {
           open.delete(k);
         }
       });
-      omni.events.on('pipeline:stopped', (e) => {
+      api.events.on('pipeline:stopped', (e) => {
         const list = [...rows.values()].sort((a, b) => a.stage_id - b.stage_id || a.replica_id - b.replica_id);
         mkdirSync(dirname(out), { recursive: true });
         writeFileSync(out, renderTimeline(list, `omnistage bring-up, run ${e.run_id}`));
-        omni.logger.info(`timeline written to ${out}`);
+        api.logger.info(`timeline written to ${out}`);
       });
     },
   };
