@@ -14,6 +14,7 @@ import { CORE_VERSION, satisfiesRange } from './version.js';
 import type { RunningPipeline } from './orchestrate/running-pipeline.js';
 import type { GenerateOptions, PipelineOutput } from './orchestrate/router.js';
 
+/** What an {@link Omnistage} is built with: its plugins, logger and lock directory. */
 export interface OmnistageOptions {
   /** Applied in order; a plugin's `dependencies` must come before it. */
   plugins?: OmnistagePlugin[];

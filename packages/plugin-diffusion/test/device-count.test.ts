@@ -1,4 +1,5 @@
-import { LocationIndex, createStageConfig, formatError } from '@omnistage/core';
+import { formatError } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core/testing';
 import { describe, expect, it } from 'vitest';
 import { checkDiffusionDeviceCount } from '../src/device-count.js';
 import { errorOf } from './error-of.js';

@@ -1,4 +1,4 @@
-import { LocationIndex, createStageConfig } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core/testing';
 import { describe, expect, it } from 'vitest';
 import { getDiffusionDevicesPerReplica } from '../src/devices-per-replica.js';
 import { errorOf } from './error-of.js';

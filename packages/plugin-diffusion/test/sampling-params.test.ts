@@ -1,4 +1,4 @@
-import { LocationIndex, createStageConfig } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DIFFUSION_SAMPLING_PARAM_KEYS, validateDiffusionSamplingParams } from '../src/sampling-params.js';
 import { errorOf } from './error-of.js';

@@ -1,4 +1,4 @@
-import { LocationIndex, createStageConfig } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core/testing';
 import type { ConnectorSpec, EdgeConfig, PipelineConfig, SourceLocation, StageConfig } from '@omnistage/core';
 
 export const FILE = '/configs/pipeline.yaml';

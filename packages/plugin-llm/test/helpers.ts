@@ -1,4 +1,4 @@
-import { LocationIndex, createStageConfig } from '@omnistage/core';
+import { LocationIndex, createStageConfig } from '@omnistage/core/testing';
 import type { StageConfig } from '@omnistage/core';
 
 export const FILE = '/pipelines/qwen.yaml';

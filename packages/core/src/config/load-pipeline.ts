@@ -20,6 +20,7 @@ import type { PipelineConfig } from './types.js';
 /** A pipeline file by path, or its text (with the path it would have, for messages and base_config). */
 export type PipelineSource = string | { text: string; path?: string };
 
+/** How a pipeline file is loaded: platform, mode, stage overrides, file reader. */
 export interface LoadPipelineOptions {
   /** Platform whose `platforms:` section applies (deploy files). Default `cuda`. */
   platform?: PlatformName;

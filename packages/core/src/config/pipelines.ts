@@ -25,6 +25,7 @@ export interface PipelineStageTopology {
   requires_multimodal_data?: boolean;
 }
 
+/** The stage graph of a known pipeline (deploy files carry none). */
 export interface PipelineTopology {
   name: string;
   description: string;

@@ -1,6 +1,7 @@
 import { LocationIndex } from './location-index.js';
 import type { RestartPolicy, StageConfig, StageRuntimeConfig } from './types.js';
 
+/** Restart policy of a stage that sets none: never restart. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { policy: 'never', max_restarts: 3, backoff_ms: 500 };
 
 /**

@@ -14,6 +14,7 @@ export interface ConnectorSpec {
 /** `input_connectors` / `output_connectors` values: a connector name or an inline spec. */
 export type ConnectorRef = string | ConnectorSpec;
 
+/** One `engine_input_source` edge as the transfer config declares it. */
 export interface EdgeConfig {
   from: number;
   to: number;
@@ -28,6 +29,7 @@ export interface RestartPolicy {
   backoff_ms: number;
 }
 
+/** A stage's `runtime` section: devices, replicas, env, restart policy, connectors. */
 export interface StageRuntimeConfig {
   /** Informational upstream flag; every replica is a process (or inline, where allowed). */
   process: boolean;
@@ -79,6 +81,7 @@ export interface PluginRef {
   options: Record<string, unknown>;
 }
 
+/** A loaded, validated pipeline file: stages, edges, connectors, plugins, model, warnings. */
 export interface PipelineConfig {
   /** Absolute path of the file that was loaded (`<inline>` for text without a path). */
   file: string;

@@ -1,5 +1,6 @@
 import { OmniError, type ErrorContext } from '../errors.js';
 
+/** How {@link waitForHttpReady} polls: interval, per-request timeout, deadline, signal. */
 export interface HttpReadinessOptions {
   /** Aborting stops the wait with OMNI_CANCELLED (e.g. the replica process exited, or the launch was cancelled). */
   signal?: AbortSignal;

@@ -20,6 +20,7 @@ export const CONTROL_ENV = Object.freeze({
 
 /** JSON values as they travel on the wire. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object, as control messages carry them. */
 export type JsonObject = { [key: string]: JsonValue };
 
 // ---- worker → orchestrator --------------------------------------------------------------
@@ -69,6 +70,7 @@ export interface PayloadAckMessage {
   type: 'payload_ack';
   key: string;
 }
+/** A message a replica sends the orchestrator. */
 export type WorkerMessage =
   | HelloMessage
   | ReadyMessage
@@ -118,8 +120,10 @@ export interface ErrorMessage {
   code: string;
   message: string;
 }
+/** A message the orchestrator sends a replica. */
 export type OrchestratorMessage = WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage;
 
+/** Any message on a control connection. */
 export type ControlMessage = WorkerMessage | OrchestratorMessage;
 
 /** The env additions that let a replica attach (given to the launcher, never put in process.env). */

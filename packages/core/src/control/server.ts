@@ -7,6 +7,7 @@ import { ReplicaChannel, type ExpectOptions } from './replica-channel.js';
 import { RejectionLog } from './rejection-log.js';
 import { tokenKey } from './token.js';
 
+/** What a control server tells every replica (its run). */
 export interface ControlServerOptions {
   /** Sent to every replica in `welcome`. */
   run_id: string;

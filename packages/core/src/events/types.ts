@@ -3,6 +3,7 @@ import type { PayloadEvent } from '../connectors/payload-tracker.js';
 /** Phases every replica goes through, in order (brief §3). */
 export type ReplicaPhase = 'metadata' | 'args' | 'worker' | 'lock' | 'spawn' | 'attach';
 
+/** The replica phases in the order they run. */
 export const REPLICA_PHASES: readonly ReplicaPhase[] = ['metadata', 'args', 'worker', 'lock', 'spawn', 'attach'];
 
 interface ReplicaRef {
@@ -41,5 +42,7 @@ export type OmniEventPayload =
 /** An event as delivered: the payload plus `ts` (ms since epoch) and the run it belongs to. */
 export type OmniEvent = OmniEventPayload & { ts: number; run_id: string };
 
+/** The `type` of every event. */
 export type OmniEventType = OmniEventPayload['type'];
+/** The event of one type, as delivered. */
 export type OmniEventOf<T extends OmniEventType> = Extract<OmniEvent, { type: T }>;

@@ -10,8 +10,10 @@ import { setprivPath } from './setpriv.js';
 import type { ReplicaExit } from '../hooks/replica-handles.js';
 
 
+/** Which output stream a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
 
+/** The process to launch and how (env, cwd, group shim, parent-death signal, output). */
 export interface LaunchOptions {
   command: string;
   args: readonly string[];

@@ -23,6 +23,7 @@ export interface DeviceLockOwner {
   replica_id: number;
 }
 
+/** What to lock, for whom, until when, and who to tell. */
 export interface AcquireDeviceLocksOptions {
   /** Host-wide lock directory (created recursively). See `defaultLockDir()`. */
   lockDir: string;

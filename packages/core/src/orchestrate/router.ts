@@ -23,6 +23,7 @@ import { pluginFailure } from '../hooks/plugin-errors.js';
 /** How a stage's requests are spread over its replicas. */
 export type BalancePolicy = 'round-robin' | 'least-inflight';
 
+/** How the router balances, retries and waits for a live replica. */
 export interface RouterOptions {
   balance?: BalancePolicy;
   /** Retry a request once on another replica when its replica dies mid-request (default true). */
@@ -31,6 +32,7 @@ export interface RouterOptions {
   replicaWaitMs?: number;
 }
 
+/** Options of one request: its id, per-stage sampling params and an abort signal. */
 export interface GenerateOptions {
   /** Default: a random UUID. */
   requestId?: string;

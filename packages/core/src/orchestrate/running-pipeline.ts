@@ -12,6 +12,7 @@ import type { PayloadTracker } from '../connectors/payload-tracker.js';
 /** Called when a ready replica exits without being asked to (the router decides: restart or fail). */
 export type ReplicaDeathHandler = (replica: StartedReplica, exit: ReplicaExit) => void;
 
+/** What a running pipeline is built with by the bring-up. */
 export interface RunningPipelineOptions {
   /** Private directory of this run (control socket, owner record); removed at the end of teardown. */
   runDir: string;

@@ -14,6 +14,7 @@ import { openRun } from './run-dir.js';
 import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
 import { replicasByKey, startReplica, type ReplicaDriver, type ReplicaLineSink } from './start-replica.js';
 
+/** How a bring-up runs: its deadlines, grace, cancel signal and where replica output goes. */
 export interface BringUpOptions {
   /** Seconds one replica may spend in lock + spawn + attach (default 300, upstream's). */
   stageInitTimeoutS?: number;

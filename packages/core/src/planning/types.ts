@@ -70,6 +70,7 @@ export interface ReplicaPlan {
   stage: StageConfig;
 }
 
+/** One stage of a plan: its replicas and input processor. */
 export interface StagePlan {
   stage_idx: number;
   stage_id: number;
@@ -108,6 +109,7 @@ export interface InputProcessorContext {
  */
 export type InputProcessor = (sources: StageResult[], ctx: InputProcessorContext) => unknown | Promise<unknown>;
 
+/** Replicas whose devices overlap: started one after another, in plan order. */
 export interface LaunchGroup {
   id: number;
   lock_devices: string[];
