@@ -1,15 +1,3 @@
-export { DIFFUSION_PLUGIN_NAME, REFERENCE_DIFFUSION_WORKER, diffusionPlugin, diffusionStageMetadata } from './diffusion-plugin.js';
+/** `@omnistage/plugin-diffusion`: stage type `diffusion` and its `reference` engine. */
+export { DIFFUSION_PLUGIN_NAME, diffusionPlugin } from './diffusion-plugin.js';
 export type { DiffusionPluginOptions } from './diffusion-plugin.js';
-export { diffusionWorldSize } from './world-size.js';
-export type { ParallelConfigLocator } from './world-size.js';
-export { getDiffusionDevicesPerReplica } from './devices-per-replica.js';
-export { checkDiffusionDeviceCount } from './device-count.js';
-export { DIFFUSION_SAMPLING_PARAM_KEYS, validateDiffusionSamplingParams } from './sampling-params.js';
-export { normalizeDiffusionAttentionConfig } from './attention-config.js';
-export type { AttentionConfigLocator, DiffusionAttentionConfig, DiffusionAttentionSpec } from './attention-config.js';
-export { renderReferenceImage } from './reference-renderer.js';
-export type { RenderReferenceImageOptions } from './reference-renderer.js';
-export { PNG_SIGNATURE, encodePng } from './png.js';
-export { decodePngSize } from './png-size.js';
-export { crc32 } from './crc32.js';
-export { diffusionEngineArgsJsonSchema } from './engine-args-schema.js';

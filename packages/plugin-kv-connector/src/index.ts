@@ -1,18 +1,3 @@
+/** `@omnistage/plugin-kv-connector`: transfer wiring between stages (connectors, edges, KV topology, `--kv-transfer-config`). */
 export { KV_PLUGIN_NAME, kvConnectorPlugin } from './kv-plugin.js';
 export type { KvConnectorPluginOptions } from './kv-plugin.js';
-export { DEFAULT_EDGE_CONNECTOR, DEFAULT_SHM_THRESHOLD_BYTES, loadOmniTransferConfig } from './transfer-config.js';
-export { edgeKey } from './types.js';
-export type { EdgeDeclaration, OmniKvConnector, OmniTransferConfig, TransferEdge } from './types.js';
-export { getStageConnectorSpec, getStageConnectorsConfig } from './stage-connector-spec.js';
-export type { StageConnectorEntry } from './stage-connector-spec.js';
-export { resolveOmniKvConfigForStage } from './omni-kv-connector.js';
-export { injectInferredKvTpTopology, tpSizeForStage } from './tp-topology.js';
-export { injectKvStageInfo } from './kv-stage-info.js';
-export type { InjectKvStageInfoOptions } from './kv-stage-info.js';
-export { allocateKvPorts, kvPortKey } from './kv-ports.js';
-export type { KvPortAssignment, KvPortRequest } from './kv-ports.js';
-export { VLLM_KV_CONNECTORS, isVllmKvConnector, vllmKvTransferConfig } from './vllm-kv-transfer.js';
-export type { VllmKvConnectorName, VllmKvTransfer, VllmKvTransferOptions } from './vllm-kv-transfer.js';
-export { kvEngineArgsJsonSchema, omniKvConfigJsonSchema } from './kv-engine-args-schema.js';
-export { PROTOCOL_CONNECTORS, isProtocolConnector, protocolOutputConnector } from './protocol-connectors.js';
-export type { ProtocolConnectorClass } from './protocol-connectors.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SHM_THRESHOLD_BYTES, PROTOCOL_CONNECTORS, isProtocolConnector, protocolOutputConnector } from '../src/index.js';
+import { PROTOCOL_CONNECTORS, isProtocolConnector, protocolOutputConnector } from '../src/protocol-connectors.js';
+import { DEFAULT_SHM_THRESHOLD_BYTES } from '../src/transfer-config.js';
 
 describe('connector classes of omnistage-protocol engines', () => {
   it('registers SharedMemoryConnector and InlineConnector', () => {
