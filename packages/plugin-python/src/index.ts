@@ -1,3 +1,2 @@
-export { PYTHON_ENGINE, PYTHON_SDK_DIR, pythonPlugin } from './python-plugin.js';
-export { PYTHON_ENV, checkPythonEntry, pythonEntryOf } from './python-entry.js';
-export type { PythonEntry } from './python-entry.js';
+/** `@omnistage/plugin-python`: engine `python` for every stage type (a Python engine on the worker SDK). */
+export { PYTHON_ENGINE, pythonPlugin } from './python-plugin.js';

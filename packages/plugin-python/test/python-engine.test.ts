@@ -22,7 +22,8 @@ import {
 } from '@omnistage/core';
 import { kvConnectorPlugin } from '@omnistage/plugin-kv-connector';
 import { llmPlugin } from '@omnistage/plugin-llm';
-import { PYTHON_ENV, pythonPlugin } from '../src/index.js';
+import { PYTHON_ENV } from '../src/python-entry.js';
+import { pythonPlugin } from '../src/python-plugin.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const ROUNDTRIP = join(FIXTURES, 'python-roundtrip.yaml');
@@ -77,7 +78,7 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
     expect(python.command).toBe('python3');
     expect(python.args).toEqual(['-m', 'omnistage_worker', `${join(FIXTURES, 'tensor_engine.py')}:TensorEngine`]);
     expect(python.env['PYTHONPATH']?.split(':')[0]).toMatch(/packages\/worker-python\/src$/);
-    const pipeline: RunningPipeline = await bringUp(omni, plan, { runId, stopGraceMs: 2000 });
+    const pipeline: RunningPipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
     cleanups.push(() => pipeline.stop('test over'));
     const stored: { key: string; via: string; size: number; stage_id: number | null }[] = [];
     omni.events.on('payload:stored', (e) => stored.push({ key: e.key, via: e.via, size: e.size, stage_id: e.stage_id }));
@@ -122,8 +123,8 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
       },
     });
     const omni = omnistage(await scratch(), [lateType]);
-    expect(omni.engineNames('speech')).toContain('python');
-    expect(omni.engineNames('llm')).toEqual(['python', 'reference', 'vllm']);
+    expect(omni.definitions.engineNames('speech')).toContain('python');
+    expect(omni.definitions.engineNames('llm')).toEqual(['python', 'reference', 'vllm']);
     const file = await pipelineFile(`{ entry: ${join(FIXTURES, 'tensor_engine.py')}:TensorEngine }`, 'speech');
     const plan = await planPipeline(omni, await loadPipelineConfig(file, { platform: 'cpu' }), { platform: 'cpu' });
     expect(plan.stages[0]!.replicas[0]!.worker.args[1]).toBe('omnistage_worker');
