@@ -152,10 +152,9 @@ stage_args:
 const dir = await mkdtemp(join(tmpdir(), 'omnistage-bench-serve-'));
 const omni = new Omnistage({ plugins: [llmPlugin()], lockDir: join(dir, 'locks') });
 const runId = newRunId();
-omni.events.setRunId(runId);
 const config = await loadPipelineConfig({ text: PIPELINE, path: join(dir, 'pipeline.yaml') }, { platform: 'cpu' });
 const plan = await planPipeline(omni, config, { platform: 'cpu', runId, purpose: 'launch' });
-const pipeline = await bringUp(omni, plan, { runId });
+const pipeline = await bringUp(omni, plan);
 const served = servePipeline(omni, pipeline);
 const server = new OmniServer({ logger: pino({ level: 'warn' }), servedModelName: 'bench', maxInflight: 4096 });
 server.attach(served);

@@ -93,6 +93,7 @@ export type { HttpReadinessOptions } from './control/http-readiness.js';
 export type { JsonObject, JsonValue } from './control/protocol.js';
 export { DEFAULT_SHM_THRESHOLD, INLINE_CONNECTOR, SHM_CONNECTOR, connectorConfigOf, outputConnectorOf } from './connectors/connector-config.js';
 export type { OutputConnector } from './connectors/connector-config.js';
+export { inlinePayloadRef } from './connectors/payload-ref.js';
 export type { PayloadMeta, PayloadRef, PayloadVia } from './connectors/payload-ref.js';
 export type {
   CreatePayloadConnector,

@@ -49,10 +49,9 @@ async function bringUpSlow(): Promise<Up> {
   const events: OmniEvent[] = [];
   omni.events.onAny((e) => events.push(e));
   const runId = newRunId();
-  omni.events.setRunId(runId);
-  const config = await loadPipelineConfig({ text: SLOW_PIPELINE, path: join(dir, 'pipeline.yaml') }, { platform: 'cpu' });
+    const config = await loadPipelineConfig({ text: SLOW_PIPELINE, path: join(dir, 'pipeline.yaml') }, { platform: 'cpu' });
   const plan = await planPipeline(omni, config, { platform: 'cpu', runId, purpose: 'launch', noInline: true });
-  const pipeline = await bringUp(omni, plan, { runId });
+  const pipeline = await bringUp(omni, plan);
   cleanups.push(() => pipeline.stop('test finished'));
   return { omni, pipeline, events };
 }

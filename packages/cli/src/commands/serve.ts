@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { OmniError, bringUp, newRunId, type RunningPipeline } from '@omnistage/core';
+import { OmniError, bringUp, type RunningPipeline } from '@omnistage/core';
 import { OmniServer, ServerMetrics, isLoopbackHost, servePipeline } from '@omnistage/server';
 import type { CliValues } from '../args.js';
 import { servedModelName, serveOptions } from '../serve-options.js';
@@ -19,8 +19,7 @@ import { formatWarning } from './validate.js';
 export async function serveCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const opts = serveOptions(values, process.env);
   const balance = balanceOption(values);
-  const runId = newRunId();
-  const session = await openSession(file, values, logger, runId);
+  const session = await openSession(file, values, logger, 'launch');
   const closeEvents = values.events ? openEventsFile(session, values.events) : () => {};
   const metrics = new ServerMetrics();
   const offMetrics = metrics.observe(session.omni.events);
@@ -53,7 +52,6 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
   let pipeline: RunningPipeline | null = null;
   let display: StatusDisplay | null = null;
   try {
-    session.omni.events.setRunId(runId);
     const plan = await planSession(session);
     for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
     display = new StatusDisplay(plan);
@@ -61,7 +59,6 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     const url = await server.listen(opts.host, opts.port);
     logger.info(`listening on ${url}; bringing the pipeline up (GET ${url}/health/ready turns 200 when it serves)`);
     pipeline = await bringUp(session.omni, plan, {
-      runId,
       signal: cancel.signal,
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
