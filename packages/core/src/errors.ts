@@ -300,6 +300,7 @@ export interface ErrorContext {
   [key: string]: unknown;
 }
 
+/** What an {@link OmniError} carries besides its code and message. */
 export interface OmniErrorOptions {
   hint?: string;
   location?: SourceLocation;
@@ -311,6 +312,7 @@ export interface OmniErrorOptions {
   exitCode?: 1 | 2;
 }
 
+/** An error a user sees: a catalogue code, exit code, message, optional YAML location, context and hint. */
 export class OmniError extends Error {
   override readonly name = 'OmniError';
   readonly code: ErrorCode;
@@ -342,10 +344,12 @@ export class OmniError extends Error {
   }
 }
 
+/** True for an {@link OmniError} (also one from another copy of core). */
 export function isOmniError(value: unknown): value is OmniError {
   return value instanceof Error && (value as { name?: string }).name === 'OmniError' && 'code' in value;
 }
 
+/** `file:line:col`. */
 export function formatLocation(loc: SourceLocation): string {
   return `${loc.file}:${loc.line}:${loc.col}`;
 }

@@ -19,6 +19,7 @@ export const CONFIG_LIMITS = Object.freeze({
   maxKeyChars: 256,
 });
 
+/** What one plan may ask for (replicas per stage, tensor parallel size): refused above these. */
 export const PLAN_LIMITS = Object.freeze({
   /** Replicas of one stage (`runtime.num_replicas`). */
   maxReplicas: 4096,
