@@ -15,6 +15,7 @@ const LONG_AUDIO_REQUEST = {
   modalities: ['text', 'audio'],
   sampling_params_list: [null, { max_tokens: 100 }],
 };
+const DRAIN_REQUEST = { ...LONG_AUDIO_REQUEST, sampling_params_list: [null, { max_tokens: 300 }] };
 
 interface StreamResult {
   events: unknown[];
@@ -110,7 +111,9 @@ describe('omnistage serve: faults and shutdown', () => {
     const { cli, url } = await startServe(box, SERVE_EXAMPLE, [...SLOW_AUDIO, '--max-inflight', '20', '--events', box.eventsFile('drain')]);
     const streams = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
-        const res = await postJson(`${url}/v1/chat/completions`, { ...LONG_AUDIO_REQUEST, messages: [{ role: 'user', content: `story ${i}` }], stream: true });
+        // 300 tokens at 40 ms: no stream can finish (and free its slot) before the 21st request
+        // below, however slowly a loaded machine delivers the 20 first chunks.
+        const res = await postJson(`${url}/v1/chat/completions`, { ...DRAIN_REQUEST, messages: [{ role: 'user', content: `story ${i}` }], stream: true });
         expect(res.status).toBe(200);
         return readStream(res);
       }),

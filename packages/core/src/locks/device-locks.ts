@@ -197,6 +197,9 @@ async function releaseOne(opts: AcquireDeviceLocksOptions, h: HeldLock): Promise
   untrack(h);
   // Holder file first: once the lock directory is gone, someone else may write theirs.
   await removeOwnLockHolder(opts.lockDir, h.device, h.holder);
+  // Reported as the holder gives the device up, before the lock directory goes: another process
+  // can take the device the instant it is gone, and its `lock:acquired` must not predate this.
+  safeCall(() => opts.onReleased?.(h.device));
   try {
     await h.unlock();
   } catch (err) {
@@ -204,7 +207,6 @@ async function releaseOne(opts: AcquireDeviceLocksOptions, h: HeldLock): Promise
     const code = errnoCode(err);
     if (code !== 'ERELEASED' && code !== 'ENOTACQUIRED' && code !== 'ENOENT') throw err;
   }
-  safeCall(() => opts.onReleased?.(h.device));
 }
 
 async function lockTimeout(opts: AcquireDeviceLocksOptions, device: string, waitedMs: number): Promise<OmniError> {
