@@ -149,6 +149,11 @@ export const ERROR_CATALOGUE = {
     summary: 'a request could not be completed',
     fix: 'Check the request field the message names, or the replica that failed it.',
   },
+  OMNI_KV_TRANSFER_MISSING: {
+    exitCode: 1,
+    summary: 'a vLLM prefill replica answered without kv_transfer_params, so its KV cache cannot reach the decode replica',
+    fix: 'Run the prefill replica with --kv-transfer-config naming NixlConnector (omnistage derives it from the stage connectors) on vLLM 0.9 or later.',
+  },
   OMNI_INTERNAL: {
     exitCode: 1,
     summary: 'an internal error (a bug in omnistage)',
@@ -250,6 +255,10 @@ export const WARNING_CATALOGUE = {
   OMNI_WARN_DEVICE_DROPPED: {
     summary: 'some of a stage\'s logical devices are outside the visible devices and were dropped',
     fix: 'Use indices below the number of visible devices, or make more devices visible.',
+  },
+  OMNI_WARN_KV_FLOW_NOT_DRIVEN: {
+    summary: 'an edge between vllm stages uses a vLLM KV connector whose request flow omnistage does not drive (only NixlConnector is driven)',
+    fix: 'Use NixlConnector for prefill → decode between vllm stages, or put the proxy of that connector in front of the replicas.',
   },
   OMNI_WARN_CONNECTOR_UNIMPLEMENTED: {
     summary: 'a stage sends over a connector its engine does not implement, so payloads go inline',

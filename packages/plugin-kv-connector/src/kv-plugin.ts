@@ -1,4 +1,4 @@
-import { STAGE_CONNECTOR, definePlugin, type OmnistagePlugin, type PipelineConfig, type ReplicaContext } from '@omnistage/core';
+import { STAGE_CONNECTOR, definePlugin, diagnostic, type OmnistagePlugin, type PipelineConfig, type ReplicaContext } from '@omnistage/core';
 import { injectKvStageInfo } from './kv-stage-info.js';
 import { kvEngineArgsJsonSchema } from './kv-engine-args-schema.js';
 import { allocateKvPorts, type KvPortAssignment } from './kv-ports.js';
@@ -104,6 +104,19 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
           if (kv) {
             out = { ...out, kv_transfer_config: kv.kvTransferConfig };
             Object.assign(ctx.env, kv.env);
+          }
+          if (kv && cls !== 'NixlConnector' && role === 'sender' && ctx.replicaId === 0) {
+            // The replicas get their flags, but the requests of these connectors go through a
+            // proxy of their own (P2pNccl's ZMQ registry, Mooncake's bootstrap, LMCache's
+            // controller); the router would send the consumer the producer's text, not a decode.
+            ctx.plan.warn(
+              diagnostic(
+                'OMNI_WARN_KV_FLOW_NOT_DRIVEN',
+                `stage ${stage.stage_id} → ${to}: omnistage configures ${cls} on both vllm stages but does not drive its prefill → decode request flow (it drives NixlConnector's); the consumer receives the producer's output as a new prompt`,
+                stage.locations.at('output_connectors'),
+                'use NixlConnector for prefill → decode, or put the connector\'s own proxy in front of the replicas',
+              ),
+            );
           }
         }
         return out;

@@ -8,6 +8,7 @@ import { validateLlmSamplingParams } from './sampling-params.js';
 import { getStageDevicesPerReplica } from './stage-devices.js';
 import { deriveVllmServeArgv } from './vllm-serve-argv.js';
 import { attachVllmServe } from './vllm/attach.js';
+import { nixlEdgeFlow } from './vllm/disaggregated.js';
 
 export const LLM_PLUGIN_NAME = '@omnistage/plugin-llm';
 
@@ -117,6 +118,8 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
         },
         // `vllm serve` replicas speak HTTP: wait for /v1/models, then talk OpenAI completions.
         attach: async (proc, rt) => (rt.replica.worker.attach === 'http' ? attachVllmServe(proc, rt) : undefined),
+        // Prefill → decode over NixlConnector: the decode request is the user's, with the prefill's kv_transfer_params.
+        edgeFlow: (producer, consumer) => nixlEdgeFlow(producer, consumer),
       });
     },
   });

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isOmniError, type OmniError, type ReplicaOutputChunk } from '@omnistage/core';
+import type { ReplicaOutputChunk } from '@omnistage/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { modelIdsOf } from '../src/vllm/attach.js';
 import {
@@ -14,6 +14,7 @@ import {
   completionRequestBody,
 } from '../src/vllm/openai-completions-connection.js';
 import { sseData } from '../src/vllm/sse.js';
+import { rejection } from './vllm-fixture.js';
 
 async function* chunksOf(...parts: string[]): AsyncGenerator<Uint8Array> {
   for (const p of parts) yield new TextEncoder().encode(p);
@@ -23,16 +24,6 @@ async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
   return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<OmniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('sseData', () => {

@@ -5,10 +5,9 @@
  */
 import { readdir } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
-import { Omnistage, bringUp, isOmniError, loadPipelineConfig, planPipeline } from '@omnistage/core';
+import { Omnistage, bringUp, loadPipelineConfig, planPipeline } from '@omnistage/core';
 import type {
   InitPlan,
-  OmniError,
   PlanOptions,
   ReplicaConnection,
   ReplicaOutputChunk,
@@ -31,6 +30,7 @@ import {
   removeDir,
   tempDir,
   type FakeVllmRecord,
+  rejection,
 } from './vllm-fixture.js';
 
 const MODEL = 'facebook/opt-125m';
@@ -136,16 +136,6 @@ async function collect(stream: AsyncIterable<ReplicaOutputChunk>): Promise<Repli
   const out: ReplicaOutputChunk[] = [];
   for await (const c of stream) out.push(c);
   return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<OmniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** The words after `--flag` in an argv (bare flag: []), or undefined when absent. */

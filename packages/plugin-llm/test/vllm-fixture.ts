@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isOmniError, type OmniError } from '@omnistage/core';
 
 /** The stand-in `vllm` executable. */
 export const FAKE_VLLM = fileURLToPath(new URL('./fixtures/fake-vllm.mjs', import.meta.url));
@@ -27,7 +28,8 @@ export interface FakeVllmRecord {
 /** One line of `<pid>.requests.jsonl`. */
 export type FakeVllmEvent =
   | { event: 'request'; id: string; path: string; body: Record<string, unknown> }
-  | { event: 'disconnect'; id: string };
+  | { event: 'disconnect'; id: string }
+  | { event: 'refused'; id: string; reason: string };
 
 /** Whether 127.0.0.1:port can be bound right now. */
 export function canBind(port: number): Promise<boolean> {
@@ -121,4 +123,15 @@ export function killLeftovers(pids: Iterable<number>): void {
       // gone
     }
   }
+}
+
+/** The OmniError `p` rejects with (anything else is rethrown; fulfilling fails the test). */
+export async function rejection(p: Promise<unknown>): Promise<OmniError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isOmniError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
 }

@@ -74,7 +74,7 @@ function fixedWidth(rows: readonly string[][]): string[] {
 const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string> = {
   shm: (t) => `shared memory above ${t.threshold_bytes ?? 0} bytes, inline below`,
   plugin: () => "the plugin's connector class",
-  engine: () => 'the engine itself (KV cache); outputs through the router',
+  engine: (t) => (t.flow === undefined ? 'the engine itself (KV cache); outputs through the router' : `the engine itself (KV cache); ${t.flow}`),
   inline: () => 'inline, in the control messages',
 };
 

@@ -11,6 +11,7 @@ import { computeReplicaLayout } from '../planning/replica-layout.js';
 import { loadInputProcessor } from '../orchestrate/input-processor.js';
 import { newRunId } from '../orchestrate/run-id.js';
 import type { InitPlan, ReplicaPlan, StagePlan } from '../planning/types.js';
+import { applyEdgeFlows } from './edge-flows.js';
 import { planReplica, type ReplicaPlanner } from './plan-replica.js';
 import { resolveEngine, resolveStageTypes } from './plan-stages.js';
 
@@ -88,6 +89,7 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
   const all = stagePlans.flatMap((s) => s.replicas);
   const groups = arrange(all, config, options, visible, warnings);
   const transfers = stageTransfers(stagePlans, new Set(omni.definitions.connectorNames()));
+  applyEdgeFlows(stagePlans, transfers, omni.definitions, ctx);
   const locate = (stageId: number) => config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors');
   warnings.push(...unimplementedConnectorWarnings(transfers, stagePlans, locate));
   const plan: InitPlan = { run_id: runId, platform, device_env: [...PLATFORMS[platform].deviceEnv], visible_devices: [...visible], stages: stagePlans, groups, transfers, warnings };

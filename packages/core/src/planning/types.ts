@@ -134,6 +134,8 @@ export interface TransferPlan {
   carried_by: 'shm' | 'plugin' | 'engine' | 'inline';
   /** `shm` only: payloads of more bytes than this go through shared memory. */
   threshold_bytes?: number;
+  /** Set when the consumer's engine drives the edge's requests itself (`EngineDefinition.edgeFlow`): what each side is sent. */
+  flow?: string;
 }
 
 /** The deterministic result of planning: what `omnistage plan --json` prints. */

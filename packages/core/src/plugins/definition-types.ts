@@ -1,7 +1,7 @@
 import type { EngineArgs, StageConfig } from '../config/types.js';
 import type { PlanContext, ReplicaContext, ReplicaRuntime } from '../hooks/contexts.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import type { WorkerSpec } from '../planning/types.js';
+import type { InputProcessor, ReplicaPlan, WorkerSpec } from '../planning/types.js';
 
 /**
  * What a stage-type plugin tells core about its stage type. Every callback is plugin code: a
@@ -47,4 +47,22 @@ export interface EngineDefinition {
    * undefined to leave the replica to core's attach.
    */
   attach?(process: ReplicaProcessHandle, runtime: ReplicaRuntime): Promise<ReplicaConnection | undefined>;
+  /**
+   * Takes over the request flow of the edge from `producer` into a stage of this engine, when the
+   * engine pair defines one of its own (vLLM's disaggregated prefill → decode: the decode request
+   * is the user's, carrying what the prefill answered). Asked once per edge with replica 0 of each
+   * side; undefined leaves the edge to the router's default (the producer's output is the input).
+   */
+  edgeFlow?(producer: ReplicaPlan, consumer: ReplicaPlan, ctx: PlanContext): EdgeFlow | undefined;
+}
+
+/** An engine's own request flow over one edge (see {@link EngineDefinition.edgeFlow}). */
+export interface EdgeFlow {
+  /** What the plan shows for the edge (`transfers[].flow`), e.g. which request each side gets. */
+  readonly description: string;
+  /**
+   * Builds the consumer's request input from the producer's final output and the user's input.
+   * A stage's own `custom_process_input_func` still wins over it.
+   */
+  readonly inputProcessor: InputProcessor;
 }

@@ -29,14 +29,27 @@ function attributedStageType(def: StageTypeDefinition, owner: string): StageType
 
 /** An engine whose validation names its plugin when it throws; `resolveWorker` and `attach` become hook taps. */
 function attributedEngine(def: EngineDefinition, owner: string): EngineDefinition {
-  if (!def.validateStage) return def;
-  const validate = attributed(def.validateStage.bind(def), (stage) => ({
-    plugin: owner,
-    callback: `engine "${def.name}" validateStage`,
-    when: 'plan',
-    context: stageSite(stage),
-  }));
-  return { ...def, validateStage: validate };
+  const out: EngineDefinition = { ...def };
+  if (def.validateStage) {
+    out.validateStage = attributed(def.validateStage.bind(def), (stage) => ({
+      plugin: owner,
+      callback: `engine "${def.name}" validateStage`,
+      when: 'plan',
+      context: stageSite(stage),
+    }));
+  }
+  if (def.edgeFlow) {
+    const callback = `engine "${def.name}" edgeFlow`;
+    const edgeFlow = attributed(def.edgeFlow.bind(def), (_p, consumer) => ({ plugin: owner, callback, when: 'plan', context: stageSite(consumer) }));
+    out.edgeFlow = (producer, consumer, ctx) => {
+      const flow = edgeFlow(producer, consumer, ctx);
+      if (flow === undefined) return undefined;
+      // The flow's processor runs per request: its failures name the plugin too (exit 1).
+      const site = { plugin: owner, callback: `${callback} inputProcessor`, when: 'run' as const, context: { stage_id: consumer.stage_id } };
+      return { ...flow, inputProcessor: attributed(flow.inputProcessor, site) };
+    };
+  }
+  return out;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { OmniError, waitForHttpReady } from '@omnistage/core';
 import type { ReplicaConnection, ReplicaProcessHandle, ReplicaRuntime } from '@omnistage/core';
 import { OpenAiCompletionsConnection } from './openai-completions-connection.js';
+import { disaggregatedSideOf } from './disaggregated.js';
 
 /** Options of {@link attachVllmServe} (tests shorten the poll). */
 export interface AttachVllmServeOptions {
@@ -79,6 +80,7 @@ export async function attachVllmServe(
     stageId: stage_id,
     replicaId: replica_id,
     defaultSamplingParams: replica.metadata.default_sampling_params,
+    disaggregated: disaggregatedSideOf(replica.engine_args),
     info: { pid: proc.pid, readiness_url: readinessUrl },
   });
 }

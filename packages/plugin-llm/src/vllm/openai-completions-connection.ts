@@ -1,6 +1,8 @@
 import { OmniError, isOmniError } from '@omnistage/core';
 import type { ReplicaConnection, ReplicaOutputChunk, ReplicaRequest } from '@omnistage/core';
 import { sseData } from './sse.js';
+import { ChatInputError, chatMessagesFromInput } from './chat-messages.js';
+import { PREFILL_KV_TRANSFER_PARAMS, isDecodeInput, type DisaggregatedSide } from './disaggregated.js';
 
 /**
  * vLLM `SamplingParams` fields that have no field on the OpenAI completions request (engine-side
@@ -24,7 +26,7 @@ const RENAMED_FIELDS: Readonly<Record<string, string>> = {
 };
 
 /** Body keys the connection owns; sampling params cannot override them. */
-const OWNED_FIELDS = new Set(['model', 'prompt', 'stream', 'stream_options']);
+const OWNED_FIELDS = new Set(['model', 'prompt', 'messages', 'stream', 'stream_options', 'kv_transfer_params']);
 
 const isTokenIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));
 
@@ -56,7 +58,16 @@ export function completionPromptFromInput(input: unknown): string | number[] | u
  * `stream: true` and `return_token_ids: true` (so token chunks carry ids) unless params set it.
  */
 export function completionRequestBody(model: string, prompt: string | number[], params: Record<string, unknown>): Record<string, unknown> {
-  const body: Record<string, unknown> = { model, prompt, stream: true, return_token_ids: true };
+  return requestBody({ model, prompt }, params);
+}
+
+/** {@link completionRequestBody} for a chat: `messages` instead of `prompt` (`POST /v1/chat/completions`). */
+export function chatRequestBody(model: string, messages: unknown[], params: Record<string, unknown>): Record<string, unknown> {
+  return requestBody({ model, messages }, params);
+}
+
+function requestBody(head: Record<string, unknown>, params: Record<string, unknown>): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...head, stream: true, return_token_ids: true };
   for (const [key, value] of Object.entries(params)) {
     if (value === null || value === undefined) continue;
     if (ENGINE_ONLY_SAMPLING_FIELDS.has(key) || OWNED_FIELDS.has(key) || key.startsWith('_')) continue;
@@ -79,11 +90,22 @@ export interface OpenAiCompletionsConnectionOptions {
   defaultSamplingParams?: Record<string, unknown>;
   /** Extra keys for `info` (e.g. the pid). */
   info?: Record<string, unknown>;
+  /**
+   * The replica's side of a vLLM prefill → decode (`NixlConnector`) edge: a prefill replica is
+   * sent `max_tokens: 1`, no streaming and {@link PREFILL_KV_TRANSFER_PARAMS}, and answers one
+   * final chunk carrying the `kv_transfer_params` it returned; a decode replica takes only a
+   * decode input (the user's request and those params) and sends the params along.
+   */
+  disaggregated?: DisaggregatedSide | null;
 }
 
 interface CompletionChoice {
   index?: number;
   text?: string;
+  /** Chat streams: the delta of the message. */
+  delta?: { content?: string | null };
+  /** Chat, not streamed: the whole message. */
+  message?: { content?: string | null };
   finish_reason?: string | null;
   token_ids?: unknown;
 }
@@ -171,6 +193,72 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     });
   }
 
+  /** The endpoint and body of one request: a chat for chat messages, else a completion; the prefill/decode fields of a disaggregated replica. */
+  #requestOf(id: string, req: ReplicaRequest): { url: string; body: Record<string, unknown> } {
+    let input = req.input;
+    let kv: Record<string, unknown> | null = null;
+    let original: Record<string, unknown> = {};
+    if (this.#opts.disaggregated === 'decode') {
+      if (!isDecodeInput(input)) {
+        // Never send it: without the prefill's params, vLLM would prefill the prompt again.
+        throw new OmniError('OMNI_KV_TRANSFER_MISSING', `${this.#label} decodes for a NixlConnector edge; request ${id} carries no kv_transfer_params of a prefill, so it was not sent`, {
+          context: this.#context(id),
+          hint: 'the decode stage must read from its prefill stage (engine_input_source) without a custom_process_input_func that drops kv_transfer_params',
+        });
+      }
+      kv = input.kv_transfer_params;
+      original = input.params;
+      input = input.user_input;
+    }
+    const params = { ...(this.#opts.defaultSamplingParams ?? {}), ...original, ...req.params };
+    const n = params['n'];
+    if (typeof n === 'number' && n > 1) {
+      throw this.#failed(id, `n=${n} asks for several sequences; this connection streams one`, 'set n to 1 (run several requests for several samples)');
+    }
+    let messages: unknown[] | undefined;
+    try {
+      messages = chatMessagesFromInput(input);
+    } catch (err) {
+      if (!(err instanceof ChatInputError)) throw err;
+      throw this.#failed(id, `cannot make a chat request from the input: ${err.message}`, 'send chat media as data URLs (images) or wav/mp3 (audio), one per <image>/<audio> place');
+    }
+    let body: Record<string, unknown>;
+    if (messages !== undefined) {
+      body = chatRequestBody(this.#opts.model, messages, params);
+    } else {
+      const prompt = completionPromptFromInput(input);
+      if (prompt === undefined) {
+        throw this.#failed(id, `cannot make a completion prompt from the input (${excerpt(JSON.stringify(input) ?? String(input))})`, 'a vllm stage takes a string, token ids, chat messages, or an upstream output with `text`');
+      }
+      body = completionRequestBody(this.#opts.model, prompt, params);
+    }
+    if (kv !== null) body['kv_transfer_params'] = kv;
+    if (this.#opts.disaggregated === 'prefill') {
+      // vLLM's proxy protocol: prefill only (one token), one JSON answer, KV kept for a remote decode.
+      body['stream'] = false;
+      body['max_tokens'] = 1;
+      if ('max_completion_tokens' in body) body['max_completion_tokens'] = 1;
+      body['kv_transfer_params'] = { ...PREFILL_KV_TRANSFER_PARAMS };
+    }
+    return { url: messages === undefined ? this.#url : `${this.#opts.baseUrl}/v1/chat/completions`, body };
+  }
+
+  /** The final chunk of a prefill's (non-streamed) answer; an answer without `kv_transfer_params` is an error naming this replica. */
+  async #prefillAnswer(id: string, url: string, res: Response): Promise<Record<string, unknown>> {
+    const answer = (await res.json().catch(() => null)) as { choices?: CompletionChoice[]; kv_transfer_params?: unknown } | null;
+    const choice = answer?.choices?.find((c) => (c.index ?? 0) === 0);
+    const kv = answer?.kv_transfer_params;
+    if (typeof kv !== 'object' || kv === null || Array.isArray(kv)) {
+      throw new OmniError('OMNI_KV_TRANSFER_MISSING', `${this.#label} (pid ${String(this.info['pid'] ?? '?')}) answered the prefill of request ${id} (POST ${url}) without kv_transfer_params; omnistage does not prefill again on the decode side`, {
+        context: this.#context(id),
+        hint: 'this vllm serve does not run NixlConnector (check --kv-transfer-config in its command line) or its vLLM is older than 0.9',
+      });
+    }
+    const ids = Array.isArray(choice?.token_ids) ? choice.token_ids.filter((x): x is number => Number.isInteger(x)) : null;
+    const text = choice?.text ?? choice?.message?.content ?? '';
+    return { kind: 'final', text, token_ids: ids, finish_reason: choice?.finish_reason ?? null, kv_transfer_params: kv };
+  }
+
   async *request(req: ReplicaRequest, signal?: AbortSignal): AsyncIterable<ReplicaOutputChunk> {
     const id = req.request_id;
     if (this.#closed) {
@@ -183,16 +271,7 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
       new OmniError('OMNI_CANCELLED', `request ${id} was aborted`, { context: this.#context(id), cause: signal?.reason });
     if (signal?.aborted === true) throw cancelled();
 
-    const prompt = completionPromptFromInput(req.input);
-    if (prompt === undefined) {
-      throw this.#failed(id, `cannot make a completion prompt from the input (${excerpt(JSON.stringify(req.input) ?? String(req.input))})`, 'a vllm stage takes a string, token ids, or an upstream output with `text`');
-    }
-    const params = { ...(this.#opts.defaultSamplingParams ?? {}), ...req.params };
-    const n = params['n'];
-    if (typeof n === 'number' && n > 1) {
-      throw this.#failed(id, `n=${n} asks for several sequences; this connection streams one`, 'set n to 1 (run several requests for several samples)');
-    }
-    const body = completionRequestBody(this.#opts.model, prompt, params);
+    const { url, body } = this.#requestOf(id, req);
 
     const ctrl = new AbortController();
     const onAbort = (): void => ctrl.abort(cancelled());
@@ -208,22 +287,27 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     try {
       let res: Response;
       try {
-        res = await fetch(this.#url, {
+        res = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+          headers: { 'content-type': 'application/json', accept: body['stream'] === true ? 'text/event-stream' : 'application/json' },
           body: JSON.stringify(body),
           signal: ctrl.signal,
         });
       } catch (err) {
         if (ctrl.signal.aborted) throw err;
-        throw this.#failed(id, `POST ${this.#url} failed (${describeFetchError(err)})`, 'the replica is not answering HTTP; it may have exited (see its log lines)', {}, err);
+        throw this.#failed(id, `POST ${url} failed (${describeFetchError(err)})`, 'the replica is not answering HTTP; it may have exited (see its log lines)', {}, err);
       }
       if (!res.ok || res.body === null) {
         const bodyText = await res.text().catch(() => '');
-        throw this.#failed(id, `POST ${this.#url} answered HTTP ${res.status}: ${errorMessageOf(bodyText)}`, hintForStatus(res.status), {
+        throw this.#failed(id, `POST ${url} answered HTTP ${res.status}: ${errorMessageOf(bodyText)}`, hintForStatus(res.status), {
           status: res.status,
           body: excerpt(bodyText),
         });
+      }
+      if (body['stream'] !== true) {
+        // The request's own params go along: the decode request is the original request.
+        yield { request_id: id, seq: seq++, data: { ...(await this.#prefillAnswer(id, url, res)), request_params: req.params }, done: true };
+        return;
       }
       try {
         for await (const data of sseData(res.body)) {
@@ -244,7 +328,7 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
           // A usage-only event has no choices; anything but choice 0 cannot occur with n = 1.
           const choice = choices.find((c) => (c.index ?? 0) === 0);
           if (choice === undefined) continue;
-          const delta = typeof choice.text === 'string' ? choice.text : '';
+          const delta = typeof choice.text === 'string' ? choice.text : typeof choice.delta?.content === 'string' ? choice.delta.content : '';
           const chunkIds = Array.isArray(choice.token_ids) ? choice.token_ids.filter((x): x is number => Number.isInteger(x)) : null;
           if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
           if (delta === '' && (chunkIds === null || chunkIds.length === 0)) continue;
@@ -258,10 +342,10 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
         }
       } catch (err) {
         if (ctrl.signal.aborted || isOmniError(err)) throw err;
-        throw this.#failed(id, `the stream from ${this.#url} broke off (${describeFetchError(err)})`, 'the replica may have exited while generating; see its log lines', {}, err);
+        throw this.#failed(id, `the stream from ${url} broke off (${describeFetchError(err)})`, 'the replica may have exited while generating; see its log lines', {}, err);
       }
       if (!sawDone && finish === null) {
-        throw this.#failed(id, `the stream from ${this.#url} ended before [DONE]`, 'the replica may have exited while generating; see its log lines');
+        throw this.#failed(id, `the stream from ${url} ended before [DONE]`, 'the replica may have exited while generating; see its log lines');
       }
       yield {
         request_id: id,
