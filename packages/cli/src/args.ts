@@ -16,6 +16,8 @@ export const COMMON_OPTIONS = {
   'stage-overrides': { type: 'string', description: 'JSON or YAML: {"<stage_id>": {key: value}}' },
   'allow-overcommit': { type: 'boolean', description: 'over-committed devices warn instead of failing the plan' },
   mode: { type: 'string', description: 'select a `modes` entry of the pipeline file' },
+  pipeline: { type: 'string', description: 'registered pipeline (topology) for a deploy file; wins over its `pipeline:` key and the model' },
+  'strategy-config': { type: 'string', description: 'strategy FILE: parallel axes (tp/dp/pp/ep/stage_replica) per model_stage' },
   plugin: { type: 'string', multiple: true, description: 'load a plugin (npm package or path); repeatable' },
   'diffusion-batch-size': { type: 'string', description: 'requests batched together by diffusion engines (default 1)' },
   'no-inline': { type: 'boolean', description: 'never run an engine inside the orchestrator process' },

@@ -1,4 +1,4 @@
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
   OmniError,
@@ -8,12 +8,15 @@ import {
   planPipeline,
   type InitPlan,
   type PipelineConfig,
+  type LocationIndex,
   type PlanOptions,
+  type PluginRef,
 } from '@omnistage/core';
 import { diffusionPlugin } from '@omnistage/plugin-diffusion';
 import { kvConnectorPlugin } from '@omnistage/plugin-kv-connector';
 import { llmPlugin } from '@omnistage/plugin-llm';
 import { pythonPlugin } from '@omnistage/plugin-python';
+import { upstreamPipelinesPlugin } from '@omnistage/plugin-upstream-pipelines';
 import { secondsOption, type CliValues } from './args.js';
 import { detectPlatform } from './platform-detect.js';
 
@@ -26,10 +29,6 @@ export interface Session {
   initTimeoutS: number | undefined;
 }
 
-/**
- * Reads the pipeline file, loads the built-in plugins plus those named in the file (`plugins:`)
- * and on the command line (`--plugin`), and collects the plan options. Starts nothing.
- */
 /** `--diffusion-batch-size`, checked: a positive integer or nothing. */
 function diffusionBatchSize(values: CliValues): number | undefined {
   const given = values['diffusion-batch-size'];
@@ -40,27 +39,48 @@ function diffusionBatchSize(values: CliValues): number | undefined {
   return Number(given);
 }
 
+/**
+ * Reads the pipeline file, loads the built-in plugins plus those named in the file (`plugins:`)
+ * and on the command line (`--plugin`), and collects the plan options. Starts nothing.
+ */
 export async function openSession(file: string, values: CliValues, logger: Logger, purpose: 'plan' | 'launch' = 'plan'): Promise<Session> {
   const { platform, detectedDeviceCount } = detectPlatform(values.platform, process.env);
+  const batch = diffusionBatchSize(values);
+  // Deploy files select their topology from the pipelines plugins register, so the plugins the
+  // file names are loaded as soon as the loader knows them, before the topology is chosen.
+  let omni: Omnistage | undefined;
+  const openOmni = async (plugins: readonly PluginRef[], locations: LocationIndex, base: string): Promise<Omnistage> => {
+    const external = await loadPlugins(
+      [
+        ...plugins.map((p, i) => ({ specifier: p.specifier, options: p.options, location: locations.at(`plugins.${i}`) })),
+        ...(values.plugin ?? []).map((specifier) => ({ specifier })),
+      ],
+      base,
+    );
+    return new Omnistage({
+      logger,
+      ...(values['lock-dir'] === undefined ? {} : { lockDir: values['lock-dir'] }),
+      // Stage-type flags are the plugins' options: core knows no stage type.
+      plugins: [
+        llmPlugin(values.tokenizer === undefined ? {} : { tokenizer: values.tokenizer }),
+        diffusionPlugin(batch === undefined ? {} : { batchSize: batch }),
+        kvConnectorPlugin(),
+        pythonPlugin(),
+        upstreamPipelinesPlugin(),
+        ...external,
+      ],
+    });
+  };
   const config = await loadPipelineConfig(file, {
     platform,
     ...(values.mode === undefined ? {} : { mode: values.mode }),
     ...(values['stage-overrides'] === undefined ? {} : { stageOverrides: values['stage-overrides'] }),
+    ...(values.pipeline === undefined ? {} : { pipeline: values.pipeline }),
+    ...(values.model === undefined ? {} : { model: values.model }),
+    ...(values['strategy-config'] === undefined ? {} : { strategyConfig: values['strategy-config'] }),
+    pipelines: async (top) => (omni = await openOmni(top.plugins, top.locations, dirname(resolve(file)))).pipelines,
   });
-  const external = await loadPlugins(
-    [
-      ...config.plugins.map((p, i) => ({ specifier: p.specifier, options: p.options, location: config.locations.at(`plugins.${i}`) })),
-      ...(values.plugin ?? []).map((specifier) => ({ specifier })),
-    ],
-    dirname(config.file),
-  );
-  const batch = diffusionBatchSize(values);
-  const omni = new Omnistage({
-    logger,
-    ...(values['lock-dir'] === undefined ? {} : { lockDir: values['lock-dir'] }),
-    // Stage-type flags are the plugins' options: core knows no stage type.
-    plugins: [llmPlugin(values.tokenizer === undefined ? {} : { tokenizer: values.tokenizer }), diffusionPlugin(batch === undefined ? {} : { batchSize: batch }), kvConnectorPlugin(), pythonPlugin(), ...external],
-  });
+  omni ??= await openOmni(config.plugins, config.locations, dirname(config.file));
   const planOptions: PlanOptions = {
     platform,
     ...(detectedDeviceCount === undefined ? {} : { detectedDeviceCount }),

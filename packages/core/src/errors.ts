@@ -64,6 +64,26 @@ export const ERROR_CATALOGUE = {
     summary: 'a connector reference or edge is not valid',
     fix: 'Define every connector a stage names under `connectors:` and make edges and engine_input_source agree.',
   },
+  OMNI_CONFIG_PIPELINE_UNKNOWN: {
+    exitCode: 2,
+    summary: 'no plugin registers the named pipeline',
+    fix: 'Name a registered pipeline in `pipeline:` or --pipeline (the error lists them), or load the plugin that defines it.',
+  },
+  OMNI_CONFIG_PIPELINE_UNRESOLVED: {
+    exitCode: 2,
+    summary: 'no pipeline gives the deploy file its topology',
+    fix: 'Add `pipeline: NAME`, pass --pipeline NAME or --model with a checkpoint directory, or spell out stage_type, engine_input_source and final_output per stage.',
+  },
+  OMNI_CONFIG_TOPOLOGY: {
+    exitCode: 2,
+    summary: 'stage inputs form a cycle, so no request reaches those stages',
+    fix: 'Remove one engine_input_source of the cycle so every stage is fed from an entry stage (one with no inputs).',
+  },
+  OMNI_CONFIG_STRATEGY: {
+    exitCode: 2,
+    summary: 'a strategy file (--strategy-config) is not valid',
+    fix: 'Map each model_stage to a list of `{axis: tp|dp|pp|ep|stage_replica, size: N}` entries that agree with the deploy file.',
+  },
   OMNI_STAGE_TYPE_UNKNOWN: {
     exitCode: 2,
     summary: 'no plugin handles this stage type',

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { OmniError } from './errors.js';
+import { PipelineRegistry, type PipelineDefinition } from './config/pipelines.js';
 import { EventBus } from './events/event-bus.js';
 import { createHooks, type OmniHooks } from './hooks/hooks.js';
 import { installPluginErrorWrapping } from './hooks/plugin-errors.js';
@@ -143,6 +144,19 @@ export class Omnistage {
   /** Names of the stage types plugins defined. */
   stageTypeNames(): string[] {
     return this.definitions.stageTypeNames();
+  }
+
+  /** Pipelines plugins registered (`definePipeline`); the loader selects deploy-file topology from them. */
+  get pipelines(): PipelineRegistry {
+    return this.definitions.pipelines;
+  }
+
+  /**
+   * Registers a pipeline (a model's topology) from the application itself (plugins use their API's
+   * method); deploy files select it by `pipeline:`, `--pipeline` or their model.
+   */
+  definePipeline(definition: PipelineDefinition): void {
+    this.definitions.definePipeline(definition);
   }
 
   /** Names of the payload connector classes plugins defined. */

@@ -20,7 +20,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * (f) item 6): `tensor_parallel_size × pipeline_parallel_size × data_parallel_size ×
  * prefill_context_parallel_size`, each defaulting to 1.
  *
- * This differs on purpose from {@link getStageDevicesPerReplica} (TP only): the lock set covers
+ * This differs from {@link getStageDevicesPerReplica} (TP × local DP × PP): the lock set covers
  * every device the engine may touch. As upstream, when engine args carry a nested
  * `parallel_config` mapping the sizes are read from it instead, and its
  * `sequence_parallel_size × cfg_parallel_size` multiply in too.

@@ -4,14 +4,19 @@ import type { StageConfig } from '@omnistage/core';
 /**
  * Tensor-parallel size of a stage (upstream `get_stage_tp_size`, spec b.16):
  * `engine_args.tensor_parallel_size`, where a falsy value (absent, `null`, `0`) means 1, then
- * integer conversion (`"2"` → 2; unlike upstream a fraction such as `1.5` is refused, not truncated). Nested `parallel_config` and the pipeline / data /
- * context parallel sizes are deliberately ignored, as upstream does.
+ * integer conversion (`"2"` → 2; unlike upstream a fraction such as `1.5` is refused, not truncated).
+ * Nested `parallel_config` and the context parallel size are deliberately ignored, as upstream does.
  *
  * Where upstream's `int()` would raise (non-numeric text) or return a nonsensical size (negative),
  * this throws `OMNI_CONFIG_INVALID` at the key's YAML location instead.
  */
 export function getStageTpSize(stage: StageConfig): number {
-  const raw = stage.engine_args['tensor_parallel_size'];
+  return parallelSize(stage, 'tensor_parallel_size');
+}
+
+/** A parallel size from `engine_args[key]` with upstream's `int()` reading; errors at the key. */
+function parallelSize(stage: StageConfig, key: string): number {
+  const raw = stage.engine_args[key];
   if (raw === null || raw === undefined || raw === 0 || raw === '' || raw === false) return 1;
   let value: number | undefined;
   if (typeof raw === 'number' && Number.isInteger(raw)) value = raw;
@@ -19,11 +24,11 @@ export function getStageTpSize(stage: StageConfig): number {
   else if (raw === true) value = 1; // Python: int(True) == 1
   if (value === undefined || value < 1 || value > PLAN_LIMITS.maxParallelSize) {
     throw invalidValue({
-      what: 'tensor_parallel_size',
+      what: key,
       expected: `an integer from 1 to ${PLAN_LIMITS.maxParallelSize}`,
       got: raw,
-      location: stage.locations.at('engine_args.tensor_parallel_size'),
-      hint: 'Set engine_args.tensor_parallel_size to the number of GPUs one replica shards the model over (e.g. 2), or remove it for 1.',
+      location: stage.locations.at(`engine_args.${key}`),
+      hint: `Set engine_args.${key} to the number of devices one replica spreads over on that axis (e.g. 2), or remove it for 1.`,
       context: { stage_id: stage.stage_id },
     });
   }
@@ -32,8 +37,9 @@ export function getStageTpSize(stage: StageConfig): number {
 
 /**
  * Devices one replica of a non-diffusion stage needs (upstream `get_stage_devices_per_replica`,
- * first bullet of spec b.17): the tensor-parallel size only — pipeline and data parallelism do not
- * count here (they do count for device locks, see {@link llmLockDeviceCount}).
+ * current main): tensor × local data × pipeline parallel size. Local DP is
+ * `data_parallel_size_local` when set (a multi-node DP replica holds only its local ranks), else
+ * `data_parallel_size`. Each size is read like the TP size (falsy → 1, integer text accepted).
  *
  * Diffusion stages size replicas by their parallel world size, which `@omnistage/plugin-diffusion`
  * owns; calling this for one is a bug in the caller (`OMNI_INTERNAL`).
@@ -46,5 +52,6 @@ export function getStageDevicesPerReplica(stage: StageConfig): number {
       context: { stage_id: stage.stage_id },
     });
   }
-  return getStageTpSize(stage);
+  const dpKey = stage.engine_args['data_parallel_size_local'] ? 'data_parallel_size_local' : 'data_parallel_size';
+  return getStageTpSize(stage) * parallelSize(stage, dpKey) * parallelSize(stage, 'pipeline_parallel_size');
 }

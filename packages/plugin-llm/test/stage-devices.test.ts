@@ -37,10 +37,14 @@ describe('getStageTpSize (b.16)', () => {
 });
 
 describe('getStageDevicesPerReplica (b.17, non-diffusion)', () => {
-  it('is the TP size only for llm and other non-diffusion stage types', () => {
+  it('is TP × local DP × PP for llm and other non-diffusion stage types (upstream main)', () => {
     const args = { tensor_parallel_size: 2, pipeline_parallel_size: 2, data_parallel_size: 3 };
-    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: args }))).toBe(2);
-    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, stage_type: 'tts', engine_args: args }))).toBe(2);
+    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: args }))).toBe(12);
+    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, stage_type: 'tts', engine_args: args }))).toBe(12);
+    // A multi-node DP replica holds its local ranks only.
+    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { ...args, data_parallel_size_local: 1 } }))).toBe(4);
+    const bad = thrown(() => getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { pipeline_parallel_size: 'two' } }))) as OmniError;
+    expect(bad.message).toBe('pipeline_parallel_size must be a positive integer, got "two".');
   });
 
   it('refuses diffusion stages (owned by plugin-diffusion)', () => {
@@ -59,10 +63,10 @@ describe('llmLockDeviceCount', () => {
     expect(llmLockDeviceCount({ tensor_parallel_size: null, pipeline_parallel_size: 2 })).toBe(2);
   });
 
-  it('differs from devices-per-replica (TP only)', () => {
-    const engine_args = { tensor_parallel_size: 2, pipeline_parallel_size: 2 };
-    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args }))).toBe(2);
-    expect(llmLockDeviceCount(engine_args)).toBe(4);
+  it('counts prefill context parallelism, which devices-per-replica does not', () => {
+    const engine_args = { tensor_parallel_size: 2, pipeline_parallel_size: 2, prefill_context_parallel_size: 2 };
+    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args }))).toBe(4);
+    expect(llmLockDeviceCount(engine_args)).toBe(8);
   });
 
   it('reads a nested parallel_config, where SP × CFG multiply in too', () => {

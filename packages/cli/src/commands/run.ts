@@ -45,9 +45,11 @@ function readInputs(values: CliValues): string[] {
  */
 export async function runCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const inputs = readInputs(values);
-  const balance = balanceOption(values);
+  // --balance (checked before anything is read) wins over what a strategy file's `routing` derived.
+  const explicitBalance = values.balance === undefined ? undefined : balanceOption(values);
   const outDir = values.out ?? 'omnistage-out';
   const session = await openSession(file, values, logger, 'launch');
+  const balance = explicitBalance ?? session.config.balance ?? 'round-robin';
   const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};
   const cancel = new AbortController();
   // Every concurrent request listens on the one cancel signal.

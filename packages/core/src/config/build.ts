@@ -20,7 +20,7 @@ export function buildStage(draft: StageDraft, stageIdx: number): StageConfig {
   const locations = new LocationIndex(draft.loc);
   recordLocations(draft.node, '', locations);
   const rt = data.runtime ?? {};
-  const extras: Record<string, unknown> = {};
+  const extras: Record<string, unknown> = { ...draft.extras };
   for (const key of LEGACY_EXTRA_KEYS) if (data[key] !== undefined) extras[key] = data[key];
   return createStageConfig({
     stage_idx: stageIdx,
@@ -83,6 +83,8 @@ const topSchema = z.object({
   edges: z.array(edgeSchema).nullable().optional(),
   plugins: z.array(pluginRefSchema).nullable().optional(),
   model: z.string().nullable().optional(),
+  session_mode: z.enum(['turn', 'duplex']).nullable().optional(),
+  duplex_session: z.record(z.string(), z.number()).nullable().optional(),
 });
 
 /** Pipeline-level values of a draft's normalised top-level map. */
@@ -91,6 +93,8 @@ export interface TopLevel {
   connectors: Record<string, ConnectorSpec>;
   edges: EdgeConfig[];
   plugins: PluginRef[];
+  session_mode: 'turn' | 'duplex';
+  duplex_session: Record<string, number>;
   locations: LocationIndex;
 }
 
@@ -109,7 +113,15 @@ export function buildTopLevel(top: SourcedMap, file: string): TopLevel {
     const specifier = p.path !== undefined ? resolveModulePath(p.path, declaredIn, true) : (p.name ?? '');
     return { specifier, options: { ...(p.options ?? {}) } };
   });
-  return { model: data.model ?? null, connectors, edges, plugins, locations };
+  return {
+    model: data.model ?? null,
+    connectors,
+    edges,
+    plugins,
+    session_mode: data.session_mode ?? 'turn',
+    duplex_session: { ...(data.duplex_session ?? {}) },
+    locations,
+  };
 }
 
 function resolveModulePath(spec: string, declaredIn: string, isPath = false): string {

@@ -5,6 +5,7 @@
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { OmniError, type SourceLocation } from '../errors.js';
 import { deprecationWarnings, DEPLOY_DEPRECATED_KEYS } from './deprecations.js';
+import { TOPOLOGY_KEYS } from './deploy-convert.js';
 import { splitDeployStage, type DeployStage } from './deploy-stage.js';
 import { didYouMeanPrefix, editDistance } from './did-you-mean.js';
 import { validateSourced } from './issues.js';
@@ -30,21 +31,6 @@ export interface DeployLayer {
   warnings: Diagnostic[];
 }
 
-/**
- * Keys that look like topology but are engine args in a deploy file (upstream routes them to
- * `engine_extras`): accepted, with a warning, because they do not do what they seem to.
- */
-const TOPOLOGY_LOOKALIKES = new Set([
-  'stage_type',
-  'engine_input_source',
-  'final_output',
-  'final_output_type',
-  'is_comprehension',
-  'custom_process_input_func',
-  'prompt_expand_func',
-  'cfg_kv_collect_func',
-]);
-
 /** Keys a flat engine field is compared with to catch likely typos (`num_replica`). */
 const TYPO_TARGETS = [
   ...DEPLOY_STAGE_KEYS,
@@ -52,7 +38,7 @@ const TYPO_TARGETS = [
   ...Object.keys(deployTypedEngineFields),
   ...Object.keys(deployPipelineWideFields),
 ];
-const KNOWN_FLAT = new Set(TYPO_TARGETS);
+const KNOWN_FLAT = new Set([...TYPO_TARGETS, ...TOPOLOGY_KEYS]);
 
 export function prepareDeployLayer(doc: SourcedDocument, root: SourcedMap): DeployLayer {
   const data = validateSourced(deployFileSchema, root, { invalidCode: 'OMNI_CONFIG_INVALID', unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY' });
@@ -106,16 +92,6 @@ function splitStages(list: SourcedNode | undefined, path: (string | number)[], r
 }
 
 function flatKeyWarnings(key: string, entry: SourcedEntry): Diagnostic[] {
-  if (TOPOLOGY_LOOKALIKES.has(key)) {
-    return [
-      diagnostic(
-        'OMNI_WARN_DEPLOY_TOPOLOGY_KEY',
-        `\`${key}\` in a deploy stage is passed to the engine as an engine arg; it does not change the pipeline topology.`,
-        entry.keyLoc,
-        'Topology comes from the pipeline (the `pipeline:` key); to set it yourself, write the file in the legacy stage_args schema.',
-      ),
-    ];
-  }
   if (KNOWN_FLAT.has(key)) return [];
   const limit = key.length >= 8 ? 2 : 1;
   const close = TYPO_TARGETS.filter((t) => editDistance(key, t) <= limit);

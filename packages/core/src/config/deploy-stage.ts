@@ -9,7 +9,7 @@ import { deepMerge, syntheticMap, type SourcedEntry, type SourcedMap } from './s
 /** Keys of the nested `runtime:` block that land in `StageConfig.runtime`. */
 const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'env', 'restart', 'process', 'requires_multimodal_data']);
 /** Stage-level keys kept on the stage (not engine args, not runtime). */
-const STAGE_KEYS = new Set(['engine', 'input_connectors', 'output_connectors', 'default_sampling_params']);
+const STAGE_KEYS = new Set(['engine', 'input_connectors', 'output_connectors', 'default_sampling_params', 'default_pooling_params']);
 const STRUCTURAL = new Set<string>(DEPLOY_STAGE_KEYS);
 
 export interface DeployStage {
@@ -19,7 +19,7 @@ export interface DeployStage {
   stageIdEntry: SourcedEntry;
   /** `devices`, `num_replicas`, `env`, `restart` (flat or nested; nested wins), `process`, `requires_multimodal_data`. */
   runtime: Map<string, SourcedEntry>;
-  /** `engine`, `input_connectors`, `output_connectors`, `default_sampling_params`. */
+  /** `engine`, `input_connectors`, `output_connectors`, `default_sampling_params`, `default_pooling_params`. */
   stage: Map<string, SourcedEntry>;
   /** Flat engine fields (typed, pipeline-wide and unknown keys, `subtalker_sampling_params`). */
   flat: Map<string, SourcedEntry>;
@@ -65,11 +65,11 @@ export function splitDeployStage(node: SourcedMap): DeployStage {
 }
 
 /** Keys deep-merged by both merge rules; every other key is replaced. */
-const DEEP_STAGE_KEYS = new Set(['default_sampling_params']);
+const DEEP_STAGE_KEYS = new Set(['default_sampling_params', 'default_pooling_params']);
 const DEEP_FLAT_KEYS = new Set(['subtalker_sampling_params']);
 
 /**
- * `base_config` rule: the overlay's keys replace the base's, except `default_sampling_params`,
+ * `base_config` rule: the overlay's keys replace the base's, except `default_sampling_params`, `default_pooling_params`,
  * `subtalker_sampling_params` and the `engine_args` block, which are deep-merged (an overlay
  * `env` or `parallel_config` replaces the base one).
  */

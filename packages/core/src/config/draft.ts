@@ -13,6 +13,8 @@ export interface StageDraft {
   node: SourcedMap;
   /** Where the stage itself is written; the fallback of its LocationIndex. */
   loc: SourceLocation;
+  /** Model-specific keys a registered pipeline adds to `StageConfig.extras` (the file's own win). */
+  extras?: Record<string, unknown>;
 }
 
 /** A whole pipeline between the front ends and the final build. */
@@ -21,6 +23,7 @@ export interface PipelineDraft {
   schema: PipelineConfig['schema'];
   topology: PipelineConfig['topology'];
   pipeline: string | null;
+  pipelineSelectedBy: PipelineConfig['pipeline_selected_by'];
   asyncChunk: boolean;
   /**
    * Top-level keys under their normalised names (`connectors`, `edges`, `plugins`, `model`, `modes`,

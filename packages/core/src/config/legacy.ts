@@ -66,7 +66,7 @@ export function legacyDraft(doc: SourcedDocument, root: SourcedMap): PipelineDra
     }
     if (entry) top.entries.set(name, { ...entry, key: name });
   }
-  return { file: doc.file, schema: 'legacy', topology: 'explicit', pipeline: null, asyncChunk, top, stages, warnings };
+  return { file: doc.file, schema: 'legacy', topology: 'file', pipeline: null, pipelineSelectedBy: null, asyncChunk, top, stages, warnings };
 }
 
 function withAsyncChunk(stage: SourcedMap, value: boolean, source: SourcedEntry | undefined): SourcedMap {

@@ -6,15 +6,16 @@
 import { resolve } from 'node:path';
 import { OmniError } from '../errors.js';
 import type { PlatformName } from '../planning/types.js';
-import { buildStage, buildTopLevel } from './build.js';
+import { buildStage, buildTopLevel, type TopLevel } from './build.js';
 import { deployDraft } from './deploy.js';
 import { legacyDraft } from './legacy.js';
 import { defaultReadFile, parseSourced, readConfigText, type ReadFile } from './load.js';
 import { filterStagesByMode } from './modes.js';
-import { checkStageReferences } from './references.js';
+import { checkStageGraph, checkStageReferences } from './references.js';
 import { applyStageOverrides } from './stage-overrides.js';
 import type { PipelineDraft } from './draft.js';
-import type { PipelineTopology } from './pipelines.js';
+import { PipelineRegistry } from './pipelines.js';
+import { applyStrategyFile } from './strategy.js';
 import type { PipelineConfig } from './types.js';
 
 /** A pipeline file by path, or its text (with the path it would have, for messages and base_config). */
@@ -30,8 +31,18 @@ export interface LoadPipelineOptions {
   stageOverrides?: string;
   /** File reader (default: `fs.readFile` as UTF-8); used for the file and its base_config chain. */
   readFile?: ReadFile;
-  /** Extra deploy pipeline topologies by registry key; they win over the built-ins. */
-  pipelines?: Readonly<Record<string, PipelineTopology>>;
+  /**
+   * Registered pipelines that give deploy files their topology: a registry, or a function called
+   * once the file's top level is known (so the plugins it names can be loaded first) that returns
+   * one. Default: none, so only files that spell out their topology load.
+   */
+  pipelines?: PipelineRegistry | ((top: TopLevel) => PipelineRegistry | Promise<PipelineRegistry>);
+  /** `--pipeline NAME`: selects the pipeline, over the file's `pipeline:` key. */
+  pipeline?: string;
+  /** `--model`: selects the pipeline by model when no name is given (wins over the file's `model:`). */
+  model?: string;
+  /** `--strategy-config FILE`: parallel strategy applied to the stages by `model_stage`. */
+  strategyConfig?: string;
 }
 
 /** The name used for text given without a path. */
@@ -66,7 +77,13 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
     });
   }
   const draft: PipelineDraft = isDeploy
-    ? await deployDraft(doc, root, { platform: options.platform ?? 'cuda', readFile, ...(options.pipelines ? { pipelines: options.pipelines } : {}) })
+    ? await deployDraft(doc, root, {
+        platform: options.platform ?? 'cuda',
+        readFile,
+        pipelines: async (top) => registryFor(options.pipelines, buildTopLevel(top, file)),
+        pipeline: options.pipeline,
+        model: options.model,
+      })
     : legacyDraft(doc, root);
   if (draft.stages.length === 0) {
     throw new OmniError('OMNI_CONFIG_INVALID', `${file} declares no stages.`, {
@@ -75,10 +92,13 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
     });
   }
 
-  const stageDrafts = options.stageOverrides !== undefined ? applyStageOverrides(draft.stages, options.stageOverrides) : draft.stages;
+  // Upstream order: topology + deploy merge, then the strategy overlay, then --stage-overrides.
+  const strategy = options.strategyConfig === undefined ? undefined : await applyStrategyFile(options.strategyConfig, draft.stages, readFile);
+  const stageDrafts = options.stageOverrides !== undefined ? applyStageOverrides(strategy?.stages ?? draft.stages, options.stageOverrides) : (strategy?.stages ?? draft.stages);
   const all = stageDrafts.map((d, i) => buildStage(d, i));
   const top = buildTopLevel(draft.top, file);
   checkStageReferences(all, top);
+  checkStageGraph(all);
   const { stages, warnings: modeWarnings } = filterStagesByMode(all, draft.top.entries.get('modes'), options.mode);
 
   return {
@@ -86,13 +106,22 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
     schema: draft.schema,
     model: top.model,
     pipeline: draft.pipeline,
+    pipeline_selected_by: draft.pipelineSelectedBy,
     topology: draft.topology,
+    session_mode: top.session_mode,
+    duplex_session: top.duplex_session,
+    ...(strategy?.balance ? { balance: strategy.balance } : {}),
     async_chunk: draft.asyncChunk,
     connectors: top.connectors,
     edges: top.edges,
     stages,
     plugins: top.plugins,
-    warnings: [...draft.warnings, ...modeWarnings],
+    warnings: [...draft.warnings, ...(strategy?.warnings ?? []), ...modeWarnings],
     locations: top.locations,
   };
+}
+
+async function registryFor(option: LoadPipelineOptions['pipelines'], top: TopLevel): Promise<PipelineRegistry> {
+  if (option === undefined) return new PipelineRegistry();
+  return option instanceof PipelineRegistry ? option : await option(top);
 }

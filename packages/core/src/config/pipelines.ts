@@ -1,124 +1,103 @@
 /**
- * Built-in pipeline topologies for deploy files. Upstream keeps topology (stage types, inputs,
- * final outputs, worker types) in per-model Python pipeline code; deploy YAMLs only carry placement
- * and tuning. These entries cover the models whose deploy files ship as fixtures; other deploy
- * files fall back to a chain in stage_id order.
+ * The pipeline registry. Upstream keeps topology (which stages exist, their stage types, who feeds
+ * whom, which stage is the final output of what type) in per-model Python pipeline code; deploy
+ * files only carry placement and tuning. Here plugins register that topology as data
+ * (`omni.definePipeline`), and the loader selects an entry by the file's `pipeline:` key, the
+ * `--pipeline` flag or the model (see `choosePipeline`). Core knows no stage type: every value is
+ * the plugin's.
  */
+import { OmniError } from '../errors.js';
 
-/** Topology of one stage of a built-in pipeline. */
-export interface PipelineStageTopology {
-  stage_id: number;
-  stage_type: 'llm' | 'diffusion';
-  /** `ar` / `generation` for LLM stages; written to `engine_args.worker_type`. */
-  worker_type?: 'ar' | 'generation';
-  /** Written to `engine_args.model_stage` (wins over the deploy file, as upstream). */
-  model_stage?: string;
-  /** Written to `engine_args.engine_output_type` (a deploy value wins). */
-  engine_output_type?: string;
-  /** Written to `engine_args.model_arch` (a deploy value wins). */
-  model_arch?: string;
-  engine_input_source: readonly number[];
-  final_output: boolean;
-  final_output_type?: string;
+/** The input and next-stage processors of a stage for one `async_chunk` setting (Python dotted paths). */
+export interface StageProcessors {
+  readonly custom_process_input_func: string | null;
+  /** Written to `engine_args.custom_process_next_stage_input_func` when set. */
+  readonly custom_process_next_stage_input_func: string | null;
+}
+
+/** Topology and defaults of one stage of a registered pipeline. */
+export interface PipelineStageDefinition {
+  /** Matched against the deploy file's `stage_id`. */
+  readonly stage_id: number;
+  /** The stage's role (`thinker`, `code2wav`, `dit`): `engine_args.model_stage`, strategy-file role key. */
+  readonly model_stage: string;
+  /** Stage type, handled by a stage-type plugin. */
+  readonly stage_type: string;
+  readonly engine_input_source: readonly number[];
+  readonly final_output: boolean;
+  readonly final_output_type?: string | null;
   /** Upstream `owns_tokenizer`. */
-  is_comprehension: boolean;
-  requires_multimodal_data?: boolean;
+  readonly is_comprehension?: boolean;
+  /** `runtime.requires_multimodal_data` unless the deploy file sets it. */
+  readonly requires_multimodal_data?: boolean;
+  /** Engine-arg defaults: the deploy file's values win. */
+  readonly engine_args?: Readonly<Record<string, unknown>>;
+  /** Engine args the pipeline owns (`model_stage`, `worker_type`): they win over the deploy file. */
+  readonly pinned_engine_args?: Readonly<Record<string, unknown>>;
+  /** Sampling params applied over the deploy file's `default_sampling_params` (the registry wins, as upstream). */
+  readonly sampling_constraints?: Readonly<Record<string, unknown>>;
+  /** Processors chosen by the pipeline's `async_chunk` (upstream `_select_processor_funcs`). */
+  readonly processors?: { readonly async_chunk: StageProcessors; readonly sync: StageProcessors };
+  readonly prompt_expand_func?: string | null;
+  readonly cfg_kv_collect_func?: string | null;
+  /** Model-specific stage keys passed through to `StageConfig.extras` (`tts_args`). */
+  readonly extras?: Readonly<Record<string, unknown>>;
 }
 
-/** The stage graph of a known pipeline (deploy files carry none). */
-export interface PipelineTopology {
-  name: string;
-  description: string;
-  stages: readonly PipelineStageTopology[];
+/** A pipeline: the topology a deploy file's stages are merged into. */
+export interface PipelineDefinition {
+  /** Registry key: the deploy file's `pipeline:` value and the HF `model_type` that selects it. */
+  readonly name: string;
+  readonly description?: string;
+  /** HF `architectures[*]` values that select it when the model type is not a registry key. */
+  readonly hf_architectures?: readonly string[];
+  /** Extra condition on the model's `config.json` for the architecture fallback: every key must equal. */
+  readonly hf_config_match?: Readonly<Record<string, string>> | null;
+  /** `model_index.json` `_class_name` of a diffusers checkpoint that selects it. */
+  readonly diffusers_class_name?: string | null;
+  readonly stages: readonly PipelineStageDefinition[];
 }
 
-const bagelStages: readonly PipelineStageTopology[] = [
-  {
-    stage_id: 0,
-    stage_type: 'llm',
-    worker_type: 'ar',
-    is_comprehension: true,
-    engine_input_source: [],
-    final_output: true,
-    final_output_type: 'text',
-  },
-  {
-    stage_id: 1,
-    stage_type: 'diffusion',
-    is_comprehension: false,
-    engine_input_source: [0],
-    final_output: true,
-    final_output_type: 'image',
-  },
-];
+/** Pipelines by name, in registration order (the order of upstream's architecture fallback). */
+export class PipelineRegistry {
+  readonly #byName = new Map<string, PipelineDefinition>();
 
-/** Pipelines known without any plugin, by registry key. */
-export const BUILT_IN_PIPELINES: Readonly<Record<string, PipelineTopology>> = {
-  bagel: { name: 'bagel', description: 'BAGEL: AR thinker → diffusion transformer', stages: bagelStages },
-  bagel_think: { name: 'bagel_think', description: 'BAGEL think mode: AR thinker (decodes <think>) → diffusion transformer', stages: bagelStages },
-  glm_image: {
-    name: 'glm_image',
-    description: 'GLM-Image: AR prior tokens → diffusion (DiT + VAE)',
-    stages: [
-      {
-        stage_id: 0,
-        stage_type: 'llm',
-        worker_type: 'ar',
-        model_arch: 'GlmImageForConditionalGeneration',
-        is_comprehension: true,
-        engine_input_source: [],
-        final_output: false,
-      },
-      { stage_id: 1, stage_type: 'diffusion', is_comprehension: false, engine_input_source: [0], final_output: true, final_output_type: 'image' },
-    ],
-  },
-  qwen3_omni_moe: {
-    name: 'qwen3_omni_moe',
-    description: 'Qwen3-Omni-MoE: thinker → talker → code2wav',
-    stages: [
-      {
-        stage_id: 0,
-        stage_type: 'llm',
-        worker_type: 'ar',
-        model_stage: 'thinker',
-        engine_output_type: 'latent',
-        model_arch: 'Qwen3OmniMoeForConditionalGeneration',
-        is_comprehension: true,
-        engine_input_source: [],
-        final_output: true,
-        final_output_type: 'text',
-      },
-      {
-        stage_id: 1,
-        stage_type: 'llm',
-        worker_type: 'ar',
-        model_stage: 'talker',
-        engine_output_type: 'latent',
-        model_arch: 'Qwen3OmniMoeForConditionalGeneration',
-        is_comprehension: false,
-        engine_input_source: [0],
-        final_output: false,
-      },
-      {
-        stage_id: 2,
-        stage_type: 'llm',
-        worker_type: 'generation',
-        model_stage: 'code2wav',
-        engine_output_type: 'audio',
-        model_arch: 'Qwen3OmniMoeForConditionalGeneration',
-        is_comprehension: false,
-        engine_input_source: [1],
-        final_output: true,
-        final_output_type: 'audio',
-      },
-    ],
-  },
-};
+  /** Registers a pipeline after checking its stage ids and edges; a name registered twice is an error. */
+  define(definition: PipelineDefinition): void {
+    const invalid = (why: string): OmniError =>
+      new OmniError('OMNI_PLUGIN_INVALID', `pipeline "${String(definition?.name)}" cannot be defined: ${why}`, {
+        hint: 'give each pipeline a unique name and stages with unique ids whose engine_input_source names ids of the same pipeline',
+      });
+    if (typeof definition?.name !== 'string' || definition.name === '') throw invalid('it has no name');
+    if (this.#byName.has(definition.name)) throw invalid('it is defined twice (two plugins define it; load only one of them)');
+    if (!Array.isArray(definition.stages) || definition.stages.length === 0) throw invalid('it has no stages');
+    const ids = definition.stages.map((s) => s.stage_id);
+    if (new Set(ids).size !== ids.length) throw invalid(`stage ids ${ids.join(', ')} repeat`);
+    for (const s of definition.stages) {
+      if (typeof s.stage_type !== 'string' || s.stage_type === '') throw invalid(`stage ${s.stage_id} has no stage_type`);
+      const bad = s.engine_input_source.find((src: number) => src === s.stage_id || !ids.includes(src));
+      if (bad !== undefined) throw invalid(`stage ${s.stage_id} takes input from stage ${bad}, which is ${bad === s.stage_id ? 'itself' : 'not in the pipeline'}`);
+    }
+    this.#byName.set(definition.name, definition);
+  }
 
-/** The pipeline registered under `name` (extra entries win over the built-ins). */
-export function findPipeline(
-  name: string,
-  extra: Readonly<Record<string, PipelineTopology>> = {},
-): PipelineTopology | undefined {
-  return Object.hasOwn(extra, name) ? extra[name] : Object.hasOwn(BUILT_IN_PIPELINES, name) ? BUILT_IN_PIPELINES[name] : undefined;
+  get(name: string): PipelineDefinition | undefined {
+    return this.#byName.get(name);
+  }
+
+  names(): string[] {
+    return [...this.#byName.keys()];
+  }
+
+  /** Every pipeline, in registration order. */
+  values(): PipelineDefinition[] {
+    return [...this.#byName.values()];
+  }
+
+  /** A registry with `definitions` registered in order. */
+  static of(definitions: Iterable<PipelineDefinition>): PipelineRegistry {
+    const registry = new PipelineRegistry();
+    for (const d of definitions) registry.define(d);
+    return registry;
+  }
 }

@@ -104,6 +104,7 @@ export function createLegacyStageSchema<E extends z.ZodType = typeof anyMap>(eng
     cfg_kv_collect_func: hookSchema,
     input_connectors: connectorMapSchema.nullable().optional(),
     output_connectors: connectorMapSchema.nullable().optional(),
+    default_pooling_params: anyMap.nullable().optional().meta({ description: 'Pooling params of a `runner: pooling` stage (upstream).' }),
     tts_args: z.unknown().optional(),
     subtalker_sampling_params: z.unknown().optional(),
   });
@@ -113,7 +114,7 @@ export const legacyStageSchema = createLegacyStageSchema();
 export type LegacyStageInput = z.output<typeof legacyStageSchema>;
 
 /** Stage keys that are passed through untouched into `StageConfig.extras`. */
-export const LEGACY_EXTRA_KEYS = ['tts_args', 'subtalker_sampling_params'] as const;
+export const LEGACY_EXTRA_KEYS = ['tts_args', 'subtalker_sampling_params', 'default_pooling_params'] as const;
 
 const legacyTopRuntimeSchema = z.strictObject({
   connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
@@ -188,6 +189,7 @@ export const deployTypedEngineFields = {
   config_format: optStr,
   load_format: optStr,
   tokenizer_mode: optStr,
+  runner: z.enum(['auto', 'generate', 'pooling', 'draft']).nullable().optional().meta({ description: 'vLLM runner; `pooling` for pooling stages.' }),
 };
 
 /** Pipeline-wide engine fields: applied to every stage that does not set them itself. */
@@ -213,6 +215,7 @@ export const DEPLOY_STAGE_KEYS = [
   'input_connectors',
   'output_connectors',
   'default_sampling_params',
+  'default_pooling_params',
   ...DEPLOY_RUNTIME_KEYS,
 ] as const;
 
@@ -230,6 +233,7 @@ export function createDeployStageSchema<E extends z.ZodType = typeof anyMap>(eng
       input_connectors: connectorMapSchema.nullable().optional(),
       output_connectors: connectorMapSchema.nullable().optional(),
       default_sampling_params: anyMap.nullable().optional(),
+      default_pooling_params: anyMap.nullable().optional().meta({ description: 'Pooling params (deep-merged like default_sampling_params).' }),
       subtalker_sampling_params: anyMap.nullable().optional(),
       ...deployTypedEngineFields,
       ...deployPipelineWideFields,
@@ -243,7 +247,14 @@ export function createDeployFileSchema<S extends z.ZodType = typeof deployStageS
   return z
     .strictObject({
       base_config: z.string().min(1).optional().meta({ description: 'Parent deploy file, relative to this file.' }),
-      pipeline: z.string().min(1).nullable().optional().meta({ description: 'Built-in pipeline (topology) to use.' }),
+      pipeline: z.string().min(1).nullable().optional().meta({ description: 'Registered pipeline (topology) to use; --pipeline wins.' }),
+      session_mode: z.enum(['turn', 'duplex']).nullable().optional().meta({ description: 'Request/response turns or a full-duplex session.' }),
+      duplex_session: z
+        .strictObject({ max_sessions: z.int().gt(0).optional() })
+        .catchall(z.number().gt(0))
+        .nullable()
+        .optional()
+        .meta({ description: 'Duplex session limits; every value must be > 0.' }),
       async_chunk: z.boolean().optional(),
       connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
       edges: z.array(edgeSchema).nullable().optional(),

@@ -1,5 +1,6 @@
 import type { Diagnostic } from '../diagnostics.js';
 import type { LocationIndex } from './location-index.js';
+import type { PipelineSelection } from './pipeline-lookup.js';
 
 /** Engine arguments of a stage: passed through to the engine after plugins normalise them. */
 export type EngineArgs = Record<string, unknown>;
@@ -74,6 +75,9 @@ export interface StageConfig {
   locations: LocationIndex;
 }
 
+/** How requests spread over a stage's replicas (the router's policy). */
+export type ReplicaBalance = 'round-robin' | 'least-inflight';
+
 /** Reference to a plugin named in the pipeline file (`plugins:`) or on the CLI (`--plugin`). */
 export interface PluginRef {
   /** npm package name or module path relative to the pipeline file. */
@@ -89,10 +93,18 @@ export interface PipelineConfig {
   schema: 'legacy' | 'deploy';
   /** Top-level `model:` (ours); the CLI's `--model` wins. */
   model: string | null;
-  /** Deploy `pipeline:` key (registry key of a built-in topology), if any. */
+  /** The registered pipeline that gave the stages their topology (null: the file spells it out). */
   pipeline: string | null;
-  /** How stage topology was decided: written in the file, from a built-in pipeline, or chained by stage_id. */
-  topology: 'explicit' | 'registry' | 'chained';
+  /** How that pipeline was selected (`--pipeline`, the `pipeline:` key, the model), null without one. */
+  pipeline_selected_by: PipelineSelection | null;
+  /** Where stage topology came from: a registered pipeline, or the file itself (legacy stage_args, or spelt out per stage). */
+  topology: 'registry' | 'file';
+  /** Upstream `session_mode` (deploy files): `turn` unless the file says `duplex`. */
+  session_mode: 'turn' | 'duplex';
+  /** Upstream `duplex_session` (deploy files), as written. */
+  duplex_session: Record<string, number>;
+  /** Replica balancing a strategy file derived (`routing` of its stage_replica axes), if any. */
+  balance?: ReplicaBalance;
   async_chunk: boolean;
   connectors: Record<string, ConnectorSpec>;
   edges: EdgeConfig[];

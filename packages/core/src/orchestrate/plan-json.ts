@@ -1,4 +1,4 @@
-import type { InitPlan, TransferPlan } from '../planning/types.js';
+import type { InitPlan, StagePlan, TransferPlan } from '../planning/types.js';
 
 /**
  * The `omnistage plan --json` document: a stable contract other tools read (names kept, fields may
@@ -10,10 +10,13 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
     platform: plan.platform,
     device_env: plan.device_env,
     visible_devices: plan.visible_devices,
+    topology: { ...plan.topology },
     stages: plan.stages.map((s) => ({
       stage_idx: s.stage_idx,
       stage_id: s.stage_id,
       stage_type: s.stage_type,
+      ...stageTopology(s),
+      topology: { source: plan.topology.source, pipeline: plan.topology.pipeline },
       num_replicas: s.num_replicas,
       devices_per_replica: s.devices_per_replica,
       replicas: s.replicas.map((r) => ({
@@ -42,14 +45,31 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
   };
 }
 
+/** The topology fields of a stage, from its first replica's metadata (all replicas share them). */
+function stageTopology(s: StagePlan): Record<string, unknown> {
+  const m = s.replicas[0]?.metadata;
+  return {
+    model_stage: m?.model_stage ?? null,
+    engine_input_source: m ? [...m.engine_input_source] : [],
+    final_output: m?.final_output ?? false,
+    final_output_type: m?.final_output_type ?? null,
+  };
+}
+
 /** The plan as a fixed-width table (stage, replica, logical → physical devices, lock set, group, engine). */
 export function planToTable(plan: InitPlan): string {
-  const rows: string[][] = [['stage', 'type', 'replica', 'devices', 'physical', 'locks', 'group', 'engine']];
+  const rows: string[][] = [['stage', 'model_stage', 'type', 'inputs', 'output', 'replica', 'devices', 'physical', 'locks', 'group', 'engine']];
   for (const s of plan.stages) {
+    const t = stageTopology(s);
+    const inputs = (t['engine_input_source'] as number[]).join(',') || '-';
+    const output = t['final_output'] ? String(t['final_output_type'] ?? 'final') : '-';
     for (const r of s.replicas) {
       rows.push([
         String(s.stage_id),
+        String(t['model_stage'] ?? '-'),
         s.stage_type,
+        inputs,
+        output,
         `${r.replica_id}/${s.num_replicas}`,
         r.devices ?? '(all)',
         r.physical_devices.join(',') || '-',
@@ -59,7 +79,10 @@ export function planToTable(plan: InitPlan): string {
       ]);
     }
   }
-  const header = `platform ${plan.platform} (${plan.device_env.join(' + ')}), visible devices: ${plan.visible_devices.join(',') || 'none'}`;
+  const t = plan.topology;
+  const source =
+    t.source === 'registry' ? `topology: pipeline ${t.pipeline ?? '?'} (registry, selected by ${t.selected_by ?? '?'})` : 'topology: spelt out in the file';
+  const header = `platform ${plan.platform} (${plan.device_env.join(' + ')}), visible devices: ${plan.visible_devices.join(',') || 'none'}\n${source}`;
   return [header, ...fixedWidth(rows), ...transferTable(plan)].join('\n');
 }
 

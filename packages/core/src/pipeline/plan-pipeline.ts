@@ -92,7 +92,10 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
   applyEdgeFlows(stagePlans, transfers, omni.definitions, ctx);
   const locate = (stageId: number) => config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors');
   warnings.push(...unimplementedConnectorWarnings(transfers, stagePlans, locate));
-  const plan: InitPlan = { run_id: runId, platform, device_env: [...PLATFORMS[platform].deviceEnv], visible_devices: [...visible], stages: stagePlans, groups, transfers, warnings };
+  const plan: InitPlan = {
+    run_id: runId, platform, device_env: [...PLATFORMS[platform].deviceEnv], visible_devices: [...visible],
+    topology: { source: config.topology, pipeline: config.pipeline, selected_by: config.pipeline_selected_by },
+    stages: stagePlans, groups, transfers, warnings };
   omni.hooks.planned.call(plan);
   omni.events.emit({ type: 'pipeline:planned', replicas: all.length, groups: groups.length });
   return plan;

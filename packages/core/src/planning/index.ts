@@ -1,7 +1,7 @@
 /**
  * `@omnistage/core/planning`: the pure planning steps `planPipeline` composes (replica layout,
- * device split and mapping, per-child env, lock sets, launch groups, admission), the built-in
- * pipeline registry and config helpers — for tools that plan differently or inspect a plan.
+ * device split and mapping, per-child env, lock sets, launch groups, admission), the pipeline
+ * registry and lookup rule and config helpers — for tools that plan differently or inspect a plan.
  */
 export { splitDevicesForReplicas } from './split-devices.js';
 export type { SplitDevicesOptions } from './split-devices.js';
@@ -23,7 +23,9 @@ export type { AdmissionOptions, AdmissionReplica } from './admission.js';
 export { captureStageFactoryContexts } from './stage-factory-context.js';
 export type { FactoryContextStagePlan, StageRemoteFactoryContext } from './stage-factory-context.js';
 export { compareDeviceIds, sortDeviceIds, splitDeviceList, uniqueDeviceIds } from './device-ids.js';
-export { BUILT_IN_PIPELINES, findPipeline } from '../config/pipelines.js';
+export { PipelineRegistry } from '../config/pipelines.js';
+export { choosePipeline } from '../config/pipeline-lookup.js';
+export type { PipelineChoice, PipelineLookupInput, PipelineSelection } from '../config/pipeline-lookup.js';
 export { STAGE_OVERRIDES_FILE } from '../config/stage-overrides.js';
 export { DEFAULT_MODE } from '../config/modes.js';
 export { DEFAULT_RESTART_POLICY } from '../config/stage-defaults.js';

@@ -29,8 +29,8 @@ const INTEGER = /^[+-]?\d+$/;
  * spec b.18). Stages are addressed by their **position** in `stages`, as upstream does, both in the
  * map and in error messages ("Stage S").
  *
- * Deviation (upstream #5444): `num_replicas > 1` without `runtime.devices` is a plan error with a
- * fix-it hint instead of a one-element split that crashes later.
+ * `num_replicas > 1` without `runtime.devices` gives every replica the inherited visibility (null
+ * devices), as upstream does since #5444 (before, a one-element split crashed later).
  *
  * @throws OmniError `OMNI_CONFIG_INVALID` (bad or negative count), `OMNI_PLAN_DEVICES`
  */
@@ -47,19 +47,9 @@ export function computeReplicaLayout(stages: readonly StageConfig[], options: Re
     const devices = stage.runtime.devices as string | number | null | undefined;
     const perReplica = options.devicesPerReplica(stage);
     if (devices === null || devices === undefined) {
-      const pool = count * Math.max(1, perReplica);
-      throw new OmniError(
-        'OMNI_PLAN_DEVICES',
-        `Stage ${idx} (stage_id ${stage.stage_id}) has num_replicas ${count} but no runtime.devices, ` +
-          'so its replicas cannot be given distinct devices.',
-        {
-          location: stage.locations.at('runtime.num_replicas'),
-          context: { stage_idx: idx, stage_id: stage.stage_id, phase: 'plan' },
-          hint:
-            `set runtime.devices to a template like "${template(perReplica)}" ` +
-            `(${perReplica === 1 ? 'one device' : `${perReplica} devices`} per replica) or a pool of ${pool} ids`,
-        },
-      );
+      // Upstream (since #5444): every replica inherits the launcher's visible devices.
+      replicaDevices.set(idx, Array.from({ length: count }, () => null));
+      return;
     }
     replicaDevices.set(
       idx,
@@ -104,6 +94,3 @@ function replicaCount(stage: StageConfig, idx: number, allowZero: boolean): numb
   return allowZero ? count : Math.max(1, count);
 }
 
-function template(perReplica: number): string {
-  return Array.from({ length: Math.max(1, perReplica) }, (_, i) => String(i)).join(',');
-}

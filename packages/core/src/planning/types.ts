@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../diagnostics.js';
-import type { EngineArgs, StageConfig, StageRuntimeConfig } from '../config/types.js';
+import type { EngineArgs, PipelineConfig, StageConfig, StageRuntimeConfig } from '../config/types.js';
 
 /** Platforms omnistage can plan for. `cpu` offers virtual devices so any topology runs anywhere. */
 export type PlatformName = 'cuda' | 'rocm' | 'npu' | 'xpu' | 'cpu';
@@ -147,6 +147,8 @@ export interface InitPlan {
   device_env: string[];
   /** Physical device ids visible to the launcher. */
   visible_devices: string[];
+  /** Where the stages' topology came from: a registered pipeline (and how it was selected) or the file. */
+  topology: { source: PipelineConfig['topology']; pipeline: string | null; selected_by: PipelineConfig['pipeline_selected_by'] };
   stages: StagePlan[];
   groups: LaunchGroup[];
   /** One per `engine_input_source` edge, in consumer then source order. */

@@ -6,6 +6,7 @@ import { ANY_STAGE_TYPE, type EngineDefinition, type StageTypeDefinition } from 
 import { INLINE_CONNECTOR, SHM_CONNECTOR } from '../connectors/connector-config.js';
 import { connectorModuleUrl, type PayloadConnectorDefinition } from '../connectors/payload-connector.js';
 import { isConnectorClassName } from '../connectors/payload-ref.js';
+import { PipelineRegistry, type PipelineDefinition } from '../config/pipelines.js';
 
 /** The stage's id for a message, from a callback's stage argument. */
 const stageSite = (stage: { stage_id?: number } | undefined): { stage_id?: number } =>
@@ -53,8 +54,8 @@ function attributedEngine(def: EngineDefinition, owner: string): EngineDefinitio
 }
 
 /**
- * What plugins defined: stage types, engines, payload connector classes and shared engine-args
- * schemas. One per {@link Omnistage}; the planner reads it, plugins write it through their API.
+ * What plugins defined: stage types, engines, payload connector classes, shared engine-args
+ * schemas and pipelines. One per {@link Omnistage}; the planner reads it, plugins write it through their API.
  */
 export class Definitions {
   readonly #hooks: OmniHooks;
@@ -64,6 +65,8 @@ export class Definitions {
   readonly #owners = new Map<EngineDefinition, string>();
   readonly #sharedEngineArgsSchemas: object[] = [];
   readonly #connectors = new Map<string, PayloadConnectorDefinition>();
+  /** Pipelines (`definePipeline`); the loader selects deploy-file topology from them. */
+  readonly pipelines = new PipelineRegistry();
 
   constructor(hooks: OmniHooks) {
     this.#hooks = hooks;
@@ -170,5 +173,10 @@ export class Definitions {
 
   connectorNames(): string[] {
     return [...this.#connectors.keys()].sort();
+  }
+
+  /** Registers a pipeline (a model's topology); a name registered twice is an error. */
+  definePipeline(definition: PipelineDefinition): void {
+    this.pipelines.define(definition);
   }
 }

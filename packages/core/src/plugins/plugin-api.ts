@@ -6,6 +6,7 @@ import { pluginFailure } from '../hooks/plugin-errors.js';
 import type { EngineDefinition, StageTypeDefinition } from './definition-types.js';
 import type { PayloadConnectorDefinition } from '../connectors/payload-connector.js';
 import type { Definitions } from './definitions.js';
+import type { PipelineDefinition } from '../config/pipelines.js';
 
 /** How a plugin observes a run: typed listeners that can never break it (a throw is logged, naming the plugin). */
 export interface PluginEvents {
@@ -29,6 +30,8 @@ export interface PluginApi {
   defineConnector(definition: PayloadConnectorDefinition): void;
   /** A JSON Schema for keys valid in the `engine_args` of every stage type (`omnistage schema` merges it). */
   defineSharedEngineArgsSchema(schema: object): void;
+  /** Registers a pipeline (a model's topology) that deploy files select by `pipeline:`, `--pipeline` or their model. */
+  definePipeline(definition: PipelineDefinition): void;
   /** The hooks, to tap (frozen: tap, never replace). Name taps after the plugin; errors are attributed to that name. */
   readonly hooks: OmniHooks;
   /** The run's events. */
@@ -72,6 +75,7 @@ export function createPluginApi(name: string, deps: PluginApiDeps): PluginApi {
     defineEngine: (d: EngineDefinition) => deps.definitions.defineEngine(d, name),
     defineConnector: (d: PayloadConnectorDefinition) => deps.definitions.defineConnector(d),
     defineSharedEngineArgsSchema: (schema: object) => deps.definitions.defineSharedEngineArgsSchema(schema),
+    definePipeline: (d: PipelineDefinition) => deps.definitions.definePipeline(d),
     hooks: deps.hooks,
     events: pluginEvents(name, deps.events, logger),
     logger,

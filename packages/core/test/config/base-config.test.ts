@@ -3,7 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
-import { at, memoryFs, rejection, where, yaml } from './helpers.js';
+import { PipelineRegistry } from '../../src/config/pipelines.js';
+import { at, memoryFs, rejection, testRegistry, where, yaml } from './helpers.js';
+
+/** A three-stage llm chain 0 → 1 → 2 for the merged files below. */
+const CHAIN3 = PipelineRegistry.of([
+  {
+    name: 'chain3',
+    stages: [0, 1, 2].map((id) => ({ stage_id: id, model_stage: `s${id}`, stage_type: 'llm', engine_input_source: id === 0 ? [] : [id - 1], final_output: id === 2 })),
+  },
+]);
+const loadChain3 = (file: string) => loadPipelineConfig(file, { pipelines: CHAIN3, pipeline: 'chain3' });
 
 let dir: string;
 beforeEach(async () => {
@@ -110,8 +120,8 @@ describe('base_config merge rules', () => {
   });
 
   it('merges stages by id: shallow overlay, deep-merged sampling params and engine_args, new ids appended', async () => {
-    const config = await loadPipelineConfig(join(dir, 'overlay.yaml'));
-    expect(config.topology).toBe('chained');
+    const config = await loadChain3(join(dir, 'overlay.yaml'));
+    expect(config.topology).toBe('registry');
     expect(config.stages.map((s) => [s.stage_id, s.runtime.devices, s.engine_input_source])).toEqual([
       [0, '0', []],
       [1, '1', [0]],
@@ -129,7 +139,7 @@ describe('base_config merge rules', () => {
   });
 
   it('records each value at the file it came from', async () => {
-    const config = await loadPipelineConfig(join(dir, 'overlay.yaml'));
+    const config = await loadChain3(join(dir, 'overlay.yaml'));
     const s0 = config.stages[0]!;
     expect(at(s0.locations.at('engine_args.max_num_seqs'))).toBe('base.yaml:9:19');
     expect(at(s0.locations.at('engine_args.parallel_config.ulysses_degree'))).toBe('overlay.yaml:6:40');
@@ -144,12 +154,9 @@ describe('base_config merge rules', () => {
     expect(at(config.stages[2]!.locations.at('runtime.devices'))).toBe('overlay.yaml:11:14');
   });
 
-  it('warns that the topology was chained', async () => {
-    const config = await loadPipelineConfig(join(dir, 'overlay.yaml'));
-    const chained = config.warnings.filter((w) => w.code === 'OMNI_WARN_TOPOLOGY_CHAINED');
-    expect(chained).toHaveLength(1);
-    expect(at(chained[0]!)).toBe('overlay.yaml:3:1');
-    expect(chained[0]?.message).toContain('`overlay`, `base`');
+  it('without a pipeline the merged file has no topology: an error at the last `stages:` key', async () => {
+    const err = await rejection(loadPipelineConfig(join(dir, 'overlay.yaml'), { pipelines: CHAIN3 }));
+    expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_PIPELINE_UNRESOLVED', 'overlay.yaml:3:1']);
   });
 });
 
@@ -159,8 +166,7 @@ describe('injected readFile', () => {
       '/virtual/deploy/child.yaml': 'base_config: ../base/glm_image.yaml\nasync_chunk: true\n',
       '/virtual/base/glm_image.yaml': 'async_chunk: false\nstages:\n  - stage_id: 1\n    devices: "5"\n',
     });
-    const config = await loadPipelineConfig('/virtual/deploy/child.yaml', { readFile });
-    // `child` is not a pipeline name, so the base file's name selects the topology.
+    const config = await loadPipelineConfig('/virtual/deploy/child.yaml', { readFile, pipelines: testRegistry(), pipeline: 'glm_image' });
     expect(config.pipeline).toBe('glm_image');
     expect(config.async_chunk).toBe(true);
     expect(config.stages.map((s) => [s.stage_id, s.runtime.devices, s.engine_args.async_chunk])).toEqual([

@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { loadPipelineConfig, type LoadPipelineOptions } from '../../src/config/load-pipeline.js';
-import { at, yaml } from './helpers.js';
+import { PipelineRegistry } from '../../src/config/pipelines.js';
+import { at, rejection, TEST_CHAIN, testRegistry, yaml } from './helpers.js';
 
-const load = (text: string, options: LoadPipelineOptions = {}) => loadPipelineConfig({ text, path: '/cfg/custom.yaml' }, options);
+const registry = testRegistry();
+const load = (text: string, options: LoadPipelineOptions = {}) =>
+  loadPipelineConfig({ text, path: '/cfg/custom.yaml' }, { pipelines: registry, ...options });
+/** Synthetic two-stage files: the test chain (0 → 1) gives them their topology. */
+const loadChain = (text: string) => load(text, { pipeline: TEST_CHAIN.name });
 
 describe('deploy stage conversion', () => {
   it('routes flat keys: runtime keys to runtime, connectors and sampling params to the stage, the rest to engine_args', async () => {
-    const config = await load(yaml`
+    const config = await loadChain(yaml`
       stages:
         - stage_id: 0
           devices: 1
@@ -30,7 +35,7 @@ describe('deploy stage conversion', () => {
       restart: { policy: 'on-failure', max_restarts: 1, backoff_ms: 500 },
     });
     expect(s0.engine).toBe('reference');
-    expect(s0.engine_args).toEqual({ tensor_parallel_size: 2, omni_kv_config: { need_send_cache: true }, async_chunk: true });
+    expect(s0.engine_args).toEqual({ tensor_parallel_size: 2, omni_kv_config: { need_send_cache: true }, async_chunk: true, model_stage: 'first' });
     expect(s0.default_sampling_params).toEqual({ seed: 1 });
     expect(s0.output_connectors).toEqual({ to_stage_1: { name: 'SharedMemoryConnector', extra: {} } });
     expect(at(s0.locations.at('engine_args.omni_kv_config.need_send_cache'))).toBe('custom.yaml:9:40');
@@ -38,7 +43,7 @@ describe('deploy stage conversion', () => {
   });
 
   it('a nested engine_args block is deep-merged over flat keys (block scalars win); a nested runtime block wins over flat keys', async () => {
-    const config = await load(yaml`
+    const config = await loadChain(yaml`
       stages:
         - stage_id: 0
           max_num_seqs: 4
@@ -61,7 +66,7 @@ describe('deploy stage conversion', () => {
   });
 
   it('applies pipeline-wide fields unless the stage sets them; null typed fields mean unset', async () => {
-    const config = await load(yaml`
+    const config = await loadChain(yaml`
       trust_remote_code: true
       dtype: float16
       active_stream_window: 4
@@ -80,16 +85,16 @@ describe('deploy stage conversion', () => {
   });
 
   it('async_chunk defaults to true in deploy files and overrides the stage value', async () => {
-    const config = await load('stages:\n  - stage_id: 0\n    async_chunk: false\n');
+    const config = await loadChain('stages:\n  - stage_id: 0\n    async_chunk: false\n');
     expect(config.async_chunk).toBe(true);
     expect(config.stages[0]?.engine_args.async_chunk).toBe(true);
     expect(config.stages[0]?.locations.has('engine_args.async_chunk')).toBe(false);
-    const off = await load('async_chunk: false\nstages:\n  - stage_id: 0\n');
+    const off = await loadChain('async_chunk: false\nstages:\n  - stage_id: 0\n');
     expect(off.stages[0]?.engine_args.async_chunk).toBe(false);
   });
 
   it('migrates deprecated runtime.max_batch_size to max_num_seqs, with a warning', async () => {
-    const config = await load('stages:\n  - stage_id: 0\n    runtime:\n      max_batch_size: 6\n  - stage_id: 1\n    max_num_seqs: 2\n    runtime: { max_batch_size: 9 }\n');
+    const config = await loadChain('stages:\n  - stage_id: 0\n    runtime:\n      max_batch_size: 6\n  - stage_id: 1\n    max_num_seqs: 2\n    runtime: { max_batch_size: 9 }\n');
     expect(config.stages.map((s) => s.engine_args.max_num_seqs)).toEqual([6, 2]);
     const deprecated = config.warnings.filter((w) => w.code === 'OMNI_WARN_DEPRECATED_KEY');
     expect(deprecated.map(at)).toEqual(['custom.yaml:4:7', 'custom.yaml:7:16']);
@@ -97,44 +102,38 @@ describe('deploy stage conversion', () => {
 });
 
 describe('deploy topology', () => {
-  it('chains stages by stage_id when no pipeline matches, with a warning at `stages`', async () => {
-    const config = await load(yaml`
-      stages:
-        - stage_id: 5
-        - stage_id: 2
-        - stage_id: 9
-    `);
-    expect(config.topology).toBe('chained');
-    expect(config.pipeline).toBeNull();
-    expect(config.stages.map((s) => [s.stage_idx, s.stage_id, s.stage_type, s.engine_input_source, s.final_output])).toEqual([
-      [0, 2, 'llm', [], false],
-      [1, 5, 'llm', [2], false],
-      [2, 9, 'llm', [5], true],
-    ]);
-    expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([['OMNI_WARN_TOPOLOGY_CHAINED', 'custom.yaml:1:1']]);
-    expect(config.warnings[0]?.message).toContain('`custom`');
+  it('without a pipeline, a model or topology in the stages, is an error naming the nearest pipelines', async () => {
+    const err = await rejection(loadPipelineConfig({ text: 'stages:\n  - stage_id: 0\n', path: '/cfg/glm_image.yaml' }, { pipelines: registry }));
+    expect(err.code).toBe('OMNI_CONFIG_PIPELINE_UNRESOLVED');
+    expect(at(err.location!)).toBe('glm_image.yaml:1:1');
+    expect(err.hint).toMatch(/^Nearest pipelines: glm_image\. Add `pipeline: NAME`/);
   });
 
-  it('an unknown pipeline key falls back to chaining and suggests the close name', async () => {
-    const config = await load('pipeline: qwen3_omni_mo\nstages:\n  - stage_id: 0\n');
-    expect(config.topology).toBe('chained');
-    expect(config.pipeline).toBe('qwen3_omni_mo');
-    const [w] = config.warnings;
-    expect([w?.code, at(w!)]).toEqual(['OMNI_WARN_TOPOLOGY_CHAINED', 'custom.yaml:1:1']);
-    expect(w?.hint).toMatch(/^Did you mean `qwen3_omni_moe`\?/);
+  it('an unknown pipeline key is an error at the key with did-you-mean, never a fallback', async () => {
+    const err = await rejection(load('pipeline: qwen3_omni_mo\nstages:\n  - stage_id: 0\n'));
+    expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_PIPELINE_UNKNOWN', 'custom.yaml:1:11']);
+    expect(err.hint).toMatch(/^Did you mean `qwen3_omni_moe`\?/);
   });
 
-  it('`pipeline:` selects a built-in topology; missing stages are created, extra ones ignored with a warning', async () => {
-    const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 1\n    devices: "1"\n  - stage_id: 7\n');
+  it('`pipeline:` selects a registered topology; missing stages are created; a stage id outside it is an error at its line', async () => {
+    const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 1\n    devices: "1"\n');
     expect(config.topology).toBe('registry');
-    expect(config.stages.map((s) => [s.stage_id, s.stage_type, s.runtime.devices, s.engine_input_source])).toEqual([
-      [0, 'llm', null, []],
-      [1, 'diffusion', '1', [0]],
+    expect(config.pipeline_selected_by).toBe('pipeline key');
+    expect(config.stages.map((s) => [s.stage_id, s.stage_type, s.runtime.devices, s.engine_input_source, s.engine_args.model_stage])).toEqual([
+      [0, 'llm', null, [], 'ar'],
+      [1, 'diffusion', '1', [0], 'dit'],
     ]);
     expect(config.stages[0]?.engine_args.worker_type).toBe('ar');
     // The made-up stage 0 points at the `stages:` key.
     expect(at(config.stages[0]!.locations.at('stage_id'))).toBe('custom.yaml:2:1');
-    expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([['OMNI_WARN_STAGE_NOT_IN_PIPELINE', 'custom.yaml:5:5']]);
+    const err = await rejection(load('pipeline: glm_image\nstages:\n  - stage_id: 1\n  - stage_id: 7\n'));
+    expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_INVALID', 'custom.yaml:4:15']);
+    expect(err.message).toBe('Stage 7 is not a stage of pipeline `glm_image` (selected by pipeline key).');
+  });
+
+  it('--pipeline wins over the file key', async () => {
+    const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 0\n', { pipeline: 'hunyuan_image3_ar' });
+    expect([config.pipeline, config.pipeline_selected_by, config.stages.length]).toEqual(['hunyuan_image3_ar', '--pipeline', 1]);
   });
 
   it('pipeline-owned keys win over the deploy file, defaults do not', async () => {
@@ -142,23 +141,46 @@ describe('deploy topology', () => {
     expect(config.stages[0]?.engine_args).toMatchObject({ worker_type: 'ar', engine_output_type: 'text', model_stage: 'thinker' });
   });
 
-  it('extra topologies can be supplied by the caller', async () => {
-    const config = await load('pipeline: tts\nstages:\n  - stage_id: 0\n', {
-      pipelines: {
-        tts: {
-          name: 'tts',
-          description: 'one TTS stage',
-          stages: [{ stage_id: 0, stage_type: 'tts' as 'llm', engine_input_source: [], final_output: true, final_output_type: 'audio', is_comprehension: true }],
-        },
-      },
-    });
+  it('the registry supplies sampling constraints over the file and processors by async_chunk', async () => {
+    const text = (async: boolean) => `pipeline: qwen3_tts\nasync_chunk: ${String(async)}\nstages:\n  - stage_id: 0\n    default_sampling_params: { detokenize: true, top_k: 5 }\n`;
+    const on = await load(text(true));
+    expect(on.stages[0]?.default_sampling_params).toEqual({ detokenize: false, top_k: 5, stop_token_ids: [2150] });
+    expect(on.stages[0]?.engine_args.custom_process_next_stage_input_func).toMatch(/talker2code2wav_async_chunk$/);
+    expect(on.stages[1]?.custom_process_input_func).toBeNull();
+    expect(on.stages[1]?.extras).toEqual({ tts_args: { max_instructions_length: 500 } });
+    const off = await load(text(false));
+    expect(off.stages[0]?.engine_args.custom_process_next_stage_input_func).toMatch(/talker2code2wav_full_payload$/);
+    expect(off.stages[1]?.custom_process_input_func).toMatch(/talker2code2wav_token_only$/);
+  });
+
+  it('a synthetic pipeline a test registers works the same (no per-file cases)', async () => {
+    const own = PipelineRegistry.of([
+      { name: 'tts', stages: [{ stage_id: 0, model_stage: 'talker', stage_type: 'tts', engine_input_source: [], final_output: true, final_output_type: 'audio', is_comprehension: true }] },
+    ]);
+    const config = await load('pipeline: tts\nstages:\n  - stage_id: 0\n', { pipelines: own });
     expect(config.stages[0]).toMatchObject({ stage_type: 'tts', final_output_type: 'audio' });
+  });
+
+  it('a file that spells out its topology per stage needs no registry entry; the keys leave the engine args', async () => {
+    const config = await load(yaml`
+      stages:
+        - stage_id: 0
+          stage_type: diffusion
+          final_output: true
+          final_output_type: image
+          max_num_seqs: 1
+    `);
+    expect(config.topology).toBe('file');
+    expect(config.pipeline).toBeNull();
+    expect(config.stages[0]).toMatchObject({ stage_type: 'diffusion', final_output: true, final_output_type: 'image', engine_input_source: [] });
+    expect(config.stages[0]?.engine_args).toEqual({ max_num_seqs: 1, async_chunk: true });
+    expect(at(config.stages[0]!.locations.at('stage_type'))).toBe('custom.yaml:3:17');
   });
 });
 
 describe('deploy warnings', () => {
-  it('warns about topology look-alikes and likely typos in flat keys', async () => {
-    const config = await load(yaml`
+  it('warns about topology keys under a registered pipeline and likely typos in flat keys', async () => {
+    const config = await loadChain(yaml`
       stages:
         - stage_id: 0
           stage_type: diffusion
@@ -168,12 +190,11 @@ describe('deploy warnings', () => {
         - stage_id: 1
     `);
     expect(config.warnings.map((w) => [w.code, at(w), w.hint])).toEqual([
-      ['OMNI_WARN_DEPLOY_TOPOLOGY_KEY', 'custom.yaml:3:5', expect.stringContaining('legacy stage_args')],
       ['OMNI_WARN_POSSIBLE_TYPO', 'custom.yaml:4:5', 'Did you mean `num_replicas`?'],
       ['OMNI_WARN_POSSIBLE_TYPO', 'custom.yaml:5:5', 'Did you mean `max_num_seqs`?'],
-      ['OMNI_WARN_TOPOLOGY_CHAINED', 'custom.yaml:1:1', expect.any(String)],
+      ['OMNI_WARN_DEPLOY_TOPOLOGY_KEY', 'custom.yaml:3:5', expect.stringContaining('drop `pipeline:`')],
     ]);
-    // They are still engine args, as upstream treats them.
+    // They are still engine args, as upstream treats them (engine_extras).
     expect(config.stages[0]?.stage_type).toBe('llm');
     expect(config.stages[0]?.engine_args).toMatchObject({ stage_type: 'diffusion', num_replica: 2, my_engine_flag: 1 });
   });
@@ -207,7 +228,7 @@ describe('platforms', () => {
     expect(s0.runtime.env).toEqual({ A: '1', B: '2', C: '3' });
     expect(s0.runtime.num_replicas).toBe(2);
     expect(s0.runtime.devices).toBe('0');
-    expect(s0.default_sampling_params).toEqual({ seed: 1, top_k: 9 });
+    expect(s0.default_sampling_params).toEqual({ seed: 1, top_k: 9, detokenize: true } /* bagel's sampling constraint */);
     expect(s0.engine_args.attention_backend).toBe('TRITON_ATTN');
     expect(at(s0.locations.at('runtime.env.A'))).toBe('custom.yaml:5:15');
     expect(at(s0.locations.at('runtime.env.B'))).toBe('custom.yaml:11:19');

@@ -2,7 +2,14 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
-import { at, REPO_FIXTURES, SHARED_FIXTURES, upstream, UPSTREAM_FIXTURES } from './helpers.js';
+import { at, REPO_FIXTURES, SHARED_FIXTURES, testRegistry, upstream, UPSTREAM_FIXTURES } from './helpers.js';
+import type { LoadPipelineOptions } from '../../src/config/load-pipeline.js';
+
+const registry = testRegistry();
+/** Deploy files upstream selects by model: the file stem is their pipeline (deploy-yamls.json). */
+const BY_MODEL = new Set(['bagel.yaml', 'glm_image.yaml', 'qwen3_omni_moe.yaml']);
+const loadUpstream = (name: string, options: LoadPipelineOptions = {}) =>
+  loadPipelineConfig(upstream(name), { pipelines: registry, ...(BY_MODEL.has(name) ? { pipeline: name.replace(/\.yaml$/, '') } : {}), ...options });
 
 const fixtures = readdirSync(UPSTREAM_FIXTURES).filter((f) => f.endsWith('.yaml'));
 
@@ -16,7 +23,7 @@ describe('upstream fixtures', () => {
   for (const name of fixtures) {
     for (const platform of ['cuda', 'rocm', 'npu', 'xpu', 'cpu'] as const) {
       it(`loads ${name} on ${platform}`, async () => {
-        const config = await loadPipelineConfig(upstream(name), { platform });
+        const config = await loadUpstream(name, { platform });
         expect(config.stages.length).toBeGreaterThan(0);
         expect(config.file).toBe(upstream(name));
         for (const stage of config.stages) {
@@ -33,7 +40,7 @@ describe('upstream fixtures', () => {
 
 describe('bagel / bagel_think (deploy, base_config, registry)', () => {
   it('bagel has the registry topology: AR llm → diffusion', async () => {
-    const config = await loadPipelineConfig(upstream('bagel.yaml'));
+    const config = await loadUpstream('bagel.yaml');
     expect(config.schema).toBe('deploy');
     expect(config.topology).toBe('registry');
     expect(config.pipeline).toBe('bagel');
@@ -54,8 +61,14 @@ describe('bagel / bagel_think (deploy, base_config, registry)', () => {
       trust_remote_code: true,
       enable_prefix_caching: false,
       async_chunk: false,
+      // From upstream's registry (bagel/pipeline.py): the pipeline owns model_stage and worker_type.
+      model_arch: 'OmniBagelForConditionalGeneration',
+      engine_output_type: 'text',
+      omni_kv_config: { need_send_cache: true, kv_transfer_criteria: { type: 'prefill_finished' } },
+      model_stage: 'thinker',
       worker_type: 'ar',
     });
+    expect(s0?.prompt_expand_func).toBe('vllm_omni.model_executor.stage_input_processors.bagel.expand_cfg_prompts');
     expect(s1).toMatchObject({ stage_id: 1, stage_type: 'diffusion', engine_input_source: [0], final_output: true, final_output_type: 'image' });
     expect(s1?.engine_args.worker_type).toBeUndefined();
     expect(s1?.input_connectors).toEqual({ from_stage_0: 'shared_memory_connector' });
@@ -67,18 +80,21 @@ describe('bagel / bagel_think (deploy, base_config, registry)', () => {
   });
 
   it('bagel_think inherits every stage setting of bagel and selects its own pipeline', async () => {
-    const base = await loadPipelineConfig(upstream('bagel.yaml'));
-    const think = await loadPipelineConfig(upstream('bagel_think.yaml'));
+    const base = await loadUpstream('bagel.yaml');
+    const think = await loadUpstream('bagel_think.yaml');
     expect(think.pipeline).toBe('bagel_think');
     expect(think.topology).toBe('registry');
     expect(think.file).toBe(upstream('bagel_think.yaml'));
-    expect(think.stages.map((s) => ({ ...s, locations: undefined }))).toEqual(base.stages.map((s) => ({ ...s, locations: undefined })));
+    // Same stage settings (inherited) and topology; the think pipeline's own processors differ.
+    const shape = (s: (typeof base.stages)[number]) => [s.stage_id, s.stage_type, s.engine_input_source, s.final_output_type, s.runtime, s.default_sampling_params];
+    expect(think.stages.map(shape)).toEqual(base.stages.map(shape));
+    expect(think.stages[0]?.prompt_expand_func).toBe('vllm_omni.model_executor.stage_input_processors.bagel.expand_cfg_prompts_think');
     expect(think.connectors).toEqual(base.connectors);
     expect(think.async_chunk).toBe(false);
   });
 
   it('bagel_think locations of inherited flat keys point into bagel.yaml', async () => {
-    const think = await loadPipelineConfig(upstream('bagel_think.yaml'));
+    const think = await loadUpstream('bagel_think.yaml');
     const s0 = think.stages[0];
     expect(at(s0!.locations.at('engine_args.max_num_seqs'))).toBe('bagel.yaml:14:19');
     expect(at(s0!.locations.at('engine_args.gpu_memory_utilization'))).toBe('bagel.yaml:15:29');
@@ -101,7 +117,7 @@ describe('bagel / bagel_think (deploy, base_config, registry)', () => {
 
 describe('glm_image (deploy, platforms)', () => {
   it('on cuda uses the base stage settings', async () => {
-    const config = await loadPipelineConfig(upstream('glm_image.yaml'));
+    const config = await loadUpstream('glm_image.yaml');
     const [s0, s1] = config.stages;
     expect(s0?.runtime.devices).toBe('0');
     expect(s0?.runtime.env).toEqual({});
@@ -114,7 +130,7 @@ describe('glm_image (deploy, platforms)', () => {
   });
 
   it('on npu applies the npu section: devices, env (stringified), engine fields', async () => {
-    const config = await loadPipelineConfig(upstream('glm_image.yaml'), { platform: 'npu' });
+    const config = await loadUpstream('glm_image.yaml', { platform: 'npu' });
     const [s0, s1] = config.stages;
     expect(s0?.runtime.devices).toBe('0,1,2,3');
     expect(s0?.runtime.env).toEqual({
@@ -139,7 +155,7 @@ describe('glm_image (deploy, platforms)', () => {
   });
 
   it('on npu records platform-section locations, base locations elsewhere', async () => {
-    const config = await loadPipelineConfig(upstream('glm_image.yaml'), { platform: 'npu' });
+    const config = await loadUpstream('glm_image.yaml', { platform: 'npu' });
     const s0 = config.stages[0]!;
     expect(at(s0.locations.at('runtime.devices'))).toBe('glm_image.yaml:54:18');
     expect(at(s0.locations.at('runtime.env.HCCL_IF_BASE_PORT'))).toBe('glm_image.yaml:60:30');
@@ -153,7 +169,7 @@ describe('glm_image (deploy, platforms)', () => {
 
 describe('qwen3_omni_moe (deploy, registry, async_chunk)', () => {
   it('builds thinker → talker → code2wav', async () => {
-    const config = await loadPipelineConfig(upstream('qwen3_omni_moe.yaml'));
+    const config = await loadUpstream('qwen3_omni_moe.yaml');
     expect(config.topology).toBe('registry');
     expect(config.async_chunk).toBe(true);
     const [t, k, c] = config.stages;
@@ -168,18 +184,18 @@ describe('qwen3_omni_moe (deploy, registry, async_chunk)', () => {
   });
 
   it('on xpu passes unknown platform keys through as engine args and on rocm flips eager only on stage 2', async () => {
-    const xpu = await loadPipelineConfig(upstream('qwen3_omni_moe.yaml'), { platform: 'xpu' });
+    const xpu = await loadUpstream('qwen3_omni_moe.yaml', { platform: 'xpu' });
     expect(xpu.stages.map((s) => s.engine_args.max_cudagraph_capture_size)).toEqual([0, 0, 0]);
     expect(xpu.stages.map((s) => s.runtime.devices)).toEqual(['0,1,2,3', '4', '4']);
     expect(at(xpu.stages[1]!.locations.at('engine_args.max_cudagraph_capture_size'))).toBe('qwen3_omni_moe.yaml:107:37');
-    const rocm = await loadPipelineConfig(upstream('qwen3_omni_moe.yaml'), { platform: 'rocm' });
+    const rocm = await loadUpstream('qwen3_omni_moe.yaml', { platform: 'rocm' });
     expect(rocm.stages.map((s) => s.engine_args.enforce_eager)).toEqual([undefined, undefined, true]);
   });
 });
 
 describe('wan2_2_ti2v_dit_fp8 (legacy, deprecated keys)', () => {
   it('warns for runtime.max_batch_size, runtime.enabled and runtime.defaults at their lines', async () => {
-    const config = await loadPipelineConfig(upstream('wan2_2_ti2v_dit_fp8.yaml'));
+    const config = await loadUpstream('wan2_2_ti2v_dit_fp8.yaml');
     expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([
       ['OMNI_WARN_DEPRECATED_KEY', 'wan2_2_ti2v_dit_fp8.yaml:13:7'],
       ['OMNI_WARN_DEPRECATED_KEY', 'wan2_2_ti2v_dit_fp8.yaml:38:3'],
@@ -191,9 +207,9 @@ describe('wan2_2_ti2v_dit_fp8 (legacy, deprecated keys)', () => {
   });
 
   it('keeps the diffusion stage as written and does not copy async_chunk into it', async () => {
-    const config = await loadPipelineConfig(upstream('wan2_2_ti2v_dit_fp8.yaml'));
+    const config = await loadUpstream('wan2_2_ti2v_dit_fp8.yaml');
     expect(config.schema).toBe('legacy');
-    expect(config.topology).toBe('explicit');
+    expect(config.topology).toBe('file');
     const [s] = config.stages;
     expect(s).toMatchObject({ stage_type: 'diffusion', final_output: true, final_output_type: 'video', is_comprehension: false });
     expect(s?.runtime).toMatchObject({ devices: '0', num_replicas: 1, process: true });
@@ -205,7 +221,7 @@ describe('wan2_2_ti2v_dit_fp8 (legacy, deprecated keys)', () => {
 
 describe('qwen2_5_omni_multiconnector (legacy, named connectors)', () => {
   it('keeps named connectors, edges and per-stage connector references', async () => {
-    const config = await loadPipelineConfig(upstream('qwen2_5_omni_multiconnector.yaml'));
+    const config = await loadUpstream('qwen2_5_omni_multiconnector.yaml');
     expect(Object.keys(config.connectors)).toEqual(['mooncake_connector', 'yuanrong_connector', 'shared_memory_connector']);
     expect(config.connectors.mooncake_connector).toEqual({
       name: 'MooncakeStoreConnector',
@@ -228,7 +244,7 @@ describe('qwen2_5_omni_multiconnector (legacy, named connectors)', () => {
   });
 
   it('copies the (absent → false) top-level async_chunk into llm stages with a runtime block', async () => {
-    const config = await loadPipelineConfig(upstream('qwen2_5_omni_multiconnector.yaml'));
+    const config = await loadUpstream('qwen2_5_omni_multiconnector.yaml');
     expect(config.async_chunk).toBe(false);
     expect(config.stages.map((s) => s.engine_args.async_chunk)).toEqual([false, false, false]);
     expect(config.stages.map((s) => s.final_output)).toEqual([true, false, true]);

@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { isOmniError, type OmniError } from '../../src/errors.js';
 import type { ReadFile } from '../../src/config/load.js';
+import { PipelineRegistry, type PipelineDefinition } from '../../src/config/pipelines.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -58,4 +59,24 @@ export function where(err: OmniError): string {
 /** `basename:line:col` of a SourceLocation-like object. */
 export function at(loc: { file: string | null; line: number | null; col: number | null }): string {
   return `${(loc.file ?? '').split('/').pop() ?? ''}:${loc.line}:${loc.col}`;
+}
+
+/** Upstream's pipelines, from the data file the upstream-pipelines plugin ships (core itself knows none). */
+export function upstreamPipelineDefinitions(): PipelineDefinition[] {
+  const file = resolve(here, '../../../plugin-upstream-pipelines/data/pipelines.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { pipelines: PipelineDefinition[] }).pipelines;
+}
+
+/** A two-stage llm chain (0 → 1) for synthetic deploy files. */
+export const TEST_CHAIN: PipelineDefinition = {
+  name: 'test_chain',
+  stages: [
+    { stage_id: 0, model_stage: 'first', stage_type: 'llm', engine_input_source: [], final_output: false },
+    { stage_id: 1, model_stage: 'second', stage_type: 'llm', engine_input_source: [0], final_output: true, final_output_type: 'text' },
+  ],
+};
+
+/** Upstream's pipelines plus {@link TEST_CHAIN}. */
+export function testRegistry(): PipelineRegistry {
+  return PipelineRegistry.of([...upstreamPipelineDefinitions(), TEST_CHAIN]);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
-import { at, yaml } from './helpers.js';
+import { at, yaml, testRegistry } from './helpers.js';
 
 const text = yaml`
   stage_args:
@@ -58,7 +58,7 @@ describe('modes', () => {
   it('works for deploy files too', async () => {
     const config = await loadPipelineConfig(
       { text: 'pipeline: bagel\nstages:\n  - stage_id: 0\nmodes:\n  - { mode: understanding, stages: [0] }\n' },
-      { mode: 'understanding' },
+      { mode: 'understanding', pipelines: testRegistry() },
     );
     expect(config.stages.map((s) => s.stage_id)).toEqual([0]);
   });

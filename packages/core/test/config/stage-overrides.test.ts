@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
-import { at, rejection, upstream, where, yaml } from './helpers.js';
+import { at, rejection, upstream, where, yaml, testRegistry } from './helpers.js';
 
 const legacy = yaml`
   stage_args:
@@ -86,6 +86,8 @@ describe('--stage-overrides', () => {
   it('patches deploy stages after the platform overlay (highest precedence)', async () => {
     const config = await loadPipelineConfig(upstream('glm_image.yaml'), {
       platform: 'npu',
+      pipelines: testRegistry(),
+      pipeline: 'glm_image',
       stageOverrides: '{"0": {"tensor_parallel_size": 2, "devices": "4,5"}}',
     });
     expect(config.stages[0]?.engine_args.tensor_parallel_size).toBe(2);
