@@ -4,9 +4,9 @@
 // Usage: npx omnistage-dry-run [file.yaml ...]   (default: every file in this example's configs/;
 // files are relative to the working directory; outputs go to this example's out/)
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -21,7 +21,11 @@ const files = process.argv.slice(2).length > 0
 let failed = 0;
 for (const file of files) {
   console.log(`\n=== ${file.startsWith(`${here}/`) ? file.slice(here.length + 1) : file}`);
-  const common = ['--platform', 'cpu', '--engine', 'reference'];
+  // A deploy file without `pipeline:` gets its topology from the model it is served with; with no
+  // model here, the file stem names the registered pipeline (as upstream's default deploy files do).
+  const text = readFileSync(file, 'utf8');
+  const byModel = !/^stage_args:/m.test(text) && !/^pipeline:/m.test(text) && !/^base_config:/m.test(text);
+  const common = ['--platform', 'cpu', '--engine', 'reference', ...(byModel ? ['--pipeline', basename(file, '.yaml')] : [])];
   for (const args of [['plan', file, ...common], ['run', file, ...common, '--input', 'hello from a laptop', '--out', 'out', '--log-level', 'warn']]) {
     const r = spawnSync(process.execPath, [bin, ...args], { cwd: here, stdio: 'inherit' });
     if (r.status !== 0) {

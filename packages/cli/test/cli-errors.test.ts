@@ -74,7 +74,7 @@ describe('config errors', { timeout: 60_000 }, () => {
     ['an unknown key, with did-you-mean', '{"0": {"runtime": {"devcies": "0"}}}', '<stage-overrides>:1:20', 'Did you mean `devices`?'],
     ['an unknown stage id', '{"9": {"runtime": {"devices": "0"}}}', '<stage-overrides>:1:2', 'Known stage ids: 0, 1, 2'],
   ])('bad --stage-overrides: %s', async (_name, overrides, where, detail) => {
-    const r = await cli(['validate', QWEN3, '--platform', 'cpu', '--stage-overrides', overrides]);
+    const r = await cli(['validate', QWEN3, '--pipeline', 'qwen3_omni_moe', '--platform', 'cpu', '--stage-overrides', overrides]);
     const stderr = expectConfigError(r, where, 'OMNI_CONFIG_OVERRIDE_INVALID');
     expect(stderr).toContain(detail);
   });
@@ -86,8 +86,8 @@ describe('usage errors', { timeout: 60_000 }, () => {
     ['a missing file', ['validate', '/nonexistent-omnistage-dir/nope.yaml'], 'OMNI_CONFIG_NOT_FOUND', 'nope.yaml'],
     ['no file', ['up'], 'OMNI_USAGE', 'needs a pipeline file'],
     ['an unknown command', ['frobnicate', QWEN3], 'OMNI_USAGE', 'frobnicate'],
-    ['a bad --stage-init-timeout', ['up', QWEN3, '--platform', 'cpu', '--stage-init-timeout', 'soon'], 'OMNI_USAGE', '--stage-init-timeout'],
-    ['a bad --diffusion-batch-size', ['plan', QWEN3, '--platform', 'cpu', '--diffusion-batch-size', 'x'], 'OMNI_USAGE', '--diffusion-batch-size'],
+    ['a bad --stage-init-timeout', ['up', QWEN3, '--pipeline', 'qwen3_omni_moe', '--platform', 'cpu', '--stage-init-timeout', 'soon'], 'OMNI_USAGE', '--stage-init-timeout'],
+    ['a bad --diffusion-batch-size', ['plan', QWEN3, '--pipeline', 'qwen3_omni_moe', '--platform', 'cpu', '--diffusion-batch-size', 'x'], 'OMNI_USAGE', '--diffusion-batch-size'],
     ['a bad --balance', ['run', QWEN3, '--platform', 'cpu', '--input', 'hi', '--balance', 'random'], 'OMNI_USAGE', '--balance'],
     ['run without input', ['run', QWEN3, '--platform', 'cpu'], 'OMNI_USAGE', '--input'],
   ])('%s exits 2', async (_name, args, code, detail) => {

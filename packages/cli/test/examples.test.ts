@@ -143,7 +143,7 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     const configs = readdirSync(join(root, 'examples/upstream-dry-run/configs')).filter((f) => f.endsWith('.yaml'));
     expect(configs.length).toBeGreaterThanOrEqual(6);
     for (const c of configs) expect(r.stdout).toContain(`=== configs/${c}`);
-    expect(r.stdout.match(/^stage +type +replica/gm)).toHaveLength(configs.length);
+    expect(r.stdout.match(/^stage +model_stage +type +inputs +output +replica/gm)).toHaveLength(configs.length);
     expect(existsSync(join(root, 'examples/upstream-dry-run/out'))).toBe(true);
   });
 

@@ -27,6 +27,14 @@ export const UPSTREAM_FIXTURES = existsSync(join(REPO_ROOT, '..', 'shared', 'fix
   ? join(REPO_ROOT, '..', 'shared', 'fixtures', 'upstream-stage-configs')
   : join(REPO_ROOT, 'examples', 'upstream-dry-run', 'configs');
 
+/**
+ * The stage-config fixtures without a `pipeline:` key that upstream selects by model: their file
+ * stem is the pipeline, passed as `--pipeline` (upstream's deploy-yamls.json).
+ */
+export function upstreamSelection(name: string): string[] {
+  return ['bagel.yaml', 'glm_image.yaml', 'qwen3_omni_moe.yaml'].includes(name) ? ['--pipeline', name.replace(/\.yaml$/, '')] : [];
+}
+
 /** Fails with a clear message when the CLI was not built (the tests run the built bin). */
 export function requireBuiltCli(): void {
   for (const f of [join(CLI_DIR, 'dist', 'main.js'), join(REPO_ROOT, 'packages', 'core', 'dist', 'index.js')]) {

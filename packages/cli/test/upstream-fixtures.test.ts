@@ -19,6 +19,7 @@ import {
   runCli,
   startCli,
   waitAllDead,
+  upstreamSelection,
   type Sandbox,
 } from './helpers.js';
 
@@ -92,7 +93,7 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
 
   it.each(FILES)('%s: validate exits 0 and plan --json has the contract fields', async (name) => {
     const file = join(UPSTREAM_FIXTURES, name);
-    const common = ['--platform', 'cpu', '--lock-dir', box.lockDir];
+    const common = ['--platform', 'cpu', '--lock-dir', box.lockDir, ...upstreamSelection(name)];
     const [validate, plan] = await Promise.all([
       runCli(['validate', file, ...common], { tmpDir: box.tmp }),
       runCli(['plan', file, '--json', ...common], { tmpDir: box.tmp }),
@@ -115,7 +116,7 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
   it.each(FILES)('%s: up --engine reference comes up, and SIGINT takes it down cleanly (exit 0)', async (name) => {
     const events = box.eventsFile(name);
     const up = startCli(
-      ['up', join(UPSTREAM_FIXTURES, name), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events],
+      ['up', join(UPSTREAM_FIXTURES, name), ...upstreamSelection(name), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events],
       { tmpDir: box.tmp },
     );
     await up.waitForEvent((e) => e.type === 'pipeline:ready', 45_000);

@@ -1,0 +1,203 @@
+/**
+ * Every upstream vLLM-Omni deploy file gets the real topology of its pipeline: `plan` gives exactly
+ * the stages, stage types, inputs and final outputs of the pipeline in upstream's registry
+ * (pipelines.json), whether the pipeline comes from the file's `pipeline:` key, from `--pipeline`
+ * or from a local model directory's config.json; and `up --engine reference` brings each file up
+ * and down cleanly. Plans run in process through the public API (the CLI's own path: built-in
+ * plugins, loader, planner); every `up` runs the real CLI, two at a time.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Omnistage, loadPipelineConfig, planPipeline, planToJson } from '@omnistage/core';
+import { diffusionPlugin } from '@omnistage/plugin-diffusion';
+import { kvConnectorPlugin } from '@omnistage/plugin-kv-connector';
+import { llmPlugin } from '@omnistage/plugin-llm';
+import { upstreamPipelinesPlugin } from '@omnistage/plugin-upstream-pipelines';
+import {
+  REPO_ROOT,
+  createSandbox,
+  isAlive,
+  readEvents,
+  replicaPids,
+  requireBuiltCli,
+  runCleanups,
+  runCli,
+  startCli,
+  waitAllDead,
+  type Sandbox,
+} from './helpers.js';
+
+/** `shared/fixtures` beside the repository when it is there, else the verbatim copies the plugin ships. */
+const SHARED = join(REPO_ROOT, '..', 'shared', 'fixtures');
+const SHIPPED = join(REPO_ROOT, 'packages', 'plugin-upstream-pipelines', 'fixtures');
+const FIXTURES = existsSync(join(SHARED, 'upstream-deploy')) ? SHARED : SHIPPED;
+const DEPLOY_DIR = join(FIXTURES, 'upstream-deploy');
+const FILES = readdirSync(DEPLOY_DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+
+interface UpstreamStage {
+  stage_id: number;
+  stage_type: string;
+  engine_input_source: number[];
+  final_output: boolean;
+  final_output_type: string | null;
+  model_stage: string;
+}
+const PIPELINES = JSON.parse(readFileSync(join(FIXTURES, 'upstream-pipelines', 'pipelines.json'), 'utf8')) as Record<string, { stages: UpstreamStage[] }>;
+interface DeployRow {
+  file: string;
+  pipeline: string | null;
+  pipeline_key_in_yaml: string | null;
+}
+const ROWS = JSON.parse(readFileSync(join(FIXTURES, 'upstream-pipelines', 'deploy-yamls.json'), 'utf8')) as DeployRow[];
+
+/**
+ * The pipeline each file selects (deploy-yamls.json). `moss_voice_generator.yaml` is the one file
+ * upstream leaves to the checkpoint; its header names MossTTSDelayModel, i.e. `moss_tts_delay`.
+ */
+function expectedPipeline(name: string): { pipeline: string; inFile: boolean } {
+  const row = ROWS.find((r) => r.file.split('@')[0]?.endsWith(`/${name}`));
+  if (!row) throw new Error(`${name} is not in deploy-yamls.json`);
+  return { pipeline: row.pipeline ?? 'moss_tts_delay', inFile: row.pipeline_key_in_yaml !== null };
+}
+
+let box: Sandbox;
+/** Per file without `pipeline:`, a model directory whose config.json names the model type. */
+const modelDirs = new Map<string, string>();
+beforeAll(async () => {
+  requireBuiltCli();
+  box = await createSandbox();
+  for (const name of FILES) {
+    const { pipeline, inFile } = expectedPipeline(name);
+    if (inFile) continue;
+    const dir = join(box.root, 'models', name.replace(/\.yaml$/, ''));
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: pipeline, architectures: ['Unused'] }));
+    modelDirs.set(name, dir);
+  }
+});
+afterAll(runCleanups);
+
+const selection = (name: string): string[] => {
+  const dir = modelDirs.get(name);
+  return dir === undefined ? [] : ['--model', dir];
+};
+
+interface PlanStage {
+  stage_id: number;
+  stage_type: string;
+  model_stage: string | null;
+  engine_input_source: number[];
+  final_output: boolean;
+  final_output_type: string | null;
+  topology: { source: string; pipeline: string | null };
+}
+
+async function planInProcess(name: string): Promise<{ topology: { source: string; pipeline: string | null; selected_by: string | null }; stages: PlanStage[] }> {
+  const dir = modelDirs.get(name);
+  let omni: Omnistage | undefined;
+  const config = await loadPipelineConfig(join(DEPLOY_DIR, name), {
+    platform: 'cpu',
+    ...(dir === undefined ? {} : { model: dir }),
+    pipelines: () => (omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), upstreamPipelinesPlugin()] })).pipelines,
+  });
+  if (!omni) throw new Error('the loader did not ask for the registry');
+  const plan = await planPipeline(omni, config, { platform: 'cpu', engine: 'reference', ...(dir === undefined ? {} : { model: dir }) });
+  return planToJson(plan) as unknown as Awaited<ReturnType<typeof planInProcess>>;
+}
+
+describe('upstream deploy files', { timeout: 120_000 }, () => {
+  it('the folder holds the 41 upstream deploy files', () => {
+    expect(FILES.length).toBe(41);
+  });
+
+  it.each(FILES)('%s: plan gives exactly the stages, types, inputs and final outputs of its pipeline', async (name) => {
+    const { pipeline, inFile } = expectedPipeline(name);
+    const plan = await planInProcess(name);
+    expect(plan.topology).toEqual({ source: 'registry', pipeline, selected_by: inFile ? 'pipeline key' : 'model type' });
+    const want = PIPELINES[pipeline]!.stages.map((s) => ({
+      stage_id: s.stage_id,
+      stage_type: s.stage_type,
+      model_stage: s.model_stage,
+      engine_input_source: s.engine_input_source,
+      final_output: s.final_output,
+      final_output_type: s.final_output_type,
+      topology: { source: 'registry', pipeline },
+    }));
+    const got = plan.stages.map((s) => ({
+      stage_id: s.stage_id,
+      stage_type: s.stage_type,
+      model_stage: s.model_stage,
+      engine_input_source: s.engine_input_source,
+      final_output: s.final_output,
+      final_output_type: s.final_output_type,
+      topology: s.topology,
+    }));
+    expect(got).toEqual(want);
+  });
+
+  it('the CLI plan agrees: --pipeline and a model directory select the same topology; without either it is a located error', async () => {
+    const file = join(DEPLOY_DIR, 'qwen3_tts.yaml');
+    const common = ['--platform', 'cpu', '--json', '--lock-dir', box.lockDir];
+    const [byFlag, byModel, neither] = await Promise.all([
+      runCli(['plan', file, '--pipeline', 'qwen3_tts', ...common], { tmpDir: box.tmp }),
+      runCli(['plan', file, ...selection('qwen3_tts.yaml'), ...common], { tmpDir: box.tmp }),
+      runCli(['plan', file, ...common], { tmpDir: box.tmp }),
+    ]);
+    expect(byFlag.code, byFlag.stderr).toBe(0);
+    expect(byModel.code, byModel.stderr).toBe(0);
+    const stages = (out: string) => (JSON.parse(out) as { stages: PlanStage[] }).stages.map((s) => [s.stage_id, s.model_stage, s.engine_input_source, s.final_output_type]);
+    expect(stages(byFlag.stdout)).toEqual([
+      [0, 'qwen3_tts', [], null],
+      [1, 'code2wav', [0], 'audio'],
+    ]);
+    expect(stages(byModel.stdout)).toEqual(stages(byFlag.stdout));
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('qwen3_tts.yaml:50:1: error OMNI_CONFIG_PIPELINE_UNRESOLVED');
+    expect(neither.stderr).toContain('Nearest pipelines: qwen3_tts.');
+  });
+
+  it('the plan table shows each stage\'s model_stage and where the topology came from', async () => {
+    const r = await runCli(['plan', join(DEPLOY_DIR, 'glm_image.yaml'), '--pipeline', 'glm_image', '--platform', 'cpu', '--lock-dir', box.lockDir], { tmpDir: box.tmp });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('topology: pipeline glm_image (registry, selected by --pipeline)');
+    expect(r.stdout).toMatch(/^0\s+ar\s+llm\s+-\s+-\s+0\/1/m);
+    expect(r.stdout).toMatch(/^1\s+dit\s+diffusion\s+0\s+image\s+0\/1/m);
+  });
+
+  it('every file comes up on reference engines and SIGINT takes it down cleanly (two at a time, real CLI)', async () => {
+    const failures: string[] = [];
+    const queue = [...FILES];
+    const worker = async (): Promise<void> => {
+      for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+        const events = box.eventsFile(name);
+        const up = startCli(
+          ['up', join(DEPLOY_DIR, name), ...selection(name), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events],
+          { tmpDir: box.tmp },
+        );
+        try {
+          await up.waitForEvent((e) => e.type === 'pipeline:ready', 60_000);
+          const pids = replicaPids(up.events());
+          const want = PIPELINES[expectedPipeline(name).pipeline]!.stages.length;
+          if (pids.length < want || !pids.every(isAlive)) failures.push(`${name}: ${pids.length} live replicas, want ≥ ${want}`);
+          up.signal('SIGINT');
+          const exit = await up.waitExit(30_000);
+          if (exit.code !== 0) failures.push(`${name}: exit ${JSON.stringify(exit)}\n${up.describe()}`);
+          const all = readEvents(events, true);
+          if (!all.some((e) => e.type === 'pipeline:stopped') || all.some((e) => e.type === 'pipeline:failed')) failures.push(`${name}: no clean stop`);
+          if ((await waitAllDead(pids, 5_000)) === null) failures.push(`${name}: replicas still alive`);
+        } catch (err) {
+          up.signal('SIGKILL');
+          failures.push(`${name}: ${(err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all([worker(), worker()]);
+    expect(failures).toEqual([]);
+    expect(box.lockDirLeftovers()).toEqual([]);
+    expect(box.runDirLeftovers()).toEqual([]);
+  }, 300_000);
+});
