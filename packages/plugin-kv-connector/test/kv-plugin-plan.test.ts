@@ -17,10 +17,13 @@ stages:
     devices: "0,1"
     num_replicas: 2
     output_connectors: { to_stage_1: nixl }
+    stage_type: llm
   - stage_id: 1
     devices: "2,3"
     num_replicas: 2
     input_connectors: { from_stage_0: nixl }
+    engine_input_source: [0]
+    final_output: true
 `;
 
 async function plan(text: string) {
@@ -62,7 +65,7 @@ describe('kv plugin in a plan', () => {
     expect(isOmniError(err)).toBe(true);
     if (!isOmniError(err)) return;
     expect(err.code).toBe('OMNI_CONFIG_CONNECTOR');
-    expect(err.location?.line).toBe(13);
+    expect(err.location?.line).toBe(14);
     expect(`${err.message} ${err.hint}`).toContain('nixl');
   });
 
