@@ -9,7 +9,7 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { OmniError, type SourceLocation } from '../errors.js';
 import { splitDeviceList } from '../planning/device-ids.js';
 import { parseSourced, readConfigText, type ReadFile } from './load.js';
-import { entryLocation, fromJS, withEntries, type SourcedEntry, type SourcedMap, type SourcedNode } from './sourced.js';
+import { entryLocation, withEntries, type SourcedEntry, type SourcedMap, type SourcedNode } from './sourced.js';
 import type { StageDraft } from './draft.js';
 import type { ReplicaBalance } from './types.js';
 
@@ -149,7 +149,7 @@ function applyAxes(role: string, axes: readonly Axis[], stage: StageDraft, fail:
           hint: 'Remove one of them (the strategy is the single writer for the axes it declares).',
         });
       }
-      return withEntries(map, { key, keyLoc: a.loc, node: fromJS(value, a.loc) });
+      return withEntries(map, { key, keyLoc: a.loc, node: { kind: 'scalar', value, loc: a.loc } });
     };
     if (a.kind === 'stage_replica') runtime = put(runtime, 'num_replicas', a.size, 1);
     else if (a.kind === 'ep') {
