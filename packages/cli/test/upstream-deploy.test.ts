@@ -7,7 +7,7 @@
  * plugins, loader, planner); every `up` runs the real CLI, two at a time.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Omnistage, loadPipelineConfig, planPipeline, planToJson } from '@omnistage/core';
@@ -200,4 +200,80 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
     expect(box.lockDirLeftovers()).toEqual([]);
     expect(box.runDirLeftovers()).toEqual([]);
   }, 300_000);
+});
+
+describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () => {
+  const write = async (name: string, text: string): Promise<string> => {
+    const file = join(box.root, name);
+    await writeFile(file, text);
+    return file;
+  };
+  const common = () => ['--platform', 'cpu', '--lock-dir', box.lockDir];
+
+  it('a deploy file written for a pipeline none of the fixtures uses (aura_omni) gets its four-stage topology', async () => {
+    const file = await write('my_aura.yaml', 'pipeline: aura_omni\nasync_chunk: false\nstages:\n  - stage_id: 2\n    devices: "1"\n    max_num_seqs: 4\n');
+    const r = await runCli(['plan', file, '--json', ...common()], { tmpDir: box.tmp });
+    expect(r.code, r.stderr).toBe(0);
+    const stages = (JSON.parse(r.stdout) as { stages: (PlanStage & { replicas: { devices: string | null; engine_args: Record<string, unknown> }[] })[] }).stages;
+    const want = PIPELINES['aura_omni']!.stages;
+    expect(stages.map((s) => [s.stage_id, s.stage_type, s.model_stage, s.engine_input_source, s.final_output_type])).toEqual(
+      want.map((s) => [s.stage_id, s.stage_type, s.model_stage, s.engine_input_source, s.final_output_type]),
+    );
+    expect(stages[2]?.replicas[0]?.devices).toBe('1');
+    expect(stages[2]?.replicas[0]?.engine_args['max_num_seqs']).toBe(4);
+  });
+
+  it('an engine_input_source cycle is exit 2 naming both stages at their lines', async () => {
+    const file = await write(
+      'cycle.yaml',
+      'stages:\n  - stage_id: 0\n    stage_type: llm\n  - stage_id: 1\n    stage_type: llm\n    engine_input_source: [2]\n  - stage_id: 2\n    stage_type: llm\n    engine_input_source: [1]\n    final_output: true\n',
+    );
+    for (const cmd of ['validate', 'run']) {
+      const r = await runCli([cmd, file, ...common(), '--input', 'x'], { tmpDir: box.tmp });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${file}:6:26: error OMNI_CONFIG_TOPOLOGY`);
+      expect(r.stderr).toContain('stage 1 (cycle.yaml:6) ← stage 2 (cycle.yaml:9) ← stage 1 (cycle.yaml:6)');
+    }
+  });
+
+  it('session_mode: duplex loads (personaplex) and plans every stage with duplex_max_sessions', async () => {
+    const r = await runCli(['plan', join(DEPLOY_DIR, 'personaplex.yaml'), '--json', ...common()], { tmpDir: box.tmp });
+    expect(r.code, r.stderr).toBe(0);
+    const stages = (JSON.parse(r.stdout) as { stages: { replicas: { engine_args: Record<string, unknown> }[] }[] }).stages;
+    expect(stages.map((s) => s.replicas[0]?.engine_args['duplex_max_sessions'])).toEqual([2, 2]);
+  });
+
+  it('a strategy file with stage_replica size 2 plans two replicas from the template devices', async () => {
+    const strategy = await write('strategy.yaml', 'strategies:\n  code2wav:\n    - axis: stage_replica\n      size: 2\n      routing: round_robin\n');
+    const r = await runCli(
+      ['plan', join(DEPLOY_DIR, 'qwen3_tts.yaml'), '--pipeline', 'qwen3_tts', '--strategy-config', strategy, '--json', ...common()],
+      { tmpDir: box.tmp },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const stages = (JSON.parse(r.stdout) as { stages: { stage_id: number; num_replicas: number; replicas: { devices: string | null }[] }[] }).stages;
+    // qwen3_tts.yaml gives code2wav `devices: "0"`: a one-device template, replica r gets device r.
+    expect(stages.map((s) => [s.stage_id, s.num_replicas, s.replicas.map((x) => x.devices)])).toEqual([
+      [0, 1, ['0']],
+      [1, 2, ['0', '1']],
+    ]);
+  });
+
+  it('run writes an image for a diffusion-final pipeline (glm_image) and a WAV for an audio-final one (qwen3_tts)', async () => {
+    for (const [name, ext, magic] of [
+      ['glm_image', 'png', Buffer.from([0x89, 0x50, 0x4e, 0x47])],
+      ['qwen3_tts', 'wav', Buffer.from('RIFF')],
+    ] as const) {
+      const out = join(box.root, `out-${name}`);
+      const r = await runCli(
+        ['run', join(DEPLOY_DIR, `${name}.yaml`), '--pipeline', name, '--engine', 'reference', '--input', 'a red fox', '--out', out, ...common()],
+        { tmpDir: box.tmp, timeoutMs: 60_000 },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const files = (await readdir(out)).filter((f) => f.endsWith(`.${ext}`));
+      expect(files, r.stdout).toHaveLength(1);
+      const bytes = await readFile(join(out, files[0]!));
+      expect(bytes.subarray(0, magic.length).equals(magic)).toBe(true);
+      if (ext === 'wav') expect(bytes.subarray(8, 12).toString()).toBe('WAVE');
+    }
+  });
 });
