@@ -139,7 +139,7 @@ function applyAxes(role: string, axes: readonly Axis[], stage: StageDraft, fail:
   if (!args || !runtime || !argsEntry || !rtEntry) return stage;
   const size = (k: string): number => axes.find((a) => a.kind === k)?.size ?? 1;
   for (const a of axes) {
-    const put = (map: SourcedMap, key: string, value: unknown, unset: unknown): SourcedMap => {
+    const put = (map: SourcedMap, key: string, value: number | boolean, unset: number | undefined): SourcedMap => {
       const prev = map.entries.get(key);
       const prevValue = prev?.node.kind === 'scalar' ? prev.node.value : undefined;
       if (prev && !prev.node.synthetic && prevValue !== value && prevValue !== unset) {

@@ -104,7 +104,7 @@ describe('bagel / bagel_think (deploy, base_config, registry)', () => {
     // async_chunk comes from the base file's top level.
     expect(at(s0!.locations.at('engine_args.async_chunk'))).toBe('bagel.yaml:9:14');
     expect(at(think.stages[1]!.locations.at('input_connectors.from_stage_0'))).toBe('bagel.yaml:36:21');
-    // Values set by the built-in pipeline have no source: they fall back to the stage.
+    // Values set by the registered pipeline have no source: they fall back to the stage.
     expect(s0!.locations.has('engine_args.worker_type')).toBe(false);
     expect(at(s0!.locations.at('engine_args.worker_type'))).toBe('bagel.yaml:12:5');
     // Top-level keys: `pipeline` from the overlay, connectors from the base.
