@@ -19,7 +19,7 @@ export { INLINE_FILE, loadPipelineConfig } from './config/load-pipeline.js';
 export type { LoadPipelineOptions, PipelineSource } from './config/load-pipeline.js';
 export { pipelineJsonSchema } from './config/json-schema.js';
 export type { EngineArgsSchemas } from './config/json-schema.js';
-export type { PipelineDefinition, PipelineStageDefinition, StageProcessors } from './config/pipelines.js';
+export type { PipelineDefinition, PipelineStageDefinition, PipelineVariant, StageProcessors } from './config/pipelines.js';
 export type { TopLevel } from './config/build.js';
 export type { ReadFile } from './config/load.js';
 export { suggestions } from './config/did-you-mean.js';

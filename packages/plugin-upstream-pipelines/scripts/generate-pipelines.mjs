@@ -74,9 +74,17 @@ const pipelines = Object.values(source).map((p) => ({
   diffusers_class_name: p.diffusers_class_name,
   default_deploy_config: p.default_deploy_config,
   source: p.source,
-  // `qwen3_omni_moe` is a resolver upstream; its default result is transcribed at the top level.
+  // `qwen3_omni_moe` is a resolver upstream; its default result is transcribed at the top level,
+  // the thinker-only result (for a checkpoint with `enable_audio_output: false`) is a variant.
   stages: p.stages.map((s) => stage(p, s)),
+  ...(p.resolver_variants ? { variants: resolverVariants(p) } : {}),
 }));
+
+function resolverVariants(p) {
+  const thinker = p.resolver_variants.QWEN3_OMNI_THINKER_ONLY_PIPELINE;
+  if (!thinker || !/not hf_config\.enable_audio_output/.test(p.resolver.rule)) throw new Error(`unsupported resolver of ${p.registry_key}`);
+  return [{ when: { enable_audio_output: false }, name: thinker.model_type, stages: thinker.stages.map((s) => stage(thinker, s)) }];
+}
 const out = {
   upstream: 'github:vllm-project/vllm-omni (via github:zzehli/vllm-omni main)',
   upstream_commit: UPSTREAM_COMMIT,

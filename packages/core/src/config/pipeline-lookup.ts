@@ -32,9 +32,19 @@ export interface PipelineLookupInput {
 /** The selected pipeline, or null when neither a name nor the model selects one. */
 export function choosePipeline(input: PipelineLookupInput): PipelineChoice | null {
   const { registry } = input;
-  if (input.flag !== undefined) return { definition: named(registry, input.flag, undefined, '--pipeline'), selectedBy: '--pipeline' };
-  if (input.key) return { definition: named(registry, input.key.name, input.key.loc, '`pipeline:`'), selectedBy: 'pipeline key' };
-  return input.model ? byModel(registry, input.model.value) : null;
+  const config = input.model && isDirectory(resolve(input.model.value)) ? readJson(join(resolve(input.model.value), 'config.json')) : undefined;
+  let choice: PipelineChoice | null;
+  if (input.flag !== undefined) choice = { definition: named(registry, input.flag, undefined, '--pipeline'), selectedBy: '--pipeline' };
+  else if (input.key) choice = { definition: named(registry, input.key.name, input.key.loc, '`pipeline:`'), selectedBy: 'pipeline key' };
+  else choice = input.model ? byModel(registry, input.model.value) : null;
+  return choice && config ? withVariant(choice, config) : choice;
+}
+
+/** The variant the model's config selects (upstream resolvers get the HF config too). */
+function withVariant(choice: PipelineChoice, config: Record<string, unknown>): PipelineChoice {
+  const variant = choice.definition.variants?.find((v) => Object.entries(v.when).every(([k, want]) => JSON.stringify(config[k]) === JSON.stringify(want)));
+  if (!variant) return choice;
+  return { ...choice, definition: { ...choice.definition, name: variant.name ?? choice.definition.name, stages: variant.stages } };
 }
 
 function named(registry: PipelineRegistry, name: string, loc: SourceLocation | undefined, what: string): PipelineDefinition {

@@ -56,6 +56,32 @@ export interface PipelineDefinition {
   /** `model_index.json` `_class_name` of a diffusers checkpoint that selects it. */
   readonly diffusers_class_name?: string | null;
   readonly stages: readonly PipelineStageDefinition[];
+  /**
+   * Other topologies the model's `config.json` selects (upstream resolvers): the first variant whose
+   * `when` keys all equal the config's values replaces `stages`.
+   */
+  readonly variants?: readonly PipelineVariant[];
+}
+
+/** A topology a pipeline takes for some model configs (Qwen3-Omni without audio output: thinker only). */
+export interface PipelineVariant {
+  readonly when: Readonly<Record<string, unknown>>;
+  /** Shown as the pipeline's name when chosen (upstream's resolved `model_type`). */
+  readonly name?: string;
+  readonly stages: readonly PipelineStageDefinition[];
+}
+
+/** What is wrong with a stage list (ids unique, inputs inside the list), or undefined. */
+function stagesProblem(stages: readonly PipelineStageDefinition[] | undefined): string | undefined {
+  if (!Array.isArray(stages) || stages.length === 0) return 'it has no stages';
+  const ids = stages.map((s) => s.stage_id);
+  if (new Set(ids).size !== ids.length) return `stage ids ${ids.join(', ')} repeat`;
+  for (const s of stages) {
+    if (typeof s.stage_type !== 'string' || s.stage_type === '') return `stage ${s.stage_id} has no stage_type`;
+    const bad = s.engine_input_source.find((src: number) => src === s.stage_id || !ids.includes(src));
+    if (bad !== undefined) return `stage ${s.stage_id} takes input from stage ${bad}, which is ${bad === s.stage_id ? 'itself' : 'not in the pipeline'}`;
+  }
+  return undefined;
 }
 
 /** Pipelines by name, in registration order (the order of upstream's architecture fallback). */
@@ -70,13 +96,9 @@ export class PipelineRegistry {
       });
     if (typeof definition?.name !== 'string' || definition.name === '') throw invalid('it has no name');
     if (this.#byName.has(definition.name)) throw invalid('it is defined twice (two plugins define it; load only one of them)');
-    if (!Array.isArray(definition.stages) || definition.stages.length === 0) throw invalid('it has no stages');
-    const ids = definition.stages.map((s) => s.stage_id);
-    if (new Set(ids).size !== ids.length) throw invalid(`stage ids ${ids.join(', ')} repeat`);
-    for (const s of definition.stages) {
-      if (typeof s.stage_type !== 'string' || s.stage_type === '') throw invalid(`stage ${s.stage_id} has no stage_type`);
-      const bad = s.engine_input_source.find((src: number) => src === s.stage_id || !ids.includes(src));
-      if (bad !== undefined) throw invalid(`stage ${s.stage_id} takes input from stage ${bad}, which is ${bad === s.stage_id ? 'itself' : 'not in the pipeline'}`);
+    for (const stages of [definition.stages, ...(definition.variants ?? []).map((v) => v.stages)]) {
+      const why = stagesProblem(stages);
+      if (why !== undefined) throw invalid(why);
     }
     this.#byName.set(definition.name, definition);
   }

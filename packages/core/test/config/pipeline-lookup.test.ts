@@ -47,6 +47,14 @@ describe('lookup by model', () => {
     expect(dense.pipeline).toBe('ming_tts');
   });
 
+  it('a model config selects a pipeline variant: Qwen3-Omni without audio output is thinker only (upstream resolver)', async () => {
+    const thinker = await modelDir('q3-thinking', { 'config.json': { model_type: 'qwen3_omni_moe', enable_audio_output: false } });
+    const one = await load('pipeline: qwen3_omni_moe\nstages:\n  - stage_id: 0\n', { model: thinker });
+    expect([one.pipeline, one.stages.map((s) => [s.stage_id, s.final_output_type])]).toEqual(['qwen3_omni_moe_thinker_only', [[0, 'text']]]);
+    const full = await load(STAGES, { model: await modelDir('q3', { 'config.json': { model_type: 'qwen3_omni_moe', enable_audio_output: true } }) });
+    expect(full.stages.map((s) => s.stage_id)).toEqual([0, 1, 2]);
+  });
+
   it('a hub id selects the longest registry key inside its basename; the file model: counts too', async () => {
     const hub = await load(STAGES, { model: 'Qwen/Qwen3-TTS-12Hz-1.7B' });
     expect([hub.pipeline, hub.pipeline_selected_by]).toEqual(['qwen3_tts', 'model name']);
