@@ -74,6 +74,8 @@ const pipelines = Object.values(source).map((p) => ({
   diffusers_class_name: p.diffusers_class_name,
   default_deploy_config: p.default_deploy_config,
   source: p.source,
+  // Upstream raises for `async_chunk: true` when stages feed each other but none can stream chunks.
+  streams_chunks: p.stages.some((s) => s.async_chunk_process_next_stage_input_func !== null),
   // `qwen3_omni_moe` is a resolver upstream; its default result is transcribed at the top level,
   // the thinker-only result (for a checkpoint with `enable_audio_output: false`) is a variant.
   stages: p.stages.map((s) => stage(p, s)),

@@ -26,7 +26,10 @@ interface UpstreamStage {
   final_output: boolean;
   final_output_type: string | null;
 }
-const UPSTREAM = JSON.parse(readFileSync(join(SHIPPED, 'upstream-pipelines', 'pipelines.json'), 'utf8')) as Record<string, { stages: UpstreamStage[] }>;
+const UPSTREAM = JSON.parse(readFileSync(join(SHIPPED, 'upstream-pipelines', 'pipelines.json'), 'utf8')) as Record<
+  string,
+  { stages: UpstreamStage[]; derived: { async_chunk_true_raises: boolean } }
+>;
 const KEYS = Object.keys(UPSTREAM);
 
 describe('shipped fixtures and data', () => {
@@ -66,7 +69,14 @@ describe('shipped fixtures and data', () => {
 describe('every upstream pipeline plans with its real topology', () => {
   it.each(KEYS)('%s', async (key) => {
     const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), upstreamPipelinesPlugin()] });
-    const config = await loadPipelineConfig({ text: `pipeline: ${key}\nstages: []\n`, path: `/virtual/${key}.yaml` }, { platform: 'cpu', pipelines: omni.pipelines });
+    const load = (text: string) => loadPipelineConfig({ text, path: `/virtual/${key}.yaml` }, { platform: 'cpu', pipelines: omni.pipelines });
+    // The deploy default async_chunk: true is refused exactly where upstream raises.
+    const bare = await load(`pipeline: ${key}\nstages: []\n`).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isOmniError(bare) ? [bare.code, bare.location?.line] : bare).toEqual(UPSTREAM[key]!.derived.async_chunk_true_raises ? ['OMNI_CONFIG_INVALID', 2] : null);
+    const config = await load(`pipeline: ${key}\nasync_chunk: false\nstages: []\n`);
     const plan = planToJson(await planPipeline(omni, config, { platform: 'cpu', engine: 'reference', env: {} })) as { stages: Record<string, unknown>[] };
     const pick = (s: Record<string, unknown>) => [s['stage_id'], s['stage_type'], s['model_stage'], s['engine_input_source'], s['final_output'], s['final_output_type']];
     expect(plan.stages.map(pick)).toEqual(UPSTREAM[key]!.stages.map((s) => pick(s as unknown as Record<string, unknown>)));

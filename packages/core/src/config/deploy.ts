@@ -64,6 +64,7 @@ export async function deployDraft(doc: SourcedDocument, root: SourcedMap, option
   const declaredAsync = asyncEntry?.node.kind === 'scalar' && typeof asyncEntry.node.value === 'boolean' ? asyncEntry.node.value : true;
   // Upstream forces async_chunk off for single-stage pipelines (nothing to stream to).
   const asyncChunk = choice && choice.definition.stages.length <= 1 ? false : declaredAsync;
+  if (choice && asyncChunk) checkAsyncChunk(choice, asyncEntry, merged.stagesLoc);
   const ctx: ConvertContext = {
     top,
     asyncChunk,
@@ -125,6 +126,21 @@ function topologyKeyWarnings(stage: DeployStage, choice: PipelineChoice): Diagno
       ),
     ];
   });
+}
+
+/** Upstream's `merge_pipeline_deploy` raises when chunks should stream but no stage can send them. */
+function checkAsyncChunk(choice: PipelineChoice, entry: SourcedEntry | undefined, stagesLoc: SourceLocation): void {
+  const def = choice.definition;
+  if (def.streams_chunks !== false || !def.stages.some((s) => s.engine_input_source.length > 0)) return;
+  throw new OmniError(
+    'OMNI_CONFIG_INVALID',
+    `Pipeline \`${def.name}\` has async_chunk ${entry ? 'true' : 'true (the deploy default)'}, but no stage of it declares an async-chunk next-stage processor.`,
+    {
+      location: entry ? entryLocation(entry) : stagesLoc,
+      hint: 'Set `async_chunk: false` at the top of the deploy file.',
+      context: { pipeline: def.name },
+    },
+  );
 }
 
 /** Upstream silently drops deploy stages its pipeline lacks; a typo'd id would then do nothing. */

@@ -57,6 +57,11 @@ export interface PipelineDefinition {
   readonly diffusers_class_name?: string | null;
   readonly stages: readonly PipelineStageDefinition[];
   /**
+   * `false`: no stage can stream async chunks to the next, so `async_chunk: true` (the deploy
+   * default) is an error for a pipeline whose stages feed each other, as upstream raises.
+   */
+  readonly streams_chunks?: boolean;
+  /**
    * Other topologies the model's `config.json` selects (upstream resolvers): the first variant whose
    * `when` keys all equal the config's values replaces `stages`.
    */

@@ -163,15 +163,15 @@ describe('base_config merge rules', () => {
 describe('injected readFile', () => {
   it('reads the file and its base_config chain through options.readFile', async () => {
     const readFile = memoryFs({
-      '/virtual/deploy/child.yaml': 'base_config: ../base/glm_image.yaml\nasync_chunk: true\n',
-      '/virtual/base/glm_image.yaml': 'async_chunk: false\nstages:\n  - stage_id: 1\n    devices: "5"\n',
+      '/virtual/deploy/child.yaml': 'base_config: ../base/glm_image.yaml\nasync_chunk: false\n',
+      '/virtual/base/glm_image.yaml': 'async_chunk: true\nstages:\n  - stage_id: 1\n    devices: "5"\n',
     });
     const config = await loadPipelineConfig('/virtual/deploy/child.yaml', { readFile, pipelines: testRegistry(), pipeline: 'glm_image' });
     expect(config.pipeline).toBe('glm_image');
-    expect(config.async_chunk).toBe(true);
+    expect(config.async_chunk).toBe(false);
     expect(config.stages.map((s) => [s.stage_id, s.runtime.devices, s.engine_args.async_chunk])).toEqual([
-      [0, null, true],
-      [1, '5', true],
+      [0, null, false],
+      [1, '5', false],
     ]);
     expect(at(config.stages[1]!.locations.at('runtime.devices'))).toBe('glm_image.yaml:4:14');
     expect(at(config.stages[1]!.locations.at('engine_args.async_chunk'))).toBe('child.yaml:2:14');

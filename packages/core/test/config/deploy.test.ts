@@ -116,7 +116,7 @@ describe('deploy topology', () => {
   });
 
   it('`pipeline:` selects a registered topology; missing stages are created; a stage id outside it is an error at its line', async () => {
-    const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 1\n    devices: "1"\n');
+    const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 1\n    devices: "1"\nasync_chunk: false\n');
     expect(config.topology).toBe('registry');
     expect(config.pipeline_selected_by).toBe('pipeline key');
     expect(config.stages.map((s) => [s.stage_id, s.stage_type, s.runtime.devices, s.engine_input_source, s.engine_args.model_stage])).toEqual([
@@ -126,7 +126,7 @@ describe('deploy topology', () => {
     expect(config.stages[0]?.engine_args.worker_type).toBe('ar');
     // The made-up stage 0 points at the `stages:` key.
     expect(at(config.stages[0]!.locations.at('stage_id'))).toBe('custom.yaml:2:1');
-    const err = await rejection(load('pipeline: glm_image\nstages:\n  - stage_id: 1\n  - stage_id: 7\n'));
+    const err = await rejection(load('pipeline: glm_image\nstages:\n  - stage_id: 1\n  - stage_id: 7\nasync_chunk: false\n'));
     expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_INVALID', 'custom.yaml:4:15']);
     expect(err.message).toBe('Stage 7 is not a stage of pipeline `glm_image` (selected by pipeline key).');
   });
@@ -139,6 +139,16 @@ describe('deploy topology', () => {
   it('pipeline-owned keys win over the deploy file, defaults do not', async () => {
     const config = await load('pipeline: qwen3_omni_moe\nstages:\n  - stage_id: 0\n    worker_type: generation\n    engine_output_type: text\n');
     expect(config.stages[0]?.engine_args).toMatchObject({ worker_type: 'ar', engine_output_type: 'text', model_stage: 'thinker' });
+  });
+
+  it('async_chunk: true (the default) is refused where no stage can stream chunks, as upstream raises', async () => {
+    const err = await rejection(load('pipeline: glm_image\nstages:\n  - stage_id: 1\n'));
+    expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_INVALID', 'custom.yaml:2:1']);
+    expect(err.message).toBe('Pipeline `glm_image` has async_chunk true (the deploy default), but no stage of it declares an async-chunk next-stage processor.');
+    const explicit = await rejection(load('pipeline: glm_image\nasync_chunk: true\nstages:\n  - stage_id: 1\n'));
+    expect(at(explicit.location!)).toBe('custom.yaml:2:14');
+    // qwen3_tts streams (talker2code2wav_async_chunk), so the default is fine there.
+    expect((await load('pipeline: qwen3_tts\nstages:\n  - stage_id: 0\n')).async_chunk).toBe(true);
   });
 
   it('the registry supplies sampling constraints over the file and processors by async_chunk', async () => {
@@ -220,6 +230,7 @@ describe('platforms', () => {
             devices: "1"
       nup:
         stages: []
+    async_chunk: false
   `;
 
   it('applies only the chosen platform: env dict-merged, num_replicas honoured, other keys merged', async () => {

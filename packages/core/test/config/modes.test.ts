@@ -57,7 +57,7 @@ describe('modes', () => {
 
   it('works for deploy files too', async () => {
     const config = await loadPipelineConfig(
-      { text: 'pipeline: bagel\nstages:\n  - stage_id: 0\nmodes:\n  - { mode: understanding, stages: [0] }\n' },
+      { text: 'pipeline: bagel\nstages:\n  - stage_id: 0\nmodes:\n  - { mode: understanding, stages: [0] }\nasync_chunk: false\n' },
       { mode: 'understanding', pipelines: testRegistry() },
     );
     expect(config.stages.map((s) => s.stage_id)).toEqual([0]);
