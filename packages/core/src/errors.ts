@@ -241,8 +241,12 @@ export const WARNING_CATALOGUE = {
     fix: 'Correct the spelling if you meant the known key the hint names.',
   },
   OMNI_WARN_DEPLOY_TOPOLOGY_KEY: {
-    summary: 'a topology key in a deploy stage is passed to the engine and does not change the topology',
-    fix: 'Choose the topology with `pipeline:`, or write the file in the legacy stage_args schema.',
+    summary: 'a topology key in a deploy stage of a registered pipeline is passed to the engine and does not change the topology',
+    fix: 'Remove the key, or drop `pipeline:` and spell out stage_type, engine_input_source and final_output in every stage.',
+  },
+  OMNI_WARN_STRATEGY_ROUTING: {
+    summary: 'a strategy file asks for `routing: random`, which is served round-robin',
+    fix: 'Use routing: round_robin or least_queue.',
   },
   OMNI_WARN_UNKNOWN_PLATFORM: {
     summary: 'a `platforms:` section names a platform omnistage never runs on, so it is never applied',
@@ -251,14 +255,6 @@ export const WARNING_CATALOGUE = {
   OMNI_WARN_PLATFORM_STAGE_UNKNOWN: {
     summary: 'a platform section patches a stage the pipeline does not have; the patch is ignored',
     fix: 'Use a stage_id of the pipeline in the platform patch, or remove it.',
-  },
-  OMNI_WARN_STAGE_NOT_IN_PIPELINE: {
-    summary: 'a deploy stage is not part of the chosen pipeline and is ignored',
-    fix: 'Remove the stage or choose a pipeline that has it.',
-  },
-  OMNI_WARN_TOPOLOGY_CHAINED: {
-    summary: 'a deploy file names no known pipeline, so its stages are chained in stage_id order',
-    fix: 'Set `pipeline:` to a known pipeline (or one a plugin defines) to get its real topology.',
   },
   OMNI_WARN_MODE_UNKNOWN: {
     summary: 'the active mode is not declared in `modes:`; all stages are kept',

@@ -44,7 +44,7 @@ describe('getStageDevicesPerReplica (b.17, non-diffusion)', () => {
     // A multi-node DP replica holds its local ranks only.
     expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { ...args, data_parallel_size_local: 1 } }))).toBe(4);
     const bad = thrown(() => getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { pipeline_parallel_size: 'two' } }))) as OmniError;
-    expect(bad.message).toBe('pipeline_parallel_size must be a positive integer, got "two".');
+    expect(bad.message).toBe('pipeline_parallel_size must be an integer from 1 to 65536, got "two" (a string).');
   });
 
   it('refuses diffusion stages (owned by plugin-diffusion)', () => {
