@@ -14,11 +14,13 @@ import type { PipelineDefinition, PipelineRegistry } from './pipelines.js';
 /** How a pipeline was selected, for `plan` and messages. */
 export type PipelineSelection = '--pipeline' | 'pipeline key' | 'model type' | 'diffusers class' | 'model name' | 'architectures';
 
+/** The pipeline the lookup selected and which rule selected it. */
 export interface PipelineChoice {
   definition: PipelineDefinition;
   selectedBy: PipelineSelection;
 }
 
+/** What the lookup rule reads: the registry, `--pipeline`, the file's `pipeline:` key and the model. */
 export interface PipelineLookupInput {
   registry: PipelineRegistry;
   /** `--pipeline NAME`: wins over the file. */
