@@ -56,6 +56,10 @@ const OMNI_PROPERTIES: Record<string, JsonSchema> = {
   fail_phase: { description: 'Reference engine only: exit with fail_exit_code instead of sending this message.', enum: ['hello', 'ready', null] },
   fail_exit_code: { description: 'Reference engine only: exit code used by fail_phase.', type: ['integer', 'null'], minimum: 0, maximum: 255 },
   hang_phase: { description: 'Reference engine only: never send this message (the init deadline must catch it).', enum: ['hello', 'ready', null] },
+  load_ms: { description: 'Reference engine only: time spent "loading weights" (devices held shared with init_phases).', type: ['number', 'null'], minimum: 0 },
+  profile_ms: { description: 'Reference engine only: time spent "profiling memory" (in an exclusive init window with init_phases).', type: ['number', 'null'], minimum: 0 },
+  init_phases: { description: 'Reference engine only: declare init phases (docs/protocol.md "Init phases").', type: ['boolean', 'null'] },
+  window_fault: { description: 'Reference engine only: exit (fail_exit_code) or hang inside the exclusive init window.', enum: ['exit', 'hang', null] },
 };
 
 /**

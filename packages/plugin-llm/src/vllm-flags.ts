@@ -176,6 +176,10 @@ export const OMNI_ONLY_ENGINE_KEYS: ReadonlySet<string> = new Set([
   'fail_exit_code',
   'hang_phase',
   'token_delay_ms',
+  'load_ms',
+  'profile_ms',
+  'init_phases',
+  'window_fault',
 ]);
 
 /** Keys the launcher owns: the model is the positional argument, host and port are assigned. */

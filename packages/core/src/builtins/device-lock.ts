@@ -1,16 +1,18 @@
 import type { ReplicaRuntime } from '../hooks/contexts.js';
 import type { HeldDeviceLocks } from '../hooks/hooks.js';
-import { acquireDeviceLocks } from '../locks/device-locks.js';
+import { acquireInitLocks } from '../locks/init-locks.js';
 import { describeHolder } from '../locks/holder.js';
 
 /**
  * Core's `lockDevices` tap: the replica's init locks in ascending order, within its deadline and
  * signal (the wait names the device and its holder); a lock lost during init fails the replica.
+ * Taken exclusive; a replica that declares init phases in its hello turns it shared (init-windows.ts).
  */
 export async function lockDevicesBuiltin(rt: ReplicaRuntime): Promise<HeldDeviceLocks> {
   const { stage_id, replica_id } = rt.replica;
   let initializing = true;
-  const set = await acquireDeviceLocks({
+  const set = await acquireInitLocks(
+    {
     lockDir: rt.lockDir,
     devices: rt.replica.lock_devices,
     holder: { run_id: rt.runId, stage_id, replica_id },
@@ -31,7 +33,10 @@ export async function lockDevicesBuiltin(rt: ReplicaRuntime): Promise<HeldDevice
         rt.fail(err);
       }
     },
-  });
+    },
+    // A control-protocol worker says at hello whether it follows phases; anything else loads alone.
+    rt.replica.worker.attach !== 'control',
+  );
   initializing = false;
   return set;
 }

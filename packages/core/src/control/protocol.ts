@@ -9,6 +9,9 @@ import { OmniError } from '../errors.js';
 /** Bumped on any incompatible change; `hello` and `welcome` carry it. */
 export const PROTOCOL_VERSION = 1;
 
+/** The version of the init-phases extension (`phases` in hello/welcome, the window messages). */
+export const PHASES_VERSION = 1;
+
 /** Env vars through which the orchestrator tells a replica how to dial back. */
 export const CONTROL_ENV = Object.freeze({
   socket: 'OMNISTAGE_CONTROL',
@@ -33,6 +36,11 @@ export interface HelloMessage {
   stage_id: number;
   replica_id: number;
   pid: number;
+  /**
+   * The init-phases version this worker follows (optional, additive; docs/protocol.md "Init
+   * phases"): it loads while holding its devices shared and asks for a window around profiling.
+   */
+  phases?: number;
 }
 /** The engine is loaded and accepts requests; `info` is engine-specific (e.g. num_gpu_blocks). */
 export interface ReadyMessage {
@@ -70,6 +78,16 @@ export interface PayloadAckMessage {
   type: 'payload_ack';
   key: string;
 }
+/** Asks for the devices alone (docs/protocol.md "Init phases"); one window at a time. */
+export interface WindowRequestMessage {
+  type: 'window_request';
+  window: number;
+}
+/** The exclusive part is done: the replica holds its devices shared again. */
+export interface WindowEndMessage {
+  type: 'window_end';
+  window: number;
+}
 /** A message a replica sends the orchestrator. */
 export type WorkerMessage =
   | HelloMessage
@@ -78,7 +96,9 @@ export type WorkerMessage =
   | OutputMessage
   | RequestErrorMessage
   | LogMessage
-  | PayloadAckMessage;
+  | PayloadAckMessage
+  | WindowRequestMessage
+  | WindowEndMessage;
 
 // ---- orchestrator → worker --------------------------------------------------------------
 
@@ -98,6 +118,8 @@ export interface WelcomeMessage {
    * `createPayloadConnector` (optional, additive; see docs/protocol.md "Payloads").
    */
   connectors?: Record<string, string>;
+  /** The init-phases version granted, echoed only to a hello that declared phases (optional, additive). */
+  phases?: number;
 }
 export interface RequestMessage {
   type: 'request';
@@ -120,8 +142,13 @@ export interface ErrorMessage {
   code: string;
   message: string;
 }
+/** The replica has its devices alone until it sends `window_end`. */
+export interface WindowGrantedMessage {
+  type: 'window_granted';
+  window: number;
+}
 /** A message the orchestrator sends a replica. */
-export type OrchestratorMessage = WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage;
+export type OrchestratorMessage = WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage | WindowGrantedMessage;
 
 /** Any message on a control connection. */
 export type ControlMessage = WorkerMessage | OrchestratorMessage;
@@ -156,7 +183,7 @@ const obj = (m: Record<string, unknown>, k: string, optional = false): string | 
 const first = (...checks: (string | null)[]): string | null => checks.find((c) => c !== null) ?? null;
 
 const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
-  hello: (m) => first(int(m, 'v'), str(m, 'token'), int(m, 'stage_id'), int(m, 'replica_id'), int(m, 'pid')),
+  hello: (m) => first(int(m, 'v'), str(m, 'token'), int(m, 'stage_id'), int(m, 'replica_id'), int(m, 'pid'), m['phases'] === undefined ? null : int(m, 'phases')),
   ready: (m) => obj(m, 'info', true),
   heartbeat: () => null,
   output: (m) =>
@@ -164,6 +191,8 @@ const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
   request_error: (m) => first(str(m, 'request_id'), str(m, 'message')),
   log: (m) => first(['debug', 'info', 'warn', 'error'].includes(m['level'] as string) ? null : 'level is not valid', str(m, 'message')),
   payload_ack: (m) => str(m, 'key'),
+  window_request: (m) => int(m, 'window'),
+  window_end: (m) => int(m, 'window'),
 };
 
 const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {
@@ -182,6 +211,7 @@ const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {
   abort: (m) => str(m, 'request_id'),
   shutdown: (m) => (m['reason'] === undefined ? null : str(m, 'reason')),
   error: (m) => first(str(m, 'code'), str(m, 'message')),
+  window_granted: (m) => int(m, 'window'),
 };
 
 /** Parses and validates one line sent by a worker. Throws OMNI_PROTOCOL. */

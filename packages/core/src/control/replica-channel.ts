@@ -5,6 +5,7 @@ import { payloadDir } from '../connectors/shm-store.js';
 import {
   encodeMessage,
   parseWorkerMessage,
+  PHASES_VERSION,
   PROTOCOL_VERSION,
   type HelloMessage,
   type JsonObject,
@@ -26,6 +27,8 @@ export interface ExpectOptions {
   metadata?: JsonObject;
   /** The run's payload hold book: where payloads go (welcome) and whom a `payload_ack` releases. */
   payloads?: ChannelPayloads;
+  /** Grant init phases to a hello that declares them (the replica's locks can be held shared). */
+  phases?: boolean;
 }
 
 /** What a channel uses of the run's payload hold book (the PayloadTracker). */
@@ -60,6 +63,8 @@ export class ReplicaChannel {
 
   readonly #welcome: { run_id: string; engine_args: JsonObject; metadata: JsonObject };
   readonly #payloads: ChannelPayloads | undefined;
+  readonly #phases: boolean;
+  #admit: ((hello: HelloMessage) => Promise<void>) | null = null;
   readonly #listeners = new Set<Listener>();
   #socket: Socket | null = null;
   #state: 'waiting' | 'connected' | 'closed' = 'waiting';
@@ -77,6 +82,7 @@ export class ReplicaChannel {
     this.replica_id = opts.replica_id;
     this.#welcome = { run_id, engine_args: opts.engine_args ?? {}, metadata: opts.metadata ?? {} };
     this.#payloads = opts.payloads;
+    this.#phases = opts.phases === true;
     this.hello = new Promise((resolve, reject) => {
       this.#resolveHello = resolve;
       this.#rejectHello = reject;
@@ -154,11 +160,29 @@ export class ReplicaChannel {
     this.#finish(null, 'the channel was closed by the orchestrator');
   }
 
+  /**
+   * Holds the welcome (so the replica does not start loading) until `fn(hello)` resolves; a
+   * rejection fails the channel. Set before the replica is spawned.
+   */
+  admitWith(fn: (hello: HelloMessage) => Promise<void>): void {
+    this.#admit = fn;
+  }
+
   /** @internal the server found a valid hello for this channel's token */
   attach(socket: Socket, hello: HelloMessage): void {
     this.#socket = socket;
     this.#state = 'connected';
     socket.once('close', () => this.#onSocketClose());
+    const admit = this.#admit;
+    if (admit === null) return this.#welcomeAfter(hello);
+    admit(hello).then(
+      () => this.#welcomeAfter(hello),
+      (err: unknown) => this.fail(err instanceof OmniError ? err : this.#protocol(String(err))),
+    );
+  }
+
+  #welcomeAfter(hello: HelloMessage): void {
+    if (this.#state !== 'connected') return;
     const tracker = this.#payloads;
     const connectors = tracker?.connectorModules ?? {};
     this.send({
@@ -172,8 +196,14 @@ export class ReplicaChannel {
       // The orchestrator's payload dir is authoritative: a replica's env may not carry OMNISTAGE_PAYLOAD_DIR.
       payload_dir: tracker?.dir ?? payloadDir(),
       ...(Object.keys(connectors).length > 0 ? { connectors: { ...connectors } } : {}),
+      ...(this.phasesGranted(hello) ? { phases: PHASES_VERSION } : {}),
     });
     this.#resolveHello(hello);
+  }
+
+  /** True when this hello declared init phases and the orchestrator grants them (welcome says `phases`). */
+  phasesGranted(hello: HelloMessage): boolean {
+    return this.#phases && typeof hello.phases === 'number' && hello.phases >= PHASES_VERSION;
   }
 
   /** @internal true when this channel can still accept a connection */

@@ -21,6 +21,11 @@ export type OmniEventPayload =
   | ({ type: 'lock:waiting'; device: string; holder: Record<string, unknown> | null } & ReplicaRef)
   | ({ type: 'lock:acquired'; device: string; pid: number } & ReplicaRef)
   | ({ type: 'lock:released'; device: string; pid: number } & ReplicaRef)
+  /**
+   * A phase-aware replica's exclusive init window (docs/protocol.md "Init phases"): `waiting` when
+   * it asked, `start` when granted, `end` when it gave the devices back to shared use.
+   */
+  | ({ type: 'replica:window'; window: number; devices: string[]; state: 'waiting' | 'start' | 'end' } & ReplicaRef)
   | ({ type: 'replica:spawned'; pid: number } & ReplicaRef)
   | ({ type: 'replica:ready'; pid: number; duration_ms: number } & ReplicaRef)
   | ({ type: 'replica:failed'; phase: ReplicaPhase | 'running'; code: string; message: string } & ReplicaRef)

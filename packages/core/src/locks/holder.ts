@@ -33,7 +33,11 @@ export function currentHolder(holder: { run_id: string; stage_id: number; replic
  * half-written JSON. Only called while the lock is held.
  */
 export async function writeLockHolder(lockDir: string, device: string, holder: LockHolder): Promise<void> {
-  const target = holderFilePath(lockDir, device);
+  await writeHolderFile(holderFilePath(lockDir, device), holder);
+}
+
+/** {@link writeLockHolder} at an explicit path (the holder file of a shared mark). */
+export async function writeHolderFile(target: string, holder: LockHolder): Promise<void> {
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     // 'wx': never write through something planted under the temp name.
@@ -52,13 +56,18 @@ export async function writeLockHolder(lockDir: string, device: string, holder: L
  * whether a lock may be broken.
  */
 export async function readLockHolder(lockDir: string, device: string): Promise<LockHolder | null> {
+  return readHolderOf(deviceLockDir(lockDir, device), holderFilePath(lockDir, device));
+}
+
+/** {@link readLockHolder} of any lock directory and its holder file (e.g. a shared mark's). */
+export async function readHolderOf(lockPath: string, holderPath: string): Promise<LockHolder | null> {
   try {
-    await stat(deviceLockDir(lockDir, device));
+    await stat(lockPath);
   } catch {
     return null;
   }
   try {
-    const text = await readHolderText(holderFilePath(lockDir, device));
+    const text = await readHolderText(holderPath);
     const parsed: unknown = text === null ? null : JSON.parse(text);
     return isLockHolder(parsed) ? parsed : null;
   } catch {
@@ -71,7 +80,11 @@ export async function readLockHolder(lockDir: string, device: string): Promise<L
  * process may own the device and have written its own record, which must survive.
  */
 export async function removeOwnLockHolder(lockDir: string, device: string, holder: LockHolder): Promise<void> {
-  const path = holderFilePath(lockDir, device);
+  await removeOwnHolderFile(holderFilePath(lockDir, device), holder);
+}
+
+/** {@link removeOwnLockHolder} at an explicit path. */
+export async function removeOwnHolderFile(path: string, holder: LockHolder): Promise<void> {
   let current: unknown;
   try {
     const text = await readHolderText(path);

@@ -42,3 +42,17 @@ export function deviceLockDir(lockDir: string, device: string): string {
 export function holderFilePath(lockDir: string, device: string): string {
   return `${deviceLockTarget(lockDir, device)}.holder.json`;
 }
+
+/**
+ * The (never created) file whose `.lock` directory marks one shared holder of `device` (a replica
+ * loading while others may load too). `token` is unique per holding; see shared-marks.ts.
+ */
+export function sharedMarkTarget(lockDir: string, device: string, token: string): string {
+  return `${deviceLockTarget(lockDir, device)}.shared-${token}`;
+}
+
+/** The name every shared mark of `device` starts with (device ids hold no '.', so `1` never matches `10`). */
+export function sharedMarkPrefix(device: string): string {
+  assertDeviceId(device);
+  return `device-${device}.shared-`;
+}

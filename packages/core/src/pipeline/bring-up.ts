@@ -73,32 +73,44 @@ function pipelineTimer(first: FirstFailure, initMs: number, inFlight: Map<string
   }, initMs);
 }
 
-/** Starts every launch group concurrently, the members of a group one after another in plan order, until the first failure. */
+/**
+ * Starts every launch group concurrently until the first failure. The members of a group start in
+ * plan order, each once the one before it is ready, or holds its devices shared (a phase-aware
+ * replica loading: co-located replicas then load concurrently and only their windows serialise).
+ */
 async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, initMs: number, stageInitMs: number): Promise<void> {
   const pipelineDeadline = Date.now() + initMs;
   const inFlight = new Map<string, ReplicaProgress>();
   const timer = pipelineTimer(first, initMs, inFlight);
   const byKey = replicasByKey(plan);
+  const launch = async (key: string, onShared: () => void): Promise<void> => {
+    try {
+      await startReplica(d, byKey.get(key)!, {
+        signal: first.abort.signal,
+        deadline: Math.min(Date.now() + stageInitMs, pipelineDeadline),
+        pipelineDeadline,
+        initTimeoutS: initMs / 1000,
+        onProgress: (p) => inFlight.set(key, p),
+        onShared,
+      });
+    } catch (err) {
+      first.fail(toOmniError(err));
+    } finally {
+      inFlight.delete(key);
+    }
+  };
   await Promise.all(
     plan.groups.map(async (group) => {
+      const members: Promise<void>[] = [];
       for (const [stageId, replicaId] of group.replicas) {
-        if (first.abort.signal.aborted) return;
-        const key = `${stageId}/${replicaId}`;
-        try {
-          await startReplica(d, byKey.get(key)!, {
-            signal: first.abort.signal,
-            deadline: Math.min(Date.now() + stageInitMs, pipelineDeadline),
-            pipelineDeadline,
-            initTimeoutS: initMs / 1000,
-            onProgress: (p) => inFlight.set(key, p),
-          });
-        } catch (err) {
-          first.fail(toOmniError(err));
-          return;
-        } finally {
-          inFlight.delete(key);
-        }
+        if (first.abort.signal.aborted) break;
+        let shared!: () => void;
+        const sharedNow = new Promise<void>((resolve) => (shared = resolve));
+        const member = launch(`${stageId}/${replicaId}`, shared);
+        members.push(member);
+        await Promise.race([member, sharedNow]);
       }
+      await Promise.all(members);
     }),
   );
   clearTimeout(timer);
@@ -113,7 +125,7 @@ async function abandon(pipeline: RunningPipeline, err: OmniError): Promise<never
 
 /**
  * Brings a plan up under its run id: launch groups start concurrently, the members of a group one
- * after another in plan order. Each replica: lock its devices → spawn → attach, within its own
+ * after another in plan order (overlapping where they follow init phases). Each replica: lock its devices → spawn → attach, within its own
  * deadline and the pipeline's. On the first failure (or cancel, or a deadline) every outstanding
  * launch is cancelled, everything started is stopped in reverse order, and the first error is
  * thrown, naming stage, replica, phase, exit status and the replica's last lines.

@@ -10,6 +10,8 @@ import type { ReplicaChannel } from '../control/replica-channel.js';
 import { controlEnv, type JsonObject } from '../control/protocol.js';
 import type { BuiltinRuntime } from '../builtins/builtin-runtime.js';
 import type { RunningPipeline, StartedReplica } from '../orchestrate/running-pipeline.js';
+import { isPhased } from '../locks/init-locks.js';
+import { serveInitWindows } from './init-windows.js';
 import { runPhase, type PhaseScope } from './run-phase.js';
 import { ReplicaWatch, type ReplicaDeadlines } from './replica-watch.js';
 import type { ReplicaProgress } from './replica-progress.js';
@@ -33,6 +35,8 @@ export interface StartContext extends ReplicaDeadlines {
   signal: AbortSignal;
   /** Told the replica's progress object once (the bring-up's pipeline timer reads it). */
   onProgress?(progress: ReplicaProgress): void;
+  /** Its devices are held shared now (a phase-aware replica loading): a co-located replica may start. */
+  onShared?(): void;
 }
 
 /** Engine args and metadata as they travel in `welcome` (JSON round trip drops undefined). */
@@ -59,7 +63,7 @@ function runtimeOf(d: ReplicaDriver, replica: ReplicaPlan, watch: ReplicaWatch, 
 }
 
 /** The worker as spawned: a control-protocol worker gets the socket and its token in its env, announced to the server first. */
-function announce(d: ReplicaDriver, replica: ReplicaPlan): { worker: WorkerSpec; channel: ReplicaChannel | undefined } {
+function announce(d: ReplicaDriver, replica: ReplicaPlan, phases: boolean): { worker: WorkerSpec; channel: ReplicaChannel | undefined } {
   if (replica.worker.attach !== 'control') return { worker: replica.worker, channel: undefined };
   const { stage_id, replica_id } = replica;
   const token = randomBytes(16).toString('hex');
@@ -71,14 +75,16 @@ function announce(d: ReplicaDriver, replica: ReplicaPlan): { worker: WorkerSpec;
     // runtime_cfg stays in the orchestrator: env and devices already reached the child.
     metadata: toJsonObject({ ...replica.metadata, runtime_cfg: null }),
     payloads: d.pipeline.payloads,
+    phases,
   });
   return { worker: { ...replica.worker, env: { ...replica.worker.env, ...env } }, channel };
 }
 
 /**
  * Starts (or restarts) one replica: lock → spawn → attach, each one {@link runPhase} over its hook
- * (core's built-in taps answer last), within the replica's deadline and the outer signal. The
- * locks are released once attached (or on failure); a failure names stage, replica, phase, pid,
+ * (core's built-in taps answer last), within the replica's deadline and the outer signal. A
+ * replica whose hello declares init phases holds its devices shared from then on, alone only in
+ * the windows it asks for (init-windows.ts). The locks are released once attached (or on failure); a failure names stage, replica, phase, pid,
  * exit status and last lines, and is reported as `replica:failed`.
  */
 export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: StartContext): Promise<StartedReplica> {
@@ -89,14 +95,16 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
   const scope: PhaseScope = { progress: watch.progress, events: d.events, signal: watch.signal };
   let locks: HeldDeviceLocks | undefined;
   let proc: ReplicaProcessHandle | undefined;
+  let stopWindows: (() => Promise<void>) | undefined;
   const t0 = performance.now();
   try {
     locks = await runPhase<HeldDeviceLocks>(scope, 'lock', { hook: d.hooks.lockDevices, mode: 'bail', args: [rt] });
     watch.progress.phase = 'spawn';
     if (watch.expired) throw watch.timeoutError();
     if (watch.signal.aborted) throw toOmniError(watch.signal.reason, 'OMNI_CANCELLED');
-    const { worker, channel } = announce(d, replica);
+    const { worker, channel } = announce(d, replica, isPhased(locks));
     rt.controlChannel = channel;
+    if (channel && isPhased(locks)) stopWindows = serveInitWindows(channel, locks, rt, () => sc.onShared?.());
     proc = await runPhase<ReplicaProcessHandle>(scope, 'spawn', { hook: d.hooks.spawn, mode: 'bail', args: [worker, rt] });
     const started = d.pipeline.track(replica, proc);
     d.events.emit({ type: 'replica:spawned', stage_id, replica_id, pid: proc.pid });
@@ -107,6 +115,7 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
     throw failed(d, watch, toOmniError(err), proc, rt.controlChannel);
   } finally {
     watch.dispose();
+    await stopWindows?.();
     if (locks) await locks.release().catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
   }
 }

@@ -15,7 +15,7 @@ import type { PayloadMeta, PayloadRef } from '../connectors/payload-ref.js';
 import { dialOrchestrator, type SocketLines } from './handshake.js';
 import { WorkerPayloads } from './payloads.js';
 import type { ConnectOptions, RequestHandler, RequestStream, ShutdownHandler, WorkerConnection, WorkerRequest, WorkerWelcome } from './types.js';
-import { messageOf } from './worker-error.js';
+import { messageOf, workerError } from './worker-error.js';
 
 export type { ConnectOptions, RequestHandler, RequestStream, ShutdownHandler, WorkerConnection, WorkerRequest, WorkerWelcome } from './types.js';
 
@@ -27,7 +27,7 @@ export type { ConnectOptions, RequestHandler, RequestStream, ShutdownHandler, Wo
  * reaches EOF, so a replica never outlives its orchestrator.
  */
 export async function connectToOrchestrator(options: ConnectOptions = {}): Promise<WorkerConnection> {
-  const { socket, lines, welcome } = await dialOrchestrator(options.env ?? process.env, options.handshakeTimeoutMs ?? 30_000);
+  const { socket, lines, welcome } = await dialOrchestrator(options.env ?? process.env, options.handshakeTimeoutMs ?? 30_000, options.phases === true);
   return new Connection(socket, lines, welcome, options);
 }
 
@@ -46,6 +46,8 @@ class Connection implements WorkerConnection {
   #heartbeat: NodeJS.Timeout | undefined;
   #stopStdin: (() => void) | undefined;
   readonly #payloads: WorkerPayloads;
+  #windows = 0;
+  #window: { id: number; granted: () => void; refused: (err: Error) => void } | null = null;
 
   constructor(socket: Socket, lines: SocketLines, welcome: WelcomeMessage, options: ConnectOptions) {
     this.#socket = socket;
@@ -58,6 +60,7 @@ class Connection implements WorkerConnection {
       metadata: welcome.metadata,
       ...(typeof welcome.payload_dir === 'string' && welcome.payload_dir !== '' ? { payload_dir: welcome.payload_dir } : {}),
       ...(welcome.connectors === undefined ? {} : { connectors: { ...welcome.connectors } }),
+      ...(typeof welcome.phases === 'number' ? { phases: welcome.phases } : {}),
     };
     this.#payloads = new WorkerPayloads(this.welcome, (key) => this.#send({ type: 'payload_ack', key }));
     this.closed = new Promise((resolve) => {
@@ -113,6 +116,26 @@ class Connection implements WorkerConnection {
     this.#payloads.ack(ref);
   }
 
+  async exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    // Not granted: the orchestrator holds the devices alone for the whole init already.
+    if (this.welcome.phases === undefined) return fn();
+    if (this.#readySent) throw workerError('exclusive() is for init: it was called after ready()');
+    if (this.#window !== null) throw workerError(`exclusive() while window ${this.#window.id} is open: one window at a time`);
+    const id = ++this.#windows;
+    let granted = false;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#window = { id, granted: resolve, refused: reject };
+        if (!this.#send({ type: 'window_request', window: id })) reject(workerError('the control connection is closed'));
+      });
+      granted = true;
+      return await fn();
+    } finally {
+      this.#window = null;
+      if (granted) this.#send({ type: 'window_end', window: id });
+    }
+  }
+
   #send(message: WorkerMessage): boolean {
     if (this.#terminating !== undefined || this.#socket.destroyed) return false;
     this.#socket.write(encodeMessage(message));
@@ -142,7 +165,11 @@ class Connection implements WorkerConnection {
       case 'shutdown':
         void this.#terminate(message.reason ?? 'shutdown requested by the orchestrator');
         break;
+      case 'window_granted':
+        if (this.#window?.id === message.window) this.#window.granted();
+        break;
       case 'error':
+        this.#window?.refused(workerError(`the orchestrator refused the init window: ${message.code}: ${message.message}`));
         process.stderr.write(`omnistage worker: orchestrator error ${message.code}: ${message.message}\n`);
         break;
       case 'welcome':
@@ -203,6 +230,7 @@ class Connection implements WorkerConnection {
       try {
         clearInterval(this.#heartbeat);
         this.#stopStdin?.();
+        this.#window?.refused(workerError(`no init window: ${reason}`));
         for (const controller of this.#inflight.values()) controller.abort(new Error(reason));
         this.#inflight.clear();
         const handlers = Promise.allSettled([

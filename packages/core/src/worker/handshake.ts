@@ -7,7 +7,7 @@
 import { createConnection, type Socket } from 'node:net';
 import { OmniError } from '../errors.js';
 import { LineDecoder } from '../control/framing.js';
-import { CONTROL_ENV, encodeMessage, parseOrchestratorMessage, PROTOCOL_VERSION, type WelcomeMessage } from '../control/protocol.js';
+import { CONTROL_ENV, encodeMessage, parseOrchestratorMessage, PHASES_VERSION, PROTOCOL_VERSION, type WelcomeMessage } from '../control/protocol.js';
 import { workerError } from './worker-error.js';
 
 type LineSink = { line(line: string): void; error(err: OmniError): void };
@@ -57,21 +57,22 @@ export interface Handshaken {
 }
 
 /** Dials the orchestrator named by OMNISTAGE_* in `env` and completes the handshake. */
-export async function dialOrchestrator(env: Readonly<Record<string, string | undefined>>, timeoutMs: number): Promise<Handshaken> {
+export async function dialOrchestrator(env: Readonly<Record<string, string | undefined>>, timeoutMs: number, phases = false): Promise<Handshaken> {
   const socketPath = required(env, CONTROL_ENV.socket);
   const token = required(env, CONTROL_ENV.token);
   const stage_id = requiredInt(env, CONTROL_ENV.stageId);
   const replica_id = requiredInt(env, CONTROL_ENV.replicaId);
   const socket = createConnection(socketPath);
   const lines = new SocketLines(socket);
-  const welcome = await handshake(socket, lines, { token, stage_id, replica_id }, timeoutMs);
+  const ids = { token, stage_id, replica_id, ...(phases ? { phases: PHASES_VERSION } : {}) };
+  const welcome = await handshake(socket, lines, ids, timeoutMs);
   return { socket, lines, welcome };
 }
 
 function handshake(
   socket: Socket,
   lines: SocketLines,
-  ids: { token: string; stage_id: number; replica_id: number },
+  ids: { token: string; stage_id: number; replica_id: number; phases?: number },
   timeoutMs: number,
 ): Promise<WelcomeMessage> {
   return new Promise((resolve, reject) => {

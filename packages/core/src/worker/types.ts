@@ -72,6 +72,15 @@ export interface WorkerConnection {
    * bytes can be freed once every consumer is done. No-op for inline payloads. Call it after use.
    */
   ackPayload(ref: PayloadRef | string): void;
+  /**
+   * Runs `fn` with this replica's devices alone (docs/protocol.md "Init phases"): around the part of
+   * init that must not see a neighbour loading, e.g. `await conn.exclusive(async () => profile())`.
+   * Needs `phases: true` when connecting; outside the window the devices are held shared, so
+   * co-located replicas load concurrently. When the orchestrator did not grant phases (an older
+   * one), the whole init is already exclusive and `fn` just runs. One window at a time, before
+   * `ready()`; rejects if the orchestrator refuses or the connection ends while waiting.
+   */
+  exclusive<T>(fn: () => T | Promise<T>): Promise<T>;
 }
 
 /** Options of `connectToOrchestrator` and `runWorker`. */
@@ -88,4 +97,10 @@ export interface ConnectOptions {
   heartbeatMs?: number;
   /** Give up when no welcome arrives within this time (default 30000 ms). */
   handshakeTimeoutMs?: number;
+  /**
+   * Declare init phases in hello (default false): this worker loads with its devices shared and
+   * calls {@link WorkerConnection.exclusive} around what must run alone. Without it the whole init
+   * has the devices alone.
+   */
+  phases?: boolean;
 }

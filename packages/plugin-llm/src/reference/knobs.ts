@@ -13,6 +13,14 @@ export interface ReferenceKnobs {
   hang_phase: 'hello' | 'ready' | null;
   /** Time per generated token (lets tests catch a request mid-flight). */
   token_delay_ms: number;
+  /** Time spent "loading weights" after welcome (devices held shared when `init_phases`). */
+  load_ms: number;
+  /** Time spent "profiling memory" after loading (in an exclusive window when `init_phases`). */
+  profile_ms: number;
+  /** Declare init phases in hello and profile inside `conn.exclusive()` (docs/protocol.md "Init phases"). */
+  init_phases: boolean;
+  /** Inside the exclusive window: exit with `fail_exit_code`, or never leave it (tests). */
+  window_fault: 'exit' | 'hang' | null;
 }
 
 const PHASES = ['hello', 'ready'] as const;
@@ -32,6 +40,10 @@ export function readKnobs(engineArgs: Record<string, unknown>): ReferenceKnobs {
     fail_exit_code: typeof engineArgs['fail_exit_code'] === 'number' ? Math.trunc(engineArgs['fail_exit_code']) : 1,
     hang_phase: phase(engineArgs['hang_phase']),
     token_delay_ms: nonNegative(engineArgs['token_delay_ms'], 0),
+    load_ms: nonNegative(engineArgs['load_ms'], 0),
+    profile_ms: nonNegative(engineArgs['profile_ms'], 0),
+    init_phases: engineArgs['init_phases'] === true,
+    window_fault: engineArgs['window_fault'] === 'exit' || engineArgs['window_fault'] === 'hang' ? engineArgs['window_fault'] : null,
   };
 }
 

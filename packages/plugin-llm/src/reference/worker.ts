@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     process.stderr.write('reference engine: hanging before hello (hang_phase=hello)\n');
     return hang();
   }
-  const conn = await connectToOrchestrator();
+  const conn = await connectToOrchestrator({ phases: knobs.init_phases });
   const args = conn.welcome.engine_args as Record<string, unknown>;
   const metadata = conn.welcome.metadata as Record<string, unknown>;
   const modelStage = typeof metadata['model_stage'] === 'string' ? metadata['model_stage'] : null;
@@ -38,6 +38,19 @@ async function main(): Promise<void> {
   const defaults = (metadata['default_sampling_params'] ?? {}) as Record<string, unknown>;
 
   if (knobs.init_delay_ms > 0) await sleep(knobs.init_delay_ms);
+  // Load with the devices shared, profile alone (a plain `sleep` when phases are off or not granted).
+  if (knobs.load_ms > 0) await sleep(knobs.load_ms);
+  await conn.exclusive(async () => {
+    if (knobs.window_fault === 'exit') {
+      process.stderr.write(`reference engine: exiting inside its init window (window_fault=exit, exit ${knobs.fail_exit_code})\n`);
+      process.exit(knobs.fail_exit_code);
+    }
+    if (knobs.window_fault === 'hang') {
+      process.stderr.write('reference engine: hanging inside its init window (window_fault=hang)\n');
+      await new Promise(() => hang());
+    }
+    if (knobs.profile_ms > 0) await sleep(knobs.profile_ms);
+  });
   if (knobs.fail_phase === 'ready') {
     process.stderr.write(`reference engine: failing before ready (fail_phase=ready, exit ${knobs.fail_exit_code})\n`);
     process.exit(knobs.fail_exit_code);
