@@ -76,6 +76,7 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
           args: [REFERENCE_LLM_WORKER],
           env: { [ENGINE_ARGS_ENV]: JSON.stringify(ctx.engineArgs) },
           attach: 'control',
+          ...(ctx.engineArgs['init_phases'] === true ? { phases: true } : {}),
         }),
       });
 

@@ -35,7 +35,7 @@ export async function lockDevicesBuiltin(rt: ReplicaRuntime): Promise<HeldDevice
     },
     },
     // A control-protocol worker says at hello whether it follows phases; anything else loads alone.
-    rt.replica.worker.attach !== 'control',
+    rt.replica.worker.attach !== 'control' ? 'alone' : rt.replica.worker.phases === true ? 'shared' : 'gate',
   );
   initializing = false;
   return set;

@@ -16,6 +16,8 @@ export interface InitWindow {
  * for a {@link window}. Every wait fails closed at the replica's deadline, naming the holder.
  */
 export interface PhasedDeviceLocks extends HeldDeviceLocks {
+  /** True while the devices are held shared (not in a window). */
+  readonly shared: boolean;
   /**
    * Waits until no other replica holds the devices shared (a replica that did not declare phases
    * must have them alone before it starts loading). No-op once done, or when shared.
@@ -37,33 +39,35 @@ export function isPhased(locks: HeldDeviceLocks | undefined): locks is PhasedDev
 }
 
 /**
- * Takes the gates of `opts.devices`, so nobody starts loading on them; with `alone`, also waits
- * until no shared holder is left (an HTTP engine, which never says whether it follows phases).
- * Without it the caller decides at the replica's hello: {@link PhasedDeviceLocks.share} or
- * {@link PhasedDeviceLocks.alone}.
+ * How a replica's init starts: `alone` (gates taken and no shared holder left: an HTTP engine,
+ * which never says whether it follows phases), `gate` (gates only: nobody starts loading; the
+ * replica's hello decides between {@link PhasedDeviceLocks.share} and
+ * {@link PhasedDeviceLocks.alone}), `shared` (a worker expected to declare phases).
  */
-export async function acquireInitLocks(opts: AcquireDeviceLocksOptions, alone: boolean): Promise<PhasedDeviceLocks> {
+export type InitLockMode = 'alone' | 'gate' | 'shared';
+
+/** Takes `opts.devices` for one replica's init in `mode`. lock:acquired/released tell exclusive holds. */
+export async function acquireInitLocks(opts: AcquireDeviceLocksOptions, mode: InitLockMode): Promise<PhasedDeviceLocks> {
+  // Window gates and the brief gates of a shared start are not the init lock: no lock events.
+  const quiet = { ...opts, onAcquired: undefined, onReleased: undefined };
   // With `alone`, lock:acquired means "alone on the device": told after the shared holders are gone.
-  let gates: DeviceLockSet | null = await acquireDeviceLocks(alone ? { ...opts, onAcquired: undefined } : opts);
+  let gates: DeviceLockSet | null = await acquireDeviceLocks(mode === 'gate' ? opts : mode === 'alone' ? { ...opts, onAcquired: undefined } : quiet);
   const devices = gates.devices;
   let drained = false;
+  let marks: SharedMarks | null = null;
   const drain = async (bounds: Pick<AcquireDeviceLocksOptions, 'deadline' | 'signal'>): Promise<void> => {
-    if (drained || gates === null) return;
+    if (drained || released) return;
+    if (gates === null) {
+      // Started shared, but the hello did not declare phases: give the marks back and take the gates.
+      const own = marks;
+      marks = null;
+      await own?.release();
+      gates = await acquireDeviceLocks({ ...opts, ...bounds, onAcquired: undefined });
+    }
     await drainSharedMarks({ ...opts, ...bounds }, devices, null, 'the device alone');
     drained = true;
-  };
-  if (alone) {
-    try {
-      await drain(opts);
-    } catch (err) {
-      await gates.release().catch(() => undefined);
-      throw err;
-    }
     for (const device of devices) opts.onAcquired?.(device);
-  }
-  let marks: SharedMarks | null = null;
-  // Window gates are not the init lock: no lock:acquired/released events for them.
-  const quiet = { ...opts, onAcquired: undefined, onReleased: undefined, onWaiting: undefined };
+  };
   let released = false;
   const toShared = async (): Promise<void> => {
     if (gates === null || released) return;
@@ -72,8 +76,22 @@ export async function acquireInitLocks(opts: AcquireDeviceLocksOptions, alone: b
     gates = null;
     await held.release();
   };
+  try {
+    if (mode === 'alone') await drain(opts);
+    if (mode === 'shared') {
+      const held = gates;
+      gates = null;
+      marks = await takeSharedMarks(opts, devices).finally(() => held.release());
+    }
+  } catch (err) {
+    await gates?.release().catch(() => undefined);
+    throw err;
+  }
   return {
     devices,
+    get shared() {
+      return marks !== null;
+    },
     alone: drain,
     share: toShared,
     async window(bounds) {

@@ -99,6 +99,8 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
   const t0 = performance.now();
   try {
     locks = await runPhase<HeldDeviceLocks>(scope, 'lock', { hook: d.hooks.lockDevices, mode: 'bail', args: [rt] });
+    // Held shared already (a worker expected to follow phases): a co-located replica may start too.
+    if (isPhased(locks) && locks.shared) sc.onShared?.();
     watch.progress.phase = 'spawn';
     if (watch.expired) throw watch.timeoutError();
     if (watch.signal.aborted) throw toOmniError(watch.signal.reason, 'OMNI_CANCELLED');

@@ -33,6 +33,13 @@ export interface WorkerSpec {
   /** `control`: the worker dials the control endpoint; `http`: omnistage polls `readiness_url`. */
   attach: 'control' | 'http';
   readiness_url?: string;
+  /**
+   * The worker is expected to declare init phases in its hello (docs/protocol.md "Init phases"): its
+   * devices are taken shared from the start, so co-located replicas spawn and load concurrently. The
+   * hello stays the authority: one without phases still waits to have its devices alone before its
+   * welcome. Without this the devices are taken exclusive and turn shared at such a hello.
+   */
+  phases?: boolean;
   /** Port assigned to engines that serve HTTP. */
   port?: number;
   /** Process-group shim for engines that fork children of their own (e.g. `vllm serve`). */
