@@ -29,6 +29,7 @@ from .protocol import (
     ENV_REPLICA_ID,
     ENV_STAGE_ID,
     ENV_TOKEN,
+    PHASES_VERSION,
     PROTOCOL_VERSION,
     JsonObject,
     LineDecoder,
@@ -115,6 +116,21 @@ RequestHandler = Callable[[Request, RequestStream], Any]
 ShutdownHandler = Callable[[str], Any]
 
 
+class _Window:
+    """The context manager :meth:`Connection.exclusive` returns: the window opens on enter."""
+
+    def __init__(self, conn: "Connection") -> None:
+        self._conn = conn
+        self._id: Optional[int] = None
+
+    def __enter__(self) -> "_Window":
+        self._id = self._conn._open_window()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._conn._close_window(self._id)
+
+
 def _worker_error(message: str, hint: str = "see docs/protocol.md") -> ProtocolError:
     return ProtocolError(message, hint)
 
@@ -145,6 +161,7 @@ def connect(
     watch_stdin: bool = True,
     heartbeat_s: float = 0.0,
     handshake_timeout: float = 30.0,
+    phases: bool = False,
 ) -> "Connection":
     """Dials the orchestrator named in the environment (``OMNISTAGE_CONTROL``, ``OMNISTAGE_TOKEN``,
     ``OMNISTAGE_STAGE_ID``, ``OMNISTAGE_REPLICA_ID``), says hello and returns the attached
@@ -154,6 +171,8 @@ def connect(
     From then on the process exits with code 0 (``exit_process``) when the connection closes, on
     ``shutdown`` (after the shutdown handlers, at most ``shutdown_timeout`` seconds) or when a
     piped stdin reaches EOF (``watch_stdin``). ``heartbeat_s`` > 0 sends a heartbeat that often.
+    ``phases`` declares init phases in hello (docs/protocol.md "Init phases"): the worker loads with
+    its devices shared and wraps what must run alone in :meth:`Connection.exclusive`.
     """
     env = os.environ if env is None else env
     path = _required(env, ENV_CONTROL)
@@ -168,6 +187,8 @@ def connect(
         except OSError as err:
             raise _worker_error(f"cannot reach the orchestrator at {path}: {err.strerror or err}") from None
         hello = {"type": "hello", "v": PROTOCOL_VERSION, "token": token, "stage_id": stage_id, "replica_id": replica_id, "pid": os.getpid()}
+        if phases:
+            hello["phases"] = PHASES_VERSION
         sock.sendall(encode_message(hello))
         decoder = LineDecoder()
         welcome, rest = _await_welcome(sock, decoder, handshake_timeout)
@@ -213,6 +234,10 @@ class Connection:
             self.welcome["payload_dir"] = welcome["payload_dir"]
         if isinstance(welcome.get("connectors"), dict):
             self.welcome["connectors"] = dict(welcome["connectors"])
+        if isinstance(welcome.get("phases"), int):
+            self.welcome["phases"] = welcome["phases"]
+        self._windows = 0
+        self._window: Optional[Dict[str, Any]] = None
         self.output_connector: OutputConnector = payloads.output_connector_of(self.engine_args, self.welcome.get("connectors", {}).keys())
         self._store = PayloadStore(self.welcome["run_id"], self.welcome["stage_id"], self.welcome["replica_id"], self.welcome.get("payload_dir"))
         self._sock = sock
@@ -258,6 +283,56 @@ class Connection:
             raise TypeError("ready(info): info must be a dict (a JSON object)")
         self._ready_sent = True
         self._send({"type": "ready"} if info is None else {"type": "ready", "info": info})
+
+    def exclusive(self, fn: Optional[Callable[[], Any]] = None) -> Any:
+        """Runs init work with this replica's devices alone (docs/protocol.md "Init phases").
+
+        ``conn.exclusive(profile)`` calls ``profile()`` inside the window and returns its result;
+        ``with conn.exclusive(): profile()`` does the same as a context manager. Needs
+        ``connect(phases=True)``; when the orchestrator did not grant phases (an older one), the whole
+        init is exclusive already and nothing is asked. One window at a time, before :meth:`ready`.
+        Raises :class:`ProtocolError` if the orchestrator refuses or the connection ends meanwhile.
+        """
+        window = _Window(self)
+        if fn is None:
+            return window
+        with window:
+            return fn()
+
+    def _open_window(self) -> Optional[int]:
+        if "phases" not in self.welcome:
+            return None
+        if self._ready_sent:
+            raise _worker_error("exclusive() is for init: it was called after ready()")
+        with self._state_lock:
+            if self._window is not None:
+                raise _worker_error(f"exclusive() while window {self._window['id']} is open: one window at a time")
+            self._windows += 1
+            window: Dict[str, Any] = {"id": self._windows, "event": threading.Event(), "error": None}
+            self._window = window
+        if not self._send({"type": "window_request", "window": window["id"]}):
+            window["error"] = "the control connection is closed"
+        else:
+            window["event"].wait()
+        if window["error"] is not None:
+            with self._state_lock:
+                self._window = None
+            raise _worker_error(f"no init window: {window['error']}")
+        return int(window["id"])
+
+    def _close_window(self, window_id: Optional[int]) -> None:
+        if window_id is None:
+            return
+        with self._state_lock:
+            self._window = None
+        self._send({"type": "window_end", "window": window_id})
+
+    def _refuse_window(self, reason: str) -> None:
+        with self._state_lock:
+            window = self._window
+        if window is not None and not window["event"].is_set():
+            window["error"] = reason
+            window["event"].set()
 
     def on_request(self, handler: RequestHandler) -> None:
         """Sets the request handler; requests that arrived earlier are delivered now."""
@@ -397,7 +472,13 @@ class Connection:
         elif kind == "shutdown":
             self._terminate(message.get("reason") or "shutdown requested by the orchestrator")
             return False
+        elif kind == "window_granted":
+            with self._state_lock:
+                window = self._window
+            if window is not None and window["id"] == message["window"]:
+                window["event"].set()
         elif kind == "error":
+            self._refuse_window(f"the orchestrator refused it: {message['code']}: {message['message']}")
             sys.stderr.write(f"omnistage worker: orchestrator error {message['code']}: {message['message']}\n")
         else:  # a second welcome
             self._fatal(ProtocolError("unexpected second welcome"))
@@ -441,6 +522,7 @@ class Connection:
             self._inflight.clear()
         with self._send_lock:
             self._terminating = True
+        self._refuse_window(reason)
         try:
             for stream in streams:
                 stream._abort(reason)

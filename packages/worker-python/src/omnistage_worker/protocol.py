@@ -11,6 +11,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 #: Bumped on any incompatible change; ``hello`` and ``welcome`` carry it.
 PROTOCOL_VERSION = 1
+#: The init-phases extension this SDK speaks (``phases`` in hello/welcome, the window messages).
+PHASES_VERSION = 1
 
 #: Environment variables through which the orchestrator tells a replica how to dial back.
 ENV_CONTROL = "OMNISTAGE_CONTROL"
@@ -93,6 +95,7 @@ _ORCHESTRATOR_CHECKS: Dict[str, Callable[[JsonObject], Optional[str]]] = {
     "abort": _check_strings("request_id"),
     "shutdown": _check_shutdown,
     "error": _check_strings("code", "message"),
+    "window_granted": lambda m: None if _is_int(m.get("window")) else "window must be an integer",
 }
 
 
