@@ -1,9 +1,10 @@
 // omnistage-plugin-timeline: observes lifecycle events only (no hooks), and when the pipeline stops
-// writes an HTML page with an SVG bar per replica: lock wait, spawn and attach, on one time axis.
+// writes an HTML page with an SVG bar per replica: lock wait, spawn and attach, on one time axis,
+// and (init phases) the replica's exclusive init windows as a narrow bar over its attach.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
-const COLORS = { lock: '#d9822b', spawn: '#4c78a8', attach: '#54a24b' };
+const COLORS = { lock: '#d9822b', spawn: '#4c78a8', attach: '#54a24b', window: '#b2182b' };
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
 /** Builds the page from the recorded phase intervals (ms since the first event). */
@@ -17,10 +18,11 @@ export function renderTimeline(rows, title) {
     .map((r, i) => {
       const y = 30 + i * rowH;
       const label = `<text x="8" y="${y + 17}" font-size="13">stage ${r.stage_id} replica ${r.replica_id}</text>`;
-      const rects = r.phases
+      // Windows last, so they are drawn over the attach they happen in.
+      const rects = [...r.phases.filter((p) => p.phase !== 'window'), ...r.phases.filter((p) => p.phase === 'window')]
         .map(
           (p) =>
-            `<rect x="${(left + p.start * scale).toFixed(1)}" y="${y + 4}" width="${Math.max(1, (p.end - p.start) * scale).toFixed(1)}" height="${rowH - 8}" fill="${COLORS[p.phase]}"><title>${p.phase}: ${(p.end - p.start).toFixed(1)} ms</title></rect>`,
+            `<rect x="${(left + p.start * scale).toFixed(1)}" y="${y + (p.phase === 'window' ? 9 : 4)}" width="${Math.max(1, (p.end - p.start) * scale).toFixed(1)}" height="${rowH - (p.phase === 'window' ? 18 : 8)}" fill="${COLORS[p.phase]}"><title>${p.phase}: ${(p.end - p.start).toFixed(1)} ms</title></rect>`,
         )
         .join('');
       return label + rects;
@@ -54,13 +56,16 @@ export default function timelinePlugin(options = {}, context = {}) {
       const open = new Map();
       api.events.onAny((e) => {
         t0 ??= e.ts;
-        if (e.type !== 'replica:phase' || !COLORS[e.phase]) return;
+        // An exclusive init window (replica:window start/end) is drawn like a phase.
+        const span =
+          e.type === 'replica:window' && e.state !== 'waiting' ? { phase: 'window', status: e.state } : e.type === 'replica:phase' ? e : null;
+        if (span === null || !COLORS[span.phase]) return;
         const key = `${e.stage_id}/${e.replica_id}`;
         if (!rows.has(key)) rows.set(key, { stage_id: e.stage_id, replica_id: e.replica_id, phases: [] });
-        const k = `${key}/${e.phase}`;
-        if (e.status === 'start') open.set(k, e.ts - t0);
+        const k = `${key}/${span.phase}`;
+        if (span.status === 'start') open.set(k, e.ts - t0);
         else if (open.has(k)) {
-          rows.get(key).phases.push({ phase: e.phase, start: open.get(k), end: e.ts - t0 });
+          rows.get(key).phases.push({ phase: span.phase, start: open.get(k), end: e.ts - t0 });
           open.delete(k);
         }
       });
