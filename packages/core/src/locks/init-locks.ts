@@ -54,6 +54,8 @@ export async function acquireInitLocks(opts: AcquireDeviceLocksOptions, mode: In
   let gates: DeviceLockSet | null = await acquireDeviceLocks(mode === 'gate' ? opts : mode === 'alone' ? { ...opts, onAcquired: undefined } : quiet);
   const devices = gates.devices;
   let drained = false;
+  // `gate` told lock:acquired with the gates; the others tell it once they have the devices alone.
+  let announced = mode === 'gate';
   let marks: SharedMarks | null = null;
   const drain = async (bounds: Pick<AcquireDeviceLocksOptions, 'deadline' | 'signal'>): Promise<void> => {
     if (drained || released) return;
@@ -66,7 +68,8 @@ export async function acquireInitLocks(opts: AcquireDeviceLocksOptions, mode: In
     }
     await drainSharedMarks({ ...opts, ...bounds }, devices, null, 'the device alone');
     drained = true;
-    for (const device of devices) opts.onAcquired?.(device);
+    if (!announced) for (const device of devices) opts.onAcquired?.(device);
+    announced = true;
   };
   let released = false;
   const toShared = async (): Promise<void> => {
