@@ -26,7 +26,7 @@ for (const file of files) {
   const text = readFileSync(file, 'utf8');
   const byModel = !/^stage_args:/m.test(text) && !/^pipeline:/m.test(text) && !/^base_config:/m.test(text);
   const common = ['--platform', 'cpu', '--engine', 'reference', ...(byModel ? ['--pipeline', basename(file, '.yaml')] : [])];
-  for (const args of [['plan', file, ...common], ['run', file, ...common, '--input', 'hello from a laptop', '--out', 'out', '--log-level', 'warn']]) {
+  for (const args of [['plan', file, ...common], ['run', file, ...common, '--input', 'hello from a laptop', '--out', join('out', basename(file, '.yaml')), '--log-level', 'error']]) {
     const r = spawnSync(process.execPath, [bin, ...args], { cwd: here, stdio: 'inherit' });
     if (r.status !== 0) {
       failed++;

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { OmniError } from '@omnistage/core';
+import { OmniError, didYouMean } from '@omnistage/core';
 
 /** Options every command takes (issue: CLI). Kept in one table so `--help` and parsing agree. */
 export const COMMON_OPTIONS = {
@@ -47,23 +47,113 @@ export type CliValues = {
       : string;
 };
 
+/** The options of commands that read a pipeline file and plan it (validate, plan). */
+const CONFIG_OPTIONS = [
+  'platform', 'engine', 'model', 'tokenizer', 'mode', 'plugin', 'stage-overrides', 'allow-overcommit', 'no-inline',
+  'diffusion-batch-size', 'log-format', 'log-level',
+] as const satisfies readonly OptionName[];
+/** ...and those that also start it. */
+const LAUNCH_OPTIONS = [...CONFIG_OPTIONS, 'lock-dir', 'events', 'stage-init-timeout', 'init-timeout'] as const satisfies readonly OptionName[];
+
+type OptionName = keyof typeof COMMON_OPTIONS;
+
+interface CommandSpec {
+  usage: string;
+  summary: string;
+  takesFile: boolean;
+  options: readonly OptionName[];
+}
+
+/** Every command, the options it takes and its one-line help; parsing, `--help` and errors read this table. */
+export const COMMANDS = {
+  validate: { usage: 'validate FILE', summary: 'check a pipeline file (exit 2 on any config error)', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
+  plan: { usage: 'plan FILE [--json]', summary: 'print the replica/device/lock plan', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
+  up: { usage: 'up FILE', summary: 'bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down', takesFile: true, options: LAUNCH_OPTIONS },
+  run: {
+    usage: 'run FILE --input TEXT',
+    summary: 'bring up, send requests through every stage, print outputs, tear down',
+    takesFile: true,
+    options: [...LAUNCH_OPTIONS, 'input', 'input-file', 'out', 'balance', 'json'],
+  },
+  serve: {
+    usage: 'serve FILE',
+    summary: 'bring up and serve an OpenAI-compatible HTTP API (docs/serving.md)',
+    takesFile: true,
+    options: [...LAUNCH_OPTIONS, 'balance', 'host', 'port', 'api-key', 'metrics-public', 'max-inflight', 'request-timeout', 'drain-timeout', 'served-model-name', 'max-body-mb'],
+  },
+  schema: { usage: 'schema', summary: 'JSON Schema (draft-07) of pipeline files, for editors', takesFile: false, options: ['plugin'] },
+} as const satisfies Record<string, CommandSpec>;
+
+export type CommandName = keyof typeof COMMANDS;
+
 export interface ParsedCommandLine {
-  command: string | undefined;
-  positionals: string[];
+  /** undefined: no command given; `help`: `omnistage help [COMMAND]`. */
+  command: CommandName | 'help' | undefined;
+  /** The pipeline file of commands that take one. */
+  file: string | undefined;
+  /** For `help COMMAND` and `COMMAND --help`: the command help was asked about. */
+  helpFor: CommandName | undefined;
   values: CliValues;
 }
 
-/** Parses argv strictly: an unknown option or a missing value is a usage error (exit 2), never ignored. */
+const isCommand = (name: string | undefined): name is CommandName => name !== undefined && Object.hasOwn(COMMANDS, name);
+
+function usageError(message: string, hint: string): OmniError {
+  return new OmniError('OMNI_USAGE', message, { hint });
+}
+
+function unknownCommand(name: string): OmniError {
+  const guess = didYouMean(name, Object.keys(COMMANDS));
+  return usageError(`unknown command "${name}"${guess ? `; ${guess}` : ''}`, `commands: ${Object.keys(COMMANDS).join(', ')} (omnistage --help)`);
+}
+
+/**
+ * Parses argv strictly: an unknown option (with the option meant), a missing value, an option
+ * the command does not take, or an extra argument is a usage error (exit 2), never ignored.
+ * `node:util` parseArgs reads the tokens; the checks and messages are ours, so that they name
+ * the command and the fix rather than parseArgs' generic quoting advice.
+ */
 export function parseCommandLine(argv: string[]): ParsedCommandLine {
   const options = Object.fromEntries(
     Object.entries(COMMON_OPTIONS).map(([k, v]) => [k, { type: v.type, ...('multiple' in v ? { multiple: v.multiple } : {}), ...('short' in v ? { short: v.short } : {}) }]),
   ) as ParseArgsConfig['options'];
-  try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-    return { command: positionals[0], positionals: positionals.slice(1), values: values as CliValues };
-  } catch (err) {
-    throw new OmniError('OMNI_USAGE', (err as Error).message, { hint: 'run `omnistage --help` for the list of commands and options' });
+  const { values, positionals, tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  const [first, ...rest] = positionals;
+  const command = first === 'help' ? 'help' : first;
+  if (command !== undefined && command !== 'help' && !isCommand(command)) throw unknownCommand(command);
+  const spec = isCommand(command) ? COMMANDS[command] : undefined;
+  const helpHint = spec ? `omnistage ${command} --help lists its options` : 'omnistage --help lists the commands';
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    const known = COMMON_OPTIONS[t.name as OptionName] as (typeof COMMON_OPTIONS)[OptionName] | undefined;
+    if (!known) {
+      const pool = spec ? [...spec.options, 'help'] : Object.keys(COMMON_OPTIONS);
+      const guess = didYouMean(t.name, pool);
+      throw usageError(`unknown option ${t.rawName}${guess ? `; ${guess.replace('`', '`--')}` : ''}`, helpHint);
+    }
+    if (known.type === 'string' && t.value === undefined) throw usageError(`${t.rawName} needs a value`, helpHint);
+    if (known.type === 'boolean' && t.inlineValue) throw usageError(`${t.rawName} takes no value (got "${t.value}")`, helpHint);
+    if (spec && t.name !== 'help' && t.name !== 'version' && !(spec.options as readonly string[]).includes(t.name)) {
+      const takers = Object.entries(COMMANDS).filter(([, c]) => (c.options as readonly string[]).includes(t.name)).map(([n]) => `omnistage ${n}`);
+      throw usageError(`\`omnistage ${command}\` does not take --${t.name}`, `${takers.length ? `it is an option of ${takers.join(', ')}; ` : ''}${helpHint}`);
+    }
   }
+  if (command === 'help') {
+    const about = rest[0];
+    if (about !== undefined && !isCommand(about)) throw unknownCommand(about);
+    return { command, file: undefined, helpFor: about, values: values as CliValues };
+  }
+  const helpFor = values.help && isCommand(command) ? command : undefined;
+  let file: string | undefined;
+  if (spec && !helpFor) {
+    if (!spec.takesFile && rest.length > 0) throw usageError(`\`omnistage ${command}\` takes no file or argument, got "${rest[0]}"`, helpHint);
+    if (spec.takesFile) {
+      file = rest[0];
+      if (file === undefined) throw usageError(`\`omnistage ${command}\` needs a pipeline file`, `omnistage ${spec.usage}`);
+      if (rest.length > 1) throw usageError(`unexpected argument "${rest[1]}"`, `omnistage ${command} takes one pipeline file`);
+    }
+  }
+  return { command, file, helpFor, values: values as CliValues };
 }
 
 /** A positive number of seconds from an option, or undefined. */
@@ -79,22 +169,34 @@ export function secondsOption(values: CliValues, name: 'stage-init-timeout' | 'i
   return n;
 }
 
-export function helpText(version: string): string {
-  const opts = Object.entries(COMMON_OPTIONS)
-    .map(([k, v]) => `${`  --${k}${v.type === 'string' ? ' VALUE' : ''}`.padEnd(29)} ${v.description}`)
+function optionLines(names: readonly OptionName[]): string {
+  return names.map((k) => `${`  --${k}${COMMON_OPTIONS[k].type === 'string' ? ' VALUE' : ''}`.padEnd(32)} ${COMMON_OPTIONS[k].description}`).join('\n');
+}
+
+/** `omnistage --help`: the commands; `omnistage COMMAND --help`: that command's options. */
+export function helpText(version: string, command?: CommandName): string {
+  if (command) {
+    const spec: CommandSpec = COMMANDS[command];
+    return `Usage: omnistage ${spec.usage} [options]
+
+${spec.summary}
+
+Options:
+${optionLines([...spec.options, 'help'])}
+
+Exit codes: 0 ok, 1 runtime failure, 2 config or usage error, 130 interrupted (Ctrl-C) before the pipeline was up.`;
+  }
+  const commands = Object.values(COMMANDS as Record<string, CommandSpec>)
+    .map((c) => `  ${`omnistage ${c.usage}`.padEnd(35)}${c.summary}`)
     .join('\n');
   return `omnistage ${version} — bring multi-stage model pipelines up and down
 
 Usage:
-  omnistage validate FILE            check a pipeline file (exit 2 on any config error)
-  omnistage plan FILE [--json]       print the replica/device/lock plan
-  omnistage up FILE                  bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down
-  omnistage run FILE --input TEXT    bring up, send requests through every stage, print outputs, tear down
-  omnistage serve FILE               bring up and serve an OpenAI-compatible HTTP API (docs/serving.md)
-  omnistage schema                   JSON Schema (draft-07) of pipeline files, for editors
+${commands}
+  omnistage help COMMAND             the options of COMMAND (same as omnistage COMMAND --help)
 
 Options:
-${opts}
+${optionLines(['help', 'version'])}
 
-Exit codes: 0 ok, 1 runtime failure, 2 config or usage error.`;
+Exit codes: 0 ok, 1 runtime failure, 2 config or usage error, 130 interrupted (Ctrl-C) before the pipeline was up.`;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { OmniError, formatError, isOmniError } from '@omnistage/core';
+import { formatError, isOmniError } from '@omnistage/core';
 import { helpText, parseCommandLine } from './args.js';
 import { createCliLogger } from './logger.js';
 import { planCommand } from './commands/plan.js';
@@ -11,17 +11,8 @@ import { validateCommand } from './commands/validate.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-function needFile(command: string, positionals: string[]): string {
-  const file = positionals[0];
-  if (!file) throw new OmniError('OMNI_USAGE', `\`omnistage ${command}\` needs a pipeline file`, { hint: `omnistage ${command} pipeline.yaml` });
-  if (positionals.length > 1) {
-    throw new OmniError('OMNI_USAGE', `unexpected argument "${positionals[1]}"`, { hint: `omnistage ${command} takes one pipeline file` });
-  }
-  return file;
-}
-
 async function main(argv: string[]): Promise<number> {
-  const { command, positionals, values } = parseCommandLine(argv);
+  const { command, file, helpFor, values } = parseCommandLine(argv);
   if (values.version) {
     process.stdout.write(`${VERSION}\n`);
     return 0;
@@ -29,25 +20,23 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || command === undefined || command === 'help') {
     // Asked for: help on stdout, exit 0. No command at all is a usage error: help on stderr, exit 2.
     const usageError = command === undefined && !values.help;
-    (usageError ? process.stderr : process.stdout).write(`${helpText(VERSION)}\n`);
+    (usageError ? process.stderr : process.stdout).write(`${helpText(VERSION, helpFor)}\n`);
     return usageError ? 2 : 0;
   }
+  if (command === 'schema') return schemaCommand(values);
   const logger = createCliLogger(values['log-format'], values['log-level']);
+  const pipelineFile = file as string;
   switch (command) {
     case 'validate':
-      return validateCommand(needFile(command, positionals), values, logger);
+      return validateCommand(pipelineFile, values, logger);
     case 'plan':
-      return planCommand(needFile(command, positionals), values, logger);
+      return planCommand(pipelineFile, values, logger);
     case 'up':
-      return upCommand(needFile(command, positionals), values, logger);
+      return upCommand(pipelineFile, values, logger);
     case 'run':
-      return runCommand(needFile(command, positionals), values, logger);
+      return runCommand(pipelineFile, values, logger);
     case 'serve':
-      return serveCommand(needFile(command, positionals), values, logger);
-    case 'schema':
-      return schemaCommand(values);
-    default:
-      throw new OmniError('OMNI_USAGE', `unknown command "${command}"`, { hint: 'commands: validate, plan, up, run, serve, schema (omnistage --help)' });
+      return serveCommand(pipelineFile, values, logger);
   }
 }
 

@@ -37,11 +37,10 @@ function expectConfigError(r: CliResult, where: string, code: string): string {
 describe('config errors', { timeout: 60_000 }, () => {
   it('an unknown key: file:line:col, the code and a did-you-mean (validate, plan and up alike)', async () => {
     const file = fixture('unknown-key.yaml');
-    const common = ['--platform', 'cpu', '--lock-dir', box.lockDir];
     const [validate, plan, up] = await Promise.all([
-      cli(['validate', file, ...common]),
-      cli(['plan', file, ...common]),
-      cli(['up', file, '--engine', 'reference', ...common, '--events', box.eventsFile('unknown-key')]),
+      cli(['validate', file, '--platform', 'cpu']),
+      cli(['plan', file, '--platform', 'cpu']),
+      cli(['up', file, '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', box.eventsFile('unknown-key')]),
     ]);
     for (const r of [validate, plan, up]) {
       const stderr = expectConfigError(r, `${file}:5:7`, 'OMNI_CONFIG_UNKNOWN_KEY');
@@ -116,7 +115,7 @@ describe('usage errors', { timeout: 60_000 }, () => {
   });
 
   it('--help: exit 0 with the help on stdout, every option on its own column', async () => {
-    const r = await cli(['--help']);
+    const r = await cli(['run', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage:');
     const options = r.stdout.split('\n').filter((l) => l.startsWith('  --'));

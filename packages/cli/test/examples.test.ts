@@ -145,6 +145,11 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     for (const c of configs) expect(r.stdout).toContain(`=== configs/${c}`);
     expect(r.stdout.match(/^stage +model_stage +type +inputs +output +replica/gm)).toHaveLength(configs.length);
     expect(existsSync(join(root, 'examples/upstream-dry-run/out'))).toBe(true);
+    // Each config writes its own outputs, and each plan warning is printed once (by `plan`).
+    for (const c of configs) expect(existsSync(join(root, 'examples/upstream-dry-run/out', c.replace(/\.yaml$/, '')))).toBe(true);
+    const warnings = r.stderr.split('\n').filter((l) => / warning OMNI_/.test(l));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(new Set(warnings).size, warnings.join('\n')).toBe(warnings.length);
   });
 
   it('vllm-disaggregated: plan --json gives every vllm replica its own --kv-transfer-config, no port shared', () => {

@@ -25,7 +25,7 @@ interface PlanWorker {
 }
 
 async function planWorker(box: Sandbox, extra: string[]): Promise<PlanWorker> {
-  const r = await runCli(['plan', DIFFUSION, '--json', '--platform', 'cpu', '--lock-dir', box.lockDir, ...extra], { tmpDir: box.tmp });
+  const r = await runCli(['plan', DIFFUSION, '--json', '--platform', 'cpu', ...extra], { tmpDir: box.tmp });
   expect(r.code, explain(r)).toBe(0);
   const plan = JSON.parse(r.stdout) as { stages: { replicas: { worker: PlanWorker }[] }[] };
   expect(plan.stages).toHaveLength(1);

@@ -93,7 +93,7 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
 
   it.each(FILES)('%s: validate exits 0 and plan --json has the contract fields', async (name) => {
     const file = join(UPSTREAM_FIXTURES, name);
-    const common = ['--platform', 'cpu', '--lock-dir', box.lockDir, ...upstreamSelection(name)];
+    const common = ['--platform', 'cpu', ...upstreamSelection(name)];
     const [validate, plan] = await Promise.all([
       runCli(['validate', file, ...common], { tmpDir: box.tmp }),
       runCli(['plan', file, '--json', ...common], { tmpDir: box.tmp }),

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { planToJson, planToTable } from '@omnistage/core';
 import type { CliValues } from '../args.js';
 import { openSession, planSession } from '../session.js';
-import { formatWarning } from './validate.js';
+import { printWarnings } from './validate.js';
 
 /** `omnistage plan FILE [--json]`: the deterministic plan, as a table or as the JSON contract. */
 export async function planCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
@@ -12,7 +12,7 @@ export async function planCommand(file: string, values: CliValues, logger: Logge
     process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
   } else {
     process.stdout.write(`${planToTable(plan)}\n`);
-    for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    printWarnings(plan.warnings, values);
   }
   return 0;
 }

@@ -5,7 +5,7 @@ import { OmniError, bringUp, type BalancePolicy, formatError, toOmniError, write
 import type { CliValues } from '../args.js';
 import { recordOutput, type RunOutputRecord } from '../output-writer.js';
 import { openSession, planSession } from '../session.js';
-import { formatWarning } from './validate.js';
+import { printWarnings } from './validate.js';
 
 function isMediaChunk(data: unknown): boolean {
   const kind = (data as { kind?: unknown } | null)?.kind;
@@ -63,7 +63,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   let pipeline: RunningPipeline | null = null;
   try {
     const plan = await planSession(session);
-    for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    printWarnings(plan.warnings, values);
     pipeline = await bringUp(session.omni, plan, {
       signal: cancel.signal,
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),

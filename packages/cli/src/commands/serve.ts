@@ -7,7 +7,7 @@ import { openSession, planSession } from '../session.js';
 import { StatusDisplay } from '../status-display.js';
 import { balanceOption } from './run.js';
 import { onStopSignals, openEventsFile } from './up.js';
-import { formatWarning } from './validate.js';
+import { printWarnings } from './validate.js';
 
 /**
  * `omnistage serve FILE`: listens first (a taken port fails before any replica starts; /health
@@ -53,7 +53,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
   let display: StatusDisplay | null = null;
   try {
     const plan = await planSession(session);
-    for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    printWarnings(plan.warnings, values);
     display = new StatusDisplay(plan);
     display.attach(session.omni.events);
     const url = await server.listen(opts.host, opts.port);

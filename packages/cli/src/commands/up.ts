@@ -3,7 +3,7 @@ import { OmniError, bringUp, writeEventsAsJsonLines, type RunningPipeline } from
 import type { CliValues } from '../args.js';
 import { openSession, planSession, type Session } from '../session.js';
 import { StatusDisplay } from '../status-display.js';
-import { formatWarning } from './validate.js';
+import { printWarnings } from './validate.js';
 
 /**
  * Stops on SIGINT/SIGTERM: during bring-up the signal cancels (everything started is stopped, exit
@@ -38,7 +38,7 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
   const closeEvents = values.events ? openEventsFile(session, values.events) : () => {};
   try {
     const plan = await planSession(session);
-    for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    printWarnings(plan.warnings, values);
     const display = new StatusDisplay(plan);
     display.attach(session.omni.events);
     const cancel = new AbortController();

@@ -8,11 +8,17 @@ export function formatWarning(w: Diagnostic): string {
   return `${where}warning ${w.code}: ${w.message}${w.hint ? `\n  hint: ${w.hint}` : ''}`;
 }
 
+/** Plan warnings on stderr, unless `--log-level error` (or quieter) asked for errors only. */
+export function printWarnings(warnings: readonly Diagnostic[], values: CliValues): void {
+  if (values['log-level'] === 'error' || values['log-level'] === 'fatal' || values['log-level'] === 'silent') return;
+  for (const w of warnings) process.stderr.write(`${formatWarning(w)}\n`);
+}
+
 /** `omnistage validate FILE`: load, validate and plan (nothing starts). Exit 0 when valid. */
 export async function validateCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const session = await openSession(file, values, logger);
   const plan = await planSession(session);
-  for (const w of plan.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+  printWarnings(plan.warnings, values);
   const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ valid: true, file: session.config.file, stages: plan.stages.length, replicas, warnings: plan.warnings })}\n`);

@@ -1,0 +1,98 @@
+/**
+ * Issue 14, "inputs checked before anything starts": unknown flags get a did-you-mean, every
+ * command has its own `--help`, options a command does not take are errors, and bad `--out`,
+ * a directory as the pipeline file, `--platform cuda` without GPUs and a closed stdout all end
+ * at once with a clear line (exit 2 for usage) instead of a stack trace, a spin or silence.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_BIN, STACK_LINE, TEST_FIXTURES, createSandbox, requireBuiltCli, runCleanups, runCli, type CliResult, type Sandbox } from './helpers.js';
+
+let box: Sandbox;
+beforeAll(async () => {
+  requireBuiltCli();
+  box = await createSandbox();
+});
+afterAll(runCleanups);
+
+const TWO_STAGE = join(TEST_FIXTURES, 'two-stage.yaml');
+const cli = (args: string[], env?: Record<string, string>): Promise<CliResult> => runCli(args, { tmpDir: box.tmp, ...(env ? { env } : {}) });
+
+function expectUsage(r: CliResult, ...parts: string[]): void {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stderr).not.toMatch(STACK_LINE);
+  expect(r.stdout).toBe('');
+  for (const p of parts) expect(r.stderr).toContain(p);
+}
+
+describe('command line', { timeout: 60_000 }, () => {
+  it('an unknown flag names itself and the flag meant', async () => {
+    const r = await cli(['plan', TWO_STAGE, '--platfrom', 'cpu']);
+    expectUsage(r, 'error OMNI_USAGE: unknown option --platfrom', 'did you mean `--platform`?');
+    expect(r.stderr).not.toContain("'--");
+  });
+
+  it('each command has its own --help, listing only the options it takes', async () => {
+    const [run, schema, serve, helpRun] = await Promise.all([cli(['run', '--help']), cli(['schema', '--help']), cli(['serve', '-h']), cli(['help', 'run'])]);
+    for (const r of [run, schema, serve, helpRun]) expect(r.code, r.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: omnistage run FILE/m);
+    expect(run.stdout).toContain('--input VALUE');
+    expect(run.stdout).toContain('--out VALUE');
+    expect(run.stdout).not.toContain('--port');
+    expect(helpRun.stdout).toBe(run.stdout);
+    expect(schema.stdout).toMatch(/^Usage: omnistage schema/m);
+    expect(schema.stdout).not.toContain('--input');
+    expect(serve.stdout).toMatch(/^Usage: omnistage serve FILE/m);
+    expect(serve.stdout).toContain('--port VALUE');
+    expect(serve.stdout).not.toContain('--input-file');
+  });
+
+  it('options and arguments a command does not take are errors', async () => {
+    const [portOnPlan, schemaFile, inputOnUp] = await Promise.all([
+      cli(['plan', TWO_STAGE, '--platform', 'cpu', '--port', '9']),
+      cli(['schema', 'foo.yaml']),
+      cli(['up', TWO_STAGE, '--platform', 'cpu', '--input', 'hi']),
+    ]);
+    expectUsage(portOnPlan, '`omnistage plan` does not take --port', 'omnistage plan --help');
+    expectUsage(schemaFile, '`omnistage schema` takes no file', 'foo.yaml');
+    expectUsage(inputOnUp, '`omnistage up` does not take --input', 'omnistage run');
+  });
+
+  it('a directory as the pipeline file says it is a directory', async () => {
+    const r = await cli(['validate', box.root, '--platform', 'cpu']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('is a directory');
+    expect(r.stderr).not.toContain('EISDIR');
+  });
+
+  it('--platform cuda with no visible GPU is refused with a hint to use --platform cpu', async () => {
+    const r = await cli(['plan', TWO_STAGE, '--platform', 'cuda'], { PATH: '/usr/bin:/bin', CUDA_VISIBLE_DEVICES: '' });
+    expectUsage(r, 'no GPU is visible', '--platform cpu');
+  });
+
+  it('--out that is an existing file or cannot be created is exit 2 before anything starts', async () => {
+    const afile = join(box.root, 'afile');
+    writeFileSync(afile, 'x');
+    mkdirSync(join(box.root, 'locks-out'), { recursive: true });
+    const common = ['--engine', 'reference', '--platform', 'cpu', '--lock-dir', join(box.root, 'locks-out'), '--input', 'hi'];
+    const [file, proc] = await Promise.all([
+      cli(['run', TWO_STAGE, ...common, '--out', afile, '--events', box.eventsFile('out-file')]),
+      cli(['run', TWO_STAGE, ...common, '--out', '/proc/nope', '--events', box.eventsFile('out-proc')]),
+    ]);
+    expectUsage(file, `--out ${afile}`, 'is a file');
+    expectUsage(proc, '--out /proc/nope');
+    for (const r of [file, proc]) expect(r.events.some((e) => e.type === 'replica:spawned')).toBe(false);
+  });
+
+  it('`omnistage schema | head -1` ends quietly when stdout closes', async () => {
+    const child = spawn(process.execPath, [CLI_BIN, 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+});
