@@ -40,6 +40,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that went away (`omnistage schema | head -1`) is not an error: stop writing to it and
+// carry on (a running pipeline still tears down), rather than dying with an EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
+}
+
 /**
  * Once the command is done, nothing of ours is left running (teardown completed), but a plugin's
  * code may be (a tap that ignored its replica's abort signal and still polls): it must not keep

@@ -1,6 +1,44 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import type { PipelineOutput } from '@omnistage/core';
+import { accessSync, constants, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { OmniError, type PipelineOutput } from '@omnistage/core';
+
+/**
+ * `--out DIR` checked before anything starts (bring-up can take minutes): it must be a writable
+ * directory or creatable as one. Missing levels are created one at a time and removed again —
+ * a recursive mkdir under /proc loops forever instead of failing.
+ */
+export function checkOutDir(outDir: string): void {
+  const dir = resolve(outDir);
+  const fail = (why: string): never => {
+    throw new OmniError('OMNI_USAGE', `--out ${outDir} cannot hold the outputs: ${why}`, { hint: 'give --out a writable directory, or a path where one can be created' });
+  };
+  const missing: string[] = [];
+  let at = dir;
+  for (;;) {
+    const st = statSync(at, { throwIfNoEntry: false });
+    if (st) {
+      if (!st.isDirectory()) fail(at === dir ? `${at} is a file` : `${at} is a file, not a directory`);
+      break;
+    }
+    missing.unshift(at);
+    if (dirname(at) === at) break;
+    at = dirname(at);
+  }
+  try {
+    if (missing.length === 0) accessSync(dir, constants.W_OK);
+    for (const m of missing) mkdirSync(m);
+  } catch (err) {
+    fail((err as Error).message);
+  } finally {
+    for (const m of [...missing].reverse()) {
+      try {
+        rmdirSync(m);
+      } catch {
+        // Not created (the mkdir above failed first): nothing to remove.
+      }
+    }
+  }
+}
 
 /** One final output as `run --json` prints it. */
 export interface RunOutputRecord {

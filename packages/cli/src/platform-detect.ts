@@ -26,6 +26,14 @@ export function detectPlatform(flag: string | undefined, env: NodeJS.ProcessEnv)
   if (wanted === 'cpu') return { platform: 'cpu' };
   if (wanted && wanted !== 'cuda') return { platform: wanted };
   const count = nvidiaDeviceCount();
+  const visibleVar = env.CUDA_VISIBLE_DEVICES;
+  if (wanted === 'cuda' && (count === null || count === 0) && (visibleVar === undefined || visibleVar.trim() === '')) {
+    // Planning for zero GPUs only fails later with an index hint that points the wrong way.
+    const why = count === null ? 'nvidia-smi was not found' : 'nvidia-smi lists no GPU';
+    throw new OmniError('OMNI_USAGE', `--platform cuda, but no GPU is visible (${why}${visibleVar === undefined ? '' : ' and CUDA_VISIBLE_DEVICES is empty'})`, {
+      hint: 'use --platform cpu to plan and run on virtual devices (with --engine reference for engines that need a GPU)',
+    });
+  }
   if (wanted === 'cuda' || env.CUDA_VISIBLE_DEVICES !== undefined || (count !== null && count > 0)) {
     return count === null ? { platform: 'cuda' } : { platform: 'cuda', detectedDeviceCount: count };
   }

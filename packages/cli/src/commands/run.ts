@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { OmniError, bringUp, type BalancePolicy, formatError, toOmniError, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
-import { recordOutput, type RunOutputRecord } from '../output-writer.js';
+import { checkOutDir, recordOutput, type RunOutputRecord } from '../output-writer.js';
 import { openSession, planSession } from '../session.js';
 import { printWarnings } from './validate.js';
 
@@ -48,6 +48,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   // --balance (checked before anything is read) wins over what a strategy file's `routing` derived.
   const explicitBalance = values.balance === undefined ? undefined : balanceOption(values);
   const outDir = values.out ?? 'omnistage-out';
+  checkOutDir(outDir);
   const session = await openSession(file, values, logger, 'launch');
   const balance = explicitBalance ?? session.config.balance ?? 'round-robin';
   const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};

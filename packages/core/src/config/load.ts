@@ -284,11 +284,14 @@ export async function readConfigText(path: string, readFile: ReadFile, reference
   try {
     return await readFile(path);
   } catch (cause) {
-    const reason = (cause as { code?: unknown }).code === 'ENOENT' ? 'no such file' : cause instanceof Error ? cause.message : String(cause);
+    const code = (cause as { code?: unknown }).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory, not a file' : cause instanceof Error ? cause.message : String(cause);
     throw new OmniError('OMNI_CONFIG_NOT_FOUND', `Cannot read the pipeline file ${path}: ${reason}.`, {
       cause,
       ...(referencedFrom ? { location: referencedFrom } : {}),
-      hint: referencedFrom
+      hint: code === 'EISDIR'
+        ? `Name the pipeline YAML file inside it, e.g. ${path.replace(/\/$/, '')}/pipeline.yaml.`
+        : referencedFrom
         ? 'A base_config path is relative to the directory of the file that names it; fix the path or create the file.'
         : 'Check the path (relative paths are resolved against the current directory).',
     });
