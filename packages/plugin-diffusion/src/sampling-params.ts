@@ -141,7 +141,7 @@ export function validateDiffusionSamplingParams(stage: StageConfig): void {
   for (const [key, value] of Object.entries(params)) {
     if (!Object.hasOwn(SAMPLING_PARAMS, key)) {
       throw new OmniError(UNKNOWN_KEY_CODE, `default_sampling_params.${key} is not a diffusion sampling parameter (stage ${stage.stage_id})`, {
-        location: at(key),
+        location: stage.locations.keyAt(`default_sampling_params.${key}`),
         hint: unknownSamplingKeyHint(key),
         context,
       });

@@ -156,7 +156,7 @@ export function validateLlmSamplingParams(stage: StageConfig): void {
     const where = { location: stage.locations.at(path), context: { stage_id: stage.stage_id, key } };
     if (type === undefined) {
       // Upstream builds SamplingParams(**d): an unknown field is a config error there too.
-      throw unknownKey({ ...where, code: 'OMNI_CONFIG_INVALID', what: `Stage ${stage.stage_id}: default_sampling_params`, key, known: Object.keys(VLLM_SAMPLING_PARAM_FIELDS) });
+      throw unknownKey({ ...where, location: stage.locations.keyAt(path), code: 'OMNI_CONFIG_INVALID', what: `Stage ${stage.stage_id}: default_sampling_params`, key, known: Object.keys(VLLM_SAMPLING_PARAM_FIELDS) });
     }
     const expected = mismatch(type, value);
     if (expected !== undefined) {

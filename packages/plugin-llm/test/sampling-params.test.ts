@@ -96,3 +96,13 @@ describe('validateLlmSamplingParams', () => {
     expect(() => validateLlmSamplingParams(stageAt({ stage_id: 0 }))).not.toThrow();
   });
 });
+
+describe('error columns', () => {
+  it('an unknown sampling key read from YAML points at the key, not at its value', async () => {
+    const { loadPipelineConfig } = await import('@omnistage/core');
+    const text = 'stage_args:\n  - stage_id: 0\n    default_sampling_params:\n      temprature: 0.7\n';
+    const config = await loadPipelineConfig({ text, path: '/cfg/p.yaml' });
+    const err = thrown(() => validateLlmSamplingParams(config.stages[0]!)) as OmniError;
+    expect(err.location).toEqual({ file: '/cfg/p.yaml', line: 4, col: 7 });
+  });
+});

@@ -62,7 +62,8 @@ export function pythonStrEnv(env: Readonly<Record<string, string | number | bool
 
 type RestartInput = { [K in keyof RestartPolicy]?: RestartPolicy[K] | undefined };
 
-function restartPolicy(r: RestartInput | undefined): RestartPolicy {
+function restartPolicy(input: RestartInput | RestartPolicy['policy'] | undefined): RestartPolicy {
+  const r = typeof input === 'string' ? { policy: input } : input;
   return {
     policy: r?.policy ?? DEFAULT_RESTART_POLICY.policy,
     max_restarts: r?.max_restarts ?? DEFAULT_RESTART_POLICY.max_restarts,

@@ -63,7 +63,9 @@ function flatten(issues: readonly z.core.$ZodIssue[], base: readonly (string | n
   for (const issue of issues) {
     const path = [...base, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
     if (issue.code === 'invalid_union') {
-      const matching = issue.errors.filter((branch) => !branch.every((e) => e.code === 'invalid_type' && e.path.length === 0));
+      let matching = issue.errors.filter((branch) => !branch.every((e) => e.code === 'invalid_type' && e.path.length === 0));
+      // A map against `enum | map`: the enum branch fails at the root, the map branch inside; the latter is meant.
+      if (matching.length > 1) matching = matching.filter((branch) => branch.some((e) => e.path.length > 0));
       const [only] = matching;
       if (matching.length === 1 && only) {
         out.push(...flatten(only, path));
@@ -177,6 +179,7 @@ const FIELD_HINTS: Record<string, string> = {
   engine_input_source: 'List the ids of the upstream stages as integers, e.g. `engine_input_source: [0]`.',
   env: 'Use a map of variable names to scalar values, e.g. `env: { HCCL_IF_BASE_PORT: 23000 }`.',
   policy: 'Use `policy: never` or `policy: on-failure`.',
+  restart: 'Write `restart: on-failure` (or `never`), or the map form `restart: { policy: on-failure, max_restarts: 3, backoff_ms: 500 }`.',
   stage_args: 'List the stages under `stage_args:`, each with at least `stage_id:`.',
   stages: 'List the stages under `stages:`, each with at least `stage_id:`.',
   gpu_memory_utilization: 'Use a fraction of device memory in (0, 1], e.g. `gpu_memory_utilization: 0.9`.',

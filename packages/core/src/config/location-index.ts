@@ -8,6 +8,8 @@ import type { SourceLocation } from '../errors.js';
  */
 export class LocationIndex {
   readonly #entries = new Map<string, SourceLocation>();
+  /** Where the key of a map entry is written, for errors about the key itself (an unknown key). */
+  readonly #keys = new Map<string, SourceLocation>();
   readonly #fallback: SourceLocation;
 
   constructor(fallback: SourceLocation) {
@@ -30,6 +32,15 @@ export class LocationIndex {
     }
   }
 
+  setKey(path: string | readonly (string | number)[], loc: SourceLocation): void {
+    this.#keys.set(LocationIndex.key(path), loc);
+  }
+
+  /** Where the key of `path` is written; {@link at} when it was not recorded. */
+  keyAt(path: string | readonly (string | number)[]): SourceLocation {
+    return this.#keys.get(LocationIndex.key(path)) ?? this.at(path);
+  }
+
   /** True when exactly this path was recorded (no parent fallback). */
   has(path: string | readonly (string | number)[]): boolean {
     return this.#entries.has(LocationIndex.key(path));
@@ -37,10 +48,12 @@ export class LocationIndex {
 
   /** Copies entries under `fromPrefix` of `other` into this index under `toPrefix`. */
   copyFrom(other: LocationIndex, fromPrefix = '', toPrefix = ''): void {
-    for (const [k, v] of other.#entries) {
-      if (fromPrefix === '' || k === fromPrefix || k.startsWith(`${fromPrefix}.`)) {
-        const rest = fromPrefix === '' ? k : k.slice(fromPrefix.length).replace(/^\./, '');
-        this.#entries.set([toPrefix, rest].filter((s) => s !== '').join('.'), v);
+    for (const [from, to] of [[other.#entries, this.#entries], [other.#keys, this.#keys]] as const) {
+      for (const [k, v] of from) {
+        if (fromPrefix === '' || k === fromPrefix || k.startsWith(`${fromPrefix}.`)) {
+          const rest = fromPrefix === '' ? k : k.slice(fromPrefix.length).replace(/^\./, '');
+          to.set([toPrefix, rest].filter((s) => s !== '').join('.'), v);
+        }
       }
     }
   }

@@ -24,13 +24,19 @@ const envSchema = z
   .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
   .meta({ description: 'Environment variables for this stage\'s replicas; values are stringified like Python str() (true → "True").' });
 
+const restartPolicyName = z.enum(['never', 'on-failure']);
+
+/** A map, or the docker-compose shorthand: the policy name alone (`restart: on-failure`). */
 export const restartSchema = z
-  .strictObject({
-    policy: z.enum(['never', 'on-failure']).optional(),
-    max_restarts: z.int().min(0).optional(),
-    backoff_ms: z.int().min(0).optional(),
-  })
-  .meta({ description: 'What to do when a replica dies after it was ready (omnistage extension).' });
+  .union([
+    restartPolicyName,
+    z.strictObject({
+      policy: restartPolicyName.optional(),
+      max_restarts: z.int().min(0).optional(),
+      backoff_ms: z.int().min(0).optional(),
+    }),
+  ])
+  .meta({ description: 'What to do when a replica dies after it was ready (omnistage extension): `on-failure`, `never`, or a map with policy, max_restarts, backoff_ms.' });
 
 export const connectorSpecSchema = z
   .strictObject({

@@ -127,7 +127,10 @@ export function recordLocations(node: SourcedNode, prefix: string, index: Locati
   if (node.kind === 'map') {
     for (const entry of node.entries.values()) {
       const path = join(entry.key);
-      if (!entry.node.synthetic) index.set(path, entryLocation(entry));
+      if (!entry.node.synthetic) {
+        index.set(path, entryLocation(entry));
+        index.setKey(path, entry.keyLoc);
+      }
       recordLocations(entry.node, path, index);
     }
   } else if (node.kind === 'seq') {

@@ -2,7 +2,9 @@
  * `--stage-overrides '{"<stage_id>": {key: value}}'` (JSON or YAML): per-stage patches with the
  * highest precedence. `devices`, `num_replicas`, `env`, `restart` go to the runtime (upstream put
  * `env` into engine_args, #3900; we do not), `engine` to the stage, `default_sampling_params` is
- * deep-merged, anything else is an engine arg.
+ * deep-merged, well-known sampling parameters (`max_tokens`, `temperature`, ...) go to
+ * `default_sampling_params`, anything else is an engine arg — unless it is a near miss of one of
+ * the keys above (`devics`), which is an error: a typo must not become an engine arg silently.
  */
 import { OmniError } from '../errors.js';
 import { didYouMeanPrefix } from './did-you-mean.js';
@@ -19,6 +21,16 @@ const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'env', 'restart']);
 /** Runtime keys that patch (merge into) the existing value rather than replace it. */
 const MERGED_RUNTIME_KEYS = new Set(['env', 'restart']);
 const FORBIDDEN = new Set<string>(OVERRIDE_FORBIDDEN_KEYS);
+const STRUCTURAL_KEYS = [...RUNTIME_KEYS, 'runtime', 'engine', 'engine_args', 'default_sampling_params'];
+/**
+ * Sampling parameters an override may name bare; they are never engine args of any engine. Others
+ * (and `seed`, which vLLM also takes as an engine arg) go under `default_sampling_params`.
+ */
+const SAMPLING_KEYS = new Set([
+  'max_tokens', 'min_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
+  'repetition_penalty', 'stop', 'stop_token_ids', 'ignore_eos', 'num_inference_steps', 'guidance_scale',
+  'true_cfg_scale', 'negative_prompt', 'num_outputs_per_prompt', 'height', 'width', 'num_frames',
+]);
 
 /** Parses, validates and applies the overrides; the drafts are not modified. */
 export function applyStageOverrides(stages: readonly StageDraft[], text: string): StageDraft[] {
@@ -42,6 +54,13 @@ export function applyStageOverrides(stages: readonly StageDraft[], text: string)
     }
     if (entry.node.kind === 'map') {
       for (const [k, e] of entry.node.entries) {
+        const near = STRUCTURAL_KEYS.includes(k) || SAMPLING_KEYS.has(k) ? '' : didYouMeanPrefix(k, STRUCTURAL_KEYS);
+        if (near !== '') {
+          throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', `--stage-overrides: unknown key \`${k}\` for stage ${key}.`, {
+            location: e.keyLoc,
+            hint: `${near}To pass \`${k}\` to the engine as it is, nest it: {"${key}": {"engine_args": {"${k}": ...}}}.`,
+          });
+        }
         if (FORBIDDEN.has(k)) {
           const message = `--stage-overrides cannot change \`${k}\` of stage ${key}: it is part of the pipeline topology.`;
           throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', message, {
@@ -80,6 +99,10 @@ function patchStage(stage: SourcedMap, patch: SourcedMap): SourcedMap {
     else if (key === 'default_sampling_params') {
       const prev = out.entries.get(key);
       out = withEntries(out, { ...e, node: prev ? deepMerge(prev.node, e.node) : e.node });
+    } else if (SAMPLING_KEYS.has(key)) {
+      const prev = out.entries.get('default_sampling_params');
+      const params = prev?.node.kind === 'map' ? prev.node : syntheticMap(e.keyLoc);
+      out = withEntries(out, { key: 'default_sampling_params', keyLoc: prev?.keyLoc ?? e.keyLoc, node: withEntries(params, e) });
     } else if (key === 'engine_args') {
       const merged = deepMerge(args, e.node);
       if (merged.kind === 'map') args = { ...merged, loc: args.loc, ...(args.synthetic ? { synthetic: true } : {}) };

@@ -94,4 +94,44 @@ describe('--stage-overrides', () => {
     expect(config.stages[0]?.runtime.devices).toBe('4,5');
     expect(config.stages[0]?.runtime.env.HCCL_IF_BASE_PORT).toBe('23000');
   });
+
+  it('a misspelt runtime or stage key is an error with did-you-mean at the key, not an engine arg', async () => {
+    for (const [text, guess, col] of [
+      ['{"0": {"devics": "3"}}', 'devices', 8],
+      ['{"0": {"runtme": {"devices": "1"}}}', 'runtime', 8],
+      ['{"0": {"default_sampling_param": {"top_k": 1}}}', 'default_sampling_params', 8],
+    ] as const) {
+      const err = await rejection(load(text));
+      expect(err.code, text).toBe('OMNI_CONFIG_OVERRIDE_INVALID');
+      expect(where(err), text).toBe(`<stage-overrides>:1:${col}`);
+      expect(err.hint, text).toContain(`Did you mean \`${guess}\`?`);
+    }
+  });
+
+  it('routes sampling parameters such as max_tokens to default_sampling_params', async () => {
+    const config = await load('{"0": {"max_tokens": 50, "temperature": 0.5}}');
+    const s0 = config.stages[0]!;
+    expect(s0.default_sampling_params).toEqual({ temperature: 0.5, top_k: 5, max_tokens: 50 });
+    expect(s0.engine_args).not.toHaveProperty('max_tokens');
+    expect(at(s0.locations.at('default_sampling_params.max_tokens'))).toBe('<stage-overrides>:1:22');
+  });
 });
+
+describe('runtime.restart', () => {
+  const withRestart = (restart: string) =>
+    loadPipelineConfig({ text: `stage_args:\n  - stage_id: 0\n    runtime:\n      restart: ${restart}\n`, path: '/cfg/r.yaml' });
+
+  it('accepts the docker-compose string form `on-failure` (and `never`) as the policy with its defaults', async () => {
+    const config = await withRestart('on-failure');
+    expect(config.stages[0]?.runtime.restart).toEqual({ policy: 'on-failure', max_restarts: 3, backoff_ms: 500 });
+    expect((await withRestart('never')).stages[0]?.runtime.restart.policy).toBe('never');
+  });
+
+  it('a wrong string names both forms in the hint', async () => {
+    const err = await rejection(withRestart('always'));
+    expect(where(err)).toBe('r.yaml:4:16');
+    expect(err.hint).toContain('on-failure');
+    expect(err.hint).toContain('{ policy: on-failure, max_restarts: 3');
+  });
+});
+
