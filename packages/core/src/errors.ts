@@ -296,6 +296,10 @@ export const WARNING_CATALOGUE = {
     summary: 'model_subdir or tokenizer_subdir could not be resolved against a local model directory and is used as-is',
     fix: 'Point `model` at a local directory, or remove the subdir key.',
   },
+  OMNI_WARN_PLUGIN: {
+    summary: 'a plugin reported a finding of its own with `ctx.warn(text)`',
+    fix: 'Follow the plugin\'s message; the plugin\'s documentation says more.',
+  },
   OMNI_WARN_VLLM_FLAG_UNKNOWN: {
     summary: 'an engine arg is not a vllm serve flag omnistage knows and is passed on as a flag',
     fix: 'Check it against `vllm serve --help` (vLLM exits on flags it does not know) and correct or remove it.',

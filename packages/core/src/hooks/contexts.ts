@@ -44,8 +44,12 @@ export interface PlanContext {
   /** The model the pipeline serves (`--model` or the file's `model:`), or null. */
   readonly model: string | null;
   readonly logger: Logger;
-  /** Adds a plan warning (shown by `plan`, `validate` and `up`). */
-  warn(diagnostic: Diagnostic): void;
+  /**
+   * Adds a plan warning (shown by `plan`, `validate`, `up`, `run` and `serve`): a string becomes an
+   * `OMNI_WARN_PLUGIN` warning with that text; `diagnostic(code, message, location?, hint?)` gives
+   * a catalogued code, a `file:line:col` and a hint.
+   */
+  warn(warning: Diagnostic | string): void;
 }
 
 /** One stage as the plan lays it out (known before any replica is planned). */

@@ -1,4 +1,4 @@
-import type { Diagnostic } from '../diagnostics.js';
+import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { PlanContext, PlanOptions, StageLayout } from '../hooks/contexts.js';
 import type { Omnistage } from '../omnistage.js';
@@ -67,7 +67,7 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
   const platform = options.platform ?? 'cuda';
   const { visible, envWasSet } = resolveVisibleDevices(platform, options.env ?? process.env, options.detectedDeviceCount);
   const warnings: Diagnostic[] = [...config.warnings];
-  const ctx: PlanContext = { config, platform, visibleDevices: visible, options, runId, model: options.model ?? config.model, logger: omni.logger, warn: (d) => warnings.push(d) };
+  const ctx: PlanContext = { config, platform, visibleDevices: visible, options, runId, model: options.model ?? config.model, logger: omni.logger, warn: (d) => warnings.push(typeof d === 'string' ? diagnostic('OMNI_WARN_PLUGIN', d) : d) };
   const { defs, engines } = await validate(omni, config, ctx);
   const computed = computeReplicaLayout(config.stages, { devicesPerReplica: (s) => defs[s.stage_idx]!.devicesPerReplica(s) });
   const layout: StageLayout[] = config.stages.map((s, i) => ({ stage_id: s.stage_id, num_replicas: computed.replicasPerStage[i] ?? 1 }));
