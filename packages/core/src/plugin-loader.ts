@@ -1,6 +1,7 @@
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OmniError, type SourceLocation } from './errors.js';
 import type { OmnistagePlugin } from './plugin.js';
 
@@ -41,6 +42,33 @@ function resolveSpecifier(specifier: string, baseDir: string): string {
   throw new Error(`cannot find package "${specifier}"`);
 }
 
+let coreResolutionRegistered = false;
+
+/**
+ * Makes `@omnistage/core` in plugins resolve to this running core (core-resolve-hook.ts), once per
+ * process. From TypeScript sources (unit tests) there is no compiled hook and nothing to do.
+ */
+function registerCoreResolution(): void {
+  if (coreResolutionRegistered) return;
+  coreResolutionRegistered = true;
+  const hook = new URL('./core-resolve-hook.js', import.meta.url);
+  if (!existsSync(fileURLToPath(hook))) return;
+  register(hook, { data: { coreParentURL: import.meta.url } });
+}
+
+/** The hint for a failed import: a missing package is named, with the command that installs it. */
+function importFailureHint(err: unknown, specifier: string, baseDir: string): string | undefined {
+  const e = err as { code?: unknown; message?: unknown };
+  if (e.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return undefined;
+  const missing = /Cannot find package '([^']+)' imported from (\S+)/.exec(e.message);
+  if (!missing) return undefined;
+  const [, pkg, from] = missing;
+  if (isPath(specifier) || pkg !== specifier) {
+    return `the plugin imports "${pkg}", which is not installed where the plugin is (${from}): npm install ${pkg} in that folder or one above it`;
+  }
+  return `install it (npm install ${specifier}) in ${baseDir} or a folder above it, or give a relative path such as ./my-plugin.js`;
+}
+
 /**
  * Imports plugin modules. A module exports its plugin as `default` (or `plugin`): either the plugin
  * object or a factory `(options, { baseDir }) => plugin` (see {@link PluginFactoryContext}).
@@ -48,14 +76,15 @@ function resolveSpecifier(specifier: string, baseDir: string): string {
  */
 export async function loadPlugins(requests: readonly PluginRequest[], baseDir: string): Promise<OmnistagePlugin[]> {
   const plugins: OmnistagePlugin[] = [];
+  if (requests.length > 0) registerCoreResolution();
   for (const req of requests) {
     const fail = (message: string, cause?: unknown): OmniError =>
       new OmniError('OMNI_PLUGIN_INVALID', message, {
         location: req.location,
         cause,
-        hint: isPath(req.specifier)
+        hint: importFailureHint(cause, req.specifier, baseDir) ?? (isPath(req.specifier)
           ? `check the path (relative to ${baseDir}) and that the module exports its plugin as default`
-          : `install it (npm install ${req.specifier}) or give a relative path such as ./my-plugin.js`,
+          : `install it (npm install ${req.specifier}) or give a relative path such as ./my-plugin.js`),
       });
     let mod: Record<string, unknown>;
     try {
