@@ -58,7 +58,7 @@ function registerCoreResolution(): void {
 
 /** The hint for a failed import: a missing package is named, with the command that installs it. */
 function importFailureHint(err: unknown, specifier: string, baseDir: string): string | undefined {
-  const e = err as { code?: unknown; message?: unknown };
+  const e = (err ?? {}) as { code?: unknown; message?: unknown };
   if (e.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return undefined;
   const missing = /Cannot find package '([^']+)' imported from (\S+)/.exec(e.message);
   if (!missing) return undefined;
