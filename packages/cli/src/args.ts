@@ -184,7 +184,7 @@ ${spec.summary}
 Options:
 ${optionLines([...spec.options, 'help'])}
 
-Exit codes: 0 ok, 1 runtime failure, 2 config or usage error, 130 interrupted (Ctrl-C) before the pipeline was up.`;
+Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM.`;
   }
   const commands = Object.values(COMMANDS as Record<string, CommandSpec>)
     .map((c) => `  ${`omnistage ${c.usage}`.padEnd(35)}${c.summary}`)
@@ -198,5 +198,5 @@ ${commands}
 Options:
 ${optionLines(['help', 'version'])}
 
-Exit codes: 0 ok, 1 runtime failure, 2 config or usage error, 130 interrupted (Ctrl-C) before the pipeline was up.`;
+Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM.`;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { formatError, isOmniError } from '@omnistage/core';
 import { helpText, parseCommandLine } from './args.js';
 import { createCliLogger } from './logger.js';
+import { stopSignalStatus } from './stop-signal.js';
 import { planCommand } from './commands/plan.js';
 import { runCommand } from './commands/run.js';
 import { schemaCommand } from './commands/schema.js';
@@ -59,12 +60,13 @@ function exitWhenDone(): void {
 
 main(process.argv.slice(2)).finally(exitWhenDone).then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = code === 0 ? (stopSignalStatus() ?? 0) : code;
   },
   (err: unknown) => {
     if (isOmniError(err)) {
       process.stderr.write(`${formatError(err)}\n`);
-      process.exitCode = err.exitCode;
+      // Stopped by a signal (cancelled bring-up or run): 128 + signal; any other failure keeps its code.
+      process.exitCode = err.code === 'OMNI_CANCELLED' ? (stopSignalStatus() ?? err.exitCode) : err.exitCode;
     } else {
       process.stderr.write(`error OMNI_INTERNAL: ${(err as Error)?.stack ?? String(err)}\n  hint: this is a bug in omnistage; please report it with the command you ran\n`);
       process.exitCode = 1;

@@ -207,7 +207,7 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     await cli.waitForEvent((e) => e.type === 'request:dispatched' && e['stage_id'] === 1, 45_000);
     cli.signal('SIGINT');
     const exit = await cli.waitExit(30_000);
-    expect(exit.code, cli.describe()).toBe(1);
+    expect(exit.code, cli.describe()).toBe(130);
     const stderr = cli.stderr();
     expect(stderr).toMatch(/error OMNI_CANCELLED: interrupted by SIGINT: 0 of 20 request\(s\) completed before it/);
     // One line for the run, not twenty "request ... was aborted" lines.

@@ -99,8 +99,8 @@ describe('two runs sharing a lock dir', { timeout: 90_000 }, () => {
 
     a.proc.signal('SIGINT');
     b.proc.signal('SIGINT');
-    expect(await a.proc.waitExit(30_000), a.proc.describe()).toEqual({ code: 0, signal: null });
-    expect(await b.proc.waitExit(30_000), b.proc.describe()).toEqual({ code: 0, signal: null });
+    expect(await a.proc.waitExit(30_000), a.proc.describe()).toEqual({ code: 130, signal: null });
+    expect(await b.proc.waitExit(30_000), b.proc.describe()).toEqual({ code: 130, signal: null });
     const finalA = readEvents(a.events, true);
     const finalB = readEvents(b.events, true);
     expect(eventSchemaProblems([...finalA, ...finalB])).toEqual([]);
@@ -147,7 +147,7 @@ describe('two runs sharing a lock dir', { timeout: 90_000 }, () => {
 
     // Ctrl-C on A while it is still coming up: cancelled (exit 1), and nothing of either run is left.
     a.proc.signal('SIGINT');
-    expect(await a.proc.waitExit(30_000), a.proc.describe()).toEqual({ code: 1, signal: null });
+    expect(await a.proc.waitExit(30_000), a.proc.describe()).toEqual({ code: 130, signal: null });
     expect(await waitAllDead(replicaPids(a.proc.events()), 2_000)).not.toBeNull();
     expect(box.lockDirLeftovers()).toEqual([]);
     expect(box.runDirLeftovers()).toEqual([]);

@@ -121,11 +121,11 @@ describe('--init-timeout', { timeout: 60_000 }, () => {
 });
 
 describe('stopping', { timeout: 60_000 }, () => {
-  it('SIGTERM once up tears down like SIGINT: exit 0, nothing left', async () => {
+  it('SIGTERM once up tears down like SIGINT: exit 143 (128 + SIGTERM), nothing left', async () => {
     const { proc, box, events } = await up({});
     await proc.waitForEvent((e) => e.type === 'pipeline:ready');
     proc.signal('SIGTERM');
-    expect(await proc.waitExit(30_000), proc.describe()).toEqual({ code: 0, signal: null });
+    expect(await proc.waitExit(30_000), proc.describe()).toEqual({ code: 143, signal: null });
     const all = readEvents(events, true);
     expect(eventSchemaProblems(all)).toEqual([]);
     expect(all.find((e) => e.type === 'pipeline:stopping')).toMatchObject({ reason: 'signal SIGTERM' });
@@ -133,14 +133,14 @@ describe('stopping', { timeout: 60_000 }, () => {
     await expectNothingLeft(proc, box, all);
   });
 
-  it('SIGINT during bring-up cancels it (exit 1, OMNI_CANCELLED) and stops what was started', async () => {
+  it('SIGINT during bring-up cancels it (exit 130, OMNI_CANCELLED) and stops what was started', async () => {
     const { proc, box, events } = await up({ init_delay_ms: 30_000 });
     // Stage 0 is up and stage 1 is loading (it said hello, so it holds device 1's lock).
     await proc.waitForEvent((e) => e.type === 'replica:ready' && e['stage_id'] === 0);
     await proc.waitForEvent((e) => e.type === 'replica:spawned' && e['stage_id'] === 1);
     proc.signal('SIGINT');
     const exit = await proc.waitExit(30_000);
-    expect(exit, proc.describe()).toEqual({ code: 1, signal: null });
+    expect(exit, proc.describe()).toEqual({ code: 130, signal: null });
     expect(errorLine(proc.stderr())).toContain('OMNI_CANCELLED');
     const all = readEvents(events, true);
     expect(eventSchemaProblems(all)).toEqual([]);

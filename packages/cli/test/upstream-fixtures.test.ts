@@ -127,7 +127,7 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
 
     up.signal('SIGINT');
     const exit = await up.waitExit(30_000);
-    expect(exit, up.describe()).toEqual({ code: 0, signal: null });
+    expect(exit, up.describe()).toEqual({ code: 130, signal: null });
 
     const all = readEvents(events, true);
     expect(all.some((e) => e.type === 'pipeline:stopped')).toBe(true);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { OmniError, bringUp, type BalancePolicy, formatError, toOmniError, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
+import { noteStopSignal } from '../stop-signal.js';
 import { checkOutDir, recordOutput, type RunOutputRecord } from '../output-writer.js';
 import { openSession, planSession } from '../session.js';
 import { printWarnings } from './validate.js';
@@ -56,6 +57,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   // Every concurrent request listens on the one cancel signal.
   setMaxListeners(inputs.length * 4 + 16, cancel.signal);
   const onSignal = (signal: NodeJS.Signals): void => {
+    noteStopSignal(signal);
     logger.warn(`received ${signal}, stopping`);
     cancel.abort(new OmniError('OMNI_CANCELLED', `interrupted by ${signal}`));
   };

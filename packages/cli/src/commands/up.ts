@@ -1,17 +1,22 @@
 import type { Logger } from 'pino';
 import { OmniError, bringUp, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
 import type { CliValues } from '../args.js';
+import { noteStopSignal } from '../stop-signal.js';
 import { openSession, planSession, type Session } from '../session.js';
 import { StatusDisplay } from '../status-display.js';
 import { printWarnings } from './validate.js';
 
 /**
- * Stops on SIGINT/SIGTERM: during bring-up the signal cancels (everything started is stopped, exit
- * 1); once up, it tears the pipeline down and exits 0. A second signal does not skip teardown —
+ * Stops on SIGINT/SIGTERM: during bring-up the signal cancels (everything started is stopped); once
+ * up, it tears the pipeline down; either way the exit status is 128 + the signal (stop-signal.ts).
+ * A second signal does not skip teardown —
  * leaving GPU-holding orphans behind is what users complain about most.
  */
 export function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
-  const listener = (signal: NodeJS.Signals): void => handler(signal);
+  const listener = (signal: NodeJS.Signals): void => {
+    noteStopSignal(signal);
+    handler(signal);
+  };
   process.on('SIGINT', listener);
   process.on('SIGTERM', listener);
   return () => {

@@ -1,0 +1,18 @@
+import { constants } from 'node:os';
+
+let received: NodeJS.Signals | null = null;
+
+/** Remembers the first SIGINT/SIGTERM that stopped the command (its handler tears down first). */
+export function noteStopSignal(signal: NodeJS.Signals): void {
+  received ??= signal;
+}
+
+/**
+ * The exit status of a command a signal stopped: 128 + the signal number (130 for Ctrl-C, 143 for
+ * SIGTERM), as a shell reports a process the signal ended — and as `npx omnistage` ends, because
+ * npm re-raises the signal on itself. So the status is the same however the CLI was started.
+ * Null when no signal stopped the command.
+ */
+export function stopSignalStatus(): number | null {
+  return received === null ? null : 128 + constants.signals[received];
+}
