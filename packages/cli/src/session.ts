@@ -80,6 +80,9 @@ export async function openSession(file: string, values: CliValues, logger: Logge
     ...(values['strategy-config'] === undefined ? {} : { strategyConfig: values['strategy-config'] }),
     pipelines: async (top) => (omni = await openOmni(top.plugins, top.locations, dirname(resolve(file)))).pipelines,
   });
+  // `--mode` is an explicit request: a mode the file does not declare is a usage error, not a warning.
+  const modeProblem = values.mode === undefined ? undefined : config.warnings.find((w) => w.code === 'OMNI_WARN_MODE_UNKNOWN' || w.code === 'OMNI_WARN_MODE_IGNORED');
+  if (modeProblem) throw new OmniError('OMNI_USAGE', `--mode ${values.mode}: ${modeProblem.message}`, { ...(modeProblem.hint === undefined ? {} : { hint: modeProblem.hint }) });
   omni ??= await openOmni(config.plugins, config.locations, dirname(config.file));
   const planOptions: PlanOptions = {
     platform,

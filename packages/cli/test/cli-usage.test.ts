@@ -60,6 +60,11 @@ describe('command line', { timeout: 60_000 }, () => {
     expectUsage(inputOnUp, '`omnistage up` does not take --input', 'omnistage run');
   });
 
+  it('--mode on a file without modes, or a mode the file does not declare, is a usage error', async () => {
+    const r = await cli(['plan', TWO_STAGE, '--platform', 'cpu', '--mode', 'fast']);
+    expectUsage(r, 'error OMNI_USAGE: --mode fast', 'declares no `modes`');
+  });
+
   it('a directory as the pipeline file says it is a directory', async () => {
     const r = await cli(['validate', box.root, '--platform', 'cpu']);
     expect(r.code, r.stderr).toBe(2);

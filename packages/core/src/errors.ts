@@ -260,6 +260,10 @@ export const WARNING_CATALOGUE = {
     summary: 'the active mode is not declared in `modes:`; all stages are kept',
     fix: 'Pass one of the declared modes with --mode, or declare the mode.',
   },
+  OMNI_WARN_MODE_IGNORED: {
+    summary: 'a mode was asked for by name, but the pipeline file declares no `modes` (the CLI refuses this: exit 2)',
+    fix: 'Drop the mode, or declare it under `modes:` in the pipeline file.',
+  },
   OMNI_WARN_MODE_NO_STAGES: {
     summary: 'the active mode lists stage ids that match no stage; all stages are kept',
     fix: 'List stage ids of this pipeline under the mode.',

@@ -25,7 +25,14 @@ export function filterStagesByMode(
 ): { stages: StageConfig[]; warnings: Diagnostic[] } {
   const parsed = modesEntry ? modesSchema.safeParse(toJS(modesEntry.node)) : undefined;
   const modes = parsed?.success ? (parsed.data ?? []) : [];
-  if (modes.length === 0 || !modesEntry) return { stages: [...stages], warnings: [] };
+  if (modes.length === 0 || !modesEntry) {
+    // A mode asked for by name on a file without modes is most likely the wrong file or a typo'd flag.
+    const ignored =
+      requested === undefined
+        ? []
+        : [diagnostic('OMNI_WARN_MODE_IGNORED', `Mode \`${requested}\` was asked for, but the pipeline file declares no \`modes\`; all stages are kept.`, undefined, 'Remove --mode, or add a `modes:` list to the file.')];
+    return { stages: [...stages], warnings: ignored };
+  }
 
   const active = requested ?? DEFAULT_MODE;
   const index = modes.findIndex((m) => m.mode === active);

@@ -48,11 +48,13 @@ describe('modes', () => {
     expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([['OMNI_WARN_MODE_NO_STAGES', 'modes.yaml:13:5']]);
   });
 
-  it('does nothing when the file has no modes, whatever the mode option', async () => {
-    const config = await loadPipelineConfig({ text: 'stage_args:\n  - stage_id: 0\n  - stage_id: 1\n' }, { mode: 'text-to-text' });
+  it('keeps every stage when the file has no modes; a mode asked for by name is warned about', async () => {
+    const text = 'stage_args:\n  - stage_id: 0\n  - stage_id: 1\n';
+    const config = await loadPipelineConfig({ text }, { mode: 'text-to-text' });
     expect(config.file).toBe('<inline>');
     expect(config.stages).toHaveLength(2);
-    expect(config.warnings).toEqual([]);
+    expect(config.warnings.map((w) => w.code)).toEqual(['OMNI_WARN_MODE_IGNORED']);
+    expect((await loadPipelineConfig({ text })).warnings).toEqual([]);
   });
 
   it('works for deploy files too', async () => {
