@@ -102,7 +102,7 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
             model: ctx.plan.model ?? '<model>',
             port,
             executable: options.vllmCommand ?? env.OMNISTAGE_VLLM_COMMAND ?? 'vllm',
-            locate: (key) => ctx.stage.locations.at(`engine_args.${key}`),
+            locate: (key) => ctx.stage.locations.keyAt(`engine_args.${key}`),
           });
           // Warn once per stage, not once per replica.
           if (ctx.replicaId === 0) for (const w of derived.warnings) ctx.plan.warn(w);

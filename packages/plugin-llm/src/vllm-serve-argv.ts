@@ -1,4 +1,4 @@
-import { OmniError, diagnostic } from '@omnistage/core';
+import { OmniError, diagnostic, suggestions } from '@omnistage/core';
 import type { Diagnostic, EngineArgs, SourceLocation } from '@omnistage/core';
 import { LAUNCHER_OWNED_KEYS, OMNI_ONLY_ENGINE_KEYS, VLLM_KNOWN_FLAGS, toKebabFlag } from './vllm-flags.js';
 
@@ -70,12 +70,13 @@ export function deriveVllmServeArgv(engineArgs: EngineArgs, options: VllmServeAr
     const flag = `--${toKebabFlag(key)}`;
     if (spec === undefined) {
       unknownKeys.push(key);
+      const [near] = suggestions(key, Object.keys(VLLM_KNOWN_FLAGS), 1);
       warnings.push(
         diagnostic(
           'OMNI_WARN_VLLM_FLAG_UNKNOWN',
           `engine_args.${key} is not a vllm serve flag omnistage knows; passing it as ${flag}.`,
           options.locate?.(key),
-          `Check it against 'vllm serve --help' (vLLM exits on flags it does not know), ` +
+          `${near === undefined ? '' : `Did you mean \`${near}\` (--${toKebabFlag(near)})? `}Check it against 'vllm serve --help' (vLLM exits on flags it does not know), ` +
             'or remove it if it was meant for another engine.',
         ),
       );

@@ -129,6 +129,9 @@ describe('vllmServeArgv', () => {
     expect(warnings[1]).toMatchObject({ file: FILE, line: 5, col: 9 });
     expect(warnings[1]?.message).toContain('--custom-knob');
     expect(warnings[1]?.hint).toBeTruthy();
+    // A near miss of a known flag names it.
+    expect(warnings[0]?.hint).toMatch(/^Did you mean `enforce_eager` \(--enforce-eager\)\?/);
+    expect(warnings[1]?.hint).not.toContain('Did you mean');
   });
 
   it('no warnings when every key is known or omni-only', () => {
