@@ -2,7 +2,7 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { PlanContext, PlanOptions, StageLayout } from '../hooks/contexts.js';
 import type { Omnistage } from '../omnistage.js';
-import { checkAdmission } from '../planning/admission.js';
+import { checkAdmission, checkAdmissionKeys } from '../planning/admission.js';
 import { unimplementedConnectorWarnings } from '../planning/connector-support.js';
 import { stageTransfers } from '../planning/transfers.js';
 import { launchGroupIds, launchGroups, replicaKey } from '../planning/launch-groups.js';
@@ -43,6 +43,7 @@ function arrange(all: ReplicaPlan[], config: PipelineConfig, options: PlanOption
   const groups = launchGroups(all, [...visible]);
   const groupOf = launchGroupIds(groups);
   for (const rep of all) rep.group = groupOf.get(replicaKey(rep.stage_id, rep.replica_id)) ?? -1;
+  checkAdmissionKeys(config.stages);
   warnings.push(
     ...checkAdmission(all, {
       reserve: options.memoryReserve ?? 0,

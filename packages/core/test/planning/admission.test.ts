@@ -99,3 +99,17 @@ describe('checkAdmission', () => {
     expect(() => checkAdmission([r(0, ['0'], '0.6'), r(1, ['0'], 0.5)])).toThrow(/= 1\.10 > 1\.00/);
   });
 });
+
+describe('misspelt admission keys', () => {
+  it('gpu_memory_utilisation is an error at the key, naming the key admission reads', async () => {
+    const { loadPipelineConfig } = await import('../../src/config/load-pipeline.js');
+    const { checkAdmissionKeys } = await import('../../src/planning/admission.js');
+    const config = await loadPipelineConfig({ text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilisation: 0.3\n', path: '/cfg/p.yaml' });
+    const err = catchOmni(() => checkAdmissionKeys(config.stages));
+    expect(err.code).toBe('OMNI_CONFIG_INVALID');
+    expect(err.location).toEqual({ file: '/cfg/p.yaml', line: 4, col: 7 });
+    expect(err.hint).toContain('gpu_memory_utilization');
+    const fine = await loadPipelineConfig({ text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilization: 0.3\n      max_num_seqs: 2\n' });
+    expect(() => checkAdmissionKeys(fine.stages)).not.toThrow();
+  });
+});
