@@ -9,7 +9,7 @@ export const COMMON_OPTIONS = {
   tokenizer: { type: 'string', description: 'tokenizer forwarded to stages that do not define their own' },
   'lock-dir': { type: 'string', description: 'device lock directory (env OMNISTAGE_LOCK_DIR; default <tmp>/omnistage-locks)' },
   events: { type: 'string', description: 'append every event to FILE as JSON lines' },
-  'log-format': { type: 'string', description: 'pretty | json (default: pretty on a TTY, json otherwise)' },
+  'log-format': { type: 'string', description: 'pretty | json (default pretty: plain lines, coloured on a terminal; json: every line of stderr is a JSON record)' },
   'log-level': { type: 'string', description: 'trace | debug | info | warn | error (default: info)' },
   'stage-init-timeout': { type: 'string', description: 'seconds one replica may take to lock, spawn and attach (default 300)' },
   'init-timeout': { type: 'string', description: 'seconds the whole pipeline may take to come up (default 600)' },

@@ -1,6 +1,25 @@
+import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { OmniError } from '@omnistage/core';
+import { writeAboveRegion } from './tty-region.js';
+
+function aboveRegion(): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      writeAboveRegion(process.stderr, chunk.toString());
+      done();
+    },
+  });
+}
+
+/**
+ * `--log-format`: `pretty` (plain lines, coloured on a terminal) unless `json` is asked for, so a
+ * pipe or file gets one format on stderr, not status lines mixed with JSON records.
+ */
+export function logFormat(format: string | undefined): string {
+  return format ?? 'pretty';
+}
 
 /**
  * The CLI's logger, on stderr so stdout stays clean for `--json` outputs. Pretty mode uses
@@ -12,12 +31,27 @@ export function createCliLogger(format: string | undefined, level: string | unde
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(lvl)) {
     throw new OmniError('OMNI_USAGE', `--log-level must be one of trace, debug, info, warn, error, got "${lvl}"`);
   }
-  const fmt = format ?? (process.stderr.isTTY ? 'pretty' : 'json');
-  if (fmt === 'json') return pino({ level: lvl, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: true }));
+  const fmt = logFormat(format);
+  if (fmt === 'json') {
+    // `pid` is the orchestrator's; a record about a replica names its process `replica_pid`, so no
+    // JSON line carries the same key twice.
+    const log = ({ pid, ...rest }: Record<string, unknown>): Record<string, unknown> => (pid === undefined ? rest : { ...rest, replica_pid: pid });
+    return pino({ level: lvl, base: { pid: process.pid }, formatters: { log } }, pino.destination({ dest: 2, sync: true }));
+  }
   if (fmt === 'pretty') {
+    // One line per record: a replica's output line is `[stage S/R] text`, not the text plus the fields it already names.
     return pino(
       { level: lvl },
-      pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, ignore: 'pid,hostname', messageFormat: '{if stage}[stage {stage}/{replica}] {end}{msg}' }),
+      pretty({
+        // Through the status region on a terminal, so a log line never lands inside the table.
+        destination: process.stderr.isTTY ? aboveRegion() : 2,
+        sync: true,
+        colorize: process.stderr.isTTY,
+        singleLine: true,
+        ignore: 'pid,hostname,stage,replica,stream,time',
+        // A function, not a template: `{if stage}` is false for stage 0.
+        messageFormat: (log, key) => `${log['stage'] === undefined ? '' : `[stage ${String(log['stage'])}/${String(log['replica'])}] `}${String(log[key])}`,
+      }),
     );
   }
   throw new OmniError('OMNI_USAGE', `--log-format must be "pretty" or "json", got "${fmt}"`);

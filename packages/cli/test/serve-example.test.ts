@@ -30,8 +30,8 @@ describe('examples/serve runs with the commands in its README', () => {
     server.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<string>((resolve) => server.once('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
     try {
-      expect(await waitFor(() => /serving "omni-demo" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(stderr) || server.exitCode !== null, 90_000), stderr).toBe(true);
-      const url = /serving "omni-demo" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stderr)![1]!;
+      expect(await waitFor(() => /serving \\?"omni-demo\\?" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(stderr) || server.exitCode !== null, 90_000), stderr).toBe(true);
+      const url = /serving \\?"omni-demo\\?" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stderr)![1]!;
 
       const c = spawnSync('bash', ['-c', curl!.replaceAll('http://127.0.0.1:8000', url)], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
       expect(c.status, c.stderr).toBe(0);

@@ -19,8 +19,8 @@ export async function startServe(box: Sandbox, file: string, args: readonly stri
     tmpDir: box.tmp,
     env,
   });
-  const ok = await waitFor(() => /serving ".*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(cli.stderr()) || cli.exitStatus() !== null, 60_000);
-  const m = /serving ".*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(cli.stderr());
+  const ok = await waitFor(() => /serving \\?"[^"]*\\?" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(cli.stderr()) || cli.exitStatus() !== null, 60_000);
+  const m = /serving \\?"[^"]*\\?" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(cli.stderr());
   if (!ok || !m) throw new Error(`omnistage serve did not come up\n${cli.describe()}`);
   return { cli, url: m[1]! };
 }

@@ -4,6 +4,7 @@ import { OmniServer, ServerMetrics, isLoopbackHost, servePipeline } from '@omnis
 import type { CliValues } from '../args.js';
 import { servedModelName, serveOptions } from '../serve-options.js';
 import { openSession, planSession } from '../session.js';
+import { logFormat } from '../logger.js';
 import { StatusDisplay } from '../status-display.js';
 import { balanceOption } from './run.js';
 import { onStopSignals, openEventsFile } from './up.js';
@@ -54,7 +55,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
   try {
     const plan = await planSession(session);
     printWarnings(plan.warnings, values);
-    display = new StatusDisplay(plan);
+    display = new StatusDisplay(plan, { json: logFormat(values['log-format']) === 'json' ? logger : null });
     display.attach(session.omni.events);
     const url = await server.listen(opts.host, opts.port);
     logger.info(`listening on ${url}; bringing the pipeline up (GET ${url}/health/ready turns 200 when it serves)`);

@@ -3,6 +3,7 @@ import { OmniError, bringUp, writeEventsAsJsonLines, type RunningPipeline } from
 import type { CliValues } from '../args.js';
 import { noteStopSignal } from '../stop-signal.js';
 import { openSession, planSession, type Session } from '../session.js';
+import { logFormat } from '../logger.js';
 import { StatusDisplay } from '../status-display.js';
 import { printWarnings } from './validate.js';
 
@@ -44,7 +45,7 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
   try {
     const plan = await planSession(session);
     printWarnings(plan.warnings, values);
-    const display = new StatusDisplay(plan);
+    const display = new StatusDisplay(plan, { json: logFormat(values['log-format']) === 'json' ? logger : null });
     display.attach(session.omni.events);
     const cancel = new AbortController();
     let stopSignal: NodeJS.Signals | null = null;
