@@ -48,6 +48,8 @@ export interface RunOutputRecord {
   type: 'text' | 'image' | 'audio' | 'tensor';
   text?: string;
   path?: string;
+  /** Set when a reference engine (a stand-in, not a model) produced it. */
+  reference_engine?: true;
 }
 
 const EXT: Record<string, string> = { 'image/png': 'png', 'audio/wav': 'wav' };
@@ -57,8 +59,8 @@ const EXT: Record<string, string> = { 'image/png': 'png', 'audio/wav': 'wav' };
  * written to `outDir` as `<request>-stage<id>[-<n>].<ext>` (the directory is created on first use).
  */
 export function recordOutput(out: PipelineOutput, outDir: string, index: number): RunOutputRecord {
-  const base = { request_id: out.request_id, stage_id: out.stage_id, replica_id: out.replica_id };
   const d = (out.data ?? {}) as Record<string, unknown>;
+  const base = { request_id: out.request_id, stage_id: out.stage_id, replica_id: out.replica_id, ...(d['reference_engine'] === true ? { reference_engine: true as const } : {}) };
   const kind = d['kind'];
   const write = (ext: string, bytes: Buffer): string => {
     const dir = resolve(outDir);

@@ -61,6 +61,10 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('npm run quickstart');
     const r = runExample('@omnistage-example/quickstart', 'quickstart');
     expect(r.status, r.stderr).toBe(0);
+    // Stage 0's text is shown as well as the images, and the run says its engines are stand-ins.
+    expect(r.stdout).toMatch(/^\[r1\] stage 0 \(replica 0\) text: \S+/m);
+    expect(r.stdout).toMatch(/^\[r2\] stage 1 \(replica 0\) image: \S+r2-stage1\.png$/m);
+    expect(r.stderr).toContain('stage(s) 0, 1 ran on reference engines');
     const out = join(root, 'examples/quickstart/out');
     const pngs = readdirSync(out).filter((f) => f.endsWith('.png'));
     expect(pngs.sort()).toEqual(['r1-stage1.png', 'r2-stage1.png']);

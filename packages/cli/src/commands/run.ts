@@ -100,6 +100,10 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
       }),
     );
     logger.info(`${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`);
+    const stand_ins = plan.stages.filter((s) => s.replicas.some((r) => r.engine.startsWith('reference'))).map((s) => s.stage_id);
+    if (stand_ins.length > 0) {
+      logger.info(`stage(s) ${stand_ins.join(', ')} ran on reference engines: stand-ins that produce deterministic test output, not a model's (use --engine vllm or the stage's engine on GPUs)`);
+    }
     if (cancel.signal.aborted) {
       await pipeline.stop('interrupted');
       const reason = toOmniError(cancel.signal.reason, 'OMNI_CANCELLED');

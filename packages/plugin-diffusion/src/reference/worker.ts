@@ -57,7 +57,7 @@ async function main(): Promise<void> {
         });
         // The PNG goes through the stage's connector: inline (with `data_base64`) when small,
         // shared memory above the threshold; the output is the reference plus the image fields.
-        const out = { kind: 'image', mime: 'image/png', width, height, index: i, ...(await conn.putPayload(png, { mime: 'image/png' })) } as JsonObject;
+        const out = { kind: 'image', mime: 'image/png', width, height, index: i, reference_engine: true, ...(await conn.putPayload(png, { mime: 'image/png' })) } as JsonObject;
         if (i === count - 1) stream.end(out);
         else stream.write(out);
         await sleep(0);

@@ -93,6 +93,8 @@ async function main(): Promise<void> {
     const out: Record<string, unknown> = audio
       ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, ...(await conn.putPayload(tokensToWav(tokens), { mime: 'audio/wav' })) }
       : { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
+    // Says so in every output: text from a stand-in must not be mistaken for a model's answer.
+    out['reference_engine'] = true;
     if (latent) {
       const f32 = new Float32Array(hidden);
       out['tensor'] = await conn.putPayload(new Uint8Array(f32.buffer), { dtype: 'float32', shape: [hidden.length / hiddenSize, hiddenSize] });
