@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { OmniError, didYouMean } from '@omnistage/core';
+import { OmniError, suggestions } from '@omnistage/core';
 
 /** Options every command takes (issue: CLI). Kept in one table so `--help` and parsing agree. */
 export const COMMON_OPTIONS = {
@@ -94,6 +94,11 @@ export interface ParsedCommandLine {
   /** For `help COMMAND` and `COMMAND --help`: the command help was asked about. */
   helpFor: CommandName | undefined;
   values: CliValues;
+}
+
+function didYouMean(input: string, candidates: readonly string[]): string | undefined {
+  const [best] = suggestions(input, candidates, 1);
+  return best === undefined ? undefined : `did you mean \`${best}\`?`;
 }
 
 const isCommand = (name: string | undefined): name is CommandName => name !== undefined && Object.hasOwn(COMMANDS, name);
