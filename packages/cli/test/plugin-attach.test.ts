@@ -48,7 +48,7 @@ describe('a plugin tap that replaces attach', { timeout: 60_000 }, () => {
 describe('a plugin whose validateStage throws a TypeError', { timeout: 60_000 }, () => {
   it.each(['validate', 'plan', 'up'])('%s: OMNI_PLUGIN_FAILED naming the plugin and the callback, exit 2, no stack', async (command) => {
     const box = await createSandbox();
-    const r = await runCli([command, join(FIXTURE, 'pipeline.yaml'), '--plugin', join(FIXTURE, 'validate-throws-plugin.mjs'), '--platform', 'cpu', '--lock-dir', box.lockDir], { tmpDir: box.tmp });
+    const r = await runCli([command, join(FIXTURE, 'pipeline.yaml'), '--plugin', join(FIXTURE, 'validate-throws-plugin.mjs'), '--platform', 'cpu', ...(command === 'up' ? ['--lock-dir', box.lockDir] : [])], { tmpDir: box.tmp });
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('error OMNI_PLUGIN_FAILED: plugin "buggy-validator" failed in stage type "portstage" validateStage (stage 0): TypeError:');
     expect(r.stderr).not.toContain('bug in omnistage');

@@ -42,6 +42,7 @@ export interface RunRecord {
   type: string;
   text?: string;
   path?: string;
+  reference_engine?: true;
 }
 
 /** Parses `--json` stdout: every non-empty line must be one JSON object. */

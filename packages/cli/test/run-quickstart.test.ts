@@ -31,12 +31,18 @@ async function run(box: Sandbox, name: string, inputs: string[], extra: string[]
 describe('omnistage run examples/quickstart', { timeout: 120_000 }, () => {
   it('writes one PNG per prompt, different prompts give different images, --json prints one record per output', async () => {
     const box = await createSandbox();
-    const { r, out, records } = await run(box, 'two-prompts', [LIGHTHOUSE, FOX]);
+    const { r, out, records: all } = await run(box, 'two-prompts', [LIGHTHOUSE, FOX]);
+    let records = all;
 
-    // --json: one object per final output (only stage 1, the diffusion stage, is final), nothing else on stdout.
+    // --json: one object per final output, nothing else on stdout: stage 0's enhanced prompt (text)
+    // and stage 1's image, each marked as a reference engine's output.
+    const texts = records.filter((rec) => rec.stage_id === 0);
+    expect(texts.map((rec) => rec.request_id).sort()).toEqual(['r1', 'r2']);
+    for (const rec of texts) expect(rec).toMatchObject({ type: 'text', text: expect.stringMatching(/\S/), reference_engine: true });
+    records = records.filter((rec) => rec.stage_id === 1);
     expect(records).toHaveLength(2);
     for (const rec of records) {
-      expect(Object.keys(rec).sort()).toEqual(['path', 'replica_id', 'request_id', 'stage_id', 'type']);
+      expect(Object.keys(rec).sort()).toEqual(['path', 'reference_engine', 'replica_id', 'request_id', 'stage_id', 'type']);
       expect(rec).toMatchObject({ stage_id: 1, replica_id: 0, type: 'image' });
       expect(isAbsolute(rec.path!)).toBe(true);
       expect(dirname(rec.path!)).toBe(out);
@@ -66,7 +72,8 @@ describe('omnistage run examples/quickstart', { timeout: 120_000 }, () => {
     const first = await run(box, 'first', [FOX], overrides);
     const second = await run(box, 'second', [FOX], overrides);
     const other = await run(box, 'other-seed', [FOX], ['--stage-overrides', JSON.stringify({ 1: { default_sampling_params: { width: 160, height: 96, seed: 1235 } } })]);
-    const png = (recs: RunRecord[]): Buffer => {
+    const png = (all: RunRecord[]): Buffer => {
+      const recs = all.filter((rec) => rec.stage_id === 1);
       expect(recs).toHaveLength(1);
       expect(recs[0]).toMatchObject({ request_id: 'r1', stage_id: 1, type: 'image' });
       return readBytes(recs[0]!.path!);
