@@ -21,6 +21,7 @@ export const COMMON_OPTIONS = {
   plugin: { type: 'string', multiple: true, description: 'load a plugin (npm package or path); repeatable' },
   'diffusion-batch-size': { type: 'string', description: 'requests batched together by diffusion engines (default 1)' },
   'no-inline': { type: 'boolean', description: 'never run an engine inside the orchestrator process' },
+  'replica-logs': { type: 'string', description: "write each replica's output to DIR/stage<S>-replica<R>.log instead of the terminal" },
   json: { type: 'boolean', description: 'machine-readable output' },
   input: { type: 'string', multiple: true, description: '(run) a request input; repeatable' },
   'input-file': { type: 'string', description: '(run) one request per line of FILE' },
@@ -53,7 +54,7 @@ const CONFIG_OPTIONS = [
   'diffusion-batch-size', 'log-format', 'log-level',
 ] as const satisfies readonly OptionName[];
 /** ...and those that also start it. */
-const LAUNCH_OPTIONS = [...CONFIG_OPTIONS, 'lock-dir', 'events', 'stage-init-timeout', 'init-timeout'] as const satisfies readonly OptionName[];
+const LAUNCH_OPTIONS = [...CONFIG_OPTIONS, 'lock-dir', 'events', 'stage-init-timeout', 'init-timeout', 'replica-logs'] as const satisfies readonly OptionName[];
 
 type OptionName = keyof typeof COMMON_OPTIONS;
 

@@ -7,10 +7,10 @@ import { OmniError, type PipelineOutput } from '@omnistage/core';
  * directory or creatable as one. Missing levels are created one at a time and removed again —
  * a recursive mkdir under /proc loops forever instead of failing.
  */
-export function checkOutDir(outDir: string): void {
+export function checkOutDir(outDir: string, option = '--out'): void {
   const dir = resolve(outDir);
   const fail = (why: string): never => {
-    throw new OmniError('OMNI_USAGE', `--out ${outDir} cannot hold the outputs: ${why}`, { hint: 'give --out a writable directory, or a path where one can be created' });
+    throw new OmniError('OMNI_USAGE', `${option} ${outDir} cannot hold the outputs: ${why}`, { hint: `give ${option} a writable directory, or a path where one can be created` });
   };
   const missing: string[] = [];
   let at = dir;

@@ -1,6 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  type BringUpOptions,
   OmniError,
   Omnistage,
   loadPipelineConfig,
@@ -19,6 +20,7 @@ import { pythonPlugin } from '@omnistage/plugin-python';
 import { upstreamPipelinesPlugin } from '@omnistage/plugin-upstream-pipelines';
 import { secondsOption, type CliValues } from './args.js';
 import { detectPlatform } from './platform-detect.js';
+import { openReplicaLogs } from './replica-logs.js';
 
 /** Everything a command needs after reading the file: the orchestrator, the config and plan options. */
 export interface Session {
@@ -27,6 +29,8 @@ export interface Session {
   planOptions: PlanOptions;
   stageInitTimeoutS: number | undefined;
   initTimeoutS: number | undefined;
+  /** `--replica-logs DIR`: where replica output lines go instead of the log. */
+  onReplicaLine: BringUpOptions['onReplicaLine'];
 }
 
 /** `--diffusion-batch-size`, checked: a positive integer or nothing. */
@@ -99,6 +103,7 @@ export async function openSession(file: string, values: CliValues, logger: Logge
     planOptions,
     stageInitTimeoutS: secondsOption(values, 'stage-init-timeout'),
     initTimeoutS: secondsOption(values, 'init-timeout'),
+    onReplicaLine: values['replica-logs'] === undefined ? undefined : openReplicaLogs(values['replica-logs']),
   };
 }
 

@@ -5,7 +5,7 @@
  * at once with a clear line (exit 2 for usage) instead of a stack trace, a spin or silence.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BIN, STACK_LINE, TEST_FIXTURES, createSandbox, requireBuiltCli, runCleanups, runCli, type CliResult, type Sandbox } from './helpers.js';
@@ -89,6 +89,19 @@ describe('command line', { timeout: 60_000 }, () => {
     expectUsage(file, `--out ${afile}`, 'is a file');
     expectUsage(proc, '--out /proc/nope');
     for (const r of [file, proc]) expect(r.events.some((e) => e.type === 'replica:spawned')).toBe(false);
+  });
+
+  it('--replica-logs DIR: each replica writes its own file, not the terminal', async () => {
+    const dir = join(box.root, 'replica-logs');
+    const r = await cli([
+      'up', TWO_STAGE, '--engine', 'reference', '--platform', 'cpu', '--lock-dir', join(box.root, 'locks-replica-logs'),
+      '--stage-overrides', '{"0": {"fail_phase": "hello", "fail_exit_code": 7}}', '--replica-logs', dir,
+    ]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(readFileSync(join(dir, 'stage0-replica0.log'), 'utf8')).toContain('reference engine: failing before hello (fail_phase=hello, exit 7)');
+    // Not logged line by line (the error still quotes the replica's last lines).
+    expect(r.stderr).not.toContain('[stage 0/0] reference engine');
+    expect(r.stderr).toContain('OMNI_WORKER_EXITED');
   });
 
   it('`omnistage schema | head -1` ends quietly when stdout closes', async () => {

@@ -71,6 +71,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
       signal: cancel.signal,
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
+      ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
     });
     const p = pipeline;
     const router = p.router({ balance });

@@ -63,6 +63,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       signal: cancel.signal,
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
+      ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
     });
     server.attach(servePipeline(session.omni, pipeline, { balance }));
     display.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);

@@ -66,6 +66,7 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
         signal: cancel.signal,
         ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
         ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
+        ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
       });
       const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
       logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`);
