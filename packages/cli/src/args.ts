@@ -190,7 +190,7 @@ ${spec.summary}
 Options:
 ${optionLines([...spec.options, 'help'])}
 
-Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM.`;
+Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM${command === 'serve' ? '; serve: 0 when its drain completed' : ''}.`;
   }
   const commands = Object.values(COMMANDS as Record<string, CommandSpec>)
     .map((c) => `  ${`omnistage ${c.usage}`.padEnd(35)}${c.summary}`)
@@ -204,5 +204,5 @@ ${commands}
 Options:
 ${optionLines(['help', 'version'])}
 
-Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM.`;
+Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM (serve: 0 when its drain completed).`;
 }

@@ -16,3 +16,11 @@ export function noteStopSignal(signal: NodeJS.Signals): void {
 export function stopSignalStatus(): number | null {
   return received === null ? null : 128 + constants.signals[received];
 }
+
+/**
+ * A stop the command completed as asked (serve drained every request in time) is a success, not an
+ * interruption: exit 0, which is what service managers (systemd, Kubernetes) read as a clean stop.
+ */
+export function forgetStopSignal(): void {
+  received = null;
+}

@@ -9,6 +9,7 @@ import { StatusDisplay } from '../status-display.js';
 import { balanceOption } from './run.js';
 import { onStopSignals, openEventsFile } from './up.js';
 import { printWarnings } from './validate.js';
+import { forgetStopSignal } from '../stop-signal.js';
 
 /**
  * `omnistage serve FILE`: listens first (a taken port fails before any replica starts; /health
@@ -79,6 +80,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       });
     }
     logger.info('drained and stopped');
+    forgetStopSignal();
     return 0;
   } finally {
     offSignals();
