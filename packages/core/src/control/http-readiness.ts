@@ -45,8 +45,9 @@ export async function waitForHttpReady(url: string, opts: HttpReadinessOptions =
     const signal = opts.signal === undefined ? perRequest : AbortSignal.any([opts.signal, perRequest]);
     try {
       const res = await fetch(url, { method: 'GET', signal, headers: { accept: 'application/json' } });
-      // Drain the body so the keep-alive socket is released.
-      await res.arrayBuffer().catch(() => undefined);
+      // Only the status matters: the body is discarded unread, so an engine answering an endless
+      // body cannot grow the orchestrator.
+      await res.body?.cancel().catch(() => undefined);
       if (res.status === 200) return;
       last = `HTTP ${res.status}`;
     } catch (err) {

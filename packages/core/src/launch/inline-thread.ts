@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import { CappedLineSplitter, MAX_CHILD_LINE_BYTES } from './capped-lines.js';
 import { LastLines } from './last-lines.js';
 
 /**
@@ -16,16 +17,12 @@ export function launchInlineThread(
   const lines = new LastLines(50);
   const worker = new Worker(modulePath, { env, stdout: true, stderr: true });
   const pipe = (stream: 'stdout' | 'stderr', readable: NodeJS.ReadableStream): void => {
-    let buf = '';
-    readable.setEncoding('utf8');
-    readable.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        onLine?.(stream, line);
+    const splitter = new CappedLineSplitter();
+    readable.on('data', (chunk: Buffer | string) => {
+      for (const { line, droppedBytes } of splitter.push(Buffer.from(chunk))) {
+        const shown = droppedBytes > 0 ? `${line}… [${droppedBytes} more bytes dropped: lines are cut at ${MAX_CHILD_LINE_BYTES} bytes]` : line;
+        lines.push(shown);
+        onLine?.(stream, shown);
       }
     });
   };

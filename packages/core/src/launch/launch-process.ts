@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { OmniError, type ErrorContext } from '../errors.js';
+import { CappedLineSplitter, MAX_CHILD_LINE_BYTES } from './capped-lines.js';
 import { groupShimArgv } from './group-shim.js';
 import { LastLines } from './last-lines.js';
 import { trackGroup, untrackGroup } from './live-groups.js';
@@ -29,8 +29,14 @@ export interface LaunchOptions {
   shimGraceMs?: number;
   /** Arm a parent-death signal with `setpriv` when available (default true). */
   pdeathsig?: boolean;
-  /** Called for every output line (without the newline). Exceptions are swallowed. */
+  /**
+   * Called for every output line (without the newline). Exceptions are swallowed. A line longer
+   * than `maxLineBytes` arrives cut, ending in a note of how much was dropped (the first such
+   * note of the process also says why).
+   */
   onLine?(stream: OutputStream, line: string): void;
+  /** Longest output line passed on whole (default {@link MAX_CHILD_LINE_BYTES}). */
+  maxLineBytes?: number;
   /** Lines kept for error reports (default 50). */
   keepLastLines?: number;
   /** Stage/replica context put on OMNI_SPAWN_FAILED errors. */
@@ -151,7 +157,8 @@ function watchExit(subprocess: Subprocess, pid: number, ring: LastLines, opts: L
       // a failing log sink must not stop the draining of the pipe
     }
   };
-  const drained = Promise.all([readLines(subprocess.stdout, 'stdout', onLine), readLines(subprocess.stderr, 'stderr', onLine)]);
+  const cut = new TruncationNote(opts.maxLineBytes ?? MAX_CHILD_LINE_BYTES);
+  const drained = Promise.all([readLines(subprocess.stdout, 'stdout', onLine, cut), readLines(subprocess.stderr, 'stderr', onLine, cut)]);
   // Nobody writes to stdin; a worker exiting would otherwise surface EPIPE as an 'error' event.
   subprocess.stdin.on('error', () => undefined);
 
@@ -194,13 +201,31 @@ function buildArgv(resolved: string, opts: LaunchOptions, setpriv: string | null
   return { file: resolved, argv: [...opts.args] };
 }
 
-function readLines(stream: Readable, name: OutputStream, onLine: (stream: OutputStream, line: string) => void): Promise<void> {
+function readLines(stream: Readable, name: OutputStream, onLine: (stream: OutputStream, line: string) => void, cut: TruncationNote): Promise<void> {
   return new Promise((resolve) => {
+    const splitter = new CappedLineSplitter(cut.maxBytes);
+    const emit = (l: { line: string; droppedBytes: number }): void => onLine(name, l.droppedBytes > 0 ? cut.describe(l) : l.line);
     stream.on('error', () => undefined);
-    const rl = createInterface({ input: stream, crlfDelay: Infinity });
-    rl.on('line', (line) => onLine(name, line));
-    rl.once('close', () => resolve());
+    stream.on('data', (chunk: Buffer) => {
+      for (const l of splitter.push(chunk)) emit(l);
+    });
+    stream.once('close', () => {
+      const rest = splitter.end();
+      if (rest !== null) emit(rest);
+      resolve();
+    });
   });
+}
+
+/** Marks cut lines; the first of a process says why, the others only how much. */
+class TruncationNote {
+  #said = false;
+  constructor(readonly maxBytes: number) {}
+  describe(l: { line: string; droppedBytes: number }): string {
+    if (this.#said) return `${l.line}… [${l.droppedBytes} more bytes dropped]`;
+    this.#said = true;
+    return `${l.line}… [${l.droppedBytes} more bytes dropped: output lines of a replica are cut at ${this.maxBytes} bytes; this note is given once]`;
+  }
 }
 
 /** Sends a signal to a whole process group; false if it no longer exists. */

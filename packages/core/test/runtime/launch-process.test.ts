@@ -53,6 +53,20 @@ describe('launchProcess', () => {
     expect(proc.exitStatus()).toEqual({ code: 0, signal: null });
   });
 
+  it('cuts an endless output line instead of buffering it (a 600 MiB line once crashed the orchestrator)', async () => {
+    const seen: string[] = [];
+    // 600 MiB without a newline, in 1 MiB writes, then two ordinary lines.
+    const script = "const b=Buffer.alloc(1<<20,97);let n=600;const go=()=>{while(n>0){n--;if(!process.stdout.write(b))return process.stdout.once('drain',go)}process.stdout.write('\\nafter\\n');process.stdout.write('x'.repeat(3000)+'\\n')};go()";
+    const proc = launch({ command: process.execPath, args: ['-e', script], maxLineBytes: 2048, onLine: (_s, line) => seen.push(line) });
+    expect(await proc.exited).toEqual({ code: 0, signal: null });
+    await waitFor(() => seen.length === 3, 30_000);
+    expect(seen[0]!.startsWith('a'.repeat(2048) + '…')).toBe(true);
+    expect(seen[0]).toContain(`${600 * 1024 * 1024 - 2048} more bytes dropped: output lines of a replica are cut at 2048 bytes`);
+    expect(seen[1]).toBe('after');
+    // Said once per process: later cut lines only count what they lost.
+    expect(seen[2]).toBe(`${'x'.repeat(2048)}… [952 more bytes dropped]`);
+  }, 120_000);
+
   it('passes exactly the given environment', async () => {
     const lines: string[] = [];
     const proc = launch({
