@@ -3,6 +3,7 @@ import { OmniError, isOmniError, toOmniError } from '../errors.js';
 import type { RunServices } from './run-services.js';
 import type { InputProcessorContext, StagePlan, StageResult } from '../planning/types.js';
 import { AsyncQueue } from './async-queue.js';
+import { Gate, WaitQueue } from './wait-queue.js';
 import { defaultInputProcessor } from './input-processor.js';
 import type { StartedReplica } from './started-replica.js';
 import type { PayloadTracker } from '../connectors/payload-tracker.js';
@@ -30,7 +31,17 @@ export interface RouterOptions {
   retryOnReplicaDeath?: boolean;
   /** How long a request waits for a stage to have a live replica (e.g. during a restart). Default 30 s. */
   replicaWaitMs?: number;
+  /**
+   * Most requests one replica serves at once (default {@link DEFAULT_MAX_INFLIGHT_PER_REPLICA});
+   * more wait in a queue per stage, first come first served. The pipeline as a whole admits at most
+   * the sum of its stages' capacities, so payloads parked between stages stay bounded however many
+   * requests arrive.
+   */
+  maxInflightPerReplica?: number;
 }
+
+/** Enough to keep a batching engine busy; small enough that queued work holds no payloads. */
+export const DEFAULT_MAX_INFLIGHT_PER_REPLICA = 64;
 
 /** Options of one request: its id, per-stage sampling params and an abort signal. */
 export interface GenerateOptions {
@@ -118,12 +129,18 @@ export class PipelineRouter {
   readonly #cursor = new Map<number, number>();
   readonly #inflight = new WeakMap<StartedReplica, number>();
   readonly #payloads: RouterPayloads;
+  /** Requests admitted into the pipeline at once (the sum of the stages' capacities). */
+  readonly #entry: Gate;
+  /** Per stage, requests waiting for a replica with room. */
+  readonly #slots = new Map<number, WaitQueue>();
 
   constructor(services: RunServices, pipeline: RoutedPipeline, options: RouterOptions = {}) {
     this.#services = services;
     this.#pipeline = pipeline;
-    this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...options };
+    this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, maxInflightPerReplica: DEFAULT_MAX_INFLIGHT_PER_REPLICA, ...options };
     this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
+    const replicas = pipeline.plan.stages.reduce((n, s) => n + Math.max(1, s.replicas.length), 0);
+    this.#entry = new Gate(replicas * this.#options.maxInflightPerReplica);
   }
 
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
@@ -161,16 +178,25 @@ export class PipelineRouter {
       return p;
     };
 
-    void Promise.all(toRun.map(runStage)).then(
-      () => queue.end(),
-      (err: unknown) => {
-        abort.abort(err);
-        queue.fail(err);
-      },
-    ).finally(() => {
-      options.signal?.removeEventListener('abort', onAbort);
-      this.#payloads.endRequest(requestId);
-    });
+    let admitted = false;
+    void this.#entry
+      .acquire(abort.signal)
+      .then(() => {
+        admitted = true;
+        return Promise.all(toRun.map(runStage));
+      })
+      .then(
+        () => queue.end(),
+        (err: unknown) => {
+          abort.abort(err);
+          queue.fail(err);
+        },
+      )
+      .finally(() => {
+        if (admitted) this.#entry.release();
+        options.signal?.removeEventListener('abort', onAbort);
+        this.#payloads.endRequest(requestId);
+      });
     return queue;
   }
 
@@ -190,6 +216,7 @@ export class PipelineRouter {
     const deadline = Date.now() + this.#options.replicaWaitMs;
     let failed: unknown = null;
     let watching = false;
+    let woken = false;
     for (;;) {
       // An aborted request is never dispatched (a signal aborted before the request went out would
       // otherwise go unnoticed: its 'abort' event has already fired).
@@ -197,7 +224,15 @@ export class PipelineRouter {
       const live = this.#pipeline.liveReplicas(stage.stage_id);
       const candidates = live.length > 1 && exclude ? live.filter((r) => r !== exclude) : live;
       if (candidates.length > 0) {
-        const replica = this.#choose(stage.stage_id, candidates);
+        const slots = this.#slotsOf(stage.stage_id);
+        const open = candidates.filter((r) => (this.#inflight.get(r) ?? 0) < this.#options.maxInflightPerReplica);
+        // Every replica is full, or others queued first: wait for a request of this stage to end.
+        if (open.length === 0 || (!woken && slots.length > 0)) {
+          await slots.wait(signal, woken);
+          woken = true;
+          continue;
+        }
+        const replica = this.#choose(stage.stage_id, open);
         this.#inflight.set(replica, (this.#inflight.get(replica) ?? 0) + 1);
         return replica;
       }
@@ -215,6 +250,12 @@ export class PipelineRouter {
       }
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
+  }
+
+  #slotsOf(stageId: number): WaitQueue {
+    let q = this.#slots.get(stageId);
+    if (!q) this.#slots.set(stageId, (q = new WaitQueue()));
+    return q;
   }
 
   #choose(stageId: number, replicas: StartedReplica[]): StartedReplica {
@@ -295,6 +336,7 @@ export class PipelineRouter {
         throw e;
       } finally {
         this.#inflight.set(replica, (this.#inflight.get(replica) ?? 1) - 1);
+        this.#slotsOf(stage_id).wakeOne();
         const duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
         this.#services.events.emit({ type: 'request:stage_end', request_id: requestId, stage_id, replica_id, outcome, duration_ms });
       }
