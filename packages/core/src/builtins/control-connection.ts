@@ -104,6 +104,10 @@ export class ControlReplicaConnection implements ReplicaConnection {
     }
   }
 
+  lastHeartbeat(): number | null {
+    return this.#channel.lastHeartbeat;
+  }
+
   async shutdown(): Promise<void> {
     this.#channel.send({ type: 'shutdown', reason: 'pipeline stopping' });
   }

@@ -120,6 +120,11 @@ export interface WelcomeMessage {
   connectors?: Record<string, string>;
   /** The init-phases version granted, echoed only to a hello that declared phases (optional, additive). */
   phases?: number;
+  /**
+   * Send a `heartbeat` this often (optional, additive): a replica that has sent one and then stays
+   * silent past the orchestrator's timeout is taken out of rotation (docs/protocol.md "Liveness").
+   */
+  heartbeat_ms?: number;
 }
 export interface RequestMessage {
   type: 'request';

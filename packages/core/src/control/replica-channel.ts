@@ -29,6 +29,8 @@ export interface ExpectOptions {
   payloads?: ChannelPayloads;
   /** Grant init phases to a hello that declares them (the replica's locks can be held shared). */
   phases?: boolean;
+  /** Heartbeat interval asked of the replica in `welcome` (absent: none asked). */
+  heartbeat_ms?: number;
 }
 
 /** What a channel uses of the run's payload hold book (the PayloadTracker). */
@@ -61,7 +63,7 @@ export class ReplicaChannel {
   /** Resolves once, when the channel is closed for good. */
   readonly closed: Promise<ChannelClose>;
 
-  readonly #welcome: { run_id: string; engine_args: JsonObject; metadata: JsonObject };
+  readonly #welcome: { run_id: string; engine_args: JsonObject; metadata: JsonObject; heartbeat_ms: number | undefined };
   readonly #payloads: ChannelPayloads | undefined;
   readonly #phases: boolean;
   #admit: ((hello: HelloMessage) => Promise<void>) | null = null;
@@ -80,7 +82,7 @@ export class ReplicaChannel {
   constructor(run_id: string, opts: ExpectOptions) {
     this.stage_id = opts.stage_id;
     this.replica_id = opts.replica_id;
-    this.#welcome = { run_id, engine_args: opts.engine_args ?? {}, metadata: opts.metadata ?? {} };
+    this.#welcome = { run_id, engine_args: opts.engine_args ?? {}, metadata: opts.metadata ?? {}, heartbeat_ms: opts.heartbeat_ms };
     this.#payloads = opts.payloads;
     this.#phases = opts.phases === true;
     this.hello = new Promise((resolve, reject) => {
@@ -104,7 +106,10 @@ export class ReplicaChannel {
     return this.#state === 'connected';
   }
 
-  /** Epoch ms of the last heartbeat, or null. */
+  /**
+   * Epoch ms of the last sign of life of a replica that sends heartbeats (any message counts once
+   * the first heartbeat came), or null when it never sent one.
+   */
   get lastHeartbeat(): number | null {
     return this.#lastHeartbeat;
   }
@@ -197,6 +202,7 @@ export class ReplicaChannel {
       payload_dir: tracker?.dir ?? payloadDir(),
       ...(Object.keys(connectors).length > 0 ? { connectors: { ...connectors } } : {}),
       ...(this.phasesGranted(hello) ? { phases: PHASES_VERSION } : {}),
+      ...(this.#welcome.heartbeat_ms === undefined ? {} : { heartbeat_ms: this.#welcome.heartbeat_ms }),
     });
     this.#resolveHello(hello);
   }
@@ -222,13 +228,12 @@ export class ReplicaChannel {
       this.fail(err instanceof OmniError ? err : this.#protocol(String(err)));
       return;
     }
+    if (message.type === 'heartbeat' || this.#lastHeartbeat !== null) this.#lastHeartbeat = Date.now();
     if (message.type === 'ready') {
       if (!this.#gotReady) {
         this.#gotReady = true;
         this.#resolveReady(message);
       }
-    } else if (message.type === 'heartbeat') {
-      this.#lastHeartbeat = Date.now();
     } else if (message.type === 'payload_ack') {
       // This stage is done with a stored payload: release its hold (the bytes are freed with the last one).
       this.#payloads?.release(message.key, stageHolder(this.stage_id));

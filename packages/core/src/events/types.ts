@@ -31,6 +31,8 @@ export type OmniEventPayload =
   | ({ type: 'replica:failed'; phase: ReplicaPhase | 'running'; code: string; message: string } & ReplicaRef)
   | ({ type: 'replica:exit'; pid: number; code: number | null; signal: string | null; expected: boolean } & ReplicaRef)
   | ({ type: 'replica:restart'; attempt: number; reason: string } & ReplicaRef)
+  /** A serving replica stopped answering (stopped process, heartbeats missing): out of rotation, killed. */
+  | ({ type: 'replica:unresponsive'; pid: number; reason: string } & ReplicaRef)
   | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
   /**
    * A stage's part of a request ended on one replica: `done`, `failed`, or `aborted` (the request was

@@ -45,4 +45,9 @@ export interface ReplicaConnection {
   shutdown(): Promise<void>;
   /** Releases the connection; the replica exits when it sees it close. */
   close(): void;
+  /**
+   * Epoch ms of the replica's last sign of life, for transports with heartbeats (null before the
+   * first). Absent: the transport has no heartbeats and liveness relies on the process state.
+   */
+  lastHeartbeat?(): number | null;
 }

@@ -38,6 +38,12 @@ export interface RouterOptions {
    * requests arrive.
    */
   maxInflightPerReplica?: number;
+  /**
+   * End-to-end deadline of every request in ms (default: none). Past it the request is aborted in
+   * every stage with OMNI_REQUEST_TIMEOUT naming the stage and replica it waited on; a caller's own
+   * signal aborted with an OMNI_REQUEST_TIMEOUT reason (`serve --request-timeout`) is named the same way.
+   */
+  requestTimeoutMs?: number;
 }
 
 /** Enough to keep a batching engine busy; small enough that queued work holds no payloads. */
@@ -74,6 +80,19 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
     replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),
     new Promise<string>((resolve) => setTimeout(() => resolve('connection lost'), 1000).unref()),
   ]);
+}
+
+/**
+ * A deadline error that says what the request was waiting on when it expired (other errors pass).
+ * The first stage whose wait was cut wins: that is the error the request rejects with.
+ */
+function waitedOn(err: OmniError, requestId: string, what: string, where: { stage_id: number; replica_id?: number }): OmniError {
+  if (err.code !== 'OMNI_REQUEST_TIMEOUT' || err.context.stage_id !== undefined) return err;
+  return new OmniError('OMNI_REQUEST_TIMEOUT', `${err.message.replace(/ and was aborted in every stage$/, '')} waiting on ${what}; it was aborted in every stage`, {
+    cause: err.cause,
+    context: { ...err.context, request_id: requestId, ...where },
+    hint: 'raise the request timeout, or look at that replica: its log, its load (least-inflight balancing), whether it is alive',
+  });
 }
 
 /** A stage's input from its sources' results; a custom processor that throws is named, with the stage and request. */
@@ -125,7 +144,7 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
 export class PipelineRouter {
   readonly #services: RunServices;
   readonly #pipeline: RoutedPipeline;
-  readonly #options: Required<RouterOptions>;
+  readonly #options: Required<Omit<RouterOptions, 'requestTimeoutMs'>> & Pick<RouterOptions, 'requestTimeoutMs'>;
   readonly #cursor = new Map<number, number>();
   readonly #inflight = new WeakMap<StartedReplica, number>();
   readonly #payloads: RouterPayloads;
@@ -151,6 +170,7 @@ export class PipelineRouter {
     // A consumer that stops reading (break, return) cancels the request like an abort would.
     const queue = new AsyncQueue<PipelineOutput>(() => abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)));
     const onAbort = (): void => abort.abort(options.signal?.reason);
+    const deadline = this.#deadline(requestId, abort);
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -193,6 +213,7 @@ export class PipelineRouter {
         },
       )
       .finally(() => {
+        clearTimeout(deadline);
         if (admitted) this.#entry.release();
         options.signal?.removeEventListener('abort', onAbort);
         this.#payloads.endRequest(requestId);
@@ -252,6 +273,12 @@ export class PipelineRouter {
     }
   }
 
+  #deadline(requestId: string, abort: AbortController): NodeJS.Timeout | undefined {
+    const ms = this.#options.requestTimeoutMs;
+    if (ms === undefined) return undefined;
+    return setTimeout(() => abort.abort(new OmniError('OMNI_REQUEST_TIMEOUT', `request ${requestId} ran past its deadline (${ms / 1000} s)`, { context: { request_id: requestId } })), ms);
+  }
+
   #slotsOf(stageId: number): WaitQueue {
     let q = this.#slots.get(stageId);
     if (!q) this.#slots.set(stageId, (q = new WaitQueue()));
@@ -288,7 +315,9 @@ export class PipelineRouter {
   ): Promise<StageResult> {
     let exclude: StartedReplica | null = null;
     for (let attempt = 0; ; attempt++) {
-      const replica = await this.#pickReplica(stage, exclude, signal);
+      const replica: StartedReplica = await this.#pickReplica(stage, exclude, signal).catch((err: unknown) => {
+        throw waitedOn(toOmniError(err), requestId, `a free replica of stage ${stage.stage_id}`, { stage_id: stage.stage_id });
+      });
       const { stage_id, replica_id } = replica.plan;
       // #pickReplica already counted it in-flight; the finally below uncounts it.
       this.#services.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
@@ -311,7 +340,7 @@ export class PipelineRouter {
         // not just that the replica request was aborted.
         if (signal.aborted) {
           outcome = 'aborted';
-          throw toOmniError(signal.reason, 'OMNI_CANCELLED');
+          throw waitedOn(toOmniError(signal.reason, 'OMNI_CANCELLED'), requestId, `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid})`, { stage_id, replica_id });
         }
         const e = toOmniError(err);
         const died = isOmniError(e) && e.code === 'OMNI_WORKER_EXITED';

@@ -5,6 +5,7 @@ import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles
 import type { StartedReplica } from './started-replica.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
+import { isProcessStopped } from '../launch/proc-state.js';
 import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
 export type { StartedReplica } from './started-replica.js';
 import type { PayloadTracker } from '../connectors/payload-tracker.js';
@@ -81,7 +82,7 @@ export class RunningPipeline {
 
   /** Replicas of a stage that are attached and not stopping. */
   liveReplicas(stageId: number): StartedReplica[] {
-    return this.#started.filter((r) => r.plan.stage_id === stageId && r.connection !== null && !r.stopping && !r.process.hasExited());
+    return this.#started.filter((r) => r.plan.stage_id === stageId && r.connection !== null && !r.stopping && r.unresponsive !== true && !r.process.hasExited());
   }
 
   /** Records a started process; from now on teardown will stop it. */
@@ -175,10 +176,12 @@ export class RunningPipeline {
   /** Stops one replica: graceful shutdown message, then SIGTERM → grace → SIGKILL of its group. */
   async stopReplica(replica: StartedReplica): Promise<void> {
     replica.stopping = true;
-    if (replica.connection && !replica.process.hasExited()) {
+    // A stopped process can neither read a shutdown nor handle SIGTERM: no grace to wait out.
+    const frozen = replica.unresponsive === true || isProcessStopped(replica.process.pid);
+    if (replica.connection && !replica.process.hasExited() && !frozen) {
       await replica.connection.shutdown().catch(() => undefined);
     }
-    await replica.process.stop(this.#options.stopGraceMs);
+    await replica.process.stop(frozen ? 0 : this.#options.stopGraceMs);
     replica.connection?.close();
   }
 

@@ -8,4 +8,6 @@ export interface StartedReplica {
   connection: ReplicaConnection | null;
   /** Set when teardown (or a restart) asked it to stop, so its exit is not reported as a failure. */
   stopping: boolean;
+  /** Set when liveness found it frozen or silent: it is out of rotation and being killed. */
+  unresponsive?: boolean;
 }

@@ -11,6 +11,7 @@ import { RunningPipeline } from '../orchestrate/running-pipeline.js';
 import type { RunServices } from '../orchestrate/run-services.js';
 import { superviseRestarts } from '../orchestrate/supervisor.js';
 import { openRun } from './run-dir.js';
+import { DEFAULT_HEARTBEAT_MS, watchLiveness, type LivenessOptions } from '../orchestrate/liveness.js';
 import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
 import { replicasByKey, startReplica, type ReplicaDriver, type ReplicaLineSink } from './start-replica.js';
 
@@ -26,6 +27,8 @@ export interface BringUpOptions {
   signal?: AbortSignal;
   /** Where the replicas' stdout/stderr lines go (default: the omnistage logger at info). */
   onReplicaLine?: ReplicaLineSink;
+  /** Heartbeats and the silence after which a serving replica is taken out of rotation. */
+  liveness?: LivenessOptions;
 }
 
 /** The plugin connector classes some stage of the plan names, with each stage's config of it. */
@@ -149,7 +152,8 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     // A restart gets a fresh init budget; it is not bound by the bring-up's pipeline deadline.
     launch: (replica) => startReplica(d, replica, { signal: pipeline.stopSignal, deadline: Date.now() + stageInitMs }),
   });
-  const d: ReplicaDriver = { hooks: omni.hooks, events: omni.events, logger: omni.logger, lockDir: omni.lockDir, control, pipeline, onLine: options.onReplicaLine };
+  const heartbeatMs = options.liveness?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const d: ReplicaDriver = { hooks: omni.hooks, events: omni.events, logger: omni.logger, lockDir: omni.lockDir, control, pipeline, onLine: options.onReplicaLine, heartbeatMs };
 
   const first = new FirstFailure();
   const onCancel = (): void =>
@@ -160,6 +164,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   options.signal?.removeEventListener('abort', onCancel);
   if (first.error) return abandon(pipeline, first.error);
   superviseRestarts(services, pipeline);
+  watchLiveness(services, pipeline, options.liveness);
   omni.attachPipeline(pipeline);
   omni.events.emit({ type: 'pipeline:ready', duration_ms: Date.now() - started });
   return pipeline;

@@ -28,6 +28,8 @@ export interface ReplicaDriver {
   readonly control: ControlServer;
   readonly pipeline: RunningPipeline;
   readonly onLine?: ReplicaLineSink | undefined;
+  /** Heartbeat interval asked of control-protocol replicas (0: none). */
+  readonly heartbeatMs?: number;
 }
 
 /** One start of one replica: the outer signal (bring-up or teardown), its deadlines, and who watches its progress. */
@@ -76,6 +78,7 @@ function announce(d: ReplicaDriver, replica: ReplicaPlan, phases: boolean): { wo
     metadata: toJsonObject({ ...replica.metadata, runtime_cfg: null }),
     payloads: d.pipeline.payloads,
     phases,
+    ...(d.heartbeatMs ? { heartbeat_ms: d.heartbeatMs } : {}),
   });
   return { worker: { ...replica.worker, env: { ...replica.worker.env, ...env } }, channel };
 }

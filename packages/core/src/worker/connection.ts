@@ -69,7 +69,7 @@ class Connection implements WorkerConnection {
     socket.on('error', () => undefined); // a reset is handled as a close
     socket.once('close', () => void this.#terminate('the control connection closed'));
     lines.setSink({ line: (line) => this.#onLine(line), error: (err) => this.#fatal(err) });
-    const beat = options.heartbeatMs ?? 0;
+    const beat = options.heartbeatMs ?? (typeof welcome.heartbeat_ms === 'number' ? welcome.heartbeat_ms : 0);
     if (beat > 0) {
       this.#heartbeat = setInterval(() => this.#send({ type: 'heartbeat' }), beat);
       this.#heartbeat.unref();

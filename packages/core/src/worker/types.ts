@@ -93,7 +93,7 @@ export interface ConnectOptions {
   shutdownTimeoutMs?: number;
   /** Treat EOF on a piped stdin as "orchestrator gone" (default true; ignored when stdin is not a pipe). */
   watchStdin?: boolean;
-  /** Send a heartbeat every this many ms (default 0: off). */
+  /** Send a heartbeat every this many ms (default: what the orchestrator asks in `welcome`, else off). */
   heartbeatMs?: number;
   /** Give up when no welcome arrives within this time (default 30000 ms). */
   handshakeTimeoutMs?: number;

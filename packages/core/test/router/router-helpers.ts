@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import type { OmniEvent } from '../../src/events/types.js';
 import { Omnistage } from '../../src/omnistage.js';
-import { bringUp } from '../../src/pipeline/bring-up.js';
+import { bringUp, type BringUpOptions } from '../../src/pipeline/bring-up.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
@@ -49,7 +49,7 @@ export interface UpPipeline {
 const opened: { lockDir: string; up?: UpPipeline }[] = [];
 
 /** Loads a fixture, plans it on virtual cpu devices and brings it up with a fresh temp lock dir. */
-export async function bringUpFixture(name: string, options: { plugins?: OmnistagePlugin[] } = {}): Promise<UpPipeline> {
+export async function bringUpFixture(name: string, options: { plugins?: OmnistagePlugin[]; bringUp?: BringUpOptions } = {}): Promise<UpPipeline> {
   const lockDir = await mkdtemp(join(tmpdir(), 'omni-router-test-'));
   const entry: { lockDir: string; up?: UpPipeline } = { lockDir };
   opened.push(entry);
@@ -63,7 +63,7 @@ export async function bringUpFixture(name: string, options: { plugins?: Omnistag
   const config = await loadPipelineConfig(join(ROUTER_FIXTURES, name), { platform: 'cpu' });
   const runId = newRunId();
   const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
-  const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
+  const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000, ...options.bringUp });
   entry.up = { omni, plan, pipeline, events, pids };
   return entry.up;
 }

@@ -170,7 +170,7 @@ def connect(
 
     From then on the process exits with code 0 (``exit_process``) when the connection closes, on
     ``shutdown`` (after the shutdown handlers, at most ``shutdown_timeout`` seconds) or when a
-    piped stdin reaches EOF (``watch_stdin``). ``heartbeat_s`` > 0 sends a heartbeat that often.
+    piped stdin reaches EOF (``watch_stdin``). ``heartbeat_s`` > 0 sends a heartbeat that often (default: as often as the welcome asks).
     ``phases`` declares init phases in hello (docs/protocol.md "Init phases"): the worker loads with
     its devices shared and wraps what must run alone in :meth:`Connection.exclusive`.
     """
@@ -258,6 +258,8 @@ class Connection:
         threading.Thread(target=self._read_loop, name="omnistage-control", daemon=True).start()
         if watch_stdin:
             _watch_stdin_eof(lambda: self._terminate("stdin closed"))
+        if heartbeat_s <= 0 and isinstance(welcome.get("heartbeat_ms"), (int, float)):
+            heartbeat_s = welcome["heartbeat_ms"] / 1000.0  # what the orchestrator asks for
         if heartbeat_s > 0:
             threading.Thread(target=self._heartbeat_loop, args=(heartbeat_s,), name="omnistage-heartbeat", daemon=True).start()
 
