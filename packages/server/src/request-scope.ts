@@ -55,7 +55,8 @@ export class RequestScope {
 
   /** The answer for a failure of this request: 504 after the timeout, 503 after the drain deadline. */
   errorFor(err: unknown): HttpError {
-    if (this.#cause === 'timeout') return new HttpError(504, 'OMNI_REQUEST_TIMEOUT', (this.signal.reason as Error).message);
+    // The router names the stage and replica the request waited on in its own timeout error.
+    if (this.#cause === 'timeout') return new HttpError(504, 'OMNI_REQUEST_TIMEOUT', (isOmniError(err) && err.code === 'OMNI_REQUEST_TIMEOUT' ? err : (this.signal.reason as Error)).message);
     if (this.#cause === 'drain') return new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', (this.signal.reason as Error).message);
     if (isOmniError(err) && err.code === 'OMNI_REQUEST_TIMEOUT') return new HttpError(504, 'OMNI_REQUEST_TIMEOUT', err.message);
     return fromPipelineError(err);

@@ -71,6 +71,8 @@ class Connection implements WorkerConnection {
     lines.setSink({ line: (line) => this.#onLine(line), error: (err) => this.#fatal(err) });
     const beat = options.heartbeatMs ?? (typeof welcome.heartbeat_ms === 'number' ? welcome.heartbeat_ms : 0);
     if (beat > 0) {
+      // One at once: from its first heartbeat on the orchestrator holds this replica to the interval.
+      this.#send({ type: 'heartbeat' });
       this.#heartbeat = setInterval(() => this.#send({ type: 'heartbeat' }), beat);
       this.#heartbeat.unref();
     }

@@ -35,6 +35,21 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     }
   }, 120_000);
 
+  it('a replica alive but silent past its heartbeat timeout is declared unresponsive and its request fails per the restart rules', async () => {
+    const up = await bringUpFixture('wedged.yaml', { bringUp: { liveness: { heartbeatMs: 100, timeoutMs: 1_500 } } });
+    const replica = up.pipeline.replicas[0]!;
+    const err = await up.pipeline.router({ replicaWaitMs: 2_000 }).complete('wedge it', { requestId: 'lv-wedge' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const [event] = unresponsive(up.events);
+    expect(event).toMatchObject({ stage_id: 0, replica_id: 0, pid: replica.process.pid });
+    expect((event as { reason: string }).reason).toMatch(/^no heartbeat for [\d.]+ s \(timeout 1\.5 s\)$/);
+    // restart: never and no other replica: the retry finds no live replica and the stage is dead.
+    expect(isOmniError(err)).toBe(true);
+    expect(up.events.some((e) => e.type === 'pipeline:failed' && e.stage_id === 0)).toBe(true);
+  }, 120_000);
+
   it('a request past its deadline fails with OMNI_REQUEST_TIMEOUT naming the stage and replica it waited on', async () => {
     const up = await bringUpFixture('two-replicas.yaml');
     const router = new PipelineRouter(up.omni, up.pipeline, { requestTimeoutMs: 300 });

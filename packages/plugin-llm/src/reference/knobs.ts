@@ -21,6 +21,8 @@ export interface ReferenceKnobs {
   init_phases: boolean;
   /** Inside the exclusive window: exit with `fail_exit_code`, or never leave it (tests). */
   window_fault: 'exit' | 'hang' | null;
+  /** Wedge the whole process (a synchronous loop that never ends) on its first request: alive, silent. */
+  wedge_on_request: boolean;
 }
 
 const PHASES = ['hello', 'ready'] as const;
@@ -44,6 +46,7 @@ export function readKnobs(engineArgs: Record<string, unknown>): ReferenceKnobs {
     profile_ms: nonNegative(engineArgs['profile_ms'], 0),
     init_phases: engineArgs['init_phases'] === true,
     window_fault: engineArgs['window_fault'] === 'exit' || engineArgs['window_fault'] === 'hang' ? engineArgs['window_fault'] : null,
+    wedge_on_request: engineArgs['wedge_on_request'] === true,
   };
 }
 

@@ -71,6 +71,10 @@ async function main(): Promise<void> {
     stream: RequestStream,
     read: (ref: PayloadRef) => Uint8Array | undefined,
   ): Promise<void> => {
+    if (knobs.wedge_on_request) {
+      process.stderr.write('reference engine: wedged (wedge_on_request)\n');
+      for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+    }
     const params = { ...defaults, ...(req.params as Record<string, unknown>) };
     const prompt = promptFromInput(req.input, read);
     const tokens: number[] = [];

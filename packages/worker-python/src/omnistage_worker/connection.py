@@ -508,6 +508,8 @@ class Connection:
         threading.Thread(target=_serve, args=(handler, request, stream), name=f"omnistage-request-{rid}", daemon=True).start()
 
     def _heartbeat_loop(self, every: float) -> None:
+        # One at once: from its first heartbeat on the orchestrator holds this replica to the interval.
+        self._send({"type": "heartbeat"})
         while not self._closed.wait(every):
             self._send({"type": "heartbeat"})
 
