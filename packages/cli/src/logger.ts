@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { OmniError } from '@omnistage/core';
+import { AsyncLogSink } from './log-sink.js';
 import { writeAboveRegion } from './tty-region.js';
 
 function aboveRegion(): Writable {
@@ -22,6 +23,26 @@ export function logFormat(format: string | undefined): string {
 }
 
 /**
+ * Where logs go off a terminal (a pipe, a file, a socket): through {@link AsyncLogSink}, so a slow
+ * reader of stderr can never stall serving — a replica logging 50 MiB into `2>&1 | cat` once took
+ * 98 s and froze the event loop for seconds at a time. A terminal is written synchronously (a
+ * person reads it, and it keeps up).
+ */
+function offTerminal(): DestinationStream {
+  return new AsyncLogSink(2);
+}
+
+/** pino-pretty pipes into a Node stream; the sink is a plain destination. */
+function asStream(sink: DestinationStream): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      sink.write(chunk.toString());
+      done();
+    },
+  });
+}
+
+/**
  * The CLI's logger, on stderr so stdout stays clean for `--json` outputs. Pretty mode uses
  * pino-pretty as a synchronous stream, not a transport: transports run in worker threads and lose
  * the last lines when the CLI exits right after a failure.
@@ -36,7 +57,7 @@ export function createCliLogger(format: string | undefined, level: string | unde
     // `pid` is the orchestrator's; a record about a replica names its process `replica_pid`, so no
     // JSON line carries the same key twice.
     const log = ({ pid, ...rest }: Record<string, unknown>): Record<string, unknown> => (pid === undefined ? rest : { ...rest, replica_pid: pid });
-    return pino({ level: lvl, base: { pid: process.pid }, formatters: { log } }, pino.destination({ dest: 2, sync: true }));
+    return pino({ level: lvl, base: { pid: process.pid }, formatters: { log } }, process.stderr.isTTY ? pino.destination({ dest: 2, sync: true }) : offTerminal());
   }
   if (fmt === 'pretty') {
     // One line per record: a replica's output line is `[stage S/R] text`, not the text plus the fields it already names.
@@ -44,7 +65,7 @@ export function createCliLogger(format: string | undefined, level: string | unde
       { level: lvl },
       pretty({
         // Through the status region on a terminal, so a log line never lands inside the table.
-        destination: process.stderr.isTTY ? aboveRegion() : 2,
+        destination: process.stderr.isTTY ? aboveRegion() : asStream(offTerminal()),
         sync: true,
         colorize: process.stderr.isTTY,
         singleLine: true,
