@@ -37,7 +37,7 @@ describe('router: admission', () => {
     expect([...peak.keys()].sort()).toEqual([0, 1]);
     for (const n of peak.values()) expect(n).toBeLessThanOrEqual(2);
     // Queued requests were let in first come, first served.
-    const order = up.events.filter((e) => e.type === 'request:dispatched' && ids.includes(e.request_id)).map((e) => e.request_id);
+    const order = up.events.flatMap((e) => (e.type === 'request:dispatched' && ids.includes(e.request_id) ? [e.request_id] : []));
     expect(order).toEqual(ids);
   }, 60_000);
 
