@@ -51,7 +51,7 @@ export type CliValues = {
 /** The options of commands that read a pipeline file and plan it (validate, plan). */
 const CONFIG_OPTIONS = [
   'platform', 'engine', 'model', 'tokenizer', 'mode', 'plugin', 'stage-overrides', 'allow-overcommit', 'no-inline',
-  'diffusion-batch-size', 'log-format', 'log-level',
+  'diffusion-batch-size', 'log-format', 'log-level', 'pipeline', 'strategy-config',
 ] as const satisfies readonly OptionName[];
 /** ...and those that also start it. */
 const LAUNCH_OPTIONS = [...CONFIG_OPTIONS, 'lock-dir', 'events', 'stage-init-timeout', 'init-timeout', 'replica-logs'] as const satisfies readonly OptionName[];
