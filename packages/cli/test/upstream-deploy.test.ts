@@ -141,7 +141,7 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
 
   it('the CLI plan agrees: --pipeline and a model directory select the same topology; without either it is a located error', async () => {
     const file = join(DEPLOY_DIR, 'qwen3_tts.yaml');
-    const common = ['--platform', 'cpu', '--json', '--lock-dir', box.lockDir];
+    const common = ['--platform', 'cpu', '--json'];
     const [byFlag, byModel, neither] = await Promise.all([
       runCli(['plan', file, '--pipeline', 'qwen3_tts', ...common], { tmpDir: box.tmp }),
       runCli(['plan', file, ...selection('qwen3_tts.yaml'), ...common], { tmpDir: box.tmp }),
@@ -161,14 +161,14 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
   });
 
   it('the plan table shows each stage\'s model_stage and where the topology came from', async () => {
-    const r = await runCli(['plan', join(DEPLOY_DIR, 'glm_image.yaml'), '--pipeline', 'glm_image', '--platform', 'cpu', '--lock-dir', box.lockDir], { tmpDir: box.tmp });
+    const r = await runCli(['plan', join(DEPLOY_DIR, 'glm_image.yaml'), '--pipeline', 'glm_image', '--platform', 'cpu'], { tmpDir: box.tmp });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('topology: pipeline glm_image (registry, selected by --pipeline)');
     expect(r.stdout).toMatch(/^0\s+ar\s+llm\s+-\s+-\s+0\/1/m);
     expect(r.stdout).toMatch(/^1\s+dit\s+diffusion\s+0\s+image\s+0\/1/m);
   });
 
-  it('every file comes up on reference engines and SIGINT takes it down cleanly (two at a time, real CLI)', async () => {
+  it('every file comes up on reference engines and SIGINT takes it down cleanly, exit 130 (two at a time, real CLI)', async () => {
     const failures: string[] = [];
     const queue = [...FILES];
     const worker = async (): Promise<void> => {
@@ -185,7 +185,8 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
           if (pids.length < want || !pids.every(isAlive)) failures.push(`${name}: ${pids.length} live replicas, want ≥ ${want}`);
           up.signal('SIGINT');
           const exit = await up.waitExit(30_000);
-          if (exit.code !== 0) failures.push(`${name}: exit ${JSON.stringify(exit)}\n${up.describe()}`);
+          // Ctrl-C after a clean teardown: 128 + SIGINT.
+          if (exit.code !== 130) failures.push(`${name}: exit ${JSON.stringify(exit)}\n${up.describe()}`);
           const all = readEvents(events, true);
           if (!all.some((e) => e.type === 'pipeline:stopped') || all.some((e) => e.type === 'pipeline:failed')) failures.push(`${name}: no clean stop`);
           if ((await waitAllDead(pids, 5_000)) === null) failures.push(`${name}: replicas still alive`);
@@ -208,7 +209,9 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
     await writeFile(file, text);
     return file;
   };
-  const common = () => ['--platform', 'cpu', '--lock-dir', box.lockDir];
+  // plan and validate take no --lock-dir (they start nothing); run does.
+  const common = () => ['--platform', 'cpu'];
+  const launch = () => [...common(), '--lock-dir', box.lockDir];
 
   it('a deploy file written for a pipeline none of the fixtures uses (aura_omni) gets its four-stage topology', async () => {
     const file = await write('my_aura.yaml', 'pipeline: aura_omni\nasync_chunk: false\nstages:\n  - stage_id: 2\n    devices: "1"\n    max_num_seqs: 4\n');
@@ -229,7 +232,7 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
       'stages:\n  - stage_id: 0\n    stage_type: llm\n  - stage_id: 1\n    stage_type: llm\n    engine_input_source: [2]\n  - stage_id: 2\n    stage_type: llm\n    engine_input_source: [1]\n    final_output: true\n',
     );
     for (const cmd of ['validate', 'run']) {
-      const r = await runCli([cmd, file, ...common(), '--input', 'x'], { tmpDir: box.tmp });
+      const r = await runCli(cmd === 'run' ? [cmd, file, ...launch(), '--input', 'x'] : [cmd, file, ...common()], { tmpDir: box.tmp });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`${file}:6:26: error OMNI_CONFIG_TOPOLOGY`);
       expect(r.stderr).toContain('stage 1 (cycle.yaml:6) ← stage 2 (cycle.yaml:9) ← stage 1 (cycle.yaml:6)');
@@ -265,7 +268,7 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
     ] as const) {
       const out = join(box.root, `out-${name}`);
       const r = await runCli(
-        ['run', join(DEPLOY_DIR, `${name}.yaml`), '--pipeline', name, '--engine', 'reference', '--input', 'a red fox', '--out', out, ...common()],
+        ['run', join(DEPLOY_DIR, `${name}.yaml`), '--pipeline', name, '--engine', 'reference', '--input', 'a red fox', '--out', out, ...launch()],
         { tmpDir: box.tmp, timeoutMs: 60_000 },
       );
       expect(r.code, r.stderr).toBe(0);
