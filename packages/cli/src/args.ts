@@ -36,6 +36,20 @@ export const COMMON_OPTIONS = {
   'drain-timeout': { type: 'string', description: '(serve) seconds in-flight requests may finish after SIGTERM/SIGINT (default 30)' },
   'served-model-name': { type: 'string', description: '(serve) model name clients send (default: --model, the file\'s model:, or the file name)' },
   'max-body-mb': { type: 'string', description: '(serve) largest request body in MiB (default 64)' },
+  head: { type: 'boolean', description: '(serve, up) head mode: publish the run in etcd; agents on other hosts attach replicas (docs/scale-out.md)' },
+  etcd: { type: 'string', description: '(head, agent, status) etcd endpoint(s), e.g. http://10.0.0.5:2379 (comma-separated members)' },
+  'local-stages': { type: 'string', description: '(head) stage ids this host runs itself, e.g. 0,2 (default: every stage whose num_replicas is not 0)' },
+  'min-ready': { type: 'string', description: '(head) live replicas every stage needs before the pipeline is ready (default 1)' },
+  'control-host': { type: 'string', description: '(head) address of the TCP control port replicas dial (default 127.0.0.1)' },
+  'control-port': { type: 'string', description: '(head) TCP control port (default 0: any free port; it is published in etcd)' },
+  'cluster-secret-file': { type: 'string', description: '(head, agent) file with the shared secret replica tokens are derived from (mode 0600)' },
+  insecure: { type: 'boolean', description: '(head) allow a non-loopback --control-host without --cluster-secret-file' },
+  'lease-ttl': { type: 'string', description: '(head, agent) etcd lease TTL in seconds (default 10; at least 2)' },
+  stages: { type: 'string', description: '(agent) stage ids whose replicas this host runs, e.g. 1,3' },
+  replicas: { type: 'string', description: '(agent) replicas of each of those stages on this host (default 1)' },
+  'host-id': { type: 'string', description: '(head, agent) this host\'s id in etcd (default: the hostname)' },
+  advertise: { type: 'string', description: '(head) the address replicas dial, when it differs from --control-host' },
+  run: { type: 'string', description: '(agent, status) the run id (default: the newest head in etcd)' },
   help: { type: 'boolean', short: 'h', description: 'show help' },
   version: { type: 'boolean', description: 'show the version' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; description: string }>;
@@ -58,6 +72,9 @@ const LAUNCH_OPTIONS = [...CONFIG_OPTIONS, 'lock-dir', 'events', 'stage-init-tim
 
 type OptionName = keyof typeof COMMON_OPTIONS;
 
+/** Head mode of serve and up (docs/scale-out.md). */
+const HEAD_OPTIONS = ['head', 'etcd', 'local-stages', 'min-ready', 'control-host', 'control-port', 'cluster-secret-file', 'insecure', 'lease-ttl', 'host-id', 'advertise'] as const satisfies readonly OptionName[];
+
 interface CommandSpec {
   usage: string;
   summary: string;
@@ -69,7 +86,7 @@ interface CommandSpec {
 export const COMMANDS = {
   validate: { usage: 'validate FILE', summary: 'check a pipeline file (exit 2 on any config error)', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
   plan: { usage: 'plan FILE [--json]', summary: 'print the replica/device/lock plan', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
-  up: { usage: 'up FILE', summary: 'bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down', takesFile: true, options: LAUNCH_OPTIONS },
+  up: { usage: 'up FILE', summary: 'bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down', takesFile: true, options: [...LAUNCH_OPTIONS, ...HEAD_OPTIONS] },
   run: {
     usage: 'run FILE --input TEXT',
     summary: 'bring up, send requests through every stage, print outputs, tear down',
@@ -80,8 +97,15 @@ export const COMMANDS = {
     usage: 'serve FILE',
     summary: 'bring up and serve an OpenAI-compatible HTTP API (docs/serving.md)',
     takesFile: true,
-    options: [...LAUNCH_OPTIONS, 'balance', 'host', 'port', 'api-key', 'metrics-public', 'max-inflight', 'request-timeout', 'drain-timeout', 'served-model-name', 'max-body-mb'],
+    options: [...LAUNCH_OPTIONS, ...HEAD_OPTIONS, 'balance', 'host', 'port', 'api-key', 'metrics-public', 'max-inflight', 'request-timeout', 'drain-timeout', 'served-model-name', 'max-body-mb'],
   },
+  agent: {
+    usage: 'agent FILE --etcd URL --stages N',
+    summary: 'run replicas of stages N on this host for the head published in etcd (docs/scale-out.md)',
+    takesFile: true,
+    options: [...LAUNCH_OPTIONS, 'etcd', 'stages', 'replicas', 'host-id', 'cluster-secret-file', 'lease-ttl', 'run'],
+  },
+  status: { usage: 'status --etcd URL', summary: 'the head, hosts and replicas of a run in etcd (--run ID; default the newest)', takesFile: false, options: ['etcd', 'run', 'json', 'log-format', 'log-level'] },
   schema: { usage: 'schema', summary: 'JSON Schema (draft-07) of pipeline files, for editors', takesFile: false, options: ['plugin'] },
 } as const satisfies Record<string, CommandSpec>;
 

@@ -3,6 +3,7 @@ import { formatError, isOmniError } from '@omnistage/core';
 import { helpText, parseCommandLine } from './args.js';
 import { createCliLogger } from './logger.js';
 import { stopSignalStatus } from './stop-signal.js';
+import { agentCommand } from './commands/agent.js';
 import { planCommand } from './commands/plan.js';
 import { runCommand } from './commands/run.js';
 import { schemaCommand } from './commands/schema.js';
@@ -38,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(pipelineFile, values, logger);
     case 'serve':
       return serveCommand(pipelineFile, values, logger);
+    case 'agent':
+      return agentCommand(pipelineFile, values, logger);
   }
 }
 

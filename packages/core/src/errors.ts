@@ -149,6 +149,11 @@ export const ERROR_CATALOGUE = {
     summary: 'a replica did not attach in time',
     fix: 'Raise stage_init_timeout if the model loads slowly, or check why the replica never said hello.',
   },
+  OMNI_CLUSTER: {
+    exitCode: 1,
+    summary: 'a head or agent could not use the cluster: etcd unreachable, no head for the run, the head went away, or the pipeline files of head and agent differ',
+    fix: 'Check the --etcd URL and that the head runs; give head and agents the same pipeline file (the message names the first difference) and the same --cluster-secret-file.',
+  },
   OMNI_INIT_TIMEOUT: {
     exitCode: 1,
     summary: 'the pipeline did not come up in time',

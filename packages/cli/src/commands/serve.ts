@@ -6,6 +6,7 @@ import { servedModelName, serveOptions } from '../serve-options.js';
 import { openSession, planSession } from '../session.js';
 import { logFormat } from '../logger.js';
 import { StatusDisplay } from '../status-display.js';
+import { openHeadMode, type HeadMode } from '../head-mode.js';
 import { balanceOption } from './run.js';
 import { onStopSignals, openEventsFile } from './up.js';
 import { printWarnings } from './validate.js';
@@ -53,11 +54,13 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
   });
   let pipeline: RunningPipeline | null = null;
   let display: StatusDisplay | null = null;
+  let headMode: HeadMode | null = null;
   try {
     const plan = await planSession(session);
     printWarnings(plan.warnings, values);
     display = new StatusDisplay(plan, { json: logFormat(values['log-format']) === 'json' ? logger : null });
     display.attach(session.omni.events);
+    if (values.head) headMode = await openHeadMode(session, plan, values, logger);
     const url = await server.listen(opts.host, opts.port);
     logger.info(`listening on ${url}; bringing the pipeline up (GET ${url}/health/ready turns 200 when it serves)`);
     pipeline = await bringUp(session.omni, plan, {
@@ -65,7 +68,9 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
       ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
+      ...headMode?.bringUp,
     });
+    await headMode?.waitReady(pipeline, cancel.signal);
     server.attach(servePipeline(session.omni, pipeline, { balance }));
     display.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
     let failure: unknown = null;
@@ -87,6 +92,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     display?.detach();
     await server.close();
     await pipeline?.stop('serve finished');
+    await headMode?.close();
     offMetrics();
     closeEvents();
   }

@@ -2,7 +2,7 @@ import type { ReplicaRuntime } from '../hooks/contexts.js';
 import type { ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import type { WorkerSpec } from '../planning/types.js';
 import { launchInlineThread } from '../launch/inline-thread.js';
-import { launchProcess } from '../launch/launch-process.js';
+import { launchProcess, replicaHandleOf } from '../launch/launch-process.js';
 import { ensurePortFree } from '../launch/port-check.js';
 
 /**
@@ -25,11 +25,5 @@ export async function spawnBuiltin(worker: WorkerSpec, rt: ReplicaRuntime): Prom
     onLine: (stream, line) => rt.onLine(stream, line),
     errorContext: { stage_id, replica_id, phase: 'spawn' },
   });
-  return {
-    pid: launched.pid,
-    exited: launched.exited,
-    hasExited: () => launched.exitStatus() !== null,
-    lastLines: () => launched.lastLines(),
-    stop: (graceMs) => launched.stop(graceMs),
-  };
+  return replicaHandleOf(launched);
 }

@@ -1,5 +1,5 @@
 import { chmod, lstat, rm } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { OmniError } from '../errors.js';
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
 import { encodeMessage, parseWorkerMessage, PROTOCOL_VERSION, type HelloMessage } from './protocol.js';
@@ -26,6 +26,18 @@ export interface ControlServerOptions {
   rejectLogIntervalMs?: number;
 }
 
+/**
+ * Asked about a hello whose token was never announced (a replica started by an agent on another
+ * host): returns the channel to bind it to, or null to refuse it ("unknown token").
+ */
+export type UnknownTokenResolver = (hello: HelloMessage) => Promise<ReplicaChannel | null>;
+
+/** Where a TCP control listener accepts replicas of other hosts. */
+export interface TcpEndpoint {
+  host: string;
+  port: number;
+}
+
 /** A hello is a few hundred bytes; anything past this before it is not a replica. */
 export const DEFAULT_MAX_HELLO_BYTES = 4 * 1024;
 
@@ -43,6 +55,8 @@ export class ControlServer {
   readonly socketPath: string;
   readonly #server: Server;
   readonly #options: Required<Omit<ControlServerOptions, 'warn'>>;
+  #resolveUnknown: UnknownTokenResolver | undefined;
+  readonly #tcpServers: Server[] = [];
   readonly #rejections: RejectionLog;
   readonly #expected = new Map<string, ReplicaChannel>();
   readonly #sockets = new Set<Socket>();
@@ -88,6 +102,33 @@ export class ControlServer {
     return new ControlServer(socketPath, server, settings, warn);
   }
 
+  /** Head mode: hellos with tokens nobody announced are checked by `resolver` instead of refused at once. */
+  resolveUnknownWith(resolver: UnknownTokenResolver): void {
+    this.#resolveUnknown = resolver;
+  }
+
+  /**
+   * Also accepts replicas over TCP (head mode: replicas of other hosts dial in). Same protocol,
+   * same token check; resolves with the bound address (port 0 picks a free one).
+   */
+  async listenTcp(endpoint: TcpEndpoint): Promise<TcpEndpoint> {
+    const server = createServer();
+    server.on('connection', (socket) => {
+      socket.setNoDelay(true);
+      this.#onConnection(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(endpoint.port, endpoint.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#tcpServers.push(server);
+    const address = server.address() as AddressInfo;
+    return { host: address.address, port: address.port };
+  }
+
   /** Announces a replica: the first connection presenting `token` with these ids gets the channel. */
   expect(token: string, opts: ExpectOptions): ReplicaChannel {
     if (this.#closing !== undefined) {
@@ -110,7 +151,7 @@ export class ControlServer {
     this.#closing ??= (async () => {
       for (const channel of this.#expected.values()) channel.close();
       for (const socket of this.#sockets) socket.destroy();
-      await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      await Promise.all([this.#server, ...this.#tcpServers].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
       await rm(this.socketPath, { force: true });
       this.#rejections.flush();
     })();
@@ -128,6 +169,8 @@ export class ControlServer {
 
     const decoder = new LineDecoder(this.#options.maxLineBytes);
     let channel: ReplicaChannel | null = null;
+    // Lines that arrive while an unknown token is being resolved wait for the answer.
+    let resolving: string[] | null = null;
     const helloTimer = setTimeout(() => this.#reject(socket, 'OMNI_PROTOCOL', 'no hello received in time'), this.#options.helloTimeoutMs);
     helloTimer.unref();
     socket.once('close', () => clearTimeout(helloTimer));
@@ -144,25 +187,39 @@ export class ControlServer {
         else this.#reject(socket, e.code, e.message);
         return;
       }
-      for (const line of lines) {
+      for (const [i, line] of lines.entries()) {
         if (socket.destroyed || socket.writableEnded) return;
+        if (resolving !== null) {
+          resolving.push(line);
+          continue;
+        }
         if (channel !== null) {
           channel.receive(line);
           continue;
         }
         clearTimeout(helloTimer);
-        channel = this.#onHello(socket, line);
+        const bound = this.#onHello(socket, line);
+        if (bound instanceof Promise) {
+          const queued: string[] = (resolving = lines.slice(i + 1));
+          void bound.then((c) => {
+            channel = c;
+            resolving = null;
+            for (const rest of queued) if (c !== null && !socket.destroyed) c.receive(rest);
+          });
+          return;
+        }
+        channel = bound;
         if (channel === null) return;
       }
-      if (channel === null && decoder.pending > this.#options.maxHelloBytes) {
+      if (channel === null && resolving === null && decoder.pending > this.#options.maxHelloBytes) {
         clearTimeout(helloTimer);
         this.#reject(socket, 'OMNI_PROTOCOL', `more than ${this.#options.maxHelloBytes} bytes before its hello`);
       }
     });
   }
 
-  /** Binds the connection to its channel, or rejects it. */
-  #onHello(socket: Socket, line: string): ReplicaChannel | null {
+  /** Binds the connection to its channel, or rejects it (asynchronously when an unknown token must be resolved). */
+  #onHello(socket: Socket, line: string): ReplicaChannel | null | Promise<ReplicaChannel | null> {
     let hello: HelloMessage;
     try {
       const message = parseWorkerMessage(line);
@@ -177,10 +234,38 @@ export class ControlServer {
     }
     const channel = this.#expected.get(tokenKey(hello.token));
     if (channel === undefined) {
+      if (this.#resolveUnknown !== undefined) return this.#resolveHello(socket, hello);
       // Say nothing about which tokens exist.
       this.#reject(socket, 'OMNI_PROTOCOL', 'unknown token');
       return null;
     }
+    return this.#bind(socket, hello, channel);
+  }
+
+  /** Asks the resolver about an unannounced token; a channel it returns is expected from now on. */
+  async #resolveHello(socket: Socket, hello: HelloMessage): Promise<ReplicaChannel | null> {
+    let channel: ReplicaChannel | null = null;
+    try {
+      channel = (await this.#resolveUnknown?.(hello)) ?? null;
+    } catch (err) {
+      this.#reject(socket, 'OMNI_PROTOCOL', `the token could not be checked: ${(err as Error).message}`);
+      return null;
+    }
+    if (channel === null || socket.destroyed || this.#closing !== undefined) {
+      channel?.close();
+      this.#reject(socket, 'OMNI_PROTOCOL', 'unknown token');
+      return null;
+    }
+    this.#expected.set(tokenKey(hello.token), channel);
+    return this.#bind(socket, hello, channel);
+  }
+
+  /** Creates a channel the server did not announce itself (a resolver's answer); register it by returning it. */
+  channelFor(opts: ExpectOptions): ReplicaChannel {
+    return new ReplicaChannel(this.#options.run_id, opts);
+  }
+
+  #bind(socket: Socket, hello: HelloMessage, channel: ReplicaChannel): ReplicaChannel | null {
     if (!channel.waiting) {
       this.#reject(socket, 'OMNI_PROTOCOL', 'this token was already used or its replica is no longer expected');
       return null;

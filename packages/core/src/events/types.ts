@@ -33,6 +33,13 @@ export type OmniEventPayload =
   | ({ type: 'replica:restart'; attempt: number; reason: string } & ReplicaRef)
   /** A serving replica stopped answering (stopped process, heartbeats missing): out of rotation, killed. */
   | ({ type: 'replica:unresponsive'; pid: number; reason: string } & ReplicaRef)
+  /** A replica started by an agent on another host became ready and joined its stage's pool (head mode). */
+  | ({ type: 'replica:attached'; host_id: string; pid: number; incarnation: string } & ReplicaRef)
+  /** A remote replica left its stage's pool: its lease expired, its connection dropped, its agent left, or a newer incarnation fenced it. */
+  | ({ type: 'replica:detached'; host_id: string; reason: string } & ReplicaRef)
+  /** An agent's host registered with (or left) the run's discovery (head mode). */
+  | { type: 'host:joined'; host_id: string }
+  | { type: 'host:left'; host_id: string }
   | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
   /**
    * A stage's part of a request ended on one replica: `done`, `failed`, or `aborted` (the request was

@@ -7,7 +7,7 @@ import { LastLines } from './last-lines.js';
 import { trackGroup, untrackGroup } from './live-groups.js';
 import { resolveCommand } from './resolve-command.js';
 import { setprivPath } from './setpriv.js';
-import type { ReplicaExit } from '../hooks/replica-handles.js';
+import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 
 
 /** Which output stream a line came from. */
@@ -258,4 +258,15 @@ function spawnFailed(opts: LaunchOptions, cause: unknown): OmniError {
     context: { ...opts.errorContext, phase: 'spawn' },
     hint: 'check the command, its permissions and the working directory of the stage',
   });
+}
+
+/** The replica handle the hooks and the pipeline see of a launched process. */
+export function replicaHandleOf(launched: LaunchedProcess): ReplicaProcessHandle {
+  return {
+    pid: launched.pid,
+    exited: launched.exited,
+    hasExited: () => launched.exitStatus() !== null,
+    lastLines: () => launched.lastLines(),
+    stop: (graceMs) => launched.stop(graceMs),
+  };
 }

@@ -80,6 +80,10 @@ export interface PipelineOutput {
 }
 
 function describeExitOf(replica: StartedReplica): Promise<string> {
+  if (replica.host_id !== undefined) {
+    // A remote replica's process is on another host: what we know is why it left the pool.
+    return replica.process.exited.then(() => `on host ${replica.host_id}: ${replica.detached ?? 'detached'}`);
+  }
   // The control channel can close a moment before the exit status is known.
   return Promise.race([
     replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),

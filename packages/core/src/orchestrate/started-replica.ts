@@ -10,4 +10,8 @@ export interface StartedReplica {
   stopping: boolean;
   /** Set when liveness found it frozen or silent: it is out of rotation and being killed. */
   unresponsive?: boolean;
+  /** Head mode: the host of a replica an agent started there (absent for this host's own replicas). */
+  host_id?: string;
+  /** Head mode: why a remote replica left its stage's pool (lease expired, connection dropped...). */
+  detached?: string;
 }

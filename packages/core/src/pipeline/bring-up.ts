@@ -1,7 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import { OmniError, toOmniError } from '../errors.js';
 import type { Omnistage } from '../omnistage.js';
-import type { InitPlan } from '../planning/types.js';
+import type { InitPlan, ReplicaPlan } from '../planning/types.js';
+import type { ControlServer } from '../control/server.js';
 import { connectorConfigOf } from '../connectors/connector-config.js';
 import type { RunConnector } from '../connectors/payload-connector.js';
 import { PayloadTracker } from '../connectors/payload-tracker.js';
@@ -29,6 +30,10 @@ export interface BringUpOptions {
   onReplicaLine?: ReplicaLineSink;
   /** Heartbeats and the silence after which a serving replica is taken out of rotation. */
   liveness?: LivenessOptions;
+  /** Head mode: only these replicas start here; the others are attached by agents (default: all). */
+  launchHere?: (replica: ReplicaPlan) => boolean;
+  /** Head mode: called with the run's control server and pipeline before any replica starts (opens the TCP port, publishes the head). */
+  beforeLaunch?: (control: ControlServer, pipeline: RunningPipeline) => Promise<void>;
 }
 
 /** The plugin connector classes some stage of the plan names, with each stage's config of it. */
@@ -81,7 +86,7 @@ function pipelineTimer(first: FirstFailure, initMs: number, inFlight: Map<string
  * plan order, each once the one before it is ready, or holds its devices shared (a phase-aware
  * replica loading: co-located replicas then load concurrently and only their windows serialise).
  */
-async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, initMs: number, stageInitMs: number): Promise<void> {
+async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, initMs: number, stageInitMs: number, here: (r: ReplicaPlan) => boolean): Promise<void> {
   const pipelineDeadline = Date.now() + initMs;
   const inFlight = new Map<string, ReplicaProgress>();
   const timer = pipelineTimer(first, initMs, inFlight);
@@ -107,6 +112,8 @@ async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, 
       const members: Promise<void>[] = [];
       for (const [stageId, replicaId] of group.replicas) {
         if (first.abort.signal.aborted) break;
+        // Head mode: stages served by agents start nothing here.
+        if (!here(byKey.get(`${stageId}/${replicaId}`)!)) continue;
         let shared!: () => void;
         const sharedNow = new Promise<void>((resolve) => (shared = resolve));
         const member = launch(`${stageId}/${replicaId}`, shared);
@@ -160,7 +167,12 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     first.fail(new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', { hint: 'the pipeline was stopped before it was ready (e.g. Ctrl-C)' }));
   if (options.signal?.aborted) onCancel();
   options.signal?.addEventListener('abort', onCancel, { once: true });
-  await launchAll(d, plan, first, (options.initTimeoutS ?? DEFAULT_INIT_TIMEOUT_S) * 1000, stageInitMs);
+  try {
+    await options.beforeLaunch?.(control, pipeline);
+  } catch (err) {
+    first.fail(toOmniError(err));
+  }
+  if (!first.error) await launchAll(d, plan, first, (options.initTimeoutS ?? DEFAULT_INIT_TIMEOUT_S) * 1000, stageInitMs, options.launchHere ?? (() => true));
   options.signal?.removeEventListener('abort', onCancel);
   if (first.error) return abandon(pipeline, first.error);
   superviseRestarts(services, pipeline);

@@ -62,11 +62,20 @@ export async function dialOrchestrator(env: Readonly<Record<string, string | und
   const token = required(env, CONTROL_ENV.token);
   const stage_id = requiredInt(env, CONTROL_ENV.stageId);
   const replica_id = requiredInt(env, CONTROL_ENV.replicaId);
-  const socket = createConnection(socketPath);
+  const socket = dial(socketPath);
   const lines = new SocketLines(socket);
   const ids = { token, stage_id, replica_id, ...(phases ? { phases: PHASES_VERSION } : {}) };
   const welcome = await handshake(socket, lines, ids, timeoutMs);
   return { socket, lines, welcome };
+}
+
+/** A Unix socket path, or `tcp://HOST:PORT` for a head on another host (docs/scale-out.md). */
+function dial(endpoint: string): Socket {
+  const tcp = /^tcp:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(endpoint);
+  if (tcp === null) return createConnection(endpoint);
+  const socket = createConnection({ host: tcp[1]!, port: Number(tcp[2]) });
+  socket.setNoDelay(true);
+  return socket;
 }
 
 function handshake(

@@ -10,7 +10,7 @@ import * as root from '../../src/index.js';
 import { PACKAGES_DIR } from './source-files.js';
 
 // The worker SDK's entry point (`worker/index.ts`) is being split (issue 8, item 5); it joins this list then.
-const ENTRY_POINTS = ['index.ts', 'planning/index.ts', 'runtime/index.ts', 'testing/index.ts'];
+const ENTRY_POINTS = ['index.ts', 'planning/index.ts', 'runtime/index.ts', 'testing/index.ts', 'cluster/index.ts'];
 
 const entryFile = (entry: string): string => join(PACKAGES_DIR, 'core', 'src', entry);
 let program: ts.Program | undefined;

@@ -1,0 +1,71 @@
+import { hostname } from 'node:os';
+import { OmniError } from '@omnistage/core';
+import { isLoopbackHost } from '@omnistage/server';
+import { readClusterSecret } from '@omnistage/core/cluster';
+import type { CliValues } from './args.js';
+
+/** Scale-out options shared by `serve --head`, `up --head` and `agent`. */
+export interface ClusterCliOptions {
+  etcd: string;
+  hostId: string;
+  ttlS: number;
+  secret: Buffer | null;
+}
+
+function positiveInt(values: CliValues, name: 'min-ready' | 'replicas' | 'lease-ttl' | 'control-port', fallback: number, min = 1): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min) {
+    throw new OmniError('OMNI_USAGE', `--${name} must be an integer of at least ${min}, got "${raw}"`, { hint: `e.g. --${name} ${Math.max(min, fallback)}` });
+  }
+  return Number(raw);
+}
+
+/** A comma-separated list of stage ids (`--stages 1,3`). */
+export function stageList(values: CliValues, name: 'stages' | 'local-stages'): number[] | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const ids = raw.split(',').map((s) => s.trim());
+  if (ids.some((s) => !/^\d+$/.test(s))) {
+    throw new OmniError('OMNI_USAGE', `--${name} must be stage ids separated by commas, got "${raw}"`, { hint: `e.g. --${name} 1,3` });
+  }
+  return ids.map(Number);
+}
+
+/** `--etcd`, `--host-id`, `--lease-ttl`, `--cluster-secret-file`. */
+export async function clusterOptions(values: CliValues, command: string): Promise<ClusterCliOptions> {
+  if (values.etcd === undefined) throw new OmniError('OMNI_USAGE', `\`omnistage ${command}\` needs --etcd URL`, { hint: 'e.g. --etcd http://127.0.0.1:2379' });
+  const file = values['cluster-secret-file'];
+  return {
+    etcd: values.etcd,
+    hostId: values['host-id'] ?? hostname(),
+    ttlS: positiveInt(values, 'lease-ttl', 10, 2),
+    secret: file === undefined ? null : await readClusterSecret(file),
+  };
+}
+
+/** Head-only options: where the control port binds, and what must be live before serving. */
+export function headOptions(values: CliValues, secret: Buffer | null): { bindHost: string; port: number; advertise?: string; minReady: number; localStages?: number[] } {
+  const bindHost = values['control-host'] ?? '127.0.0.1';
+  // Without a secret, anyone who can read etcd can compute the tokens: only on loopback, or when asked for.
+  if (secret === null && !isLoopbackHost(bindHost) && !values.insecure) {
+    throw new OmniError('OMNI_USAGE', `--control-host ${bindHost} is not a loopback address and no --cluster-secret-file was given`, {
+      hint: 'give head and agents the same --cluster-secret-file (or pass --insecure on a trusted network)',
+    });
+  }
+  const localStages = stageList(values, 'local-stages');
+  return {
+    bindHost,
+    port: positiveInt(values, 'control-port', 0, 0),
+    ...(values.advertise === undefined ? {} : { advertise: values.advertise }),
+    minReady: positiveInt(values, 'min-ready', 1),
+    ...(localStages === undefined ? {} : { localStages }),
+  };
+}
+
+/** Agent-only options. */
+export function agentOptions(values: CliValues): { stages: number[]; replicas: number } {
+  const stages = stageList(values, 'stages');
+  if (stages === undefined || stages.length === 0) throw new OmniError('OMNI_USAGE', '`omnistage agent` needs --stages', { hint: 'e.g. --stages 1 (the stage ids this host serves)' });
+  return { stages, replicas: positiveInt(values, 'replicas', 1) };
+}

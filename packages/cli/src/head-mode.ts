@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import { OmniError, type BringUpOptions, type InitPlan, type RunningPipeline } from '@omnistage/core';
+import { ClusterHead, EtcdDiscovery, fingerprintHash, insecureSecret, pipelineFingerprint } from '@omnistage/core/cluster';
+import type { CliValues } from './args.js';
+import { clusterOptions, headOptions } from './cluster-options.js';
+import type { Session } from './session.js';
+
+/** What `serve --head` / `up --head` add to a bring-up: which replicas start here, the head itself, readiness. */
+export interface HeadMode {
+  bringUp: Pick<BringUpOptions, 'launchHere' | 'beforeLaunch'>;
+  /** Waits until every stage has `--min-ready` live replicas (init deadline), naming stages still waiting and hosts seen. */
+  waitReady(pipeline: RunningPipeline, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The stages a head runs itself: `--local-stages`, or every stage whose `num_replicas` is not 0. */
+function localStagesOf(session: Session, plan: InitPlan, given: number[] | undefined): Set<number> {
+  if (given !== undefined) {
+    for (const id of given) {
+      if (!plan.stages.some((s) => s.stage_id === id)) {
+        throw new OmniError('OMNI_USAGE', `--local-stages names stage ${id}, which the pipeline does not have`, { hint: `stage ids: ${plan.stages.map((s) => s.stage_id).join(', ')}` });
+      }
+    }
+    return new Set(given);
+  }
+  return new Set(session.config.stages.filter((s) => (s.runtime as { num_replicas?: unknown }).num_replicas !== 0).map((s) => s.stage_id));
+}
+
+/** Sets up head mode for a session whose plan was made (nothing runs until the bring-up calls back). */
+export async function openHeadMode(session: Session, plan: InitPlan, values: CliValues, logger: Logger): Promise<HeadMode> {
+  const cluster = await clusterOptions(values, 'serve --head');
+  const head = headOptions(values, cluster.secret);
+  const local = localStagesOf(session, plan, head.localStages);
+  const discovery = await EtcdDiscovery.connect(cluster.etcd);
+  const fingerprint = pipelineFingerprint(session.config);
+  let clusterHead: ClusterHead | null = null;
+  const initMs = (session.initTimeoutS ?? 600) * 1000;
+  return {
+    bringUp: {
+      launchHere: (replica) => local.has(replica.stage_id),
+      beforeLaunch: async (control, pipeline) => {
+        clusterHead = await ClusterHead.start({ events: session.omni.events, logger }, pipeline, control, {
+          discovery,
+          secret: cluster.secret ?? insecureSecret(plan.run_id),
+          hostId: cluster.hostId,
+          bindHost: head.bindHost,
+          port: head.port,
+          ...(head.advertise === undefined ? {} : { advertise: head.advertise }),
+          ttlS: cluster.ttlS,
+          fingerprint,
+          configHash: fingerprintHash(fingerprint),
+        });
+        logger.info(`head of run ${plan.run_id}: replicas dial ${clusterHead.control}; stages run here: ${[...local].join(', ') || 'none'}`);
+      },
+    },
+    waitReady: (_pipeline, signal) => clusterHead?.waitReady(head.minReady, initMs, signal) ?? Promise.resolve(),
+    close: async () => {
+      await clusterHead?.close();
+      await discovery.close();
+    },
+  };
+}

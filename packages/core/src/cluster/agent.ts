@@ -1,0 +1,209 @@
+import type { Logger } from 'pino';
+import { OmniError, toOmniError } from '../errors.js';
+import { controlEnv } from '../control/protocol.js';
+import type { OutputStream } from '../launch/launch-process.js';
+import type { InitPlan, ReplicaPlan } from '../planning/types.js';
+import { PLAN_LIMITS } from '../limits.js';
+import { deriveReplicaToken, insecureSecret } from './cluster-token.js';
+import { fingerprintDifferences } from './config-fingerprint.js';
+import type { Discovery, HeadRecord, Registration } from './discovery.js';
+import type { Launcher } from './launcher.js';
+
+/** What an agent serves and where it finds its head. */
+export interface AgentOptions {
+  discovery: Discovery;
+  /** The cluster secret (null: the insecure per-run secret, loopback or --insecure only). */
+  secret: Buffer | null;
+  hostId: string;
+  /** Stage ids whose replicas this host runs, and how many of each. */
+  stages: readonly number[];
+  replicas: number;
+  launcher: Launcher;
+  fingerprint: unknown;
+  configHash: string;
+  /** Plans the pipeline on this host's devices, under the head's run id. */
+  plan(runId: string): Promise<InitPlan>;
+  ttlS: number;
+  /** A run id, or the newest head. */
+  runId?: string;
+  /** How long to wait for a head to appear (default 30 s). */
+  waitForHeadMs?: number;
+  stopGraceMs?: number;
+  logger: Logger;
+  onLine?(replica: { stage_id: number; replica_id: number }, stream: OutputStream, line: string): void;
+}
+
+const RESPAWN_BACKOFF_MS = 250;
+
+/**
+ * The headless launcher of one host: finds the head in discovery, refuses to serve another
+ * pipeline, claims replica ids under its lease (the lowest free one, so a restarted host gets its
+ * ids back), starts the replicas, which dial the head, and restarts them when they exit. A lost
+ * lease means a new lease and new incarnations; a head gone for longer than the TTL stops
+ * everything. {@link Agent.done} settles when the agent has stopped.
+ */
+export class Agent {
+  readonly #o: AgentOptions;
+  readonly #stop = new AbortController();
+  #head!: HeadRecord;
+  #plan!: InitPlan;
+  #registration: Registration | null = null;
+  readonly #claimed = new Map<string, { stage_id: number; replica_id: number; incarnation: string }>();
+  #failure: OmniError | null = null;
+  #unwatchHead: (() => Promise<void>) | null = null;
+  #headGone: NodeJS.Timeout | undefined;
+  /** Settles when the agent stopped: resolves after {@link Agent.stop}, rejects when the head went away or the agent failed. */
+  done!: Promise<void>;
+
+  private constructor(options: AgentOptions) {
+    this.#o = options;
+  }
+
+  /** Connects to the head (checking the pipeline is the same) and starts serving; resolves once replicas are being started. */
+  static async start(options: AgentOptions): Promise<Agent> {
+    const agent = new Agent(options);
+    await agent.#join();
+    agent.done = agent.#serve();
+    agent.done.catch(() => undefined);
+    return agent;
+  }
+
+  /** The head this agent serves. */
+  get head(): HeadRecord {
+    return this.#head;
+  }
+
+  async #join(): Promise<void> {
+    const { discovery, runId } = this.#o;
+    const deadline = Date.now() + (this.#o.waitForHeadMs ?? 30_000);
+    let found = await discovery.readHead(runId);
+    while (found === null) {
+      if (Date.now() > deadline) {
+        throw new OmniError('OMNI_CLUSTER', `no head ${runId === undefined ? '' : `for run ${runId} `}is published in etcd`, {
+          hint: 'start `omnistage serve FILE --head --etcd URL` first, or check --run and --etcd',
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      found = await discovery.readHead(runId);
+    }
+    this.#head = found.head;
+    if (found.head.config_hash !== this.#o.configHash) {
+      const diff = fingerprintDifferences(found.fingerprint, this.#o.fingerprint);
+      throw new OmniError('OMNI_CLUSTER', `this agent's pipeline differs from the head's (run ${found.head.run_id}): ${diff.join('; ') || 'the config hashes differ'}`, {
+        hint: 'give the agent the same pipeline file as the head (devices and env may differ; stages, engines and engine_args may not)',
+      });
+    }
+    this.#plan = await this.#o.plan(found.head.run_id);
+    for (const stageId of this.#o.stages) {
+      if (!this.#plan.stages.some((s) => s.stage_id === stageId)) {
+        throw new OmniError('OMNI_USAGE', `--stages names stage ${stageId}, which the pipeline does not have`, {
+          hint: `stage ids: ${this.#plan.stages.map((s) => s.stage_id).join(', ')}`,
+        });
+      }
+    }
+    this.#unwatchHead = await discovery.watchHead(found.head.run_id, (present) => this.#onHead(present));
+  }
+
+  #onHead(present: boolean): void {
+    clearTimeout(this.#headGone);
+    if (present) return;
+    // A head restarting within the TTL is not a dead head; one gone longer is, and its GPUs must not stay busy.
+    this.#headGone = setTimeout(() => {
+      this.#failure ??= new OmniError('OMNI_CLUSTER', `the head of run ${this.#head.run_id} has been gone for more than ${this.#o.ttlS} s: this agent stopped its replicas`, {
+        hint: 'restart the head, then the agents',
+      });
+      this.#stop.abort();
+    }, this.#o.ttlS * 1000);
+  }
+
+  /** Sessions of one lease each, until stopped: a lost lease starts a new session with new incarnations. */
+  async #serve(): Promise<void> {
+    try {
+      while (!this.#stop.signal.aborted) {
+        const reg = await this.#o.discovery.register(this.#o.ttlS);
+        this.#registration = reg;
+        await this.#o.discovery.publishHost(reg, this.#head.run_id, this.#o.hostId, { stages: this.#o.stages });
+        const session = new AbortController();
+        const onStop = (): void => session.abort();
+        this.#stop.signal.addEventListener('abort', onStop, { once: true });
+        const slots = this.#o.stages.flatMap((stageId) => Array.from({ length: this.#o.replicas }, () => this.#slot(reg, stageId, session.signal)));
+        const lost = await Promise.race([reg.lost, new Promise<null>((resolve) => session.signal.addEventListener('abort', () => resolve(null), { once: true }))]);
+        if (lost !== null) this.#o.logger.warn(`this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`);
+        session.abort();
+        this.#stop.signal.removeEventListener('abort', onStop);
+        await Promise.all(slots);
+      }
+    } finally {
+      clearTimeout(this.#headGone);
+      await this.#unwatchHead?.();
+      await this.#registration?.revoke();
+    }
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** One replica slot: claim an id, start the replica, wait for its exit, release the id, again. */
+  async #slot(reg: Registration, stageId: number, signal: AbortSignal): Promise<void> {
+    const run_id = this.#head.run_id;
+    let n = 0;
+    while (!signal.aborted) {
+      const incarnation = `${reg.id}.${stageId}.${n++}.${Date.now().toString(36)}`;
+      let replicaId: number;
+      try {
+        replicaId = await this.#o.discovery.claimReplica(reg, run_id, { stage_id: stageId, host_id: this.#o.hostId, incarnation, state: 'running', since: Date.now() }, PLAN_LIMITS.maxReplicas);
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#o.logger.error(`stage ${stageId}: claiming a replica id failed: ${toOmniError(err).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        continue;
+      }
+      const slotKey = `${stageId}/${replicaId}`;
+      this.#claimed.set(slotKey, { stage_id: stageId, replica_id: replicaId, incarnation });
+      await this.#runReplica(stageId, replicaId, incarnation, signal);
+      this.#claimed.delete(slotKey);
+      await this.#o.discovery.releaseReplica(run_id, stageId, replicaId, incarnation).catch(() => undefined);
+      if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, RESPAWN_BACKOFF_MS));
+    }
+  }
+
+  async #runReplica(stageId: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<void> {
+    const run_id = this.#head.run_id;
+    const stage = this.#plan.stages.find((s) => s.stage_id === stageId)!;
+    const template: ReplicaPlan = stage.replicas[replicaId] ?? stage.replicas[0]!;
+    const secret = this.#o.secret ?? insecureSecret(run_id);
+    const token = deriveReplicaToken(secret, { run_id, stage_id: stageId, replica_id: replicaId, incarnation });
+    const label = `stage ${stageId} replica ${replicaId}`;
+    let proc;
+    try {
+      proc = this.#o.launcher.launch({
+        stage_id: stageId,
+        replica_id: replicaId,
+        worker: template.worker,
+        env: controlEnv({ socketPath: this.#head.control, token, stage_id: stageId, replica_id: replicaId, run_id }),
+        onLine: (stream, line) => (this.#o.onLine ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line) : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line)),
+      });
+    } catch (err) {
+      this.#o.logger.error(`${label}: ${toOmniError(err).message}`);
+      return;
+    }
+    this.#o.logger.info(`${label}: started (pid ${proc.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`);
+    const onAbort = (): void => void proc.stop(this.#o.stopGraceMs ?? 5_000);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const exit = await proc.exited;
+    signal.removeEventListener('abort', onAbort);
+    if (!signal.aborted) this.#o.logger.warn(`${label} (pid ${proc.pid}) exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}); starting it again`);
+  }
+
+  /** Clean shutdown: tells the head its replicas leave, stops them, revokes the lease. Idempotent. */
+  async stop(): Promise<void> {
+    const reg = this.#registration;
+    if (reg !== null && !this.#stop.signal.aborted) {
+      await Promise.all(
+        [...this.#claimed.values()].map((c) =>
+          this.#o.discovery.updateReplica(reg, this.#head.run_id, { ...c, host_id: this.#o.hostId, state: 'leaving', since: Date.now() }).catch(() => false),
+        ),
+      );
+    }
+    this.#stop.abort();
+    await this.done.catch(() => undefined);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Where heads and agents find each other. The router never sees this: the head turns what
+ * discovery says into attached or detached replicas. etcd implements it (`EtcdDiscovery`); a
+ * Kubernetes backend would implement the same interface as a plugin.
+ */
+
+/** What a head publishes under its lease (`/omnistage/<run>/head`). Never a token. */
+export interface HeadRecord {
+  run_id: string;
+  /** Where replicas dial in: `tcp://HOST:PORT`. */
+  control: string;
+  /** sha256 of the pipeline's fingerprint (see config-fingerprint.ts). */
+  config_hash: string;
+  host_id: string;
+  /** Unix ms. */
+  since: number;
+}
+
+/** A replica id an agent claimed (`/omnistage/<run>/replicas/<stage>/<replica>`), bound to the agent's lease. */
+export interface ReplicaRecord {
+  stage_id: number;
+  replica_id: number;
+  host_id: string;
+  /** Changes with every start of the replica and every new lease: tokens are derived from it, so an old one is stale. */
+  incarnation: string;
+  /** `running`, or `leaving` once the agent shuts down cleanly. */
+  state: 'running' | 'leaving';
+  since: number;
+}
+
+/** A change of one replica key. */
+export type ReplicaChange =
+  | { kind: 'put'; record: ReplicaRecord }
+  | { kind: 'delete'; stage_id: number; replica_id: number; previous: ReplicaRecord | null };
+
+/** A lease held by this process: its keys vanish when it is revoked or expires. */
+export interface Registration {
+  readonly id: string;
+  /** Resolves (never rejects) when the lease is lost (keepalives failed for 2 × TTL): its keys are gone or going. */
+  readonly lost: Promise<Error>;
+  /** Gives the lease back: its keys vanish at once. Idempotent. */
+  revoke(): Promise<void>;
+}
+
+/** What a head and its agents need of a discovery backend. */
+export interface Discovery {
+  /** A fresh lease of `ttlS` seconds, kept alive until revoked or lost. */
+  register(ttlS: number): Promise<Registration>;
+  /** Publishes the head and its pipeline fingerprint under `reg`. */
+  publishHead(reg: Registration, head: HeadRecord, fingerprint: unknown): Promise<void>;
+  /** The head of `runId`, or of the newest run when no id is given; null when none is published. */
+  readHead(runId?: string): Promise<{ head: HeadRecord; fingerprint: unknown } | null>;
+  /** Calls `onChange(false)` when the head's key goes and `onChange(true)` when it comes back. Resolves with an unsubscribe. */
+  watchHead(runId: string, onChange: (present: boolean) => void): Promise<() => Promise<void>>;
+  /** Publishes a host under `reg` (`/omnistage/<run>/hosts/<host_id>`). */
+  publishHost(reg: Registration, runId: string, hostId: string, info: Record<string, unknown>): Promise<void>;
+  /** Claims the lowest free replica id of a stage with a create-if-absent transaction bound to `reg`. */
+  claimReplica(reg: Registration, runId: string, record: Omit<ReplicaRecord, 'replica_id'>, maxId: number): Promise<number>;
+  /** Updates a claimed replica key (still bound to `reg`) when its incarnation is still `record.incarnation`. */
+  updateReplica(reg: Registration, runId: string, record: ReplicaRecord): Promise<boolean>;
+  /** Releases a claimed id if it still belongs to `incarnation`. */
+  releaseReplica(runId: string, stageId: number, replicaId: number, incarnation: string): Promise<void>;
+  getReplica(runId: string, stageId: number, replicaId: number): Promise<ReplicaRecord | null>;
+  listReplicas(runId: string): Promise<ReplicaRecord[]>;
+  listHosts(runId: string): Promise<Record<string, Record<string, unknown>>>;
+  /** List-then-watch of the run's replica keys. Resolves with an unsubscribe. */
+  watchReplicas(runId: string, onChange: (change: ReplicaChange) => void): Promise<() => Promise<void>>;
+  /** Watches the run's host keys: `true` when a host joins, `false` when it leaves. */
+  watchHosts(runId: string, onChange: (hostId: string, present: boolean) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** The keys of one run, in one place. */
+export const clusterKeys = {
+  root: '/omnistage/',
+  head: (runId: string): string => `/omnistage/${runId}/head`,
+  fingerprint: (runId: string): string => `/omnistage/${runId}/fingerprint`,
+  replicas: (runId: string): string => `/omnistage/${runId}/replicas/`,
+  stageReplicas: (runId: string, stageId: number): string => `/omnistage/${runId}/replicas/${stageId}/`,
+  replica: (runId: string, stageId: number, replicaId: number): string => `/omnistage/${runId}/replicas/${stageId}/${replicaId}`,
+  hosts: (runId: string): string => `/omnistage/${runId}/hosts/`,
+};

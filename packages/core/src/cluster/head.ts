@@ -1,0 +1,230 @@
+import { EventEmitter } from 'node:events';
+import { OmniError } from '../errors.js';
+import type { ControlServer } from '../control/server.js';
+import type { HelloMessage, JsonObject } from '../control/protocol.js';
+import type { ReplicaChannel } from '../control/replica-channel.js';
+import { ControlReplicaConnection } from '../builtins/control-connection.js';
+import type { RunServices } from '../orchestrate/run-services.js';
+import type { RunningPipeline, StartedReplica } from '../orchestrate/running-pipeline.js';
+import type { ReplicaPlan } from '../planning/types.js';
+import { deriveReplicaToken, tokensMatch } from './cluster-token.js';
+import type { Discovery, Registration, ReplicaChange, ReplicaRecord } from './discovery.js';
+import { RemoteReplicaProcess } from './remote-replica.js';
+
+/** How a head publishes itself and whom it lets attach. */
+export interface HeadOptions {
+  discovery: Discovery;
+  /** The cluster secret tokens are derived from (see cluster-token.ts). */
+  secret: Buffer;
+  hostId: string;
+  /** Where the TCP control port binds (`--control-host`, default 127.0.0.1) and its port (0: any free one). */
+  bindHost: string;
+  port: number;
+  /** The address agents' replicas dial (default: the bound address). */
+  advertise?: string;
+  ttlS: number;
+  fingerprint: unknown;
+  configHash: string;
+}
+
+interface RemoteEntry {
+  readonly started: StartedReplica;
+  readonly process: RemoteReplicaProcess;
+  readonly incarnation: string;
+}
+
+const key = (stageId: number, replicaId: number): string => `${stageId}/${replicaId}`;
+
+function toJsonObject(value: object): JsonObject {
+  return JSON.parse(JSON.stringify(value)) as JsonObject;
+}
+
+/**
+ * The head side of scale-out: publishes the run under a lease, lets replicas that agents started on
+ * other hosts attach over TCP (their token checked against the incarnation registered in
+ * discovery), builds their plan from its own captured stage plan, and adds them to or removes them
+ * from the running pipeline as their leases and connections come and go.
+ */
+export class ClusterHead {
+  readonly #services: RunServices;
+  readonly #pipeline: RunningPipeline;
+  readonly #options: HeadOptions;
+  readonly #remote = new Map<string, RemoteEntry>();
+  readonly #hosts = new Set<string>();
+  readonly #changed = new EventEmitter();
+  readonly #unwatch: (() => Promise<void>)[] = [];
+  #registration: Registration | null = null;
+  #closed = false;
+  /** `tcp://HOST:PORT`, as published. */
+  control = '';
+
+  private constructor(services: RunServices, pipeline: RunningPipeline, options: HeadOptions) {
+    this.#services = services;
+    this.#pipeline = pipeline;
+    this.#options = options;
+    this.#changed.setMaxListeners(0);
+  }
+
+  /** Opens the TCP control port, watches the run's replicas and hosts, and publishes the head. */
+  static async start(services: RunServices, pipeline: RunningPipeline, control: ControlServer, options: HeadOptions): Promise<ClusterHead> {
+    const head = new ClusterHead(services, pipeline, options);
+    control.resolveUnknownWith((hello) => head.#resolve(control, hello));
+    const bound = await control.listenTcp({ host: options.bindHost, port: options.port });
+    head.control = `tcp://${options.advertise ?? bound.host}:${bound.port}`;
+    const run = pipeline.runId;
+    head.#unwatch.push(await options.discovery.watchReplicas(run, (change) => head.#onReplicaChange(change)));
+    head.#unwatch.push(await options.discovery.watchHosts(run, (host, present) => head.#onHost(host, present)));
+    await head.#publish();
+    return head;
+  }
+
+  /** Hosts that registered for this run so far. */
+  get hostsSeen(): string[] {
+    return [...this.#hosts];
+  }
+
+  async #publish(): Promise<void> {
+    const { discovery, ttlS, hostId, configHash, fingerprint } = this.#options;
+    const reg = await discovery.register(ttlS);
+    this.#registration = reg;
+    await discovery.publishHead(reg, { run_id: this.#pipeline.runId, control: this.control, config_hash: configHash, host_id: hostId, since: Date.now() }, fingerprint);
+    void reg.lost.then((err) => {
+      if (this.#closed) return;
+      // etcd was unreachable for 2 × TTL: agents may have stopped their replicas; come back under a new lease.
+      this.#services.logger.warn(`the head's etcd lease was lost (${err.message}); publishing the head again`);
+      void this.#publish().catch((e: unknown) => this.#services.logger.error({ err: e }, 'publishing the head again failed'));
+    });
+  }
+
+  /** A hello with a token the control server was not told about: an agent's replica, if discovery and the secret agree. */
+  async #resolve(control: ControlServer, hello: HelloMessage): Promise<ReplicaChannel | null> {
+    const { stage_id, replica_id } = hello;
+    const run_id = this.#pipeline.runId;
+    const record = await this.#options.discovery.getReplica(run_id, stage_id, replica_id);
+    const expected = record === null ? null : deriveReplicaToken(this.#options.secret, { run_id, stage_id, replica_id, incarnation: record.incarnation });
+    if (record === null || record.state !== 'running' || expected === null || !tokensMatch(hello.token, expected)) {
+      this.#services.logger.warn(
+        `refused a replica claiming stage ${stage_id} replica ${replica_id} (pid ${hello.pid}): ` +
+          (record === null ? 'no agent registered that replica' : 'its token is wrong or of an older incarnation (replayed or stale)'),
+      );
+      return null;
+    }
+    const template = this.#pipeline.plan.stages.find((s) => s.stage_id === stage_id)?.replicas[0];
+    if (template === undefined) return null;
+    // The remote replica's plan is the head's own stage plan, never what the agent says.
+    const plan: ReplicaPlan = { ...template, replica_id, launch_mode: 'remote', metadata: { ...template.metadata, replica_id } };
+    const channel = control.channelFor({
+      stage_id,
+      replica_id,
+      engine_args: toJsonObject(plan.engine_args),
+      metadata: toJsonObject({ ...plan.metadata, runtime_cfg: null }),
+      payloads: this.#pipeline.payloads,
+    });
+    void this.#adopt(channel, plan, record);
+    return channel;
+  }
+
+  /** Once the remote replica is ready, it joins its stage's pool (fencing an older incarnation of the same id). */
+  async #adopt(channel: ReplicaChannel, plan: ReplicaPlan, record: ReplicaRecord): Promise<void> {
+    let ready;
+    let hello;
+    try {
+      hello = await channel.hello;
+      ready = await channel.ready;
+    } catch {
+      return; // it closed before ready: nothing joined
+    }
+    const id = key(plan.stage_id, plan.replica_id);
+    const old = this.#remote.get(id);
+    if (old !== undefined) this.#detach(old, `fenced: incarnation ${record.incarnation} of the same replica attached`);
+    const process = new RemoteReplicaProcess(hello.pid, record.host_id, channel);
+    const started = this.#pipeline.track(plan, process);
+    started.host_id = record.host_id;
+    started.connection = new ControlReplicaConnection(channel, (ready.info ?? {}) as Record<string, unknown>);
+    const entry: RemoteEntry = { started, process, incarnation: record.incarnation };
+    this.#remote.set(id, entry);
+    this.#services.events.emit({ type: 'replica:attached', stage_id: plan.stage_id, replica_id: plan.replica_id, host_id: record.host_id, pid: hello.pid, incarnation: record.incarnation });
+    this.#changed.emit('change');
+    void channel.closed.then(() => this.#detach(entry, 'its connection closed'));
+  }
+
+  #onReplicaChange(change: ReplicaChange): void {
+    if (change.kind === 'put') {
+      const { record } = change;
+      const entry = this.#remote.get(key(record.stage_id, record.replica_id));
+      if (entry === undefined) return;
+      if (record.incarnation !== entry.incarnation) this.#detach(entry, `fenced: its agent registered incarnation ${record.incarnation}`);
+      else if (record.state === 'leaving') this.#detach(entry, 'its agent is shutting down (lease revoked)');
+      return;
+    }
+    const entry = this.#remote.get(key(change.stage_id, change.replica_id));
+    if (entry === undefined) return;
+    if (change.previous !== null && change.previous.incarnation !== entry.incarnation) return;
+    this.#detach(entry, change.previous?.state === 'leaving' ? 'its agent left (lease revoked)' : 'its lease expired (host unreachable or agent dead)');
+  }
+
+  #onHost(hostId: string, present: boolean): void {
+    if (present && !this.#hosts.has(hostId)) {
+      this.#hosts.add(hostId);
+      this.#services.events.emit({ type: 'host:joined', host_id: hostId });
+    } else if (!present) {
+      this.#services.events.emit({ type: 'host:left', host_id: hostId });
+    }
+  }
+
+  #detach(entry: RemoteEntry, reason: string): void {
+    const { started } = entry;
+    if (started.detached !== undefined) return;
+    started.detached = reason;
+    started.stopping = true;
+    entry.process.detach();
+    this.#pipeline.untrack(started);
+    const id = key(started.plan.stage_id, started.plan.replica_id);
+    if (this.#remote.get(id) === entry) this.#remote.delete(id);
+    this.#services.events.emit({ type: 'replica:detached', stage_id: started.plan.stage_id, replica_id: started.plan.replica_id, host_id: entry.process.hostId, reason });
+    this.#changed.emit('change');
+  }
+
+  /**
+   * Resolves when every stage has at least `minReady` live replicas (local or remote); fails when
+   * `timeoutMs` passes first, naming the stages still waiting and the hosts seen.
+   */
+  async waitReady(minReady: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const missing = (): string[] =>
+      this.#pipeline.plan.stages
+        .filter((s) => this.#pipeline.liveReplicas(s.stage_id).length < minReady)
+        .map((s) => `stage ${s.stage_id} (${this.#pipeline.liveReplicas(s.stage_id).length} of ${minReady})`);
+    if (missing().length === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: OmniError): void => {
+        clearTimeout(timer);
+        this.#changed.off('change', check);
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = (): void => {
+        if (missing().length === 0) done();
+      };
+      const onAbort = (): void => done(new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', { hint: 'the head was stopped before every stage had a replica' }));
+      const timer = setTimeout(() => {
+        const hosts = this.hostsSeen.length > 0 ? this.hostsSeen.join(', ') : 'none';
+        done(
+          new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not have ${minReady} live replica(s) per stage within ${timeoutMs / 1000}s (init_timeout); still waiting: ${missing().join(', ')}; hosts seen: ${hosts}`, {
+            hint: 'start `omnistage agent FILE --etcd URL --stages N` on a host for each waiting stage, or raise --init-timeout',
+          }),
+        );
+      }, timeoutMs);
+      this.#changed.on('change', check);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Withdraws the head (agents then stop their replicas) and stops watching. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#unwatch.map((u) => u()));
+    await this.#registration?.revoke();
+  }
+}

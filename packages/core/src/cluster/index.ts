@@ -1,0 +1,11 @@
+/**
+ * Scale-out (docs/scale-out.md): a head whose stages are filled by replicas that agents start on
+ * other hosts, found through etcd. Only the head and the agents import this entry point.
+ */
+export { Agent, type AgentOptions } from './agent.js';
+export { ClusterHead, type HeadOptions } from './head.js';
+export { deriveReplicaToken, insecureSecret, readClusterSecret, type TokenScope } from './cluster-token.js';
+export { fingerprintDifferences, fingerprintHash, pipelineFingerprint } from './config-fingerprint.js';
+export { clusterKeys, type Discovery, type HeadRecord, type Registration, type ReplicaChange, type ReplicaRecord } from './discovery.js';
+export { EtcdDiscovery } from './etcd-discovery.js';
+export { LocalProcessLauncher, type LaunchRequest, type Launcher } from './launcher.js';

@@ -1,0 +1,44 @@
+import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import type { ReplicaChannel } from '../control/replica-channel.js';
+
+/**
+ * The head's handle of a replica whose process runs on another host: it "exits" when the replica
+ * leaves the pool (its connection closes, its lease expires, it is fenced). Stopping it asks it to
+ * shut down over its connection and then closes the connection; its agent does the rest.
+ */
+export class RemoteReplicaProcess implements ReplicaProcessHandle {
+  readonly exited: Promise<ReplicaExit>;
+  #exit: ReplicaExit | null = null;
+  #resolve!: (exit: ReplicaExit) => void;
+
+  constructor(
+    readonly pid: number,
+    readonly hostId: string,
+    readonly channel: ReplicaChannel,
+  ) {
+    this.exited = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  /** The replica left the pool: in-flight requests fail (and are retried elsewhere). */
+  detach(): void {
+    if (this.#exit !== null) return;
+    this.#exit = { code: null, signal: null };
+    this.channel.close();
+    this.#resolve(this.#exit);
+  }
+
+  hasExited(): boolean {
+    return this.#exit !== null;
+  }
+
+  lastLines(): string[] {
+    return [`(the replica runs on host ${this.hostId}; its log is in its agent's output)`];
+  }
+
+  async stop(graceMs: number): Promise<ReplicaExit> {
+    const timer = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([this.channel.closed, timer]);
+    this.detach();
+    return this.exited;
+  }
+}
