@@ -113,9 +113,18 @@ export class EtcdDiscovery implements Discovery {
 
   async claimReplica(reg: Registration, runId: string, record: Omit<ReplicaRecord, 'replica_id'>, maxId: number): Promise<number> {
     for (;;) {
-      const taken = new Set(
-        (await this.#client.getAll().prefix(clusterKeys.stageReplicas(runId, record.stage_id)).keys()).map((k) => Number(k.slice(k.lastIndexOf('/') + 1))),
-      );
+      const { kvs } = await this.#client.getAll().prefix(clusterKeys.stageReplicas(runId, record.stage_id)).exec();
+      const idOf = (kv: IKeyValue): number => Number(kv.key.toString().slice(kv.key.toString().lastIndexOf('/') + 1));
+      // A restarted agent takes back the ids its host held under its previous (dead) lease, without waiting for it to expire.
+      const previous = kvs.find((kv) => parse<ReplicaRecord>(kv)?.host_id === record.host_id && String(kv.lease) !== reg.id);
+      if (previous !== undefined) {
+        const id = idOf(previous);
+        const key = clusterKeys.replica(runId, record.stage_id, id);
+        const res = await this.#client.if(key, 'Mod', '==', previous.mod_revision).then(this.#client.put(key).value(JSON.stringify({ ...record, replica_id: id })).lease(reg.id)).commit();
+        if (res.succeeded) return id;
+        continue;
+      }
+      const taken = new Set(kvs.map(idOf));
       let id = 0;
       while (taken.has(id)) id++;
       if (id >= maxId) {

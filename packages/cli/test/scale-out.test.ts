@@ -1,0 +1,196 @@
+/**
+ * Scale-out acceptance test (issue #11): a real etcd, a head (`serve --head`) running stages 0 and
+ * 2 of a three-stage pipeline whose middle stage has `num_replicas: 0`, and two agents ("hosts" a
+ * and b) each giving that stage one replica over TCP. Crashes are SIGKILL, a silent partition is
+ * SIGSTOP of an agent and its replica. TTL 2 s.
+ */
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deriveReplicaToken } from '@omnistage/core/cluster';
+import { createSandbox, isAlive, onCleanup, requireBuiltCli, runCleanups, startCli, TEST_FIXTURES, waitFor, type CliProcess, type OmniEventLine, type Sandbox } from './helpers.js';
+import { ETCD_MISSING, startEtcd, type TestEtcd } from './etcd-helpers.js';
+
+const FIXTURE = join(TEST_FIXTURES, 'head-three-stage.yaml');
+const TTL_S = 2;
+const SECRET = 'scale-out-test-secret-0123456789abcdef';
+
+/** Replicas an agent reported starting: pid and incarnation, in order. */
+function agentReplicas(agent: CliProcess): { pid: number; replica_id: number; incarnation: string }[] {
+  return [...agent.stderr().matchAll(/stage 1 replica (\d+): started \(pid (\d+), incarnation ([^)]+)\)/g)].map((m) => ({ replica_id: Number(m[1]), pid: Number(m[2]), incarnation: m[3]! }));
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, signal);
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** One raw hello on the head's TCP control port; resolves with the first line the head answers. */
+function helloWith(control: string, token: string, replicaId: number): Promise<Record<string, unknown>> {
+  const m = /^tcp:\/\/(.+):(\d+)$/.exec(control)!;
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: m[1]!, port: Number(m[2]) });
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${JSON.stringify({ type: 'hello', v: 1, token, stage_id: 1, replica_id: replicaId, pid: process.pid })}\n`));
+    socket.on('data', (d: string) => {
+      buffered += d;
+      const nl = buffered.indexOf('\n');
+      if (nl >= 0) {
+        socket.destroy();
+        resolve(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on etcd', () => {
+  let box: Sandbox;
+  let etcd: TestEtcd;
+  let secretFile: string;
+  let head: CliProcess;
+  let url: string;
+  let control: string;
+  const agents = new Map<string, CliProcess>();
+
+  const startAgent = (hostId: string, file = FIXTURE): CliProcess => {
+    const agent = startCli(
+      ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--host-id', hostId,
+        '--cluster-secret-file', secretFile, '--lock-dir', join(box.root, `locks-${hostId}`), '--log-format', 'json'],
+      { tmpDir: box.tmp },
+    );
+    onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
+    return agent;
+  };
+  const events = (type: string, pred: (e: OmniEventLine) => boolean = () => true): OmniEventLine[] => head.events().filter((e) => e.type === type && pred(e));
+  const complete = async (): Promise<{ status: number; body: string }> => {
+    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'head-three-stage', prompt: 'hello', max_tokens: 4 }) });
+    return { status: res.status, body: await res.text() };
+  };
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    if (ETCD_MISSING !== null) throw new Error(ETCD_MISSING);
+    box = await createSandbox();
+    etcd = await startEtcd();
+    secretFile = join(box.root, 'cluster-secret');
+    await writeFile(secretFile, SECRET);
+    await chmod(secretFile, 0o600);
+    head = startCli(
+      ['serve', FIXTURE, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
+        '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', '90', '--events', box.eventsFile('head')],
+      { tmpDir: box.tmp },
+    );
+    await waitFor(() => /replicas dial tcp:\/\//.test(head.stderr()) || head.exitStatus() !== null, 60_000);
+    control = /replicas dial (tcp:\/\/[0-9.]+:\d+)/.exec(head.stderr())?.[1] ?? '';
+    expect(control, head.describe()).not.toBe('');
+    agents.set('a', startAgent('a'));
+    agents.set('b', startAgent('b'));
+    const serving = await waitFor(() => /serving ".*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null, 90_000);
+    url = /serving ".*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
+    expect(serving && url !== '', head.describe()).toBe(true);
+    // Serving starts once every stage has one replica; the second host may attach a moment later.
+    expect(await waitFor(() => head.events().filter((e) => e.type === 'replica:attached').length >= 2, 60_000), head.describe()).toBe(true);
+  }, 180_000);
+
+  afterAll(runCleanups, 60_000);
+
+  it('serves the middle stage from replicas on two hosts, requests balanced over both', async () => {
+    const attached = events('replica:attached');
+    expect(new Set(attached.map((e) => e['host_id']))).toEqual(new Set(['a', 'b']));
+    expect(new Set(attached.map((e) => e.replica_id))).toEqual(new Set([0, 1]));
+    const before = events('request:dispatched', (e) => e.stage_id === 1).length;
+    for (let i = 0; i < 6; i++) expect((await complete()).status).toBe(200);
+    const used = events('request:dispatched', (e) => e.stage_id === 1).slice(before).map((e) => e.replica_id);
+    expect(used.filter((r) => r === 0).length).toBe(3);
+    expect(used.filter((r) => r === 1).length).toBe(3);
+  }, 60_000);
+
+  it('refuses an agent whose pipeline differs, naming the difference', async () => {
+    const other = join(box.root, 'other.yaml');
+    await writeFile(other, (await readFile(FIXTURE, 'utf8')).replace('model_stage: talker\n      max_num_seqs: 4', 'model_stage: talker\n      max_num_seqs: 8'));
+    const agent = startAgent('c', other);
+    const exit = await agent.waitExit(60_000);
+    expect(exit.code).toBe(1);
+    expect(agent.stderr()).toMatch(/OMNI_CLUSTER: this agent's pipeline differs from the head's .*stages\[1\]\.engine_args\.max_num_seqs: the head has 4, this agent has 8/);
+  }, 90_000);
+
+  it('refuses a wrong token and a token of an older incarnation', async () => {
+    const current = agentReplicas(agents.get('a')!).at(-1)!;
+    expect(await helloWith(control, 'x'.repeat(43), current.replica_id)).toMatchObject({ type: 'error', message: 'unknown token' });
+    const runId = String(head.events().find((e) => e.type === 'replica:attached')!['run_id']);
+    const stale = deriveReplicaToken(Buffer.from(SECRET), { run_id: runId, stage_id: 1, replica_id: current.replica_id, incarnation: `${current.incarnation}-old` });
+    expect(await helloWith(control, stale, current.replica_id)).toMatchObject({ type: 'error', message: 'unknown token' });
+    // The right token while its replica is connected (a replay) is refused too.
+    const live = deriveReplicaToken(Buffer.from(SECRET), { run_id: runId, stage_id: 1, replica_id: current.replica_id, incarnation: current.incarnation });
+    expect(await helloWith(control, live, current.replica_id)).toMatchObject({ type: 'error' });
+    expect((await complete()).status).toBe(200); // and the real replica still serves
+  }, 60_000);
+
+  it('SIGKILL of an agent during a stream: detached within TTL + 1 s, no request lost silently, the id comes back on restart', async () => {
+    const a = agents.get('a')!;
+    const aReplica = agentReplicas(a).at(-1)!;
+    const results: { status: number; body: string }[] = [];
+    let streaming = true;
+    const stream = Promise.all([0, 1].map(async () => {
+      while (streaming) results.push(await complete());
+    }));
+    await waitFor(() => results.length >= 4, 30_000);
+    const killedAt = Date.now();
+    a.signal('SIGKILL');
+    const detached = await head.waitForEvent((e) => e.type === 'replica:detached' && e['host_id'] === 'a', 30_000);
+    expect(detached.ts - killedAt).toBeLessThanOrEqual(TTL_S * 1000 + 1000);
+    await waitFor(() => results.length >= 12, 30_000);
+    streaming = false;
+    await stream;
+    for (const r of results) if (r.status !== 200) expect(r.body).toMatch(/stage 1 replica \d+/);
+    const afterKill = events('request:dispatched', (e) => e.stage_id === 1 && e.ts > detached.ts);
+    expect(afterKill.length).toBeGreaterThan(0);
+    expect(afterKill.every((e) => e.replica_id !== aReplica.replica_id)).toBe(true);
+
+    const restarted = startAgent('a');
+    agents.set('a', restarted);
+    const back = await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts, 60_000);
+    expect(back.replica_id).toBe(aReplica.replica_id);
+  }, 120_000);
+
+  it('SIGSTOP of an agent: detached when its lease expires; SIGCONT: it registers again, its old connection fenced', async () => {
+    const a = agents.get('a')!;
+    const old = agentReplicas(a).at(-1)!;
+    const stoppedAt = Date.now();
+    a.signal('SIGSTOP');
+    killGroup(old.pid, 'SIGSTOP');
+    const detached = await head.waitForEvent((e) => e.type === 'replica:detached' && e['host_id'] === 'a' && e.ts >= stoppedAt, 30_000);
+    expect(String(detached['reason'])).toMatch(/lease expired/);
+    a.signal('SIGCONT');
+    killGroup(old.pid, 'SIGCONT');
+    const again = await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts, 60_000);
+    expect(again['incarnation']).not.toBe(old.incarnation);
+    // The old replica lost its connection (fenced) and exited.
+    expect(await waitFor(() => !isAlive(old.pid), 20_000)).toBe(true);
+    // And the host serves again: within a few requests one goes to its new incarnation.
+    for (let i = 0; i < 6; i++) expect((await complete()).status).toBe(200);
+    expect(events('request:dispatched', (e) => e.stage_id === 1 && e.replica_id === again.replica_id && e.ts > again.ts).length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('SIGKILL of the head: every agent stops its replicas within TTL + 2 s and exits 1', async () => {
+    const live = [...agents.values()].filter((a) => a.exitStatus() === null);
+    const killedAt = Date.now();
+    head.signal('SIGKILL');
+    const gone = await waitFor(() => live.every((a) => agentReplicas(a).every((r) => !isAlive(r.pid))), 30_000);
+    const elapsed = Date.now() - killedAt;
+    expect(gone).toBe(true);
+    expect(elapsed).toBeLessThanOrEqual(TTL_S * 1000 + 2000);
+    for (const a of live) {
+      expect((await a.waitExit(30_000)).code).toBe(1);
+      expect(a.stderr()).toMatch(/the head of run .* has been gone for more than 2 s/);
+    }
+  }, 90_000);
+});
