@@ -7,6 +7,7 @@ import { agentCommand } from './commands/agent.js';
 import { planCommand } from './commands/plan.js';
 import { runCommand } from './commands/run.js';
 import { schemaCommand } from './commands/schema.js';
+import { statusCommand } from './commands/status.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 import { validateCommand } from './commands/validate.js';
@@ -41,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(pipelineFile, values, logger);
     case 'agent':
       return agentCommand(pipelineFile, values, logger);
+    case 'status':
+      return statusCommand(values, logger);
   }
 }
 

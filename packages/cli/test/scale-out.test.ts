@@ -111,6 +111,13 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     const used = events('request:dispatched', (e) => e.stage_id === 1).slice(before).map((e) => e.replica_id);
     expect(used.filter((r) => r === 0).length).toBe(3);
     expect(used.filter((r) => r === 1).length).toBe(3);
+    // /metrics counts the remote replicas; status shows the head, both hosts and their replicas.
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/omnistage_replicas_up\{stage_id="1"\} 2/);
+    const status = startCli(['status', '--etcd', etcd.url]);
+    expect((await status.waitExit(30_000)).code).toBe(0);
+    expect(status.stdout()).toMatch(/head on head \(control tcp:\/\/127\.0\.0\.1:\d+/);
+    expect(status.stdout()).toMatch(/^1 +0 +[ab] +running/m);
+    expect(status.stdout()).toMatch(/^1 +1 +[ab] +running/m);
   }, 60_000);
 
   it('refuses an agent whose pipeline differs, naming the difference', async () => {

@@ -6,6 +6,7 @@ import { openSession, planSession, type Session } from '../session.js';
 import { logFormat } from '../logger.js';
 import { StatusDisplay } from '../status-display.js';
 import { printWarnings } from './validate.js';
+import { openHeadMode, type HeadMode } from '../head-mode.js';
 
 /**
  * Stops on SIGINT/SIGTERM: during bring-up the signal cancels (everything started is stopped); once
@@ -61,13 +62,17 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
       cancel.abort();
       wake();
     });
+    let headMode: HeadMode | null = null;
     try {
+      if (values.head) headMode = await openHeadMode(session, plan, values, logger);
       pipeline = await bringUp(session.omni, plan, {
         signal: cancel.signal,
         ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
         ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
         ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
+        ...headMode?.bringUp,
       });
+      await headMode?.waitReady(pipeline, cancel.signal);
       const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
       logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`);
       let failure: unknown = null;
@@ -78,6 +83,8 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
     } finally {
       offSignals();
       display.detach();
+      await pipeline?.stop('up finished');
+      await headMode?.close();
     }
   } finally {
     closeEvents();
