@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { OmniError, type BringUpOptions, type InitPlan, type RunningPipeline } from '@omnistage/core';
-import { ClusterHead, EtcdDiscovery, fingerprintHash, insecureSecret, pipelineFingerprint } from '@omnistage/core/cluster';
+import { ClusterHead, EtcdDiscovery, carryAcrossHostsInline, fingerprintHash, insecureSecret, pipelineFingerprint } from '@omnistage/core/cluster';
 import type { CliValues } from './args.js';
 import { clusterOptions, headOptions } from './cluster-options.js';
 import type { Session } from './session.js';
@@ -31,6 +31,7 @@ export async function openHeadMode(session: Session, plan: InitPlan, values: Cli
   const cluster = await clusterOptions(values, 'serve --head');
   const head = headOptions(values, cluster.secret);
   const local = localStagesOf(session, plan, head.localStages);
+  for (const t of carryAcrossHostsInline(plan, local)) logger.info(`edge ${t.from} -> ${t.to} may cross hosts: its payloads go inline over the control channel (at most 4 MiB each)`);
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
   const fingerprint = pipelineFingerprint(session.config);
   let clusterHead: ClusterHead | null = null;

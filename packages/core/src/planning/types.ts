@@ -143,6 +143,8 @@ export interface TransferPlan {
   threshold_bytes?: number;
   /** Set when the consumer's engine drives the edge's requests itself (`EngineDefinition.edgeFlow`): what each side is sent. */
   flow?: string;
+  /** Head mode: producer and consumer may run on different hosts, so payloads go inline over the control channel. */
+  across_hosts?: true;
 }
 
 /** The deterministic result of planning: what `omnistage plan --json` prints. */
