@@ -77,6 +77,8 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
     const aborted = await server.drain(opts.drainTimeoutMs);
     await server.close();
+    // Withdraw the head first: agents stop restarting replicas the teardown is about to shut down.
+    await headMode?.close();
     await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');
     if (failure) throw failure;
     if (aborted > 0) {

@@ -77,6 +77,8 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
       logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`);
       let failure: unknown = null;
       await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
+      // Withdraw the head first: agents stop restarting replicas the teardown is about to shut down.
+      await headMode?.close();
       await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');
       if (failure) throw failure;
       return 0;

@@ -52,6 +52,7 @@ export class Agent {
   #failure: OmniError | null = null;
   #unwatchHead: (() => Promise<void>) | null = null;
   #headGone: NodeJS.Timeout | undefined;
+  #headPresent = true;
   /** Settles when the agent stopped: resolves after {@link Agent.stop}, rejects when the head went away or the agent failed. */
   done!: Promise<void>;
 
@@ -106,6 +107,7 @@ export class Agent {
 
   #onHead(present: boolean): void {
     clearTimeout(this.#headGone);
+    this.#headPresent = present;
     if (present) return;
     // A head restarting within the TTL is not a dead head; one gone longer is, and its GPUs must not stay busy.
     this.#headGone = setTimeout(() => {
@@ -161,7 +163,9 @@ export class Agent {
       await this.#runReplica(stageId, replicaId, incarnation, signal);
       this.#claimed.delete(slotKey);
       await this.#o.discovery.releaseReplica(run_id, stageId, replicaId, incarnation).catch(() => undefined);
-      if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, RESPAWN_BACKOFF_MS));
+      // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
+      do await new Promise((resolve) => setTimeout(resolve, RESPAWN_BACKOFF_MS));
+      while (!this.#headPresent && !signal.aborted);
     }
   }
 
