@@ -9,7 +9,8 @@ import type { InitPlan, TransferPlan } from '../planning/types.js';
  * Payloads above the inline cap (4 MiB) still need shared memory and fail across hosts, naming the key.
  */
 export function carryAcrossHostsInline(plan: InitPlan, localStages: ReadonlySet<number>): TransferPlan[] {
-  const crossing = plan.transfers.filter((t) => !localStages.has(t.from) || !localStages.has(t.to));
+  // An edge its consumer's engine drives itself (`flow`, e.g. vLLM's KV transfer) is the engine's business.
+  const crossing = plan.transfers.filter((t) => t.carried_by !== 'engine' && (!localStages.has(t.from) || !localStages.has(t.to)));
   const producers = new Set(crossing.map((t) => t.from));
   for (const stage of plan.stages) {
     if (!producers.has(stage.stage_id)) continue;
