@@ -93,8 +93,8 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     expect(control, head.describe()).not.toBe('');
     agents.set('a', startAgent('a'));
     agents.set('b', startAgent('b'));
-    const serving = await waitFor(() => /serving ".*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null, 90_000);
-    url = /serving ".*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
+    const serving = await waitFor(() => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null, 90_000);
+    url = /serving \\?"[^"]*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
     expect(serving && url !== '', head.describe()).toBe(true);
     // Serving starts once every stage has one replica; the second host may attach a moment later.
     expect(await waitFor(() => head.events().filter((e) => e.type === 'replica:attached').length >= 2, 60_000), head.describe()).toBe(true);

@@ -24,7 +24,8 @@ export interface WatchedPipeline {
 /** Why a replica is unresponsive, or null while it is fine. */
 export function unresponsiveReason(replica: StartedReplica, timeoutMs: number, now: number): string | null {
   if (replica.connection === null || replica.stopping || replica.process.hasExited()) return null;
-  if (isProcessStopped(replica.process.pid)) return 'its process is stopped (state T: SIGSTOP or a debugger)';
+  // Only this host's own replicas: a remote replica's pid names a process on another host.
+  if (replica.host_id === undefined && isProcessStopped(replica.process.pid)) return 'its process is stopped (state T: SIGSTOP or a debugger)';
   const last = replica.connection.lastHeartbeat?.() ?? null;
   if (last !== null && now - last > timeoutMs) return `no heartbeat for ${((now - last) / 1000).toFixed(1)} s (timeout ${timeoutMs / 1000} s)`;
   return null;
