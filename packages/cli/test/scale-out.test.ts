@@ -59,12 +59,15 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
   let url: string;
   let control: string;
   const agents = new Map<string, CliProcess>();
+  // The head is SIGKILLed last: its private payload directory stays for a reaper that never comes to a
+  // sandbox, so it goes in the sandbox (removed with it), not in /dev/shm.
+  const SANDBOX_PAYLOADS = (): Record<string, string> => ({ OMNISTAGE_PAYLOAD_DIR: box.tmp });
 
   const startAgent = (hostId: string, file = FIXTURE): CliProcess => {
     const agent = startCli(
       ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--host-id', hostId,
         '--cluster-secret-file', secretFile, '--lock-dir', join(box.root, `locks-${hostId}`), '--log-format', 'json'],
-      { tmpDir: box.tmp },
+      { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
     onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
     return agent;
@@ -86,7 +89,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     head = startCli(
       ['serve', FIXTURE, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
         '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', '90', '--events', box.eventsFile('head')],
-      { tmpDir: box.tmp },
+      { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
     await waitFor(() => /replicas dial tcp:\/\//.test(head.stderr()) || head.exitStatus() !== null, 60_000);
     control = /replicas dial (tcp:\/\/[0-9.]+:\d+)/.exec(head.stderr())?.[1] ?? '';
