@@ -4,6 +4,7 @@ key with mmap, acknowledged; the same rules and formats as core's shm-store and 
 
 import hashlib
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -23,6 +24,12 @@ def pattern(size: int, seed: int) -> bytes:
 
 
 class PayloadRulesTest(unittest.TestCase):
+    def private_dir(self) -> str:
+        """A private temp dir for one test, removed after it (FIFOs and links included)."""
+        d = tempfile.mkdtemp(prefix="omnistage-pytest-payloads-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
     def test_the_output_connector_is_read_from_the_engine_args_like_core_does(self) -> None:
         of = payloads.output_connector_of
         self.assertEqual(of(SHM_ARGS), payloads.OutputConnector("SharedMemoryConnector", THRESHOLD))
@@ -52,7 +59,7 @@ class PayloadRulesTest(unittest.TestCase):
 
     def test_a_payload_in_a_pool_segment_is_copied_under_the_segments_lock(self) -> None:
         import fcntl
-        d = tempfile.mkdtemp()
+        d = self.private_dir()
         store = payloads.PayloadStore("run-1", 0, 0, d)
         segment = os.path.join(d, "omnistage-run-1=ab_0")
         with open(segment, "wb") as f:
@@ -69,7 +76,7 @@ class PayloadRulesTest(unittest.TestCase):
                 store.read("k_1", size=3000, segment_bytes=65536)
 
     def test_a_link_or_a_fifo_at_a_payload_name_is_refused(self) -> None:
-        d = tempfile.mkdtemp()
+        d = self.private_dir()
         store = payloads.PayloadStore("run-1", 0, 0, d)
         secret = os.path.join(d, "secret")
         with open(secret, "wb") as f:
@@ -82,7 +89,7 @@ class PayloadRulesTest(unittest.TestCase):
             store.read("k_fifo", size=10)
 
     def test_a_store_writes_once_and_reads_back_mapped_or_into_a_buffer(self) -> None:
-        d = tempfile.mkdtemp()
+        d = self.private_dir()
         store = payloads.PayloadStore("run-1", 2, 3, d)
         key = store.next_key()
         self.assertRegex(key, r"^s2r3_[0-9a-f]{8}_0$")
