@@ -205,6 +205,16 @@ export function eventSchemaProblems(events: readonly OmniEventLine[]): string[] 
         if (!PHASES.includes(e['phase'] as string)) problems.push(`replica:phase: unknown phase in ${JSON.stringify(e)}`);
         if (e['status'] !== 'start' && e['status'] !== 'end') problems.push(`replica:phase: bad status in ${JSON.stringify(e)}`);
         break;
+      case 'pipeline:planned': {
+        const placement = e['placement'];
+        if (!Array.isArray(placement) || placement.length !== e['replicas']) problems.push(`pipeline:planned: placement is not one entry per replica in ${JSON.stringify(e)}`);
+        break;
+      }
+      case 'replica:queued':
+        replica(e);
+        num(e, 'group');
+        if (typeof e['behind'] !== 'object' || e['behind'] === null) problems.push(`replica:queued: bad behind in ${JSON.stringify(e)}`);
+        break;
       case 'lock:acquired':
       case 'lock:released':
         replica(e);

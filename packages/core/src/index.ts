@@ -72,7 +72,7 @@ export type { PlanContext, PlanOptions, ReplicaContext, ReplicaRuntime, StageLay
 export type { ReplicaConnection, ReplicaExit, ReplicaOutputChunk, ReplicaProcessHandle, ReplicaRequest } from './hooks/replica-handles.js';
 export { EventBus } from './events/event-bus.js';
 export { REPLICA_PHASES } from './events/types.js';
-export type { OmniEvent, OmniEventOf, OmniEventPayload, OmniEventType, ReplicaPhase } from './events/types.js';
+export type { OmniEvent, OmniEventOf, OmniEventPayload, OmniEventType, PlacedReplica, ReplicaPhase } from './events/types.js';
 export { writeEventsAsJsonLines } from './events/json-lines-writer.js';
 
 // Plan, bring up, serve, tear down

@@ -11,12 +11,28 @@ interface ReplicaRef {
   replica_id: number;
 }
 
+/** Where one planned replica runs, as `pipeline:planned` tells it (a subset of its `ReplicaPlan`). */
+export interface PlacedReplica extends ReplicaRef {
+  /** The logical device string of the config, or null (inherits every visible device). */
+  devices: string | null;
+  /** The physical ids `devices` maps to through the platform's visible devices. */
+  physical_devices: string[];
+  /** The launch group: its members start one after another, groups concurrently. */
+  group: number;
+}
+
 /**
  * Every event the orchestrator emits. Events are JSON-serialisable notifications for observers
  * (CLI status, `--events FILE`, third-party plugins); they never change what happens.
  */
 export type OmniEventPayload =
-  | ({ type: 'pipeline:planned'; replicas: number; groups: number })
+  /** Planning is done and bring-up may start: every replica's devices and launch group, in plan order. */
+  | ({ type: 'pipeline:planned'; replicas: number; groups: number; placement: PlacedReplica[] })
+  /**
+   * At bring-up start: this replica waits for its launch group, i.e. until `behind` (the member
+   * before it) is ready or holds its devices shared. Its `lock` phase starting ends the wait.
+   */
+  | ({ type: 'replica:queued'; group: number; behind: ReplicaRef } & ReplicaRef)
   | ({ type: 'replica:phase'; phase: ReplicaPhase; status: 'start' | 'end'; duration_ms?: number } & ReplicaRef)
   | ({ type: 'lock:waiting'; device: string; holder: Record<string, unknown> | null } & ReplicaRef)
   | ({ type: 'lock:acquired'; device: string; pid: number } & ReplicaRef)

@@ -109,14 +109,18 @@ async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, 
   };
   await Promise.all(
     plan.groups.map(async (group) => {
+      // Head mode: stages served by agents start nothing here.
+      const local = group.replicas.map(([stageId, replicaId]) => byKey.get(`${stageId}/${replicaId}`)!).filter(here);
+      local.forEach((r, i) => {
+        const behind = local[i - 1];
+        if (behind) d.events.emit({ type: 'replica:queued', stage_id: r.stage_id, replica_id: r.replica_id, group: group.id, behind: { stage_id: behind.stage_id, replica_id: behind.replica_id } });
+      });
       const members: Promise<void>[] = [];
-      for (const [stageId, replicaId] of group.replicas) {
+      for (const { stage_id, replica_id } of local) {
         if (first.abort.signal.aborted) break;
-        // Head mode: stages served by agents start nothing here.
-        if (!here(byKey.get(`${stageId}/${replicaId}`)!)) continue;
         let shared!: () => void;
         const sharedNow = new Promise<void>((resolve) => (shared = resolve));
-        const member = launch(`${stageId}/${replicaId}`, shared);
+        const member = launch(`${stage_id}/${replica_id}`, shared);
         members.push(member);
         await Promise.race([member, sharedNow]);
       }

@@ -98,6 +98,7 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
     topology: { source: config.topology, pipeline: config.pipeline, selected_by: config.pipeline_selected_by },
     stages: stagePlans, groups, transfers, warnings };
   omni.hooks.planned.call(plan);
-  omni.events.emit({ type: 'pipeline:planned', replicas: all.length, groups: groups.length });
+  const placement = all.map(({ stage_id, replica_id, devices, physical_devices, group }) => ({ stage_id, replica_id, devices, physical_devices: [...physical_devices], group }));
+  omni.events.emit({ type: 'pipeline:planned', replicas: all.length, groups: groups.length, placement });
   return plan;
 }

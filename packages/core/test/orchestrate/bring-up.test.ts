@@ -243,6 +243,17 @@ describe('bring-up', { timeout: 60_000 }, () => {
     const runId = 'r-groups';
     const p = await plan(h, GROUPS_YAML, runId);
     expect(p.groups.map((g) => g.replicas)).toEqual([[[0, 0], [1, 0]], [[2, 0]], [[2, 1]]]);
+    // pipeline:planned tells observers each replica's devices (logical → physical) and launch group.
+    expect(h.events.find((e) => e.type === 'pipeline:planned')).toMatchObject({
+      replicas: 4,
+      groups: 3,
+      placement: [
+        { stage_id: 0, replica_id: 0, devices: '0,1', physical_devices: ['0', '1'], group: 0 },
+        { stage_id: 1, replica_id: 0, devices: '1,2', physical_devices: ['1', '2'], group: 0 },
+        { stage_id: 2, replica_id: 0, devices: '3', physical_devices: ['3'], group: 1 },
+        { stage_id: 2, replica_id: 1, devices: '4', physical_devices: ['4'], group: 2 },
+      ],
+    });
     const pipeline = await up(h, p, runId);
     expect(pipeline.replicas).toHaveLength(4);
 
@@ -251,6 +262,11 @@ describe('bring-up', { timeout: 60_000 }, () => {
     const s1LockStart = h.events.find((e) => e.type === 'replica:phase' && key(e) === '1/0' && e.phase === 'lock' && e.status === 'start')!.ts;
     expect(s1LockStart).toBeGreaterThanOrEqual(firstTs(h.events, 'replica:ready', '0/0'));
     expect(firstTs(h.events, 'lock:acquired', '1/0')).toBeGreaterThanOrEqual(firstTs(h.events, 'lock:released', '0/0'));
+    // Observers are told why: at bring-up start (before stage 0 began locking) stage 1 was queued behind
+    // stage 0 in group 0; the first member of each group was queued behind nobody.
+    const queued = h.events.filter((e) => e.type === 'replica:queued');
+    expect(queued).toEqual([expect.objectContaining({ stage_id: 1, replica_id: 0, group: 0, behind: { stage_id: 0, replica_id: 0 } })]);
+    expect(h.events.indexOf(queued[0]!)).toBeLessThan(h.events.findIndex((e) => e.type === 'replica:phase' && key(e) === '0/0' && e.phase === 'lock'));
     // Stage 2's replicas (own groups) held their locks while stage 0 held its own: concurrent.
     for (const k of ['2/0', '2/1']) {
       expect(firstTs(h.events, 'lock:acquired', k), k).toBeLessThan(firstTs(h.events, 'lock:released', '0/0'));
