@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labelMs, pageProblems, readTimelinePage } from './timeline-page.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 let lockDir: string;
@@ -132,12 +133,49 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     }
   });
 
-  it('third-party-plugin writes an HTML timeline with lock/spawn/attach bars per replica', () => {
+  it('third-party-plugin writes a timeline whose rows name devices and launch groups, on a ticked axis, saying why stage 1 started late', () => {
     const r = runReadmeCommand('third-party-plugin');
     expect(r.status, r.stderr).toBe(0);
-    const html = readFileSync(join(root, 'examples/third-party-plugin/out/timeline.html'), 'utf8');
-    for (const who of ['stage 0 replica 0', 'stage 0 replica 1', 'stage 1 replica 0']) expect(html).toContain(who);
-    for (const phase of ['lock: ', 'spawn: ', 'attach: ']) expect(html.split(phase).length - 1).toBe(3);
+    const page = readTimelinePage(readFileSync(join(root, 'examples/third-party-plugin/out/timeline.html'), 'utf8'));
+    expect(pageProblems(page)).toEqual([]);
+    expect(page.title).toMatch(/^omnistage bring-up, run \S+$/);
+    const rows = new Map(page.svg.rows.map((row) => [row.key, row]));
+    // Rows grouped by launch group: stage 0 replica 0 and stage 1 share device 0 (group 0); stage 0 replica 1 has device 1.
+    expect(page.svg.rows.map((row) => row.key)).toEqual(['0/0', '1/0', '0/1']);
+    const expected = { '0/0': ['0 → 0', '0'], '1/0': ['0 → 0', '0'], '0/1': ['1 → 1', '1'] } as const;
+    for (const [key, [devices, group]] of Object.entries(expected)) {
+      const row = rows.get(key)!;
+      const [stage, replica] = key.split('/');
+      expect(row.texts, key).toMatchObject({ label: `stage ${stage} replica ${replica}`, devices: `devices ${devices}`, group: `launch group ${group}` });
+      expect(row.bars.map((b) => b.kind).filter((k) => ['lock', 'spawn', 'attach'].includes(k)), key).toEqual(['lock', 'spawn', 'attach']);
+      const table = page.table.rows[page.table.rowKeys.indexOf(key)]!;
+      expect(table, key).toMatchObject({ Replica: `stage ${stage} replica ${replica}`, 'Launch group': group, 'Devices (logical → physical)': devices });
+    }
+    // One colour per group, and a legend entry naming each group's members.
+    expect(rows.get('0/0')!.band).toBe(rows.get('1/0')!.band);
+    expect(rows.get('0/1')!.band).not.toBe(rows.get('0/0')!.band);
+    expect(page.svg.groupKeys.map((g) => [g.group, g.color])).toEqual([['0', rows.get('0/0')!.band], ['1', rows.get('0/1')!.band]]);
+    expect(page.svg.groupKeys[0]!.text).toContain('launch group 0: stage 0 replica 0, stage 1 replica 0');
+    expect(page.svg.groupKeys[1]!.text).toContain('launch group 1: stage 0 replica 1');
+
+    // Why late: stage 1 waited for its group (stage 0 replica 0 had to be ready); the group-wait bar ends where its lock starts.
+    const late = rows.get('1/0')!;
+    expect(late.texts['why']).toMatch(/^late: waited \d+ ms for launch group 0: stage 0 replica 0 had to be ready first$/);
+    const wait = late.bars.find((b) => b.kind === 'group')!;
+    expect(wait.title).toMatch(/^waiting for its launch group: \d+ ms/);
+    expect(Math.abs(wait.x + wait.width - late.bars.find((b) => b.kind === 'lock')!.x)).toBeLessThan(1.5);
+    for (const key of ['0/0', '0/1']) {
+      expect(rows.get(key)!.texts['why'], key).toBe('started at once');
+      expect(rows.get(key)!.bars.some((b) => b.kind === 'group' || b.kind === 'locks'), key).toBe(false);
+    }
+    // The table says the same in numbers: stage 1 started locking once stage 0 replica 0 was ready; replica 1 (its own group) long before.
+    const cell = (key: string, column: string) => labelMs(page.table.rows[page.table.rowKeys.indexOf(key)]![column]!);
+    expect(cell('1/0', 'Started locking')).toBeGreaterThanOrEqual(cell('0/0', 'Ready'));
+    expect(cell('0/1', 'Started locking')).toBeLessThan(cell('0/0', 'Ready'));
+    expect(page.table.rows[page.table.rowKeys.indexOf('1/0')]!['Why late']).toBe(late.texts['why']!.replace(/^late: /, ''));
+    // Every replica became ready within the axis.
+    const axisEnd = labelMs(page.svg.ticks.at(-1)!.label);
+    for (const key of rows.keys()) expect(cell(key, 'Ready'), key).toBeLessThanOrEqual(axisEnd);
   });
 
   it('upstream-dry-run plans and brings up every vLLM-Omni file on reference engines', () => {
