@@ -43,11 +43,14 @@ export function axisTicks(spanMs, target = 6) {
   return { step, end: count * step, ticks };
 }
 
-/** Who holds a lock, as `lock:waiting` names it: a replica of this run, of another run, or nobody known. */
-function describeHolder(holder, runId) {
-  if (!holder) return 'an unknown holder';
-  const replica = `stage ${holder.stage_id} replica ${holder.replica_id}`;
-  return holder.run_id === runId ? `${replica} of this run` : `${replica} of run ${holder.run_id} (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`;
+/** Who held a lock, as `lock:waiting` named them (a replica of this run or of another run), in the order they held it. */
+function describeHolders(holders, runId) {
+  if (holders.length === 0) return 'an unknown holder';
+  const one = (h) => {
+    const replica = `stage ${h.stage_id} replica ${h.replica_id}`;
+    return h.run_id === runId ? `${replica} of this run` : `${replica} of run ${h.run_id} (pid ${h.pid}${h.host ? ` on ${h.host}` : ''})`;
+  };
+  return holders.map(one).join(', then ');
 }
 
 /** The sentence that says why a row started late, or that it did not. */
@@ -55,7 +58,7 @@ function whyLate(row, runId) {
   const reasons = row.waits.map((w) =>
     w.kind === 'group'
       ? `waited ${ms(w.end - w.start)} for launch group ${w.group}: ${who(w.behind)} had to be ready first`
-      : `waited ${ms(w.end - w.start)} for the lock on device ${w.device}, held by ${describeHolder(w.holder, runId)}`,
+      : `waited ${ms(w.end - w.start)} for the lock on device ${w.device}, held by ${describeHolders(w.holders, runId)}`,
   );
   return reasons.length > 0 ? reasons.join('; ') : 'started at once';
 }
@@ -76,7 +79,10 @@ export function timelineModel(events) {
     return rows.get(key);
   };
   const open = new Map();
-  const begin = (r, item) => open.set(`${r.stage_id}/${r.replica_id}/${item.kind}/${item.device ?? ''}`, item);
+  const begin = (r, item) => {
+    open.set(`${r.stage_id}/${r.replica_id}/${item.kind}/${item.device ?? ''}`, item);
+    return item;
+  };
   const close = (r, kind, t, device = '') => {
     const k = `${r.stage_id}/${r.replica_id}/${kind}/${device}`;
     const item = open.get(k);
@@ -89,7 +95,11 @@ export function timelineModel(events) {
     const t = e.ts - t0;
     if (e.type === 'pipeline:planned') for (const p of e.placement ?? []) Object.assign(row(p), { devices: p.devices, physical_devices: p.physical_devices, group: p.group });
     else if (e.type === 'replica:queued') begin(row(e), { kind: 'group', group: e.group, behind: e.behind, start: t });
-    else if (e.type === 'lock:waiting' && !open.has(`${e.stage_id}/${e.replica_id}/locks/${e.device}`)) begin(row(e), { kind: 'locks', device: e.device, holder: e.holder, start: t });
+    else if (e.type === 'lock:waiting') {
+      // Told again when the holder changes (or its holder file became readable): one wait, every holder named.
+      const wait = open.get(`${e.stage_id}/${e.replica_id}/locks/${e.device}`) ?? begin(row(e), { kind: 'locks', device: e.device, holders: [], start: t });
+      if (e.holder && !wait.holders.some((h) => JSON.stringify(h) === JSON.stringify(e.holder))) wait.holders.push(e.holder);
+    }
     else if (e.type === 'lock:acquired') close(row(e), 'locks', t, e.device);
     else if (e.type === 'replica:window' && e.state !== 'waiting') e.state === 'start' ? begin(row(e), { kind: 'window', start: t }) : close(row(e), 'window', t);
     else if (e.type === 'replica:phase' && ['lock', 'spawn', 'attach'].includes(e.phase)) {
@@ -124,9 +134,16 @@ const bar = (x, y, w, h, kind, text) => `<rect class="bar ${kind}" x="${x.toFixe
 
 /** The SVG: axis with ticks on top, one labelled row per replica in a band of its group's colour, legends below. */
 function renderSvg(model) {
-  const width = 1000;
-  const left = 250;
-  const plotW = width - left - 30;
+  const left = 280;
+  const plotW = 720;
+  const groups = [...new Set(model.rows.map((r) => r.group))];
+  const groupLegend = (g) => {
+    const members = model.rows.filter((r) => r.group === g).map(who).join(', ');
+    return g === null ? `no launch group: ${members}` : `launch group ${g}: ${members} (started one after another)`;
+  };
+  // Long sentences widen the picture rather than run off it (about 6.6 px a character at 12 px).
+  const longest = (texts) => Math.max(0, ...texts.map((t) => t.length)) * 6.6;
+  const width = Math.ceil(Math.max(left + plotW + 30, left + 30 + longest(model.rows.map((r) => `late: ${r.why}`)), 50 + longest(groups.map(groupLegend))));
   const rowH = 58;
   const top = 50;
   const axis = axisTicks(model.end);
@@ -155,12 +172,10 @@ ${bars}
 <text class="why" x="${left}" y="${y + 48}" font-size="12" fill="${late ? '#8c3b0c' : '#555555'}">${escape(late ? `late: ${r.why}` : r.why)}</text></g>`;
     })
     .join('\n');
-  const kinds = Object.entries(KINDS).map(([kind, k], i) => `<g class="key"><rect x="${14 + (i % 3) * 320}" y="${bottom + 16 + Math.floor(i / 3) * 20}" width="12" height="12" fill="${k.color}"/><text x="${32 + (i % 3) * 320}" y="${bottom + 26 + Math.floor(i / 3) * 20}" font-size="12">${escape(k.label)}</text></g>`);
-  const groups = [...new Set(model.rows.map((r) => r.group))];
+  const kinds = Object.values(KINDS).map((k, i) => `<g class="key"><rect x="${14 + (i % 3) * 320}" y="${bottom + 16 + Math.floor(i / 3) * 20}" width="12" height="12" fill="${k.color}"/><text x="${32 + (i % 3) * 320}" y="${bottom + 26 + Math.floor(i / 3) * 20}" font-size="12">${escape(k.label)}</text></g>`);
   const groupKeys = groups.map((g, i) => {
-    const members = model.rows.filter((r) => r.group === g).map(who).join(', ');
     const y = bottom + 72 + i * 20;
-    return `<g class="group-key" data-group="${g ?? ''}"><rect x="14" y="${y - 10}" width="12" height="12" fill="${groupColor(g)}"/><text x="32" y="${y}" font-size="12">${escape(g === null ? `no launch group: ${members}` : `launch group ${g}: ${members} (started one after another)`)}</text></g>`;
+    return `<g class="group-key" data-group="${g ?? ''}"><rect x="14" y="${y - 10}" width="12" height="12" fill="${groupColor(g)}"/><text x="32" y="${y}" font-size="12">${escape(groupLegend(g))}</text></g>`;
   });
   const height = bottom + 80 + groups.length * 20;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" role="img" aria-labelledby="timeline-title timeline-desc">

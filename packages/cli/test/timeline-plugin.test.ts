@@ -101,7 +101,9 @@ describe('timelineModel', () => {
         { stage_id: 1, replica_id: 0, devices: null, physical_devices: ['5', '6'], group: 1 },
       ] }),
       phase(1, 0, 'lock', 'start'), phase(1, 1, 'lock', 'start'),
-      at(2, { type: 'lock:waiting', stage_id: 1, replica_id: 0, device: '5', holder: { pid: 1, host: 'h', run_id: 'r1', stage_id: 0, replica_id: 0, since: '' } }),
+      // First told before the holder file could be read, then again naming the holder.
+      at(2, { type: 'lock:waiting', stage_id: 1, replica_id: 0, device: '5', holder: null }),
+      at(3, { type: 'lock:waiting', stage_id: 1, replica_id: 0, device: '5', holder: { pid: 1, host: 'h', run_id: 'r1', stage_id: 0, replica_id: 0, since: '' } }),
       phase(3, 0, 'lock', 'end'), phase(3, 0, 'spawn', 'start'), phase(5, 0, 'spawn', 'end'), phase(5, 0, 'attach', 'start'), phase(40, 0, 'attach', 'end'),
       at(40, { type: 'replica:ready', stage_id: 0, replica_id: 0, pid: 10, duration_ms: 39 }),
       at(41, { type: 'lock:acquired', stage_id: 1, replica_id: 0, device: '5', pid: 2 }),
