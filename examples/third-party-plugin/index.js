@@ -138,8 +138,10 @@ function renderSvg(model) {
   const plotW = 720;
   const groups = [...new Set(model.rows.map((r) => r.group))];
   const groupLegend = (g) => {
-    const members = model.rows.filter((r) => r.group === g).map(who).join(', ');
-    return g === null ? `no launch group: ${members}` : `launch group ${g}: ${members} (started one after another)`;
+    const inGroup = model.rows.filter((r) => r.group === g);
+    const members = inGroup.map(who).join(', ');
+    if (g === null) return `no launch group: ${members}`;
+    return inGroup.length > 1 ? `launch group ${g}: ${members} (started one after another)` : `launch group ${g}: ${members}`;
   };
   // Long sentences widen the picture rather than run off it (about 6.6 px a character at 12 px).
   const longest = (texts) => Math.max(0, ...texts.map((t) => t.length)) * 6.6;
