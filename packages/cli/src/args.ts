@@ -44,6 +44,9 @@ export const COMMON_OPTIONS = {
   'control-port': { type: 'string', description: '(head) TCP control port (default 0: any free port; it is published in etcd)' },
   'cluster-secret-file': { type: 'string', description: '(head, agent) file with the shared secret replica tokens are derived from (mode 0600)' },
   insecure: { type: 'boolean', description: '(head) allow a non-loopback --control-host without --cluster-secret-file' },
+  'tls-cert': { type: 'string', description: '(head, agent) mutual TLS on the control port: this side\'s PEM certificate (the head\'s names the address replicas dial)' },
+  'tls-key': { type: 'string', description: '(head, agent) the PEM private key of --tls-cert (unencrypted, mode 0600)' },
+  'tls-ca': { type: 'string', description: '(head, agent) PEM CA the other side\'s certificate must be signed by (docs/scale-out.md shows how to make all three)' },
   'lease-ttl': { type: 'string', description: '(head, agent) etcd lease TTL in seconds (default 10; at least 2)' },
   stages: { type: 'string', description: '(agent) stage ids whose replicas this host runs, e.g. 1,3' },
   replicas: { type: 'string', description: '(agent) replicas of each of those stages on this host (default 1)' },
@@ -73,7 +76,7 @@ const LAUNCH_OPTIONS = [...CONFIG_OPTIONS, 'lock-dir', 'events', 'stage-init-tim
 type OptionName = keyof typeof COMMON_OPTIONS;
 
 /** Head mode of serve and up (docs/scale-out.md). */
-const HEAD_OPTIONS = ['head', 'etcd', 'local-stages', 'min-ready', 'control-host', 'control-port', 'cluster-secret-file', 'insecure', 'lease-ttl', 'host-id', 'advertise'] as const satisfies readonly OptionName[];
+const HEAD_OPTIONS = ['head', 'etcd', 'local-stages', 'min-ready', 'control-host', 'control-port', 'cluster-secret-file', 'insecure', 'tls-cert', 'tls-key', 'tls-ca', 'lease-ttl', 'host-id', 'advertise'] as const satisfies readonly OptionName[];
 
 interface CommandSpec {
   usage: string;
@@ -103,7 +106,7 @@ export const COMMANDS = {
     usage: 'agent FILE --etcd URL --stages N',
     summary: 'run replicas of stages N on this host for the head published in etcd (docs/scale-out.md)',
     takesFile: true,
-    options: [...LAUNCH_OPTIONS, 'etcd', 'stages', 'replicas', 'host-id', 'cluster-secret-file', 'lease-ttl', 'run'],
+    options: [...LAUNCH_OPTIONS, 'etcd', 'stages', 'replicas', 'host-id', 'cluster-secret-file', 'tls-cert', 'tls-key', 'tls-ca', 'lease-ttl', 'run'],
   },
   status: { usage: 'status --etcd URL', summary: 'the head, hosts and replicas of a run in etcd (--run ID; default the newest)', takesFile: false, options: ['etcd', 'run', 'json', 'log-format', 'log-level'] },
   schema: { usage: 'schema', summary: 'JSON Schema (draft-07) of pipeline files, for editors', takesFile: false, options: ['plugin'] },

@@ -4,6 +4,7 @@ import { ClusterHead, EtcdDiscovery, carryAcrossHostsInline, fingerprintHash, in
 import type { CliValues } from './args.js';
 import { clusterOptions, headOptions } from './cluster-options.js';
 import type { Session } from './session.js';
+import { tlsOptions } from './tls-options.js';
 
 /** What `serve --head` / `up --head` add to a bring-up: which replicas start here, the head itself, readiness. */
 export interface HeadMode {
@@ -30,6 +31,7 @@ function localStagesOf(session: Session, plan: InitPlan, given: number[] | undef
 export async function openHeadMode(session: Session, plan: InitPlan, values: CliValues, logger: Logger): Promise<HeadMode> {
   const cluster = await clusterOptions(values, 'serve --head');
   const head = headOptions(values, cluster.secret);
+  const tls = await tlsOptions(values, 'server', head.advertise ?? head.bindHost);
   const local = localStagesOf(session, plan, head.localStages);
   for (const t of carryAcrossHostsInline(plan, local)) logger.info(`edge ${t.from} -> ${t.to} may cross hosts: its payloads go inline over the control channel (at most 4 MiB each)`);
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
@@ -48,10 +50,11 @@ export async function openHeadMode(session: Session, plan: InitPlan, values: Cli
           port: head.port,
           ...(head.advertise === undefined ? {} : { advertise: head.advertise }),
           ttlS: cluster.ttlS,
+          ...(tls === undefined ? {} : { tls }),
           fingerprint,
           configHash: fingerprintHash(fingerprint),
         });
-        logger.info(`head of run ${plan.run_id}: replicas dial ${clusterHead.control}; stages run here: ${[...local].join(', ') || 'none'}`);
+        logger.info(`head of run ${plan.run_id}: replicas dial ${clusterHead.control}${tls === undefined ? '' : ' (mutual TLS)'}; stages run here: ${[...local].join(', ') || 'none'}`);
       },
     },
     waitReady: (_pipeline, signal) => clusterHead?.waitReady(head.minReady, initMs, signal) ?? Promise.resolve(),

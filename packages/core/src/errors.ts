@@ -154,6 +154,11 @@ export const ERROR_CATALOGUE = {
     summary: 'a head or agent could not use the cluster: etcd unreachable, no head for the run, the head went away, or the pipeline files of head and agent differ',
     fix: 'Check the --etcd URL and that the head runs; give head and agents the same pipeline file (the message names the first difference) and the same --cluster-secret-file.',
   },
+  OMNI_TLS: {
+    exitCode: 2,
+    summary: 'a --tls-cert, --tls-key or --tls-ca file is missing, unreadable, not PEM, expired, not for this use, or does not match its key',
+    fix: 'Read which flag and file the message names; make the certificates as docs/scale-out.md shows (openssl), keep the key mode 0600.',
+  },
   OMNI_INIT_TIMEOUT: {
     exitCode: 1,
     summary: 'the pipeline did not come up in time',

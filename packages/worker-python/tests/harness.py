@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -61,13 +62,20 @@ def wait_until(pred: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 
 class Orchestrator:
-    """Listens on a socket in a fresh temp dir; :meth:`start` runs a worker against it."""
+    """Listens on a socket in a fresh temp dir (or, ``tcp``, on 127.0.0.1 as a head does; ``tls``:
+    each accepted connection is wrapped server-side); :meth:`start` runs a worker against it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tcp: bool = False, tls: Optional[ssl.SSLContext] = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="omnistage-pytest-")
-        self.path = os.path.join(self.dir, "control.sock")
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(self.path)
+        self.tls = tls
+        if tcp:
+            self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.server.bind(("127.0.0.1", 0))
+            self.path = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        else:
+            self.path = os.path.join(self.dir, "control.sock")
+            self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.server.bind(self.path)
         self.server.listen(4)
         self.server.settimeout(20)
         self.proc: Optional[subprocess.Popen] = None
@@ -91,6 +99,8 @@ class Orchestrator:
         """Accepts the worker's connection; returns its hello (checked)."""
         self.conn, _ = self.server.accept()
         self.conn.settimeout(20)
+        if self.tls is not None:
+            self.conn = self.tls.wrap_socket(self.conn, server_side=True)
         hello = self.recv()
         assert hello["type"] == "hello", hello
         assert hello["v"] == 1 and hello["token"] == TOKEN and hello["stage_id"] == 0 and hello["replica_id"] == 0, hello

@@ -4,6 +4,7 @@ import { Agent, EtcdDiscovery, LocalProcessLauncher, fingerprintHash, pipelineFi
 import type { CliValues } from '../args.js';
 import { agentOptions, clusterOptions } from '../cluster-options.js';
 import { openSession } from '../session.js';
+import { tlsOptions } from '../tls-options.js';
 import { onStopSignals } from './up.js';
 
 /**
@@ -14,6 +15,7 @@ import { onStopSignals } from './up.js';
 export async function agentCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const { stages, replicas } = agentOptions(values);
   const cluster = await clusterOptions(values, 'agent');
+  const tls = await tlsOptions(values, 'client');
   const session = await openSession(file, values, logger, 'launch');
   const fingerprint = pipelineFingerprint(session.config);
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
@@ -37,6 +39,7 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
       configHash: fingerprintHash(fingerprint),
       plan: (runId) => planPipeline(session.omni, session.config, { ...session.planOptions, runId }),
       ttlS: cluster.ttlS,
+      ...(tls === undefined ? {} : { tls: tls.files }),
       ...(values.run === undefined ? {} : { runId: values.run }),
       logger,
     });

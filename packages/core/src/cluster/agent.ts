@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { OmniError, toOmniError } from '../errors.js';
 import { controlEnv } from '../control/protocol.js';
+import { tlsEnv, type TlsFiles } from '../control/tls-material.js';
 import type { OutputStream } from '../launch/launch-process.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { PLAN_LIMITS } from '../limits.js';
@@ -24,6 +25,8 @@ export interface AgentOptions {
   /** Plans the pipeline on this host's devices, under the head's run id. */
   plan(runId: string): Promise<InitPlan>;
   ttlS: number;
+  /** Mutual TLS to the head's control port: the replicas get these paths (never the key itself) in their env. */
+  tls?: TlsFiles;
   /** A run id, or the newest head. */
   runId?: string;
   /** How long to wait for a head to appear (default 30 s). */
@@ -34,6 +37,20 @@ export interface AgentOptions {
 }
 
 const RESPAWN_BACKOFF_MS = 250;
+
+/** Replicas that dial TLS to a plain port, or plain TCP to a TLS one, would only be refused: say so once, here. */
+function checkTlsAgrees(head: HeadRecord, agentHasTls: boolean): void {
+  if (head.tls === true && !agentHasTls) {
+    throw new OmniError('OMNI_CLUSTER', `the head of run ${head.run_id} accepts replicas over mutual TLS only, and this agent has no client certificate`, {
+      hint: 'give the agent --tls-cert, --tls-key (a client certificate signed by the CA the head trusts) and --tls-ca (the CA of the head\'s certificate)',
+    });
+  }
+  if (head.tls !== true && agentHasTls) {
+    throw new OmniError('OMNI_CLUSTER', `the head of run ${head.run_id} does not use TLS on its control port, but this agent was given --tls-* files`, {
+      hint: 'start the head with --tls-cert, --tls-key and --tls-ca too, or drop them from the agent',
+    });
+  }
+}
 
 /**
  * The headless launcher of one host: finds the head in discovery, refuses to serve another
@@ -94,6 +111,7 @@ export class Agent {
         hint: 'give the agent the same pipeline file as the head (devices and env may differ; stages, engines and engine_args may not)',
       });
     }
+    checkTlsAgrees(found.head, this.#o.tls !== undefined);
     this.#plan = await this.#o.plan(found.head.run_id);
     for (const stageId of this.#o.stages) {
       if (!this.#plan.stages.some((s) => s.stage_id === stageId)) {
@@ -182,7 +200,7 @@ export class Agent {
         stage_id: stageId,
         replica_id: replicaId,
         worker: template.worker,
-        env: controlEnv({ socketPath: this.#head.control, token, stage_id: stageId, replica_id: replicaId, run_id }),
+        env: { ...controlEnv({ socketPath: this.#head.control, token, stage_id: stageId, replica_id: replicaId, run_id }), ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}) },
         onLine: (stream, line) => (this.#o.onLine ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line) : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line)),
       });
     } catch (err) {

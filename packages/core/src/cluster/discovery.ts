@@ -14,6 +14,8 @@ export interface HeadRecord {
   host_id: string;
   /** Unix ms. */
   since: number;
+  /** True when the control port speaks mutual TLS only: agents need `--tls-cert/--tls-key/--tls-ca`. */
+  tls?: boolean;
 }
 
 /** A replica id an agent claimed (`/omnistage/<run>/replicas/<stage>/<replica>`), bound to the agent's lease. */

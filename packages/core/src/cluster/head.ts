@@ -3,6 +3,7 @@ import { OmniError } from '../errors.js';
 import type { ControlServer } from '../control/server.js';
 import type { HelloMessage, JsonObject } from '../control/protocol.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
+import type { TlsMaterial } from '../control/tls-material.js';
 import { ControlReplicaConnection } from '../builtins/control-connection.js';
 import type { RunServices } from '../orchestrate/run-services.js';
 import type { RunningPipeline, StartedReplica } from '../orchestrate/running-pipeline.js';
@@ -23,6 +24,8 @@ export interface HeadOptions {
   /** The address agents' replicas dial (default: the bound address). */
   advertise?: string;
   ttlS: number;
+  /** Mutual TLS on the control port (`--tls-*`): replicas must present a certificate signed by its CA. */
+  tls?: TlsMaterial;
   fingerprint: unknown;
   configHash: string;
 }
@@ -69,7 +72,7 @@ export class ClusterHead {
   static async start(services: RunServices, pipeline: RunningPipeline, control: ControlServer, options: HeadOptions): Promise<ClusterHead> {
     const head = new ClusterHead(services, pipeline, options);
     control.resolveUnknownWith((hello) => head.#resolve(control, hello));
-    const bound = await control.listenTcp({ host: options.bindHost, port: options.port });
+    const bound = await control.listenTcp({ host: options.bindHost, port: options.port }, options.tls);
     head.control = `tcp://${options.advertise ?? bound.host}:${bound.port}`;
     const run = pipeline.runId;
     head.#unwatch.push(await options.discovery.watchReplicas(run, (change) => head.#onReplicaChange(change)));
@@ -87,7 +90,7 @@ export class ClusterHead {
     const { discovery, ttlS, hostId, configHash, fingerprint } = this.#options;
     const reg = await discovery.register(ttlS);
     this.#registration = reg;
-    await discovery.publishHead(reg, { run_id: this.#pipeline.runId, control: this.control, config_hash: configHash, host_id: hostId, since: Date.now() }, fingerprint);
+    await discovery.publishHead(reg, { run_id: this.#pipeline.runId, control: this.control, config_hash: configHash, host_id: hostId, since: Date.now(), ...(this.#options.tls ? { tls: true } : {}) }, fingerprint);
     void reg.lost.then((err) => {
       if (this.#closed) return;
       // etcd was unreachable for 2 × TTL: agents may have stopped their replicas; come back under a new lease.

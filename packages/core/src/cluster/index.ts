@@ -10,3 +10,4 @@ export { clusterKeys, type Discovery, type HeadRecord, type Registration, type R
 export { carryAcrossHostsInline } from './cross-host.js';
 export { EtcdDiscovery } from './etcd-discovery.js';
 export { LocalProcessLauncher, type LaunchRequest, type Launcher } from './launcher.js';
+export { loadTlsFiles, tlsEnv, type TlsFiles, type TlsMaterial, type TlsRole } from '../control/tls-material.js';

@@ -19,6 +19,10 @@ export const CONTROL_ENV = Object.freeze({
   stageId: 'OMNISTAGE_STAGE_ID',
   replicaId: 'OMNISTAGE_REPLICA_ID',
   runId: 'OMNISTAGE_RUN_ID',
+  /** Mutual TLS to a head's TCP control port (docs/scale-out.md): paths of this replica's certificate, its key and the CA the head's certificate must be signed by. All three or none. */
+  tlsCert: 'OMNISTAGE_TLS_CERT',
+  tlsKey: 'OMNISTAGE_TLS_KEY',
+  tlsCa: 'OMNISTAGE_TLS_CA',
 } as const);
 
 /** JSON values as they travel on the wire. */

@@ -1,10 +1,12 @@
 import { chmod, lstat, rm } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { OmniError } from '../errors.js';
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
 import { encodeMessage, parseWorkerMessage, PROTOCOL_VERSION, type HelloMessage } from './protocol.js';
 import { ReplicaChannel, type ExpectOptions } from './replica-channel.js';
 import { RejectionLog } from './rejection-log.js';
+import type { TlsMaterial } from './tls-material.js';
 import { tokenKey } from './token.js';
 
 /** What a control server tells every replica (its run). */
@@ -109,11 +111,13 @@ export class ControlServer {
 
   /**
    * Also accepts replicas over TCP (head mode: replicas of other hosts dial in). Same protocol,
-   * same token check; resolves with the bound address (port 0 picks a free one).
+   * same token check; resolves with the bound address (port 0 picks a free one). With `tls` the
+   * port speaks only mutual TLS (≥ 1.2): a peer without a certificate signed by `tls.ca` never
+   * gets to say hello, and is logged as a rejected connection.
    */
-  async listenTcp(endpoint: TcpEndpoint): Promise<TcpEndpoint> {
-    const server = createServer();
-    server.on('connection', (socket) => {
+  async listenTcp(endpoint: TcpEndpoint, tls?: TlsMaterial): Promise<TcpEndpoint> {
+    const server = tls === undefined ? createServer() : this.#tlsServer(tls);
+    server.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
       socket.setNoDelay(true);
       this.#onConnection(socket);
     });
@@ -127,6 +131,23 @@ export class ControlServer {
     this.#tcpServers.push(server);
     const address = server.address() as AddressInfo;
     return { host: address.address, port: address.port };
+  }
+
+  #tlsServer(tls: TlsMaterial): TlsServer {
+    const server = createTlsServer({
+      cert: tls.cert,
+      key: tls.key,
+      ca: tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: this.#options.helloTimeoutMs,
+    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+      if (this.#closing === undefined) this.#rejections.rejected(`TLS handshake failed: ${err.code ?? err.message}`);
+      socket.destroy();
+    });
+    return server;
   }
 
   /** Announces a replica: the first connection presenting `token` with these ids gets the channel. */

@@ -4,7 +4,8 @@
  *
  * Imported by the worker SDK: node built-ins and dependency-free protocol modules only.
  */
-import { createConnection, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createConnection, isIP, type Socket } from 'node:net';
 import { OmniError } from '../errors.js';
 import { LineDecoder } from '../control/framing.js';
 import { CONTROL_ENV, encodeMessage, parseOrchestratorMessage, PHASES_VERSION, PROTOCOL_VERSION, type WelcomeMessage } from '../control/protocol.js';
@@ -62,24 +63,56 @@ export async function dialOrchestrator(env: Readonly<Record<string, string | und
   const token = required(env, CONTROL_ENV.token);
   const stage_id = requiredInt(env, CONTROL_ENV.stageId);
   const replica_id = requiredInt(env, CONTROL_ENV.replicaId);
-  const socket = dial(socketPath);
+  const { socket, connectEvent } = await dial(socketPath, env);
   const lines = new SocketLines(socket);
   const ids = { token, stage_id, replica_id, ...(phases ? { phases: PHASES_VERSION } : {}) };
-  const welcome = await handshake(socket, lines, ids, timeoutMs);
+  const welcome = await handshake(socket, connectEvent, lines, ids, timeoutMs);
   return { socket, lines, welcome };
 }
 
-/** A Unix socket path, or `tcp://HOST:PORT` for a head on another host (docs/scale-out.md). */
-function dial(endpoint: string): Socket {
+/**
+ * A Unix socket path, or `tcp://HOST:PORT` for a head on another host (docs/scale-out.md); with
+ * OMNISTAGE_TLS_* set, that TCP connection is mutual TLS. node:tls is loaded only then: worker
+ * start-up time is benchmarked.
+ */
+async function dial(endpoint: string, env: Readonly<Record<string, string | undefined>>): Promise<{ socket: Socket; connectEvent: 'connect' | 'secureConnect' }> {
   const tcp = /^tcp:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(endpoint);
-  if (tcp === null) return createConnection(endpoint);
-  const socket = createConnection({ host: tcp[1]!, port: Number(tcp[2]) });
+  if (tcp === null) return { socket: createConnection(endpoint), connectEvent: 'connect' };
+  const host = tcp[1]!;
+  const port = Number(tcp[2]);
+  const files = tlsFilesOf(env);
+  if (files === null) {
+    const socket = createConnection({ host, port });
+    socket.setNoDelay(true);
+    return { socket, connectEvent: 'connect' };
+  }
+  const { connect } = await import('node:tls');
+  // An IP is checked against the certificate's IP names; RFC 6066 forbids it as a server name.
+  const socket = connect({ host, port, ...files, minVersion: 'TLSv1.2', ...(isIP(host) === 0 ? { servername: host } : {}) });
   socket.setNoDelay(true);
-  return socket;
+  return { socket, connectEvent: 'secureConnect' };
+}
+
+/** The TLS files named in the environment, read; null when none is set. Half a set is an error. */
+function tlsFilesOf(env: Readonly<Record<string, string | undefined>>): { cert: Buffer; key: Buffer; ca: Buffer } | null {
+  const names = { cert: CONTROL_ENV.tlsCert, key: CONTROL_ENV.tlsKey, ca: CONTROL_ENV.tlsCa };
+  const set = Object.values(names).filter((name) => (env[name] ?? '') !== '');
+  if (set.length === 0) return null;
+  if (set.length < 3) throw workerError(`${Object.values(names).join(', ')} go together; only ${set.join(', ')} is set`, 'the agent sets all three from its --tls-cert, --tls-key and --tls-ca');
+  const read = (name: string): Buffer => {
+    const file = env[name]!;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw workerError(`cannot read ${name}=${file}: ${(err as Error).message}`, 'the agent passes the paths of its --tls-cert, --tls-key and --tls-ca files; check they exist on this host');
+    }
+  };
+  return { cert: read(names.cert), key: read(names.key), ca: read(names.ca) };
 }
 
 function handshake(
   socket: Socket,
+  connectEvent: 'connect' | 'secureConnect',
   lines: SocketLines,
   ids: { token: string; stage_id: number; replica_id: number; phases?: number },
   timeoutMs: number,
@@ -108,11 +141,11 @@ function handshake(
     const cleanup = (): void => {
       clearTimeout(timer);
       lines.setSink(null); // buffer whatever follows the welcome for the connection object
-      socket.off('connect', onConnect);
+      socket.off(connectEvent, onConnect);
       socket.off('error', onError);
       socket.off('close', onClose);
     };
-    socket.once('connect', onConnect);
+    socket.once(connectEvent, onConnect);
     socket.on('error', onError);
     socket.once('close', onClose);
     lines.setSink({ line: onLine, error: fail });

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
-from . import payloads
+from . import payloads, transport
 from .payloads import BytesLike, OutputConnector, PayloadError, PayloadRef, PayloadStore
 from .protocol import (
     ENV_CONTROL,
@@ -163,7 +163,8 @@ def connect(
     handshake_timeout: float = 30.0,
     phases: bool = False,
 ) -> "Connection":
-    """Dials the orchestrator named in the environment (``OMNISTAGE_CONTROL``, ``OMNISTAGE_TOKEN``,
+    """Dials the orchestrator named in the environment (``OMNISTAGE_CONTROL``: a Unix socket path or
+    ``tcp://HOST:PORT``, mutual TLS with ``OMNISTAGE_TLS_CERT``/``_KEY``/``_CA``; ``OMNISTAGE_TOKEN``,
     ``OMNISTAGE_STAGE_ID``, ``OMNISTAGE_REPLICA_ID``), says hello and returns the attached
     connection once the welcome came. Raises :class:`ProtocolError` when the orchestrator cannot
     be reached, refuses this worker (``error``), or answers with anything but a valid welcome.
@@ -179,13 +180,9 @@ def connect(
     token = _required(env, ENV_TOKEN)
     stage_id = _required_int(env, ENV_STAGE_ID)
     replica_id = _required_int(env, ENV_REPLICA_ID)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock, pump = transport.dial(path, env, handshake_timeout)
     try:
         sock.settimeout(handshake_timeout)
-        try:
-            sock.connect(path)
-        except OSError as err:
-            raise _worker_error(f"cannot reach the orchestrator at {path}: {err.strerror or err}") from None
         hello = {"type": "hello", "v": PROTOCOL_VERSION, "token": token, "stage_id": stage_id, "replica_id": replica_id, "pid": os.getpid()}
         if phases:
             hello["phases"] = PHASES_VERSION
@@ -193,6 +190,15 @@ def connect(
         decoder = LineDecoder()
         welcome, rest = _await_welcome(sock, decoder, handshake_timeout)
         sock.settimeout(None)
+    except (ProtocolError, OSError) as err:
+        sock.close()
+        if pump is not None and pump.error is not None:
+            # The head refused this replica's certificate after the handshake (TLS 1.3): say so.
+            raise ProtocolError(f"the orchestrator refused this worker's TLS connection: {pump.error}",
+                                "the head must trust the CA that signed OMNISTAGE_TLS_CERT") from None
+        if isinstance(err, ProtocolError):
+            raise
+        raise _worker_error(f"the control connection failed during the handshake: {err}") from None
     except BaseException:
         sock.close()
         raise

@@ -1,6 +1,6 @@
 """The omnistage control protocol v1 as a worker sees it (docs/protocol.md).
 
-One JSON object per line over a Unix socket. This module only frames, parses and validates
+One JSON object per line over a Unix socket (or TCP, optionally mutual TLS, to a head). This module only frames, parses and validates
 messages; :mod:`omnistage_worker.connection` speaks them.
 """
 
@@ -20,6 +20,11 @@ ENV_TOKEN = "OMNISTAGE_TOKEN"
 ENV_STAGE_ID = "OMNISTAGE_STAGE_ID"
 ENV_REPLICA_ID = "OMNISTAGE_REPLICA_ID"
 ENV_RUN_ID = "OMNISTAGE_RUN_ID"
+#: Mutual TLS to a head's TCP control port (docs/scale-out.md): paths of this replica's certificate,
+#: its key, and the CA the head's certificate must be signed by. All three or none.
+ENV_TLS_CERT = "OMNISTAGE_TLS_CERT"
+ENV_TLS_KEY = "OMNISTAGE_TLS_KEY"
+ENV_TLS_CA = "OMNISTAGE_TLS_CA"
 
 #: Longest line either side accepts (the orchestrator's default).
 MAX_LINE_BYTES = 8 * 1024 * 1024
