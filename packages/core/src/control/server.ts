@@ -143,8 +143,13 @@ export class ControlServer {
       minVersion: 'TLSv1.2',
       handshakeTimeout: this.#options.helloTimeoutMs,
     });
+    // A peer still in its handshake is not bound to anything yet, but close() must not wait for it.
+    server.on('connection', (raw: Socket) => {
+      this.#sockets.add(raw);
+      raw.once('close', () => this.#sockets.delete(raw));
+    });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-      if (this.#closing === undefined) this.#rejections.rejected(`TLS handshake failed: ${err.code ?? err.message}`);
+      if (this.#closing === undefined) this.#rejections.rejected(`TLS handshake failed: ${err.code ?? err.message} (from ${socket.remoteAddress ?? 'an unknown address'})`);
       socket.destroy();
     });
     return server;
