@@ -182,6 +182,8 @@ describe.skipIf(!HAS_OPENSSL && !process.env['CI'])('TLS files are checked befor
   // Nothing listens on port 9: a command that got as far as etcd would fail with exit 1, not 2.
   const head = (tls: string[]): ReturnType<typeof runCli> =>
     runCli(['serve', FIXTURE, '--platform', 'cpu', '--port', '0', '--lock-dir', box.lockDir, '--head', '--etcd', 'http://127.0.0.1:9', ...tls], { tmpDir: box.tmp, timeoutMs: 60_000 });
+  const up = (tls: string[]): ReturnType<typeof runCli> =>
+    runCli(['up', FIXTURE, '--platform', 'cpu', '--lock-dir', box.lockDir, '--head', '--etcd', 'http://127.0.0.1:9', ...tls], { tmpDir: box.tmp, timeoutMs: 60_000 });
   const agent = (tls: string[]): ReturnType<typeof runCli> =>
     runCli(['agent', FIXTURE, '--platform', 'cpu', '--lock-dir', box.lockDir, '--etcd', 'http://127.0.0.1:9', '--stages', '1', ...tls], { tmpDir: box.tmp, timeoutMs: 60_000 });
 
@@ -193,7 +195,7 @@ describe.skipIf(!HAS_OPENSSL && !process.env['CI'])('TLS files are checked befor
       [() => agent(['--tls-cert', certs.client.cert, '--tls-key', certs.client.key, '--tls-ca', join(box.root, 'none.pem')]), /OMNI_TLS: --tls-ca \S+none\.pem: does not exist/],
       [() => head(['--tls-cert', certs.server.cert, '--tls-key', certs.server.key, '--tls-ca', garbage]), /OMNI_TLS: --tls-ca \S+garbage\.pem: is not a PEM certificate/],
       [() => head(['--tls-cert', certs.server.cert, '--tls-key', certs.client.key, '--tls-ca', certs.ca.cert]), /OMNI_TLS: --tls-key \S+agent\.key: is not the private key of \S+head\.crt/],
-      [() => head(tlsFlags(certs.client, certs.ca)), /OMNI_TLS: --tls-cert \S+agent\.crt: its extended key usage does not allow TLS servers/],
+      [() => up(tlsFlags(certs.client, certs.ca)), /OMNI_TLS: --tls-cert \S+agent\.crt: its extended key usage does not allow TLS servers/],
       [() => head([...tlsFlags(certs.server, certs.ca), '--control-host', '127.0.0.2']), /OMNI_TLS: --tls-cert \S+head\.crt: does not name 127\.0\.0\.2/],
       [() => head(['--tls-cert', certs.server.cert, '--tls-ca', certs.ca.cert]), /OMNI_USAGE: mutual TLS needs --tls-cert, --tls-key and --tls-ca together; --tls-key is missing/],
       [() => agent(['--tls-key', certs.client.key]), /OMNI_USAGE: mutual TLS needs .*; --tls-cert and --tls-ca are missing/],
