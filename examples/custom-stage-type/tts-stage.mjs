@@ -35,6 +35,8 @@ export default function ttsStage(options = {}) {
       api.defineEngine({
         stageType: 'tts',
         name: 'reference',
+        // The engine args it takes: any other key is a warning at its line (with did-you-mean).
+        engineArgs: ['voice', 'rate'],
         resolveWorker: (ctx) => ({
           command: process.execPath,
           args: [WORKER],

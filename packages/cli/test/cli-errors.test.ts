@@ -5,6 +5,7 @@
  * and `omnistage` without arguments exits 2 with the help.
  */
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +77,82 @@ describe('config errors', { timeout: 60_000 }, () => {
     const r = await cli(['validate', QWEN3, '--pipeline', 'qwen3_omni_moe', '--platform', 'cpu', '--stage-overrides', overrides]);
     const stderr = expectConfigError(r, where, 'OMNI_CONFIG_OVERRIDE_INVALID');
     expect(stderr).toContain(detail);
+  });
+});
+
+/** A two-stage pipeline on reference engines (llm → diffusion) whose stages carry these extra engine_args lines. */
+async function referencePipeline(name: string, llmArgs: string[], diffusionArgs: string[]): Promise<string> {
+  const file = join(box.root, `${name}.yaml`);
+  const lines = [
+    'stage_args:',
+    '  - stage_id: 0',
+    '    engine: reference',
+    '    runtime: { devices: "0" }',
+    '    engine_args:',
+    '      model_stage: prompter',
+    ...llmArgs.map((a) => `      ${a}`),
+    '  - stage_id: 1',
+    '    stage_type: diffusion',
+    '    engine: reference',
+    '    runtime: { devices: "1" }',
+    '    engine_input_source: [0]',
+    '    final_output: true',
+    '    final_output_type: image',
+    '    engine_args:',
+    '      vae_use_tiling: true',
+    ...diffusionArgs.map((a) => `      ${a}`),
+    '',
+  ];
+  await writeFile(file, lines.join('\n'));
+  return file;
+}
+
+describe('engine args of engines that declare them (reference llm and diffusion)', { timeout: 60_000 }, () => {
+  it('a misspelt key is a warning at the key with did-you-mean; the run is still valid', async () => {
+    const file = await referencePipeline('typo-warn', ['max_model_lne: 64'], ['vae_use_slicng: true']);
+    const r = await cli(['validate', file, '--platform', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${file}:7:7: warning OMNI_WARN_ENGINE_ARG_UNKNOWN: stage 0: engine "reference" (llm) does not take engine_args.max_model_lne`);
+    expect(r.stderr).toContain('Did you mean `max_model_len`?');
+    expect(r.stderr).toContain(`${file}:17:7: warning OMNI_WARN_ENGINE_ARG_UNKNOWN: stage 1: engine "reference" (diffusion) does not take engine_args.vae_use_slicng`);
+    expect(r.stderr).toContain('Did you mean `vae_use_slicing`?');
+    expect(r.stdout).toContain('2 warning(s)');
+  });
+
+  it.each([
+    ['gpu_memory_utilisation: 0.3', 'gpu_memory_utilization', 'diffusion'],
+    ['tensor_paralel_size: 2', 'tensor_parallel_size', 'llm'],
+    ['parallel_confg: { ulysses_degree: 2 }', 'parallel_config', 'diffusion'],
+  ])('a near miss of a key the planner reads (%s) is an error at the key, exit 2', async (line, intended, stage) => {
+    const file = await referencePipeline(`typo-${intended}`, stage === 'llm' ? [line] : [], stage === 'llm' ? [] : [line]);
+    const r = await cli(['plan', file, '--platform', 'cpu']);
+    const stderr = expectConfigError(r, stage === 'llm' ? `${file}:7:7` : `${file}:16:7`, 'OMNI_CONFIG_INVALID');
+    expect(stderr).toContain(`Did you mean \`${intended}\`?`);
+  });
+
+  it('--stage-overrides: a bare key that is nothing the stage knows is an error naming the key, the stage and the allowed keys', async () => {
+    const file = await referencePipeline('override-unknown', [], []);
+    const r = await cli(['validate', file, '--platform', 'cpu', '--stage-overrides', '{"1": {"zzz_unknown": 1}}']);
+    const stderr = expectConfigError(r, '<stage-overrides>:1:8', 'OMNI_CONFIG_OVERRIDE_INVALID');
+    expect(stderr).toContain('stage 1 has no key `zzz_unknown`');
+    expect(stderr).toContain('engine "reference" (diffusion)');
+    expect(stderr).toContain('Allowed: devices, num_replicas, env, restart, runtime, engine, engine_args, default_sampling_params, max_tokens');
+    const near = await cli(['validate', file, '--platform', 'cpu', '--stage-overrides', '{"1": {"vae_use_slicng": true}}']);
+    expect(expectConfigError(near, '<stage-overrides>:1:8', 'OMNI_CONFIG_OVERRIDE_INVALID')).toContain('Did you mean `vae_use_slicing`?');
+    // A key the engine takes stays an engine arg.
+    const fine = await cli(['plan', file, '--platform', 'cpu', '--json', '--stage-overrides', '{"1": {"vae_use_slicing": true}}']);
+    expect(fine.code, fine.stderr).toBe(0);
+    const plan = JSON.parse(fine.stdout) as { stages: { replicas: { engine_args: Record<string, unknown> }[] }[] };
+    expect(plan.stages[1]!.replicas[0]!.engine_args['vae_use_slicing']).toBe(true);
+  });
+
+  it('--stage-overrides: on an engine that takes any key (vllm) a bare unknown key is passed on, with the flag warning', async () => {
+    const file = await referencePipeline('override-vllm', [], []);
+    const r = await cli(['plan', file, '--platform', 'cpu', '--model', 'm', '--json', '--stage-overrides', '{"0": {"engine": "vllm", "zzz_unknown": 1}}']);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout) as { stages: { replicas: { worker: { args: string[] } }[] }[]; warnings: { code: string; line: number; col: number }[] };
+    expect(plan.stages[0]!.replicas[0]!.worker.args).toContain('--zzz-unknown');
+    expect(plan.warnings.filter((w) => w.code === 'OMNI_WARN_VLLM_FLAG_UNKNOWN').map((w) => [w.line, w.col])).toEqual([[1, 26]]);
   });
 });
 

@@ -96,7 +96,7 @@ interface PlanStage {
   topology: { source: string; pipeline: string | null };
 }
 
-async function planInProcess(name: string): Promise<{ topology: { source: string; pipeline: string | null; selected_by: string | null }; stages: PlanStage[] }> {
+async function planInProcess(name: string): Promise<{ topology: { source: string; pipeline: string | null; selected_by: string | null }; stages: PlanStage[]; warnings: { code: string; message: string }[] }> {
   const dir = modelDirs.get(name);
   let omni: Omnistage | undefined;
   const config = await loadPipelineConfig(join(DEPLOY_DIR, name), {
@@ -137,6 +137,8 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
       topology: s.topology,
     }));
     expect(got).toEqual(want);
+    // Every engine arg of the file is one the reference engines take (they stand in for vLLM-Omni's).
+    expect(plan.warnings.filter((w) => w.code === 'OMNI_WARN_ENGINE_ARG_UNKNOWN').map((w) => w.message)).toEqual([]);
   });
 
   it('the CLI plan agrees: --pipeline and a model directory select the same topology; without either it is a located error', async () => {

@@ -94,12 +94,17 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
   it.each(FILES)('%s: validate exits 0 and plan --json has the contract fields', async (name) => {
     const file = join(UPSTREAM_FIXTURES, name);
     const common = ['--platform', 'cpu', ...upstreamSelection(name)];
-    const [validate, plan] = await Promise.all([
+    const [validate, plan, onReference] = await Promise.all([
       runCli(['validate', file, ...common], { tmpDir: box.tmp }),
       runCli(['plan', file, '--json', ...common], { tmpDir: box.tmp }),
+      runCli(['plan', file, '--json', '--engine', 'reference', ...common], { tmpDir: box.tmp }),
     ]);
     expect(validate.code, validate.stderr).toBe(0);
     expect(plan.code, plan.stderr).toBe(0);
+    // Every engine arg of an upstream file is one the reference engines take (they stand in for vLLM-Omni's).
+    expect(onReference.code, onReference.stderr).toBe(0);
+    const unknownArgs = (JSON.parse(onReference.stdout) as { warnings: { code: string; message: string }[] }).warnings.filter((w) => w.code === 'OMNI_WARN_ENGINE_ARG_UNKNOWN');
+    expect(unknownArgs.map((w) => w.message)).toEqual([]);
     const parsed: unknown = JSON.parse(plan.stdout);
     expect(planContractProblems(parsed)).toEqual([]);
     const p = parsed as { platform: string; stages: { replicas: { group: number; stage_id?: number }[]; stage_id: number }[]; groups: { id: number; replicas: [number, number][] }[] };

@@ -3,6 +3,7 @@
  * be …, got …" and every unknown key reads the same wherever it comes from (core or a plugin).
  */
 import { suggestions } from './config/did-you-mean.js';
+import { diagnostic, type Diagnostic } from './diagnostics.js';
 import { OmniError, type ErrorCode, type ErrorContext, type SourceLocation } from './errors.js';
 
 const MAX_SHOWN_STRING = 60;
@@ -59,5 +60,73 @@ export function unknownKey(problem: ValueProblem & { key: string; known: Iterabl
     ...(problem.location ? { location: problem.location } : {}),
     ...(problem.context ? { context: problem.context } : {}),
     hint: close.length > 0 ? `Did you mean \`${close[0]}\`?` : `Known keys: ${listSome(known)}.`,
+  });
+}
+
+/** Where an engine arg is, for the engine-args messages below. */
+export interface EngineArgSite {
+  stageId: number;
+  key: string;
+  location: SourceLocation;
+}
+
+/** An engine arg one edit or three away from a key the planner reads: refused, as planning without it changes what runs. */
+export function misspeltPlannerKey(site: EngineArgSite & { intended: string }): OmniError {
+  return new OmniError(
+    'OMNI_CONFIG_INVALID',
+    `Stage ${site.stageId}: engine_args.${site.key} is not \`${site.intended}\`, which the planner reads to place and admit replicas; ` +
+      'planned without it, the stage would run as if it were unset.',
+    { location: site.location, hint: `Did you mean \`${site.intended}\`? Rename the key.`, context: { stage_id: site.stageId, key: site.key } },
+  );
+}
+
+/** What the engine-args messages say about the engine and the keys it takes. */
+export interface EngineArgsOwner extends EngineArgSite {
+  stageType: string;
+  engine: string;
+  /** Every key the engine takes, sorted. */
+  known: readonly string[];
+}
+
+/** "Did you mean `x`?" or the known keys. */
+function knownKeysHint(key: string, known: readonly string[]): string {
+  const [close] = suggestions(key, known, 1);
+  return close === undefined ? `It takes: ${listSome(known, 20)}.` : `Did you mean \`${close}\`?`;
+}
+
+/** Warning: a key the stage's engine does not take (it would be passed on, and ignored or refused there). */
+export function unknownEngineArg(owner: EngineArgsOwner): Diagnostic {
+  return diagnostic(
+    'OMNI_WARN_ENGINE_ARG_UNKNOWN',
+    `stage ${owner.stageId}: engine "${owner.engine}" (${owner.stageType}) does not take engine_args.${owner.key}; it has no effect.`,
+    owner.location,
+    `${knownKeysHint(owner.key, owner.known)} Correct the key, or remove it if it was meant for another engine.`,
+  );
+}
+
+/** A bare `--stage-overrides` key that is neither an override key nor an arg of the stage's engine. */
+export function unknownOverrideKey(owner: EngineArgsOwner & { overrideKeys: readonly string[] }): OmniError {
+  const all = [...owner.overrideKeys, ...owner.known];
+  const [close] = suggestions(owner.key, all, 1);
+  return new OmniError(
+    'OMNI_CONFIG_OVERRIDE_INVALID',
+    `--stage-overrides: stage ${owner.stageId} has no key \`${owner.key}\`: it is not an override key, and engine "${owner.engine}" (${owner.stageType}) does not take it as an engine arg.`,
+    {
+      location: owner.location,
+      context: { stage_id: owner.stageId, key: owner.key },
+      hint:
+        `${close === undefined ? '' : `Did you mean \`${close}\`? `}Allowed: ${listSome(owner.overrideKeys, owner.overrideKeys.length)}; ` +
+        `and the engine args of "${owner.engine}": ${listSome(owner.known, 20)}.`,
+    },
+  );
+}
+
+/** A value a plugin engine's zod schema refuses. */
+export function engineArgValueInvalid(site: { stageId: number; engine: string; path: string; message: string; location: SourceLocation }): OmniError {
+  const what = site.path === '' ? 'engine_args' : `engine_args.${site.path}`;
+  return new OmniError('OMNI_CONFIG_INVALID', `Stage ${site.stageId}: ${what} is not valid for engine "${site.engine}": ${site.message}.`, {
+    location: site.location,
+    context: { stage_id: site.stageId },
+    hint: `Change ${what} to what engine "${site.engine}" accepts (its plugin documents its engine args).`,
   });
 }

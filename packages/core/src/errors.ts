@@ -314,6 +314,10 @@ export const WARNING_CATALOGUE = {
     summary: 'a plugin reported a finding of its own with `ctx.warn(text)`',
     fix: 'Follow the plugin\'s message; the plugin\'s documentation says more.',
   },
+  OMNI_WARN_ENGINE_ARG_UNKNOWN: {
+    summary: 'an engine arg is not one the stage\'s engine declares it takes, so it has no effect',
+    fix: 'Correct the key (the hint suggests the closest one the engine takes) or remove it.',
+  },
   OMNI_WARN_VLLM_FLAG_UNKNOWN: {
     summary: 'an engine arg is not a vllm serve flag omnistage knows and is passed on as a flag',
     fix: 'Check it against `vllm serve --help` (vLLM exits on flags it does not know) and correct or remove it.',

@@ -60,7 +60,7 @@ export { defaultLockDir } from './locks/paths.js';
 export { definePlugin } from './plugin.js';
 export type { OmnistagePlugin } from './plugin.js';
 export { ANY_STAGE_TYPE } from './plugins/definition-types.js';
-export type { EdgeFlow, EngineDefinition, StageTypeDefinition } from './plugins/definition-types.js';
+export type { EdgeFlow, EngineArgsDeclaration, EngineArgsZodSchema, EngineDefinition, StageTypeDefinition } from './plugins/definition-types.js';
 export type { PluginApi, PluginEvents } from './plugins/plugin-api.js';
 export type { Definitions } from './plugins/definitions.js';
 export { loadPlugins } from './plugin-loader.js';

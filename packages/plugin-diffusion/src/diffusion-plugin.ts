@@ -3,6 +3,7 @@ import { STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type StageC
 import { normalizeDiffusionAttentionConfig } from './attention-config.js';
 import { checkDiffusionDeviceCount } from './device-count.js';
 import { getDiffusionDevicesPerReplica } from './devices-per-replica.js';
+import { REFERENCE_DIFFUSION_ENGINE_ARGS } from './engine-arg-keys.js';
 import { diffusionEngineArgsJsonSchema } from './engine-args-schema.js';
 import { validateDiffusionSamplingParams } from './sampling-params.js';
 
@@ -96,6 +97,7 @@ export function diffusionPlugin(options: DiffusionPluginOptions = {}): Omnistage
       omni.defineEngine({
         stageType: 'diffusion',
         name: 'reference',
+        engineArgs: REFERENCE_DIFFUSION_ENGINE_ARGS,
         resolveWorker: (ctx): WorkerSpec => ({
           command: process.execPath,
           args: [REFERENCE_DIFFUSION_WORKER],

@@ -3,6 +3,7 @@ import { OmniError, STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, 
 import { buildEngineArgsDict } from './engine-args-dict.js';
 import { llmEngineArgsJsonSchema } from './engine-args-schema.js';
 import { llmLockDeviceCount } from './lock-device-count.js';
+import { REFERENCE_LLM_ENGINE_ARGS } from './reference/engine-arg-keys.js';
 import { ENGINE_ARGS_ENV } from './reference/knobs.js';
 import { validateLlmSamplingParams } from './sampling-params.js';
 import { getStageDevicesPerReplica } from './stage-devices.js';
@@ -71,6 +72,7 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
       omni.defineEngine({
         stageType: 'llm',
         name: 'reference',
+        engineArgs: REFERENCE_LLM_ENGINE_ARGS,
         resolveWorker: (ctx): WorkerSpec => ({
           command: process.execPath,
           args: [REFERENCE_LLM_WORKER],
@@ -83,6 +85,8 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
       omni.defineEngine({
         stageType: 'llm',
         name: 'vllm',
+        // Every key becomes a `vllm serve` flag; deriveVllmServeArgv warns about those it does not know.
+        engineArgs: 'any',
         validateStage: (stage, ctx) => {
           if (ctx.model) return;
           const message = `stage ${stage.stage_id} runs on engine "vllm", which needs a model`;

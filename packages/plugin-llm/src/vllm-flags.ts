@@ -65,6 +65,8 @@ export const VLLM_KNOWN_FLAGS: Readonly<Record<string, VllmFlagSpec>> = {
   limit_mm_per_prompt: json('Maximum number of multimodal items per prompt, per modality.'),
   mm_processor_kwargs: json('Arguments for the multimodal processor.'),
   mm_processor_cache_gb: num('Multimodal processor cache size in GiB (0 disables it).'),
+  skip_mm_profiling: bool('Skip multimodal memory profiling at start-up.'),
+  config_format: str('Format of the model config to load: auto, hf, mistral.'),
   // LoadConfig
   load_format: str('Weight format to load (auto, safetensors, pt, dummy, ...).'),
   download_dir: str('Directory to download and load weights from.'),
@@ -101,6 +103,7 @@ export const VLLM_KNOWN_FLAGS: Readonly<Record<string, VllmFlagSpec>> = {
   prefix_caching_hash_algo: str('Hash algorithm for prefix caching.'),
   cpu_offload_gb: num('GiB of model weights to offload to CPU memory per GPU.'),
   calculate_kv_scales: bool('Compute KV-cache scales dynamically (fp8 KV cache).'),
+  mamba_ssm_cache_dtype: str('Dtype of the Mamba SSM state cache.'),
   // AttentionConfig (ROCm stages get TRITON_ATTN written by metadata extraction, spec b.12)
   attention_backend: str('Attention backend (e.g. FLASH_ATTN, TRITON_ATTN).'),
   // SchedulerConfig
@@ -158,6 +161,8 @@ export const OMNI_ONLY_ENGINE_KEYS: ReadonlySet<string> = new Set([
   'custom_process_next_stage_input_func',
   'requires_full_payload_input',
   'subtalker_sampling_params',
+  'retains_state_across_chunks',
+  'duplex_max_sessions',
   'custom_voice_dir',
   'diffusion_attention_config',
   'quantization_config',
@@ -181,6 +186,13 @@ export const OMNI_ONLY_ENGINE_KEYS: ReadonlySet<string> = new Set([
   'init_phases',
   'window_fault',
 ]);
+
+/**
+ * vLLM engine args that upstream vLLM-Omni deploy files set but that are missing from the
+ * documented flag set {@link VLLM_KNOWN_FLAGS} is checked against (newer vLLM releases). The
+ * `vllm` engine still warns about them; the reference engine, which stands in for vLLM, takes them.
+ */
+export const NEWER_VLLM_ENGINE_ARGS: readonly string[] = ['attention_config', 'moe_backend', 'enable_flashinfer_autotune'];
 
 /** Keys the launcher owns: the model is the positional argument, host and port are assigned. */
 export const LAUNCHER_OWNED_KEYS: ReadonlySet<string> = new Set(['model', 'host', 'port']);

@@ -23,6 +23,9 @@ export function pythonPlugin(): OmnistagePlugin {
       omni.defineEngine({
         stageType: ANY_STAGE_TYPE,
         name: PYTHON_ENGINE,
+        // Every key reaches the user's Python engine, whose constructor omnistage cannot see: a
+        // closed list would warn about every key the engine's author chose (`entry` and `python` are ours).
+        engineArgs: 'any',
         validateStage(stage, ctx) {
           const env = ctx.options.env ?? process.env;
           checkPythonEntry(stage, pythonEntryOf(stage, ctx.config.file, env), env);

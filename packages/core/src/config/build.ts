@@ -40,6 +40,7 @@ export function buildStage(draft: StageDraft, stageIdx: number): StageConfig {
     output_connectors: connectorRefs(data.output_connectors),
     extras,
     locations,
+    ...(draft.overrideArgs ? { override_args: [...draft.overrideArgs] } : {}),
     runtime: {
       process: rt.process ?? true,
       devices: rt.devices === null || rt.devices === undefined ? null : String(rt.devices),

@@ -15,6 +15,8 @@ export interface StageDraft {
   loc: SourceLocation;
   /** Model-specific keys a registered pipeline adds to `StageConfig.extras` (the file's own win). */
   extras?: Record<string, unknown>;
+  /** Engine args `--stage-overrides` named bare (not under `engine_args`); see `StageConfig.override_args`. */
+  overrideArgs?: string[];
 }
 
 /** A whole pipeline between the front ends and the final build. */

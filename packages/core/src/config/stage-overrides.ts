@@ -5,6 +5,8 @@
  * deep-merged, well-known sampling parameters (`max_tokens`, `temperature`, ...) go to
  * `default_sampling_params`, anything else is an engine arg — unless it is a near miss of one of
  * the keys above (`devics`), which is an error: a typo must not become an engine arg silently.
+ * Such bare engine args are remembered on the stage (`StageConfig.override_args`): the planner
+ * refuses those that the stage's engine does not take, once it knows the engine.
  */
 import { OmniError } from '../errors.js';
 import { didYouMeanPrefix } from './did-you-mean.js';
@@ -22,11 +24,13 @@ const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'env', 'restart']);
 const MERGED_RUNTIME_KEYS = new Set(['env', 'restart']);
 const FORBIDDEN = new Set<string>(OVERRIDE_FORBIDDEN_KEYS);
 const STRUCTURAL_KEYS = [...RUNTIME_KEYS, 'runtime', 'engine', 'engine_args', 'default_sampling_params'];
+/** The keys an override names that are not engine args, for the planner's "allowed keys" hint. */
+export const OVERRIDE_STAGE_KEYS: readonly string[] = STRUCTURAL_KEYS;
 /**
  * Sampling parameters an override may name bare; they are never engine args of any engine. Others
  * (and `seed`, which vLLM also takes as an engine arg) go under `default_sampling_params`.
  */
-const SAMPLING_KEYS = new Set([
+export const OVERRIDE_SAMPLING_KEYS: ReadonlySet<string> = new Set([
   'max_tokens', 'min_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
   'repetition_penalty', 'stop', 'stop_token_ids', 'ignore_eos', 'num_inference_steps', 'guidance_scale',
   'true_cfg_scale', 'negative_prompt', 'num_outputs_per_prompt', 'height', 'width', 'num_frames',
@@ -54,7 +58,7 @@ export function applyStageOverrides(stages: readonly StageDraft[], text: string)
     }
     if (entry.node.kind === 'map') {
       for (const [k, e] of entry.node.entries) {
-        const near = STRUCTURAL_KEYS.includes(k) || SAMPLING_KEYS.has(k) ? '' : didYouMeanPrefix(k, STRUCTURAL_KEYS);
+        const near = STRUCTURAL_KEYS.includes(k) || OVERRIDE_SAMPLING_KEYS.has(k) ? '' : didYouMeanPrefix(k, STRUCTURAL_KEYS);
         if (near !== '') {
           throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', `--stage-overrides: unknown key \`${k}\` for stage ${key}.`, {
             location: e.keyLoc,
@@ -79,8 +83,15 @@ export function applyStageOverrides(stages: readonly StageDraft[], text: string)
 
   return stages.map((stage) => {
     const patch = root.entries.get(String(stage.stageId))?.node;
-    return patch?.kind === 'map' ? { ...stage, node: patchStage(stage.node, patch) } : stage;
+    if (patch?.kind !== 'map') return stage;
+    const bare = [...patch.entries.keys()].filter(isBareEngineArg);
+    return { ...stage, node: patchStage(stage.node, patch), ...(bare.length > 0 ? { overrideArgs: [...(stage.overrideArgs ?? []), ...bare] } : {}) };
   });
+}
+
+/** A key of an override that goes to `engine_args` although it is not nested under it. */
+function isBareEngineArg(key: string): boolean {
+  return !RUNTIME_KEYS.has(key) && !STRUCTURAL_KEYS.includes(key) && !OVERRIDE_SAMPLING_KEYS.has(key);
 }
 
 function patchStage(stage: SourcedMap, patch: SourcedMap): SourcedMap {
@@ -99,7 +110,7 @@ function patchStage(stage: SourcedMap, patch: SourcedMap): SourcedMap {
     else if (key === 'default_sampling_params') {
       const prev = out.entries.get(key);
       out = withEntries(out, { ...e, node: prev ? deepMerge(prev.node, e.node) : e.node });
-    } else if (SAMPLING_KEYS.has(key)) {
+    } else if (OVERRIDE_SAMPLING_KEYS.has(key)) {
       const prev = out.entries.get('default_sampling_params');
       const params = prev?.node.kind === 'map' ? prev.node : syntheticMap(e.keyLoc);
       out = withEntries(out, { key: 'default_sampling_params', keyLoc: prev?.keyLoc ?? e.keyLoc, node: withEntries(params, e) });

@@ -73,6 +73,12 @@ export interface StageConfig {
   extras: Record<string, unknown>;
   /** Source locations of this stage's keys (dotted paths relative to the stage). */
   locations: LocationIndex;
+  /**
+   * Engine args `--stage-overrides` named bare (`{"1": {"vae_use_slicing": true}}`, not under
+   * `engine_args`). An engine that declares its args refuses those it does not take: a bare key
+   * may be a typo of any key an override knows, so it is an error there, not a warning.
+   */
+  override_args?: readonly string[];
 }
 
 /** How requests spread over a stage's replicas (the router's policy). */

@@ -2,7 +2,8 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { PlanContext, PlanOptions, StageLayout } from '../hooks/contexts.js';
 import type { Omnistage } from '../omnistage.js';
-import { checkAdmission, checkAdmissionKeys } from '../planning/admission.js';
+import { checkAdmission } from '../planning/admission.js';
+import { checkEngineArgs } from '../planning/engine-args-check.js';
 import { unimplementedConnectorWarnings } from '../planning/connector-support.js';
 import { stageTransfers } from '../planning/transfers.js';
 import { launchGroupIds, launchGroups, replicaKey } from '../planning/launch-groups.js';
@@ -23,13 +24,20 @@ function runIdFor(options: PlanOptions): string {
   return options.runId ?? (options.purpose === 'launch' ? newRunId() : PLAN_ONLY_RUN_ID);
 }
 
-/** Validates every stage with its stage type's and engine's rules, then the `validateConfig` taps; returns each stage's engine. */
+/**
+ * Validates every stage with its stage type's and engine's rules and its engine-arg keys against
+ * what its engine takes, then the `validateConfig` taps; returns each stage's engine.
+ */
 async function validate(omni: Omnistage, config: PipelineConfig, ctx: PlanContext): Promise<{ defs: ReturnType<typeof resolveStageTypes>; engines: string[] }> {
   const defs = resolveStageTypes(omni.definitions, config);
   const engines = config.stages.map((stage, i) => resolveEngine(omni.definitions, stage, defs[i]!, ctx.options));
+  const sharedKeys = omni.definitions.sharedEngineArgKeys();
+  const warnedAt = new Set(config.warnings.map((w) => `${w.file}:${w.line}:${w.col}`));
   config.stages.forEach((stage, i) => {
+    const engine = omni.definitions.engine(stage.stage_type, engines[i]!)!;
+    for (const w of checkEngineArgs(stage, { engine: engine.name, declaration: engine.engineArgs, sharedKeys, warnedAt })) ctx.warn(w);
     defs[i]!.validateStage?.(stage, ctx);
-    omni.definitions.engine(stage.stage_type, engines[i]!)!.validateStage?.(stage, ctx);
+    engine.validateStage?.(stage, ctx);
   });
   await omni.hooks.validateConfig.promise(config, ctx);
   return { defs, engines };
@@ -43,7 +51,6 @@ function arrange(all: ReplicaPlan[], config: PipelineConfig, options: PlanOption
   const groups = launchGroups(all, [...visible]);
   const groupOf = launchGroupIds(groups);
   for (const rep of all) rep.group = groupOf.get(replicaKey(rep.stage_id, rep.replica_id)) ?? -1;
-  checkAdmissionKeys(config.stages);
   warnings.push(
     ...checkAdmission(all, {
       reserve: options.memoryReserve ?? 0,

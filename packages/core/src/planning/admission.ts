@@ -1,29 +1,7 @@
-import { editDistance } from '../config/did-you-mean.js';
-import type { EngineArgs, StageConfig } from '../config/types.js';
+import type { EngineArgs } from '../config/types.js';
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { OmniError, type SourceLocation } from '../errors.js';
 import { sortDeviceIds, uniqueDeviceIds } from './device-ids.js';
-
-/** The engine arg admission reads; a near miss of it would silently skip the memory check. */
-const ADMISSION_KEY = 'gpu_memory_utilization';
-
-/**
- * A misspelt `gpu_memory_utilization` (`gpu_memory_utilisation`) is an error, not an engine arg:
- * the replica would escape admission and the engine would ignore or reject it later, on a GPU.
- */
-export function checkAdmissionKeys(stages: readonly StageConfig[]): void {
-  for (const stage of stages) {
-    for (const key of Object.keys(stage.engine_args)) {
-      const distance = key === ADMISSION_KEY ? 0 : editDistance(key.toLowerCase(), ADMISSION_KEY);
-      if (distance === 0 || distance > 3) continue;
-      throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${stage.stage_id}: engine_args.${key} is not \`${ADMISSION_KEY}\`, so the memory admission check would not see it.`, {
-        location: stage.locations.keyAt(`engine_args.${key}`),
-        hint: `Did you mean \`${ADMISSION_KEY}\`? Rename the key.`,
-        context: { stage_id: stage.stage_id, key },
-      });
-    }
-  }
-}
 
 /** What {@link checkAdmission} needs of a replica. */
 export interface AdmissionReplica {

@@ -54,6 +54,33 @@ export interface EngineDefinition {
    * side; undefined leaves the edge to the router's default (the producer's output is the input).
    */
   edgeFlow?(producer: ReplicaPlan, consumer: ReplicaPlan, ctx: PlanContext): EdgeFlow | undefined;
+  /**
+   * The engine args this engine takes, checked by key when a stage is planned on it (see
+   * {@link EngineArgsDeclaration}). Unset: like `'any'` — nothing is checked by key.
+   */
+  readonly engineArgs?: EngineArgsDeclaration;
+}
+
+/**
+ * What engine args an engine takes:
+ * - a list of keys, or a zod object schema (`z.object({...})`: the keys of its shape, and its
+ *   values are checked with `safeParse`): any other key in a stage's `engine_args` is warning
+ *   `OMNI_WARN_ENGINE_ARG_UNKNOWN` at the key, with did-you-mean, and a key `--stage-overrides`
+ *   names bare is an error. Keys core reads itself (`gpu_memory_utilization`, the parallel sizes,
+ *   `parallel_config`, `model_stage`, `engine_output_type`) and keys of shared schemas
+ *   (`defineSharedEngineArgsSchema`, e.g. `omni_kv_config`) are always taken.
+ * - `'any'`: every key is passed on to the engine as it is (`vllm`: as a command-line flag; the
+ *   engine may warn itself), and `--stage-overrides` may name any key bare.
+ *
+ * Either way, a near miss of a key the planner reads (`tensor_paralel_size`) is an error: planned
+ * without it, the replica would be placed or admitted as if it were absent.
+ */
+export type EngineArgsDeclaration = 'any' | readonly string[] | EngineArgsZodSchema;
+
+/** The part of a zod object schema core uses (any zod version: core never imports the plugin's zod). */
+export interface EngineArgsZodSchema {
+  readonly shape: Readonly<Record<string, unknown>>;
+  safeParse(value: unknown): { success: boolean; error?: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } | undefined };
 }
 
 /** An engine's own request flow over one edge (see {@link EngineDefinition.edgeFlow}). */

@@ -128,6 +128,16 @@ export class Definitions {
     this.#sharedEngineArgsSchemas.push(schema);
   }
 
+  /** The top-level keys the shared schemas name (`properties`): valid in the engine args of every engine. */
+  sharedEngineArgKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const schema of this.#sharedEngineArgsSchemas) {
+      const properties = (schema as { properties?: unknown }).properties;
+      if (typeof properties === 'object' && properties !== null) for (const k of Object.keys(properties)) keys.add(k);
+    }
+    return keys;
+  }
+
   /** Registers a payload connector class (see {@link PayloadConnectorDefinition}). */
   defineConnector(definition: PayloadConnectorDefinition): void {
     const name = definition?.name;

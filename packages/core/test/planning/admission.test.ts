@@ -103,7 +103,10 @@ describe('checkAdmission', () => {
 describe('misspelt admission keys', () => {
   it('gpu_memory_utilisation is an error at the key, naming the key admission reads', async () => {
     const { loadPipelineConfig } = await import('../../src/config/load-pipeline.js');
-    const { checkAdmissionKeys } = await import('../../src/planning/admission.js');
+    const { checkEngineArgs } = await import('../../src/planning/engine-args-check.js');
+    const checkAdmissionKeys = (stages: readonly import('../../src/config/types.js').StageConfig[]): void => {
+      for (const stage of stages) checkEngineArgs(stage, { engine: 'vllm', declaration: 'any', sharedKeys: new Set(), warnedAt: new Set() });
+    };
     const config = await loadPipelineConfig({ text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilisation: 0.3\n', path: '/cfg/p.yaml' });
     const err = catchOmni(() => checkAdmissionKeys(config.stages));
     expect(err.code).toBe('OMNI_CONFIG_INVALID');

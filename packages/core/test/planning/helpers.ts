@@ -11,3 +11,14 @@ export function catchOmni(fn: () => unknown): OmniError {
   }
   throw new Error('expected an OmniError, nothing was thrown');
 }
+
+/** Awaits `fn`, asserts it rejects with an OmniError, and returns it. */
+export async function catchOmniAsync(fn: () => Promise<unknown>): Promise<OmniError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(OmniError);
+    return err as OmniError;
+  }
+  throw new Error('expected an OmniError, nothing was thrown');
+}
