@@ -37,6 +37,13 @@ function flagWords(flag: string, value: unknown, nargs: boolean): string[] {
   return [flag, String(value)];
 }
 
+/** "Did you mean …? " for the known flag or vLLM-Omni key closest to `key`, or ''. */
+function nearestKey(key: string): string {
+  const [near] = suggestions(key, [...Object.keys(VLLM_KNOWN_FLAGS), ...OMNI_ONLY_ENGINE_KEYS], 1);
+  if (near === undefined) return '';
+  return near in VLLM_KNOWN_FLAGS ? `Did you mean \`${near}\` (--${toKebabFlag(near)})? ` : `Did you mean \`${near}\` (a vLLM-Omni key, not a flag)? `;
+}
+
 /**
  * Derives the `vllm serve` command line of one replica from its normalised engine args, and says
  * which keys vLLM might not know.
@@ -70,13 +77,12 @@ export function deriveVllmServeArgv(engineArgs: EngineArgs, options: VllmServeAr
     const flag = `--${toKebabFlag(key)}`;
     if (spec === undefined) {
       unknownKeys.push(key);
-      const [near] = suggestions(key, Object.keys(VLLM_KNOWN_FLAGS), 1);
       warnings.push(
         diagnostic(
           'OMNI_WARN_VLLM_FLAG_UNKNOWN',
           `engine_args.${key} is not a vllm serve flag omnistage knows; passing it as ${flag}.`,
           options.locate?.(key),
-          `${near === undefined ? '' : `Did you mean \`${near}\` (--${toKebabFlag(near)})? `}Check it against 'vllm serve --help' (vLLM exits on flags it does not know), ` +
+          `${nearestKey(key)}Check it against 'vllm serve --help' (vLLM exits on flags it does not know), ` +
             'or remove it if it was meant for another engine.',
         ),
       );

@@ -134,6 +134,11 @@ describe('vllmServeArgv', () => {
     expect(warnings[1]?.hint).not.toContain('Did you mean');
   });
 
+  it('a near miss of a vLLM-Omni key names it, and says it is not a flag', () => {
+    const { warnings } = deriveVllmServeArgv({ model_stge: 'thinker' }, { model: '/m', port: 8000 });
+    expect(warnings[0]?.hint).toMatch(/^Did you mean `model_stage` \(a vLLM-Omni key, not a flag\)\?/);
+  });
+
   it('no warnings when every key is known or omni-only', () => {
     const { warnings, unknownKeys } = deriveVllmServeArgv(
       { tensor_parallel_size: 2, enforce_eager: false, stage_id: 0, worker_type: 'ar' },
