@@ -77,17 +77,19 @@ export function checkEngineArgs(stage: StageConfig, check: EngineArgsCheck): Dia
   const known = new Set([...(declared ?? []), ...CORE_ENGINE_ARGS, ...check.sharedKeys]);
   const bare = new Set(stage.override_args ?? []);
   const warnings: Diagnostic[] = [];
+  let sorted: string[] | undefined;
   for (const key of Object.keys(stage.engine_args)) {
     if (known.has(key)) continue;
     const location = stage.locations.keyAt(`engine_args.${key}`);
     const planner = plannerNearMiss(key);
     if (planner !== undefined) throw misspeltPlannerKey({ stageId: stage.stage_id, key, intended: planner, location });
     if (declared === null) continue;
-    const site = { stageId: stage.stage_id, stageType: stage.stage_type, key, engine: check.engine, known: [...known].sort((a, b) => a.localeCompare(b)), location };
+    sorted ??= [...known].sort((a, b) => a.localeCompare(b));
+    const site = { stageId: stage.stage_id, stageType: stage.stage_type, key, engine: check.engine, known: sorted, location };
     if (bare.has(key)) throw unknownOverrideKey({ ...site, overrideKeys: [...OVERRIDE_STAGE_KEYS, ...OVERRIDE_SAMPLING_KEYS] });
     if (!check.warnedAt.has(locationKey(location))) warnings.push(unknownEngineArg(site));
   }
-  if (check.declaration !== undefined && check.declaration !== 'any' && isZod(check.declaration)) checkValues(stage, check.engine, check.declaration);
+  if (check.declaration !== undefined && isZod(check.declaration)) checkValues(stage, check.engine, check.declaration);
   return warnings;
 }
 
