@@ -14,8 +14,8 @@ import type { ConnectorRef, ConnectorSpec, EdgeConfig, PluginRef, RestartPolicy,
 
 const STAGE_REPORTING: IssueReporting = { invalidCode: 'OMNI_CONFIG_INVALID', unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY' };
 
-/** A typed stage from its draft; `stageIdx` is its position in the pipeline. */
-export function buildStage(draft: StageDraft, stageIdx: number): StageConfig {
+/** A typed stage from its draft; `stageIdx` is its position in the pipeline; `minReady` the pipeline's default. */
+export function buildStage(draft: StageDraft, stageIdx: number, minReady = 1): StageConfig {
   const data = validateSourced(legacyStageSchema, draft.node, { ...STAGE_REPORTING, label: `stage ${draft.stageId}` });
   const locations = new LocationIndex(draft.loc);
   recordLocations(draft.node, '', locations);
@@ -45,6 +45,7 @@ export function buildStage(draft: StageDraft, stageIdx: number): StageConfig {
       process: rt.process ?? true,
       devices: rt.devices === null || rt.devices === undefined ? null : String(rt.devices),
       num_replicas: rt.num_replicas ?? 1,
+      min_ready: rt.min_ready ?? minReady,
       env: pythonStrEnv(rt.env ?? {}),
       requires_multimodal_data: rt.requires_multimodal_data ?? false,
       restart: restartPolicy(rt.restart),
@@ -87,6 +88,7 @@ const topSchema = z.object({
   model: z.string().nullable().optional(),
   session_mode: z.enum(['turn', 'duplex']).nullable().optional(),
   duplex_session: z.record(z.string(), z.number()).nullable().optional(),
+  min_ready: z.int().min(1).nullable().optional(),
 });
 
 /** Pipeline-level values of a draft's normalised top-level map. */
@@ -97,6 +99,8 @@ export interface TopLevel {
   plugins: PluginRef[];
   session_mode: 'turn' | 'duplex';
   duplex_session: Record<string, number>;
+  /** `runtime.min_ready` of a legacy file: the default of every stage's (1 when absent). */
+  min_ready: number;
   locations: LocationIndex;
 }
 
@@ -122,6 +126,7 @@ export function buildTopLevel(top: SourcedMap, file: string): TopLevel {
     plugins,
     session_mode: data.session_mode ?? 'turn',
     duplex_session: { ...(data.duplex_session ?? {}) },
+    min_ready: data.min_ready ?? 1,
     locations,
   };
 }

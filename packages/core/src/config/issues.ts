@@ -176,6 +176,7 @@ const FIELD_HINTS: Record<string, string> = {
   stage_id: 'Give every stage a unique integer id, e.g. `stage_id: 0`.',
   devices: 'Write logical device indices as a quoted string, e.g. `devices: "0,1"` (a YAML list is not accepted).',
   num_replicas: 'Use a whole number ≥ 0, e.g. `num_replicas: 2`.',
+  min_ready: 'Use a whole number ≥ 1, e.g. `min_ready: 2` (live replicas the head waits for).',
   engine_input_source: 'List the ids of the upstream stages as integers, e.g. `engine_input_source: [0]`.',
   env: 'Use a map of variable names to scalar values, e.g. `env: { HCCL_IF_BASE_PORT: 23000 }`.',
   policy: 'Use `policy: never` or `policy: on-failure`.',

@@ -14,6 +14,7 @@ import type { SourcedDocument } from './load.js';
 const TOP_KEYS: Readonly<Record<string, readonly (string | number)[]>> = {
   connectors: ['runtime', 'connectors'],
   edges: ['runtime', 'edges'],
+  min_ready: ['runtime', 'min_ready'],
   modes: ['modes'],
   model: ['model'],
   plugins: ['plugins'],

@@ -95,8 +95,8 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
   // Upstream order: topology + deploy merge, then the strategy overlay, then --stage-overrides.
   const strategy = options.strategyConfig === undefined ? undefined : await applyStrategyFile(options.strategyConfig, draft.stages, readFile);
   const stageDrafts = options.stageOverrides !== undefined ? applyStageOverrides(strategy?.stages ?? draft.stages, options.stageOverrides) : (strategy?.stages ?? draft.stages);
-  const all = stageDrafts.map((d, i) => buildStage(d, i));
   const top = buildTopLevel(draft.top, file);
+  const all = stageDrafts.map((d, i) => buildStage(d, i, top.min_ready));
   checkStageReferences(all, top);
   checkStageGraph(all);
   const { stages, warnings: modeWarnings } = filterStagesByMode(all, draft.top.entries.get('modes'), options.mode);

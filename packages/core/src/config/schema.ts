@@ -86,6 +86,7 @@ export const legacyRuntimeSchema = z.strictObject({
   process: z.boolean().optional(),
   devices: devicesSchema.nullable().optional(),
   num_replicas: z.int().min(0).optional(),
+  min_ready: z.int().min(1).optional().meta({ description: 'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).' }),
   env: envSchema.nullable().optional(),
   requires_multimodal_data: z.boolean().optional(),
   restart: restartSchema.optional(),
@@ -123,6 +124,7 @@ export type LegacyStageInput = z.output<typeof legacyStageSchema>;
 export const LEGACY_EXTRA_KEYS = ['tts_args', 'subtalker_sampling_params', 'default_pooling_params'] as const;
 
 const legacyTopRuntimeSchema = z.strictObject({
+  min_ready: z.int().min(1).optional().meta({ description: "Head mode: live replicas every stage needs before the pipeline is ready (default 1; a stage's runtime.min_ready wins, --min-ready overrides both)." }),
   connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
   edges: z.array(edgeSchema).nullable().optional(),
   enabled: deprecatedKey('Dead configuration, removed upstream in #2343.'),
@@ -156,6 +158,7 @@ export const DEPLOY_RUNTIME_KEYS = ['devices', 'num_replicas', 'env', 'restart']
 const deployRuntimeSchema = z.strictObject({
   devices: devicesSchema.nullable().optional(),
   num_replicas: z.int().min(0).optional(),
+  min_ready: z.int().min(1).optional().meta({ description: 'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).' }),
   env: envSchema.nullable().optional(),
   restart: restartSchema.optional(),
   process: z.boolean().optional(),

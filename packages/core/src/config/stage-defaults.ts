@@ -35,6 +35,7 @@ export function createStageConfig(
       process: true,
       devices: null,
       num_replicas: 1,
+      min_ready: 1,
       env: {},
       requires_multimodal_data: false,
       restart: { ...DEFAULT_RESTART_POLICY },

@@ -37,6 +37,11 @@ export interface StageRuntimeConfig {
   /** Logical device indices as written (`"0,1"`); an int in YAML becomes its string. null = inherit all visible. */
   devices: string | null;
   num_replicas: number;
+  /**
+   * Head mode (docs/scale-out.md): live replicas, local or remote, this stage needs before the
+   * pipeline is ready (`runtime.min_ready`, else the file's top-level `runtime.min_ready`, else 1).
+   */
+  min_ready: number;
   /** `runtime.env`, values stringified the way upstream does (Python `str()`: `true` → `"True"`). */
   env: Record<string, string>;
   requires_multimodal_data: boolean;

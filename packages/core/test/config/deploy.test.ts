@@ -30,6 +30,7 @@ describe('deploy stage conversion', () => {
       process: true,
       devices: '1',
       num_replicas: 2,
+      min_ready: 1,
       env: { X: 'yes' },
       requires_multimodal_data: false,
       restart: { policy: 'on-failure', max_restarts: 1, backoff_ms: 500 },

@@ -333,6 +333,7 @@ describe('legacy normalisation', () => {
       process: true,
       devices: '1',
       num_replicas: 0,
+      min_ready: 1,
       env: { A: 'True', B: 'False', C: 'None', D: '1.5', E: '7', F: 'text' },
       requires_multimodal_data: false,
       restart: { policy: 'on-failure', max_restarts: 3, backoff_ms: 500 },
