@@ -1,3 +1,4 @@
+import { createServer, isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { OmniError } from '@omnistage/core';
 import { isLoopbackHost } from '@omnistage/server';
@@ -45,7 +46,7 @@ export async function clusterOptions(values: CliValues, command: string): Promis
 }
 
 /** Head-only options: where the control port binds, and what must be live before serving. */
-export function headOptions(values: CliValues, secret: Buffer | null): { bindHost: string; port: number; advertise?: string; minReady: number; localStages?: number[] } {
+export function headOptions(values: CliValues, secret: Buffer | null): { bindHost: string; port: number; advertise?: string; minReady?: number; localStages?: number[] } {
   const bindHost = values['control-host'] ?? '127.0.0.1';
   // Without a secret, anyone who can read etcd can compute the tokens: only on loopback, or when asked for.
   if (secret === null && !isLoopbackHost(bindHost) && !values.insecure) {
@@ -58,14 +59,31 @@ export function headOptions(values: CliValues, secret: Buffer | null): { bindHos
     bindHost,
     port: positiveInt(values, 'control-port', 0, 0),
     ...(values.advertise === undefined ? {} : { advertise: values.advertise }),
-    minReady: positiveInt(values, 'min-ready', 1),
+    // Given, it overrides every stage's runtime.min_ready.
+    ...(values['min-ready'] === undefined ? {} : { minReady: positiveInt(values, 'min-ready', 1) }),
     ...(localStages === undefined ? {} : { localStages }),
   };
 }
 
 /** Agent-only options. */
-export function agentOptions(values: CliValues): { stages: number[]; replicas: number } {
+export function agentOptions(values: CliValues): { stages: number[]; replicas: number; address?: string } {
   const stages = stageList(values, 'stages');
   if (stages === undefined || stages.length === 0) throw new OmniError('OMNI_USAGE', '`omnistage agent` needs --stages', { hint: 'e.g. --stages 1 (the stage ids this host serves)' });
-  return { stages, replicas: positiveInt(values, 'replicas', 1) };
+  const address = values.advertise;
+  // Replicas bind on it and dial from it: it must be an address of this host, not a name.
+  if (address !== undefined && isIP(address) === 0) {
+    throw new OmniError('OMNI_USAGE', `--advertise must be an IP address of this host, got "${address}"`, { hint: 'e.g. --advertise 10.0.0.7 (or 127.0.0.2 to try a second "host" on one machine)' });
+  }
+  return { stages, replicas: positiveInt(values, 'replicas', 1), ...(address === undefined ? {} : { address }) };
+}
+
+/** Fails with a usage error when `address` is not one this host can bind (EADDRNOTAVAIL). */
+export async function checkHostAddress(address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new OmniError('OMNI_USAGE', `--advertise ${address} is not an address of this host (${err.code ?? err.message})`, { hint: '`ip -brief address` lists this host\'s addresses' })),
+    );
+    probe.listen(0, address, () => probe.close(() => resolve()));
+  });
 }

@@ -9,7 +9,7 @@ import { tlsOptions } from './tls-options.js';
 /** What `serve --head` / `up --head` add to a bring-up: which replicas start here, the head itself, readiness. */
 export interface HeadMode {
   bringUp: Pick<BringUpOptions, 'launchHere' | 'beforeLaunch'>;
-  /** Waits until every stage has `--min-ready` live replicas (init deadline), naming stages still waiting and hosts seen. */
+  /** Waits until every stage has its `runtime.min_ready` (or `--min-ready`) live replicas (init deadline), naming stages still waiting and hosts seen. */
   waitReady(pipeline: RunningPipeline, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
@@ -38,6 +38,7 @@ export async function openHeadMode(session: Session, plan: InitPlan, values: Cli
   const fingerprint = pipelineFingerprint(session.config);
   let clusterHead: ClusterHead | null = null;
   const initMs = (session.initTimeoutS ?? 600) * 1000;
+  const minReadyOf = (stageId: number): number => head.minReady ?? session.config.stages.find((s) => s.stage_id === stageId)?.runtime.min_ready ?? 1;
   return {
     bringUp: {
       launchHere: (replica) => local.has(replica.stage_id),
@@ -57,7 +58,7 @@ export async function openHeadMode(session: Session, plan: InitPlan, values: Cli
         logger.info(`head of run ${plan.run_id}: replicas dial ${clusterHead.control}${tls === undefined ? '' : ' (mutual TLS)'}; stages run here: ${[...local].join(', ') || 'none'}`);
       },
     },
-    waitReady: (_pipeline, signal) => clusterHead?.waitReady(head.minReady, initMs, signal) ?? Promise.resolve(),
+    waitReady: (_pipeline, signal) => clusterHead?.waitReady(minReadyOf, initMs, signal) ?? Promise.resolve(),
     close: async () => {
       await clusterHead?.close();
       await discovery.close();

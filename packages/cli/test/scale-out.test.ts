@@ -1,8 +1,9 @@
 /**
- * Scale-out acceptance test (issue #11): a real etcd, a head (`serve --head`) running stages 0 and
- * 2 of a three-stage pipeline whose middle stage has `num_replicas: 0`, and two agents ("hosts" a
- * and b) each giving that stage one replica over TCP. Crashes are SIGKILL, a silent partition is
- * SIGSTOP of an agent and its replica. TTL 2 s.
+ * Scale-out acceptance test (issue #11): a real etcd, a head (`serve --head`, control port on
+ * 127.0.0.1) running stages 0 and 2 of a three-stage pipeline whose middle stage has
+ * `num_replicas: 0`, and two agents, hosts a on 127.0.0.2 and b on 127.0.0.3 (`--advertise`: their
+ * replicas dial the head from that address), each giving that stage one replica over TCP. Crashes
+ * are SIGKILL, a silent partition is SIGSTOP of an agent and its replica. TTL 2 s.
  */
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -15,6 +16,8 @@ import { ETCD_MISSING, startEtcd, type TestEtcd } from './etcd-helpers.js';
 const FIXTURE = join(TEST_FIXTURES, 'head-three-stage.yaml');
 const TTL_S = 2;
 const SECRET = 'scale-out-test-secret-0123456789abcdef';
+/** Each "host" on its own loopback address (Linux routes all of 127.0.0.0/8 to lo). */
+const ADDRESS: Record<string, string> = { a: '127.0.0.2', b: '127.0.0.3', c: '127.0.0.4' };
 
 /** Replicas an agent reported starting: pid and incarnation, in order. */
 function agentReplicas(agent: CliProcess): { pid: number; replica_id: number; incarnation: string }[] {
@@ -65,7 +68,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
 
   const startAgent = (hostId: string, file = FIXTURE): CliProcess => {
     const agent = startCli(
-      ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--host-id', hostId,
+      ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--host-id', hostId, '--advertise', ADDRESS[hostId]!,
         '--cluster-secret-file', secretFile, '--lock-dir', join(box.root, `locks-${hostId}`), '--log-format', 'json'],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
@@ -108,6 +111,8 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
   it('serves the middle stage from replicas on two hosts, requests balanced over both', async () => {
     const attached = events('replica:attached');
     expect(new Set(attached.map((e) => e['host_id']))).toEqual(new Set(['a', 'b']));
+    // The head saw each host's replica connect from that host's address.
+    for (const e of attached) expect(e['peer_address'], JSON.stringify(e)).toBe(ADDRESS[String(e['host_id'])]);
     expect(new Set(attached.map((e) => e.replica_id))).toEqual(new Set([0, 1]));
     const before = events('request:dispatched', (e) => e.stage_id === 1).length;
     for (let i = 0; i < 6; i++) expect((await complete()).status).toBe(200);
@@ -122,8 +127,10 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     const status = startCli(['status', '--etcd', etcd.url]);
     expect((await status.waitExit(30_000)).code).toBe(0);
     expect(status.stdout()).toMatch(/head on head \(control tcp:\/\/127\.0\.0\.1:\d+/);
-    expect(status.stdout()).toMatch(/^1 +0 +[ab] +running/m);
-    expect(status.stdout()).toMatch(/^1 +1 +[ab] +running/m);
+    expect(status.stdout()).toMatch(/hosts: .*a \(127\.0\.0\.2, /);
+    expect(status.stdout()).toMatch(/hosts: .*b \(127\.0\.0\.3, /);
+    expect(status.stdout()).toMatch(/^1 +\d +a +running +\S+ +127\.0\.0\.2:\d+ /m);
+    expect(status.stdout()).toMatch(/^1 +\d +b +running +\S+ +127\.0\.0\.3:\d+ /m);
   }, 60_000);
 
   it('refuses an agent whose pipeline differs, naming the difference', async () => {
@@ -172,6 +179,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     agents.set('a', restarted);
     const back = await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts, 60_000);
     expect(back.replica_id).toBe(aReplica.replica_id);
+    expect(back['peer_address']).toBe(ADDRESS['a']);
   }, 120_000);
 
   it('SIGSTOP of an agent: detached when its lease expires; SIGCONT: it registers again, its old connection fenced', async () => {

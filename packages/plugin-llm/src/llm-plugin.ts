@@ -102,9 +102,12 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
         resolveWorker: (ctx): WorkerSpec => {
           const env = ctx.plan.options.env ?? process.env;
           const port = vllmReplicaPort(ctx, options.vllmBasePort ?? 18100);
+          // An agent's replicas bind on its host's address (--advertise), as a host of its own would.
+          const host = ctx.plan.options.hostAddress ?? '127.0.0.1';
           const derived = deriveVllmServeArgv(ctx.engineArgs, {
             model: ctx.plan.model ?? '<model>',
             port,
+            host,
             executable: options.vllmCommand ?? env.OMNISTAGE_VLLM_COMMAND ?? 'vllm',
             locate: (key) => ctx.stage.locations.keyAt(`engine_args.${key}`),
           });
@@ -117,7 +120,7 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
             env: {},
             attach: 'http',
             port,
-            readiness_url: `http://127.0.0.1:${port}/v1/models`,
+            readiness_url: `http://${host}:${port}/v1/models`,
             group_shim: true,
           };
         },

@@ -1,11 +1,16 @@
 import type { Logger } from 'pino';
-import { planPipeline } from '@omnistage/core';
+import { planPipeline, type PipelineConfig } from '@omnistage/core';
 import { Agent, EtcdDiscovery, LocalProcessLauncher, fingerprintHash, pipelineFingerprint } from '@omnistage/core/cluster';
 import type { CliValues } from '../args.js';
-import { agentOptions, clusterOptions } from '../cluster-options.js';
+import { agentOptions, checkHostAddress, clusterOptions } from '../cluster-options.js';
 import { openSession } from '../session.js';
 import { tlsOptions } from '../tls-options.js';
-import { onStopSignals } from './up.js';
+import { onStopSignals, openEventsFile } from './up.js';
+
+/** The pipeline as this host runs it: its stages with `--replicas` replicas each (mapped onto its devices as a local bring-up maps them). */
+function hostConfig(config: PipelineConfig, stages: readonly number[], replicas: number): PipelineConfig {
+  return { ...config, stages: config.stages.map((s) => (stages.includes(s.stage_id) ? { ...s, runtime: { ...s.runtime, num_replicas: replicas } } : s)) };
+}
 
 /**
  * `omnistage agent FILE --etcd URL --stages 1[,3]`: the headless launcher of one host. Runs until
@@ -13,10 +18,12 @@ import { onStopSignals } from './up.js';
  * until the head has been gone for longer than the lease TTL (exit 1, its replicas stopped).
  */
 export async function agentCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
-  const { stages, replicas } = agentOptions(values);
+  const { stages, replicas, address } = agentOptions(values);
+  if (address !== undefined) await checkHostAddress(address);
   const cluster = await clusterOptions(values, 'agent');
   const tls = await tlsOptions(values, 'client');
   const session = await openSession(file, values, logger, 'launch');
+  const closeEvents = values.events ? openEventsFile(session, values.events) : () => {};
   const fingerprint = pipelineFingerprint(session.config);
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
   let agent: Agent | null = null;
@@ -35,20 +42,25 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
       stages,
       replicas,
       launcher: new LocalProcessLauncher(),
+      driver: { hooks: session.omni.hooks, events: session.omni.events, logger, lockDir: session.omni.lockDir },
+      ...(address === undefined ? {} : { address }),
+      ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       fingerprint,
       configHash: fingerprintHash(fingerprint),
-      plan: (runId) => planPipeline(session.omni, session.config, { ...session.planOptions, runId }),
+      plan: (runId) =>
+        planPipeline(session.omni, hostConfig(session.config, stages, replicas), { ...session.planOptions, runId, hostStages: stages, ...(address === undefined ? {} : { hostAddress: address }) }),
       ttlS: cluster.ttlS,
       ...(tls === undefined ? {} : { tls: tls.files }),
       ...(values.run === undefined ? {} : { runId: values.run }),
       logger,
     });
-    logger.info(`agent ${cluster.hostId}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}`);
+    logger.info(`agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}`);
     if (stopping) await agent.stop();
     await agent.done;
     return 0;
   } finally {
     offSignals();
+    closeEvents();
     await discovery.close();
   }
 }

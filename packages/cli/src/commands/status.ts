@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { OmniError } from '@omnistage/core';
-import { EtcdDiscovery } from '@omnistage/core/cluster';
+import { EtcdDiscovery, type ReplicaRecord } from '@omnistage/core/cluster';
 import type { CliValues } from '../args.js';
 
 const age = (since: unknown): string => (typeof since === 'number' ? `${Math.max(0, Math.round((Date.now() - since) / 1000))}s` : '?');
@@ -23,15 +23,19 @@ export async function statusCommand(values: CliValues, _logger: Logger): Promise
     const { head } = found;
     const hosts = await discovery.listHosts(head.run_id);
     const replicas = (await discovery.listReplicas(head.run_id)).sort((a, b) => a.stage_id - b.stage_id || a.replica_id - b.replica_id);
+    // Where the head saw each attached replica's connection come from (the host's address).
+    const attached = await discovery.listAttached(head.run_id);
+    const peerOf = (r: ReplicaRecord): string => attached.find((a) => a.stage_id === r.stage_id && a.replica_id === r.replica_id && a.incarnation === r.incarnation)?.peer ?? '-';
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ head, hosts, replicas })}\n`);
+      process.stdout.write(`${JSON.stringify({ head, hosts, replicas: replicas.map((r) => ({ ...r, peer: peerOf(r) === '-' ? null : peerOf(r) })) })}\n`);
       return 0;
     }
+    const where = (h: Record<string, unknown>): string => (typeof h['address'] === 'string' ? `${h['address']}, ` : '');
     const lines = [
       `run ${head.run_id}: head on ${head.host_id} (control ${head.control}, config ${head.config_hash.slice(0, 12)}, up ${age(head.since)})`,
-      `hosts: ${Object.keys(hosts).length === 0 ? 'none' : Object.entries(hosts).map(([id, h]) => `${id} (${age(h['since'])})`).join(', ')}`,
-      'stage  replica  host  state  age  incarnation',
-      ...replicas.map((r) => `${String(r.stage_id).padEnd(6)} ${String(r.replica_id).padEnd(8)} ${r.host_id.padEnd(5)} ${r.state.padEnd(6)} ${age(r.since).padEnd(4)} ${r.incarnation}`),
+      `hosts: ${Object.keys(hosts).length === 0 ? 'none' : Object.entries(hosts).map(([id, h]) => `${id} (${where(h)}${age(h['since'])})`).join(', ')}`,
+      'stage  replica  host  state    age   peer                   incarnation',
+      ...replicas.map((r) => `${String(r.stage_id).padEnd(6)} ${String(r.replica_id).padEnd(8)} ${r.host_id.padEnd(5)} ${r.state.padEnd(8)} ${age(r.since).padEnd(5)} ${peerOf(r).padEnd(22)} ${r.incarnation}`),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

@@ -3,10 +3,13 @@ import { OmniError, toOmniError } from '../errors.js';
 import { controlEnv } from '../control/protocol.js';
 import { tlsEnv, type TlsFiles } from '../control/tls-material.js';
 import type { OutputStream } from '../launch/launch-process.js';
+import type { ReplicaProcessHandle } from '../hooks/replica-handles.js';
+import { DEFAULT_STAGE_INIT_TIMEOUT_S } from '../orchestrate/defaults.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { PLAN_LIMITS } from '../limits.js';
 import { deriveReplicaToken, insecureSecret } from './cluster-token.js';
 import { fingerprintDifferences } from './config-fingerprint.js';
+import { startAgentReplica, type AgentDriver } from './agent-replica.js';
 import type { Discovery, HeadRecord, Registration } from './discovery.js';
 import type { Launcher } from './launcher.js';
 
@@ -20,6 +23,12 @@ export interface AgentOptions {
   stages: readonly number[];
   replicas: number;
   launcher: Launcher;
+  /** Hooks, events and this host's lock dir: replicas start through the driver's lock/spawn/attach phases. */
+  driver: AgentDriver;
+  /** This host's address (`--advertise`): its replicas dial the head from it and bind their ports on it; published in etcd. */
+  address?: string;
+  /** Seconds one replica may spend in lock + spawn + attach (default 300). */
+  stageInitTimeoutS?: number;
   fingerprint: unknown;
   configHash: string;
   /** Plans the pipeline on this host's devices, under the head's run id. */
@@ -114,9 +123,16 @@ export class Agent {
     checkTlsAgrees(found.head, this.#o.tls !== undefined);
     this.#plan = await this.#o.plan(found.head.run_id);
     for (const stageId of this.#o.stages) {
-      if (!this.#plan.stages.some((s) => s.stage_id === stageId)) {
+      const stage = this.#plan.stages.find((s) => s.stage_id === stageId);
+      if (stage === undefined) {
         throw new OmniError('OMNI_USAGE', `--stages names stage ${stageId}, which the pipeline does not have`, {
           hint: `stage ids: ${this.#plan.stages.map((s) => s.stage_id).join(', ')}`,
+        });
+      }
+      // The head attaches remote replicas over the control protocol only; an HTTP engine would never join.
+      if (stage.replicas[0]?.worker.attach !== 'control') {
+        throw new OmniError('OMNI_USAGE', `stage ${stageId}'s engine is reached over HTTP, which the head cannot route to on another host`, {
+          hint: 'serve that stage on the head (--local-stages), or give it an engine that speaks the control protocol',
         });
       }
     }
@@ -142,11 +158,11 @@ export class Agent {
       while (!this.#stop.signal.aborted) {
         const reg = await this.#o.discovery.register(this.#o.ttlS);
         this.#registration = reg;
-        await this.#o.discovery.publishHost(reg, this.#head.run_id, this.#o.hostId, { stages: this.#o.stages });
+        await this.#o.discovery.publishHost(reg, this.#head.run_id, this.#o.hostId, { stages: this.#o.stages, ...this.#addressField() });
         const session = new AbortController();
         const onStop = (): void => session.abort();
         this.#stop.signal.addEventListener('abort', onStop, { once: true });
-        const slots = this.#o.stages.flatMap((stageId) => Array.from({ length: this.#o.replicas }, () => this.#slot(reg, stageId, session.signal)));
+        const slots = this.#o.stages.flatMap((stageId) => Array.from({ length: this.#o.replicas }, (_, slot) => this.#slot(reg, stageId, slot, session.signal)));
         const lost = await Promise.race([reg.lost, new Promise<null>((resolve) => session.signal.addEventListener('abort', () => resolve(null), { once: true }))]);
         if (lost !== null) this.#o.logger.warn(`this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`);
         session.abort();
@@ -161,15 +177,19 @@ export class Agent {
     if (this.#failure) throw this.#failure;
   }
 
-  /** One replica slot: claim an id, start the replica, wait for its exit, release the id, again. */
-  async #slot(reg: Registration, stageId: number, signal: AbortSignal): Promise<void> {
+  #addressField(): { address?: string } {
+    return this.#o.address === undefined ? {} : { address: this.#o.address };
+  }
+
+  /** One replica slot (this host's planned replica `slot` of the stage): claim an id, start the replica, wait for its exit, release the id, again. */
+  async #slot(reg: Registration, stageId: number, slot: number, signal: AbortSignal): Promise<void> {
     const run_id = this.#head.run_id;
     let n = 0;
     while (!signal.aborted) {
       const incarnation = `${reg.id}.${stageId}.${n++}.${Date.now().toString(36)}`;
       let replicaId: number;
       try {
-        replicaId = await this.#o.discovery.claimReplica(reg, run_id, { stage_id: stageId, host_id: this.#o.hostId, incarnation, state: 'running', since: Date.now() }, PLAN_LIMITS.maxReplicas);
+        replicaId = await this.#o.discovery.claimReplica(reg, run_id, { stage_id: stageId, host_id: this.#o.hostId, incarnation, state: 'running', since: Date.now(), ...this.#addressField() }, PLAN_LIMITS.maxReplicas);
       } catch (err) {
         if (signal.aborted) return;
         this.#o.logger.error(`stage ${stageId}: claiming a replica id failed: ${toOmniError(err).message}`);
@@ -178,7 +198,7 @@ export class Agent {
       }
       const slotKey = `${stageId}/${replicaId}`;
       this.#claimed.set(slotKey, { stage_id: stageId, replica_id: replicaId, incarnation });
-      await this.#runReplica(stageId, replicaId, incarnation, signal);
+      await this.#runReplica(stageId, slot, replicaId, incarnation, signal);
       this.#claimed.delete(slotKey);
       await this.#o.discovery.releaseReplica(run_id, stageId, replicaId, incarnation).catch(() => undefined);
       // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
@@ -187,29 +207,44 @@ export class Agent {
     }
   }
 
-  async #runReplica(stageId: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<void> {
+  /** Starts the replica through the driver's phases (host locks, launcher, the head's attach), then waits for its exit. */
+  async #runReplica(stageId: number, slot: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<void> {
     const run_id = this.#head.run_id;
     const stage = this.#plan.stages.find((s) => s.stage_id === stageId)!;
-    const template: ReplicaPlan = stage.replicas[replicaId] ?? stage.replicas[0]!;
+    const planned: ReplicaPlan = stage.replicas[slot] ?? stage.replicas[0]!;
+    // Devices, env and lock set are this host's plan of the slot; the id is the one claimed in discovery.
+    const replica: ReplicaPlan = { ...planned, replica_id: replicaId, metadata: { ...planned.metadata, replica_id: replicaId } };
     const secret = this.#o.secret ?? insecureSecret(run_id);
     const token = deriveReplicaToken(secret, { run_id, stage_id: stageId, replica_id: replicaId, incarnation });
     const label = `stage ${stageId} replica ${replicaId}`;
-    let proc;
+    const onLine = (stream: OutputStream, line: string): void =>
+      this.#o.onLine ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line) : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line);
+    const env = {
+      ...controlEnv({ socketPath: this.#head.control, token, stage_id: stageId, replica_id: replicaId, run_id, ...(this.#o.address === undefined ? {} : { hostAddress: this.#o.address }) }),
+      ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}),
+    };
+    let proc: ReplicaProcessHandle;
     try {
-      proc = this.#o.launcher.launch({
-        stage_id: stageId,
-        replica_id: replicaId,
-        worker: template.worker,
-        env: { ...controlEnv({ socketPath: this.#head.control, token, stage_id: stageId, replica_id: replicaId, run_id }), ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}) },
-        onLine: (stream, line) => (this.#o.onLine ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line) : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line)),
+      proc = await startAgentReplica(this.#o.driver, {
+        replica,
+        runId: run_id,
+        deadline: Date.now() + (this.#o.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000,
+        signal,
+        launch: () => {
+          const launched = this.#o.launcher.launch({ stage_id: stageId, replica_id: replicaId, worker: replica.worker, env, onLine });
+          this.#o.logger.info(`${label}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`);
+          return launched;
+        },
+        attached: (s) => this.#o.discovery.waitAttached(run_id, stageId, replicaId, incarnation, s),
+        onLine,
       });
     } catch (err) {
-      this.#o.logger.error(`${label}: ${toOmniError(err).message}`);
+      if (!signal.aborted) this.#o.logger.error(`${label}: ${toOmniError(err).message}; starting it again`);
       return;
     }
-    this.#o.logger.info(`${label}: started (pid ${proc.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`);
     const onAbort = (): void => void proc.stop(this.#o.stopGraceMs ?? 5_000);
     signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     const exit = await proc.exited;
     signal.removeEventListener('abort', onAbort);
     if (!signal.aborted) this.#o.logger.warn(`${label} (pid ${proc.pid}) exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}); starting it again`);

@@ -28,6 +28,23 @@ export interface ReplicaRecord {
   /** `running`, or `leaving` once the agent shuts down cleanly. */
   state: 'running' | 'leaving';
   since: number;
+  /** The agent's host address (`--advertise`): the replica binds and dials from it. */
+  address?: string;
+}
+
+/**
+ * A replica the head took into its stage's pool (`/omnistage/<run>/attached/<stage>/<replica>`,
+ * under the head's lease): its agent's attach phase ends when it appears (device locks released),
+ * and `status --etcd` shows the address the head saw the replica's connection come from.
+ */
+export interface AttachedRecord {
+  stage_id: number;
+  replica_id: number;
+  host_id: string;
+  incarnation: string;
+  /** `ADDRESS:PORT` of the replica's control connection as the head saw it. */
+  peer: string;
+  since: number;
 }
 
 /** A change of one replica key. */
@@ -65,6 +82,13 @@ export interface Discovery {
   getReplica(runId: string, stageId: number, replicaId: number): Promise<ReplicaRecord | null>;
   listReplicas(runId: string): Promise<ReplicaRecord[]>;
   listHosts(runId: string): Promise<Record<string, Record<string, unknown>>>;
+  /** The head marks a replica attached (under its own lease). */
+  markAttached(reg: Registration, runId: string, record: AttachedRecord): Promise<void>;
+  /** The head unmarks a replica if the mark is still of `incarnation`. */
+  clearAttached(runId: string, stageId: number, replicaId: number, incarnation: string): Promise<void>;
+  /** Resolves once the head marked `incarnation` of the replica attached; rejects when `signal` aborts. */
+  waitAttached(runId: string, stageId: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<AttachedRecord>;
+  listAttached(runId: string): Promise<AttachedRecord[]>;
   /** List-then-watch of the run's replica keys. Resolves with an unsubscribe. */
   watchReplicas(runId: string, onChange: (change: ReplicaChange) => void): Promise<() => Promise<void>>;
   /** Watches the run's host keys: `true` when a host joins, `false` when it leaves. */
@@ -81,4 +105,6 @@ export const clusterKeys = {
   stageReplicas: (runId: string, stageId: number): string => `/omnistage/${runId}/replicas/${stageId}/`,
   replica: (runId: string, stageId: number, replicaId: number): string => `/omnistage/${runId}/replicas/${stageId}/${replicaId}`,
   hosts: (runId: string): string => `/omnistage/${runId}/hosts/`,
+  attachedAll: (runId: string): string => `/omnistage/${runId}/attached/`,
+  attached: (runId: string, stageId: number, replicaId: number): string => `/omnistage/${runId}/attached/${stageId}/${replicaId}`,
 };

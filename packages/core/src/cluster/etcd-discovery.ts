@@ -1,7 +1,7 @@
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
 import { ExponentialBackoff, handleAll, retry, type IBackoff } from 'cockatiel';
 import { OmniError } from '../errors.js';
-import { clusterKeys, type Discovery, type HeadRecord, type Registration, type ReplicaChange, type ReplicaRecord } from './discovery.js';
+import { clusterKeys, type AttachedRecord, type Discovery, type HeadRecord, type Registration, type ReplicaChange, type ReplicaRecord } from './discovery.js';
 
 /**
  * etcd3's defaults hide an outage for seconds (5 s circuit breaker, watch backoff up to 30 s):
@@ -168,6 +168,45 @@ export class EtcdDiscovery implements Discovery {
     const hosts: Record<string, Record<string, unknown>> = {};
     for (const kv of kvs) hosts[kv.key.toString().slice(clusterKeys.hosts(runId).length)] = parse<Record<string, unknown>>(kv) ?? {};
     return hosts;
+  }
+
+  async markAttached(reg: Registration, runId: string, record: AttachedRecord): Promise<void> {
+    await this.#client.put(clusterKeys.attached(runId, record.stage_id, record.replica_id)).value(JSON.stringify(record)).lease(reg.id).exec();
+  }
+
+  async clearAttached(runId: string, stageId: number, replicaId: number, incarnation: string): Promise<void> {
+    const key = clusterKeys.attached(runId, stageId, replicaId);
+    const got = (await this.#client.get(key).exec()).kvs[0];
+    if (got === undefined || parse<AttachedRecord>(got)?.incarnation !== incarnation) return;
+    await this.#client.if(key, 'Mod', '==', got.mod_revision).then(this.#client.delete().key(key)).commit();
+  }
+
+  async waitAttached(runId: string, stageId: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<AttachedRecord> {
+    const key = clusterKeys.attached(runId, stageId, replicaId);
+    const got = await this.#client.get(key).exec();
+    const now = parse<AttachedRecord>(got.kvs[0]);
+    if (now?.incarnation === incarnation) return now;
+    const watcher = await this.#client.watch().key(key).startRevision(String(BigInt(got.header.revision) + 1n)).create();
+    try {
+      return await new Promise<AttachedRecord>((resolve, reject) => {
+        const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('cancelled'));
+        if (signal.aborted) onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        watcher.on('put', (kv) => {
+          const record = parse<AttachedRecord>(kv);
+          if (record?.incarnation !== incarnation) return;
+          signal.removeEventListener('abort', onAbort);
+          resolve(record);
+        });
+      });
+    } finally {
+      await this.#cancel(watcher);
+    }
+  }
+
+  async listAttached(runId: string): Promise<AttachedRecord[]> {
+    const { kvs } = await this.#client.getAll().prefix(clusterKeys.attachedAll(runId)).exec();
+    return kvs.map((kv) => parse<AttachedRecord>(kv)).filter((r): r is AttachedRecord => r !== null);
   }
 
   async watchReplicas(runId: string, onChange: (change: ReplicaChange) => void): Promise<() => Promise<void>> {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { OmniError } from '../errors.js';
-import type { ControlServer } from '../control/server.js';
+import type { ControlServer, PeerAddress } from '../control/server.js';
 import type { HelloMessage, JsonObject } from '../control/protocol.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
 import type { TlsMaterial } from '../control/tls-material.js';
@@ -71,7 +71,7 @@ export class ClusterHead {
   /** Opens the TCP control port, watches the run's replicas and hosts, and publishes the head. */
   static async start(services: RunServices, pipeline: RunningPipeline, control: ControlServer, options: HeadOptions): Promise<ClusterHead> {
     const head = new ClusterHead(services, pipeline, options);
-    control.resolveUnknownWith((hello) => head.#resolve(control, hello));
+    control.resolveUnknownWith((hello, peer) => head.#resolve(control, hello, peer));
     const bound = await control.listenTcp({ host: options.bindHost, port: options.port }, options.tls);
     head.control = `tcp://${options.advertise ?? bound.host}:${bound.port}`;
     const run = pipeline.runId;
@@ -100,14 +100,14 @@ export class ClusterHead {
   }
 
   /** A hello with a token the control server was not told about: an agent's replica, if discovery and the secret agree. */
-  async #resolve(control: ControlServer, hello: HelloMessage): Promise<ReplicaChannel | null> {
+  async #resolve(control: ControlServer, hello: HelloMessage, peer: PeerAddress): Promise<ReplicaChannel | null> {
     const { stage_id, replica_id } = hello;
     const run_id = this.#pipeline.runId;
     const record = await this.#options.discovery.getReplica(run_id, stage_id, replica_id);
     const expected = record === null ? null : deriveReplicaToken(this.#options.secret, { run_id, stage_id, replica_id, incarnation: record.incarnation });
     if (record === null || record.state !== 'running' || expected === null || !tokensMatch(hello.token, expected)) {
       this.#services.logger.warn(
-        `refused a replica claiming stage ${stage_id} replica ${replica_id} (pid ${hello.pid}): ` +
+        `refused a replica claiming stage ${stage_id} replica ${replica_id} (pid ${hello.pid}, from ${peer.address}): ` +
           (record === null ? 'no agent registered that replica' : 'its token is wrong or of an older incarnation (replayed or stale)'),
       );
       return null;
@@ -123,12 +123,16 @@ export class ClusterHead {
       metadata: toJsonObject({ ...plan.metadata, runtime_cfg: null }),
       payloads: this.#pipeline.payloads,
     });
-    void this.#adopt(channel, plan, record);
+    if (record.address !== undefined && record.address !== peer.address) {
+      // Address translation or an agent whose --advertise is not the address it dials from: worth knowing, not fatal.
+      this.#services.logger.warn(`stage ${stage_id} replica ${replica_id} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`);
+    }
+    void this.#adopt(channel, plan, record, peer);
     return channel;
   }
 
   /** Once the remote replica is ready, it joins its stage's pool (fencing an older incarnation of the same id). */
-  async #adopt(channel: ReplicaChannel, plan: ReplicaPlan, record: ReplicaRecord): Promise<void> {
+  async #adopt(channel: ReplicaChannel, plan: ReplicaPlan, record: ReplicaRecord, peer: PeerAddress): Promise<void> {
     let ready;
     let hello;
     try {
@@ -146,8 +150,12 @@ export class ClusterHead {
     started.connection = new ControlReplicaConnection(channel, (ready.info ?? {}) as Record<string, unknown>);
     const entry: RemoteEntry = { started, process, incarnation: record.incarnation };
     this.#remote.set(id, entry);
-    this.#services.events.emit({ type: 'replica:attached', stage_id: plan.stage_id, replica_id: plan.replica_id, host_id: record.host_id, pid: hello.pid, incarnation: record.incarnation });
+    const { stage_id, replica_id } = plan;
+    this.#services.events.emit({ type: 'replica:attached', stage_id, replica_id, host_id: record.host_id, peer_address: peer.address, pid: hello.pid, incarnation: record.incarnation });
     this.#changed.emit('change');
+    // Its agent's attach phase (and device locks) ends when this mark appears.
+    const attached = { stage_id, replica_id, host_id: record.host_id, incarnation: record.incarnation, peer: `${peer.address}:${peer.port}`, since: Date.now() };
+    if (this.#registration !== null) await this.#options.discovery.markAttached(this.#registration, this.#pipeline.runId, attached).catch((err: unknown) => this.#services.logger.warn({ err }, 'marking a replica attached in etcd failed'));
     void channel.closed.then(() => this.#detach(entry, 'its connection closed'));
   }
 
@@ -186,17 +194,18 @@ export class ClusterHead {
     if (this.#remote.get(id) === entry) this.#remote.delete(id);
     this.#services.events.emit({ type: 'replica:detached', stage_id: started.plan.stage_id, replica_id: started.plan.replica_id, host_id: entry.process.hostId, reason });
     this.#changed.emit('change');
+    void this.#options.discovery.clearAttached(this.#pipeline.runId, started.plan.stage_id, started.plan.replica_id, entry.incarnation).catch(() => undefined);
   }
 
   /**
-   * Resolves when every stage has at least `minReady` live replicas (local or remote); fails when
-   * `timeoutMs` passes first, naming the stages still waiting and the hosts seen.
+   * Resolves when every stage has at least `minReady(stage)` live replicas (local or remote); fails
+   * when `timeoutMs` passes first, naming the stages still waiting and the hosts seen.
    */
-  async waitReady(minReady: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  async waitReady(minReady: (stageId: number) => number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const missing = (): string[] =>
       this.#pipeline.plan.stages
-        .filter((s) => this.#pipeline.liveReplicas(s.stage_id).length < minReady)
-        .map((s) => `stage ${s.stage_id} (${this.#pipeline.liveReplicas(s.stage_id).length} of ${minReady})`);
+        .filter((s) => this.#pipeline.liveReplicas(s.stage_id).length < minReady(s.stage_id))
+        .map((s) => `stage ${s.stage_id} (${this.#pipeline.liveReplicas(s.stage_id).length} of ${minReady(s.stage_id)})`);
     if (missing().length === 0) return;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: OmniError): void => {
@@ -213,8 +222,8 @@ export class ClusterHead {
       const timer = setTimeout(() => {
         const hosts = this.hostsSeen.length > 0 ? this.hostsSeen.join(', ') : 'none';
         done(
-          new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not have ${minReady} live replica(s) per stage within ${timeoutMs / 1000}s (init_timeout); still waiting: ${missing().join(', ')}; hosts seen: ${hosts}`, {
-            hint: 'start `omnistage agent FILE --etcd URL --stages N` on a host for each waiting stage, or raise --init-timeout',
+          new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not have its stages' min_ready live replicas within ${timeoutMs / 1000}s (init_timeout); still waiting: ${missing().join(', ')}; hosts seen: ${hosts}`, {
+            hint: 'start `omnistage agent FILE --etcd URL --stages N [--replicas N]` on hosts for each waiting stage, lower runtime.min_ready (or --min-ready), or raise --init-timeout',
           }),
         );
       }, timeoutMs);

@@ -23,6 +23,8 @@ export const CONTROL_ENV = Object.freeze({
   tlsCert: 'OMNISTAGE_TLS_CERT',
   tlsKey: 'OMNISTAGE_TLS_KEY',
   tlsCa: 'OMNISTAGE_TLS_CA',
+  /** Scale-out: the address of the replica's host (an agent's `--advertise`): it dials from it and binds its ports on it. */
+  hostAddress: 'OMNISTAGE_HOST_ADDRESS',
 } as const);
 
 /** JSON values as they travel on the wire. */
@@ -169,8 +171,11 @@ export function controlEnv(params: {
   stage_id: number;
   replica_id: number;
   run_id: string;
+  /** The host address a remote replica dials from (scale-out agents' `--advertise`). */
+  hostAddress?: string;
 }): Record<string, string> {
   return {
+    ...(params.hostAddress === undefined ? {} : { [CONTROL_ENV.hostAddress]: params.hostAddress }),
     [CONTROL_ENV.socket]: params.socketPath,
     [CONTROL_ENV.token]: params.token,
     [CONTROL_ENV.stageId]: String(params.stage_id),

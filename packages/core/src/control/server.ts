@@ -32,7 +32,13 @@ export interface ControlServerOptions {
  * Asked about a hello whose token was never announced (a replica started by an agent on another
  * host): returns the channel to bind it to, or null to refuse it ("unknown token").
  */
-export type UnknownTokenResolver = (hello: HelloMessage) => Promise<ReplicaChannel | null>;
+export type UnknownTokenResolver = (hello: HelloMessage, peer: PeerAddress) => Promise<ReplicaChannel | null>;
+
+/** The far end of a control connection (`address` is empty for a Unix socket). */
+export interface PeerAddress {
+  address: string;
+  port: number;
+}
 
 /** Where a TCP control listener accepts replicas of other hosts. */
 export interface TcpEndpoint {
@@ -272,7 +278,7 @@ export class ControlServer {
   async #resolveHello(socket: Socket, hello: HelloMessage): Promise<ReplicaChannel | null> {
     let channel: ReplicaChannel | null = null;
     try {
-      channel = (await this.#resolveUnknown?.(hello)) ?? null;
+      channel = (await this.#resolveUnknown?.(hello, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 })) ?? null;
     } catch (err) {
       this.#reject(socket, 'OMNI_PROTOCOL', `the token could not be checked: ${(err as Error).message}`);
       return null;

@@ -50,7 +50,7 @@ export type OmniEventPayload =
   /** A serving replica stopped answering (stopped process, heartbeats missing): out of rotation, killed. */
   | ({ type: 'replica:unresponsive'; pid: number; reason: string } & ReplicaRef)
   /** A replica started by an agent on another host became ready and joined its stage's pool (head mode). */
-  | ({ type: 'replica:attached'; host_id: string; pid: number; incarnation: string } & ReplicaRef)
+  | ({ type: 'replica:attached'; host_id: string; /** The address its control connection came from. */ peer_address: string; pid: number; incarnation: string } & ReplicaRef)
   /** A remote replica left its stage's pool: its lease expired, its connection dropped, its agent left, or a newer incarnation fenced it. */
   | ({ type: 'replica:detached'; host_id: string; reason: string } & ReplicaRef)
   /** An agent's host registered with (or left) the run's discovery (head mode). */

@@ -32,6 +32,13 @@ export interface PlanOptions {
    * matters at launch (e.g. no model given yet), as warnings.
    */
   purpose?: 'plan' | 'launch';
+  /**
+   * Scale-out agent: the stages this host runs. Memory admission counts only their replicas (the
+   * other stages run on other hosts). Default: every stage.
+   */
+  hostStages?: readonly number[];
+  /** The address replicas bind their ports on (an agent's `--advertise`; default 127.0.0.1). Engines read it. */
+  hostAddress?: string;
 }
 
 /** Shared by every planning hook call of one plan. */

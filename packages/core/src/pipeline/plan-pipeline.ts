@@ -51,8 +51,10 @@ function arrange(all: ReplicaPlan[], config: PipelineConfig, options: PlanOption
   const groups = launchGroups(all, [...visible]);
   const groupOf = launchGroupIds(groups);
   for (const rep of all) rep.group = groupOf.get(replicaKey(rep.stage_id, rep.replica_id)) ?? -1;
+  const here = options.hostStages;
+  const admitted = here === undefined ? all : all.filter((r) => here.includes(r.stage_id));
   warnings.push(
-    ...checkAdmission(all, {
+    ...checkAdmission(admitted, {
       reserve: options.memoryReserve ?? 0,
       allowOvercommit: options.allowOvercommit ?? false,
       visible: [...visible],

@@ -80,15 +80,18 @@ async function dial(endpoint: string, env: Readonly<Record<string, string | unde
   if (tcp === null) return { socket: createConnection(endpoint), connectEvent: 'connect' };
   const host = tcp[1]!;
   const port = Number(tcp[2]);
+  // The connection leaves from the host's address when the agent gave one, so the head sees which host dialled.
+  const hostAddress = env[CONTROL_ENV.hostAddress];
+  const local = hostAddress !== undefined && isIP(hostAddress) !== 0 ? { localAddress: hostAddress } : {};
   const files = tlsFilesOf(env);
   if (files === null) {
-    const socket = createConnection({ host, port });
+    const socket = createConnection({ host, port, ...local });
     socket.setNoDelay(true);
     return { socket, connectEvent: 'connect' };
   }
   const { connect } = await import('node:tls');
   // An IP is checked against the certificate's IP names; RFC 6066 forbids it as a server name.
-  const socket = connect({ host, port, ...files, minVersion: 'TLSv1.2', ...(isIP(host) === 0 ? { servername: host } : {}) });
+  const socket = connect({ host, port, ...local, ...files, minVersion: 'TLSv1.2', ...(isIP(host) === 0 ? { servername: host } : {}) });
   socket.setNoDelay(true);
   return { socket, connectEvent: 'secureConnect' };
 }
