@@ -8,6 +8,8 @@
 // detach_partition_ms: SIGSTOP of the agent and its replica (no FIN) to `replica:detached`
 //   (the lease expiry path; expected TTL - TTL/3 .. TTL + 500).
 // detach_revoke_ms: SIGTERM of the agent (clean shutdown) to `replica:detached` (target <= 100).
+// Hosts are agents on their own loopback addresses (b on 127.0.0.3; a, a2, a3 on 127.0.0.2): their
+// replicas dial the head from them. No traffic leaves 127.0.0.0/8.
 // Needs `etcd` on the PATH (apt-get install etcd-server); skipped with a message otherwise.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
@@ -57,21 +59,24 @@ try {
   await chmod(secret, 0o600);
   const common = ['--platform', 'cpu', '--engine', 'reference', '--etcd', etcdUrl, '--lease-ttl', '2', '--cluster-secret-file', secret, '--log-format', 'json'];
   const head = start(process.execPath, [CLI, 'serve', FIXTURE, ...common, '--head', '--port', '0', '--lock-dir', join(dir, 'locks'), '--events', join(dir, 'events.jsonl'), '--host-id', 'head']);
-  const agent = (id) => start(process.execPath, [CLI, 'agent', FIXTURE, ...common, '--stages', '1', '--host-id', id, '--lock-dir', join(dir, `locks-${id}`)]);
-  agent('b');
-  await until(() => /serving ".*" at (http:\/\/127\.0\.0\.1:\d+)/.test(head.log), 60_000, 'the head to serve');
-  const url = /serving ".*" at (http:\/\/127\.0\.0\.1:\d+)/.exec(head.log)[1];
+  const agent = (id, address) => start(process.execPath, [CLI, 'agent', FIXTURE, ...common, '--stages', '1', '--host-id', id, '--advertise', address, '--lock-dir', join(dir, `locks-${id}`)]);
+  agent('b', '127.0.0.3');
+  // JSON logs escape the quotes around the model name.
+  const SERVING = /serving \\?".*?\\?" at (http:\/\/127\.0\.0\.1:\d+)/;
+  await until(() => SERVING.test(head.log), 60_000, 'the head to serve');
+  const url = SERVING.exec(head.log)[1];
   let streaming = true;
   const stream = Promise.all([0, 1].map(async () => {
     while (streaming) await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"head-three-stage","prompt":"hi","max_tokens":1}' }).then((r) => r.text()).catch(() => undefined);
   }));
 
-  const a = agent('a');
+  const a = agent('a', '127.0.0.2');
   await until(async () => (await find((e) => e.type === 'replica:attached' && e.host_id === 'a')) !== undefined, 60_000, 'agent a to attach');
   const attached = await find((e) => e.type === 'replica:attached' && e.host_id === 'a');
   await until(async () => (await find((e) => e.type === 'request:dispatched' && e.stage_id === 1 && e.replica_id === attached.replica_id && e.ts >= attached.ts)) !== undefined, 10_000, 'a request on the new replica');
   const firstRouted = await find((e) => e.type === 'request:dispatched' && e.stage_id === 1 && e.replica_id === attached.replica_id && e.ts >= attached.ts);
   const attachMs = firstRouted.ts - attached.ts;
+  if (attached.peer_address !== '127.0.0.2') throw new Error(`agent a's replica connected from ${attached.peer_address}, not 127.0.0.2`);
 
   const detachAfter = async (signalIt, since, host) => {
     const t0 = Date.now();
@@ -81,14 +86,14 @@ try {
   };
   const killMs = await detachAfter(() => a.kill('SIGKILL'), Date.now(), 'a');
 
-  const a2 = agent('a2');
+  const a2 = agent('a2', '127.0.0.2');
   await until(async () => (await find((e) => e.type === 'replica:attached' && e.host_id === 'a2')) !== undefined, 60_000, 'agent a2 to attach');
   const replicaPid = Number(/started \(pid (\d+)/.exec(a2.log)[1]);
   const partitionMs = await detachAfter(() => { a2.kill('SIGSTOP'); process.kill(-replicaPid, 'SIGSTOP'); }, Date.now(), 'a2');
   a2.kill('SIGKILL');
   process.kill(-replicaPid, 'SIGKILL');
 
-  const a3 = agent('a3');
+  const a3 = agent('a3', '127.0.0.2');
   await until(async () => (await find((e) => e.type === 'replica:attached' && e.host_id === 'a3')) !== undefined, 60_000, 'agent a3 to attach');
   const revokeMs = await detachAfter(() => a3.kill('SIGTERM'), Date.now(), 'a3');
   streaming = false;

@@ -49,6 +49,11 @@ describe('command line', { timeout: 60_000 }, () => {
     expect(serve.stdout).not.toContain('--input-file');
   });
 
+  it("an agent's --advertise must be an IP address of this host, not a name", async () => {
+    const r = await cli(['agent', TWO_STAGE, '--platform', 'cpu', '--stages', '1', '--advertise', 'gpu-07', '--etcd', 'http://127.0.0.1:9']);
+    expectUsage(r, 'error OMNI_USAGE: --advertise must be an IP address of this host, got "gpu-07"', 'e.g. --advertise 10.0.0.7');
+  });
+
   it('options and arguments a command does not take are errors', async () => {
     const [portOnPlan, schemaFile, inputOnUp] = await Promise.all([
       cli(['plan', TWO_STAGE, '--platform', 'cpu', '--port', '9']),

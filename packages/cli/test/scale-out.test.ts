@@ -5,12 +5,13 @@
  * replicas dial the head from that address), each giving that stage one replica over TCP. Crashes
  * are SIGKILL, a silent partition is SIGSTOP of an agent and its replica. TTL 2 s.
  */
+import { readdirSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveReplicaToken } from '@omnistage/core/cluster';
-import { createSandbox, isAlive, onCleanup, requireBuiltCli, runCleanups, startCli, TEST_FIXTURES, waitFor, type CliProcess, type OmniEventLine, type Sandbox } from './helpers.js';
+import { createSandbox, isAlive, lockIntervals, onCleanup, requireBuiltCli, runCleanups, startCli, TEST_FIXTURES, waitFor, type CliProcess, type OmniEventLine, type Sandbox } from './helpers.js';
 import { ETCD_MISSING, startEtcd, type TestEtcd } from './etcd-helpers.js';
 
 const FIXTURE = join(TEST_FIXTURES, 'head-three-stage.yaml');
@@ -214,4 +215,112 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
       expect(a.stderr()).toMatch(/the head of run .* has been gone for more than 2 s/);
     }
   }, 90_000);
+});
+
+/**
+ * Agents take device locks in their own host's lock dir, as a local bring-up does, and the head's
+ * readiness waits for `runtime.min_ready` from the file. Stage 1 here loads slowly (init_delay_ms,
+ * part of the pipeline, so head and agents agree) and needs two live replicas.
+ */
+describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host device locks; runtime.min_ready', () => {
+  let box: Sandbox;
+  let etcd: TestEtcd;
+  let secretFile: string;
+  let fixture: string;
+  const SANDBOX_PAYLOADS = (): Record<string, string> => ({ OMNISTAGE_PAYLOAD_DIR: box.tmp });
+  const lockDirOf = (hostId: string): string => join(box.root, `locks-${hostId}`);
+
+  const startHead = (initTimeoutS: number): CliProcess =>
+    startCli(
+      ['serve', fixture, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
+        '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', String(initTimeoutS), '--events', box.eventsFile('head')],
+      { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
+    );
+  /** An agent giving stage 1 `replicas` replicas that all share device 1 of this host. */
+  const startAgent = (hostId: string, address: string, replicas: number): CliProcess => {
+    const agent = startCli(
+      ['agent', fixture, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--replicas', String(replicas),
+        '--stage-overrides', JSON.stringify({ 1: { devices: Array.from({ length: replicas }, () => '1').join(',') } }),
+        '--host-id', hostId, '--advertise', address, '--cluster-secret-file', secretFile, '--lock-dir', lockDirOf(hostId), '--log-format', 'json', '--events', box.eventsFile(`agent-${hostId}`)],
+      { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
+    );
+    onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
+    return agent;
+  };
+  const waitServing = async (head: CliProcess): Promise<string> => {
+    await waitFor(() => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null, 120_000);
+    return /serving \\?"[^"]*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
+  };
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    if (ETCD_MISSING !== null) throw new Error(ETCD_MISSING);
+    box = await createSandbox();
+    etcd = await startEtcd();
+    secretFile = join(box.root, 'cluster-secret');
+    await writeFile(secretFile, SECRET);
+    await chmod(secretFile, 0o600);
+    fixture = join(box.root, 'slow-min-ready.yaml');
+    const text = (await readFile(FIXTURE, 'utf8'))
+      .replace('devices: "1"\n      num_replicas: 0', 'devices: "1"\n      num_replicas: 0\n      min_ready: 2')
+      .replace('model_stage: talker\n      max_num_seqs: 4', 'model_stage: talker\n      max_num_seqs: 4\n      init_delay_ms: 3000');
+    expect(text).toContain('min_ready: 2');
+    expect(text).toContain('init_delay_ms: 3000');
+    await writeFile(fixture, text);
+  }, 60_000);
+
+  afterAll(runCleanups, 60_000);
+
+  it('the head waits for runtime.min_ready: with one of two replicas its init deadline names the stage and the hosts seen', async () => {
+    const head = startHead(15);
+    const agent = startAgent('j', '127.0.0.5', 1);
+    await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'j', 60_000);
+    const exit = await head.waitExit(60_000);
+    expect(exit.code, head.describe()).toBe(1);
+    expect(head.stderr()).toMatch(/OMNI_INIT_TIMEOUT: the pipeline did not have its stages' min_ready live replicas within 15s \(init_timeout\); still waiting: stage 1 \(1 of 2\); hosts seen: j/);
+    expect(head.stderr()).not.toMatch(/serving \\?"/);
+    // Its head gone, the agent stops its replica; the replica's locks went back when it attached.
+    expect((await agent.waitExit(30_000)).code).toBe(1);
+    expect(readdirSync(lockDirOf('j'))).toEqual([]);
+  }, 150_000);
+
+  it('two replicas sharing a device on one agent lock it one after the other; a dead agent\'s lock is taken over; the lock dir is empty after it stops', async () => {
+    const head = startHead(120);
+    const first = startAgent('k', '127.0.0.6', 2);
+    const held = await first.waitForEvent((e) => e.type === 'lock:acquired' && e['device'] === '1', 60_000);
+    expect(held['pid']).toBe(first.pid);
+    first.signal('SIGKILL');
+    await first.waitExit(10_000);
+    // Killed while one replica was still loading under the lock: the lock is left behind, held by a dead pid.
+    expect(first.events().some((e) => e.type === 'lock:released'), first.describe()).toBe(false);
+    expect(readdirSync(lockDirOf('k')).length).toBeGreaterThan(0);
+
+    const second = startAgent('k', '127.0.0.6', 2);
+    const url = await waitServing(head);
+    expect(url, head.describe()).not.toBe('');
+    // min_ready 2: the head served only once both replicas had attached.
+    const attached = head.events().filter((e) => e.type === 'replica:attached');
+    expect(attached.filter((e) => e.stage_id === 1).length).toBeGreaterThanOrEqual(2);
+    expect(attached.every((e) => e['peer_address'] === '127.0.0.6')).toBe(true);
+
+    const events = second.events();
+    // The dead agent's lock was waited on (naming its pid) and taken over.
+    expect(events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === first.pid), second.describe()).toBe(true);
+    // The two replicas of this agent took device 1 one after the other: one waited on the other.
+    expect(events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === second.pid)).toBe(true);
+    const intervals = (lockIntervals(events).get('1') ?? []).sort((x, y) => x[0] - y[0]);
+    expect(intervals.length).toBe(2);
+    expect(intervals.every(([from, to]) => Number.isFinite(from) && Number.isFinite(to))).toBe(true);
+    expect(intervals[1]![0]).toBeGreaterThanOrEqual(intervals[0]![1]);
+
+    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'slow-min-ready', prompt: 'hi', max_tokens: 2 }) });
+    expect(res.status).toBe(200);
+    second.signal('SIGTERM');
+    // A clean stop by a signal exits 128 + its number, as every command does.
+    expect((await second.waitExit(30_000)).code).toBe(143);
+    expect(second.events().filter((e) => e.type === 'lock:released').length).toBe(2);
+    expect(readdirSync(lockDirOf('k'))).toEqual([]);
+    head.signal('SIGTERM');
+    await head.waitExit(60_000);
+  }, 240_000);
 });

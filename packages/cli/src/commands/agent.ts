@@ -14,7 +14,7 @@ function hostConfig(config: PipelineConfig, stages: readonly number[], replicas:
 
 /**
  * `omnistage agent FILE --etcd URL --stages 1[,3]`: the headless launcher of one host. Runs until
- * SIGINT/SIGTERM (exit 0, after telling the head its replicas leave and revoking its lease) or
+ * SIGINT/SIGTERM (exit 130/143, after telling the head its replicas leave and revoking its lease) or
  * until the head has been gone for longer than the lease TTL (exit 1, its replicas stopped).
  */
 export async function agentCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
