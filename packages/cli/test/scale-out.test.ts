@@ -25,6 +25,18 @@ function agentReplicas(agent: CliProcess): { pid: number; replica_id: number; in
   return [...agent.stderr().matchAll(/stage 1 replica (\d+): started \(pid (\d+), incarnation ([^)]+)\)/g)].map((m) => ({ replica_id: Number(m[1]), pid: Number(m[2]), incarnation: m[3]! }));
 }
 
+/** A sandbox, a throwaway etcd and the cluster secret file (mode 0600) every head and agent reads. */
+async function openCluster(): Promise<{ box: Sandbox; etcd: TestEtcd; secretFile: string }> {
+  requireBuiltCli();
+  if (ETCD_MISSING !== null) throw new Error(ETCD_MISSING);
+  const box = await createSandbox();
+  const etcd = await startEtcd();
+  const secretFile = join(box.root, 'cluster-secret');
+  await writeFile(secretFile, SECRET);
+  await chmod(secretFile, 0o600);
+  return { box, etcd, secretFile };
+}
+
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   for (const target of [-pid, pid]) {
     try {
@@ -83,13 +95,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
   };
 
   beforeAll(async () => {
-    requireBuiltCli();
-    if (ETCD_MISSING !== null) throw new Error(ETCD_MISSING);
-    box = await createSandbox();
-    etcd = await startEtcd();
-    secretFile = join(box.root, 'cluster-secret');
-    await writeFile(secretFile, SECRET);
-    await chmod(secretFile, 0o600);
+    ({ box, etcd, secretFile } = await openCluster());
     head = startCli(
       ['serve', FIXTURE, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
         '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', '90', '--events', box.eventsFile('head')],
@@ -253,13 +259,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
   };
 
   beforeAll(async () => {
-    requireBuiltCli();
-    if (ETCD_MISSING !== null) throw new Error(ETCD_MISSING);
-    box = await createSandbox();
-    etcd = await startEtcd();
-    secretFile = join(box.root, 'cluster-secret');
-    await writeFile(secretFile, SECRET);
-    await chmod(secretFile, 0o600);
+    ({ box, etcd, secretFile } = await openCluster());
     fixture = join(box.root, 'slow-min-ready.yaml');
     const text = (await readFile(FIXTURE, 'utf8'))
       .replace('devices: "1"\n      num_replicas: 0', 'devices: "1"\n      num_replicas: 0\n      min_ready: 2')
