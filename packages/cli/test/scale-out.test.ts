@@ -272,12 +272,12 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
   afterAll(runCleanups, 60_000);
 
   it('the head waits for runtime.min_ready: with one of two replicas its init deadline names the stage and the hosts seen', async () => {
-    const head = startHead(15);
+    const head = startHead(25);
     const agent = startAgent('j', '127.0.0.5', 1);
     await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'j', 60_000);
     const exit = await head.waitExit(60_000);
     expect(exit.code, head.describe()).toBe(1);
-    expect(head.stderr()).toMatch(/OMNI_INIT_TIMEOUT: the pipeline did not have its stages' min_ready live replicas within 15s \(init_timeout\); still waiting: stage 1 \(1 of 2\); hosts seen: j/);
+    expect(head.stderr()).toMatch(/OMNI_INIT_TIMEOUT: the pipeline did not have its stages' min_ready live replicas within 25s \(init_timeout\); still waiting: stage 1 \(1 of 2\); hosts seen: j/);
     expect(head.stderr()).not.toMatch(/serving \\?"/);
     // Its head gone, the agent stops its replica; the replica's locks went back when it attached.
     expect((await agent.waitExit(30_000)).code).toBe(1);
@@ -303,6 +303,8 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     expect(attached.filter((e) => e.stage_id === 1).length).toBeGreaterThanOrEqual(2);
     expect(attached.every((e) => e['peer_address'] === '127.0.0.6')).toBe(true);
 
+    // The agent releases a replica's locks when it sees the head's attached mark, a moment after the head does.
+    expect(await waitFor(() => second.events().filter((e) => e.type === 'lock:released' && e['device'] === '1').length >= 2, 30_000), second.describe()).toBe(true);
     const events = second.events();
     // The dead agent's lock was waited on (naming its pid) and taken over.
     expect(events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === first.pid), second.describe()).toBe(true);
@@ -318,7 +320,6 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     second.signal('SIGTERM');
     // A clean stop by a signal exits 128 + its number, as every command does.
     expect((await second.waitExit(30_000)).code).toBe(143);
-    expect(second.events().filter((e) => e.type === 'lock:released').length).toBe(2);
     expect(readdirSync(lockDirOf('k'))).toEqual([]);
     head.signal('SIGTERM');
     await head.waitExit(60_000);
