@@ -54,6 +54,16 @@ class TcpEndpointTest(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertIn("shutdown: done", out)
 
+    def test_dials_from_the_host_address_an_agent_gives(self) -> None:
+        o = Orchestrator(tcp=True)
+        self.addCleanup(o.close)
+        o.start(env={"OMNISTAGE_HOST_ADDRESS": "127.0.0.7"})
+        o.accept()
+        # The head sees which "host" connected: the worker's local address is the agent's --advertise.
+        self.assertEqual(o.conn.getpeername()[0], "127.0.0.7")
+        o.hang_up()
+        self.assertEqual(o.wait_exit()[0], 1)
+
     def test_an_unreachable_tcp_endpoint_fails_naming_it(self) -> None:
         o = Orchestrator(tcp=True)
         self.addCleanup(o.close)

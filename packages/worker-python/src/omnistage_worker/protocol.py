@@ -22,6 +22,7 @@ ENV_REPLICA_ID = "OMNISTAGE_REPLICA_ID"
 ENV_RUN_ID = "OMNISTAGE_RUN_ID"
 #: Mutual TLS to a head's TCP control port (docs/scale-out.md): paths of this replica's certificate,
 #: its key, and the CA the head's certificate must be signed by. All three or none.
+ENV_HOST_ADDRESS = "OMNISTAGE_HOST_ADDRESS"
 ENV_TLS_CERT = "OMNISTAGE_TLS_CERT"
 ENV_TLS_KEY = "OMNISTAGE_TLS_KEY"
 ENV_TLS_CA = "OMNISTAGE_TLS_CA"

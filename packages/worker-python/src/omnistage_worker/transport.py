@@ -20,7 +20,7 @@ import ssl
 import threading
 from typing import Mapping, Optional, Tuple
 
-from .protocol import ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY, ProtocolError
+from .protocol import ENV_HOST_ADDRESS, ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY, ProtocolError
 
 _TCP = re.compile(r"^tcp://\[?([^\]]+?)\]?:(\d+)$")
 _TLS_HINT = "the agent passes the paths of its --tls-cert, --tls-key and --tls-ca files; check they exist on this host"
@@ -129,7 +129,9 @@ def dial(endpoint: str, env: Mapping[str, str], timeout: float) -> Tuple[socket.
     files = _tls_files(env)
     context = None if files is None else _tls_context(*files)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        # An agent's --advertise: the connection leaves from the host's address, so the head sees which host dialled.
+        source = env.get(ENV_HOST_ADDRESS) or None
+        sock = socket.create_connection((host, port), timeout=timeout, source_address=None if source is None else (source, 0))
     except OSError as err:
         raise ProtocolError(f"cannot reach the orchestrator at {endpoint}: {err.strerror or err}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
