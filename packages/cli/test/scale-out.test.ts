@@ -236,16 +236,16 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
   const SANDBOX_PAYLOADS = (): Record<string, string> => ({ OMNISTAGE_PAYLOAD_DIR: box.tmp });
   const lockDirOf = (hostId: string): string => join(box.root, `locks-${hostId}`);
 
-  const startHead = (initTimeoutS: number): CliProcess =>
+  const startHead = (initTimeoutS: number, file = fixture): CliProcess =>
     startCli(
-      ['serve', fixture, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
+      ['serve', file, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
         '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', String(initTimeoutS), '--events', box.eventsFile('head')],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
   /** An agent giving stage 1 `replicas` replicas that all share device 1 of this host. */
-  const startAgent = (hostId: string, address: string, replicas: number): CliProcess => {
+  const startAgent = (hostId: string, address: string, replicas: number, file = fixture): CliProcess => {
     const agent = startCli(
-      ['agent', fixture, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--replicas', String(replicas),
+      ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--replicas', String(replicas),
         '--stage-overrides', JSON.stringify({ 1: { devices: Array.from({ length: replicas }, () => '1').join(',') } }),
         '--host-id', hostId, '--advertise', address, '--cluster-secret-file', secretFile, '--lock-dir', lockDirOf(hostId), '--log-format', 'json', '--events', box.eventsFile(`agent-${hostId}`)],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
@@ -324,4 +324,31 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     head.signal('SIGTERM');
     await head.waitExit(60_000);
   }, 240_000);
+
+  it('an agent gives up a replica that fails more times in a row than runtime.restart allows, with backoff, naming it and its last exit', async () => {
+    const crashing = join(box.root, 'crash-loop.yaml');
+    const text = (await readFile(FIXTURE, 'utf8'))
+      .replace('devices: "1"\n      num_replicas: 0', 'devices: "1"\n      num_replicas: 0\n      restart: { policy: on-failure, max_restarts: 2, backoff_ms: 100 }')
+      .replace('model_stage: talker\n      max_num_seqs: 4', 'model_stage: talker\n      max_num_seqs: 4\n      fail_phase: hello\n      fail_exit_code: 7');
+    expect(text).toContain('max_restarts: 2');
+    expect(text).toContain('fail_exit_code: 7');
+    await writeFile(crashing, text);
+    const head = startHead(120, crashing);
+    const agent = startAgent('m', '127.0.0.7', 1, crashing);
+    const exit = await agent.waitExit(60_000);
+    expect(exit.code, agent.describe()).toBe(1);
+    // Given up after more than max_restarts failures in a row, once the streak outlasted the lease TTL
+    // (until then a dead head could be the cause): a few starts, not a respawn every 250 ms forever.
+    const starts = agentReplicas(agent).length;
+    expect(starts, agent.describe()).toBeGreaterThanOrEqual(3);
+    expect(starts, agent.describe()).toBeLessThanOrEqual(8);
+    expect(agent.stderr()).toMatch(new RegExp(`OMNI_WORKER_EXITED: stage 1 replica 0 on host m failed ${starts} times in a row \\(last: [^\\n]*exit code 7`));
+    expect(agent.stderr()).toMatch(/reference engine: failing before hello/);
+    // The waits between starts doubled from backoff_ms.
+    const waits = [...agent.stderr().matchAll(/starting it again in (\d+) ms/g)].map((m) => Number(m[1]));
+    expect(waits).toEqual(Array.from({ length: starts - 1 }, (_, i) => 100 * 2 ** i));
+    expect(readdirSync(lockDirOf('m'))).toEqual([]);
+    head.signal('SIGTERM');
+    await head.waitExit(60_000);
+  }, 150_000);
 });

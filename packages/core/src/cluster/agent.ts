@@ -10,6 +10,7 @@ import { PLAN_LIMITS } from '../limits.js';
 import { deriveReplicaToken, insecureSecret } from './cluster-token.js';
 import { fingerprintDifferences } from './config-fingerprint.js';
 import { startAgentReplica, type AgentDriver } from './agent-replica.js';
+import { RespawnBackoff } from './respawn-backoff.js';
 import type { Discovery, HeadRecord, Registration } from './discovery.js';
 import type { Launcher } from './launcher.js';
 
@@ -45,7 +46,11 @@ export interface AgentOptions {
   onLine?(replica: { stage_id: number; replica_id: number }, stream: OutputStream, line: string): void;
 }
 
-const RESPAWN_BACKOFF_MS = 250;
+/** How often a slot looks again for a head that went away (it stops everything after the TTL). */
+const HEAD_POLL_MS = 250;
+
+/** How one incarnation of a slot ended. */
+type SlotOutcome = { failed: false } | { failed: true; why: string; attachedMs: number; lastLines: string[] };
 
 /** Replicas that dial TLS to a plain port, or plain TCP to a TLS one, would only be refused: say so once, here. */
 function checkTlsAgrees(head: HeadRecord, agentHasTls: boolean): void {
@@ -79,6 +84,8 @@ export class Agent {
   #unwatchHead: (() => Promise<void>) | null = null;
   #headGone: NodeJS.Timeout | undefined;
   #headPresent = true;
+  /** Slots (`stage/slot`) whose replica failed more times in a row than its stage's restart budget: not started again. */
+  readonly #givenUp = new Set<string>();
   /** Settles when the agent stopped: resolves after {@link Agent.stop}, rejects when the head went away or the agent failed. */
   done!: Promise<void>;
 
@@ -162,7 +169,9 @@ export class Agent {
         const session = new AbortController();
         const onStop = (): void => session.abort();
         this.#stop.signal.addEventListener('abort', onStop, { once: true });
-        const slots = this.#o.stages.flatMap((stageId) => Array.from({ length: this.#o.replicas }, (_, slot) => this.#slot(reg, stageId, slot, session.signal)));
+        const slots = this.#o.stages.flatMap((stageId) =>
+          Array.from({ length: this.#o.replicas }, (_, slot) => slot).filter((slot) => !this.#givenUp.has(`${stageId}/${slot}`)).map((slot) => this.#slot(reg, stageId, slot, session.signal)),
+        );
         const lost = await Promise.race([reg.lost, new Promise<null>((resolve) => session.signal.addEventListener('abort', () => resolve(null), { once: true }))]);
         if (lost !== null) this.#o.logger.warn(`this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`);
         session.abort();
@@ -181,9 +190,10 @@ export class Agent {
     return this.#o.address === undefined ? {} : { address: this.#o.address };
   }
 
-  /** One replica slot (this host's planned replica `slot` of the stage): claim an id, start the replica, wait for its exit, release the id, again. */
+  /** One replica slot (this host's planned replica `slot` of the stage): claim an id, start the replica, wait for its exit, release the id, again (backing off while it fails). */
   async #slot(reg: Registration, stageId: number, slot: number, signal: AbortSignal): Promise<void> {
     const run_id = this.#head.run_id;
+    const backoff = new RespawnBackoff(this.#stageOf(stageId).replicas[0]!.stage.runtime.restart, (this.#o.ttlS + 1) * 1000);
     let n = 0;
     while (!signal.aborted) {
       const incarnation = `${reg.id}.${stageId}.${n++}.${Date.now().toString(36)}`;
@@ -198,19 +208,43 @@ export class Agent {
       }
       const slotKey = `${stageId}/${replicaId}`;
       this.#claimed.set(slotKey, { stage_id: stageId, replica_id: replicaId, incarnation });
-      await this.#runReplica(stageId, slot, replicaId, incarnation, signal);
+      const outcome = await this.#runReplica(stageId, slot, replicaId, incarnation, signal);
       this.#claimed.delete(slotKey);
       await this.#o.discovery.releaseReplica(run_id, stageId, replicaId, incarnation).catch(() => undefined);
+      // An exit while the head is away is the head's doing, not the replica's: it does not count against the budget.
+      if (outcome.failed && this.#headPresent && !signal.aborted) {
+        backoff.record(true, outcome.attachedMs);
+        if (backoff.exhausted) return this.#giveUp(stageId, slot, replicaId, outcome, backoff.failures);
+      } else backoff.record(false, 0);
+      if (!signal.aborted) this.#o.logger.warn(`stage ${stageId} replica ${replicaId}: starting it again in ${backoff.delayMs()} ms`);
+      await abortableDelay(backoff.delayMs(), signal);
       // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
-      do await new Promise((resolve) => setTimeout(resolve, RESPAWN_BACKOFF_MS));
-      while (!this.#headPresent && !signal.aborted);
+      while (!this.#headPresent && !signal.aborted) await abortableDelay(HEAD_POLL_MS, signal);
+    }
+  }
+
+  #stageOf(stageId: number): InitPlan['stages'][number] {
+    return this.#plan.stages.find((s) => s.stage_id === stageId)!;
+  }
+
+  /** A crash-looping slot stops here; when no slot is left, the agent has nothing to offer and fails. */
+  #giveUp(stageId: number, slot: number, replicaId: number, outcome: Extract<SlotOutcome, { failed: true }>, failures: number): void {
+    this.#givenUp.add(`${stageId}/${slot}`);
+    const error = new OmniError('OMNI_WORKER_EXITED', `stage ${stageId} replica ${replicaId} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`, {
+      context: { stage_id: stageId, replica_id: replicaId, host_id: this.#o.hostId, last_lines: outcome.lastLines.slice(-10) },
+      hint: "fix what the replica's last lines say, then restart the agent; runtime.restart.max_restarts sets how many failures in a row an agent tolerates",
+    });
+    this.#o.logger.error(error.message);
+    if (this.#givenUp.size >= this.#o.stages.length * this.#o.replicas) {
+      this.#failure ??= error;
+      this.#stop.abort();
     }
   }
 
   /** Starts the replica through the driver's phases (host locks, launcher, the head's attach), then waits for its exit. */
-  async #runReplica(stageId: number, slot: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<void> {
+  async #runReplica(stageId: number, slot: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<SlotOutcome> {
     const run_id = this.#head.run_id;
-    const stage = this.#plan.stages.find((s) => s.stage_id === stageId)!;
+    const stage = this.#stageOf(stageId);
     const planned: ReplicaPlan = stage.replicas[slot] ?? stage.replicas[0]!;
     // Devices, env and lock set are this host's plan of the slot; the id is the one claimed in discovery.
     const replica: ReplicaPlan = { ...planned, replica_id: replicaId, metadata: { ...planned.metadata, replica_id: replicaId } };
@@ -239,15 +273,22 @@ export class Agent {
         onLine,
       });
     } catch (err) {
-      if (!signal.aborted) this.#o.logger.error(`${label}: ${toOmniError(err).message}; starting it again`);
-      return;
+      const error = toOmniError(err);
+      if (signal.aborted) return { failed: false };
+      this.#o.logger.error(error.message);
+      const lines = error.context?.['last_lines'];
+      return { failed: true, why: error.message, attachedMs: 0, lastLines: Array.isArray(lines) ? lines.map(String) : [] };
     }
+    const attachedAt = Date.now();
     const onAbort = (): void => void proc.stop(this.#o.stopGraceMs ?? 5_000);
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();
     const exit = await proc.exited;
     signal.removeEventListener('abort', onAbort);
-    if (!signal.aborted) this.#o.logger.warn(`${label} (pid ${proc.pid}) exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}); starting it again`);
+    if (signal.aborted) return { failed: false };
+    const why = `pid ${proc.pid} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`})`;
+    this.#o.logger.warn(`${label}: ${why}`);
+    return { failed: true, why, attachedMs: Date.now() - attachedAt, lastLines: proc.lastLines() };
   }
 
   /** Clean shutdown: tells the head its replicas leave, stops them, revokes the lease. Idempotent. */
@@ -263,4 +304,18 @@ export class Agent {
     this.#stop.abort();
     await this.done.catch(() => undefined);
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts first. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
