@@ -88,7 +88,7 @@ interface CommandSpec {
 /** Every command, the options it takes and its one-line help; parsing, `--help` and errors read this table. */
 export const COMMANDS = {
   validate: { usage: 'validate FILE', summary: 'check a pipeline file (exit 2 on any config error)', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
-  plan: { usage: 'plan FILE [--json]', summary: 'print the replica/device/lock plan', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
+  plan: { usage: 'plan FILE [--json] [--head [--local-stages IDS]]', summary: 'print the replica/device/lock plan (with --head: as a head plans it)', takesFile: true, options: [...CONFIG_OPTIONS, 'json', 'head', 'local-stages'] },
   up: { usage: 'up FILE', summary: 'bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down', takesFile: true, options: [...LAUNCH_OPTIONS, ...HEAD_OPTIONS] },
   run: {
     usage: 'run FILE --input TEXT',

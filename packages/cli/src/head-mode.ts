@@ -27,6 +27,16 @@ function localStagesOf(session: Session, plan: InitPlan, given: number[] | undef
   return new Set(session.config.stages.filter((s) => (s.runtime as { num_replicas?: unknown }).num_replicas !== 0).map((s) => s.stage_id));
 }
 
+/**
+ * The plan as a head sees it (`plan --head`): which stages run here, and the edges that may cross
+ * hosts switched to inline, so the transfers table says how each edge really carries payloads.
+ */
+export function planAsHead(session: Session, plan: InitPlan, values: CliValues): Set<number> {
+  const local = localStagesOf(session, plan, headOptions(values, null).localStages);
+  carryAcrossHostsInline(plan, local);
+  return local;
+}
+
 /** Sets up head mode for a session whose plan was made (nothing runs until the bring-up calls back). */
 export async function openHeadMode(session: Session, plan: InitPlan, values: CliValues, logger: Logger): Promise<HeadMode> {
   const cluster = await clusterOptions(values, 'serve --head');

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { planToJson, planToTable } from '@omnistage/core';
 import type { CliValues } from '../args.js';
+import { planAsHead } from '../head-mode.js';
 import { openSession, planSession } from '../session.js';
 import { printWarnings } from './validate.js';
 
@@ -8,10 +9,16 @@ import { printWarnings } from './validate.js';
 export async function planCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const session = await openSession(file, values, logger);
   const plan = await planSession(session);
+  const local = values.head ? planAsHead(session, plan, values) : null;
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
+    const json = planToJson(plan);
+    process.stdout.write(`${JSON.stringify(local === null ? json : { ...json, head: { local_stages: [...local], agent_stages: plan.stages.map((s) => s.stage_id).filter((id) => !local.has(id)) } }, null, 2)}\n`);
   } else {
     process.stdout.write(`${planToTable(plan)}\n`);
+    if (local !== null) {
+      const remote = plan.stages.map((s) => s.stage_id).filter((id) => !local.has(id));
+      process.stdout.write(`\nhead mode: stages run on the head: ${[...local].join(', ') || 'none'}; from agents: ${remote.join(', ') || 'none'}\n`);
+    }
     printWarnings(plan.warnings, values);
   }
   return 0;

@@ -98,7 +98,7 @@ const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string
   shm: (t) => `shared memory above ${t.threshold_bytes ?? 0} bytes, inline below`,
   plugin: () => "the plugin's connector class",
   engine: (t) => (t.flow === undefined ? 'the engine itself (KV cache); outputs through the router' : `the engine itself (KV cache); ${t.flow}`),
-  inline: () => 'inline, in the control messages',
+  inline: (t) => (t.across_hosts ? 'inline over the control channel: may cross hosts (at most 4 MiB a payload)' : 'inline, in the control messages'),
 };
 
 /** The edges of the stage DAG and how each carries data (nothing for a single stage). */
