@@ -88,7 +88,7 @@ interface CommandSpec {
 /** Every command, the options it takes and its one-line help; parsing, `--help` and errors read this table. */
 export const COMMANDS = {
   validate: { usage: 'validate FILE', summary: 'check a pipeline file (exit 2 on any config error)', takesFile: true, options: [...CONFIG_OPTIONS, 'json'] },
-  plan: { usage: 'plan FILE [--json] [--head [--local-stages IDS]]', summary: 'print the replica/device/lock plan (with --head: as a head plans it)', takesFile: true, options: [...CONFIG_OPTIONS, 'json', 'head', 'local-stages'] },
+  plan: { usage: 'plan FILE [--json] [--head]', summary: 'print the replica/device/lock plan (with --head: as a head plans it)', takesFile: true, options: [...CONFIG_OPTIONS, 'json', 'head', 'local-stages'] },
   up: { usage: 'up FILE', summary: 'bring the pipeline up; Ctrl-C (SIGINT/SIGTERM) tears it down', takesFile: true, options: [...LAUNCH_OPTIONS, ...HEAD_OPTIONS] },
   run: {
     usage: 'run FILE --input TEXT',
@@ -219,14 +219,14 @@ ${optionLines([...spec.options, 'help'])}
 
 Exit codes: 0 ok, 1 runtime failure, 2 config or usage error; stopped by a signal (after the teardown): 130 Ctrl-C/SIGINT, 143 SIGTERM${command === 'serve' ? '; serve: 0 when its drain completed' : ''}.`;
   }
-  const commands = Object.values(COMMANDS as Record<string, CommandSpec>)
-    .map((c) => `  ${`omnistage ${c.usage}`.padEnd(35)}${c.summary}`)
-    .join('\n');
+  const specs = Object.values(COMMANDS as Record<string, CommandSpec>);
+  // The summaries start in one column, just right of the longest usage.
+  const width = Math.max(...specs.map((c) => `omnistage ${c.usage}`.length), 'omnistage help COMMAND'.length) + 2;
+  const commands = [...specs.map((c) => `  ${`omnistage ${c.usage}`.padEnd(width)}${c.summary}`), `  ${'omnistage help COMMAND'.padEnd(width)}the options of COMMAND (same as omnistage COMMAND --help)`].join('\n');
   return `omnistage ${version} — bring multi-stage model pipelines up and down
 
 Usage:
 ${commands}
-  omnistage help COMMAND             the options of COMMAND (same as omnistage COMMAND --help)
 
 Options:
 ${optionLines(['help', 'version'])}
