@@ -36,7 +36,7 @@ export const COMMON_OPTIONS = {
   'drain-timeout': { type: 'string', description: '(serve) seconds in-flight requests may finish after SIGTERM/SIGINT (default 30)' },
   'served-model-name': { type: 'string', description: '(serve) model name clients send (default: --model, the file\'s model:, or the file name)' },
   'max-body-mb': { type: 'string', description: '(serve) largest request body in MiB (default 64)' },
-  head: { type: 'boolean', description: '(serve, up) head mode: publish the run in etcd; agents on other hosts attach replicas (docs/scale-out.md)' },
+  head: { type: 'boolean', description: '(serve, up) head mode: publish the run in etcd; agents on other hosts attach replicas (docs/scale-out.md); (plan) show the plan as a head makes it' },
   etcd: { type: 'string', description: '(head, agent, status) etcd endpoint(s), e.g. http://10.0.0.5:2379 (comma-separated members)' },
   'local-stages': { type: 'string', description: '(head) stage ids this host runs itself, e.g. 0,2 (default: every stage whose num_replicas is not 0)' },
   'min-ready': { type: 'string', description: '(head) live replicas every stage needs before the pipeline is ready (overrides runtime.min_ready of the file, default 1)' },
