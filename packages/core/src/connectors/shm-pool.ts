@@ -12,7 +12,8 @@
  *   a shared lock until it is garbage-collected, see readPayload) is gone, so rewriting it can
  *   never change bytes a live Buffer shows.
  * The producer holds the exclusive lock while it writes and links, so a consumer that finds the key
- * meanwhile cannot map it half written.
+ * meanwhile cannot map it half written. It never locks a segment a key still names (it reads the
+ * link count first): a consumer's shared lock fails only on a segment whose key was released.
  *
  * Sizes: a payload takes a segment of the smallest power of two that holds it (at least
  * {@link MIN_SEGMENT_BYTES}), or a larger free one. The segments of one replica never add up to more
@@ -113,7 +114,11 @@ export class ShmPool {
   /** A free segment of at least `size` bytes, locked exclusively; a new one while there is room. */
   #acquire(native: ShmNative, size: number): Segment | undefined {
     for (const s of this.#segments) {
-      if (s.bytes < size || !native.lock(s.fd, true)) continue;
+      // The link count first, without the lock: a segment a key still names is never locked here,
+      // not even for an instant, because a consumer whose non-blocking shared lock met that
+      // instant would read its live payload as released ("gone"). Only this producer adds links,
+      // so a count of 1 stays 1 until it links; the lock then only waits out consumers' views.
+      if (s.bytes < size || fstatSync(s.fd).nlink !== 1 || !native.lock(s.fd, true)) continue;
       if (fstatSync(s.fd).nlink === 1) return s;
       native.unlock(s.fd);
     }

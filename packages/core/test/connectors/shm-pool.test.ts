@@ -6,6 +6,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PayloadRef } from '../../src/connectors/payload-ref.js';
 import { ShmConnector } from '../../src/connectors/shm-connector.js';
 import { MIN_SEGMENT_BYTES, poolLimitsOf, segmentSizeFor, ShmPool } from '../../src/connectors/shm-pool.js';
+import { SegmentMappings } from '../../src/connectors/shm-mappings.js';
+import { shmNative } from '../../src/connectors/shm-native.js';
 import { createRunPayloadDir, payloadPath, payloadReadPath, readPayload } from '../../src/connectors/shm-store.js';
 import { requireBuilt, tempDir } from '../runtime/helpers.js';
 
@@ -94,6 +96,40 @@ describe('shared-memory pool', () => {
     expect(p.write('q', fill(10, 2))).toBe(2 * MIN_SEGMENT_BYTES); // a larger free segment serves a small payload
     expect(read('q', 10, 2 * MIN_SEGMENT_BYTES).equals(fill(10, 2))).toBe(true);
     expect(() => read('q', 10, MIN_SEGMENT_BYTES)).toThrow(/a segment of 65536/); // the size must match the reference
+  });
+
+  it("a producer looking for a free segment never locks one a live key names, so a consumer reading that key meanwhile finds it (not 'gone')", () => {
+    // The interleaving that failed under admission (bench/parked.mjs, 1,000+ requests): the producer
+    // took its exclusive lock on every segment to test whether it was free, and a consumer whose
+    // non-blocking shared lock came in that instant read its live payload as released. Here the
+    // consumer reads at exactly that instant: from inside the producer's lock call.
+    const native = shmNative()!;
+    const lock = native.lock;
+    const reads: string[] = [];
+    const p = pool(4 * MIN_SEGMENT_BYTES);
+    p.write('live', fill(1000, 5));
+    native.lock = (fd: number, exclusive: boolean): boolean => {
+      const got = lock(fd, exclusive);
+      if (got && exclusive) {
+        for (const mappings of [undefined, new SegmentMappings(native)]) {
+          try {
+            const bytes = readPayload(RUN, 'live', { dir, size: 1000, segmentBytes: MIN_SEGMENT_BYTES, ...(mappings ? { mappings } : {}) });
+            reads.push(bytes.equals(fill(1000, 5)) ? 'ok' : 'wrong bytes');
+          } catch (err) {
+            reads.push((err as Error).message);
+          }
+        }
+      }
+      return got;
+    };
+    try {
+      expect(p.write('next', fill(1000, 6))).toBe(MIN_SEGMENT_BYTES);
+    } finally {
+      native.lock = lock;
+    }
+    expect(reads.length).toBeGreaterThan(0); // the producer did lock (the new segment)
+    expect(reads.filter((r) => r !== 'ok')).toEqual([]);
+    expect(read('next', 1000, MIN_SEGMENT_BYTES).equals(fill(1000, 6))).toBe(true);
   });
 
   it('a released key reads as gone once its segment holds another payload', () => {
