@@ -144,6 +144,11 @@ export const ERROR_CATALOGUE = {
     summary: 'a replica process exited',
     fix: 'Read the replica\'s last output lines in the message; fix its configuration or environment.',
   },
+  OMNI_WORKER_UNRESPONSIVE: {
+    exitCode: 1,
+    summary: 'a serving replica stopped answering (stopped process, missing heartbeats, failed readiness checks)',
+    fix: "Read the replica's log; if it is only slow, raise runtime.heartbeat_timeout_s or runtime.readiness_failures.",
+  },
   OMNI_ATTACH_TIMEOUT: {
     exitCode: 1,
     summary: 'a replica did not attach in time',

@@ -6,11 +6,13 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
 import { LocationIndex } from './location-index.js';
 import { validateSourced, type IssueReporting } from './issues.js';
-import { connectorSpecSchema, edgeSchema, legacyStageSchema, pluginRefSchema, LEGACY_EXTRA_KEYS } from './schema.js';
+import { connectorSpecSchema, edgeSchema, legacyStageSchema, livenessFields, pluginRefSchema, LEGACY_EXTRA_KEYS } from './schema.js';
+import { OmniError } from '../errors.js';
+import { DEFAULT_HEARTBEAT_MS } from '../orchestrate/liveness-defaults.js';
 import { DEFAULT_RESTART_POLICY, createStageConfig } from './stage-defaults.js';
-import { nodeAt, recordLocations, type SourcedMap } from './sourced.js';
+import { locate, nodeAt, recordLocations, type SourcedMap } from './sourced.js';
 import type { StageDraft } from './draft.js';
-import type { ConnectorRef, ConnectorSpec, EdgeConfig, PluginRef, RestartPolicy, StageConfig } from './types.js';
+import type { ConnectorRef, ConnectorSpec, EdgeConfig, LivenessConfig, PluginRef, RestartPolicy, StageConfig } from './types.js';
 
 const STAGE_REPORTING: IssueReporting = { invalidCode: 'OMNI_CONFIG_INVALID', unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY' };
 
@@ -49,6 +51,7 @@ export function buildStage(draft: StageDraft, stageIdx: number, minReady = 1): S
       env: pythonStrEnv(rt.env ?? {}),
       requires_multimodal_data: rt.requires_multimodal_data ?? false,
       restart: restartPolicy(rt.restart),
+      ...(rt.max_inflight_per_replica === undefined ? {} : { max_inflight_per_replica: rt.max_inflight_per_replica }),
     },
   });
 }
@@ -89,6 +92,8 @@ const topSchema = z.object({
   session_mode: z.enum(['turn', 'duplex']).nullable().optional(),
   duplex_session: z.record(z.string(), z.number()).nullable().optional(),
   min_ready: z.int().min(1).nullable().optional(),
+  // Legacy files: the whole top-level runtime block (connectors and edges are read above).
+  runtime: z.object(livenessFields).nullable().optional(),
 });
 
 /** Pipeline-level values of a draft's normalised top-level map. */
@@ -101,6 +106,8 @@ export interface TopLevel {
   duplex_session: Record<string, number>;
   /** `runtime.min_ready` of a legacy file: the default of every stage's (1 when absent). */
   min_ready: number;
+  /** Absent when the file sets no liveness key. */
+  liveness?: LivenessConfig;
   locations: LocationIndex;
 }
 
@@ -127,8 +134,26 @@ export function buildTopLevel(top: SourcedMap, file: string): TopLevel {
     session_mode: data.session_mode ?? 'turn',
     duplex_session: { ...(data.duplex_session ?? {}) },
     min_ready: data.min_ready ?? 1,
+    ...livenessOf(data.runtime ?? {}, top),
     locations,
   };
+}
+
+/** The liveness keys the file sets; a heartbeat timeout that does not exceed the interval is an error. */
+function livenessOf(runtime: LivenessConfig, top: SourcedMap): { liveness?: LivenessConfig } {
+  const liveness: LivenessConfig = {};
+  for (const key of Object.keys(livenessFields) as (keyof LivenessConfig)[]) if (runtime[key] !== undefined) liveness[key] = runtime[key];
+  if (Object.keys(liveness).length === 0) return {};
+  const interval = liveness.heartbeat_interval_s ?? DEFAULT_HEARTBEAT_MS / 1000;
+  const timeout = liveness.heartbeat_timeout_s;
+  if (timeout !== undefined && timeout <= interval) {
+    const given = liveness.heartbeat_interval_s === undefined ? `${interval} s, the default` : `${interval} s`;
+    throw new OmniError('OMNI_CONFIG_INVALID', `runtime.heartbeat_timeout_s (${timeout} s) must exceed runtime.heartbeat_interval_s (${given}): a replica would be declared unresponsive between two heartbeats.`, {
+      location: locate(top, ['runtime', 'heartbeat_timeout_s']),
+      hint: `Set heartbeat_timeout_s to several intervals (e.g. ${Math.round(interval * 5 * 100) / 100}), or shorten heartbeat_interval_s.`,
+    });
+  }
+  return { liveness };
 }
 
 function resolveModulePath(spec: string, declaredIn: string, isPath = false): string {

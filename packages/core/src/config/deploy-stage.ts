@@ -7,7 +7,7 @@ import { DEPLOY_STAGE_KEYS } from './schema.js';
 import { deepMerge, syntheticMap, type SourcedEntry, type SourcedMap } from './sourced.js';
 
 /** Keys of the nested `runtime:` block that land in `StageConfig.runtime`. */
-const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'min_ready', 'env', 'restart', 'process', 'requires_multimodal_data']);
+const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'min_ready', 'env', 'restart', 'max_inflight_per_replica', 'process', 'requires_multimodal_data']);
 /** Stage-level keys kept on the stage (not engine args, not runtime). */
 const STAGE_KEYS = new Set(['engine', 'input_connectors', 'output_connectors', 'default_sampling_params', 'default_pooling_params']);
 const STRUCTURAL = new Set<string>(DEPLOY_STAGE_KEYS);

@@ -15,6 +15,7 @@ const TOP_KEYS: Readonly<Record<string, readonly (string | number)[]>> = {
   connectors: ['runtime', 'connectors'],
   edges: ['runtime', 'edges'],
   min_ready: ['runtime', 'min_ready'],
+  runtime: ['runtime'],
   modes: ['modes'],
   model: ['model'],
   plugins: ['plugins'],

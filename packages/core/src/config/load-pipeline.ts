@@ -111,6 +111,7 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
     session_mode: top.session_mode,
     duplex_session: top.duplex_session,
     ...(strategy?.balance ? { balance: strategy.balance } : {}),
+    ...(top.liveness === undefined ? {} : { liveness: top.liveness }),
     async_chunk: draft.asyncChunk,
     connectors: top.connectors,
     edges: top.edges,

@@ -26,6 +26,41 @@ const envSchema = z
 
 const restartPolicyName = z.enum(['never', 'on-failure']);
 
+/** Upper bound of `max_inflight_per_replica` (a larger number is a typo, not a bound). */
+export const MAX_INFLIGHT_LIMIT = 1_000_000;
+
+const maxInflightSchema = z
+  .int()
+  .min(1)
+  .max(MAX_INFLIGHT_LIMIT)
+  .meta({
+    description:
+      'Most requests one replica of this stage serves at once (omnistage extension); more wait in a first-come-first-served queue at the stage. Default 64, or the stage\'s max_num_seqs when larger.',
+  });
+
+/** Bounds of the liveness settings (seconds). */
+export const LIVENESS_LIMITS = { minIntervalS: 0.05, maxIntervalS: 3600, maxTimeoutS: 86_400, maxFailures: 100 } as const;
+
+const intervalSchema = (what: string) => z.number().min(LIVENESS_LIMITS.minIntervalS).max(LIVENESS_LIMITS.maxIntervalS).meta({ description: what });
+
+/** Pipeline-wide liveness settings (omnistage extension), in the top-level `runtime:` block. */
+export const livenessFields = {
+  heartbeat_interval_s: intervalSchema('Seconds between the heartbeats replicas send over the control channel (default 2).').optional(),
+  heartbeat_timeout_s: z
+    .number()
+    .gt(0)
+    .max(LIVENESS_LIMITS.maxTimeoutS)
+    .meta({ description: 'Silence after which a replica that sends heartbeats is taken out of rotation (default 30; must exceed heartbeat_interval_s).' })
+    .optional(),
+  readiness_interval_s: intervalSchema('Seconds between readiness re-checks of HTTP replicas (GET their health endpoint; default 5).').optional(),
+  readiness_failures: z
+    .int()
+    .min(1)
+    .max(LIVENESS_LIMITS.maxFailures)
+    .meta({ description: 'Consecutive failed readiness checks that take an HTTP replica out of rotation (default 3); it comes back when it answers again.' })
+    .optional(),
+};
+
 /** A map, or the docker-compose shorthand: the policy name alone (`restart: on-failure`). */
 export const restartSchema = z
   .union([
@@ -90,6 +125,7 @@ export const legacyRuntimeSchema = z.strictObject({
   env: envSchema.nullable().optional(),
   requires_multimodal_data: z.boolean().optional(),
   restart: restartSchema.optional(),
+  max_inflight_per_replica: maxInflightSchema.optional(),
   max_batch_size: deprecatedKey('Ignored since upstream #1851; use engine_args.max_num_seqs.'),
 });
 
@@ -129,6 +165,7 @@ const legacyTopRuntimeSchema = z.strictObject({
   edges: z.array(edgeSchema).nullable().optional(),
   enabled: deprecatedKey('Dead configuration, removed upstream in #2343.'),
   defaults: deprecatedKey('Dead configuration (window_size / max_inflight defaults), removed upstream in #2343.'),
+  ...livenessFields,
 });
 
 const commonTopLevel = {
@@ -153,7 +190,7 @@ export const legacyFileSchema = createLegacyFileSchema();
 // ---------------------------------------------------------------- deploy (`stages`)
 
 /** Keys of a deploy stage that go to `runtime` (flat or in a nested `runtime:` block). */
-export const DEPLOY_RUNTIME_KEYS = ['devices', 'num_replicas', 'env', 'restart'] as const;
+export const DEPLOY_RUNTIME_KEYS = ['devices', 'num_replicas', 'env', 'restart', 'max_inflight_per_replica'] as const;
 
 const deployRuntimeSchema = z.strictObject({
   devices: devicesSchema.nullable().optional(),
@@ -161,6 +198,7 @@ const deployRuntimeSchema = z.strictObject({
   min_ready: z.int().min(1).optional().meta({ description: 'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).' }),
   env: envSchema.nullable().optional(),
   restart: restartSchema.optional(),
+  max_inflight_per_replica: maxInflightSchema.optional(),
   process: z.boolean().optional(),
   requires_multimodal_data: z.boolean().optional(),
   max_batch_size: deprecatedKey('Deprecated upstream; migrated to max_num_seqs (FutureWarning upstream).'),
@@ -237,6 +275,7 @@ export function createDeployStageSchema<E extends z.ZodType = typeof anyMap>(eng
       num_replicas: z.int().min(0).optional(),
       env: envSchema.nullable().optional(),
       restart: restartSchema.optional(),
+      max_inflight_per_replica: maxInflightSchema.optional(),
       runtime: deployRuntimeSchema.nullable().optional(),
       engine_args: engineArgs.nullable().optional(),
       input_connectors: connectorMapSchema.nullable().optional(),
@@ -267,6 +306,7 @@ export function createDeployFileSchema<S extends z.ZodType = typeof deployStageS
       async_chunk: z.boolean().optional(),
       connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
       edges: z.array(edgeSchema).nullable().optional(),
+      runtime: z.strictObject(livenessFields).nullable().optional().meta({ description: 'Pipeline-wide liveness settings (omnistage extension).' }),
       stages: z.array(stage).nullable().optional(),
       platforms: z
         .record(z.string(), z.strictObject({ stages: z.array(stage).nullable().optional() }).nullable())

@@ -46,6 +46,19 @@ export interface StageRuntimeConfig {
   env: Record<string, string>;
   requires_multimodal_data: boolean;
   restart: RestartPolicy;
+  /** Most requests one replica serves at once (omnistage extension); absent: the router's default. */
+  max_inflight_per_replica?: number;
+}
+
+/**
+ * Pipeline-wide liveness settings (top-level `runtime:`, omnistage extension), as written; a
+ * missing one takes its default (heartbeats every 2 s, 30 s timeout, readiness every 5 s, 3 failures).
+ */
+export interface LivenessConfig {
+  heartbeat_interval_s?: number;
+  heartbeat_timeout_s?: number;
+  readiness_interval_s?: number;
+  readiness_failures?: number;
 }
 
 /**
@@ -121,6 +134,8 @@ export interface PipelineConfig {
   edges: EdgeConfig[];
   stages: StageConfig[];
   plugins: PluginRef[];
+  /** Liveness settings the file sets (absent: it sets none). */
+  liveness?: LivenessConfig;
   /** Deprecated / dead keys and other non-fatal findings, each with its location. */
   warnings: Diagnostic[];
   /** Locations of top-level keys (`connectors.x`, `edges.0`, `plugins.1`, ...). */

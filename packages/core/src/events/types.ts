@@ -47,8 +47,13 @@ export type OmniEventPayload =
   | ({ type: 'replica:failed'; phase: ReplicaPhase | 'running'; code: string; message: string } & ReplicaRef)
   | ({ type: 'replica:exit'; pid: number; code: number | null; signal: string | null; expected: boolean } & ReplicaRef)
   | ({ type: 'replica:restart'; attempt: number; reason: string } & ReplicaRef)
-  /** A serving replica stopped answering (stopped process, heartbeats missing): out of rotation, killed. */
+  /**
+   * A serving replica stopped answering: a stopped process or missing heartbeats (out of rotation,
+   * killed), or failed readiness re-checks of an HTTP engine (out of rotation until it answers again).
+   */
   | ({ type: 'replica:unresponsive'; pid: number; reason: string } & ReplicaRef)
+  /** A replica that failed readiness re-checks (an HTTP engine: out of rotation, not killed) answers again: back in rotation. */
+  | ({ type: 'replica:responsive'; pid: number; out_ms: number } & ReplicaRef)
   /** A replica started by an agent on another host became ready and joined its stage's pool (head mode). */
   | ({ type: 'replica:attached'; host_id: string; /** The address its control connection came from. */ peer_address: string; pid: number; incarnation: string } & ReplicaRef)
   /** A remote replica left its stage's pool: its lease expired, its connection dropped, its agent left, or a newer incarnation fenced it. */

@@ -50,4 +50,10 @@ export interface ReplicaConnection {
    * first). Absent: the transport has no heartbeats and liveness relies on the process state.
    */
   lastHeartbeat?(): number | null;
+  /**
+   * Re-checks readiness (an HTTP engine: GET its health endpoint), resolving true when it answered
+   * healthy before `signal` aborted. Absent: the transport has none (heartbeats cover it). Liveness
+   * calls it periodically while the replica serves; enough failures in a row take it out of rotation.
+   */
+  checkReady?(signal: AbortSignal): Promise<boolean>;
 }

@@ -32,10 +32,11 @@ export interface RouterOptions {
   /** How long a request waits for a stage to have a live replica (e.g. during a restart). Default 30 s. */
   replicaWaitMs?: number;
   /**
-   * Most requests one replica serves at once (default {@link DEFAULT_MAX_INFLIGHT_PER_REPLICA}: unbounded);
-   * more wait in a queue per stage, first come first served. The pipeline as a whole admits at most
-   * the sum of its stages' capacities, so payloads parked between stages stay bounded however many
-   * requests arrive.
+   * Most requests one replica serves at once, for stages whose config sets no
+   * `runtime.max_inflight_per_replica` (default: {@link defaultMaxInflightPerReplica}); more wait in
+   * a queue per stage, first come first served. The pipeline as a whole admits at most the sum of
+   * its stages' capacities, so payloads parked between stages stay bounded however many requests
+   * arrive. `Infinity`: unbounded.
    */
   maxInflightPerReplica?: number;
   /**
@@ -47,12 +48,24 @@ export interface RouterOptions {
 }
 
 /**
- * Unbounded by default for now: with a bound, payload pipelines under heavy load (bench/parked.mjs,
- * 1,000+ concurrent requests) saw a consumer report a shared-memory payload "gone" before it read
- * it — a race in the payload path that admission exposes and that is not yet understood. Pass a
- * bound (64 measured well) where a pipeline carries no shm payloads or after that race is fixed.
+ * The per-replica bound of a stage that sets none. Ray Serve's `max_ongoing_requests` default (5)
+ * fits replicas that run a request or a few at a time; a stage replica here is a batching engine
+ * (vLLM: continuous batching up to `max_num_seqs`; upstream stage configs set 1 to 100, mostly at
+ * most 64), and a bound below its batch would idle it. 64 keeps such a batch full with the next
+ * requests ready, while 5,000 concurrent requests park 128 payloads instead of thousands
+ * (bench/parked.mjs); a stage whose engine batches more gets its `max_num_seqs`.
  */
-export const DEFAULT_MAX_INFLIGHT_PER_REPLICA = Number.POSITIVE_INFINITY;
+export const DEFAULT_MAX_INFLIGHT_PER_REPLICA = 64;
+
+/** A stage's bound: its `runtime.max_inflight_per_replica`, else `fallback`, else the default (at least its `max_num_seqs`). */
+export function maxInflightOf(stage: StagePlan, fallback?: number): number {
+  const cfg = stage.replicas[0]?.stage;
+  const own = cfg?.runtime.max_inflight_per_replica;
+  if (own !== undefined && own !== null) return own;
+  if (fallback !== undefined) return fallback;
+  const seqs = cfg?.engine_args['max_num_seqs'];
+  return typeof seqs === 'number' && Number.isSafeInteger(seqs) && seqs > DEFAULT_MAX_INFLIGHT_PER_REPLICA ? seqs : DEFAULT_MAX_INFLIGHT_PER_REPLICA;
+}
 
 /** Options of one request: its id, per-stage sampling params and an abort signal. */
 export interface GenerateOptions {
@@ -89,6 +102,29 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
     replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),
     new Promise<string>((resolve) => setTimeout(() => resolve('connection lost'), 1000).unref()),
   ]);
+}
+
+/**
+ * The signal of one request on one replica: the request's own, also aborted when liveness takes the
+ * replica out of rotation (`left` then says why). `done` unsubscribes (the replica's controller
+ * outlives its requests).
+ */
+function servedWhileInRotation(replica: StartedReplica, signal: AbortSignal): { signal: AbortSignal; left(): OmniError | null; done(): void } {
+  const rotation = (replica.rotation ??= new AbortController()).signal;
+  const local = new AbortController();
+  const onRequest = (): void => local.abort(signal.reason);
+  const onLeft = (): void => local.abort(rotation.reason);
+  signal.addEventListener('abort', onRequest, { once: true });
+  rotation.addEventListener('abort', onLeft, { once: true });
+  if (rotation.aborted) onLeft();
+  return {
+    signal: local.signal,
+    left: () => (rotation.aborted && !signal.aborted ? toOmniError(rotation.reason) : null),
+    done: () => {
+      signal.removeEventListener('abort', onRequest);
+      rotation.removeEventListener('abort', onLeft);
+    },
+  };
 }
 
 /**
@@ -153,7 +189,9 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
 export class PipelineRouter {
   readonly #services: RunServices;
   readonly #pipeline: RoutedPipeline;
-  readonly #options: Required<Omit<RouterOptions, 'requestTimeoutMs'>> & Pick<RouterOptions, 'requestTimeoutMs'>;
+  readonly #options: Required<Omit<RouterOptions, 'requestTimeoutMs' | 'maxInflightPerReplica'>> & Pick<RouterOptions, 'requestTimeoutMs'>;
+  /** Per stage id, the most requests one of its replicas serves at once. */
+  readonly #bound = new Map<number, number>();
   readonly #cursor = new Map<number, number>();
   readonly #inflight = new WeakMap<StartedReplica, number>();
   readonly #payloads: RouterPayloads;
@@ -165,10 +203,16 @@ export class PipelineRouter {
   constructor(services: RunServices, pipeline: RoutedPipeline, options: RouterOptions = {}) {
     this.#services = services;
     this.#pipeline = pipeline;
-    this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, maxInflightPerReplica: DEFAULT_MAX_INFLIGHT_PER_REPLICA, ...options };
+    const { maxInflightPerReplica, ...rest } = options;
+    this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...rest };
     this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
-    const replicas = pipeline.plan.stages.reduce((n, s) => n + Math.max(1, s.replicas.length), 0);
-    this.#entry = new Gate(replicas * this.#options.maxInflightPerReplica);
+    let capacity = 0;
+    for (const stage of pipeline.plan.stages) {
+      const bound = maxInflightOf(stage, maxInflightPerReplica);
+      this.#bound.set(stage.stage_id, bound);
+      capacity += Math.max(1, stage.replicas.length) * bound;
+    }
+    this.#entry = new Gate(capacity);
   }
 
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
@@ -255,7 +299,8 @@ export class PipelineRouter {
       const candidates = live.length > 1 && exclude ? live.filter((r) => r !== exclude) : live;
       if (candidates.length > 0) {
         const slots = this.#slotsOf(stage.stage_id);
-        const open = candidates.filter((r) => (this.#inflight.get(r) ?? 0) < this.#options.maxInflightPerReplica);
+        const bound = this.#bound.get(stage.stage_id) ?? DEFAULT_MAX_INFLIGHT_PER_REPLICA;
+        const open = candidates.filter((r) => (this.#inflight.get(r) ?? 0) < bound);
         // Every replica is full, or others queued first: wait for a request of this stage to end.
         if (open.length === 0 || (!woken && slots.length > 0)) {
           await slots.wait(signal, woken);
@@ -333,10 +378,11 @@ export class PipelineRouter {
       const startedAt = performance.now();
       let outcome: 'done' | 'aborted' | 'failed' = 'failed';
       let last: unknown = null;
+      const served = servedWhileInRotation(replica, signal);
       try {
         // Aborted in the tick since the pick: the connection would not see an abort that already fired.
         if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
-        for await (const chunk of replica.connection!.request({ request_id: `${requestId}:${stage_id}`, input, params }, signal)) {
+        for await (const chunk of replica.connection!.request({ request_id: `${requestId}:${stage_id}`, input, params }, served.signal)) {
           last = chunk.data;
           // shm payloads: held by downstream stages (and the user); the user's copy gets the bytes inline.
           const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
@@ -351,21 +397,22 @@ export class PipelineRouter {
           outcome = 'aborted';
           throw waitedOn(toOmniError(signal.reason, 'OMNI_CANCELLED'), requestId, `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid})`, { stage_id, replica_id });
         }
-        const e = toOmniError(err);
-        const died = isOmniError(e) && e.code === 'OMNI_WORKER_EXITED';
+        // Liveness took the replica out of rotation (frozen, silent, not ready): as if it died.
+        const e = served.left() ?? toOmniError(err);
+        const died = isOmniError(e) && (e.code === 'OMNI_WORKER_EXITED' || e.code === 'OMNI_WORKER_UNRESPONSIVE');
         if (died) {
-          const status = await describeExitOf(replica);
+          const fate = e.code === 'OMNI_WORKER_UNRESPONSIVE' ? 'was taken out of rotation (unresponsive)' : `died (${await describeExitOf(replica)})`;
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
             this.#services.logger.warn(
               { stage: stage_id, replica: replica_id, pid: replica.process.pid, request: requestId },
-              `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) died (${status}) during request ${requestId}; ` +
+              `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during request ${requestId}; ` +
                 (others ? 'retrying it once on another replica' : 'retrying it once when the stage has a live replica again (restart)'),
             );
             exclude = replica;
             continue;
           }
-          throw new OmniError('OMNI_REQUEST_FAILED', `request ${requestId} failed: stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) died during it (${status})`, {
+          throw new OmniError('OMNI_REQUEST_FAILED', `request ${requestId} failed: stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during it`, {
             cause: e,
             context: { stage_id, replica_id, request_id: requestId, pid: replica.process.pid },
             hint: 'see the replica log; runtime.restart: {policy: on-failure} or more replicas keep a stage serving',
@@ -373,6 +420,7 @@ export class PipelineRouter {
         }
         throw e;
       } finally {
+        served.done();
         this.#inflight.set(replica, (this.#inflight.get(replica) ?? 1) - 1);
         this.#slotsOf(stage_id).wakeOne();
         const duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;

@@ -82,7 +82,7 @@ export class RunningPipeline {
 
   /** Replicas of a stage that are attached and not stopping. */
   liveReplicas(stageId: number): StartedReplica[] {
-    return this.#started.filter((r) => r.plan.stage_id === stageId && r.connection !== null && !r.stopping && r.unresponsive !== true && !r.process.hasExited());
+    return this.#started.filter((r) => r.plan.stage_id === stageId && r.connection !== null && !r.stopping && r.unresponsive !== true && r.unready !== true && !r.process.hasExited());
   }
 
   /** Records a started process; from now on teardown will stop it. */

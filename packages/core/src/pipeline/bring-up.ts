@@ -12,7 +12,8 @@ import { RunningPipeline } from '../orchestrate/running-pipeline.js';
 import type { RunServices } from '../orchestrate/run-services.js';
 import { superviseRestarts } from '../orchestrate/supervisor.js';
 import { openRun } from './run-dir.js';
-import { DEFAULT_HEARTBEAT_MS, watchLiveness, type LivenessOptions } from '../orchestrate/liveness.js';
+import { livenessOptionsOf, watchLiveness, type LivenessOptions } from '../orchestrate/liveness.js';
+import { DEFAULT_HEARTBEAT_MS } from '../orchestrate/liveness-defaults.js';
 import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
 import { replicasByKey, startReplica, type ReplicaDriver, type ReplicaLineSink } from './start-replica.js';
 
@@ -163,7 +164,9 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     // A restart gets a fresh init budget; it is not bound by the bring-up's pipeline deadline.
     launch: (replica) => startReplica(d, replica, { signal: pipeline.stopSignal, deadline: Date.now() + stageInitMs }),
   });
-  const heartbeatMs = options.liveness?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  // The caller's options win over the file's (tests, embedders), each key on its own.
+  const liveness: LivenessOptions = { ...livenessOptionsOf(plan.liveness), ...options.liveness };
+  const heartbeatMs = liveness.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   const d: ReplicaDriver = { hooks: omni.hooks, events: omni.events, logger: omni.logger, lockDir: omni.lockDir, control, pipeline, onLine: options.onReplicaLine, heartbeatMs };
 
   const first = new FirstFailure();
@@ -180,7 +183,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   options.signal?.removeEventListener('abort', onCancel);
   if (first.error) return abandon(pipeline, first.error);
   superviseRestarts(services, pipeline);
-  watchLiveness(services, pipeline, options.liveness);
+  watchLiveness(services, pipeline, liveness);
   omni.attachPipeline(pipeline);
   omni.events.emit({ type: 'pipeline:ready', duration_ms: Date.now() - started });
   return pipeline;

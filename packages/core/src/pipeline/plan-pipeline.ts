@@ -105,6 +105,7 @@ export async function planPipeline(omni: Omnistage, config: PipelineConfig, opti
   const plan: InitPlan = {
     run_id: runId, platform, device_env: [...PLATFORMS[platform].deviceEnv], visible_devices: [...visible],
     topology: { source: config.topology, pipeline: config.pipeline, selected_by: config.pipeline_selected_by },
+    ...(config.liveness === undefined ? {} : { liveness: { ...config.liveness } }),
     stages: stagePlans, groups, transfers, warnings };
   omni.hooks.planned.call(plan);
   const placement = all.map(({ stage_id, replica_id, devices, physical_devices, group }) => ({ stage_id, replica_id, devices, physical_devices: [...physical_devices], group }));

@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../diagnostics.js';
-import type { EngineArgs, PipelineConfig, StageConfig, StageRuntimeConfig } from '../config/types.js';
+import type { EngineArgs, LivenessConfig, PipelineConfig, StageConfig, StageRuntimeConfig } from '../config/types.js';
 
 /** Platforms omnistage can plan for. `cpu` offers virtual devices so any topology runs anywhere. */
 export type PlatformName = 'cuda' | 'rocm' | 'npu' | 'xpu' | 'cpu';
@@ -162,5 +162,7 @@ export interface InitPlan {
   groups: LaunchGroup[];
   /** One per `engine_input_source` edge, in consumer then source order. */
   transfers: TransferPlan[];
+  /** The file's liveness settings (top-level `runtime:`), for bring-up; absent: the defaults. */
+  liveness?: LivenessConfig;
   warnings: Diagnostic[];
 }

@@ -50,6 +50,19 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     expect(up.events.some((e) => e.type === 'pipeline:failed' && e.stage_id === 0)).toBe(true);
   }, 120_000);
 
+  it("the pipeline file's runtime.heartbeat_timeout_s (1 s) governs: a silent replica leaves rotation after it, not after the default 30 s", async () => {
+    // No liveness options here: interval 0.1 s and timeout 1 s come from the YAML's runtime block.
+    const up = await bringUpFixture('wedged-short-heartbeat.yaml');
+    expect(up.plan.liveness).toEqual({ heartbeat_interval_s: 0.1, heartbeat_timeout_s: 1 });
+    const err = await up.pipeline.router({ replicaWaitMs: 2_000 }).complete('wedge it', { requestId: 'lv-yaml' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const [event] = unresponsive(up.events);
+    expect((event as { reason: string }).reason).toMatch(/^no heartbeat for [\d.]+ s \(timeout 1 s\)$/);
+    expect(isOmniError(err)).toBe(true);
+  }, 25_000);
+
   it('a request past its deadline fails with OMNI_REQUEST_TIMEOUT naming the stage and replica it waited on', async () => {
     const up = await bringUpFixture('two-replicas.yaml');
     const router = new PipelineRouter(up.omni, up.pipeline, { requestTimeoutMs: 300 });

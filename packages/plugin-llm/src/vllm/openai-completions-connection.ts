@@ -368,6 +368,17 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     }
   }
 
+  /**
+   * vLLM's `GET /health`: 200 while the engine is alive (it answers 503 once the engine core died).
+   * The body is drained so the keep-alive connection is free for the next check.
+   */
+  async checkReady(signal: AbortSignal): Promise<boolean> {
+    if (this.#closed) return false;
+    const res = await fetch(`${this.#opts.baseUrl}/health`, { signal });
+    await res.arrayBuffer();
+    return res.ok;
+  }
+
   async shutdown(): Promise<void> {
     // `vllm serve` has no shutdown endpoint: core stops the process (SIGTERM to its group).
   }
