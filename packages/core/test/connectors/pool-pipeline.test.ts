@@ -113,6 +113,46 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
     expect(readdirSync(base)).toEqual([]);
   });
 
+  it('under admission, 600 concurrent requests all arrive intact (no pooled payload read as gone) with the parked payloads bounded', async () => {
+    const pipeline = await up();
+    // The tracker's hold book: payloads announced and not yet released (their files go right after).
+    const parked = (): string[] => [String(pipeline.payloads.keys.length)];
+    const router = pipeline.router({ maxInflightPerReplica: 4 });
+    const requests = Array.from({ length: 600 }, (_, i) => ({ size: SIZES[1 + (i % 3)]!, seed: i }));
+    const { result: outputs, seen } = await watchWhile(parked, () => Promise.all(requests.map((r) => router.complete(r))));
+    expect(outputs.map((o) => [(o[0]!.data as Record<string, unknown>)['size'], (o[0]!.data as Record<string, unknown>)['sum']])).toEqual(
+      requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]),
+    );
+    // 3 stages × 1 replica × 4 requests in the pipeline at once, each holding at most 2 payloads.
+    expect(Math.max(...[...seen].map(Number))).toBeLessThanOrEqual(24);
+  });
+
+  it('a request aborted while it waits at a full stage leaves the queue, never reaches the stage, and frees its payload', async () => {
+    const events: OmniEvent[] = [];
+    const pipeline = await up(events);
+    const router = pipeline.router({ maxInflightPerReplica: 1 });
+    // A holds stage 2 (its only replica) for 2 s; B gets through stages 0 and 1 and queues there.
+    const a = router.complete({ size: 5_000, seed: 1 }, { requestId: 'busy', params: { 2: { hold_ms: 2_000 } } });
+    a.catch(() => undefined); // awaited below; a failure before that must not go unhandled
+    await waitFor(() => events.some((e) => e.type === 'request:dispatched' && e.request_id === 'busy' && e.stage_id === 2), 20_000);
+    const stop = new AbortController();
+    const b = router.complete({ size: 5_000, seed: 2 }, { requestId: 'queued', signal: stop.signal }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await waitFor(() => events.some((e) => e.type === 'request:stage_end' && e.request_id === 'queued' && e.stage_id === 1), 20_000);
+    const parked = events.flatMap((e) => (e.type === 'payload:stored' && e.request_id === 'queued' ? [e.key] : []));
+    expect(parked).toHaveLength(2); // stage 0's (read by stage 1) and stage 1's, waiting for stage 2
+    stop.abort(new Error('the client went away'));
+    expect(String(await b)).toContain('the client went away');
+    const freed = (): string[] => events.flatMap((e) => (e.type === 'payload:freed' && parked.includes(e.key) ? [e.key] : []));
+    expect(await waitFor(() => freed().length === 2, 10_000)).toBe(true);
+    await pipeline.payloads.settled(); // the unlinks the frees started
+    for (const key of parked) expect(readdirSync(pipeline.payloads.dir).some((n) => n.endsWith(`-${key}`))).toBe(false);
+    expect((await a).length).toBe(1);
+    expect(events.some((e) => e.type === 'request:dispatched' && e.request_id === 'queued' && e.stage_id === 2)).toBe(false);
+  });
+
   it('leaves nothing after a SIGKILLed orchestrator once the next run has started', async () => {
     const lockDir = await mkdtemp(join(tmpdir(), 'omni-pool-killed-'));
     open.push({ lockDir });
