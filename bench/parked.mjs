@@ -1,8 +1,11 @@
-// Payload bytes parked in shared memory while N concurrent requests go through a producer →
-// consumer pipeline (shm payloads of 96 KiB, the consumer holds each 20 ms): with the router's
-// admission (maxInflightPerReplica, PARKED_BOUND, default 64) and without it (unbounded, the default).
-// Known issue: bounded runs of 1,000+ requests can fail with a payload "gone" (see router.ts).
-// Prints: parked requests=<n> max_inflight_per_replica=<m> peak_files=<f> peak_mib=<x> seconds=<s>
+// Payload bytes parked in shared memory while N concurrent requests go through a producer → relay →
+// consumer pipeline (three stages, shm payloads of 96 KiB, the consumer holds each 20 ms), with the
+// router's admission (its default bound per replica, or PARKED_BOUND) and without it (unbounded).
+//   node bench/parked.mjs            PARKED_N=1000,5000 (comma list), PARKED_ORDER=bounded-first
+// Prints, per N and mode:
+//   parked requests=<n> max_inflight_per_replica=<m> peak_files=<f> peak_mib=<x> seconds=<s>
+// peak_*: the most payload files (pool segments excluded: resident either way) seen at once in the
+// run's payload directory, sampled every 20 ms.
 import { readdirSync, statSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = process.env.PARKED_ROOT ?? dirname(dirname(fileURLToPath(import.meta.url)));
 const core = await import(join(root, 'packages/core/dist/index.js'));
-const BOUND = Number(process.env.PARKED_BOUND ?? 64);
+const BOUND = process.env.PARKED_BOUND === undefined ? undefined : Number(process.env.PARKED_BOUND);
 const WORKER = join(root, 'packages/core/test/connectors/fixtures/payload-worker.mjs');
-const N = Number(process.env.PARKED_N ?? 5000);
+const NS = (process.env.PARKED_N ?? '1000,5000').split(',').map(Number);
 const SIZE = 96 * 1024;
 
 const plugin = core.definePlugin({
@@ -37,8 +40,16 @@ writeFileSync(
   - stage_id: 1
     stage_type: payload
     runtime: { devices: "1" }
-    engine_args: { hold_ms: ${process.env.PARKED_HOLD_MS ?? 20} }
+    engine_args:
+      relay: true
+      omni_kv_config:
+        connector_config: { type: SharedMemoryConnector, shm_threshold_bytes: 1024, role: sender }
     engine_input_source: [0]
+  - stage_id: 2
+    stage_type: payload
+    runtime: { devices: "2" }
+    engine_args: { hold_ms: ${process.env.PARKED_HOLD_MS ?? 20} }
+    engine_input_source: [1]
     final_output: true
 `,
 );
@@ -67,13 +78,14 @@ function parked(payloadDir) {
   return { files, bytes };
 }
 
-async function run(maxInflightPerReplica) {
+async function run(N, maxInflightPerReplica) {
   const omni = new core.Omnistage({ plugins: [plugin], lockDir: join(dir, 'locks') });
   const config = await core.loadPipelineConfig(yaml, { platform: 'cpu' });
   const plan = await core.planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId: core.newRunId(), env: { PATH: process.env.PATH } });
+  omni.events.on('replica:unresponsive', (e) => console.error(`parked: stage ${e.stage_id} replica ${e.replica_id} unresponsive: ${e.reason}`));
   const pipeline = await core.bringUp(omni, plan, { stopGraceMs: 2000 });
   try {
-    const router = new core.PipelineRouter(omni, pipeline, { maxInflightPerReplica });
+    const router = new core.PipelineRouter(omni, pipeline, maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica });
     let peak = { files: 0, bytes: 0 };
     const sampler = setInterval(() => {
       const p = parked(pipeline.payloads.dir);
@@ -83,7 +95,7 @@ async function run(maxInflightPerReplica) {
     await Promise.all(Array.from({ length: N }, (_, i) => router.complete({ size: SIZE, seed: i % 251 })));
     clearInterval(sampler);
     const seconds = (performance.now() - started) / 1000;
-    const m = Number.isFinite(maxInflightPerReplica) ? maxInflightPerReplica : 'unbounded';
+    const m = maxInflightPerReplica === undefined ? core.DEFAULT_MAX_INFLIGHT_PER_REPLICA : Number.isFinite(maxInflightPerReplica) ? maxInflightPerReplica : 'unbounded';
     console.log(`parked requests=${N} max_inflight_per_replica=${m} peak_files=${peak.files} peak_mib=${(peak.bytes / 2 ** 20).toFixed(1)} seconds=${seconds.toFixed(2)}`);
   } finally {
     await pipeline.stop('bench done');
@@ -92,7 +104,9 @@ async function run(maxInflightPerReplica) {
 
 try {
   const order = process.env.PARKED_ORDER === 'bounded-first' ? [BOUND, Number.POSITIVE_INFINITY] : [Number.POSITIVE_INFINITY, BOUND];
-  for (const m of order) await run(m);
+  if (process.env.PARKED_MODES === 'unbounded') order.splice(order.indexOf(BOUND), 1);
+  if (process.env.PARKED_MODES === 'bounded') order.splice(order.indexOf(Number.POSITIVE_INFINITY), 1);
+  for (const n of NS) for (const m of order) await run(n, m);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

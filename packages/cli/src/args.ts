@@ -32,6 +32,10 @@ export const COMMON_OPTIONS = {
   'api-key': { type: 'string', description: '(serve) require "Authorization: Bearer KEY" (env OMNISTAGE_API_KEY)' },
   'metrics-public': { type: 'boolean', description: '(serve) /metrics needs no API key' },
   'max-inflight': { type: 'string', description: '(serve) generation requests in flight before 429 (default 1024)' },
+  'max-inflight-per-replica': {
+    type: 'string',
+    description: "(serve) requests one replica serves at once, the rest queue at the stage (default 64, or the stage's max_num_seqs; a stage's runtime.max_inflight_per_replica wins)",
+  },
   'request-timeout': { type: 'string', description: '(serve) seconds before a request is aborted with 504 (default: none)' },
   'drain-timeout': { type: 'string', description: '(serve) seconds in-flight requests may finish after SIGTERM/SIGINT (default 30)' },
   'served-model-name': { type: 'string', description: '(serve) model name clients send (default: --model, the file\'s model:, or the file name)' },
@@ -100,7 +104,7 @@ export const COMMANDS = {
     usage: 'serve FILE',
     summary: 'bring up and serve an OpenAI-compatible HTTP API (docs/serving.md)',
     takesFile: true,
-    options: [...LAUNCH_OPTIONS, ...HEAD_OPTIONS, 'balance', 'host', 'port', 'api-key', 'metrics-public', 'max-inflight', 'request-timeout', 'drain-timeout', 'served-model-name', 'max-body-mb'],
+    options: [...LAUNCH_OPTIONS, ...HEAD_OPTIONS, 'balance', 'host', 'port', 'api-key', 'metrics-public', 'max-inflight', 'max-inflight-per-replica', 'request-timeout', 'drain-timeout', 'served-model-name', 'max-body-mb'],
   },
   agent: {
     usage: 'agent FILE --etcd URL --stages N',

@@ -1,5 +1,5 @@
 import { basename, extname } from 'node:path';
-import { OmniError, type PipelineConfig } from '@omnistage/core';
+import { MAX_INFLIGHT_LIMIT, OmniError, type PipelineConfig } from '@omnistage/core';
 import { secondsOption, type CliValues } from './args.js';
 
 /** `omnistage serve`'s own options, checked before anything starts (a bad one is exit 2). */
@@ -9,6 +9,8 @@ export interface ServeOptions {
   apiKey: string | undefined;
   metricsPublic: boolean;
   maxInflight: number;
+  /** The per-replica bound of stages whose file sets none (undefined: the router's default). */
+  maxInflightPerReplica: number | undefined;
   requestTimeoutMs: number | undefined;
   drainTimeoutMs: number;
   bodyLimitBytes: number;
@@ -17,11 +19,17 @@ export interface ServeOptions {
 export const DEFAULT_PORT = 8000;
 export const DEFAULT_DRAIN_TIMEOUT_S = 30;
 
-function integerOption(values: CliValues, name: 'port' | 'max-inflight' | 'max-body-mb', fallback: number, min: number, max: number): number {
+function integerOption<F extends number | undefined>(
+  values: CliValues,
+  name: 'port' | 'max-inflight' | 'max-inflight-per-replica' | 'max-body-mb',
+  fallback: F,
+  min: number,
+  max: number,
+): number | F {
   const raw = values[name];
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new OmniError('OMNI_USAGE', `--${name} must be an integer from ${min} to ${max}, got "${raw}"`, { hint: `e.g. --${name} ${fallback}` });
+    throw new OmniError('OMNI_USAGE', `--${name} must be an integer from ${min} to ${max}, got "${raw}"`, { hint: `e.g. --${name} ${fallback ?? min}` });
   }
   return Number(raw);
 }
@@ -38,6 +46,7 @@ export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOp
     apiKey,
     metricsPublic: values['metrics-public'] ?? false,
     maxInflight: integerOption(values, 'max-inflight', 1024, 1, 1_000_000),
+    maxInflightPerReplica: integerOption(values, 'max-inflight-per-replica', undefined, 1, MAX_INFLIGHT_LIMIT),
     requestTimeoutMs: requestTimeoutS === undefined ? undefined : requestTimeoutS * 1000,
     drainTimeoutMs: (secondsOption(values, 'drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000,
     bodyLimitBytes: integerOption(values, 'max-body-mb', 64, 1, 4096) * 1024 * 1024,

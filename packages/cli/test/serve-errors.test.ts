@@ -10,6 +10,7 @@ describe('omnistage serve: usage and listen errors', () => {
   it.each([
     [['--port', '70000'], /--port must be an integer from 0 to 65535, got "70000"/],
     [['--max-inflight', '0'], /--max-inflight must be an integer from 1/],
+    [['--max-inflight-per-replica', '0'], /--max-inflight-per-replica must be an integer from 1 to 1000000, got "0"/],
     [['--request-timeout', 'soon'], /--request-timeout must be a positive number of seconds/],
     [['--api-key', ' '], /the API key is empty/],
     [['--balance', 'random'], /--balance must be round-robin or least-inflight/],

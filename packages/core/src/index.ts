@@ -35,6 +35,7 @@ export type {
   RestartPolicy,
   StageConfig,
   StageRuntimeConfig,
+  LivenessConfig,
 } from './config/types.js';
 
 // Plans
@@ -82,9 +83,11 @@ export type { BringUpOptions } from './pipeline/bring-up.js';
 export { RunningPipeline } from './orchestrate/running-pipeline.js';
 export type { ReplicaDeathHandler, RunningPipelineOptions } from './orchestrate/running-pipeline.js';
 export type { StartedReplica } from './orchestrate/started-replica.js';
+export type { LivenessOptions } from './orchestrate/liveness.js';
 export type { RunServices } from './orchestrate/run-services.js';
 export { planToJson, planToTable } from './orchestrate/plan-json.js';
-export { PipelineRouter } from './orchestrate/router.js';
+export { DEFAULT_MAX_INFLIGHT_PER_REPLICA, PipelineRouter } from './orchestrate/router.js';
+export { MAX_INFLIGHT_LIMIT } from './config/schema.js';
 export type { BalancePolicy, GenerateOptions, PipelineOutput, RoutedPipeline, RouterOptions } from './orchestrate/router.js';
 export { newRunId } from './orchestrate/run-id.js';
 export { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from './orchestrate/defaults.js';

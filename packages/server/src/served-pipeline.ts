@@ -33,8 +33,15 @@ export interface ServedPipeline {
 }
 
 /** Adapts a running pipeline of core to {@link ServedPipeline}. */
-export function servePipeline(omni: Omnistage, running: RunningPipeline, options: { balance?: BalancePolicy } = {}): ServedPipeline {
-  const router = running.router(options.balance === undefined ? {} : { balance: options.balance });
+export function servePipeline(
+  omni: Omnistage,
+  running: RunningPipeline,
+  options: { balance?: BalancePolicy | undefined; maxInflightPerReplica?: number | undefined } = {},
+): ServedPipeline {
+  const router = running.router({
+    ...(options.balance === undefined ? {} : { balance: options.balance }),
+    ...(options.maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica: options.maxInflightPerReplica }),
+  });
   const stages = running.plan.stages.map((s) => {
     const cfg = s.replicas[0]?.stage;
     return { stage_id: s.stage_id, final_output_type: cfg?.final_output ? (cfg.final_output_type ?? 'text') : null };

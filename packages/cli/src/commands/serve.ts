@@ -71,7 +71,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       ...headMode?.bringUp,
     });
     await headMode?.waitReady(pipeline, cancel.signal);
-    server.attach(servePipeline(session.omni, pipeline, { balance }));
+    server.attach(servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }));
     display.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
     let failure: unknown = null;
     await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);

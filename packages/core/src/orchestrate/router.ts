@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { OmniError, isOmniError, toOmniError } from '../errors.js';
 import type { RunServices } from './run-services.js';
 import type { InputProcessorContext, StagePlan, StageResult } from '../planning/types.js';
@@ -110,7 +111,11 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
  * outlives its requests).
  */
 function servedWhileInRotation(replica: StartedReplica, signal: AbortSignal): { signal: AbortSignal; left(): OmniError | null; done(): void } {
-  const rotation = (replica.rotation ??= new AbortController()).signal;
+  if (replica.rotation === undefined) {
+    replica.rotation = new AbortController();
+    setMaxListeners(0, replica.rotation.signal); // one listener per request the replica serves
+  }
+  const rotation = replica.rotation.signal;
   const local = new AbortController();
   const onRequest = (): void => local.abort(signal.reason);
   const onLeft = (): void => local.abort(rotation.reason);
