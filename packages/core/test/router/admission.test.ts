@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PipelineRouter } from '../../src/orchestrate/router.js';
+import { createStageConfig } from '../../src/config/stage-defaults.js';
+import { DEFAULT_MAX_INFLIGHT_PER_REPLICA, PipelineRouter, maxInflightOf } from '../../src/orchestrate/router.js';
+import type { StagePlan } from '../../src/planning/types.js';
 import { bringUpFixture, releaseAll, textOf, type UpPipeline } from './router-helpers.js';
 
 /** One stage, two replicas, 20 ms a token (fixtures/two-replicas.yaml). */
@@ -10,10 +12,10 @@ beforeAll(async () => {
 afterAll(() => releaseAll(), 30_000);
 
 /** The most requests each replica had at once, from the dispatch and stage-end events. */
-function peakInflight(requestIds: Set<string>): Map<number, number> {
+function peakInflight(requestIds: Set<string>, events = up.events): Map<number, number> {
   const now = new Map<number, number>();
   const peak = new Map<number, number>();
-  for (const e of up.events) {
+  for (const e of events) {
     if ((e.type !== 'request:dispatched' && e.type !== 'request:stage_end') || !requestIds.has(e.request_id)) continue;
     const n = (now.get(e.replica_id) ?? 0) + (e.type === 'request:dispatched' ? 1 : -1);
     now.set(e.replica_id, n);
@@ -51,4 +53,24 @@ describe('router: admission', () => {
     await Promise.all(busy);
     expect(up.events.some((e) => e.type === 'request:dispatched' && e.request_id === 'adm-w')).toBe(false);
   }, 60_000);
+
+  it("is on by default: a stage's runtime.max_inflight_per_replica bounds a router given no options", async () => {
+    const bounded = await bringUpFixture('two-replicas-bounded.yaml');
+    const router = new PipelineRouter(bounded.omni, bounded.pipeline);
+    const ids = Array.from({ length: 10 }, (_, i) => `adm-y${i}`);
+    await Promise.all(ids.map((id) => router.complete(`yaml ${id}`, { requestId: id, params: { 0: { max_tokens: 3 } } })));
+    const peak = peakInflight(new Set(ids), bounded.events);
+    expect([...peak.values()]).toEqual([1, 1]);
+  }, 60_000);
+
+  it('the default bound is 64 per replica, the stage\'s max_num_seqs when larger; the option sets it for stages that set none', () => {
+    const stage = (runtime: { max_inflight_per_replica?: number }, engineArgs: Record<string, unknown> = {}): StagePlan =>
+      ({ stage_id: 0, replicas: [{ stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }) }] }) as unknown as StagePlan;
+    expect(DEFAULT_MAX_INFLIGHT_PER_REPLICA).toBe(64);
+    expect(maxInflightOf(stage({}))).toBe(64);
+    expect(maxInflightOf(stage({}, { max_num_seqs: 8 }))).toBe(64);
+    expect(maxInflightOf(stage({}, { max_num_seqs: 256 }))).toBe(256);
+    expect(maxInflightOf(stage({}), 5)).toBe(5);
+    expect(maxInflightOf(stage({ max_inflight_per_replica: 3 }), 5)).toBe(3);
+  });
 });

@@ -54,6 +54,12 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     // No liveness options here: interval 0.1 s and timeout 1 s come from the YAML's runtime block.
     const up = await bringUpFixture('wedged-short-heartbeat.yaml');
     expect(up.plan.liveness).toEqual({ heartbeat_interval_s: 0.1, heartbeat_timeout_s: 1 });
+    // The interval reached the replica (welcome.heartbeat_ms): five beats and it is still in
+    // rotation. At the default 2 s, a 1 s timeout would have taken it out before the second beat.
+    const beats = new Set<number>();
+    const conn = up.pipeline.replicas[0]!.connection!;
+    expect(await waitFor(() => (beats.add(conn.lastHeartbeat?.() ?? 0), beats.size >= 6), 15_000, 10)).toBe(true);
+    expect(unresponsive(up.events)).toEqual([]);
     const err = await up.pipeline.router({ replicaWaitMs: 2_000 }).complete('wedge it', { requestId: 'lv-yaml' }).then(
       () => null,
       (e: unknown) => e,
