@@ -344,6 +344,7 @@ export const stageOverrideSchema = z
     num_replicas: z.int().min(0).optional(),
     env: envSchema.optional(),
     restart: restartSchema.optional(),
+    max_inflight_per_replica: maxInflightSchema.optional(),
     engine: z.string().min(1).nullable().optional(),
     default_sampling_params: anyMap.optional(),
     runtime: z
@@ -352,6 +353,7 @@ export const stageOverrideSchema = z
         num_replicas: z.int().min(0).optional(),
         env: envSchema.optional(),
         restart: restartSchema.optional(),
+        max_inflight_per_replica: maxInflightSchema.optional(),
       })
       .optional(),
     engine_args: anyMap.optional(),

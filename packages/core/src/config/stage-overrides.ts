@@ -1,6 +1,6 @@
 /**
  * `--stage-overrides '{"<stage_id>": {key: value}}'` (JSON or YAML): per-stage patches with the
- * highest precedence. `devices`, `num_replicas`, `env`, `restart` go to the runtime (upstream put
+ * highest precedence. `devices`, `num_replicas`, `env`, `restart`, `max_inflight_per_replica` go to the runtime (upstream put
  * `env` into engine_args, #3900; we do not), `engine` to the stage, `default_sampling_params` is
  * deep-merged, well-known sampling parameters (`max_tokens`, `temperature`, ...) go to
  * `default_sampling_params`, anything else is an engine arg — unless it is a near miss of one of
@@ -19,7 +19,7 @@ import type { StageDraft } from './draft.js';
 /** Pseudo file name of override locations: `<stage-overrides>:1:23`. */
 export const STAGE_OVERRIDES_FILE = '<stage-overrides>';
 
-const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'env', 'restart']);
+const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'env', 'restart', 'max_inflight_per_replica']);
 /** Runtime keys that patch (merge into) the existing value rather than replace it. */
 const MERGED_RUNTIME_KEYS = new Set(['env', 'restart']);
 const FORBIDDEN = new Set<string>(OVERRIDE_FORBIDDEN_KEYS);

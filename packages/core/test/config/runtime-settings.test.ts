@@ -19,6 +19,16 @@ describe('runtime.max_inflight_per_replica', () => {
     expect(deploy.stages.map((s) => s.runtime.max_inflight_per_replica)).toEqual([3, 5]);
   });
 
+  it('--stage-overrides sets it in the runtime (not as an engine arg), and refuses a bad value', async () => {
+    const text = 'stage_args:\n  - stage_id: 0\n    runtime: { max_inflight_per_replica: 8 }\n';
+    const config = await loadPipelineConfig({ text, path: '/cfg/pipeline.yaml' }, { stageOverrides: '{"0": {"max_inflight_per_replica": 2}}' });
+    expect(config.stages[0]!.runtime.max_inflight_per_replica).toBe(2);
+    expect(config.stages[0]!.engine_args['max_inflight_per_replica']).toBeUndefined();
+    const err = await rejection(loadPipelineConfig({ text, path: '/cfg/pipeline.yaml' }, { stageOverrides: '{"0": {"max_inflight_per_replica": 0}}' }));
+    expect(err.message).toContain('must be ≥ 1');
+    expect(where(err)).toMatch(/^<stage-overrides>:1:/);
+  });
+
   it('refuses 0, fractions, strings and absurd sizes at the value', async () => {
     for (const [value, message] of [
       ['0', 'must be ≥ 1'],
