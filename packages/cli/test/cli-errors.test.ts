@@ -136,7 +136,7 @@ describe('engine args of engines that declare them (reference llm and diffusion)
     const stderr = expectConfigError(r, '<stage-overrides>:1:8', 'OMNI_CONFIG_OVERRIDE_INVALID');
     expect(stderr).toContain('stage 1 has no key `zzz_unknown`');
     expect(stderr).toContain('engine "reference" (diffusion)');
-    expect(stderr).toContain('Allowed: devices, num_replicas, env, restart, runtime, engine, engine_args, default_sampling_params, max_tokens');
+    expect(stderr).toContain('Allowed: devices, num_replicas, env, restart, max_inflight_per_replica, runtime, engine, engine_args, default_sampling_params, max_tokens');
     const near = await cli(['validate', file, '--platform', 'cpu', '--stage-overrides', '{"1": {"vae_use_slicng": true}}']);
     expect(expectConfigError(near, '<stage-overrides>:1:8', 'OMNI_CONFIG_OVERRIDE_INVALID')).toContain('Did you mean `vae_use_slicing`?');
     // A key the engine takes stays an engine arg.
