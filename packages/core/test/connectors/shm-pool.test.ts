@@ -9,7 +9,7 @@ import { MIN_SEGMENT_BYTES, poolLimitsOf, segmentSizeFor, ShmPool } from '../../
 import { SegmentMappings } from '../../src/connectors/shm-mappings.js';
 import { shmNative } from '../../src/connectors/shm-native.js';
 import { createRunPayloadDir, payloadPath, payloadReadPath, readPayload } from '../../src/connectors/shm-store.js';
-import { requireBuilt, tempDir } from '../runtime/helpers.js';
+import { cleanupTempDirs, requireBuilt, tempDir } from '../runtime/helpers.js';
 
 // A real collection, so a consumer's dropped Buffer really lets go of its segment.
 setFlagsFromString('--expose-gc');
@@ -32,6 +32,8 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const p of pools.splice(0)) p.close();
   await rm(dir, { recursive: true, force: true });
+  // The run's directory lives inside a temp dir of its own: remove that too.
+  await cleanupTempDirs();
 });
 
 function pool(poolBytes: number, maxSegmentBytes = 1024 * 1024): ShmPool {
