@@ -138,6 +138,14 @@ function stateOf(e: OmniEvent): { state: string; settled: boolean } | null {
         `waiting for device ${e.device}` + (h ? ` (locked by pid ${String(h['pid'])}, run ${String(h['run_id'])}, stage ${String(h['stage_id'])} replica ${String(h['replica_id'])})` : ''),
       );
     }
+    case 'replica:queued':
+      return running(`queued behind stage ${e.behind.stage_id} replica ${e.behind.replica_id} (launch group ${e.group})`);
+    case 'replica:window':
+      return e.state === 'waiting' ? running('waiting for an exclusive init window') : e.state === 'start' ? running('profiling (exclusive window)') : running('attaching');
+    case 'replica:unresponsive':
+      return running(`unresponsive: ${e.reason}`);
+    case 'replica:responsive':
+      return settled('ready (answering again)');
     case 'replica:spawned':
       return running('attaching');
     case 'replica:ready':

@@ -44,4 +44,14 @@ describe('stderr off a terminal', { timeout: 90_000 }, () => {
     expect(lines).toContain('INFO: received SIGINT, stopping the pipeline');
     expect(lines.filter((l) => /^stage \d replica 0: ready/.test(l))).toHaveLength(2);
   });
+
+  it('a replica queued behind its launch group says whom it waits for, before it waits for locks', async () => {
+    // Both stages on device 0: one launch group, stage 1 starts once stage 0 is ready.
+    const stderr = await upAndStop(['--stage-overrides', JSON.stringify({ 1: { devices: '0' } })], 'queued');
+    const lines = stderr.split('\n');
+    const queued = lines.indexOf('stage 1 replica 0: queued behind stage 0 replica 0 (launch group 0)');
+    expect(queued, stderr).toBeGreaterThanOrEqual(0);
+    expect(lines.findIndex((l) => l.startsWith('stage 1 replica 0: waiting for device locks'))).toBeGreaterThan(queued);
+    expect(lines.findIndex((l) => l.startsWith('stage 1 replica 0: waiting for device locks'))).toBeGreaterThan(lines.findIndex((l) => l.startsWith('stage 0 replica 0: ready')));
+  });
 });
