@@ -6,12 +6,12 @@
  * device alone for its whole init. Every claim is read from the events' timestamps.
  */
 import { readdir } from 'node:fs/promises';
-import { Omnistage, bringUp, isOmniError, loadPipelineConfig, planPipeline } from '@omnistage/core';
-import type { OmniError, OmniEvent, RunningPipeline } from '@omnistage/core';
+import { Omnistage, bringUp, loadPipelineConfig, planPipeline } from '@omnistage/core';
+import type { OmniEvent, RunningPipeline } from '@omnistage/core';
 import { afterEach, describe, expect, it } from 'vitest';
 // The built plugin: its reference engine runs dist/reference/worker.js in a real process.
 import { llmPlugin } from '@omnistage/plugin-llm';
-import { FAKE_VLLM, freeBasePort, killLeftovers, removeDir, tempDir } from './vllm-fixture.js';
+import { FAKE_VLLM, freeBasePort, killLeftovers, rejection, removeDir, tempDir } from './vllm-fixture.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -71,15 +71,6 @@ const loadOf = (events: OmniEvent[], s: number): [number, number] => [ts(events,
 const windowOf = (events: OmniEvent[], s: number): [number, number] => [ts(events, s, win('start')), ts(events, s, win('end'))];
 const overlap = (a: [number, number], b: [number, number]): boolean => a[0] < b[1] && b[0] < a[1];
 
-async function rejection(p: Promise<unknown>): Promise<OmniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('init phases', { timeout: 90_000 }, () => {
   it('co-located phase-aware replicas overlap their load phases and never their exclusive windows', async () => {

@@ -6,7 +6,6 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isOmniError, type OmniError } from '../../src/errors.js';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import type { OmniEvent } from '../../src/events/types.js';
 import { Omnistage } from '../../src/omnistage.js';
@@ -15,6 +14,7 @@ import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import { definePlugin, type OmnistagePlugin } from '../../src/plugin.js';
 import type { InitPlan, ReplicaPlan } from '../../src/planning/types.js';
+import { rejection } from '../config/helpers.js';
 import { CORE_DIR, cleanupTempDirs, isAlive, killTracked, requireBuilt, tempDir, trackPid, waitFor } from '../runtime/helpers.js';
 
 const WORKER = join(CORE_DIR, 'test', 'orchestrate', 'fixtures', 'env-worker.mjs');
@@ -106,15 +106,6 @@ async function up(h: Harness, p: InitPlan, runId: string, opts: { stageInitTimeo
   return pipeline;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<OmniError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 const key = (e: { stage_id: number; replica_id: number }): string => `${e.stage_id}/${e.replica_id}`;
 

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processState } from '../../src/launch/proc-state.js';
 
 /** packages/core */
 export const CORE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,15 +61,8 @@ export function killTracked(): void {
  * reap orphans, so a killed orphan stays a zombie forever.
  */
 export function isAlive(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  // The state follows the parenthesised command name, which may itself contain ') '.
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X';
+  const state = processState(pid);
+  return state !== null && state !== 'Z' && state !== 'X';
 }
 
 export async function waitFor(predicate: () => boolean, timeoutMs: number, stepMs = 20): Promise<boolean> {

@@ -8,9 +8,9 @@
 import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isOmniError, type OmniError } from '../../src/errors.js';
 import type { AcquireDeviceLocksOptions } from '../../src/locks/device-locks.js';
 import { acquireInitLocks } from '../../src/locks/init-locks.js';
+import { rejection } from '../config/helpers.js';
 import { cleanupTempDirs, tempDir } from './helpers.js';
 
 afterEach(cleanupTempDirs);
@@ -19,15 +19,6 @@ function opts(lockDir: string, stage: number, extra: Partial<AcquireDeviceLocksO
   return { lockDir, devices: ['0'], holder: { run_id: 'r', stage_id: stage, replica_id: 0 }, signal: new AbortController().signal, deadline: Date.now() + 20_000, ...extra };
 }
 
-async function rejection(p: Promise<unknown>): Promise<OmniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isOmniError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('init locks', { timeout: 60_000 }, () => {
   it('shared holders coexist; an exclusive acquirer waits until they are gone, then the window fails closed naming the holder', async () => {
