@@ -113,7 +113,10 @@ async function runOmnistage(n) {
       '      devices: "0"',
       '',
     ].join('\n');
-    const config = await loadPipelineConfig({ text, path: join(root, 'bench', 'bench-pipeline.yaml') }, { platform: 'cpu' });
+    const config = await loadPipelineConfig(
+      { text, path: join(root, 'bench', 'bench-pipeline.yaml') },
+      { platform: 'cpu' },
+    );
     const runId = newRunId();
     const env = { ...process.env, OMNISTAGE_VISIBLE_DEVICES: devicesList(n) };
 
@@ -140,7 +143,9 @@ async function runOmnistage(n) {
     const planMs = performance.now() - p0;
     const planned = plan.stages.flatMap((s) => s.replicas);
     if (planned.length !== n || new Set(planned.map((r) => r.lock_devices.join())).size !== n) {
-      throw new Error(`expected ${n} replicas on ${n} distinct devices, got ${planned.map((r) => r.lock_devices.join('+')).join(' ')}`);
+      throw new Error(
+        `expected ${n} replicas on ${n} distinct devices, got ${planned.map((r) => r.lock_devices.join('+')).join(' ')}`,
+      );
     }
 
     const c0 = process.cpuUsage();
@@ -192,7 +197,15 @@ async function runBaseline(n) {
           }
           me = expected.get(msg.token);
           expected.delete(msg.token);
-          const welcome = { type: 'welcome', v: 1, run_id: runId, stage_id: 0, replica_id: me.replica_id, engine_args: {}, metadata: {} };
+          const welcome = {
+            type: 'welcome',
+            v: 1,
+            run_id: runId,
+            stage_id: 0,
+            replica_id: me.replica_id,
+            engine_args: {},
+            metadata: {},
+          };
           socket.write(`${JSON.stringify(welcome)}\n`);
         } else if (msg.type === 'ready') {
           me.resolve();
@@ -239,7 +252,9 @@ async function runBaseline(n) {
     const spawnLoopMs = performance.now() - t0;
     await Promise.race([
       Promise.all(readies),
-      ...children.map((c) => c.exitedP.then((code) => Promise.reject(new Error(`baseline worker ${c.pid} exited (${code}) before ready`)))),
+      ...children.map((c) =>
+        c.exitedP.then((code) => Promise.reject(new Error(`baseline worker ${c.pid} exited (${code}) before ready`))),
+      ),
     ]);
     const upMs = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
@@ -301,7 +316,9 @@ try {
       `cpu n=${n} omnistage_orchestrator_ms=${fmt(median(omniRuns.map((r) => r.cpuMs)))} baseline_orchestrator_ms=${fmt(median(baseRuns.map((r) => r.cpuMs)))}`,
     );
     console.log(phaseLine(n, omniRuns));
-    console.log(`baseline n=${n} spawn_loop_ms=${fmt(median(baseRuns.map((r) => r.spawnLoopMs)))} detached=${baselineDetached}`);
+    console.log(
+      `baseline n=${n} spawn_loop_ms=${fmt(median(baseRuns.map((r) => r.spawnLoopMs)))} detached=${baselineDetached}`,
+    );
     console.log(
       `runs n=${n} omnistage_ms=[${omniRuns.map((r) => fmt(r.upMs)).join(',')}] baseline_ms=[${baseRuns.map((r) => fmt(r.upMs)).join(',')}]`,
     );

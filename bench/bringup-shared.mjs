@@ -31,14 +31,16 @@ for (const p of [corePath, llmPath]) {
 const { Omnistage, loadPipelineConfig, planPipeline, bringUp } = await import(corePath);
 const { llmPlugin } = await import(llmPath);
 
-const argv = Object.fromEntries(process.argv.slice(2).map((a) => {
-  const m = /^--([^=]+)=(.*)$/.exec(a);
-  if (!m) {
-    console.error(`unknown argument ${a} (use --reps=3 --load-ms=1000 --profile-ms=200)`);
-    process.exit(2);
-  }
-  return [m[1], m[2]];
-}));
+const argv = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const m = /^--([^=]+)=(.*)$/.exec(a);
+    if (!m) {
+      console.error(`unknown argument ${a} (use --reps=3 --load-ms=1000 --profile-ms=200)`);
+      process.exit(2);
+    }
+    return [m[1], m[2]];
+  }),
+);
 const REPS = Number(argv.reps ?? 3);
 const LOAD_MS = Number(argv['load-ms'] ?? 1000);
 const PROFILE_MS = Number(argv['profile-ms'] ?? 200);
@@ -67,7 +69,10 @@ ${i > 0 ? `    engine_input_source: [${i - 1}]\n` : ''}${i === n - 1 ? '    fina
 async function once(n, args) {
   const lockDir = await mkdtemp(join(tmpdir(), 'omnistage-bench-locks-'));
   const omni = new Omnistage({ plugins: [llmPlugin()], lockDir });
-  const config = await loadPipelineConfig({ text: yaml(n, args), path: join(root, 'bench', 'bringup-shared.yaml') }, { platform: 'cpu' });
+  const config = await loadPipelineConfig(
+    { text: yaml(n, args), path: join(root, 'bench', 'bringup-shared.yaml') },
+    { platform: 'cpu' },
+  );
   const plan = await planPipeline(omni, config, { platform: 'cpu', env: {}, purpose: 'launch' });
   const t0 = performance.now();
   const pipeline = await bringUp(omni, plan);
@@ -98,4 +103,8 @@ const r0 = (v) => Math.round(v);
 console.log(
   `bringup_shared n=${N} load_ms=${LOAD_MS} profile_ms=${PROFILE_MS} omnistage_ms=${r0(x)} serial_ms=${r0(y)} ideal_ms=${r0(z)} ratio_to_ideal=${(x / z).toFixed(3)}`,
 );
-console.log(`bringup_shared runs ${Object.entries(runs).map(([k, v]) => `${k}=[${v.map(r0).join(',')}]`).join(' ')}`);
+console.log(
+  `bringup_shared runs ${Object.entries(runs)
+    .map(([k, v]) => `${k}=[${v.map(r0).join(',')}]`)
+    .join(' ')}`,
+);

@@ -24,7 +24,12 @@ if (process.argv[2] === 'inner') {
   const line = 'x'.repeat(99);
   const child = `const l='${line}\\n'.repeat(1024);let n=${MIB}*1024*1024/(100*1024);const go=()=>{while(n>0){n--;if(!process.stdout.write(l))return process.stdout.once('drain',go)}};go()`;
   const started = performance.now();
-  const proc = launchProcess({ command: process.execPath, args: ['-e', child], env: process.env, onLine: (stream, l) => logger.info({ stream }, l) });
+  const proc = launchProcess({
+    command: process.execPath,
+    args: ['-e', child],
+    env: process.env,
+    onLine: (stream, l) => logger.info({ stream }, l),
+  });
   await proc.exited;
   const seconds = (performance.now() - started) / 1000;
   clearInterval(tick);
@@ -36,9 +41,13 @@ if (process.argv[2] === 'inner') {
 const dir = mkdtempSync(join(tmpdir(), 'omni-logpipe-'));
 const result = join(dir, 'result.json');
 await new Promise((resolve, reject) => {
-  const sh = spawn('sh', ['-c', `"${process.execPath}" "${self}" inner 2>&1 >"${result}" | cat >/dev/null`], { stdio: 'inherit' });
+  const sh = spawn('sh', ['-c', `"${process.execPath}" "${self}" inner 2>&1 >"${result}" | cat >/dev/null`], {
+    stdio: 'inherit',
+  });
   sh.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`logpipe bench exited ${code}`))));
 });
 const r = JSON.parse(readFileSync(result, 'utf8'));
 rmSync(dir, { recursive: true, force: true });
-console.log(`logpipe mib=${MIB} seconds=${r.seconds.toFixed(2)} max_stall_ms=${Math.round(r.maxStall)} dropped=${r.dropped}`);
+console.log(
+  `logpipe mib=${MIB} seconds=${r.seconds.toFixed(2)} max_stall_ms=${Math.round(r.maxStall)} dropped=${r.dropped}`,
+);

@@ -22,7 +22,11 @@ const plugin = core.definePlugin({
   name: 'payload-bench',
   apply(omni) {
     omni.defineStageType({ name: 'payload', defaultEngine: 'fixture', devicesPerReplica: () => 1 });
-    omni.defineEngine({ stageType: 'payload', name: 'fixture', resolveWorker: () => ({ command: process.execPath, args: [WORKER], env: {}, attach: 'control' }) });
+    omni.defineEngine({
+      stageType: 'payload',
+      name: 'fixture',
+      resolveWorker: () => ({ command: process.execPath, args: [WORKER], env: {}, attach: 'control' }),
+    });
   },
 });
 
@@ -81,11 +85,22 @@ function parked(payloadDir) {
 async function run(N, maxInflightPerReplica) {
   const omni = new core.Omnistage({ plugins: [plugin], lockDir: join(dir, 'locks') });
   const config = await core.loadPipelineConfig(yaml, { platform: 'cpu' });
-  const plan = await core.planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId: core.newRunId(), env: { PATH: process.env.PATH } });
-  omni.events.on('replica:unresponsive', (e) => console.error(`parked: stage ${e.stage_id} replica ${e.replica_id} unresponsive: ${e.reason}`));
+  const plan = await core.planPipeline(omni, config, {
+    platform: 'cpu',
+    purpose: 'launch',
+    runId: core.newRunId(),
+    env: { PATH: process.env.PATH },
+  });
+  omni.events.on('replica:unresponsive', (e) =>
+    console.error(`parked: stage ${e.stage_id} replica ${e.replica_id} unresponsive: ${e.reason}`),
+  );
   const pipeline = await core.bringUp(omni, plan, { stopGraceMs: 2000 });
   try {
-    const router = new core.PipelineRouter(omni, pipeline, maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica });
+    const router = new core.PipelineRouter(
+      omni,
+      pipeline,
+      maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica },
+    );
     let peak = { files: 0, bytes: 0 };
     const sampler = setInterval(() => {
       const p = parked(pipeline.payloads.dir);
@@ -95,15 +110,25 @@ async function run(N, maxInflightPerReplica) {
     await Promise.all(Array.from({ length: N }, (_, i) => router.complete({ size: SIZE, seed: i % 251 })));
     clearInterval(sampler);
     const seconds = (performance.now() - started) / 1000;
-    const m = maxInflightPerReplica === undefined ? core.DEFAULT_MAX_INFLIGHT_PER_REPLICA : Number.isFinite(maxInflightPerReplica) ? maxInflightPerReplica : 'unbounded';
-    console.log(`parked requests=${N} max_inflight_per_replica=${m} peak_files=${peak.files} peak_mib=${(peak.bytes / 2 ** 20).toFixed(1)} seconds=${seconds.toFixed(2)}`);
+    const m =
+      maxInflightPerReplica === undefined
+        ? core.DEFAULT_MAX_INFLIGHT_PER_REPLICA
+        : Number.isFinite(maxInflightPerReplica)
+          ? maxInflightPerReplica
+          : 'unbounded';
+    console.log(
+      `parked requests=${N} max_inflight_per_replica=${m} peak_files=${peak.files} peak_mib=${(peak.bytes / 2 ** 20).toFixed(1)} seconds=${seconds.toFixed(2)}`,
+    );
   } finally {
     await pipeline.stop('bench done');
   }
 }
 
 try {
-  const order = process.env.PARKED_ORDER === 'bounded-first' ? [BOUND, Number.POSITIVE_INFINITY] : [Number.POSITIVE_INFINITY, BOUND];
+  const order =
+    process.env.PARKED_ORDER === 'bounded-first'
+      ? [BOUND, Number.POSITIVE_INFINITY]
+      : [Number.POSITIVE_INFINITY, BOUND];
   if (process.env.PARKED_MODES === 'unbounded') order.splice(order.indexOf(BOUND), 1);
   if (process.env.PARKED_MODES === 'bounded') order.splice(order.indexOf(Number.POSITIVE_INFINITY), 1);
   for (const n of NS) for (const m of order) await run(n, m);

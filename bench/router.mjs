@@ -199,9 +199,17 @@ omni.events.on('replica:spawned', (e) => pids.add(e.pid));
 let pipeline;
 let direct;
 try {
-  const config = await loadPipelineConfig({ text: PIPELINE, path: join(dir, 'router-bench.yaml') }, { platform: 'cpu' });
+  const config = await loadPipelineConfig(
+    { text: PIPELINE, path: join(dir, 'router-bench.yaml') },
+    { platform: 'cpu' },
+  );
   const runId = newRunId();
-  const plan = await planPipeline(omni, config, { platform: 'cpu', env: { ...process.env, OMNISTAGE_VISIBLE_DEVICES: '0,1,2' }, purpose: 'launch', runId });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    env: { ...process.env, OMNISTAGE_VISIBLE_DEVICES: '0,1,2' },
+    purpose: 'launch',
+    runId,
+  });
   pipeline = await bringUp(omni, plan);
   direct = await startDirect(plan, dir);
   for (const pid of direct.pids) pids.add(pid);
@@ -215,7 +223,8 @@ try {
   // Same answer both ways, or the comparison means nothing.
   const a = await viaRouter('check the answer');
   const b = await direct.request('check the answer');
-  if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error(`router and direct disagree: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  if (JSON.stringify(a) !== JSON.stringify(b))
+    throw new Error(`router and direct disagree: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
 
   const routerMs = [];
   const directMs = [];
@@ -245,7 +254,9 @@ try {
   await new Promise((r) => setTimeout(r, 200));
   const left = [...pids].filter(alive);
   if (left.length > 0 || (pipeline && existsSync(pipeline.runDir))) {
-    console.error(`LEFTOVERS: pids=[${left.join(',')}] runDir=${pipeline && existsSync(pipeline.runDir) ? pipeline.runDir : '-'}`);
+    console.error(
+      `LEFTOVERS: pids=[${left.join(',')}] runDir=${pipeline && existsSync(pipeline.runDir) ? pipeline.runDir : '-'}`,
+    );
     process.exitCode = 1;
   }
 }

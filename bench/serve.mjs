@@ -124,7 +124,13 @@ async function inProcess(served, input, concurrency, n) {
         next++;
         const t0 = performance.now();
         const ac = new AbortController();
-        for await (const _ of served.generate(input, { requestId: `b${seq++}`, signal: ac.signal, params: {}, finalStages: [0] })) void _;
+        for await (const _ of served.generate(input, {
+          requestId: `b${seq++}`,
+          signal: ac.signal,
+          params: {},
+          finalStages: [0],
+        }))
+          void _;
         lat.push(performance.now() - t0);
       }
     }),
@@ -178,7 +184,8 @@ try {
     const n = Math.max(N, concurrency * 20);
     const base = await inProcess(served, input, concurrency, n);
     const baseP50 = pct(base, 0.5);
-    if (verbose) console.log(`inprocess concurrency=${concurrency} n=${n} p50_ms=${fmt(baseP50)} p99_ms=${fmt(pct(base, 0.99))}`);
+    if (verbose)
+      console.log(`inprocess concurrency=${concurrency} n=${n} p50_ms=${fmt(baseP50)} p99_ms=${fmt(pct(base, 0.99))}`);
     for (const stream of [false, true]) {
       const r = await load(url, '/v1/chat/completions', { ...body, stream }, concurrency, n, stream);
       const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
@@ -190,7 +197,9 @@ try {
     }
     const b = await load(bareUrl, '/const', {}, concurrency, n, false);
     const bareErrors = Object.values(b.errors).reduce((a, c) => a + c, 0);
-    console.log(`serve endpoint=bare-fastify stream=false concurrency=${concurrency} rps=${Math.round((n / b.wall) * 1000)} p50_ms=${fmt(pct(b.lat, 0.5))} p99_ms=${fmt(pct(b.lat, 0.99))} errors=${bareErrors}`);
+    console.log(
+      `serve endpoint=bare-fastify stream=false concurrency=${concurrency} rps=${Math.round((n / b.wall) * 1000)} p50_ms=${fmt(pct(b.lat, 0.5))} p99_ms=${fmt(pct(b.lat, 0.99))} errors=${bareErrors}`,
+    );
   }
 } finally {
   await server.drain(10_000);

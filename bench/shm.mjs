@@ -66,7 +66,8 @@ async function connectors(runId, poolBytes) {
 
 /** Runs the benchmark; returns one result per size. */
 export async function runShmBench({ sizesMiB = [1, 64], reps = [31, 9] } = {}) {
-  if (!existsSync(join(dist, 'shm-connector.js'))) throw new Error(`missing ${dist}/shm-connector.js: build first (npx turbo run build)`);
+  if (!existsSync(join(dist, 'shm-connector.js')))
+    throw new Error(`missing ${dist}/shm-connector.js: build first (npx turbo run build)`);
   const { payloadReadPath } = await import(pathToFileURL(join(dist, 'shm-store.js')).href);
   const readPath = payloadReadPath();
   const runId = `bench-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -182,7 +183,9 @@ if (isMain) {
       );
       if (argv.verbose) {
         const list = (xs) => `[${xs.map(f).join(',')}]`;
-        console.log(`shm_runs size=${r.label} shm=${list(r.runs.shm)} reused=${list(r.runs.reused)} unpooled=${list(r.runs.unpooled)} copy=${list(r.runs.copy)}`);
+        console.log(
+          `shm_runs size=${r.label} shm=${list(r.runs.shm)} reused=${list(r.runs.reused)} unpooled=${list(r.runs.unpooled)} copy=${list(r.runs.copy)}`,
+        );
       }
     }
   } catch (err) {

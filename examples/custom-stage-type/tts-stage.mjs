@@ -29,7 +29,10 @@ export default function ttsStage(options = {}) {
         },
         engineArgsJsonSchema: {
           type: 'object',
-          properties: { voice: { enum: VOICES, description: 'voice of the synthesised speech' }, rate: { type: 'number' } },
+          properties: {
+            voice: { enum: VOICES, description: 'voice of the synthesised speech' },
+            rate: { type: 'number' },
+          },
         },
       });
       api.defineEngine({

@@ -5,7 +5,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import OpenAI from 'openai';
 
-const client = new OpenAI({ baseURL: process.env.OMNISTAGE_URL ?? 'http://127.0.0.1:8000/v1', apiKey: process.env.OMNISTAGE_API_KEY ?? 'none' });
+const client = new OpenAI({
+  baseURL: process.env.OMNISTAGE_URL ?? 'http://127.0.0.1:8000/v1',
+  apiKey: process.env.OMNISTAGE_API_KEY ?? 'none',
+});
 const out = new URL('./out/', import.meta.url);
 mkdirSync(out, { recursive: true });
 
@@ -23,7 +26,12 @@ for (const choice of chat.choices) {
   }
 }
 
-const stream = await client.chat.completions.create({ model: 'omni-demo', messages: [{ role: 'user', content: 'Stream it.' }], stream: true, modalities: ['text'] });
+const stream = await client.chat.completions.create({
+  model: 'omni-demo',
+  messages: [{ role: 'user', content: 'Stream it.' }],
+  stream: true,
+  modalities: ['text'],
+});
 let streamed = '';
 for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
 console.log(`streamed: ${streamed}`);
@@ -32,6 +40,11 @@ const image = await client.images.generate({ model: 'omni-demo', prompt: 'a ligh
 writeFileSync(new URL('lighthouse.png', out), Buffer.from(image.data[0].b64_json, 'base64'));
 console.log('image: out/lighthouse.png');
 
-const speech = await client.audio.speech.create({ model: 'omni-demo', voice: 'alloy', input: 'Hello from omnistage.', response_format: 'wav' });
+const speech = await client.audio.speech.create({
+  model: 'omni-demo',
+  voice: 'alloy',
+  input: 'Hello from omnistage.',
+  response_format: 'wav',
+});
 writeFileSync(new URL('hello.wav', out), Buffer.from(await speech.arrayBuffer()));
 console.log('speech: out/hello.wav');

@@ -23,7 +23,16 @@ export interface TimelineBar {
 /** Why a replica started late: queued behind a member of its launch group, or waiting for a device lock. */
 export type TimelineWait =
   | { kind: 'group'; group: number; behind: { stage_id: number; replica_id: number }; start: number; end: number }
-  | { kind: 'locks'; device: string; /** Who held it while this replica waited (`lock:waiting`'s holders, in order). */ holders: Record<string, unknown>[]; start: number; end: number };
+  | {
+      kind: 'locks';
+      device: string;
+      /** Who held it while this replica waited (`lock:waiting`'s holders, in order). */ holders: Record<
+        string,
+        unknown
+      >[];
+      start: number;
+      end: number;
+    };
 
 /** One replica's row. */
 export interface TimelineRow {

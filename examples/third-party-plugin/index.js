@@ -16,9 +16,19 @@ const KINDS = {
 /** One colour per launch group (cycled), used for the row band and the group's legend swatch. */
 const GROUP_COLORS = ['#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#e6ab02', '#a6761d', '#d95f02', '#1f78b4'];
 /** The events the timeline is built from; the plugin keeps nothing else. */
-const USED = new Set(['pipeline:planned', 'replica:queued', 'replica:phase', 'replica:window', 'lock:waiting', 'lock:acquired', 'replica:ready', 'replica:failed']);
+const USED = new Set([
+  'pipeline:planned',
+  'replica:queued',
+  'replica:phase',
+  'replica:window',
+  'lock:waiting',
+  'lock:acquired',
+  'replica:ready',
+  'replica:failed',
+]);
 
-const escape = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const escape = (s) =>
+  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const who = (r) => `stage ${r.stage_id} replica ${r.replica_id}`;
 const ms = (t) => `${Math.round(t)} ms`;
 
@@ -48,7 +58,9 @@ function describeHolders(holders, runId) {
   if (holders.length === 0) return 'an unknown holder';
   const one = (h) => {
     const replica = `stage ${h.stage_id} replica ${h.replica_id}`;
-    return h.run_id === runId ? `${replica} of this run` : `${replica} of run ${h.run_id} (pid ${h.pid}${h.host ? ` on ${h.host}` : ''})`;
+    return h.run_id === runId
+      ? `${replica} of this run`
+      : `${replica} of run ${h.run_id} (pid ${h.pid}${h.host ? ` on ${h.host}` : ''})`;
   };
   return holders.map(one).join(', then ');
 }
@@ -75,7 +87,19 @@ export function timelineModel(events) {
   const rows = new Map();
   const row = (e) => {
     const key = `${e.stage_id}/${e.replica_id}`;
-    if (!rows.has(key)) rows.set(key, { stage_id: e.stage_id, replica_id: e.replica_id, devices: null, physical_devices: [], group: null, bars: [], waits: [], started: null, ready: null, failed: null });
+    if (!rows.has(key))
+      rows.set(key, {
+        stage_id: e.stage_id,
+        replica_id: e.replica_id,
+        devices: null,
+        physical_devices: [],
+        group: null,
+        bars: [],
+        waits: [],
+        started: null,
+        ready: null,
+        failed: null,
+      });
     return rows.get(key);
   };
   const open = new Map();
@@ -93,15 +117,20 @@ export function timelineModel(events) {
   };
   for (const e of events) {
     const t = e.ts - t0;
-    if (e.type === 'pipeline:planned') for (const p of e.placement ?? []) Object.assign(row(p), { devices: p.devices, physical_devices: p.physical_devices, group: p.group });
+    if (e.type === 'pipeline:planned')
+      for (const p of e.placement ?? [])
+        Object.assign(row(p), { devices: p.devices, physical_devices: p.physical_devices, group: p.group });
     else if (e.type === 'replica:queued') begin(row(e), { kind: 'group', group: e.group, behind: e.behind, start: t });
     else if (e.type === 'lock:waiting') {
       // Told again when the holder changes (or its holder file became readable): one wait, every holder named.
-      const wait = open.get(`${e.stage_id}/${e.replica_id}/locks/${e.device}`) ?? begin(row(e), { kind: 'locks', device: e.device, holders: [], start: t });
-      if (e.holder && !wait.holders.some((h) => JSON.stringify(h) === JSON.stringify(e.holder))) wait.holders.push(e.holder);
-    }
-    else if (e.type === 'lock:acquired') close(row(e), 'locks', t, e.device);
-    else if (e.type === 'replica:window' && e.state !== 'waiting') e.state === 'start' ? begin(row(e), { kind: 'window', start: t }) : close(row(e), 'window', t);
+      const wait =
+        open.get(`${e.stage_id}/${e.replica_id}/locks/${e.device}`) ??
+        begin(row(e), { kind: 'locks', device: e.device, holders: [], start: t });
+      if (e.holder && !wait.holders.some((h) => JSON.stringify(h) === JSON.stringify(e.holder)))
+        wait.holders.push(e.holder);
+    } else if (e.type === 'lock:acquired') close(row(e), 'locks', t, e.device);
+    else if (e.type === 'replica:window' && e.state !== 'waiting')
+      e.state === 'start' ? begin(row(e), { kind: 'window', start: t }) : close(row(e), 'window', t);
     else if (e.type === 'replica:phase' && ['lock', 'spawn', 'attach'].includes(e.phase)) {
       const r = row(e);
       if (e.status === 'start') {
@@ -112,13 +141,16 @@ export function timelineModel(events) {
         begin(r, { kind: e.phase, start: t });
       } else {
         close(r, e.phase, t);
-        if (e.phase === 'lock') for (const k of [...open.keys()].filter((k) => k.startsWith(`${e.stage_id}/${e.replica_id}/locks/`))) close(r, 'locks', t, k.split('/')[3]);
+        if (e.phase === 'lock')
+          for (const k of [...open.keys()].filter((k) => k.startsWith(`${e.stage_id}/${e.replica_id}/locks/`)))
+            close(r, 'locks', t, k.split('/')[3]);
       }
     } else if (e.type === 'replica:ready') row(e).ready ??= t;
     else if (e.type === 'replica:failed') row(e).failed ??= e.code;
   }
   // A run that failed leaves bars open: they end with the last event.
-  for (const [k, item] of [...open]) close(rows.get(k.split('/').slice(0, 2).join('/')), item.kind, last, item.device ?? '');
+  for (const [k, item] of [...open])
+    close(rows.get(k.split('/').slice(0, 2).join('/')), item.kind, last, item.device ?? '');
   const planOrder = [...rows.values()];
   const order = (r) => (r.group === null ? Infinity : r.group);
   const list = planOrder.toSorted((a, b) => order(a) - order(b) || planOrder.indexOf(a) - planOrder.indexOf(b));
@@ -127,10 +159,12 @@ export function timelineModel(events) {
   return { runId, end, rows: list };
 }
 
-const devicesText = (r) => `${r.devices ?? 'all visible'} → ${r.physical_devices.length > 0 ? r.physical_devices.join(',') : 'all visible'}`;
+const devicesText = (r) =>
+  `${r.devices ?? 'all visible'} → ${r.physical_devices.length > 0 ? r.physical_devices.join(',') : 'all visible'}`;
 const groupText = (r) => (r.group === null ? 'no launch group' : `launch group ${r.group}`);
 const groupColor = (g) => (g === null ? '#cccccc' : GROUP_COLORS[g % GROUP_COLORS.length]);
-const bar = (x, y, w, h, kind, text) => `<rect class="bar ${kind}" x="${x.toFixed(1)}" y="${y}" width="${Math.max(1, w).toFixed(1)}" height="${h}" fill="${KINDS[kind].color}"><title>${escape(text)}</title></rect>`;
+const bar = (x, y, w, h, kind, text) =>
+  `<rect class="bar ${kind}" x="${x.toFixed(1)}" y="${y}" width="${Math.max(1, w).toFixed(1)}" height="${h}" fill="${KINDS[kind].color}"><title>${escape(text)}</title></rect>`;
 
 /** The SVG: axis with ticks on top, one labelled row per replica in a band of its group's colour, legends below. */
 function renderSvg(model) {
@@ -141,18 +175,29 @@ function renderSvg(model) {
     const inGroup = model.rows.filter((r) => r.group === g);
     const members = inGroup.map(who).join(', ');
     if (g === null) return `no launch group: ${members}`;
-    return inGroup.length > 1 ? `launch group ${g}: ${members} (started one after another)` : `launch group ${g}: ${members}`;
+    return inGroup.length > 1
+      ? `launch group ${g}: ${members} (started one after another)`
+      : `launch group ${g}: ${members}`;
   };
   // Long sentences widen the picture rather than run off it (about 6.6 px a character at 12 px).
   const longest = (texts) => Math.max(0, ...texts.map((t) => t.length)) * 6.6;
-  const width = Math.ceil(Math.max(left + plotW + 30, left + 30 + longest(model.rows.map((r) => `late: ${r.why}`)), 50 + longest(groups.map(groupLegend))));
+  const width = Math.ceil(
+    Math.max(
+      left + plotW + 30,
+      left + 30 + longest(model.rows.map((r) => `late: ${r.why}`)),
+      50 + longest(groups.map(groupLegend)),
+    ),
+  );
   const rowH = 58;
   const top = 50;
   const axis = axisTicks(model.end);
   const x = (t) => left + (t * plotW) / axis.end;
   const bottom = top + model.rows.length * rowH;
   const ticks = axis.ticks
-    .map((t) => `<g class="tick"><line x1="${x(t.ms).toFixed(1)}" y1="${top - 6}" x2="${x(t.ms).toFixed(1)}" y2="${bottom}" stroke="#d0d0d0"/><text x="${x(t.ms).toFixed(1)}" y="${top - 10}" text-anchor="middle" font-size="12">${escape(t.label)}</text></g>`)
+    .map(
+      (t) =>
+        `<g class="tick"><line x1="${x(t.ms).toFixed(1)}" y1="${top - 6}" x2="${x(t.ms).toFixed(1)}" y2="${bottom}" stroke="#d0d0d0"/><text x="${x(t.ms).toFixed(1)}" y="${top - 10}" text-anchor="middle" font-size="12">${escape(t.label)}</text></g>`,
+    )
     .join('');
   const rows = model.rows
     .map((r, i) => {
@@ -161,7 +206,14 @@ function renderSvg(model) {
         .sort((a, b) => Object.keys(KINDS).indexOf(a.kind) - Object.keys(KINDS).indexOf(b.kind))
         .map((b) => {
           const thin = b.kind === 'window' || b.kind === 'locks';
-          return bar(x(b.start), y + (thin ? 12 : 6), x(b.end) - x(b.start), thin ? 12 : 24, b.kind, `${KINDS[b.kind].label}: ${ms(b.end - b.start)} (from ${ms(b.start)})`);
+          return bar(
+            x(b.start),
+            y + (thin ? 12 : 6),
+            x(b.end) - x(b.start),
+            thin ? 12 : 24,
+            b.kind,
+            `${KINDS[b.kind].label}: ${ms(b.end - b.start)} (from ${ms(b.start)})`,
+          );
         })
         .join('');
       const late = r.waits.length > 0;
@@ -174,7 +226,10 @@ ${bars}
 <text class="why" x="${left}" y="${y + 48}" font-size="12" fill="${late ? '#8c3b0c' : '#555555'}">${escape(late ? `late: ${r.why}` : r.why)}</text></g>`;
     })
     .join('\n');
-  const kinds = Object.values(KINDS).map((k, i) => `<g class="key"><rect x="${14 + (i % 3) * 320}" y="${bottom + 16 + Math.floor(i / 3) * 20}" width="12" height="12" fill="${k.color}"/><text x="${32 + (i % 3) * 320}" y="${bottom + 26 + Math.floor(i / 3) * 20}" font-size="12">${escape(k.label)}</text></g>`);
+  const kinds = Object.values(KINDS).map(
+    (k, i) =>
+      `<g class="key"><rect x="${14 + (i % 3) * 320}" y="${bottom + 16 + Math.floor(i / 3) * 20}" width="12" height="12" fill="${k.color}"/><text x="${32 + (i % 3) * 320}" y="${bottom + 26 + Math.floor(i / 3) * 20}" font-size="12">${escape(k.label)}</text></g>`,
+  );
   const groupKeys = groups.map((g, i) => {
     const y = bottom + 72 + i * 20;
     return `<g class="group-key" data-group="${g ?? ''}"><rect x="14" y="${y - 10}" width="12" height="12" fill="${groupColor(g)}"/><text x="32" y="${y}" font-size="12">${escape(groupLegend(g))}</text></g>`;

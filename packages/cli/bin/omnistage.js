@@ -20,11 +20,16 @@ if (!existsSync(main)) {
     fail(`${fileURLToPath(main)} is missing: this installation of omnistage is incomplete; reinstall it`);
   }
   process.stderr.write('omnistage: first run in this checkout: building it (turbo run build), once...\n');
-  const built = spawnSync(fileURLToPath(turbo), ['run', 'build', '--filter=omnistage...', '--output-logs=errors-only'], {
-    cwd: fileURLToPath(root),
-    stdio: ['ignore', 2, 2],
-  });
-  if (built.status !== 0 || !existsSync(main)) fail('the build failed (see above); `npm run build` at the repository root shows why');
+  const built = spawnSync(
+    fileURLToPath(turbo),
+    ['run', 'build', '--filter=omnistage...', '--output-logs=errors-only'],
+    {
+      cwd: fileURLToPath(root),
+      stdio: ['ignore', 2, 2],
+    },
+  );
+  if (built.status !== 0 || !existsSync(main))
+    fail('the build failed (see above); `npm run build` at the repository root shows why');
 }
 
 try {

@@ -13,11 +13,18 @@ export interface ClusterCliOptions {
   secret: Buffer | null;
 }
 
-function positiveInt(values: CliValues, name: 'min-ready' | 'replicas' | 'lease-ttl' | 'control-port', fallback: number, min = 1): number {
+function positiveInt(
+  values: CliValues,
+  name: 'min-ready' | 'replicas' | 'lease-ttl' | 'control-port',
+  fallback: number,
+  min = 1,
+): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min) {
-    throw new OmniError('OMNI_USAGE', `--${name} must be an integer of at least ${min}, got "${raw}"`, { hint: `e.g. --${name} ${Math.max(min, fallback)}` });
+    throw new OmniError('OMNI_USAGE', `--${name} must be an integer of at least ${min}, got "${raw}"`, {
+      hint: `e.g. --${name} ${Math.max(min, fallback)}`,
+    });
   }
   return Number(raw);
 }
@@ -28,14 +35,19 @@ export function stageList(values: CliValues, name: 'stages' | 'local-stages'): n
   if (raw === undefined) return undefined;
   const ids = raw.split(',').map((s) => s.trim());
   if (ids.some((s) => !/^\d+$/.test(s))) {
-    throw new OmniError('OMNI_USAGE', `--${name} must be stage ids separated by commas, got "${raw}"`, { hint: `e.g. --${name} 1,3` });
+    throw new OmniError('OMNI_USAGE', `--${name} must be stage ids separated by commas, got "${raw}"`, {
+      hint: `e.g. --${name} 1,3`,
+    });
   }
   return ids.map(Number);
 }
 
 /** `--etcd`, `--host-id`, `--lease-ttl`, `--cluster-secret-file`. */
 export async function clusterOptions(values: CliValues, command: string): Promise<ClusterCliOptions> {
-  if (values.etcd === undefined) throw new OmniError('OMNI_USAGE', `\`omnistage ${command}\` needs --etcd URL`, { hint: 'e.g. --etcd http://127.0.0.1:2379' });
+  if (values.etcd === undefined)
+    throw new OmniError('OMNI_USAGE', `\`omnistage ${command}\` needs --etcd URL`, {
+      hint: 'e.g. --etcd http://127.0.0.1:2379',
+    });
   const file = values['cluster-secret-file'];
   return {
     etcd: values.etcd,
@@ -46,13 +58,20 @@ export async function clusterOptions(values: CliValues, command: string): Promis
 }
 
 /** Head-only options: where the control port binds, and what must be live before serving. */
-export function headOptions(values: CliValues, secret: Buffer | null): { bindHost: string; port: number; advertise?: string; minReady?: number; localStages?: number[] } {
+export function headOptions(
+  values: CliValues,
+  secret: Buffer | null,
+): { bindHost: string; port: number; advertise?: string; minReady?: number; localStages?: number[] } {
   const bindHost = values['control-host'] ?? '127.0.0.1';
   // Without a secret, anyone who can read etcd can compute the tokens: only on loopback, or when asked for.
   if (secret === null && !isLoopbackHost(bindHost) && !values.insecure) {
-    throw new OmniError('OMNI_USAGE', `--control-host ${bindHost} is not a loopback address and no --cluster-secret-file was given`, {
-      hint: 'give head and agents the same --cluster-secret-file (or pass --insecure on a trusted network)',
-    });
+    throw new OmniError(
+      'OMNI_USAGE',
+      `--control-host ${bindHost} is not a loopback address and no --cluster-secret-file was given`,
+      {
+        hint: 'give head and agents the same --cluster-secret-file (or pass --insecure on a trusted network)',
+      },
+    );
   }
   const localStages = stageList(values, 'local-stages');
   return {
@@ -68,11 +87,16 @@ export function headOptions(values: CliValues, secret: Buffer | null): { bindHos
 /** Agent-only options. */
 export function agentOptions(values: CliValues): { stages: number[]; replicas: number; address?: string } {
   const stages = stageList(values, 'stages');
-  if (stages === undefined || stages.length === 0) throw new OmniError('OMNI_USAGE', '`omnistage agent` needs --stages', { hint: 'e.g. --stages 1 (the stage ids this host serves)' });
+  if (stages === undefined || stages.length === 0)
+    throw new OmniError('OMNI_USAGE', '`omnistage agent` needs --stages', {
+      hint: 'e.g. --stages 1 (the stage ids this host serves)',
+    });
   const address = values.advertise;
   // Replicas bind on it and dial from it: it must be an address of this host, not a name.
   if (address !== undefined && isIP(address) === 0) {
-    throw new OmniError('OMNI_USAGE', `--advertise must be an IP address of this host, got "${address}"`, { hint: 'e.g. --advertise 10.0.0.7 (or 127.0.0.2 to try a second "host" on one machine)' });
+    throw new OmniError('OMNI_USAGE', `--advertise must be an IP address of this host, got "${address}"`, {
+      hint: 'e.g. --advertise 10.0.0.7 (or 127.0.0.2 to try a second "host" on one machine)',
+    });
   }
   return { stages, replicas: positiveInt(values, 'replicas', 1), ...(address === undefined ? {} : { address }) };
 }
@@ -82,7 +106,13 @@ export async function checkHostAddress(address: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new OmniError('OMNI_USAGE', `--advertise ${address} is not an address of this host (${err.code ?? err.message})`, { hint: '`ip -brief address` lists this host\'s addresses' })),
+      reject(
+        new OmniError(
+          'OMNI_USAGE',
+          `--advertise ${address} is not an address of this host (${err.code ?? err.message})`,
+          { hint: "`ip -brief address` lists this host's addresses" },
+        ),
+      ),
     );
     probe.listen(0, address, () => probe.close(() => resolve()));
   });

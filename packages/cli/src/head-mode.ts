@@ -1,6 +1,13 @@
 import type { Logger } from 'pino';
 import { OmniError, type BringUpOptions, type InitPlan, type RunningPipeline } from '@omnistage/core';
-import { ClusterHead, EtcdDiscovery, carryAcrossHostsInline, fingerprintHash, insecureSecret, pipelineFingerprint } from '@omnistage/core/cluster';
+import {
+  ClusterHead,
+  EtcdDiscovery,
+  carryAcrossHostsInline,
+  fingerprintHash,
+  insecureSecret,
+  pipelineFingerprint,
+} from '@omnistage/core/cluster';
 import type { CliValues } from './args.js';
 import { clusterOptions, headOptions } from './cluster-options.js';
 import type { Session } from './session.js';
@@ -19,12 +26,18 @@ function localStagesOf(session: Session, plan: InitPlan, given: number[] | undef
   if (given !== undefined) {
     for (const id of given) {
       if (!plan.stages.some((s) => s.stage_id === id)) {
-        throw new OmniError('OMNI_USAGE', `--local-stages names stage ${id}, which the pipeline does not have`, { hint: `stage ids: ${plan.stages.map((s) => s.stage_id).join(', ')}` });
+        throw new OmniError('OMNI_USAGE', `--local-stages names stage ${id}, which the pipeline does not have`, {
+          hint: `stage ids: ${plan.stages.map((s) => s.stage_id).join(', ')}`,
+        });
       }
     }
     return new Set(given);
   }
-  return new Set(session.config.stages.filter((s) => (s.runtime as { num_replicas?: unknown }).num_replicas !== 0).map((s) => s.stage_id));
+  return new Set(
+    session.config.stages
+      .filter((s) => (s.runtime as { num_replicas?: unknown }).num_replicas !== 0)
+      .map((s) => s.stage_id),
+  );
 }
 
 /**
@@ -38,17 +51,26 @@ export function planAsHead(session: Session, plan: InitPlan, values: CliValues):
 }
 
 /** Sets up head mode for a session whose plan was made (nothing runs until the bring-up calls back). */
-export async function openHeadMode(session: Session, plan: InitPlan, values: CliValues, logger: Logger): Promise<HeadMode> {
+export async function openHeadMode(
+  session: Session,
+  plan: InitPlan,
+  values: CliValues,
+  logger: Logger,
+): Promise<HeadMode> {
   const cluster = await clusterOptions(values, 'serve --head');
   const head = headOptions(values, cluster.secret);
   const tls = await tlsOptions(values, 'server', head.advertise ?? head.bindHost);
   const local = localStagesOf(session, plan, head.localStages);
-  for (const t of carryAcrossHostsInline(plan, local)) logger.info(`edge ${t.from} -> ${t.to} may cross hosts: its payloads go inline over the control channel (at most 4 MiB each)`);
+  for (const t of carryAcrossHostsInline(plan, local))
+    logger.info(
+      `edge ${t.from} -> ${t.to} may cross hosts: its payloads go inline over the control channel (at most 4 MiB each)`,
+    );
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
   const fingerprint = pipelineFingerprint(session.config);
   let clusterHead: ClusterHead | null = null;
   const initMs = (session.initTimeoutS ?? 600) * 1000;
-  const minReadyOf = (stageId: number): number => head.minReady ?? session.config.stages.find((s) => s.stage_id === stageId)?.runtime.min_ready ?? 1;
+  const minReadyOf = (stageId: number): number =>
+    head.minReady ?? session.config.stages.find((s) => s.stage_id === stageId)?.runtime.min_ready ?? 1;
   return {
     bringUp: {
       launchHere: (replica) => local.has(replica.stage_id),
@@ -65,7 +87,9 @@ export async function openHeadMode(session: Session, plan: InitPlan, values: Cli
           fingerprint,
           configHash: fingerprintHash(fingerprint),
         });
-        logger.info(`head of run ${plan.run_id}: replicas dial ${clusterHead.control}${tls === undefined ? '' : ' (mutual TLS)'}; stages run here: ${[...local].join(', ') || 'none'}`);
+        logger.info(
+          `head of run ${plan.run_id}: replicas dial ${clusterHead.control}${tls === undefined ? '' : ' (mutual TLS)'}; stages run here: ${[...local].join(', ') || 'none'}`,
+        );
       },
     },
     waitReady: (_pipeline, signal) => clusterHead?.waitReady(minReadyOf, initMs, signal) ?? Promise.resolve(),

@@ -69,7 +69,11 @@ export class AsyncLogSink {
 
   #noteDrops(): void {
     if (this.#dropped === 0) return;
-    const note = JSON.stringify({ level: 40, time: Date.now(), msg: `${this.#dropped} log lines dropped: stderr was not read fast enough (queue of ${this.#max} bytes full)` });
+    const note = JSON.stringify({
+      level: 40,
+      time: Date.now(),
+      msg: `${this.#dropped} log lines dropped: stderr was not read fast enough (queue of ${this.#max} bytes full)`,
+    });
     this.#dropped = 0;
     this.#queue.push(`${note}\n`);
     this.#queuedBytes += note.length + 1;

@@ -56,8 +56,12 @@ export function createCliLogger(format: string | undefined, level: string | unde
   if (fmt === 'json') {
     // `pid` is the orchestrator's; a record about a replica names its process `replica_pid`, so no
     // JSON line carries the same key twice.
-    const log = ({ pid, ...rest }: Record<string, unknown>): Record<string, unknown> => (pid === undefined ? rest : { ...rest, replica_pid: pid });
-    return pino({ level: lvl, base: { pid: process.pid }, formatters: { log } }, process.stderr.isTTY ? pino.destination({ dest: 2, sync: true }) : offTerminal());
+    const log = ({ pid, ...rest }: Record<string, unknown>): Record<string, unknown> =>
+      pid === undefined ? rest : { ...rest, replica_pid: pid };
+    return pino(
+      { level: lvl, base: { pid: process.pid }, formatters: { log } },
+      process.stderr.isTTY ? pino.destination({ dest: 2, sync: true }) : offTerminal(),
+    );
   }
   if (fmt === 'pretty') {
     // One line per record: a replica's output line is `[stage S/R] text`, not the text plus the fields it already names.
@@ -71,7 +75,8 @@ export function createCliLogger(format: string | undefined, level: string | unde
         singleLine: true,
         ignore: 'pid,hostname,stage,replica,stream,time',
         // A function, not a template: `{if stage}` is false for stage 0.
-        messageFormat: (log, key) => `${log['stage'] === undefined ? '' : `[stage ${String(log['stage'])}/${String(log['replica'])}] `}${String(log[key])}`,
+        messageFormat: (log, key) =>
+          `${log['stage'] === undefined ? '' : `[stage ${String(log['stage'])}/${String(log['replica'])}] `}${String(log[key])}`,
       }),
     );
   }

@@ -12,7 +12,8 @@ import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 import { validateCommand } from './commands/validate.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 async function main(argv: string[]): Promise<number> {
   const { command, file, helpFor, values } = parseCommandLine(argv);
@@ -64,18 +65,22 @@ function exitWhenDone(): void {
   setTimeout(() => process.exit(), 250).unref();
 }
 
-main(process.argv.slice(2)).finally(exitWhenDone).then(
-  (code) => {
-    process.exitCode = code === 0 ? (stopSignalStatus() ?? 0) : code;
-  },
-  (err: unknown) => {
-    if (isOmniError(err)) {
-      process.stderr.write(`${formatError(err)}\n`);
-      // Stopped by a signal (cancelled bring-up or run): 128 + signal; any other failure keeps its code.
-      process.exitCode = err.code === 'OMNI_CANCELLED' ? (stopSignalStatus() ?? err.exitCode) : err.exitCode;
-    } else {
-      process.stderr.write(`error OMNI_INTERNAL: ${(err as Error)?.stack ?? String(err)}\n  hint: this is a bug in omnistage; please report it with the command you ran\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+main(process.argv.slice(2))
+  .finally(exitWhenDone)
+  .then(
+    (code) => {
+      process.exitCode = code === 0 ? (stopSignalStatus() ?? 0) : code;
+    },
+    (err: unknown) => {
+      if (isOmniError(err)) {
+        process.stderr.write(`${formatError(err)}\n`);
+        // Stopped by a signal (cancelled bring-up or run): 128 + signal; any other failure keeps its code.
+        process.exitCode = err.code === 'OMNI_CANCELLED' ? (stopSignalStatus() ?? err.exitCode) : err.exitCode;
+      } else {
+        process.stderr.write(
+          `error OMNI_INTERNAL: ${(err as Error)?.stack ?? String(err)}\n  hint: this is a bug in omnistage; please report it with the command you ran\n`,
+        );
+        process.exitCode = 1;
+      }
+    },
+  );

@@ -10,7 +10,9 @@ import { OmniError, type PipelineOutput } from '@omnistage/core';
 export function checkOutDir(outDir: string, option = '--out'): void {
   const dir = resolve(outDir);
   const fail = (why: string): never => {
-    throw new OmniError('OMNI_USAGE', `${option} ${outDir} cannot hold the outputs: ${why}`, { hint: `give ${option} a writable directory, or a path where one can be created` });
+    throw new OmniError('OMNI_USAGE', `${option} ${outDir} cannot hold the outputs: ${why}`, {
+      hint: `give ${option} a writable directory, or a path where one can be created`,
+    });
   };
   const missing: string[] = [];
   let at = dir;
@@ -60,7 +62,12 @@ const EXT: Record<string, string> = { 'image/png': 'png', 'audio/wav': 'wav' };
  */
 export function recordOutput(out: PipelineOutput, outDir: string, index: number): RunOutputRecord {
   const d = (out.data ?? {}) as Record<string, unknown>;
-  const base = { request_id: out.request_id, stage_id: out.stage_id, replica_id: out.replica_id, ...(d['reference_engine'] === true ? { reference_engine: true as const } : {}) };
+  const base = {
+    request_id: out.request_id,
+    stage_id: out.stage_id,
+    replica_id: out.replica_id,
+    ...(d['reference_engine'] === true ? { reference_engine: true as const } : {}),
+  };
   const kind = d['kind'];
   const write = (ext: string, bytes: Buffer): string => {
     const dir = resolve(outDir);

@@ -16,7 +16,10 @@ function nvidiaDeviceCount(): number | null {
  * device variable is set or nvidia-smi finds GPUs, else `cpu` (virtual devices), so a laptop can
  * dry-run any pipeline without flags.
  */
-export function detectPlatform(flag: string | undefined, env: NodeJS.ProcessEnv): { platform: PlatformName; detectedDeviceCount?: number } {
+export function detectPlatform(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { platform: PlatformName; detectedDeviceCount?: number } {
   if (flag !== undefined && !PLATFORM_NAMES.includes(flag as PlatformName)) {
     throw new OmniError('OMNI_USAGE', `--platform must be one of ${PLATFORM_NAMES.join(', ')}, got "${flag}"`, {
       hint: 'use --platform cpu to plan on virtual devices without GPUs',
@@ -30,9 +33,13 @@ export function detectPlatform(flag: string | undefined, env: NodeJS.ProcessEnv)
   if (wanted === 'cuda' && (count === null || count === 0) && (visibleVar === undefined || visibleVar.trim() === '')) {
     // Planning for zero GPUs only fails later with an index hint that points the wrong way.
     const why = count === null ? 'nvidia-smi was not found' : 'nvidia-smi lists no GPU';
-    throw new OmniError('OMNI_USAGE', `--platform cuda, but no GPU is visible (${why}${visibleVar === undefined ? '' : ' and CUDA_VISIBLE_DEVICES is empty'})`, {
-      hint: 'use --platform cpu to plan and run on virtual devices (with --engine reference for engines that need a GPU)',
-    });
+    throw new OmniError(
+      'OMNI_USAGE',
+      `--platform cuda, but no GPU is visible (${why}${visibleVar === undefined ? '' : ' and CUDA_VISIBLE_DEVICES is empty'})`,
+      {
+        hint: 'use --platform cpu to plan and run on virtual devices (with --engine reference for engines that need a GPU)',
+      },
+    );
   }
   if (wanted === 'cuda' || env.CUDA_VISIBLE_DEVICES !== undefined || (count !== null && count > 0)) {
     return count === null ? { platform: 'cuda' } : { platform: 'cuda', detectedDeviceCount: count };

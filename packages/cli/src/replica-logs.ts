@@ -15,7 +15,9 @@ export function openReplicaLogs(dir: string): NonNullable<BringUpOptions['onRepl
   try {
     mkdirSync(root, { recursive: true });
   } catch (err) {
-    throw new OmniError('OMNI_USAGE', `--replica-logs ${dir} cannot be created: ${(err as Error).message}`, { hint: 'give --replica-logs a writable directory' });
+    throw new OmniError('OMNI_USAGE', `--replica-logs ${dir} cannot be created: ${(err as Error).message}`, {
+      hint: 'give --replica-logs a writable directory',
+    });
   }
   const files = new Map<string, number>();
   // The files stay open until the process ends: a replica may still print while it is stopped.

@@ -29,7 +29,9 @@ function integerOption<F extends number | undefined>(
   const raw = values[name];
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new OmniError('OMNI_USAGE', `--${name} must be an integer from ${min} to ${max}, got "${raw}"`, { hint: `e.g. --${name} ${fallback ?? min}` });
+    throw new OmniError('OMNI_USAGE', `--${name} must be an integer from ${min} to ${max}, got "${raw}"`, {
+      hint: `e.g. --${name} ${fallback ?? min}`,
+    });
   }
   return Number(raw);
 }
@@ -37,7 +39,9 @@ function integerOption<F extends number | undefined>(
 export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOptions {
   const apiKey = values['api-key'] ?? env['OMNISTAGE_API_KEY'];
   if (apiKey !== undefined && apiKey.trim() === '') {
-    throw new OmniError('OMNI_USAGE', 'the API key is empty', { hint: 'give a non-empty --api-key (or OMNISTAGE_API_KEY), or none to serve without one' });
+    throw new OmniError('OMNI_USAGE', 'the API key is empty', {
+      hint: 'give a non-empty --api-key (or OMNISTAGE_API_KEY), or none to serve without one',
+    });
   }
   const requestTimeoutS = secondsOption(values, 'request-timeout');
   return {

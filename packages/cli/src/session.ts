@@ -38,7 +38,9 @@ function diffusionBatchSize(values: CliValues): number | undefined {
   const given = values['diffusion-batch-size'];
   if (given === undefined) return undefined;
   if (!/^[1-9]\d*$/.test(given)) {
-    throw new OmniError('OMNI_USAGE', `--diffusion-batch-size must be a positive integer, got "${given}"`, { hint: 'e.g. --diffusion-batch-size 4' });
+    throw new OmniError('OMNI_USAGE', `--diffusion-batch-size must be a positive integer, got "${given}"`, {
+      hint: 'e.g. --diffusion-batch-size 4',
+    });
   }
   return Number(given);
 }
@@ -47,16 +49,29 @@ function diffusionBatchSize(values: CliValues): number | undefined {
  * Reads the pipeline file, loads the built-in plugins plus those named in the file (`plugins:`)
  * and on the command line (`--plugin`), and collects the plan options. Starts nothing.
  */
-export async function openSession(file: string, values: CliValues, logger: Logger, purpose: 'plan' | 'launch' = 'plan'): Promise<Session> {
+export async function openSession(
+  file: string,
+  values: CliValues,
+  logger: Logger,
+  purpose: 'plan' | 'launch' = 'plan',
+): Promise<Session> {
   const { platform, detectedDeviceCount } = detectPlatform(values.platform, process.env);
   const batch = diffusionBatchSize(values);
   // Deploy files select their topology from the pipelines plugins register, so the plugins the
   // file names are loaded as soon as the loader knows them, before the topology is chosen.
   let omni: Omnistage | undefined;
-  const openOmni = async (plugins: readonly PluginRef[], locations: LocationIndex, base: string): Promise<Omnistage> => {
+  const openOmni = async (
+    plugins: readonly PluginRef[],
+    locations: LocationIndex,
+    base: string,
+  ): Promise<Omnistage> => {
     const external = await loadPlugins(
       [
-        ...plugins.map((p, i) => ({ specifier: p.specifier, options: p.options, location: locations.at(`plugins.${i}`) })),
+        ...plugins.map((p, i) => ({
+          specifier: p.specifier,
+          options: p.options,
+          location: locations.at(`plugins.${i}`),
+        })),
         ...(values.plugin ?? []).map((specifier) => ({ specifier })),
       ],
       base,
@@ -85,8 +100,14 @@ export async function openSession(file: string, values: CliValues, logger: Logge
     pipelines: async (top) => (omni = await openOmni(top.plugins, top.locations, dirname(resolve(file)))).pipelines,
   });
   // `--mode` is an explicit request: a mode the file does not declare is a usage error, not a warning.
-  const modeProblem = values.mode === undefined ? undefined : config.warnings.find((w) => w.code === 'OMNI_WARN_MODE_UNKNOWN' || w.code === 'OMNI_WARN_MODE_IGNORED');
-  if (modeProblem) throw new OmniError('OMNI_USAGE', `--mode ${values.mode}: ${modeProblem.message}`, { ...(modeProblem.hint === undefined ? {} : { hint: modeProblem.hint }) });
+  const modeProblem =
+    values.mode === undefined
+      ? undefined
+      : config.warnings.find((w) => w.code === 'OMNI_WARN_MODE_UNKNOWN' || w.code === 'OMNI_WARN_MODE_IGNORED');
+  if (modeProblem)
+    throw new OmniError('OMNI_USAGE', `--mode ${values.mode}: ${modeProblem.message}`, {
+      ...(modeProblem.hint === undefined ? {} : { hint: modeProblem.hint }),
+    });
   omni ??= await openOmni(config.plugins, config.locations, dirname(config.file));
   const planOptions: PlanOptions = {
     platform,

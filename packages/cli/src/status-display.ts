@@ -92,8 +92,15 @@ export class StatusDisplay {
     row.settled = next.settled;
     row.since = Date.now();
     if (this.#tty) this.#redraw();
-    else if (this.#json) this.#json.info({ stage: row.stage_id, replica: row.replica_id, ...(row.pid ? { pid: row.pid } : {}), event: e.type }, `stage ${row.stage_id} replica ${row.replica_id}: ${row.state}`);
-    else this.#out.write(`stage ${row.stage_id} replica ${row.replica_id}: ${row.state}${row.pid ? ` (pid ${row.pid})` : ''}\n`);
+    else if (this.#json)
+      this.#json.info(
+        { stage: row.stage_id, replica: row.replica_id, ...(row.pid ? { pid: row.pid } : {}), event: e.type },
+        `stage ${row.stage_id} replica ${row.replica_id}: ${row.state}`,
+      );
+    else
+      this.#out.write(
+        `stage ${row.stage_id} replica ${row.replica_id}: ${row.state}${row.pid ? ` (pid ${row.pid})` : ''}\n`,
+      );
   }
 
   #lines(): string[] {
@@ -131,17 +138,32 @@ function stateOf(e: OmniEvent): { state: string; settled: boolean } | null {
   switch (e.type) {
     case 'replica:phase':
       if (e.status !== 'start') return null;
-      return e.phase === 'lock' ? running('waiting for device locks') : e.phase === 'spawn' ? running('spawning') : e.phase === 'attach' ? running('attaching') : null;
+      return e.phase === 'lock'
+        ? running('waiting for device locks')
+        : e.phase === 'spawn'
+          ? running('spawning')
+          : e.phase === 'attach'
+            ? running('attaching')
+            : null;
     case 'lock:waiting': {
       const h = e.holder;
       return running(
-        `waiting for device ${e.device}` + (h ? ` (locked by pid ${String(h['pid'])}, run ${String(h['run_id'])}, stage ${String(h['stage_id'])} replica ${String(h['replica_id'])})` : ''),
+        `waiting for device ${e.device}` +
+          (h
+            ? ` (locked by pid ${String(h['pid'])}, run ${String(h['run_id'])}, stage ${String(h['stage_id'])} replica ${String(h['replica_id'])})`
+            : ''),
       );
     }
     case 'replica:queued':
-      return running(`queued behind stage ${e.behind.stage_id} replica ${e.behind.replica_id} (launch group ${e.group})`);
+      return running(
+        `queued behind stage ${e.behind.stage_id} replica ${e.behind.replica_id} (launch group ${e.group})`,
+      );
     case 'replica:window':
-      return e.state === 'waiting' ? running('waiting for an exclusive init window') : e.state === 'start' ? running('profiling (exclusive window)') : running('attaching');
+      return e.state === 'waiting'
+        ? running('waiting for an exclusive init window')
+        : e.state === 'start'
+          ? running('profiling (exclusive window)')
+          : running('attaching');
     case 'replica:unresponsive':
       return running(`unresponsive: ${e.reason}`);
     case 'replica:responsive':

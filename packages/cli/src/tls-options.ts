@@ -14,11 +14,16 @@ export async function tlsOptions(values: CliValues, role: TlsRole, host?: string
   if (given.length === 0) return undefined;
   if (given.length < TLS_FLAGS.length) {
     const missing = TLS_FLAGS.filter((flag) => values[flag] === undefined).map((flag) => `--${flag}`);
-    throw new OmniError('OMNI_USAGE', `mutual TLS needs --tls-cert, --tls-key and --tls-ca together; ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing`, {
-      hint: role === 'server'
-        ? 'give the head its certificate (naming the address replicas dial), its key, and the CA that signed the agents\' certificates'
-        : 'give the agent its client certificate, its key, and the CA that signed the head\'s certificate',
-    });
+    throw new OmniError(
+      'OMNI_USAGE',
+      `mutual TLS needs --tls-cert, --tls-key and --tls-ca together; ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing`,
+      {
+        hint:
+          role === 'server'
+            ? "give the head its certificate (naming the address replicas dial), its key, and the CA that signed the agents' certificates"
+            : "give the agent its client certificate, its key, and the CA that signed the head's certificate",
+      },
+    );
   }
   const files = { cert: values['tls-cert']!, key: values['tls-key']!, ca: values['tls-ca']! };
   return loadTlsFiles(files, role, host === undefined ? {} : { host });

@@ -34,16 +34,33 @@ function pluginFor(attach: 'control' | 'http'): string {
 `,
   );
   const pipeline = join(box.root, `exits-${attach}.yaml`);
-  writeFileSync(pipeline, `plugins:\n  - ./exits-${attach}.mjs\nstage_args:\n  - stage_id: 0\n    stage_type: dies\n    runtime: { devices: "0" }\n`);
+  writeFileSync(
+    pipeline,
+    `plugins:\n  - ./exits-${attach}.mjs\nstage_args:\n  - stage_id: 0\n    stage_type: dies\n    runtime: { devices: "0" }\n`,
+  );
   return pipeline;
 }
 
 describe('a worker that exits during attach ends the CLI', { timeout: 90_000 }, () => {
   it.each(['control', 'http'] as const)('attach: %s', async (attach) => {
-    const r = await runCli(['up', pluginFor(attach), '--platform', 'cpu', '--lock-dir', box.lockDir, '--stage-init-timeout', '60', '--events', box.eventsFile(`exits-${attach}`)], {
-      tmpDir: box.tmp,
-      timeoutMs: 45_000,
-    });
+    const r = await runCli(
+      [
+        'up',
+        pluginFor(attach),
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--stage-init-timeout',
+        '60',
+        '--events',
+        box.eventsFile(`exits-${attach}`),
+      ],
+      {
+        tmpDir: box.tmp,
+        timeoutMs: 45_000,
+      },
+    );
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('OMNI_WORKER_EXITED');
     expect(r.stderr).toMatch(/exit code 7/);

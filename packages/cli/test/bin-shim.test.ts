@@ -6,7 +6,16 @@
  * a stand-in that records how it was called and writes the dist/main.js a build would.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,7 +66,12 @@ function run(shim: string, args: string[]): { status: number | null; stdout: str
 }
 
 const turboCalls = (file: string): { argv: string[]; cwd: string }[] =>
-  existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv: string[]; cwd: string }) : [];
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { argv: string[]; cwd: string })
+    : [];
 
 describe('the omnistage bin shim', () => {
   it('builds a never-built checkout once, with turbo from the repository root, then runs the command', () => {
@@ -66,7 +80,9 @@ describe('the omnistage bin shim', () => {
     expect(first.status, first.stderr).toBe(0);
     expect(first.stderr).toContain('first run in this checkout: building it');
     expect(first.stdout).toBe('main ran with ["plan","x.yaml"]\n');
-    expect(turboCalls(calls)).toEqual([{ argv: ['run', 'build', '--filter=omnistage...', '--output-logs=errors-only'], cwd: root }]);
+    expect(turboCalls(calls)).toEqual([
+      { argv: ['run', 'build', '--filter=omnistage...', '--output-logs=errors-only'], cwd: root },
+    ]);
 
     const second = run(shim, ['--version']);
     expect(second.stdout).toBe('main ran with ["--version"]\n');
@@ -78,7 +94,9 @@ describe('the omnistage bin shim', () => {
     const { shim } = checkout({ turboExit: 3 });
     const r = run(shim, ['--help']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('omnistage: the build failed (see above); `npm run build` at the repository root shows why');
+    expect(r.stderr).toContain(
+      'omnistage: the build failed (see above); `npm run build` at the repository root shows why',
+    );
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 
@@ -86,7 +104,9 @@ describe('the omnistage bin shim', () => {
     const { shim } = checkout({ turbo: false });
     const r = run(shim, ['--help']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/omnistage: .*dist\/main\.js is missing: this installation of omnistage is incomplete; reinstall it/);
+    expect(r.stderr).toMatch(
+      /omnistage: .*dist\/main\.js is missing: this installation of omnistage is incomplete; reinstall it/,
+    );
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 

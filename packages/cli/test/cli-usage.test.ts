@@ -8,7 +8,17 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_BIN, STACK_LINE, TEST_FIXTURES, createSandbox, requireBuiltCli, runCleanups, runCli, type CliResult, type Sandbox } from './helpers.js';
+import {
+  CLI_BIN,
+  STACK_LINE,
+  TEST_FIXTURES,
+  createSandbox,
+  requireBuiltCli,
+  runCleanups,
+  runCli,
+  type CliResult,
+  type Sandbox,
+} from './helpers.js';
 
 let box: Sandbox;
 beforeAll(async () => {
@@ -18,7 +28,8 @@ beforeAll(async () => {
 afterAll(runCleanups);
 
 const TWO_STAGE = join(TEST_FIXTURES, 'two-stage.yaml');
-const cli = (args: string[], env?: Record<string, string>): Promise<CliResult> => runCli(args, { tmpDir: box.tmp, ...(env ? { env } : {}) });
+const cli = (args: string[], env?: Record<string, string>): Promise<CliResult> =>
+  runCli(args, { tmpDir: box.tmp, ...(env ? { env } : {}) });
 
 function expectUsage(r: CliResult, ...parts: string[]): void {
   expect(r.code, r.stderr).toBe(2);
@@ -39,9 +50,15 @@ describe('command line', { timeout: 60_000 }, () => {
     expect(table.stdout).toMatch(/^0 -> 1 +InlineConnector +inline over the control channel: may cross hosts/m);
     expect(table.stdout).toMatch(/^1 -> 2 +InlineConnector +inline over the control channel: may cross hosts/m);
     expect(table.stdout).toContain('head mode: stages run on the head: 0, 2; from agents: 1');
-    const plan = JSON.parse(json.stdout) as { head: unknown; transfers: { from: number; to: number; carried_by: string; across_hosts?: boolean }[] };
+    const plan = JSON.parse(json.stdout) as {
+      head: unknown;
+      transfers: { from: number; to: number; carried_by: string; across_hosts?: boolean }[];
+    };
     expect(plan.head).toEqual({ local_stages: [0, 2], agent_stages: [1] });
-    expect(plan.transfers.map((t) => [t.from, t.to, t.carried_by, t.across_hosts])).toEqual([[0, 1, 'inline', true], [1, 2, 'inline', true]]);
+    expect(plan.transfers.map((t) => [t.from, t.to, t.carried_by, t.across_hosts])).toEqual([
+      [0, 1, 'inline', true],
+      [1, 2, 'inline', true],
+    ]);
     // Every stage on the head: nothing crosses hosts, shared memory as in a local plan.
     expect(allLocal.stdout).toMatch(/^0 -> 1 +SharedMemoryConnector +shared memory above/m);
     expect(allLocal.stdout).toContain('from agents: none');
@@ -54,7 +71,12 @@ describe('command line', { timeout: 60_000 }, () => {
   });
 
   it('each command has its own --help, listing only the options it takes', async () => {
-    const [run, schema, serve, helpRun] = await Promise.all([cli(['run', '--help']), cli(['schema', '--help']), cli(['serve', '-h']), cli(['help', 'run'])]);
+    const [run, schema, serve, helpRun] = await Promise.all([
+      cli(['run', '--help']),
+      cli(['schema', '--help']),
+      cli(['serve', '-h']),
+      cli(['help', 'run']),
+    ]);
     for (const r of [run, schema, serve, helpRun]) expect(r.code, r.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Usage: omnistage run FILE/m);
     expect(run.stdout).toContain('--input VALUE');
@@ -69,8 +91,23 @@ describe('command line', { timeout: 60_000 }, () => {
   });
 
   it("an agent's --advertise must be an IP address of this host, not a name", async () => {
-    const r = await cli(['agent', TWO_STAGE, '--platform', 'cpu', '--stages', '1', '--advertise', 'gpu-07', '--etcd', 'http://127.0.0.1:9']);
-    expectUsage(r, 'error OMNI_USAGE: --advertise must be an IP address of this host, got "gpu-07"', 'e.g. --advertise 10.0.0.7');
+    const r = await cli([
+      'agent',
+      TWO_STAGE,
+      '--platform',
+      'cpu',
+      '--stages',
+      '1',
+      '--advertise',
+      'gpu-07',
+      '--etcd',
+      'http://127.0.0.1:9',
+    ]);
+    expectUsage(
+      r,
+      'error OMNI_USAGE: --advertise must be an IP address of this host, got "gpu-07"',
+      'e.g. --advertise 10.0.0.7',
+    );
   });
 
   it('options and arguments a command does not take are errors', async () => {
@@ -105,7 +142,16 @@ describe('command line', { timeout: 60_000 }, () => {
     const afile = join(box.root, 'afile');
     writeFileSync(afile, 'x');
     mkdirSync(join(box.root, 'locks-out'), { recursive: true });
-    const common = ['--engine', 'reference', '--platform', 'cpu', '--lock-dir', join(box.root, 'locks-out'), '--input', 'hi'];
+    const common = [
+      '--engine',
+      'reference',
+      '--platform',
+      'cpu',
+      '--lock-dir',
+      join(box.root, 'locks-out'),
+      '--input',
+      'hi',
+    ];
     const [file, proc] = await Promise.all([
       cli(['run', TWO_STAGE, ...common, '--out', afile, '--events', box.eventsFile('out-file')]),
       cli(['run', TWO_STAGE, ...common, '--out', '/proc/nope', '--events', box.eventsFile('out-proc')]),
@@ -118,11 +164,23 @@ describe('command line', { timeout: 60_000 }, () => {
   it('--replica-logs DIR: each replica writes its own file, not the terminal', async () => {
     const dir = join(box.root, 'replica-logs');
     const r = await cli([
-      'up', TWO_STAGE, '--engine', 'reference', '--platform', 'cpu', '--lock-dir', join(box.root, 'locks-replica-logs'),
-      '--stage-overrides', '{"0": {"fail_phase": "hello", "fail_exit_code": 7}}', '--replica-logs', dir,
+      'up',
+      TWO_STAGE,
+      '--engine',
+      'reference',
+      '--platform',
+      'cpu',
+      '--lock-dir',
+      join(box.root, 'locks-replica-logs'),
+      '--stage-overrides',
+      '{"0": {"fail_phase": "hello", "fail_exit_code": 7}}',
+      '--replica-logs',
+      dir,
     ]);
     expect(r.code, r.stderr).toBe(1);
-    expect(readFileSync(join(dir, 'stage0-replica0.log'), 'utf8')).toContain('reference engine: failing before hello (fail_phase=hello, exit 7)');
+    expect(readFileSync(join(dir, 'stage0-replica0.log'), 'utf8')).toContain(
+      'reference engine: failing before hello (fail_phase=hello, exit 7)',
+    );
     // Not logged line by line (the error still quotes the replica's last lines).
     expect(r.stderr).not.toContain('[stage 0/0] reference engine');
     expect(r.stderr).toContain('OMNI_WORKER_EXITED');

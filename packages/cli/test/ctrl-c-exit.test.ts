@@ -8,7 +8,16 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_BIN, REPO_ROOT, TEST_FIXTURES, createSandbox, requireBuiltCli, runCleanups, waitFor, type Sandbox } from './helpers.js';
+import {
+  CLI_BIN,
+  REPO_ROOT,
+  TEST_FIXTURES,
+  createSandbox,
+  requireBuiltCli,
+  runCleanups,
+  waitFor,
+  type Sandbox,
+} from './helpers.js';
 
 let box: Sandbox;
 beforeAll(async () => {
@@ -18,13 +27,34 @@ beforeAll(async () => {
 afterAll(runCleanups);
 
 /** Starts `up` in its own process group, signals the group once it is up, returns the shell's `$?`. */
-async function stopWith(launcher: string[], signal: 'SIGINT' | 'SIGTERM', name: string): Promise<{ status: number; stderr: string }> {
-  const args = [...launcher, 'up', join(TEST_FIXTURES, 'two-stage.yaml'), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', join(box.root, `locks-${name}`)];
-  const child = spawn(args[0]!, args.slice(1), { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: box.tmp } });
+async function stopWith(
+  launcher: string[],
+  signal: 'SIGINT' | 'SIGTERM',
+  name: string,
+): Promise<{ status: number; stderr: string }> {
+  const args = [
+    ...launcher,
+    'up',
+    join(TEST_FIXTURES, 'two-stage.yaml'),
+    '--engine',
+    'reference',
+    '--platform',
+    'cpu',
+    '--lock-dir',
+    join(box.root, `locks-${name}`),
+  ];
+  const child = spawn(args[0]!, args.slice(1), {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TMPDIR: box.tmp },
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, sig) => resolve({ code, signal: sig })),
+  );
   try {
     expect(await waitFor(() => stderr.includes('pipeline is up'), 60_000), stderr).toBe(true);
     process.kill(-child.pid!, signal);

@@ -10,15 +10,19 @@ import { REPO_ROOT } from './helpers.js';
 
 const docs = [
   'README.md',
-  ...readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
-  ...readdirSync(join(REPO_ROOT, 'examples')).map((d) => `examples/${d}/README.md`).filter((f) => {
-    try {
-      readFileSync(join(REPO_ROOT, f));
-      return true;
-    } catch {
-      return false;
-    }
-  }),
+  ...readdirSync(join(REPO_ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+  ...readdirSync(join(REPO_ROOT, 'examples'))
+    .map((d) => `examples/${d}/README.md`)
+    .filter((f) => {
+      try {
+        readFileSync(join(REPO_ROOT, f));
+        return true;
+      } catch {
+        return false;
+      }
+    }),
 ];
 
 describe('docs are self-contained', () => {
@@ -29,6 +33,15 @@ describe('docs are self-contained', () => {
 
   it('docs/plugins.md documents diagnostic(), req.input and the output shapes', () => {
     const text = readFileSync(join(REPO_ROOT, 'docs', 'plugins.md'), 'utf8');
-    for (const needle of ['diagnostic(', 'OMNI_WARN_PLUGIN', 'req.input', "kind: 'image'", "kind: 'audio'", '{ text }', '@omnistage/core']) expect(text).toContain(needle);
+    for (const needle of [
+      'diagnostic(',
+      'OMNI_WARN_PLUGIN',
+      'req.input',
+      "kind: 'image'",
+      "kind: 'audio'",
+      '{ text }',
+      '@omnistage/core',
+    ])
+      expect(text).toContain(needle);
   });
 });

@@ -14,7 +14,9 @@ import { onCleanup, waitFor } from './helpers.js';
 export const HAS_ETCD = spawnSync('etcd', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /** Why the scale-out tests cannot run here (null when they can). */
-export const ETCD_MISSING = HAS_ETCD ? null : 'etcd is not installed (apt-get install etcd-server); .ci/run installs it';
+export const ETCD_MISSING = HAS_ETCD
+  ? null
+  : 'etcd is not installed (apt-get install etcd-server); .ci/run installs it';
 
 /** A free TCP port on 127.0.0.1 (etcd's own port 0 does not work: its gateway dials :0). */
 function freePort(): Promise<number> {
@@ -43,8 +45,24 @@ export async function startEtcd(): Promise<TestEtcd> {
     const peerUrl = `http://127.0.0.1:${peer}`;
     const child = spawn(
       'etcd',
-      ['--name', 't', '--data-dir', join(dir, `data${attempt}`), '--logger=zap', '--log-outputs=stderr', '--listen-client-urls', url, '--advertise-client-urls', url,
-        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `t=${peerUrl}`],
+      [
+        '--name',
+        't',
+        '--data-dir',
+        join(dir, `data${attempt}`),
+        '--logger=zap',
+        '--log-outputs=stderr',
+        '--listen-client-urls',
+        url,
+        '--advertise-client-urls',
+        url,
+        '--listen-peer-urls',
+        peerUrl,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        `t=${peerUrl}`,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let log = '';

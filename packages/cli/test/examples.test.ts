@@ -115,15 +115,31 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
   });
 
   it('talking-pipeline without espeak-ng on PATH fails at attach, naming the Debian package to install', () => {
-    const python = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim();
+    const python = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], {
+      encoding: 'utf8',
+    }).stdout.trim();
     const emptyPath = mkdtempSync(join(tmpdir(), 'no-espeak-'));
     try {
-      const r = spawnSync(process.execPath, [join(root, 'packages/cli/bin/omnistage.js'), 'run', 'examples/talking-pipeline/pipeline.yaml', '--platform', 'cpu', '--input', 'hello', '--out', join(emptyPath, 'out')], {
-        cwd: root,
-        encoding: 'utf8',
-        env: { ...process.env, PATH: emptyPath, OMNISTAGE_PYTHON: python, OMNISTAGE_LOCK_DIR: lockDir },
-        timeout: 120_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(root, 'packages/cli/bin/omnistage.js'),
+          'run',
+          'examples/talking-pipeline/pipeline.yaml',
+          '--platform',
+          'cpu',
+          '--input',
+          'hello',
+          '--out',
+          join(emptyPath, 'out'),
+        ],
+        {
+          cwd: root,
+          encoding: 'utf8',
+          env: { ...process.env, PATH: emptyPath, OMNISTAGE_PYTHON: python, OMNISTAGE_LOCK_DIR: lockDir },
+          timeout: 120_000,
+        },
+      );
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/OMNI_WORKER_EXITED: stage 1 replica 0 .* exited during ready/);
       expect(r.stderr).toContain('install the Debian package espeak-ng (apt-get install espeak-ng)');
@@ -146,33 +162,54 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     for (const [key, [devices, group]] of Object.entries(expected)) {
       const row = rows.get(key)!;
       const [stage, replica] = key.split('/');
-      expect(row.texts, key).toMatchObject({ label: `stage ${stage} replica ${replica}`, devices: `devices ${devices}`, group: `launch group ${group}` });
-      expect(row.bars.map((b) => b.kind).filter((k) => ['lock', 'spawn', 'attach'].includes(k)), key).toEqual(['lock', 'spawn', 'attach']);
+      expect(row.texts, key).toMatchObject({
+        label: `stage ${stage} replica ${replica}`,
+        devices: `devices ${devices}`,
+        group: `launch group ${group}`,
+      });
+      expect(
+        row.bars.map((b) => b.kind).filter((k) => ['lock', 'spawn', 'attach'].includes(k)),
+        key,
+      ).toEqual(['lock', 'spawn', 'attach']);
       const table = page.table.rows[page.table.rowKeys.indexOf(key)]!;
-      expect(table, key).toMatchObject({ Replica: `stage ${stage} replica ${replica}`, 'Launch group': group, 'Devices (logical → physical)': devices });
+      expect(table, key).toMatchObject({
+        Replica: `stage ${stage} replica ${replica}`,
+        'Launch group': group,
+        'Devices (logical → physical)': devices,
+      });
     }
     // One colour per group, and a legend entry naming each group's members.
     expect(rows.get('0/0')!.band).toBe(rows.get('1/0')!.band);
     expect(rows.get('0/1')!.band).not.toBe(rows.get('0/0')!.band);
-    expect(page.svg.groupKeys.map((g) => [g.group, g.color])).toEqual([['0', rows.get('0/0')!.band], ['1', rows.get('0/1')!.band]]);
+    expect(page.svg.groupKeys.map((g) => [g.group, g.color])).toEqual([
+      ['0', rows.get('0/0')!.band],
+      ['1', rows.get('0/1')!.band],
+    ]);
     expect(page.svg.groupKeys[0]!.text).toContain('launch group 0: stage 0 replica 0, stage 1 replica 0');
     expect(page.svg.groupKeys[1]!.text).toContain('launch group 1: stage 0 replica 1');
 
     // Why late: stage 1 waited for its group (stage 0 replica 0 had to be ready); the group-wait bar ends where its lock starts.
     const late = rows.get('1/0')!;
-    expect(late.texts['why']).toMatch(/^late: waited \d+ ms for launch group 0: stage 0 replica 0 had to be ready first$/);
+    expect(late.texts['why']).toMatch(
+      /^late: waited \d+ ms for launch group 0: stage 0 replica 0 had to be ready first$/,
+    );
     const wait = late.bars.find((b) => b.kind === 'group')!;
     expect(wait.title).toMatch(/^waiting for its launch group: \d+ ms/);
     expect(Math.abs(wait.x + wait.width - late.bars.find((b) => b.kind === 'lock')!.x)).toBeLessThan(1.5);
     for (const key of ['0/0', '0/1']) {
       expect(rows.get(key)!.texts['why'], key).toBe('started at once');
-      expect(rows.get(key)!.bars.some((b) => b.kind === 'group' || b.kind === 'locks'), key).toBe(false);
+      expect(
+        rows.get(key)!.bars.some((b) => b.kind === 'group' || b.kind === 'locks'),
+        key,
+      ).toBe(false);
     }
     // The table says the same in numbers: stage 1 started locking once stage 0 replica 0 was ready; replica 1 (its own group) long before.
     const cell = (key: string, column: string) => labelMs(page.table.rows[page.table.rowKeys.indexOf(key)]![column]!);
     expect(cell('1/0', 'Started locking')).toBeGreaterThanOrEqual(cell('0/0', 'Ready'));
     expect(cell('0/1', 'Started locking')).toBeLessThan(cell('0/0', 'Ready'));
-    expect(page.table.rows[page.table.rowKeys.indexOf('1/0')]!['Why late']).toBe(late.texts['why']!.replace(/^late: /, ''));
+    expect(page.table.rows[page.table.rowKeys.indexOf('1/0')]!['Why late']).toBe(
+      late.texts['why']!.replace(/^late: /, ''),
+    );
     // Every replica became ready within the axis.
     const axisEnd = labelMs(page.svg.ticks.at(-1)!.label);
     for (const key of rows.keys()) expect(cell(key, 'Ready'), key).toBeLessThanOrEqual(axisEnd);
@@ -188,7 +225,8 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(r.stdout.match(/^stage +model_stage +type +inputs +output +replica/gm)).toHaveLength(configs.length);
     expect(existsSync(join(root, 'examples/upstream-dry-run/out'))).toBe(true);
     // Each config writes its own outputs, and each plan warning is printed once (by `plan`).
-    for (const c of configs) expect(existsSync(join(root, 'examples/upstream-dry-run/out', c.replace(/\.yaml$/, '')))).toBe(true);
+    for (const c of configs)
+      expect(existsSync(join(root, 'examples/upstream-dry-run/out', c.replace(/\.yaml$/, '')))).toBe(true);
     const warnings = r.stderr.split('\n').filter((l) => / warning OMNI_/.test(l));
     expect(warnings.length).toBeGreaterThan(0);
     expect(new Set(warnings).size, warnings.join('\n')).toBe(warnings.length);
@@ -199,11 +237,22 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     expect(r.command).toContain('--json');
     expect(r.status, r.stderr).toBe(0);
     const plan = JSON.parse(r.stdout) as {
-      stages: { stage_id: number; replicas: { worker: { command: string; args: string[]; env: Record<string, string> } }[] }[];
+      stages: {
+        stage_id: number;
+        replicas: { worker: { command: string; args: string[]; env: Record<string, string> } }[];
+      }[];
       transfers: unknown[];
     };
     // The vllm engine drives the edge as vLLM's prefill → decode (the README's table says each step).
-    expect(plan.transfers).toEqual([{ from: 0, to: 1, connector: 'NixlConnector', carried_by: 'engine', flow: expect.stringMatching(/prefill.*max_tokens 1.*kv_transfer_params.*decode/) }]);
+    expect(plan.transfers).toEqual([
+      {
+        from: 0,
+        to: 1,
+        connector: 'NixlConnector',
+        carried_by: 'engine',
+        flow: expect.stringMatching(/prefill.*max_tokens 1.*kv_transfer_params.*decode/),
+      },
+    ]);
     const replicas = plan.stages.flatMap((s) => s.replicas.map((rep) => ({ stage: s.stage_id, ...rep.worker })));
     expect(replicas).toHaveLength(4);
     const ports: number[] = [];
@@ -211,9 +260,17 @@ describe('examples run with the command in their README', { timeout: 180_000 }, 
     for (const rep of replicas) {
       expect(rep.args.slice(0, 2)).toEqual(['serve', 'Qwen/Qwen2.5-0.5B-Instruct']);
       const kv = JSON.parse(rep.args[rep.args.indexOf('--kv-transfer-config') + 1]!) as Record<string, unknown>;
-      expect(kv).toMatchObject({ kv_connector: 'NixlConnector', kv_parallel_size: 4, kv_connector_extra_config: { backends: ['UCX'] } });
+      expect(kv).toMatchObject({
+        kv_connector: 'NixlConnector',
+        kv_parallel_size: 4,
+        kv_connector_extra_config: { backends: ['UCX'] },
+      });
       ranks.push(kv['kv_rank']);
-      ports.push(Number(rep.args[rep.args.indexOf('--port') + 1]), Number(kv['kv_port']), Number(rep.env['VLLM_NIXL_SIDE_CHANNEL_PORT']));
+      ports.push(
+        Number(rep.args[rep.args.indexOf('--port') + 1]),
+        Number(kv['kv_port']),
+        Number(rep.env['VLLM_NIXL_SIDE_CHANNEL_PORT']),
+      );
     }
     expect(ranks.sort()).toEqual([0, 1, 2, 3]);
     expect(ports.every((p) => Number.isInteger(p) && p > 0)).toBe(true);
@@ -232,11 +289,13 @@ function speechOf(bytes: Buffer): { seconds: number; rms: number; silentShare: n
   expect(bytes.readUInt32LE(4)).toBe(bytes.length - 8);
   let rate = 0;
   let samples: Buffer | undefined;
-  for (let off = 12; off + 8 <= bytes.length; ) {
+  for (let off = 12; off + 8 <= bytes.length;) {
     const id = bytes.subarray(off, off + 4).toString('latin1');
     const size = bytes.readUInt32LE(off + 4);
     if (id === 'fmt ') {
-      expect([bytes.readUInt16LE(off + 8), bytes.readUInt16LE(off + 10), bytes.readUInt16LE(off + 22)]).toEqual([1, 1, 16]); // PCM mono 16-bit
+      expect([bytes.readUInt16LE(off + 8), bytes.readUInt16LE(off + 10), bytes.readUInt16LE(off + 22)]).toEqual([
+        1, 1, 16,
+      ]); // PCM mono 16-bit
       rate = bytes.readUInt32LE(off + 12);
     }
     if (id === 'data') {

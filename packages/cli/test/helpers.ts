@@ -32,7 +32,9 @@ export const UPSTREAM_FIXTURES = existsSync(join(REPO_ROOT, '..', 'shared', 'fix
  * stem is the pipeline, passed as `--pipeline` (upstream's deploy-yamls.json).
  */
 export function upstreamSelection(name: string): string[] {
-  return ['bagel.yaml', 'glm_image.yaml', 'qwen3_omni_moe.yaml'].includes(name) ? ['--pipeline', name.replace(/\.yaml$/, '')] : [];
+  return ['bagel.yaml', 'glm_image.yaml', 'qwen3_omni_moe.yaml'].includes(name)
+    ? ['--pipeline', name.replace(/\.yaml$/, '')]
+    : [];
 }
 
 /** Fails with a clear message when the CLI was not built (the tests run the built bin). */
@@ -157,7 +159,8 @@ export function readEvents(file: string, strict = false): OmniEventLine[] {
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   const last = lines.pop();
-  if (last !== undefined && last !== '' && strict) throw new Error(`events file ${file} ends without a newline: ${last}`);
+  if (last !== undefined && last !== '' && strict)
+    throw new Error(`events file ${file} ends without a newline: ${last}`);
   const out: OmniEventLine[] = [];
   for (const line of lines) {
     if (line === '' && !strict) continue;
@@ -166,7 +169,10 @@ export function readEvents(file: string, strict = false): OmniEventLine[] {
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       out.push(parsed as OmniEventLine);
     } catch (err) {
-      if (strict) throw new Error(`events file ${file} has a line that is not a JSON object: ${JSON.stringify(line)} (${(err as Error).message})`);
+      if (strict)
+        throw new Error(
+          `events file ${file} has a line that is not a JSON object: ${JSON.stringify(line)} (${(err as Error).message})`,
+        );
     }
   }
   return out;
@@ -187,7 +193,8 @@ export function eventSchemaProblems(events: readonly OmniEventLine[]): string[] 
     if (typeof e[k] !== 'string') problems.push(`${e.type}: ${k} is not a string in ${JSON.stringify(e)}`);
   };
   const nullable = (e: OmniEventLine, k: string, t: 'number' | 'string'): void => {
-    if (!(k in e) || (e[k] !== null && typeof e[k] !== t)) problems.push(`${e.type}: ${k} is not ${t} | null in ${JSON.stringify(e)}`);
+    if (!(k in e) || (e[k] !== null && typeof e[k] !== t))
+      problems.push(`${e.type}: ${k} is not ${t} | null in ${JSON.stringify(e)}`);
   };
   const replica = (e: OmniEventLine): void => {
     num(e, 'stage_id');
@@ -202,18 +209,22 @@ export function eventSchemaProblems(events: readonly OmniEventLine[]): string[] 
     switch (e.type) {
       case 'replica:phase':
         replica(e);
-        if (!PHASES.includes(e['phase'] as string)) problems.push(`replica:phase: unknown phase in ${JSON.stringify(e)}`);
-        if (e['status'] !== 'start' && e['status'] !== 'end') problems.push(`replica:phase: bad status in ${JSON.stringify(e)}`);
+        if (!PHASES.includes(e['phase'] as string))
+          problems.push(`replica:phase: unknown phase in ${JSON.stringify(e)}`);
+        if (e['status'] !== 'start' && e['status'] !== 'end')
+          problems.push(`replica:phase: bad status in ${JSON.stringify(e)}`);
         break;
       case 'pipeline:planned': {
         const placement = e['placement'];
-        if (!Array.isArray(placement) || placement.length !== e['replicas']) problems.push(`pipeline:planned: placement is not one entry per replica in ${JSON.stringify(e)}`);
+        if (!Array.isArray(placement) || placement.length !== e['replicas'])
+          problems.push(`pipeline:planned: placement is not one entry per replica in ${JSON.stringify(e)}`);
         break;
       }
       case 'replica:queued':
         replica(e);
         num(e, 'group');
-        if (typeof e['behind'] !== 'object' || e['behind'] === null) problems.push(`replica:queued: bad behind in ${JSON.stringify(e)}`);
+        if (typeof e['behind'] !== 'object' || e['behind'] === null)
+          problems.push(`replica:queued: bad behind in ${JSON.stringify(e)}`);
         break;
       case 'lock:acquired':
       case 'lock:released':
@@ -224,7 +235,8 @@ export function eventSchemaProblems(events: readonly OmniEventLine[]): string[] 
       case 'lock:waiting':
         replica(e);
         str(e, 'device');
-        if (!('holder' in e) || (e['holder'] !== null && typeof e['holder'] !== 'object')) problems.push(`lock:waiting: bad holder in ${JSON.stringify(e)}`);
+        if (!('holder' in e) || (e['holder'] !== null && typeof e['holder'] !== 'object'))
+          problems.push(`lock:waiting: bad holder in ${JSON.stringify(e)}`);
         break;
       case 'replica:spawned':
       case 'replica:ready':
@@ -253,12 +265,14 @@ export function eventSchemaProblems(events: readonly OmniEventLine[]): string[] 
         num(e, 'size');
         nullable(e, 'stage_id', 'number');
         nullable(e, 'request_id', 'string');
-        if (!Array.isArray(e['holders']) || !e['holders'].every((h) => typeof h === 'string')) problems.push(`payload:stored: bad holders in ${JSON.stringify(e)}`);
+        if (!Array.isArray(e['holders']) || !e['holders'].every((h) => typeof h === 'string'))
+          problems.push(`payload:stored: bad holders in ${JSON.stringify(e)}`);
         break;
       case 'payload:freed':
         str(e, 'key');
         str(e, 'via');
-        if (!['acknowledged', 'request_ended', 'unheld', 'teardown'].includes(e['reason'] as string)) problems.push(`payload:freed: unknown reason in ${JSON.stringify(e)}`);
+        if (!['acknowledged', 'request_ended', 'unheld', 'teardown'].includes(e['reason'] as string))
+          problems.push(`payload:freed: unknown reason in ${JSON.stringify(e)}`);
         break;
       case 'payload:swept':
         num(e, 'files');
@@ -291,7 +305,11 @@ export function lockIntervals(events: readonly OmniEventLine[]): Map<string, [nu
       const since = open.get(key);
       open.delete(key);
       const list = out.get(String(e['device'])) ?? [];
-      list.push([since ?? -Infinity, e.ts, `${e.run_id ?? '?'} stage ${String(e['stage_id'])} replica ${String(e['replica_id'])}`]);
+      list.push([
+        since ?? -Infinity,
+        e.ts,
+        `${e.run_id ?? '?'} stage ${String(e['stage_id'])} replica ${String(e['replica_id'])}`,
+      ]);
       out.set(String(e['device']), list);
     }
   }
@@ -397,7 +415,9 @@ export function startCli(args: readonly string[], options: StartOptions = {}): C
       // One more read: the event may have been written just before the exit.
       found ??= events().find(pred);
       if (found) return found;
-      throw new Error(`${ok ? 'the CLI exited before' : 'timed out waiting for'} the expected event\n${proc.describe()}`);
+      throw new Error(
+        `${ok ? 'the CLI exited before' : 'timed out waiting for'} the expected event\n${proc.describe()}`,
+      );
     },
     async waitExit(timeoutMs = 30_000) {
       const result = await Promise.race([exited, sleep(timeoutMs).then(() => null)]);
@@ -431,10 +451,18 @@ export interface CliResult extends CliExit {
 }
 
 /** Runs the CLI to completion (SIGKILL and failure after `timeoutMs`). */
-export async function runCli(args: readonly string[], options: StartOptions & { timeoutMs?: number } = {}): Promise<CliResult> {
+export async function runCli(
+  args: readonly string[],
+  options: StartOptions & { timeoutMs?: number } = {},
+): Promise<CliResult> {
   const proc = startCli(args, options);
   const exit = await proc.waitExit(options.timeoutMs ?? 30_000);
-  return { ...exit, stdout: proc.stdout(), stderr: proc.stderr(), events: proc.eventsFile ? readEvents(proc.eventsFile, true) : [] };
+  return {
+    ...exit,
+    stdout: proc.stdout(),
+    stderr: proc.stderr(),
+    events: proc.eventsFile ? readEvents(proc.eventsFile, true) : [],
+  };
 }
 
 /** Waits until none of `pids` is alive; returns how long that took, or null on timeout. */

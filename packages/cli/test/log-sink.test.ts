@@ -20,13 +20,18 @@ function logThroughPipe(): Promise<{ report: { done: boolean }; stderr: string; 
     setTimeout(() => process.stdout.write(JSON.stringify({ done: true }) + '\\n'), 10);
   `;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, killSignal: 'SIGKILL' });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+      killSignal: 'SIGKILL',
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       // Only now start reading stderr: until the report, the pipe stayed full.
-      if (out.includes('\n') && child.stderr.isPaused()) child.stderr.on('data', (e: Buffer) => (err += e.toString())).resume();
+      if (out.includes('\n') && child.stderr.isPaused())
+        child.stderr.on('data', (e: Buffer) => (err += e.toString())).resume();
     });
     child.stderr.pause();
     child.once('error', reject);
@@ -45,7 +50,10 @@ describe('CLI logger with stderr a pipe', () => {
     const { report, stderr, code } = await logThroughPipe();
     expect(report.done).toBe(true);
     expect(code).toBe(0);
-    const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
+    const lines = stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; level: number });
     // The queue held what it could (8 MiB of ~300-byte lines), the rest was dropped, and said so.
     const note = lines.find((l) => /log lines dropped/.test(l.msg));
     expect(note).toBeDefined();

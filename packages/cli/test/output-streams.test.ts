@@ -5,7 +5,15 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_FIXTURES, createSandbox, requireBuiltCli, runCleanups, startCli, waitFor, type Sandbox } from './helpers.js';
+import {
+  TEST_FIXTURES,
+  createSandbox,
+  requireBuiltCli,
+  runCleanups,
+  startCli,
+  waitFor,
+  type Sandbox,
+} from './helpers.js';
 
 let box: Sandbox;
 beforeAll(async () => {
@@ -15,7 +23,20 @@ beforeAll(async () => {
 afterAll(runCleanups);
 
 async function upAndStop(extra: string[], name: string): Promise<string> {
-  const cli = startCli(['up', join(TEST_FIXTURES, 'two-stage.yaml'), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', join(box.root, `locks-${name}`), ...extra], { tmpDir: box.tmp });
+  const cli = startCli(
+    [
+      'up',
+      join(TEST_FIXTURES, 'two-stage.yaml'),
+      '--engine',
+      'reference',
+      '--platform',
+      'cpu',
+      '--lock-dir',
+      join(box.root, `locks-${name}`),
+      ...extra,
+    ],
+    { tmpDir: box.tmp },
+  );
   expect(await waitFor(() => cli.stderr().includes('pipeline is up'), 60_000), cli.describe()).toBe(true);
   cli.signal('SIGINT');
   expect((await cli.waitExit(30_000)).code, cli.describe()).toBe(130);
@@ -32,9 +53,16 @@ describe('stderr off a terminal', { timeout: 90_000 }, () => {
       const keys = [...line.matchAll(/"([a-z_]+)":/g)].map((m) => m[1]);
       expect(new Set(keys).size, line).toBe(keys.length);
     }
-    const ready = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['event'] === 'replica:ready');
+    const ready = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r['event'] === 'replica:ready');
     expect(ready).toHaveLength(2);
-    expect(ready[0]).toMatchObject({ stage: expect.any(Number), replica: 0, replica_pid: expect.any(Number), pid: expect.any(Number) });
+    expect(ready[0]).toMatchObject({
+      stage: expect.any(Number),
+      replica: 0,
+      replica_pid: expect.any(Number),
+      pid: expect.any(Number),
+    });
   });
 
   it('default: plain lines only, no JSON records mixed in', async () => {
@@ -52,6 +80,8 @@ describe('stderr off a terminal', { timeout: 90_000 }, () => {
     const queued = lines.indexOf('stage 1 replica 0: queued behind stage 0 replica 0 (launch group 0)');
     expect(queued, stderr).toBeGreaterThanOrEqual(0);
     expect(lines.findIndex((l) => l.startsWith('stage 1 replica 0: waiting for device locks'))).toBeGreaterThan(queued);
-    expect(lines.findIndex((l) => l.startsWith('stage 1 replica 0: waiting for device locks'))).toBeGreaterThan(lines.findIndex((l) => l.startsWith('stage 0 replica 0: ready')));
+    expect(lines.findIndex((l) => l.startsWith('stage 1 replica 0: waiting for device locks'))).toBeGreaterThan(
+      lines.findIndex((l) => l.startsWith('stage 0 replica 0: ready')),
+    );
   });
 });

@@ -6,7 +6,18 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_FIXTURES, createSandbox, readEvents, replicaPids, requireBuiltCli, runCleanups, runCli, startCli, waitAllDead, STACK_LINE } from './helpers.js';
+import {
+  TEST_FIXTURES,
+  createSandbox,
+  readEvents,
+  replicaPids,
+  requireBuiltCli,
+  runCleanups,
+  runCli,
+  startCli,
+  waitAllDead,
+  STACK_LINE,
+} from './helpers.js';
 
 const FIXTURE = join(TEST_FIXTURES, 'http-attach-plugin');
 const STAGE_INIT_TIMEOUT_S = 60;
@@ -20,7 +31,20 @@ describe('a plugin tap that replaces attach', { timeout: 60_000 }, () => {
     const events = box.eventsFile('plugin-attach');
     const t0 = Date.now();
     const proc = startCli(
-      ['up', join(FIXTURE, 'pipeline.yaml'), '--plugin', join(FIXTURE, 'plugin.mjs'), '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events, '--stage-init-timeout', String(STAGE_INIT_TIMEOUT_S)],
+      [
+        'up',
+        join(FIXTURE, 'pipeline.yaml'),
+        '--plugin',
+        join(FIXTURE, 'plugin.mjs'),
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        events,
+        '--stage-init-timeout',
+        String(STAGE_INIT_TIMEOUT_S),
+      ],
       { tmpDir: box.tmp },
     );
     const exit = await proc.waitExit(STAGE_INIT_TIMEOUT_S * 1000);
@@ -37,7 +61,12 @@ describe('a plugin tap that replaces attach', { timeout: 60_000 }, () => {
     // Ended by the exit, not by the deadline: far below the stage init timeout it was given.
     expect(elapsedMs).toBeLessThan((STAGE_INIT_TIMEOUT_S * 1000) / 2);
     const all = readEvents(events, true);
-    expect(all.find((e) => e.type === 'pipeline:failed')).toMatchObject({ code: 'OMNI_WORKER_EXITED', stage_id: 0, replica_id: 0, phase: 'attach' });
+    expect(all.find((e) => e.type === 'pipeline:failed')).toMatchObject({
+      code: 'OMNI_WORKER_EXITED',
+      stage_id: 0,
+      replica_id: 0,
+      phase: 'attach',
+    });
     expect(all.find((e) => e.type === 'replica:exit')).toMatchObject({ code: 7, expected: false });
     expect(await waitAllDead(replicaPids(all), 2_000)).not.toBeNull();
     expect(box.lockDirLeftovers()).toEqual([]);
@@ -46,12 +75,28 @@ describe('a plugin tap that replaces attach', { timeout: 60_000 }, () => {
 });
 
 describe('a plugin whose validateStage throws a TypeError', { timeout: 60_000 }, () => {
-  it.each(['validate', 'plan', 'up'])('%s: OMNI_PLUGIN_FAILED naming the plugin and the callback, exit 2, no stack', async (command) => {
-    const box = await createSandbox();
-    const r = await runCli([command, join(FIXTURE, 'pipeline.yaml'), '--plugin', join(FIXTURE, 'validate-throws-plugin.mjs'), '--platform', 'cpu', ...(command === 'up' ? ['--lock-dir', box.lockDir] : [])], { tmpDir: box.tmp });
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain('error OMNI_PLUGIN_FAILED: plugin "buggy-validator" failed in stage type "portstage" validateStage (stage 0): TypeError:');
-    expect(r.stderr).not.toContain('bug in omnistage');
-    expect(r.stderr).not.toMatch(STACK_LINE);
-  });
+  it.each(['validate', 'plan', 'up'])(
+    '%s: OMNI_PLUGIN_FAILED naming the plugin and the callback, exit 2, no stack',
+    async (command) => {
+      const box = await createSandbox();
+      const r = await runCli(
+        [
+          command,
+          join(FIXTURE, 'pipeline.yaml'),
+          '--plugin',
+          join(FIXTURE, 'validate-throws-plugin.mjs'),
+          '--platform',
+          'cpu',
+          ...(command === 'up' ? ['--lock-dir', box.lockDir] : []),
+        ],
+        { tmpDir: box.tmp },
+      );
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        'error OMNI_PLUGIN_FAILED: plugin "buggy-validator" failed in stage type "portstage" validateStage (stage 0): TypeError:',
+      );
+      expect(r.stderr).not.toContain('bug in omnistage');
+      expect(r.stderr).not.toMatch(STACK_LINE);
+    },
+  );
 });

@@ -22,7 +22,8 @@ afterAll(async () => {
   await runCleanups();
 });
 
-const PIPELINE = 'plugins:\n  - ./tts.mjs\nstage_args:\n  - stage_id: 0\n    stage_type: tts\n    runtime: { devices: "0" }\n';
+const PIPELINE =
+  'plugins:\n  - ./tts.mjs\nstage_args:\n  - stage_id: 0\n    stage_type: tts\n    runtime: { devices: "0" }\n';
 
 describe('a plugin outside the repository', { timeout: 60_000 }, () => {
   it('imports @omnistage/core and gets the running instance', async () => {
@@ -48,7 +49,10 @@ export default definePlugin({
   });
 
   it('a package the plugin imports that is not installed is named in the hint', async () => {
-    writeFileSync(join(outside, 'needs.mjs'), "import 'left-pad-not-installed';\nexport default { name: 'x', apply() {} };\n");
+    writeFileSync(
+      join(outside, 'needs.mjs'),
+      "import 'left-pad-not-installed';\nexport default { name: 'x', apply() {} };\n",
+    );
     writeFileSync(join(outside, 'needs.yaml'), PIPELINE.replace('./tts.mjs', './needs.mjs'));
     const r = await runCli(['validate', join(outside, 'needs.yaml'), '--platform', 'cpu'], { tmpDir: box.tmp });
     expect(r.code).toBe(2);

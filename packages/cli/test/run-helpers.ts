@@ -5,7 +5,16 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { REPO_ROOT, TEST_FIXTURES, isAlive, replicaPids, waitAllDead, type CliResult, type OmniEventLine, type Sandbox } from './helpers.js';
+import {
+  REPO_ROOT,
+  TEST_FIXTURES,
+  isAlive,
+  replicaPids,
+  waitAllDead,
+  type CliResult,
+  type OmniEventLine,
+  type Sandbox,
+} from './helpers.js';
 
 export const QUICKSTART = join(REPO_ROOT, 'examples', 'quickstart', 'pipeline.yaml');
 export const OMNI_VOICE = join(REPO_ROOT, 'examples', 'omni-voice', 'pipeline.yaml');
@@ -29,7 +38,9 @@ export function requireFreshBuild(): void {
     const s = join(REPO_ROOT, src);
     const d = join(REPO_ROOT, dist);
     if (!existsSync(d) || (existsSync(s) && statSync(d).mtimeMs < statSync(s).mtimeMs)) {
-      throw new Error(`${dist} is missing or older than ${src}: run \`npx turbo run build\` at the repository root first`);
+      throw new Error(
+        `${dist} is missing or older than ${src}: run \`npx turbo run build\` at the repository root first`,
+      );
     }
   }
 }
@@ -57,7 +68,8 @@ export function jsonRecords(stdout: string): RunRecord[] {
       } catch {
         throw new Error(`--json printed a line that is not JSON: ${line}`);
       }
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`--json printed a line that is not an object: ${line}`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new Error(`--json printed a line that is not an object: ${line}`);
       return v as RunRecord;
     });
 }
@@ -100,7 +112,10 @@ export async function expectNothingLeft(box: Sandbox, events: readonly OmniEvent
 }
 
 /** `request:dispatched` events of one stage. */
-export function dispatches(events: readonly OmniEventLine[], stageId: number): { request_id: string; replica_id: number; ts: number }[] {
+export function dispatches(
+  events: readonly OmniEventLine[],
+  stageId: number,
+): { request_id: string; replica_id: number; ts: number }[] {
   return events
     .filter((e) => e.type === 'request:dispatched' && e['stage_id'] === stageId)
     .map((e) => ({ request_id: e['request_id'] as string, replica_id: e['replica_id'] as number, ts: e.ts }));

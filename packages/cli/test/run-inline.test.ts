@@ -7,7 +7,15 @@
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSandbox, requireBuiltCli, runCleanups, runCli, startCli, type Sandbox } from './helpers.js';
-import { RUN_FIXTURES, explain, expectNothingLeft, jsonRecords, pngSize, readBytes, requireFreshBuild } from './run-helpers.js';
+import {
+  RUN_FIXTURES,
+  explain,
+  expectNothingLeft,
+  jsonRecords,
+  pngSize,
+  readBytes,
+  requireFreshBuild,
+} from './run-helpers.js';
 
 beforeAll(() => {
   requireBuiltCli();
@@ -36,7 +44,22 @@ async function planWorker(box: Sandbox, extra: string[]): Promise<PlanWorker> {
 async function runOnce(box: Sandbox, name: string, extra: string[]) {
   const out = join(box.root, name);
   const cli = startCli(
-    ['run', DIFFUSION, '--input', PROMPT, '--json', '--out', out, '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', box.eventsFile(name), ...extra],
+    [
+      'run',
+      DIFFUSION,
+      '--input',
+      PROMPT,
+      '--json',
+      '--out',
+      out,
+      '--platform',
+      'cpu',
+      '--lock-dir',
+      box.lockDir,
+      '--events',
+      box.eventsFile(name),
+      ...extra,
+    ],
     { tmpDir: box.tmp },
   );
   const exit = await cli.waitExit(60_000);

@@ -60,7 +60,21 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     const box = await createSandbox();
     const out = join(box.root, 'out');
     const r = await runCli(
-      ['run', OMNI_VOICE, '--input-file', OMNI_VOICE_PROMPTS, '--json', '--out', out, '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', box.eventsFile('voice')],
+      [
+        'run',
+        OMNI_VOICE,
+        '--input-file',
+        OMNI_VOICE_PROMPTS,
+        '--json',
+        '--out',
+        out,
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        box.eventsFile('voice'),
+      ],
       { tmpDir: box.tmp, timeoutMs: 60_000 },
     );
     expect(r.code, explain(r)).toBe(0);
@@ -68,7 +82,11 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     expectAllOutputs(jsonRecords(r.stdout), out);
 
     // The thinker texts differ per prompt (each output belongs to its own input).
-    const texts = new Set(jsonRecords(r.stdout).filter((x) => x.stage_id === 0).map((x) => x.text));
+    const texts = new Set(
+      jsonRecords(r.stdout)
+        .filter((x) => x.stage_id === 0)
+        .map((x) => x.text),
+    );
     expect(texts.size).toBe(20);
 
     // Stage 1 (talker, 2 replicas): every request dispatched once, spread over both replicas.
@@ -91,7 +109,8 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     // latents went inline (no payload events); teardown found nothing left to sweep.
     const stored = r.events.filter((e) => e.type === 'payload:stored');
     expect(stored).toHaveLength(20);
-    for (const e of stored) expect(e).toMatchObject({ via: 'shm', size: 16 * 1536 * 4, stage_id: 0, holders: ['stage:1', 'user'] });
+    for (const e of stored)
+      expect(e).toMatchObject({ via: 'shm', size: 16 * 1536 * 4, stage_id: 0, holders: ['stage:1', 'user'] });
     expect(new Set(stored.map((e) => e['request_id']))).toEqual(new Set(REQUEST_IDS));
     const freed = r.events.filter((e) => e.type === 'payload:freed');
     expect(freed.map((e) => e['key']).sort()).toEqual(stored.map((e) => e['key']).sort());
@@ -107,15 +126,30 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     const out = join(box.root, 'out');
     const cli = startCli(
       [
-        'run', OMNI_VOICE, '--input-file', OMNI_VOICE_PROMPTS, '--json', '--out', out, '--platform', 'cpu', '--lock-dir', box.lockDir,
-        '--events', box.eventsFile('kill'), '--stage-overrides', SLOW_TALKER,
+        'run',
+        OMNI_VOICE,
+        '--input-file',
+        OMNI_VOICE_PROMPTS,
+        '--json',
+        '--out',
+        out,
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        box.eventsFile('kill'),
+        '--stage-overrides',
+        SLOW_TALKER,
       ],
       { tmpDir: box.tmp },
     );
     // The first request that reaches the talker is in flight there for ~1.2 s: kill its replica.
     const first = await cli.waitForEvent((e) => e.type === 'request:dispatched' && e['stage_id'] === 1, 45_000);
     const victimReplica = first['replica_id'] as number;
-    const spawned = cli.events().filter((e) => e.type === 'replica:spawned' && e['stage_id'] === 1 && e['replica_id'] === victimReplica);
+    const spawned = cli
+      .events()
+      .filter((e) => e.type === 'replica:spawned' && e['stage_id'] === 1 && e['replica_id'] === victimReplica);
     expect(spawned).toHaveLength(1);
     const victimPid = spawned[0]!['pid'] as number;
     process.kill(victimPid, 'SIGKILL');
@@ -128,10 +162,25 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     // What happened is in the events...
     const died = events.filter((e) => e.type === 'replica:exit' && e['pid'] === victimPid);
     expect(died).toHaveLength(1);
-    expect(died[0]).toMatchObject({ stage_id: 1, replica_id: victimReplica, signal: 'SIGKILL', code: null, expected: false });
+    expect(died[0]).toMatchObject({
+      stage_id: 1,
+      replica_id: victimReplica,
+      signal: 'SIGKILL',
+      code: null,
+      expected: false,
+    });
     const restarts = events.filter((e) => e.type === 'replica:restart');
-    expect(restarts).toEqual([expect.objectContaining({ stage_id: 1, replica_id: victimReplica, attempt: 1, reason: 'killed by signal SIGKILL' })]);
-    const respawned = events.filter((e) => e.type === 'replica:spawned' && e['stage_id'] === 1 && e['replica_id'] === victimReplica);
+    expect(restarts).toEqual([
+      expect.objectContaining({
+        stage_id: 1,
+        replica_id: victimReplica,
+        attempt: 1,
+        reason: 'killed by signal SIGKILL',
+      }),
+    ]);
+    const respawned = events.filter(
+      (e) => e.type === 'replica:spawned' && e['stage_id'] === 1 && e['replica_id'] === victimReplica,
+    );
     // The replacement process (restart after backoff_ms; the run goes on for another ~1 s).
     expect(respawned).toHaveLength(2);
     expect(respawned[1]!['pid']).not.toBe(victimPid);
@@ -142,7 +191,9 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     expect(events.some((e) => e.type === 'pipeline:failed')).toBe(false);
     // ...and in the log.
     const log = cli.stderr();
-    expect(log).toContain(`stage 1 replica ${victimReplica} (pid ${victimPid}) died (killed by signal SIGKILL) during request ${String(first['request_id'])}; retrying it once on another replica`);
+    expect(log).toContain(
+      `stage 1 replica ${victimReplica} (pid ${victimPid}) died (killed by signal SIGKILL) during request ${String(first['request_id'])}; retrying it once on another replica`,
+    );
     expect(log).toMatch(/replica exited \(killed by signal SIGKILL\); restart 1\/2/);
     expect(log).toContain('20/20 request(s) completed');
     await expectNothingLeft(box, events, -1);
@@ -153,8 +204,21 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     const out = join(box.root, 'out');
     const cli = startCli(
       [
-        'run', join(RUN_FIXTURES, 'voice-no-restart.yaml'), '--input-file', OMNI_VOICE_PROMPTS, '--json', '--out', out, '--platform', 'cpu',
-        '--lock-dir', box.lockDir, '--events', box.eventsFile('never'), '--stage-overrides', SLOW_TALKER,
+        'run',
+        join(RUN_FIXTURES, 'voice-no-restart.yaml'),
+        '--input-file',
+        OMNI_VOICE_PROMPTS,
+        '--json',
+        '--out',
+        out,
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        box.eventsFile('never'),
+        '--stage-overrides',
+        SLOW_TALKER,
       ],
       { tmpDir: box.tmp },
     );
@@ -186,8 +250,15 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     expect(stderr).not.toContain('retrying it once on another replica');
 
     expect(events.filter((e) => e.type === 'replica:restart')).toEqual([]);
-    expect(events.find((e) => e.type === 'pipeline:failed')).toMatchObject({ stage_id: 1, replica_id: 0, code: 'OMNI_WORKER_EXITED' });
-    expect(events.find((e) => e.type === 'replica:exit' && e['pid'] === victimPid)).toMatchObject({ signal: 'SIGKILL', expected: false });
+    expect(events.find((e) => e.type === 'pipeline:failed')).toMatchObject({
+      stage_id: 1,
+      replica_id: 0,
+      code: 'OMNI_WORKER_EXITED',
+    });
+    expect(events.find((e) => e.type === 'replica:exit' && e['pid'] === victimPid)).toMatchObject({
+      signal: 'SIGKILL',
+      expected: false,
+    });
     // Torn down before exiting: every other replica stopped as asked, then pipeline:stopped.
     const others = events.filter((e) => e.type === 'replica:exit' && e['pid'] !== victimPid);
     expect(others).toHaveLength(2);
@@ -199,8 +270,21 @@ describe('omnistage run examples/omni-voice', { timeout: 120_000 }, () => {
     const box = await createSandbox();
     const cli = startCli(
       [
-        'run', OMNI_VOICE, '--input-file', OMNI_VOICE_PROMPTS, '--json', '--out', join(box.root, 'out'), '--platform', 'cpu',
-        '--lock-dir', box.lockDir, '--events', box.eventsFile('sigint'), '--stage-overrides', SLOW_TALKER,
+        'run',
+        OMNI_VOICE,
+        '--input-file',
+        OMNI_VOICE_PROMPTS,
+        '--json',
+        '--out',
+        join(box.root, 'out'),
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        box.eventsFile('sigint'),
+        '--stage-overrides',
+        SLOW_TALKER,
       ],
       { tmpDir: box.tmp },
     );

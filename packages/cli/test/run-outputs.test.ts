@@ -28,9 +28,15 @@ describe('run writes every media output', { timeout: 60_000 }, () => {
       ].join('\n'),
     );
     const out = join(sb.root, 'out');
-    const r = await runCli(['run', file, '--platform', 'cpu', '--lock-dir', sb.lockDir, '--input', 'two foxes', '--out', out, '--json'], { tmpDir: sb.tmp });
+    const r = await runCli(
+      ['run', file, '--platform', 'cpu', '--lock-dir', sb.lockDir, '--input', 'two foxes', '--out', out, '--json'],
+      { tmpDir: sb.tmp },
+    );
     expect(r.code, r.stderr).toBe(0);
-    const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; path: string });
+    const records = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; path: string });
     expect(records.map((x) => x.type)).toEqual(['image', 'image']);
     expect(readdirSync(out).sort()).toEqual(['r1-stage0-1.png', 'r1-stage0.png']);
     expect(readFileSync(join(out, 'r1-stage0.png')).equals(readFileSync(join(out, 'r1-stage0-1.png')))).toBe(false);

@@ -9,7 +9,15 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_FIXTURES, createSandbox, readEvents, requireBuiltCli, runCleanups, runCli, type Sandbox } from './helpers.js';
+import {
+  TEST_FIXTURES,
+  createSandbox,
+  readEvents,
+  requireBuiltCli,
+  runCleanups,
+  runCli,
+  type Sandbox,
+} from './helpers.js';
 import { expectNothingLeft, explain, jsonRecords, requireFreshBuild } from './run-helpers.js';
 
 const PLUGIN = join(TEST_FIXTURES, 'connector-plugin', 'dir-connector-plugin.mjs');
@@ -61,10 +69,27 @@ describe('omnistage run with a payload connector class from a plugin', { timeout
     const box = await createSandbox();
     const { file, store } = await pipeline(box, true);
     const events = box.eventsFile('plugin-connector');
-    const r = await runCli(['run', file, '--input', 'hello', '--input', 'world', '--json', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events], {
-      tmpDir: box.tmp,
-      timeoutMs: 45_000,
-    });
+    const r = await runCli(
+      [
+        'run',
+        file,
+        '--input',
+        'hello',
+        '--input',
+        'world',
+        '--json',
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        events,
+      ],
+      {
+        tmpDir: box.tmp,
+        timeoutMs: 45_000,
+      },
+    );
     expect(r.code, explain(r)).toBe(0);
     expect(r.stderr).not.toContain('OMNI_WARN_CONNECTOR_UNIMPLEMENTED');
     const records = jsonRecords(r.stdout);
@@ -84,15 +109,34 @@ describe('omnistage run with a payload connector class from a plugin', { timeout
     // The talker conditions on the bytes it received: the same texts as when they travel inline.
     const inline = await createSandbox();
     const plain = await pipeline(inline, false);
-    const again = await runCli(['run', plain.file, '--input', 'hello', '--input', 'world', '--json', '--platform', 'cpu', '--lock-dir', inline.lockDir], {
-      tmpDir: inline.tmp,
-      timeoutMs: 45_000,
-    });
+    const again = await runCli(
+      [
+        'run',
+        plain.file,
+        '--input',
+        'hello',
+        '--input',
+        'world',
+        '--json',
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        inline.lockDir,
+      ],
+      {
+        tmpDir: inline.tmp,
+        timeoutMs: 45_000,
+      },
+    );
     expect(again.code, explain(again)).toBe(0);
     const text = (rs: typeof records) => Object.fromEntries(rs.map((x) => [`${x.request_id}:${x.stage_id}`, x.text]));
     expect(text(jsonRecords(again.stdout))).toEqual(text(records));
     // Without the plugin nothing implements the class for the reference engine: the plan says so, where.
-    expect(again.stderr).toMatch(new RegExp(`${plain.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: warning OMNI_WARN_CONNECTOR_UNIMPLEMENTED: stage 0 sends over connector "DirConnector"`));
+    expect(again.stderr).toMatch(
+      new RegExp(
+        `${plain.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: warning OMNI_WARN_CONNECTOR_UNIMPLEMENTED: stage 0 sends over connector "DirConnector"`,
+      ),
+    );
     expect(calls(plain.store)).toEqual([]);
   });
 });

@@ -8,7 +8,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, createSandbox, isAlive, readEvents, replicaPids, requireBuiltCli, runCleanups, runCli, startCli, waitAllDead, waitFor } from './helpers.js';
+import {
+  REPO_ROOT,
+  createSandbox,
+  isAlive,
+  readEvents,
+  replicaPids,
+  requireBuiltCli,
+  runCleanups,
+  runCli,
+  startCli,
+  waitAllDead,
+  waitFor,
+} from './helpers.js';
 import { explain, jsonRecords } from './run-helpers.js';
 
 const FIXTURES = join(REPO_ROOT, 'packages', 'plugin-python', 'test', 'fixtures');
@@ -23,7 +35,8 @@ function enginePids(): number[] {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('tensor_engine.py') && isAlive(Number(name))) pids.push(Number(name));
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('tensor_engine.py') && isAlive(Number(name)))
+        pids.push(Number(name));
     } catch {
       // exited meanwhile
     }
@@ -36,7 +49,21 @@ describe('omnistage run with Python engines', { timeout: 90_000 }, () => {
     const box = await createSandbox();
     const events = box.eventsFile('python');
     const r = await runCli(
-      ['run', ROUNDTRIP, '--platform', 'cpu', '--input', 'the quick brown fox', '--json', '--lock-dir', box.lockDir, '--events', events, '--out', join(box.root, 'out')],
+      [
+        'run',
+        ROUNDTRIP,
+        '--platform',
+        'cpu',
+        '--input',
+        'the quick brown fox',
+        '--json',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        events,
+        '--out',
+        join(box.root, 'out'),
+      ],
       { tmpDir: box.tmp, env: { OMNISTAGE_PAYLOAD_DIR: join(box.root) }, timeoutMs: 60_000 },
     );
     expect(r.code, explain(r)).toBe(0);
@@ -60,10 +87,26 @@ describe('omnistage run with Python engines', { timeout: 90_000 }, () => {
     const overrides = JSON.stringify({ 0: { repeat: 1000, word_delay_s: 0.05, marker_dir: box.root } });
     // Payloads in the sandbox: the killed run's private payload directory waits for a next run in
     // the same TMPDIR (run-reap.test.ts), which never comes for a sandbox.
-    const cli = startCli(['run', ROUNDTRIP, '--platform', 'cpu', '--input', 'a b c d', '--lock-dir', box.lockDir, '--events', events, '--stage-overrides', overrides], {
-      tmpDir: box.tmp,
-      env: { OMNISTAGE_PAYLOAD_DIR: box.tmp },
-    });
+    const cli = startCli(
+      [
+        'run',
+        ROUNDTRIP,
+        '--platform',
+        'cpu',
+        '--input',
+        'a b c d',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        events,
+        '--stage-overrides',
+        overrides,
+      ],
+      {
+        tmpDir: box.tmp,
+        env: { OMNISTAGE_PAYLOAD_DIR: box.tmp },
+      },
+    );
     await cli.waitForEvent((e) => e.type === 'request:dispatched' && e['stage_id'] === 0, 60_000);
     const pids = replicaPids(cli.events());
     expect(pids).toHaveLength(3);
@@ -71,7 +114,10 @@ describe('omnistage run with Python engines', { timeout: 90_000 }, () => {
     cli.signal('SIGKILL');
     expect(await cli.waitExit(10_000)).toEqual({ code: null, signal: 'SIGKILL' });
     expect(await waitAllDead(pids, 15_000), `replicas still alive: ${pids.filter(isAlive).join(', ')}`).not.toBeNull();
-    expect(await waitFor(() => enginePids().length === 0, 15_000), `python engines left: ${enginePids().join(', ')}`).toBe(true);
+    expect(
+      await waitFor(() => enginePids().length === 0, 15_000),
+      `python engines left: ${enginePids().join(', ')}`,
+    ).toBe(true);
     expect(readEvents(events).some((e) => e.type === 'pipeline:stopped')).toBe(false); // no teardown ran: the replicas died on their own
   });
 
@@ -80,11 +126,17 @@ describe('omnistage run with Python engines', { timeout: 90_000 }, () => {
     const cases: [string, RegExp][] = [
       ['entry: ./missing.py', /engine file .*missing\.py does not exist/],
       [`entry: "${join(FIXTURES, 'tensor_engine.py')}:Absent"`, /has no class Absent \(classes: TensorEngine\)/],
-      [`entry: "${join(FIXTURES, 'tensor_engine.py')}:TensorEngine", python: ./no-python-here`, /the Python interpreter ".*no-python-here" \(engine_args.python\) was not found/],
+      [
+        `entry: "${join(FIXTURES, 'tensor_engine.py')}:TensorEngine", python: ./no-python-here`,
+        /the Python interpreter ".*no-python-here" \(engine_args.python\) was not found/,
+      ],
     ];
     for (const [i, [args, message]] of cases.entries()) {
       const file = join(box.root, `bad-${i}.yaml`);
-      await writeFile(file, `stage_args:\n  - stage_id: 0\n    stage_type: llm\n    engine: python\n    runtime: { devices: "0" }\n    engine_args: { ${args} }\n`);
+      await writeFile(
+        file,
+        `stage_args:\n  - stage_id: 0\n    stage_type: llm\n    engine: python\n    runtime: { devices: "0" }\n    engine_args: { ${args} }\n`,
+      );
       const r = await runCli(['plan', file, '--platform', 'cpu'], { tmpDir: box.tmp });
       expect(r.code, explain(r)).toBe(2);
       expect(r.stderr).toMatch(message);

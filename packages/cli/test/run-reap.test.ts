@@ -8,7 +8,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createSandbox, eventSchemaProblems, readEvents, replicaPids, requireBuiltCli, runCleanups, runCli, startCli, waitAllDead } from './helpers.js';
+import {
+  createSandbox,
+  eventSchemaProblems,
+  readEvents,
+  replicaPids,
+  requireBuiltCli,
+  runCleanups,
+  runCli,
+  startCli,
+  waitAllDead,
+} from './helpers.js';
 import { OMNI_VOICE, QUICKSTART, explain, requireFreshBuild } from './run-helpers.js';
 
 beforeAll(() => {
@@ -26,8 +36,20 @@ describe('leftovers of a SIGKILLed omnistage', { timeout: 60_000 }, () => {
     // A slow talker keeps the thinker's latents (96 KiB, over the threshold) in flight.
     const killed = startCli(
       [
-        'run', OMNI_VOICE, '--input', 'one', '--input', 'two', '--platform', 'cpu', '--lock-dir', box.lockDir,
-        '--events', box.eventsFile('killed'), '--stage-overrides', JSON.stringify({ 1: { token_delay_ms: 500 } }),
+        'run',
+        OMNI_VOICE,
+        '--input',
+        'one',
+        '--input',
+        'two',
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        box.eventsFile('killed'),
+        '--stage-overrides',
+        JSON.stringify({ 1: { token_delay_ms: 500 } }),
       ],
       { tmpDir: box.tmp, env },
     );
@@ -44,17 +66,35 @@ describe('leftovers of a SIGKILLed omnistage', { timeout: 60_000 }, () => {
     expect(box.runDirLeftovers()).toHaveLength(1);
 
     const events = box.eventsFile('next');
-    const next = await runCli(['run', QUICKSTART, '--input', 'a fox', '--platform', 'cpu', '--lock-dir', box.lockDir, '--out', join(box.root, 'out'), '--events', events], {
-      tmpDir: box.tmp,
-      env,
-      timeoutMs: 45_000,
-    });
+    const next = await runCli(
+      [
+        'run',
+        QUICKSTART,
+        '--input',
+        'a fox',
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--out',
+        join(box.root, 'out'),
+        '--events',
+        events,
+      ],
+      {
+        tmpDir: box.tmp,
+        env,
+        timeoutMs: 45_000,
+      },
+    );
     expect(next.code, explain(next)).toBe(0);
     // ...until the next run: it says what it removed, and nothing of the dead run is left.
     const all = readEvents(events, true);
     expect(eventSchemaProblems(all)).toEqual([]);
     const reaped = all.filter((e) => e.type === 'run:reaped');
-    expect(reaped).toEqual([expect.objectContaining({ stale_run_id: staleRun, pid: killed.pid, payload_files: leftFiles.length })]);
+    expect(reaped).toEqual([
+      expect.objectContaining({ stale_run_id: staleRun, pid: killed.pid, payload_files: leftFiles.length }),
+    ]);
     expect(next.stderr).toContain(`run ${staleRun}`);
     expect(readdirSync(shm)).toEqual([]);
     expect(box.runDirLeftovers()).toEqual([]);

@@ -11,7 +11,20 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveReplicaToken } from '@omnistage/core/cluster';
-import { createSandbox, isAlive, lockIntervals, onCleanup, requireBuiltCli, runCleanups, startCli, TEST_FIXTURES, waitFor, type CliProcess, type OmniEventLine, type Sandbox } from './helpers.js';
+import {
+  createSandbox,
+  isAlive,
+  lockIntervals,
+  onCleanup,
+  requireBuiltCli,
+  runCleanups,
+  startCli,
+  TEST_FIXTURES,
+  waitFor,
+  type CliProcess,
+  type OmniEventLine,
+  type Sandbox,
+} from './helpers.js';
 import { ETCD_MISSING, startEtcd, type TestEtcd } from './etcd-helpers.js';
 
 const FIXTURE = join(TEST_FIXTURES, 'head-three-stage.yaml');
@@ -22,7 +35,9 @@ const ADDRESS: Record<string, string> = { a: '127.0.0.2', b: '127.0.0.3', c: '12
 
 /** Replicas an agent reported starting: pid and incarnation, in order. */
 function agentReplicas(agent: CliProcess): { pid: number; replica_id: number; incarnation: string }[] {
-  return [...agent.stderr().matchAll(/stage 1 replica (\d+): started \(pid (\d+), incarnation ([^)]+)\)/g)].map((m) => ({ replica_id: Number(m[1]), pid: Number(m[2]), incarnation: m[3]! }));
+  return [...agent.stderr().matchAll(/stage 1 replica (\d+): started \(pid (\d+), incarnation ([^)]+)\)/g)].map(
+    (m) => ({ replica_id: Number(m[1]), pid: Number(m[2]), incarnation: m[3]! }),
+  );
 }
 
 /** A sandbox, a throwaway etcd and the cluster secret file (mode 0600) every head and agent reads. */
@@ -54,7 +69,11 @@ function helloWith(control: string, token: string, replicaId: number): Promise<R
     const socket = createConnection({ host: m[1]!, port: Number(m[2]) });
     let buffered = '';
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify({ type: 'hello', v: 1, token, stage_id: 1, replica_id: replicaId, pid: process.pid })}\n`));
+    socket.on('connect', () =>
+      socket.write(
+        `${JSON.stringify({ type: 'hello', v: 1, token, stage_id: 1, replica_id: replicaId, pid: process.pid })}\n`,
+      ),
+    );
     socket.on('data', (d: string) => {
       buffered += d;
       const nl = buffered.indexOf('\n');
@@ -81,24 +100,78 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
 
   const startAgent = (hostId: string, file = FIXTURE): CliProcess => {
     const agent = startCli(
-      ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--host-id', hostId, '--advertise', ADDRESS[hostId]!,
-        '--cluster-secret-file', secretFile, '--lock-dir', join(box.root, `locks-${hostId}`), '--log-format', 'json'],
+      [
+        'agent',
+        file,
+        '--platform',
+        'cpu',
+        '--engine',
+        'reference',
+        '--etcd',
+        etcd.url,
+        '--lease-ttl',
+        String(TTL_S),
+        '--stages',
+        '1',
+        '--host-id',
+        hostId,
+        '--advertise',
+        ADDRESS[hostId]!,
+        '--cluster-secret-file',
+        secretFile,
+        '--lock-dir',
+        join(box.root, `locks-${hostId}`),
+        '--log-format',
+        'json',
+      ],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
     onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
     return agent;
   };
-  const events = (type: string, pred: (e: OmniEventLine) => boolean = () => true): OmniEventLine[] => head.events().filter((e) => e.type === type && pred(e));
+  const events = (type: string, pred: (e: OmniEventLine) => boolean = () => true): OmniEventLine[] =>
+    head.events().filter((e) => e.type === type && pred(e));
   const complete = async (): Promise<{ status: number; body: string }> => {
-    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'head-three-stage', prompt: 'hello', max_tokens: 4 }) });
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'head-three-stage', prompt: 'hello', max_tokens: 4 }),
+    });
     return { status: res.status, body: await res.text() };
   };
 
   beforeAll(async () => {
     ({ box, etcd, secretFile } = await openCluster());
     head = startCli(
-      ['serve', FIXTURE, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
-        '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', '90', '--events', box.eventsFile('head')],
+      [
+        'serve',
+        FIXTURE,
+        '--platform',
+        'cpu',
+        '--engine',
+        'reference',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--lock-dir',
+        box.lockDir,
+        '--log-format',
+        'json',
+        '--head',
+        '--etcd',
+        etcd.url,
+        '--lease-ttl',
+        String(TTL_S),
+        '--cluster-secret-file',
+        secretFile,
+        '--host-id',
+        'head',
+        '--init-timeout',
+        '90',
+        '--events',
+        box.eventsFile('head'),
+      ],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
     await waitFor(() => /replicas dial tcp:\/\//.test(head.stderr()) || head.exitStatus() !== null, 60_000);
@@ -106,11 +179,17 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     expect(control, head.describe()).not.toBe('');
     agents.set('a', startAgent('a'));
     agents.set('b', startAgent('b'));
-    const serving = await waitFor(() => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null, 90_000);
+    const serving = await waitFor(
+      () => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null,
+      90_000,
+    );
     url = /serving \\?"[^"]*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
     expect(serving && url !== '', head.describe()).toBe(true);
     // Serving starts once every stage has one replica; the second host may attach a moment later.
-    expect(await waitFor(() => head.events().filter((e) => e.type === 'replica:attached').length >= 2, 60_000), head.describe()).toBe(true);
+    expect(
+      await waitFor(() => head.events().filter((e) => e.type === 'replica:attached').length >= 2, 60_000),
+      head.describe(),
+    ).toBe(true);
   }, 180_000);
 
   afterAll(runCleanups, 60_000);
@@ -123,7 +202,9 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     expect(new Set(attached.map((e) => e.replica_id))).toEqual(new Set([0, 1]));
     const before = events('request:dispatched', (e) => e.stage_id === 1).length;
     for (let i = 0; i < 6; i++) expect((await complete()).status).toBe(200);
-    const used = events('request:dispatched', (e) => e.stage_id === 1).slice(before).map((e) => e.replica_id);
+    const used = events('request:dispatched', (e) => e.stage_id === 1)
+      .slice(before)
+      .map((e) => e.replica_id);
     expect(used.filter((r) => r === 0).length).toBe(3);
     expect(used.filter((r) => r === 1).length).toBe(3);
     // Both edges touch the agents' stage: their payloads go inline over the control channel.
@@ -142,21 +223,45 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
 
   it('refuses an agent whose pipeline differs, naming the difference', async () => {
     const other = join(box.root, 'other.yaml');
-    await writeFile(other, (await readFile(FIXTURE, 'utf8')).replace('model_stage: talker\n      max_num_seqs: 4', 'model_stage: talker\n      max_num_seqs: 8'));
+    await writeFile(
+      other,
+      (await readFile(FIXTURE, 'utf8')).replace(
+        'model_stage: talker\n      max_num_seqs: 4',
+        'model_stage: talker\n      max_num_seqs: 8',
+      ),
+    );
     const agent = startAgent('c', other);
     const exit = await agent.waitExit(60_000);
     expect(exit.code).toBe(1);
-    expect(agent.stderr()).toMatch(/OMNI_CLUSTER: this agent's pipeline differs from the head's .*stages\[1\]\.engine_args\.max_num_seqs: the head has 4, this agent has 8/);
+    expect(agent.stderr()).toMatch(
+      /OMNI_CLUSTER: this agent's pipeline differs from the head's .*stages\[1\]\.engine_args\.max_num_seqs: the head has 4, this agent has 8/,
+    );
   }, 90_000);
 
   it('refuses a wrong token and a token of an older incarnation', async () => {
     const current = agentReplicas(agents.get('a')!).at(-1)!;
-    expect(await helloWith(control, 'x'.repeat(43), current.replica_id)).toMatchObject({ type: 'error', message: 'unknown token' });
+    expect(await helloWith(control, 'x'.repeat(43), current.replica_id)).toMatchObject({
+      type: 'error',
+      message: 'unknown token',
+    });
     const runId = String(head.events().find((e) => e.type === 'replica:attached')!['run_id']);
-    const stale = deriveReplicaToken(Buffer.from(SECRET), { run_id: runId, stage_id: 1, replica_id: current.replica_id, incarnation: `${current.incarnation}-old` });
-    expect(await helloWith(control, stale, current.replica_id)).toMatchObject({ type: 'error', message: 'unknown token' });
+    const stale = deriveReplicaToken(Buffer.from(SECRET), {
+      run_id: runId,
+      stage_id: 1,
+      replica_id: current.replica_id,
+      incarnation: `${current.incarnation}-old`,
+    });
+    expect(await helloWith(control, stale, current.replica_id)).toMatchObject({
+      type: 'error',
+      message: 'unknown token',
+    });
     // The right token while its replica is connected (a replay) is refused too.
-    const live = deriveReplicaToken(Buffer.from(SECRET), { run_id: runId, stage_id: 1, replica_id: current.replica_id, incarnation: current.incarnation });
+    const live = deriveReplicaToken(Buffer.from(SECRET), {
+      run_id: runId,
+      stage_id: 1,
+      replica_id: current.replica_id,
+      incarnation: current.incarnation,
+    });
     expect(await helloWith(control, live, current.replica_id)).toMatchObject({ type: 'error' });
     expect((await complete()).status).toBe(200); // and the real replica still serves
   }, 60_000);
@@ -166,9 +271,11 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     const aReplica = agentReplicas(a).at(-1)!;
     const results: { status: number; body: string }[] = [];
     let streaming = true;
-    const stream = Promise.all([0, 1].map(async () => {
-      while (streaming) results.push(await complete());
-    }));
+    const stream = Promise.all(
+      [0, 1].map(async () => {
+        while (streaming) results.push(await complete());
+      }),
+    );
     await waitFor(() => results.length >= 4, 30_000);
     const killedAt = Date.now();
     a.signal('SIGKILL');
@@ -184,7 +291,10 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
 
     const restarted = startAgent('a');
     agents.set('a', restarted);
-    const back = await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts, 60_000);
+    const back = await head.waitForEvent(
+      (e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts,
+      60_000,
+    );
     expect(back.replica_id).toBe(aReplica.replica_id);
     expect(back['peer_address']).toBe(ADDRESS['a']);
   }, 120_000);
@@ -195,17 +305,26 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     const stoppedAt = Date.now();
     a.signal('SIGSTOP');
     killGroup(old.pid, 'SIGSTOP');
-    const detached = await head.waitForEvent((e) => e.type === 'replica:detached' && e['host_id'] === 'a' && e.ts >= stoppedAt, 30_000);
+    const detached = await head.waitForEvent(
+      (e) => e.type === 'replica:detached' && e['host_id'] === 'a' && e.ts >= stoppedAt,
+      30_000,
+    );
     expect(String(detached['reason'])).toMatch(/lease expired/);
     a.signal('SIGCONT');
     killGroup(old.pid, 'SIGCONT');
-    const again = await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts, 60_000);
+    const again = await head.waitForEvent(
+      (e) => e.type === 'replica:attached' && e['host_id'] === 'a' && e.ts > detached.ts,
+      60_000,
+    );
     expect(again['incarnation']).not.toBe(old.incarnation);
     // The old replica lost its connection (fenced) and exited.
     expect(await waitFor(() => !isAlive(old.pid), 20_000)).toBe(true);
     // And the host serves again: within a few requests one goes to its new incarnation.
     for (let i = 0; i < 6; i++) expect((await complete()).status).toBe(200);
-    expect(events('request:dispatched', (e) => e.stage_id === 1 && e.replica_id === again.replica_id && e.ts > again.ts).length).toBeGreaterThan(0);
+    expect(
+      events('request:dispatched', (e) => e.stage_id === 1 && e.replica_id === again.replica_id && e.ts > again.ts)
+        .length,
+    ).toBeGreaterThan(0);
   }, 120_000);
 
   it('SIGKILL of the head: every agent stops its replicas within TTL + 2 s and exits 1', async () => {
@@ -238,23 +357,80 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
 
   const startHead = (initTimeoutS: number, file = fixture): CliProcess =>
     startCli(
-      ['serve', file, '--platform', 'cpu', '--engine', 'reference', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json',
-        '--head', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile, '--host-id', 'head', '--init-timeout', String(initTimeoutS), '--events', box.eventsFile('head')],
+      [
+        'serve',
+        file,
+        '--platform',
+        'cpu',
+        '--engine',
+        'reference',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--lock-dir',
+        box.lockDir,
+        '--log-format',
+        'json',
+        '--head',
+        '--etcd',
+        etcd.url,
+        '--lease-ttl',
+        String(TTL_S),
+        '--cluster-secret-file',
+        secretFile,
+        '--host-id',
+        'head',
+        '--init-timeout',
+        String(initTimeoutS),
+        '--events',
+        box.eventsFile('head'),
+      ],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
   /** An agent giving stage 1 `replicas` replicas that all share device 1 of this host. */
   const startAgent = (hostId: string, address: string, replicas: number, file = fixture): CliProcess => {
     const agent = startCli(
-      ['agent', file, '--platform', 'cpu', '--engine', 'reference', '--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--stages', '1', '--replicas', String(replicas),
-        '--stage-overrides', JSON.stringify({ 1: { devices: Array.from({ length: replicas }, () => '1').join(',') } }),
-        '--host-id', hostId, '--advertise', address, '--cluster-secret-file', secretFile, '--lock-dir', lockDirOf(hostId), '--log-format', 'json', '--events', box.eventsFile(`agent-${hostId}`)],
+      [
+        'agent',
+        file,
+        '--platform',
+        'cpu',
+        '--engine',
+        'reference',
+        '--etcd',
+        etcd.url,
+        '--lease-ttl',
+        String(TTL_S),
+        '--stages',
+        '1',
+        '--replicas',
+        String(replicas),
+        '--stage-overrides',
+        JSON.stringify({ 1: { devices: Array.from({ length: replicas }, () => '1').join(',') } }),
+        '--host-id',
+        hostId,
+        '--advertise',
+        address,
+        '--cluster-secret-file',
+        secretFile,
+        '--lock-dir',
+        lockDirOf(hostId),
+        '--log-format',
+        'json',
+        '--events',
+        box.eventsFile(`agent-${hostId}`),
+      ],
       { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
     );
     onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
     return agent;
   };
   const waitServing = async (head: CliProcess): Promise<string> => {
-    await waitFor(() => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null, 120_000);
+    await waitFor(
+      () => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()) || head.exitStatus() !== null,
+      120_000,
+    );
     return /serving \\?"[^"]*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
   };
 
@@ -263,7 +439,10 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     fixture = join(box.root, 'slow-min-ready.yaml');
     const text = (await readFile(FIXTURE, 'utf8'))
       .replace('devices: "1"\n      num_replicas: 0', 'devices: "1"\n      num_replicas: 0\n      min_ready: 2')
-      .replace('model_stage: talker\n      max_num_seqs: 4', 'model_stage: talker\n      max_num_seqs: 4\n      init_delay_ms: 3000');
+      .replace(
+        'model_stage: talker\n      max_num_seqs: 4',
+        'model_stage: talker\n      max_num_seqs: 4\n      init_delay_ms: 3000',
+      );
     expect(text).toContain('min_ready: 2');
     expect(text).toContain('init_delay_ms: 3000');
     await writeFile(fixture, text);
@@ -277,14 +456,16 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     await head.waitForEvent((e) => e.type === 'replica:attached' && e['host_id'] === 'j', 60_000);
     const exit = await head.waitExit(60_000);
     expect(exit.code, head.describe()).toBe(1);
-    expect(head.stderr()).toMatch(/OMNI_INIT_TIMEOUT: the pipeline did not have its stages' min_ready live replicas within 25s \(init_timeout\); still waiting: stage 1 \(1 of 2\); hosts seen: j/);
+    expect(head.stderr()).toMatch(
+      /OMNI_INIT_TIMEOUT: the pipeline did not have its stages' min_ready live replicas within 25s \(init_timeout\); still waiting: stage 1 \(1 of 2\); hosts seen: j/,
+    );
     expect(head.stderr()).not.toMatch(/serving \\?"/);
     // Its head gone, the agent stops its replica; the replica's locks went back when it attached.
     expect((await agent.waitExit(30_000)).code).toBe(1);
     expect(readdirSync(lockDirOf('j'))).toEqual([]);
   }, 150_000);
 
-  it('two replicas sharing a device on one agent lock it one after the other; a dead agent\'s lock is taken over; the lock dir is empty after it stops', async () => {
+  it("two replicas sharing a device on one agent lock it one after the other; a dead agent's lock is taken over; the lock dir is empty after it stops", async () => {
     const head = startHead(120);
     const first = startAgent('k', '127.0.0.6', 2);
     const held = await first.waitForEvent((e) => e.type === 'lock:acquired' && e['device'] === '1', 60_000);
@@ -292,7 +473,10 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     first.signal('SIGKILL');
     await first.waitExit(10_000);
     // Killed while one replica was still loading under the lock: the lock is left behind, held by a dead pid.
-    expect(first.events().some((e) => e.type === 'lock:released'), first.describe()).toBe(false);
+    expect(
+      first.events().some((e) => e.type === 'lock:released'),
+      first.describe(),
+    ).toBe(false);
     expect(readdirSync(lockDirOf('k')).length).toBeGreaterThan(0);
 
     const second = startAgent('k', '127.0.0.6', 2);
@@ -304,18 +488,33 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     expect(attached.every((e) => e['peer_address'] === '127.0.0.6')).toBe(true);
 
     // The agent releases a replica's locks when it sees the head's attached mark, a moment after the head does.
-    expect(await waitFor(() => second.events().filter((e) => e.type === 'lock:released' && e['device'] === '1').length >= 2, 30_000), second.describe()).toBe(true);
+    expect(
+      await waitFor(
+        () => second.events().filter((e) => e.type === 'lock:released' && e['device'] === '1').length >= 2,
+        30_000,
+      ),
+      second.describe(),
+    ).toBe(true);
     const events = second.events();
     // The dead agent's lock was waited on (naming its pid) and taken over.
-    expect(events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === first.pid), second.describe()).toBe(true);
+    expect(
+      events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === first.pid),
+      second.describe(),
+    ).toBe(true);
     // The two replicas of this agent took device 1 one after the other: one waited on the other.
-    expect(events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === second.pid)).toBe(true);
+    expect(
+      events.some((e) => e.type === 'lock:waiting' && (e['holder'] as { pid?: number } | null)?.pid === second.pid),
+    ).toBe(true);
     const intervals = (lockIntervals(events).get('1') ?? []).sort((x, y) => x[0] - y[0]);
     expect(intervals.length).toBe(2);
     expect(intervals.every(([from, to]) => Number.isFinite(from) && Number.isFinite(to))).toBe(true);
     expect(intervals[1]![0]).toBeGreaterThanOrEqual(intervals[0]![1]);
 
-    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'slow-min-ready', prompt: 'hi', max_tokens: 2 }) });
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow-min-ready', prompt: 'hi', max_tokens: 2 }),
+    });
     expect(res.status).toBe(200);
     second.signal('SIGTERM');
     // A clean stop by a signal exits 128 + its number, as every command does.
@@ -328,8 +527,14 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
   it('an agent gives up a replica that fails more times in a row than runtime.restart allows, with backoff, naming it and its last exit', async () => {
     const crashing = join(box.root, 'crash-loop.yaml');
     const text = (await readFile(FIXTURE, 'utf8'))
-      .replace('devices: "1"\n      num_replicas: 0', 'devices: "1"\n      num_replicas: 0\n      restart: { policy: on-failure, max_restarts: 2, backoff_ms: 100 }')
-      .replace('model_stage: talker\n      max_num_seqs: 4', 'model_stage: talker\n      max_num_seqs: 4\n      fail_phase: hello\n      fail_exit_code: 7');
+      .replace(
+        'devices: "1"\n      num_replicas: 0',
+        'devices: "1"\n      num_replicas: 0\n      restart: { policy: on-failure, max_restarts: 2, backoff_ms: 100 }',
+      )
+      .replace(
+        'model_stage: talker\n      max_num_seqs: 4',
+        'model_stage: talker\n      max_num_seqs: 4\n      fail_phase: hello\n      fail_exit_code: 7',
+      );
     expect(text).toContain('max_restarts: 2');
     expect(text).toContain('fail_exit_code: 7');
     await writeFile(crashing, text);
@@ -342,7 +547,11 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     const starts = agentReplicas(agent).length;
     expect(starts, agent.describe()).toBeGreaterThanOrEqual(3);
     expect(starts, agent.describe()).toBeLessThanOrEqual(8);
-    expect(agent.stderr()).toMatch(new RegExp(`OMNI_WORKER_EXITED: stage 1 replica 0 on host m failed ${starts} times in a row \\(last: [^\\n]*exit code 7`));
+    expect(agent.stderr()).toMatch(
+      new RegExp(
+        `OMNI_WORKER_EXITED: stage 1 replica 0 on host m failed ${starts} times in a row \\(last: [^\\n]*exit code 7`,
+      ),
+    );
     expect(agent.stderr()).toMatch(/reference engine: failing before hello/);
     // The waits between starts doubled from backoff_ms.
     const waits = [...agent.stderr().matchAll(/starting it again in (\d+) ms/g)].map((m) => Number(m[1]));

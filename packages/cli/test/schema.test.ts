@@ -21,7 +21,11 @@ describe('omnistage schema', { timeout: 30_000 }, () => {
     expect(text).toContain('need_send_cache');
     expect(text).not.toContain('engine_args (tts stages)');
 
-    const withPlugin = await runCli(['schema', '--plugin', join(REPO_ROOT, 'examples/custom-stage-type/tts-stage.mjs')]);
+    const withPlugin = await runCli([
+      'schema',
+      '--plugin',
+      join(REPO_ROOT, 'examples/custom-stage-type/tts-stage.mjs'),
+    ]);
     expect(withPlugin.code, withPlugin.stderr).toBe(0);
     expect(withPlugin.stdout).toContain('engine_args (tts stages)');
     expect(withPlugin.stdout).toContain('voice of the synthesised speech');

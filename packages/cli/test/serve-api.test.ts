@@ -26,7 +26,14 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
   beforeAll(async () => {
     requireBuiltCli();
     const box = await createSandbox();
-    served = await startServe(box, SERVE_EXAMPLE, ['--api-key', KEY, '--max-body-mb', '1', '--events', box.eventsFile('api')]);
+    served = await startServe(box, SERVE_EXAMPLE, [
+      '--api-key',
+      KEY,
+      '--max-body-mb',
+      '1',
+      '--events',
+      box.eventsFile('api'),
+    ]);
     client = new OpenAI({ baseURL: `${served.url}/v1`, apiKey: KEY, maxRetries: 0 });
   }, 90_000);
   afterAll(async () => {
@@ -76,7 +83,12 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     expect(wav.length).toBeGreaterThan(1000);
     expect(audio!.message.audio!.transcript).toBe(text!.message.content);
 
-    const stream = await client.chat.completions.create({ model: MODEL, messages, modalities: ['audio'], stream: true });
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages,
+      modalities: ['audio'],
+      stream: true,
+    });
     const pieces: string[] = [];
     for await (const chunk of stream) {
       const delta = chunk.choices[0]?.delta as { audio?: { data?: string } } | undefined;
@@ -88,11 +100,23 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
 
   it('chat with an image (data URL) reaches stage 0: the prompt gains an <image> and the text changes', async () => {
     const png = (await client.images.generate({ model: MODEL, prompt: 'a dot', size: '256x256' })).data![0]!.b64_json!;
-    const plain = await client.chat.completions.create({ model: MODEL, modalities: ['text'], messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this' }] }] });
+    const plain = await client.chat.completions.create({
+      model: MODEL,
+      modalities: ['text'],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this' }] }],
+    });
     const withImage = await client.chat.completions.create({
       model: MODEL,
       modalities: ['text'],
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'what is this' },
+            { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+          ],
+        },
+      ],
     });
     const sameAsRendered = await client.completions.create({ model: MODEL, prompt: 'user: what is this<image>' });
     expect(withImage.choices[0]!.message.content).toBe(sameAsRendered.choices[0]!.text);
@@ -101,7 +125,12 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
 
   it('completions stream: deltas add up to the non-streamed text', async () => {
     const full = await client.completions.create({ model: MODEL, prompt: 'once upon a time', max_tokens: 8 });
-    const stream = await client.completions.create({ model: MODEL, prompt: 'once upon a time', max_tokens: 8, stream: true });
+    const stream = await client.completions.create({
+      model: MODEL,
+      prompt: 'once upon a time',
+      max_tokens: 8,
+      stream: true,
+    });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     expect(text).toBe(full.choices[0]!.text);
@@ -111,26 +140,58 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
   });
 
   it('image generation: n PNGs of the asked size; the seed makes them reproducible', async () => {
-    const a = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 2, size: '256x256', response_format: 'b64_json', seed: 3 } as OpenAI.ImageGenerateParamsNonStreaming);
+    const a = await client.images.generate({
+      model: MODEL,
+      prompt: 'a red fox',
+      n: 2,
+      size: '256x256',
+      response_format: 'b64_json',
+      seed: 3,
+    } as OpenAI.ImageGenerateParamsNonStreaming);
     expect(a.data).toHaveLength(2);
     const bytes = a.data!.map((d) => Buffer.from(d.b64_json!, 'base64'));
     for (const b of bytes) expect(pngSize(b)).toEqual({ width: 256, height: 256 });
     expect(bytes[0]!.equals(bytes[1]!)).toBe(false);
-    const again = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 1, size: '256x256', seed: 3 } as OpenAI.ImageGenerateParamsNonStreaming);
+    const again = await client.images.generate({
+      model: MODEL,
+      prompt: 'a red fox',
+      n: 1,
+      size: '256x256',
+      seed: 3,
+    } as OpenAI.ImageGenerateParamsNonStreaming);
     expect(Buffer.from(again.data![0]!.b64_json!, 'base64').equals(bytes[0]!)).toBe(true);
-    const otherSeed = await client.images.generate({ model: MODEL, prompt: 'a red fox', n: 1, size: '256x256', seed: 4 } as OpenAI.ImageGenerateParamsNonStreaming);
+    const otherSeed = await client.images.generate({
+      model: MODEL,
+      prompt: 'a red fox',
+      n: 1,
+      size: '256x256',
+      seed: 4,
+    } as OpenAI.ImageGenerateParamsNonStreaming);
     expect(Buffer.from(otherSeed.data![0]!.b64_json!, 'base64').equals(bytes[0]!)).toBe(false);
   });
 
   it('speech: WAV bytes with Content-Type audio/wav', async () => {
-    const res = await client.audio.speech.create({ model: MODEL, voice: 'alloy', input: 'hello there', response_format: 'wav' });
+    const res = await client.audio.speech.create({
+      model: MODEL,
+      voice: 'alloy',
+      input: 'hello there',
+      response_format: 'wav',
+    });
     expect(res.headers.get('content-type')).toBe('audio/wav');
     expect(isWav(Buffer.from(await res.arrayBuffer()))).toBe(true);
   });
 
   it('the client sees errors as OpenAI errors: unknown model is 404, a bad field 400 naming it', async () => {
-    await expect(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404, param: 'model' });
-    await expect(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], modalities: ['video' as 'text'] })).rejects.toMatchObject({
+    await expect(
+      client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+    ).rejects.toMatchObject({ status: 404, param: 'model' });
+    await expect(
+      client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'x' }],
+        modalities: ['video' as 'text'],
+      }),
+    ).rejects.toMatchObject({
       status: 400,
       param: 'modalities',
       message: expect.stringContaining('text, audio, image'),
@@ -142,11 +203,18 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     const noKey = await fetch(`${served.url}/health/ready`);
     expect(noKey.status).toBe(401);
     expect(noKey.headers.get('www-authenticate')).toBe('Bearer');
-    expect(await noKey.json()).toMatchObject({ error: { type: 'authentication_error', code: 'OMNI_HTTP_UNAUTHORIZED' } });
-    expect((await fetch(`${served.url}/v1/models`, { headers: { authorization: 'Bearer wrong-key' } })).status).toBe(401);
+    expect(await noKey.json()).toMatchObject({
+      error: { type: 'authentication_error', code: 'OMNI_HTTP_UNAUTHORIZED' },
+    });
+    expect((await fetch(`${served.url}/v1/models`, { headers: { authorization: 'Bearer wrong-key' } })).status).toBe(
+      401,
+    );
     const ready = await fetch(`${served.url}/health/ready`, { headers: auth });
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', stages: [0, 1, 2].map((stage_id) => ({ stage_id, replicas_up: 1 })) });
+    expect(await ready.json()).toEqual({
+      status: 'ready',
+      stages: [0, 1, 2].map((stage_id) => ({ stage_id, replicas_up: 1 })),
+    });
 
     expect((await fetch(`${served.url}/metrics`)).status).toBe(401);
     await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'count me' }] });
@@ -159,10 +227,16 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
       expect(m.get(`omnistage_stage_duration_seconds_count{stage_id="${id}",outcome="done"}`)).toBeGreaterThan(0);
       expect(m.get(`omnistage_stage_queue_depth{stage_id="${id}"}`)).toBe(0);
     }
-    expect(m.get('omnistage_http_requests_total{endpoint="/v1/chat/completions",status="200"}')).toBeGreaterThanOrEqual(1);
+    expect(m.get('omnistage_http_requests_total{endpoint="/v1/chat/completions",status="200"}')).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(m.get('omnistage_http_requests_total{endpoint="/health/ready",status="401"}')).toBe(1);
-    expect(m.get('omnistage_request_duration_seconds_count{endpoint="/v1/chat/completions"}')).toBeGreaterThanOrEqual(1);
-    expect(m.get('omnistage_time_to_first_chunk_seconds_count{endpoint="/v1/chat/completions"}')).toBeGreaterThanOrEqual(1);
+    expect(m.get('omnistage_request_duration_seconds_count{endpoint="/v1/chat/completions"}')).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(
+      m.get('omnistage_time_to_first_chunk_seconds_count{endpoint="/v1/chat/completions"}'),
+    ).toBeGreaterThanOrEqual(1);
     // The thinker's 96 KiB latent goes through /dev/shm once per request that ran stage 0 to the end.
     expect(m.get('omnistage_payloads_total{connector="shm"}')).toBeGreaterThanOrEqual(1);
     expect(m.get('omnistage_payload_bytes_total{connector="shm"}')! % (16 * 1536 * 4)).toBe(0);
@@ -175,12 +249,34 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
       ['{"messages": [', 'body', /not valid JSON/],
       [{ messages: [{ role: 'user', content: 'x' }], max_tokens: '5' }, 'max_tokens', /must be integer/],
       [{ messages: [{ role: 'user', content: 'x' }], temprature: 0.5 }, 'temprature', /unknown field "temprature"/],
-      [{ messages: [{ role: 'wizard', content: 'x' }] }, 'messages[0].role', /allowed values: system, developer, user, assistant/],
+      [
+        { messages: [{ role: 'wizard', content: 'x' }] },
+        'messages[0].role',
+        /allowed values: system, developer, user, assistant/,
+      ],
       [{ messages: [] }, 'messages', /must NOT have fewer than 1 items/],
       [{}, 'messages', /missing required field "messages"/],
-      [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/a.png' } }] }] }, 'messages[0].content[0].image_url.url', /data URL/],
-      [{ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: '%%%', format: 'wav' } }] }] }, 'messages[0].content[0].input_audio.data', /not valid base64/],
-      [{ messages: [{ role: 'user', content: 'x' }], sampling_params_list: [{}, {}, {}, {}] }, 'sampling_params_list', /4 entries; this pipeline has 3 stage/],
+      [
+        {
+          messages: [
+            { role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/a.png' } }] },
+          ],
+        },
+        'messages[0].content[0].image_url.url',
+        /data URL/,
+      ],
+      [
+        {
+          messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: '%%%', format: 'wav' } }] }],
+        },
+        'messages[0].content[0].input_audio.data',
+        /not valid base64/,
+      ],
+      [
+        { messages: [{ role: 'user', content: 'x' }], sampling_params_list: [{}, {}, {}, {}] },
+        'sampling_params_list',
+        /4 entries; this pipeline has 3 stage/,
+      ],
     ];
     for (const [body, param, message] of cases) {
       const res = await postJson(chatUrl, body, auth);
@@ -191,21 +287,29 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     }
     const speech = await postJson(`${served.url}/v1/audio/speech`, { input: 'x', response_format: 'mp3' }, auth);
     expect(speech.status).toBe(400);
-    expect(await speech.json()).toMatchObject({ error: { param: 'response_format', message: expect.stringContaining('wav') } });
+    expect(await speech.json()).toMatchObject({
+      error: { param: 'response_format', message: expect.stringContaining('wav') },
+    });
 
     const missing = await postJson(`${served.url}/v1/embeddings`, { input: 'x' }, auth);
     expect(missing.status).toBe(404);
-    expect(((await missing.json()) as { error: { message: string } }).error.message).toContain('POST /v1/chat/completions');
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toContain(
+      'POST /v1/chat/completions',
+    );
 
     const text = await postJson(chatUrl, 'hello', { ...auth, 'content-type': 'text/plain' });
     expect(text.status).toBe(400);
-    expect(await text.json()).toMatchObject({ error: { code: 'OMNI_HTTP_INVALID_REQUEST', param: 'body', message: 'body must be object' } });
+    expect(await text.json()).toMatchObject({
+      error: { code: 'OMNI_HTTP_INVALID_REQUEST', param: 'body', message: 'body must be object' },
+    });
     const xml = await postJson(chatUrl, '<messages/>', { ...auth, 'content-type': 'application/xml' });
     expect(xml.status).toBe(415);
     expect(await xml.json()).toMatchObject({ error: { code: 'OMNI_HTTP_INVALID_REQUEST' } });
 
     const big = await postJson(chatUrl, { messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] }, auth);
     expect(big.status).toBe(413);
-    expect(await big.json()).toMatchObject({ error: { param: 'body', message: expect.stringContaining('--max-body-mb') } });
+    expect(await big.json()).toMatchObject({
+      error: { param: 'body', message: expect.stringContaining('--max-body-mb') },
+    });
   });
 });

@@ -17,7 +17,20 @@ describe('omnistage serve: usage and listen errors', () => {
   ])('%j → exit 2 with a clear line, nothing started', async (args, message) => {
     requireBuiltCli();
     const box = await createSandbox();
-    const r = await runCli(['serve', SERVE_EXAMPLE, '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', box.eventsFile('usage'), ...args], { tmpDir: box.tmp });
+    const r = await runCli(
+      [
+        'serve',
+        SERVE_EXAMPLE,
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        box.eventsFile('usage'),
+        ...args,
+      ],
+      { tmpDir: box.tmp },
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain('OMNI_USAGE');
@@ -32,7 +45,21 @@ describe('omnistage serve: usage and listen errors', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     try {
       const port = (holder.address() as { port: number }).port;
-      const r = await runCli(['serve', SERVE_EXAMPLE, '--platform', 'cpu', '--port', String(port), '--lock-dir', box.lockDir, '--events', box.eventsFile('listen')], { tmpDir: box.tmp });
+      const r = await runCli(
+        [
+          'serve',
+          SERVE_EXAMPLE,
+          '--platform',
+          'cpu',
+          '--port',
+          String(port),
+          '--lock-dir',
+          box.lockDir,
+          '--events',
+          box.eventsFile('listen'),
+        ],
+        { tmpDir: box.tmp },
+      );
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`OMNI_SERVE_LISTEN`);
       expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}`);

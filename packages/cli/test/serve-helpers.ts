@@ -14,12 +14,37 @@ export interface Served {
 }
 
 /** Starts `omnistage serve FILE --port 0 ...args` and resolves once it serves (its "serving" line). */
-export async function startServe(box: Sandbox, file: string, args: readonly string[], env: Record<string, string> = {}): Promise<Served> {
-  const cli = startCli(['serve', file, '--platform', 'cpu', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir, '--log-format', 'json', ...args], {
-    tmpDir: box.tmp,
-    env,
-  });
-  const ok = await waitFor(() => /serving \\?"[^"]*\\?" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(cli.stderr()) || cli.exitStatus() !== null, 60_000);
+export async function startServe(
+  box: Sandbox,
+  file: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<Served> {
+  const cli = startCli(
+    [
+      'serve',
+      file,
+      '--platform',
+      'cpu',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--lock-dir',
+      box.lockDir,
+      '--log-format',
+      'json',
+      ...args,
+    ],
+    {
+      tmpDir: box.tmp,
+      env,
+    },
+  );
+  const ok = await waitFor(
+    () => /serving \\?"[^"]*\\?" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(cli.stderr()) || cli.exitStatus() !== null,
+    60_000,
+  );
   const m = /serving \\?"[^"]*\\?" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(cli.stderr());
   if (!ok || !m) throw new Error(`omnistage serve did not come up\n${cli.describe()}`);
   return { cli, url: m[1]! };
@@ -41,8 +66,18 @@ export async function* sseEvents(res: Response): AsyncGenerator<string> {
 }
 
 /** POSTs JSON; `headers` add to (or replace) content-type. */
-export function postJson(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body), ...(signal ? { signal } : {}) });
+export function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...(signal ? { signal } : {}),
+  });
 }
 
 /** Parses Prometheus text format into `name{labels}` → value (comments skipped; every other line must parse). */

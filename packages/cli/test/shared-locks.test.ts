@@ -33,8 +33,19 @@ function startUp(box: Sandbox, name: string, overrides: object, extra: string[] 
   const events = box.eventsFile(name);
   const proc = startCli(
     [
-      'up', TWO_STAGE, '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events,
-      '--stage-overrides', JSON.stringify(overrides), ...extra,
+      'up',
+      TWO_STAGE,
+      '--engine',
+      'reference',
+      '--platform',
+      'cpu',
+      '--lock-dir',
+      box.lockDir,
+      '--events',
+      events,
+      '--stage-overrides',
+      JSON.stringify(overrides),
+      ...extra,
     ],
     { tmpDir: box.tmp },
   );
@@ -55,7 +66,11 @@ describe('a lost init lock', { timeout: 60_000 }, () => {
     expect(stderr).toContain('error OMNI_LOCK_COMPROMISED: the init lock of device 0 was lost');
     const events = readEvents(run.events, true);
     expect(eventSchemaProblems(events)).toEqual([]);
-    expect(events.find((e) => e.type === 'pipeline:failed')).toMatchObject({ code: 'OMNI_LOCK_COMPROMISED', stage_id: 0, replica_id: 0 });
+    expect(events.find((e) => e.type === 'pipeline:failed')).toMatchObject({
+      code: 'OMNI_LOCK_COMPROMISED',
+      stage_id: 0,
+      replica_id: 0,
+    });
     expect(await waitAllDead(replicaPids(events), 2_000)).not.toBeNull();
     expect(box.lockDirLeftovers()).toEqual([]);
     expect(box.runDirLeftovers()).toEqual([]);
@@ -83,7 +98,10 @@ describe('two runs sharing a lock dir', { timeout: 90_000 }, () => {
       for (let i = 1; i < all.length; i++) {
         const [, prevEnd, prevWho] = all[i - 1]!;
         const [start, , who] = all[i]!;
-        expect(start, `device ${device}: ${who} acquired at ${start} while ${prevWho} held it until ${prevEnd}`).toBeGreaterThanOrEqual(prevEnd);
+        expect(
+          start,
+          `device ${device}: ${who} acquired at ${start} while ${prevWho} held it until ${prevEnd}`,
+        ).toBeGreaterThanOrEqual(prevEnd);
       }
     }
 
@@ -134,12 +152,23 @@ describe('two runs sharing a lock dir', { timeout: 90_000 }, () => {
     expect(line).toContain('stage 0, replica 0');
     const eventsB = readEvents(b.events, true);
     expect(eventSchemaProblems(eventsB)).toEqual([]);
-    expect(eventsB.find((e) => e.type === 'pipeline:failed')).toMatchObject({ code: 'OMNI_LOCK_TIMEOUT', stage_id: 0, replica_id: 0, phase: 'lock' });
-    expect(eventsB.find((e) => e.type === 'lock:waiting' && e['device'] === '0' && e['holder'] !== null)).toMatchObject({
-      holder: { pid: a.proc.pid, run_id: heldBy.run_id, stage_id: 0, replica_id: 0 },
+    expect(eventsB.find((e) => e.type === 'pipeline:failed')).toMatchObject({
+      code: 'OMNI_LOCK_TIMEOUT',
+      stage_id: 0,
+      replica_id: 0,
+      phase: 'lock',
     });
+    expect(eventsB.find((e) => e.type === 'lock:waiting' && e['device'] === '0' && e['holder'] !== null)).toMatchObject(
+      {
+        holder: { pid: a.proc.pid, run_id: heldBy.run_id, stage_id: 0, replica_id: 0 },
+      },
+    );
     // The live status on stderr said whom it was waiting for.
-    expect(stderr).toMatch(new RegExp(`stage 0 replica 0: waiting for device 0 \\(locked by pid ${a.proc.pid}, run ${String(heldBy.run_id)}, stage 0 replica 0\\)`));
+    expect(stderr).toMatch(
+      new RegExp(
+        `stage 0 replica 0: waiting for device 0 \\(locked by pid ${a.proc.pid}, run ${String(heldBy.run_id)}, stage 0 replica 0\\)`,
+      ),
+    );
     // B never took device 0 and started nothing; A still holds it, undisturbed.
     expect(eventsB.some((e) => e.type === 'lock:acquired' || e.type === 'replica:spawned')).toBe(false);
     expect(a.proc.exitStatus()).toBeNull();

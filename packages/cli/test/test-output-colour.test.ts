@@ -9,13 +9,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './helpers.js';
 
-const script = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['test']!;
+const script = (
+  JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+).scripts['test']!;
 /** The part of the script before it starts running anything. */
 const prelude = script.slice(0, script.indexOf('node '));
 
 describe('npm test output off a terminal', { timeout: 120_000 }, () => {
   it('sets NO_COLOR when stdout is not a terminal', () => {
-    const r = spawnSync('sh', ['-c', `${prelude} node -e "process.stdout.write(String(process.env.NO_COLOR))"`], { encoding: 'utf8', env: { ...process.env, NO_COLOR: undefined } });
+    const r = spawnSync('sh', ['-c', `${prelude} node -e "process.stdout.write(String(process.env.NO_COLOR))"`], {
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: undefined },
+    });
     expect(r.stdout).toBe('1');
   });
 

@@ -93,18 +93,37 @@ export function readTimelinePage(html: string): TimelinePage {
     return found[0]!;
   };
   const svg = one((el) => el.tagName === 'svg', '<svg>');
-  const external = findAll(doc, (el) => ['script', 'link', 'img', 'iframe', 'object', 'embed'].includes(el.tagName) || el.attrs.some((a) => a.name === 'src' || a.name.endsWith('href'))).map((el) => el.tagName);
+  const external = findAll(
+    doc,
+    (el) =>
+      ['script', 'link', 'img', 'iframe', 'object', 'embed'].includes(el.tagName) ||
+      el.attrs.some((a) => a.name === 'src' || a.name.endsWith('href')),
+  ).map((el) => el.tagName);
 
   const rows = findAll(svg, (el) => el.tagName === 'g' && hasClass(el, 'row')).map((g): PageRow => {
     const texts: Record<string, string> = {};
     for (const t of children(g, 'text')) texts[attr(t, 'class') ?? ''] = textOf(t);
     const bars = children(g, 'rect')
       .filter((r) => hasClass(r, 'bar'))
-      .map((r) => ({ kind: (attr(r, 'class') ?? '').replace('bar', '').trim(), x: num(r, 'x'), width: num(r, 'width'), title: textOf(r) }));
-    return { key: `${attr(g, 'data-stage')}/${attr(g, 'data-replica')}`, group: attr(g, 'data-group') ?? '', texts, band: attr(children(g, 'rect')[0]!, 'fill'), bars };
+      .map((r) => ({
+        kind: (attr(r, 'class') ?? '').replace('bar', '').trim(),
+        x: num(r, 'x'),
+        width: num(r, 'width'),
+        title: textOf(r),
+      }));
+    return {
+      key: `${attr(g, 'data-stage')}/${attr(g, 'data-replica')}`,
+      group: attr(g, 'data-group') ?? '',
+      texts,
+      band: attr(children(g, 'rect')[0]!, 'fill'),
+      bars,
+    };
   });
   const axis = one((el) => el.tagName === 'g' && hasClass(el, 'axis'), 'axis group', svg);
-  const ticks = findAll(axis, (el) => el.tagName === 'g' && hasClass(el, 'tick')).map((t) => ({ x: num(children(t, 'line')[0]!, 'x1'), label: textOf(children(t, 'text')[0]!) }));
+  const ticks = findAll(axis, (el) => el.tagName === 'g' && hasClass(el, 'tick')).map((t) => ({
+    x: num(children(t, 'line')[0]!, 'x1'),
+    label: textOf(children(t, 'text')[0]!),
+  }));
   const groupKeys = findAll(svg, (el) => el.tagName === 'g' && hasClass(el, 'group-key')).map((g) => ({
     group: attr(g, 'data-group') ?? '',
     text: textOf(g),
@@ -112,8 +131,14 @@ export function readTimelinePage(html: string): TimelinePage {
   }));
 
   const table = one((el) => el.tagName === 'table', '<table>');
-  const headers = findAll(one((el) => el.tagName === 'thead', '<thead>', table), (el) => el.tagName === 'th').map(textOf);
-  const bodyRows = findAll(one((el) => el.tagName === 'tbody', '<tbody>', table), (el) => el.tagName === 'tr');
+  const headers = findAll(
+    one((el) => el.tagName === 'thead', '<thead>', table),
+    (el) => el.tagName === 'th',
+  ).map(textOf);
+  const bodyRows = findAll(
+    one((el) => el.tagName === 'tbody', '<tbody>', table),
+    (el) => el.tagName === 'tr',
+  );
   return {
     title: textOf(one((el) => el.tagName === 'title' && el.namespaceURI !== SVG_NS, 'page <title>')),
     parseErrors,
@@ -126,12 +151,24 @@ export function readTimelinePage(html: string): TimelinePage {
       rows,
       ticks,
       groupKeys,
-      rects: findAll(svg, (el) => el.tagName === 'rect').map((r) => ({ x: num(r, 'x'), y: num(r, 'y'), width: num(r, 'width'), height: num(r, 'height') })),
+      rects: findAll(svg, (el) => el.tagName === 'rect').map((r) => ({
+        x: num(r, 'x'),
+        y: num(r, 'y'),
+        width: num(r, 'width'),
+        height: num(r, 'height'),
+      })),
     },
     table: {
       caption: textOf(one((el) => el.tagName === 'caption', '<caption>', table)),
       headers,
-      rows: bodyRows.map((tr) => Object.fromEntries(findAll(tr, (el) => el.tagName === 'th' || el.tagName === 'td').map((cell, i) => [headers[i] ?? `#${i}`, textOf(cell)]))),
+      rows: bodyRows.map((tr) =>
+        Object.fromEntries(
+          findAll(tr, (el) => el.tagName === 'th' || el.tagName === 'td').map((cell, i) => [
+            headers[i] ?? `#${i}`,
+            textOf(cell),
+          ]),
+        ),
+      ),
       rowKeys: bodyRows.map((tr) => `${attr(tr, 'data-stage')}/${attr(tr, 'data-replica')}`),
     },
   };
@@ -150,20 +187,29 @@ export function pageProblems(page: TimelinePage): string[] {
   if (page.external.length > 0) problems.push(`the page loads from elsewhere: ${page.external.join(', ')}`);
   const { svg } = page;
   if (svg.namespace !== SVG_NS) problems.push(`the picture is not in the SVG namespace (${svg.namespace})`);
-  if (svg.ariaLabelledBy.length === 0 || svg.titleText === '') problems.push('the SVG has no accessible name (aria-labelledby + <title>)');
+  if (svg.ariaLabelledBy.length === 0 || svg.titleText === '')
+    problems.push('the SVG has no accessible name (aria-labelledby + <title>)');
   const [vx, vy, vw, vh] = svg.viewBox;
-  if (svg.viewBox.length !== 4 || svg.viewBox.some((n) => !Number.isFinite(n))) problems.push(`bad viewBox ${svg.viewBox.join(' ')}`);
+  if (svg.viewBox.length !== 4 || svg.viewBox.some((n) => !Number.isFinite(n)))
+    problems.push(`bad viewBox ${svg.viewBox.join(' ')}`);
   for (const r of svg.rects) {
-    if (![r.x, r.y, r.width, r.height].every(Number.isFinite) || r.width <= 0 || r.height <= 0) problems.push(`a rect with bad geometry ${JSON.stringify(r)}`);
-    else if (r.x < vx! || r.y < vy! || r.x + r.width > vx! + vw! + 0.5 || r.y + r.height > vy! + vh! + 0.5) problems.push(`a rect outside the view box ${JSON.stringify(r)}`);
+    if (![r.x, r.y, r.width, r.height].every(Number.isFinite) || r.width <= 0 || r.height <= 0)
+      problems.push(`a rect with bad geometry ${JSON.stringify(r)}`);
+    else if (r.x < vx! || r.y < vy! || r.x + r.width > vx! + vw! + 0.5 || r.y + r.height > vy! + vh! + 0.5)
+      problems.push(`a rect outside the view box ${JSON.stringify(r)}`);
   }
   const ms = svg.ticks.map((t) => labelMs(t.label));
   if (svg.ticks.length < 3) problems.push(`only ${svg.ticks.length} axis ticks`);
-  if (ms.some(Number.isNaN)) problems.push(`tick labels that are not times: ${svg.ticks.map((t) => t.label).join(', ')}`);
+  if (ms.some(Number.isNaN))
+    problems.push(`tick labels that are not times: ${svg.ticks.map((t) => t.label).join(', ')}`);
   if (ms[0] !== 0) problems.push(`the axis does not start at 0 (bring-up start): ${svg.ticks[0]?.label}`);
   for (let i = 1; i < ms.length; i++) {
-    if (!(ms[i]! > ms[i - 1]!) || !(svg.ticks[i]!.x > svg.ticks[i - 1]!.x)) problems.push(`ticks not increasing at ${svg.ticks[i]!.label}`);
+    if (!(ms[i]! > ms[i - 1]!) || !(svg.ticks[i]!.x > svg.ticks[i - 1]!.x))
+      problems.push(`ticks not increasing at ${svg.ticks[i]!.label}`);
   }
-  if (page.table.rowKeys.join() !== svg.rows.map((r) => r.key).join()) problems.push(`the table's rows (${page.table.rowKeys.join()}) are not the picture's (${svg.rows.map((r) => r.key).join()})`);
+  if (page.table.rowKeys.join() !== svg.rows.map((r) => r.key).join())
+    problems.push(
+      `the table's rows (${page.table.rowKeys.join()}) are not the picture's (${svg.rows.map((r) => r.key).join()})`,
+    );
   return problems;
 }

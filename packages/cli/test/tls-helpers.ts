@@ -47,7 +47,24 @@ function makeCa(dir: string, name: string): CertPair {
 function makeLeaf(dir: string, name: string, ca: CertPair, ext: string[]): CertPair {
   const pair = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
   const addext = ['basicConstraints=CA:FALSE', ...ext].flatMap((e) => ['-addext', e]);
-  openssl(['req', '-x509', ...EC, '-keyout', pair.key, '-out', pair.cert, '-days', '2', '-subj', `/CN=${name}`, '-CA', ca.cert, '-CAkey', ca.key, ...addext]);
+  openssl([
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    pair.key,
+    '-out',
+    pair.cert,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    ...addext,
+  ]);
   return pair;
 }
 
@@ -69,7 +86,22 @@ export function makeTestCerts(dir: string): TestCerts {
   openssl(['req', '-new', ...EC, '-keyout', certs.expiredClient.key, '-out', csr, '-subj', '/CN=expired']);
   const ext = join(dir, 'client.ext');
   writeFileSync(ext, 'extendedKeyUsage=clientAuth\n');
-  openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-days', '-1', '-extfile', ext, '-out', certs.expiredClient.cert]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-days',
+    '-1',
+    '-extfile',
+    ext,
+    '-out',
+    certs.expiredClient.cert,
+  ]);
   for (const pair of Object.values(certs) as CertPair[]) chmodSync(pair.key, 0o600);
   return certs;
 }

@@ -34,12 +34,29 @@ beforeAll(requireBuiltCli);
 afterEach(runCleanups);
 
 /** Starts `up` on the two-stage fixture with its own sandbox; `stage1` goes to stage 1's engine_args. */
-async function up(stage1: Record<string, unknown>, extra: string[] = []): Promise<{ proc: CliProcess; box: Sandbox; events: string }> {
+async function up(
+  stage1: Record<string, unknown>,
+  extra: string[] = [],
+): Promise<{ proc: CliProcess; box: Sandbox; events: string }> {
   const box = await createSandbox();
   const events = box.eventsFile('up');
   const overrides = JSON.stringify({ '1': { engine_args: stage1 } });
   const proc = startCli(
-    ['up', TWO_STAGE, '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events, '--stage-overrides', overrides, ...extra],
+    [
+      'up',
+      TWO_STAGE,
+      '--engine',
+      'reference',
+      '--platform',
+      'cpu',
+      '--lock-dir',
+      box.lockDir,
+      '--events',
+      events,
+      '--stage-overrides',
+      overrides,
+      ...extra,
+    ],
     // Payloads in the sandbox too: a SIGKILLed run's private payload directory waits for the next
     // run in the same TMPDIR (run-reap.test.ts), which never comes for a sandbox.
     { tmpDir: box.tmp, env: { OMNISTAGE_PAYLOAD_DIR: box.tmp } },
@@ -50,13 +67,21 @@ async function up(stage1: Record<string, unknown>, extra: string[] = []): Promis
 /** Everything the run started is gone: processes (within 2 s), locks, holder files, run directory. */
 async function expectNothingLeft(proc: CliProcess, box: Sandbox, events: OmniEventLine[]): Promise<void> {
   const pids = replicaPids(events);
-  expect(await waitAllDead(pids, 2_000), `replicas still alive: ${pids.filter(isAlive).join(', ')}\n${proc.describe()}`).not.toBeNull();
+  expect(
+    await waitAllDead(pids, 2_000),
+    `replicas still alive: ${pids.filter(isAlive).join(', ')}\n${proc.describe()}`,
+  ).not.toBeNull();
   expect(box.lockDirLeftovers(), 'lock dir').toEqual([]);
   expect(box.runDirLeftovers(), 'run dir').toEqual([]);
 }
 
 /** The run failed (exit 1) with `code`, no stack trace, teardown completed, `pipeline:failed` recorded. */
-async function expectFailedRun(proc: CliProcess, box: Sandbox, eventsFile: string, code: string): Promise<{ stderr: string; events: OmniEventLine[]; failed: OmniEventLine }> {
+async function expectFailedRun(
+  proc: CliProcess,
+  box: Sandbox,
+  eventsFile: string,
+  code: string,
+): Promise<{ stderr: string; events: OmniEventLine[]; failed: OmniEventLine }> {
   const exit = await proc.waitExit(30_000);
   expect(exit, proc.describe()).toEqual({ code: 1, signal: null });
   const stderr = proc.stderr();
@@ -78,33 +103,43 @@ function errorLine(stderr: string): string {
 }
 
 describe('a replica that exits during attach', { timeout: 60_000 }, () => {
-  it.each(['hello', 'ready'] as const)('fail_phase %s (exit 7) fails the run with exit 1 naming stage, replica, phase and exit code', async (phase) => {
-    const { proc, box, events } = await up({ fail_phase: phase, fail_exit_code: 7 });
-    const { stderr, events: all, failed } = await expectFailedRun(proc, box, events, 'OMNI_WORKER_EXITED');
-    const line = errorLine(stderr);
-    expect(line).toContain('stage 1 replica 0');
-    expect(line).toContain(`during ${phase}`);
-    expect(line).toContain('exit code 7');
-    // The replica's own last words are shown.
-    expect(stderr).toContain(`fail_phase=${phase}, exit 7`);
-    expect(failed).toMatchObject({ stage_id: 1, replica_id: 0, phase });
-    expect(all.find((e) => e.type === 'replica:exit' && e['stage_id'] === 1)).toMatchObject({ code: 7, signal: null, expected: false });
-  });
+  it.each(['hello', 'ready'] as const)(
+    'fail_phase %s (exit 7) fails the run with exit 1 naming stage, replica, phase and exit code',
+    async (phase) => {
+      const { proc, box, events } = await up({ fail_phase: phase, fail_exit_code: 7 });
+      const { stderr, events: all, failed } = await expectFailedRun(proc, box, events, 'OMNI_WORKER_EXITED');
+      const line = errorLine(stderr);
+      expect(line).toContain('stage 1 replica 0');
+      expect(line).toContain(`during ${phase}`);
+      expect(line).toContain('exit code 7');
+      // The replica's own last words are shown.
+      expect(stderr).toContain(`fail_phase=${phase}, exit 7`);
+      expect(failed).toMatchObject({ stage_id: 1, replica_id: 0, phase });
+      expect(all.find((e) => e.type === 'replica:exit' && e['stage_id'] === 1)).toMatchObject({
+        code: 7,
+        signal: null,
+        expected: false,
+      });
+    },
+  );
 });
 
 describe('a replica that hangs during attach', { timeout: 60_000 }, () => {
-  it.each(['hello', 'ready'] as const)('hang_phase %s with --stage-init-timeout fails with OMNI_ATTACH_TIMEOUT naming stage, replica and phase', async (phase) => {
-    const t0 = Date.now();
-    const { proc, box, events } = await up({ hang_phase: phase }, ['--stage-init-timeout', '4']);
-    const { stderr, failed } = await expectFailedRun(proc, box, events, 'OMNI_ATTACH_TIMEOUT');
-    const line = errorLine(stderr);
-    expect(line).toContain('stage 1 replica 0');
-    expect(line).toContain(`no ${phase} message`);
-    expect(failed).toMatchObject({ stage_id: 1, replica_id: 0, phase });
-    // The deadline, not something else, ended it: not before 4 s, not much later.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(4_000);
-    expect(Date.now() - t0).toBeLessThan(20_000);
-  });
+  it.each(['hello', 'ready'] as const)(
+    'hang_phase %s with --stage-init-timeout fails with OMNI_ATTACH_TIMEOUT naming stage, replica and phase',
+    async (phase) => {
+      const t0 = Date.now();
+      const { proc, box, events } = await up({ hang_phase: phase }, ['--stage-init-timeout', '4']);
+      const { stderr, failed } = await expectFailedRun(proc, box, events, 'OMNI_ATTACH_TIMEOUT');
+      const line = errorLine(stderr);
+      expect(line).toContain('stage 1 replica 0');
+      expect(line).toContain(`no ${phase} message`);
+      expect(failed).toMatchObject({ stage_id: 1, replica_id: 0, phase });
+      // The deadline, not something else, ended it: not before 4 s, not much later.
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(4_000);
+      expect(Date.now() - t0).toBeLessThan(20_000);
+    },
+  );
 });
 
 describe('--init-timeout', { timeout: 60_000 }, () => {
@@ -159,7 +194,11 @@ describe('stopping', { timeout: 60_000 }, () => {
     expect(errorLine(stderr)).toContain('replica 0');
     expect(errorLine(stderr)).toContain('SIGKILL');
     expect(failed).toMatchObject({ stage_id: 1, replica_id: 0 });
-    expect(all.find((e) => e.type === 'replica:exit' && e['pid'] === victim)).toMatchObject({ code: null, signal: 'SIGKILL', expected: false });
+    expect(all.find((e) => e.type === 'replica:exit' && e['pid'] === victim)).toMatchObject({
+      code: null,
+      signal: 'SIGKILL',
+      expected: false,
+    });
   });
 
   it('SIGKILL of omnistage takes its replicas down within 2 s (parent-death signal)', async () => {

@@ -46,7 +46,10 @@ interface UpstreamStage {
   final_output_type: string | null;
   model_stage: string;
 }
-const PIPELINES = JSON.parse(readFileSync(join(FIXTURES, 'upstream-pipelines', 'pipelines.json'), 'utf8')) as Record<string, { stages: UpstreamStage[] }>;
+const PIPELINES = JSON.parse(readFileSync(join(FIXTURES, 'upstream-pipelines', 'pipelines.json'), 'utf8')) as Record<
+  string,
+  { stages: UpstreamStage[] }
+>;
 interface DeployRow {
   file: string;
   pipeline: string | null;
@@ -96,16 +99,29 @@ interface PlanStage {
   topology: { source: string; pipeline: string | null };
 }
 
-async function planInProcess(name: string): Promise<{ topology: { source: string; pipeline: string | null; selected_by: string | null }; stages: PlanStage[]; warnings: { code: string; message: string }[] }> {
+async function planInProcess(
+  name: string,
+): Promise<{
+  topology: { source: string; pipeline: string | null; selected_by: string | null };
+  stages: PlanStage[];
+  warnings: { code: string; message: string }[];
+}> {
   const dir = modelDirs.get(name);
   let omni: Omnistage | undefined;
   const config = await loadPipelineConfig(join(DEPLOY_DIR, name), {
     platform: 'cpu',
     ...(dir === undefined ? {} : { model: dir }),
-    pipelines: () => (omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), upstreamPipelinesPlugin()] })).pipelines,
+    pipelines: () =>
+      (omni = new Omnistage({
+        plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), upstreamPipelinesPlugin()],
+      })).pipelines,
   });
   if (!omni) throw new Error('the loader did not ask for the registry');
-  const plan = await planPipeline(omni, config, { platform: 'cpu', engine: 'reference', ...(dir === undefined ? {} : { model: dir }) });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    engine: 'reference',
+    ...(dir === undefined ? {} : { model: dir }),
+  });
   return planToJson(plan) as unknown as Awaited<ReturnType<typeof planInProcess>>;
 }
 
@@ -117,7 +133,11 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
   it.each(FILES)('%s: plan gives exactly the stages, types, inputs and final outputs of its pipeline', async (name) => {
     const { pipeline, inFile } = expectedPipeline(name);
     const plan = await planInProcess(name);
-    expect(plan.topology).toEqual({ source: 'registry', pipeline, selected_by: inFile ? 'pipeline key' : 'model type' });
+    expect(plan.topology).toEqual({
+      source: 'registry',
+      pipeline,
+      selected_by: inFile ? 'pipeline key' : 'model type',
+    });
     const want = PIPELINES[pipeline]!.stages.map((s) => ({
       stage_id: s.stage_id,
       stage_type: s.stage_type,
@@ -151,7 +171,13 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
     ]);
     expect(byFlag.code, byFlag.stderr).toBe(0);
     expect(byModel.code, byModel.stderr).toBe(0);
-    const stages = (out: string) => (JSON.parse(out) as { stages: PlanStage[] }).stages.map((s) => [s.stage_id, s.model_stage, s.engine_input_source, s.final_output_type]);
+    const stages = (out: string) =>
+      (JSON.parse(out) as { stages: PlanStage[] }).stages.map((s) => [
+        s.stage_id,
+        s.model_stage,
+        s.engine_input_source,
+        s.final_output_type,
+      ]);
     expect(stages(byFlag.stdout)).toEqual([
       [0, 'qwen3_tts', [], null],
       [1, 'code2wav', [0], 'audio'],
@@ -162,8 +188,11 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
     expect(neither.stderr).toContain('Nearest pipelines: qwen3_tts.');
   });
 
-  it('the plan table shows each stage\'s model_stage and where the topology came from', async () => {
-    const r = await runCli(['plan', join(DEPLOY_DIR, 'glm_image.yaml'), '--pipeline', 'glm_image', '--platform', 'cpu'], { tmpDir: box.tmp });
+  it("the plan table shows each stage's model_stage and where the topology came from", async () => {
+    const r = await runCli(
+      ['plan', join(DEPLOY_DIR, 'glm_image.yaml'), '--pipeline', 'glm_image', '--platform', 'cpu'],
+      { tmpDir: box.tmp },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('topology: pipeline glm_image (registry, selected by --pipeline)');
     expect(r.stdout).toMatch(/^0\s+ar\s+llm\s+-\s+-\s+0\/1/m);
@@ -177,20 +206,34 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
       for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
         const events = box.eventsFile(name);
         const up = startCli(
-          ['up', join(DEPLOY_DIR, name), ...selection(name), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events],
+          [
+            'up',
+            join(DEPLOY_DIR, name),
+            ...selection(name),
+            '--engine',
+            'reference',
+            '--platform',
+            'cpu',
+            '--lock-dir',
+            box.lockDir,
+            '--events',
+            events,
+          ],
           { tmpDir: box.tmp },
         );
         try {
           await up.waitForEvent((e) => e.type === 'pipeline:ready', 60_000);
           const pids = replicaPids(up.events());
           const want = PIPELINES[expectedPipeline(name).pipeline]!.stages.length;
-          if (pids.length < want || !pids.every(isAlive)) failures.push(`${name}: ${pids.length} live replicas, want ≥ ${want}`);
+          if (pids.length < want || !pids.every(isAlive))
+            failures.push(`${name}: ${pids.length} live replicas, want ≥ ${want}`);
           up.signal('SIGINT');
           const exit = await up.waitExit(30_000);
           // Ctrl-C after a clean teardown: 128 + SIGINT.
           if (exit.code !== 130) failures.push(`${name}: exit ${JSON.stringify(exit)}\n${up.describe()}`);
           const all = readEvents(events, true);
-          if (!all.some((e) => e.type === 'pipeline:stopped') || all.some((e) => e.type === 'pipeline:failed')) failures.push(`${name}: no clean stop`);
+          if (!all.some((e) => e.type === 'pipeline:stopped') || all.some((e) => e.type === 'pipeline:failed'))
+            failures.push(`${name}: no clean stop`);
           if ((await waitAllDead(pids, 5_000)) === null) failures.push(`${name}: replicas still alive`);
         } catch (err) {
           up.signal('SIGKILL');
@@ -216,14 +259,21 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
   const launch = () => [...common(), '--lock-dir', box.lockDir];
 
   it('a deploy file written for a pipeline none of the fixtures uses (aura_omni) gets its four-stage topology', async () => {
-    const file = await write('my_aura.yaml', 'pipeline: aura_omni\nasync_chunk: false\nstages:\n  - stage_id: 2\n    devices: "1"\n    max_num_seqs: 4\n');
+    const file = await write(
+      'my_aura.yaml',
+      'pipeline: aura_omni\nasync_chunk: false\nstages:\n  - stage_id: 2\n    devices: "1"\n    max_num_seqs: 4\n',
+    );
     const r = await runCli(['plan', file, '--json', ...common()], { tmpDir: box.tmp });
     expect(r.code, r.stderr).toBe(0);
-    const stages = (JSON.parse(r.stdout) as { stages: (PlanStage & { replicas: { devices: string | null; engine_args: Record<string, unknown> }[] })[] }).stages;
+    const stages = (
+      JSON.parse(r.stdout) as {
+        stages: (PlanStage & { replicas: { devices: string | null; engine_args: Record<string, unknown> }[] })[];
+      }
+    ).stages;
     const want = PIPELINES['aura_omni']!.stages;
-    expect(stages.map((s) => [s.stage_id, s.stage_type, s.model_stage, s.engine_input_source, s.final_output_type])).toEqual(
-      want.map((s) => [s.stage_id, s.stage_type, s.model_stage, s.engine_input_source, s.final_output_type]),
-    );
+    expect(
+      stages.map((s) => [s.stage_id, s.stage_type, s.model_stage, s.engine_input_source, s.final_output_type]),
+    ).toEqual(want.map((s) => [s.stage_id, s.stage_type, s.model_stage, s.engine_input_source, s.final_output_type]));
     expect(stages[2]?.replicas[0]?.devices).toBe('1');
     expect(stages[2]?.replicas[0]?.engine_args['max_num_seqs']).toBe(4);
   });
@@ -234,7 +284,9 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
       'stages:\n  - stage_id: 0\n    stage_type: llm\n  - stage_id: 1\n    stage_type: llm\n    engine_input_source: [2]\n  - stage_id: 2\n    stage_type: llm\n    engine_input_source: [1]\n    final_output: true\n',
     );
     for (const cmd of ['validate', 'run']) {
-      const r = await runCli(cmd === 'run' ? [cmd, file, ...launch(), '--input', 'x'] : [cmd, file, ...common()], { tmpDir: box.tmp });
+      const r = await runCli(cmd === 'run' ? [cmd, file, ...launch(), '--input', 'x'] : [cmd, file, ...common()], {
+        tmpDir: box.tmp,
+      });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`${file}:6:26: error OMNI_CONFIG_TOPOLOGY`);
       expect(r.stderr).toContain('stage 1 (cycle.yaml:6) ← stage 2 (cycle.yaml:9) ← stage 1 (cycle.yaml:6)');
@@ -244,18 +296,35 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
   it('session_mode: duplex loads (personaplex) and plans every stage with duplex_max_sessions', async () => {
     const r = await runCli(['plan', join(DEPLOY_DIR, 'personaplex.yaml'), '--json', ...common()], { tmpDir: box.tmp });
     expect(r.code, r.stderr).toBe(0);
-    const stages = (JSON.parse(r.stdout) as { stages: { replicas: { engine_args: Record<string, unknown> }[] }[] }).stages;
+    const stages = (JSON.parse(r.stdout) as { stages: { replicas: { engine_args: Record<string, unknown> }[] }[] })
+      .stages;
     expect(stages.map((s) => s.replicas[0]?.engine_args['duplex_max_sessions'])).toEqual([2, 2]);
   });
 
   it('a strategy file with stage_replica size 2 plans two replicas from the template devices', async () => {
-    const strategy = await write('strategy.yaml', 'strategies:\n  code2wav:\n    - axis: stage_replica\n      size: 2\n      routing: round_robin\n');
+    const strategy = await write(
+      'strategy.yaml',
+      'strategies:\n  code2wav:\n    - axis: stage_replica\n      size: 2\n      routing: round_robin\n',
+    );
     const r = await runCli(
-      ['plan', join(DEPLOY_DIR, 'qwen3_tts.yaml'), '--pipeline', 'qwen3_tts', '--strategy-config', strategy, '--json', ...common()],
+      [
+        'plan',
+        join(DEPLOY_DIR, 'qwen3_tts.yaml'),
+        '--pipeline',
+        'qwen3_tts',
+        '--strategy-config',
+        strategy,
+        '--json',
+        ...common(),
+      ],
       { tmpDir: box.tmp },
     );
     expect(r.code, r.stderr).toBe(0);
-    const stages = (JSON.parse(r.stdout) as { stages: { stage_id: number; num_replicas: number; replicas: { devices: string | null }[] }[] }).stages;
+    const stages = (
+      JSON.parse(r.stdout) as {
+        stages: { stage_id: number; num_replicas: number; replicas: { devices: string | null }[] }[];
+      }
+    ).stages;
     // qwen3_tts.yaml gives code2wav `devices: "0"`: a one-device template, replica r gets device r.
     expect(stages.map((s) => [s.stage_id, s.num_replicas, s.replicas.map((x) => x.devices)])).toEqual([
       [0, 1, ['0']],
@@ -270,7 +339,19 @@ describe('beyond the fixtures, through the real CLI', { timeout: 120_000 }, () =
     ] as const) {
       const out = join(box.root, `out-${name}`);
       const r = await runCli(
-        ['run', join(DEPLOY_DIR, `${name}.yaml`), '--pipeline', name, '--engine', 'reference', '--input', 'a red fox', '--out', out, ...launch()],
+        [
+          'run',
+          join(DEPLOY_DIR, `${name}.yaml`),
+          '--pipeline',
+          name,
+          '--engine',
+          'reference',
+          '--input',
+          'a red fox',
+          '--out',
+          out,
+          ...launch(),
+        ],
         { tmpDir: box.tmp, timeoutMs: 60_000 },
       );
       expect(r.code, r.stderr).toBe(0);

@@ -52,7 +52,8 @@ function planContractProblems(plan: unknown): string[] {
       p.push(`stages[${i}]`);
       continue;
     }
-    for (const k of ['stage_idx', 'stage_id', 'num_replicas', 'devices_per_replica']) if (!isInt(s[k])) p.push(`stages[${i}].${k}`);
+    for (const k of ['stage_idx', 'stage_id', 'num_replicas', 'devices_per_replica'])
+      if (!isInt(s[k])) p.push(`stages[${i}].${k}`);
     if (typeof s['stage_type'] !== 'string') p.push(`stages[${i}].stage_type`);
     const replicas = s['replicas'];
     if (!Array.isArray(replicas) || replicas.length !== s['num_replicas']) p.push(`stages[${i}].replicas`);
@@ -75,13 +76,15 @@ function planContractProblems(plan: unknown): string[] {
   for (const [i, g] of (Array.isArray(groups) ? groups : []).entries()) {
     if (!isObject(g) || !isInt(g['id']) || !isStringArray(g['lock_devices'])) p.push(`groups[${i}]`);
     const members = isObject(g) ? g['replicas'] : undefined;
-    if (!Array.isArray(members) || !members.every((m) => Array.isArray(m) && m.length === 2 && m.every(isInt))) p.push(`groups[${i}].replicas`);
+    if (!Array.isArray(members) || !members.every((m) => Array.isArray(m) && m.length === 2 && m.every(isInt)))
+      p.push(`groups[${i}].replicas`);
   }
   const warnings = plan['warnings'];
   if (!Array.isArray(warnings)) p.push('warnings');
   for (const [i, w] of (Array.isArray(warnings) ? warnings : []).entries()) {
     if (!isObject(w) || typeof w['code'] !== 'string' || typeof w['message'] !== 'string') p.push(`warnings[${i}]`);
-    else if (typeof w['file'] !== 'string' || !isInt(w['line']) || !isInt(w['col'])) p.push(`warnings[${i}] location (file/line/col)`);
+    else if (typeof w['file'] !== 'string' || !isInt(w['line']) || !isInt(w['col']))
+      p.push(`warnings[${i}] location (file/line/col)`);
   }
   return p;
 }
@@ -103,11 +106,17 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
     expect(plan.code, plan.stderr).toBe(0);
     // Every engine arg of an upstream file is one the reference engines take (they stand in for vLLM-Omni's).
     expect(onReference.code, onReference.stderr).toBe(0);
-    const unknownArgs = (JSON.parse(onReference.stdout) as { warnings: { code: string; message: string }[] }).warnings.filter((w) => w.code === 'OMNI_WARN_ENGINE_ARG_UNKNOWN');
+    const unknownArgs = (
+      JSON.parse(onReference.stdout) as { warnings: { code: string; message: string }[] }
+    ).warnings.filter((w) => w.code === 'OMNI_WARN_ENGINE_ARG_UNKNOWN');
     expect(unknownArgs.map((w) => w.message)).toEqual([]);
     const parsed: unknown = JSON.parse(plan.stdout);
     expect(planContractProblems(parsed)).toEqual([]);
-    const p = parsed as { platform: string; stages: { replicas: { group: number; stage_id?: number }[]; stage_id: number }[]; groups: { id: number; replicas: [number, number][] }[] };
+    const p = parsed as {
+      platform: string;
+      stages: { replicas: { group: number; stage_id?: number }[]; stage_id: number }[];
+      groups: { id: number; replicas: [number, number][] }[];
+    };
     expect(p.platform).toBe('cpu');
     // Every replica is in exactly the group it names.
     for (const s of p.stages) {
@@ -121,7 +130,19 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
   it.each(FILES)('%s: up --engine reference comes up, and SIGINT takes it down cleanly (exit 0)', async (name) => {
     const events = box.eventsFile(name);
     const up = startCli(
-      ['up', join(UPSTREAM_FIXTURES, name), ...upstreamSelection(name), '--engine', 'reference', '--platform', 'cpu', '--lock-dir', box.lockDir, '--events', events],
+      [
+        'up',
+        join(UPSTREAM_FIXTURES, name),
+        ...upstreamSelection(name),
+        '--engine',
+        'reference',
+        '--platform',
+        'cpu',
+        '--lock-dir',
+        box.lockDir,
+        '--events',
+        events,
+      ],
       { tmpDir: box.tmp },
     );
     await up.waitForEvent((e) => e.type === 'pipeline:ready', 45_000);
@@ -139,13 +160,22 @@ describe('upstream stage configs', { timeout: 90_000 }, () => {
     expect(all.some((e) => e.type === 'pipeline:failed')).toBe(false);
     expect(eventSchemaProblems(all)).toEqual([]);
     // Each replica went through every phase, and was reported ready, then exited as expected.
-    const replicas = new Set(all.filter((e) => e.type === 'replica:spawned').map((e) => `${String(e['stage_id'])}/${String(e['replica_id'])}`));
+    const replicas = new Set(
+      all.filter((e) => e.type === 'replica:spawned').map((e) => `${String(e['stage_id'])}/${String(e['replica_id'])}`),
+    );
     for (const key of replicas) {
       const phases = all
-        .filter((e) => e.type === 'replica:phase' && e['status'] === 'end' && `${String(e['stage_id'])}/${String(e['replica_id'])}` === key)
+        .filter(
+          (e) =>
+            e.type === 'replica:phase' &&
+            e['status'] === 'end' &&
+            `${String(e['stage_id'])}/${String(e['replica_id'])}` === key,
+        )
         .map((e) => e['phase']);
       expect(phases, key).toEqual(['metadata', 'args', 'worker', 'lock', 'spawn', 'attach']);
-      expect(all.some((e) => e.type === 'replica:ready' && `${String(e['stage_id'])}/${String(e['replica_id'])}` === key)).toBe(true);
+      expect(
+        all.some((e) => e.type === 'replica:ready' && `${String(e['stage_id'])}/${String(e['replica_id'])}` === key),
+      ).toBe(true);
     }
     expect(all.filter((e) => e.type === 'replica:exit').every((e) => e['expected'] === true)).toBe(true);
     // Nothing of the run is left: processes, locks, holder files, run directory.

@@ -24,7 +24,8 @@ function toolchain() {
   const cc = (process.env.CC ?? '').trim().split(/\s+/).filter(Boolean);
   if (cc.length === 0) cc.push('cc');
   const probe = spawnSync(cc[0], [...cc.slice(1), '--version'], { stdio: 'ignore', timeout: 10_000 });
-  if (probe.error !== undefined || probe.status !== 0) return { reason: `no C compiler: \`${cc.join(' ')} --version\` failed` };
+  if (probe.error !== undefined || probe.status !== 0)
+    return { reason: `no C compiler: \`${cc.join(' ')} --version\` failed` };
   const candidates = [
     process.env.npm_config_nodedir ? join(process.env.npm_config_nodedir, 'include', 'node') : undefined,
     join(dirname(dirname(process.execPath)), 'include', 'node'),
@@ -43,10 +44,14 @@ function build() {
   const tmp = `${out}.${process.pid}.tmp`;
   const flags = ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', `-I${tc.include}`];
   if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup'); // symbols come from node
-  const res = spawnSync(tc.cc[0], [...tc.cc.slice(1), ...flags, '-o', tmp, source], { encoding: 'utf8', timeout: 60_000 });
+  const res = spawnSync(tc.cc[0], [...tc.cc.slice(1), ...flags, '-o', tmp, source], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (res.error !== undefined || res.status !== 0) {
     rmSync(tmp, { force: true });
-    const detail = res.error?.message ?? `${res.stderr ?? ''}`.split('\n').find((l) => /error/i.test(l)) ?? `exit ${res.status}`;
+    const detail =
+      res.error?.message ?? `${res.stderr ?? ''}`.split('\n').find((l) => /error/i.test(l)) ?? `exit ${res.status}`;
     return `${tc.cc.join(' ')} failed: ${detail.trim()}`;
   }
   renameSync(tmp, out);

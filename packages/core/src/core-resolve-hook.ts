@@ -19,7 +19,11 @@ export function initialize(data: { coreParentURL: string }): void {
   coreParentURL = data.coreParentURL;
 }
 
-export function resolve(specifier: string, context: ResolveContext, nextResolve: NextResolve): Promise<{ url: string }> {
+export function resolve(
+  specifier: string,
+  context: ResolveContext,
+  nextResolve: NextResolve,
+): Promise<{ url: string }> {
   if (coreParentURL !== null && (specifier === '@omnistage/core' || specifier.startsWith('@omnistage/core/'))) {
     return nextResolve(specifier, { ...context, parentURL: coreParentURL });
   }

@@ -35,7 +35,9 @@ export function renderErrorDocs(): string {
     '',
     '| Code | When | Severity | How to fix |',
     '| --- | --- | --- | --- |',
-    ...Object.entries(WARNING_CATALOGUE).map(([code, w]) => `| \`${code}\` | ${cell(sentence(w.summary))} | warning | ${cell(w.fix)} |`),
+    ...Object.entries(WARNING_CATALOGUE).map(
+      ([code, w]) => `| \`${code}\` | ${cell(sentence(w.summary))} | warning | ${cell(w.fix)} |`,
+    ),
     '',
     '## Limits',
     '',

@@ -44,11 +44,15 @@ export interface ValueProblem {
 
 /** "`what` must be `expected`, got <value>." at the value's location. */
 export function invalidValue(problem: ValueProblem & { expected: string; got: unknown; hint: string }): OmniError {
-  return new OmniError(problem.code ?? 'OMNI_CONFIG_INVALID', `${problem.what} must be ${problem.expected}, got ${describeValue(problem.got)}.`, {
-    ...(problem.location ? { location: problem.location } : {}),
-    ...(problem.context ? { context: problem.context } : {}),
-    hint: problem.hint,
-  });
+  return new OmniError(
+    problem.code ?? 'OMNI_CONFIG_INVALID',
+    `${problem.what} must be ${problem.expected}, got ${describeValue(problem.got)}.`,
+    {
+      ...(problem.location ? { location: problem.location } : {}),
+      ...(problem.context ? { context: problem.context } : {}),
+      hint: problem.hint,
+    },
+  );
 }
 
 /** "`what` has an unknown key `key`." with the closest known keys as the hint. */
@@ -76,7 +80,11 @@ export function misspeltPlannerKey(site: EngineArgSite & { intended: string }): 
     'OMNI_CONFIG_INVALID',
     `Stage ${site.stageId}: engine_args.${site.key} is not \`${site.intended}\`, which the planner reads to place and admit replicas; ` +
       'planned without it, the stage would run as if it were unset.',
-    { location: site.location, hint: `Did you mean \`${site.intended}\`? Rename the key.`, context: { stage_id: site.stageId, key: site.key } },
+    {
+      location: site.location,
+      hint: `Did you mean \`${site.intended}\`? Rename the key.`,
+      context: { stage_id: site.stageId, key: site.key },
+    },
   );
 }
 
@@ -122,11 +130,21 @@ export function unknownOverrideKey(owner: EngineArgsOwner & { overrideKeys: read
 }
 
 /** A value a plugin engine's zod schema refuses. */
-export function engineArgValueInvalid(site: { stageId: number; engine: string; path: string; message: string; location: SourceLocation }): OmniError {
+export function engineArgValueInvalid(site: {
+  stageId: number;
+  engine: string;
+  path: string;
+  message: string;
+  location: SourceLocation;
+}): OmniError {
   const what = site.path === '' ? 'engine_args' : `engine_args.${site.path}`;
-  return new OmniError('OMNI_CONFIG_INVALID', `Stage ${site.stageId}: ${what} is not valid for engine "${site.engine}": ${site.message}.`, {
-    location: site.location,
-    context: { stage_id: site.stageId },
-    hint: `Change ${what} to what engine "${site.engine}" accepts (its plugin documents its engine args).`,
-  });
+  return new OmniError(
+    'OMNI_CONFIG_INVALID',
+    `Stage ${site.stageId}: ${what} is not valid for engine "${site.engine}": ${site.message}.`,
+    {
+      location: site.location,
+      context: { stage_id: site.stageId },
+      hint: `Change ${what} to what engine "${site.engine}" accepts (its plugin documents its engine args).`,
+    },
+  );
 }

@@ -111,7 +111,8 @@ export const ERROR_CATALOGUE = {
   },
   OMNI_PLUGIN_FAILED: {
     exitCode: 1,
-    summary: 'plugin code threw (a hook, a stage-type or engine callback, an input processor or an event listener); exit 2 while planning, 1 at runtime',
+    summary:
+      'plugin code threw (a hook, a stage-type or engine callback, an input processor or an event listener); exit 2 while planning, 1 at runtime',
     fix: 'Read the plugin and callback named in the message; fix the plugin or report it to its author.',
   },
   OMNI_LOCK_TIMEOUT: {
@@ -121,7 +122,8 @@ export const ERROR_CATALOGUE = {
   },
   OMNI_LOCK_UNSAFE: {
     exitCode: 1,
-    summary: 'the lock directory, or an object in it, is not what omnistage creates and could be controlled by another user',
+    summary:
+      'the lock directory, or an object in it, is not what omnistage creates and could be controlled by another user',
     fix: 'Remove the object the message names (as its owner or root), or use a lock directory of your own (--lock-dir).',
   },
   OMNI_LOCK_COMPROMISED: {
@@ -142,7 +144,7 @@ export const ERROR_CATALOGUE = {
   OMNI_WORKER_EXITED: {
     exitCode: 1,
     summary: 'a replica process exited',
-    fix: 'Read the replica\'s last output lines in the message; fix its configuration or environment.',
+    fix: "Read the replica's last output lines in the message; fix its configuration or environment.",
   },
   OMNI_WORKER_UNRESPONSIVE: {
     exitCode: 1,
@@ -156,12 +158,14 @@ export const ERROR_CATALOGUE = {
   },
   OMNI_CLUSTER: {
     exitCode: 1,
-    summary: 'a head or agent could not use the cluster: etcd unreachable, no head for the run, the head went away, or the pipeline files of head and agent differ',
+    summary:
+      'a head or agent could not use the cluster: etcd unreachable, no head for the run, the head went away, or the pipeline files of head and agent differ',
     fix: 'Check the --etcd URL and that the head runs; give head and agents the same pipeline file (the message names the first difference) and the same --cluster-secret-file.',
   },
   OMNI_TLS: {
     exitCode: 2,
-    summary: 'a --tls-cert, --tls-key or --tls-ca file is missing, unreadable, not PEM, expired, not for this use, or does not match its key',
+    summary:
+      'a --tls-cert, --tls-key or --tls-ca file is missing, unreadable, not PEM, expired, not for this use, or does not match its key',
     fix: 'Read which flag and file the message names; make the certificates as docs/scale-out.md shows (openssl), keep the key mode 0600.',
   },
   OMNI_INIT_TIMEOUT: {
@@ -186,7 +190,8 @@ export const ERROR_CATALOGUE = {
   },
   OMNI_KV_TRANSFER_MISSING: {
     exitCode: 1,
-    summary: 'a vLLM prefill replica answered without kv_transfer_params, so its KV cache cannot reach the decode replica',
+    summary:
+      'a vLLM prefill replica answered without kv_transfer_params, so its KV cache cannot reach the decode replica',
     fix: 'Run the prefill replica with --kv-transfer-config naming NixlConnector (omnistage derives it from the stage connectors) on vLLM 0.9 or later.',
   },
   OMNI_INTERNAL: {
@@ -256,7 +261,8 @@ export const WARNING_CATALOGUE = {
     fix: 'Correct the spelling if you meant the known key the hint names.',
   },
   OMNI_WARN_DEPLOY_TOPOLOGY_KEY: {
-    summary: 'a topology key in a deploy stage of a registered pipeline is passed to the engine and does not change the topology',
+    summary:
+      'a topology key in a deploy stage of a registered pipeline is passed to the engine and does not change the topology',
     fix: 'Remove the key, or drop `pipeline:` and spell out stage_type, engine_input_source and final_output in every stage.',
   },
   OMNI_WARN_STRATEGY_ROUTING: {
@@ -284,15 +290,17 @@ export const WARNING_CATALOGUE = {
     fix: 'List stage ids of this pipeline under the mode.',
   },
   OMNI_WARN_PHYSICAL_DEVICE_IDS: {
-    summary: 'a stage\'s devices are all outside the visible devices and are used as physical ids (upstream\'s compatibility rule)',
-    fix: 'Write devices as logical indices into CUDA_VISIBLE_DEVICES (or the platform\'s equivalent).',
+    summary:
+      "a stage's devices are all outside the visible devices and are used as physical ids (upstream's compatibility rule)",
+    fix: "Write devices as logical indices into CUDA_VISIBLE_DEVICES (or the platform's equivalent).",
   },
   OMNI_WARN_DEVICE_DROPPED: {
-    summary: 'some of a stage\'s logical devices are outside the visible devices and were dropped',
+    summary: "some of a stage's logical devices are outside the visible devices and were dropped",
     fix: 'Use indices below the number of visible devices, or make more devices visible.',
   },
   OMNI_WARN_KV_FLOW_NOT_DRIVEN: {
-    summary: 'an edge between vllm stages uses a vLLM KV connector whose request flow omnistage does not drive (only NixlConnector is driven)',
+    summary:
+      'an edge between vllm stages uses a vLLM KV connector whose request flow omnistage does not drive (only NixlConnector is driven)',
     fix: 'Use NixlConnector for prefill → decode between vllm stages, or put the proxy of that connector in front of the replicas.',
   },
   OMNI_WARN_CONNECTOR_UNIMPLEMENTED: {
@@ -308,7 +316,7 @@ export const WARNING_CATALOGUE = {
     fix: 'Set `model:` at the top of the file or pass --model.',
   },
   OMNI_WARN_STAGE_MODEL_OVERRIDDEN: {
-    summary: 'a stage\'s engine_args.model is not used: every stage runs the pipeline\'s model',
+    summary: "a stage's engine_args.model is not used: every stage runs the pipeline's model",
     fix: 'Set `model:` at the top of the file; name other weights of the same checkpoint with engine_args.model_subdir.',
   },
   OMNI_WARN_MODEL_SUBDIR_UNRESOLVED: {
@@ -317,10 +325,10 @@ export const WARNING_CATALOGUE = {
   },
   OMNI_WARN_PLUGIN: {
     summary: 'a plugin reported a finding of its own with `ctx.warn(text)`',
-    fix: 'Follow the plugin\'s message; the plugin\'s documentation says more.',
+    fix: "Follow the plugin's message; the plugin's documentation says more.",
   },
   OMNI_WARN_ENGINE_ARG_UNKNOWN: {
-    summary: 'an engine arg is not one the stage\'s engine declares it takes, so it has no effect',
+    summary: "an engine arg is not one the stage's engine declares it takes, so it has no effect",
     fix: 'Correct the key (the hint suggests the closest one the engine takes) or remove it.',
   },
   OMNI_WARN_VLLM_FLAG_UNKNOWN: {

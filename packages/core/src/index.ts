@@ -19,7 +19,12 @@ export { INLINE_FILE, loadPipelineConfig } from './config/load-pipeline.js';
 export type { LoadPipelineOptions, PipelineSource } from './config/load-pipeline.js';
 export { pipelineJsonSchema } from './config/json-schema.js';
 export type { EngineArgsSchemas } from './config/json-schema.js';
-export type { PipelineDefinition, PipelineStageDefinition, PipelineVariant, StageProcessors } from './config/pipelines.js';
+export type {
+  PipelineDefinition,
+  PipelineStageDefinition,
+  PipelineVariant,
+  StageProcessors,
+} from './config/pipelines.js';
 export type { TopLevel } from './config/build.js';
 export type { ReadFile } from './config/load.js';
 export { suggestions } from './config/did-you-mean.js';
@@ -61,7 +66,13 @@ export { defaultLockDir } from './locks/paths.js';
 export { definePlugin } from './plugin.js';
 export type { OmnistagePlugin } from './plugin.js';
 export { ANY_STAGE_TYPE } from './plugins/definition-types.js';
-export type { EdgeFlow, EngineArgsDeclaration, EngineArgsZodSchema, EngineDefinition, StageTypeDefinition } from './plugins/definition-types.js';
+export type {
+  EdgeFlow,
+  EngineArgsDeclaration,
+  EngineArgsZodSchema,
+  EngineDefinition,
+  StageTypeDefinition,
+} from './plugins/definition-types.js';
 export type { PluginApi, PluginEvents } from './plugins/plugin-api.js';
 export type { Definitions } from './plugins/definitions.js';
 export { loadPlugins } from './plugin-loader.js';
@@ -70,10 +81,23 @@ export { CORE_VERSION } from './version.js';
 export type { HeldDeviceLocks, OmniHooks } from './hooks/hooks.js';
 export { STAGE_BUILTIN, STAGE_CONNECTOR, STAGE_TYPE, STAGE_USER } from './hooks/stages.js';
 export type { PlanContext, PlanOptions, ReplicaContext, ReplicaRuntime, StageLayout } from './hooks/contexts.js';
-export type { ReplicaConnection, ReplicaExit, ReplicaOutputChunk, ReplicaProcessHandle, ReplicaRequest } from './hooks/replica-handles.js';
+export type {
+  ReplicaConnection,
+  ReplicaExit,
+  ReplicaOutputChunk,
+  ReplicaProcessHandle,
+  ReplicaRequest,
+} from './hooks/replica-handles.js';
 export { EventBus } from './events/event-bus.js';
 export { REPLICA_PHASES } from './events/types.js';
-export type { OmniEvent, OmniEventOf, OmniEventPayload, OmniEventType, PlacedReplica, ReplicaPhase } from './events/types.js';
+export type {
+  OmniEvent,
+  OmniEventOf,
+  OmniEventPayload,
+  OmniEventType,
+  PlacedReplica,
+  ReplicaPhase,
+} from './events/types.js';
 export { writeEventsAsJsonLines } from './events/json-lines-writer.js';
 
 // Plan, bring up, serve, tear down
@@ -88,7 +112,13 @@ export type { RunServices } from './orchestrate/run-services.js';
 export { planToJson, planToTable } from './orchestrate/plan-json.js';
 export { DEFAULT_MAX_INFLIGHT_PER_REPLICA, PipelineRouter } from './orchestrate/router.js';
 export { MAX_INFLIGHT_LIMIT } from './config/schema.js';
-export type { BalancePolicy, GenerateOptions, PipelineOutput, RoutedPipeline, RouterOptions } from './orchestrate/router.js';
+export type {
+  BalancePolicy,
+  GenerateOptions,
+  PipelineOutput,
+  RoutedPipeline,
+  RouterOptions,
+} from './orchestrate/router.js';
 export { newRunId } from './orchestrate/run-id.js';
 export { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from './orchestrate/defaults.js';
 
@@ -96,7 +126,13 @@ export { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRAC
 export { waitForHttpReady } from './control/http-readiness.js';
 export type { HttpReadinessOptions } from './control/http-readiness.js';
 export type { JsonObject, JsonValue } from './control/protocol.js';
-export { DEFAULT_SHM_THRESHOLD, INLINE_CONNECTOR, SHM_CONNECTOR, connectorConfigOf, outputConnectorOf } from './connectors/connector-config.js';
+export {
+  DEFAULT_SHM_THRESHOLD,
+  INLINE_CONNECTOR,
+  SHM_CONNECTOR,
+  connectorConfigOf,
+  outputConnectorOf,
+} from './connectors/connector-config.js';
 export type { OutputConnector } from './connectors/connector-config.js';
 export { inlinePayloadRef } from './connectors/payload-ref.js';
 export type { PayloadMeta, PayloadRef, PayloadVia } from './connectors/payload-ref.js';

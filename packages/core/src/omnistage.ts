@@ -28,9 +28,13 @@ export interface OmnistageOptions {
 /** Why a plugin cannot be applied, or null when it can. */
 function pluginProblem(plugin: OmnistagePlugin, applied: readonly OmnistagePlugin[]): OmniError | null {
   if (typeof plugin?.name !== 'string' || plugin.name === '' || typeof plugin.apply !== 'function') {
-    return new OmniError('OMNI_PLUGIN_INVALID', 'a plugin must be an object with a non-empty "name" and an "apply(api)" function', {
-      hint: 'export `definePlugin({ name, apply(api) { ... } })` from the plugin module',
-    });
+    return new OmniError(
+      'OMNI_PLUGIN_INVALID',
+      'a plugin must be an object with a non-empty "name" and an "apply(api)" function',
+      {
+        hint: 'export `definePlugin({ name, apply(api) { ... } })` from the plugin module',
+      },
+    );
   }
   const context = { plugin: plugin.name };
   if (applied.some((p) => p.name === plugin.name)) {
@@ -53,10 +57,14 @@ function pluginProblem(plugin: OmnistagePlugin, applied: readonly OmnistagePlugi
   }
   const missing = (plugin.dependencies ?? []).find((dep) => !applied.some((p) => p.name === dep));
   if (missing !== undefined) {
-    return new OmniError('OMNI_PLUGIN_INVALID', `plugin "${plugin.name}" depends on plugin "${missing}", which is not loaded before it`, {
-      hint: `add "${missing}" to the plugins, before "${plugin.name}"`,
-      context,
-    });
+    return new OmniError(
+      'OMNI_PLUGIN_INVALID',
+      `plugin "${plugin.name}" depends on plugin "${missing}", which is not loaded before it`,
+      {
+        hint: `add "${missing}" to the plugins, before "${plugin.name}"`,
+        context,
+      },
+    );
   }
   return null;
 }
@@ -104,14 +112,25 @@ export class Omnistage {
     const problem = pluginProblem(plugin, this.#plugins);
     if (problem) throw problem;
     try {
-      plugin.apply(createPluginApi(plugin.name, { definitions: this.definitions, hooks: this.hooks, events: this.events, logger: this.logger }));
+      plugin.apply(
+        createPluginApi(plugin.name, {
+          definitions: this.definitions,
+          hooks: this.hooks,
+          events: this.events,
+          logger: this.logger,
+        }),
+      );
     } catch (err) {
       if (err instanceof OmniError) throw err;
-      throw new OmniError('OMNI_PLUGIN_INVALID', `plugin "${plugin.name}" failed while being applied: ${(err as Error).message}`, {
-        cause: err,
-        hint: `this is a bug in plugin "${plugin.name}" or its options`,
-        context: { plugin: plugin.name },
-      });
+      throw new OmniError(
+        'OMNI_PLUGIN_INVALID',
+        `plugin "${plugin.name}" failed while being applied: ${(err as Error).message}`,
+        {
+          cause: err,
+          hint: `this is a bug in plugin "${plugin.name}" or its options`,
+          context: { plugin: plugin.name },
+        },
+      );
     }
     this.#plugins.push(plugin);
     return this;
@@ -181,7 +200,9 @@ export class Omnistage {
   generate(input: unknown, options?: GenerateOptions): AsyncIterable<PipelineOutput> {
     const pipeline = this.pipeline;
     if (!pipeline) {
-      throw new OmniError('OMNI_REQUEST_FAILED', 'no pipeline is running', { hint: 'bring one up first: bringUp(omni, await planPipeline(omni, config))' });
+      throw new OmniError('OMNI_REQUEST_FAILED', 'no pipeline is running', {
+        hint: 'bring one up first: bringUp(omni, await planPipeline(omni, config))',
+      });
     }
     return pipeline.generate(input, options);
   }

@@ -24,7 +24,9 @@ export interface PluginFactoryContext {
 }
 
 function isPath(specifier: string): boolean {
-  return specifier.startsWith('./') || specifier.startsWith('../') || isAbsolute(specifier) || specifier.startsWith('file:');
+  return (
+    specifier.startsWith('./') || specifier.startsWith('../') || isAbsolute(specifier) || specifier.startsWith('file:')
+  );
 }
 
 function resolveSpecifier(specifier: string, baseDir: string): string {
@@ -82,9 +84,11 @@ export async function loadPlugins(requests: readonly PluginRequest[], baseDir: s
       new OmniError('OMNI_PLUGIN_INVALID', message, {
         location: req.location,
         cause,
-        hint: importFailureHint(cause, req.specifier, baseDir) ?? (isPath(req.specifier)
-          ? `check the path (relative to ${baseDir}) and that the module exports its plugin as default`
-          : `install it (npm install ${req.specifier}) or give a relative path such as ./my-plugin.js`),
+        hint:
+          importFailureHint(cause, req.specifier, baseDir) ??
+          (isPath(req.specifier)
+            ? `check the path (relative to ${baseDir}) and that the module exports its plugin as default`
+            : `install it (npm install ${req.specifier}) or give a relative path such as ./my-plugin.js`),
       });
     let mod: Record<string, unknown>;
     try {
@@ -97,14 +101,19 @@ export async function loadPlugins(requests: readonly PluginRequest[], baseDir: s
     if (typeof exported === 'function') {
       try {
         const context: PluginFactoryContext = { baseDir };
-        plugin = await (exported as (o: Record<string, unknown>, c: PluginFactoryContext) => unknown)(req.options ?? {}, context);
+        plugin = await (exported as (o: Record<string, unknown>, c: PluginFactoryContext) => unknown)(
+          req.options ?? {},
+          context,
+        );
       } catch (err) {
         throw fail(`plugin "${req.specifier}" failed to initialise with its options: ${(err as Error).message}`, err);
       }
     }
     const p = plugin as Partial<OmnistagePlugin> | undefined;
     if (!p || typeof p.name !== 'string' || typeof p.apply !== 'function') {
-      throw fail(`module "${req.specifier}" does not export a plugin (an object with "name" and "apply", or a function returning one)`);
+      throw fail(
+        `module "${req.specifier}" does not export a plugin (an object with "name" and "apply", or a function returning one)`,
+      );
     }
     plugins.push(p as OmnistagePlugin);
   }

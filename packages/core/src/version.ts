@@ -38,7 +38,12 @@ export function satisfiesRange(version: string, range: string): boolean | null {
       const c = cmp(v, base);
       const pass =
         op === '^'
-          ? c >= 0 && (base[0] > 0 ? v[0] === base[0] : base[1] > 0 ? v[0] === 0 && v[1] === base[1] : v[0] === 0 && v[1] === 0 && v[2] === base[2])
+          ? c >= 0 &&
+            (base[0] > 0
+              ? v[0] === base[0]
+              : base[1] > 0
+                ? v[0] === 0 && v[1] === base[1]
+                : v[0] === 0 && v[1] === 0 && v[2] === base[2])
           : op === '~'
             ? c >= 0 && v[0] === base[0] && v[1] === base[1]
             : op === '>='

@@ -47,12 +47,17 @@ export function normalizeDiffusionAttentionConfig(
   const fail = (path: string, message: string, hint: string): never => {
     throw new OmniError('OMNI_CONFIG_INVALID', message, { location: locate?.(path), hint, context: { ...context } });
   };
-  const name = (path: string): string => (path === '' ? 'diffusion_attention_config' : `diffusion_attention_config.${path}`);
+  const name = (path: string): string =>
+    path === '' ? 'diffusion_attention_config' : `diffusion_attention_config.${path}`;
 
   const spec = (path: string, raw: unknown): DiffusionAttentionSpec | null => {
     if (typeof raw === 'string') return isAuto(raw) ? null : { backend: raw, extra: {} };
     if (!isPlainObject(raw)) {
-      return fail(path, `${name(path)} must be a backend name or { backend, extra }, got ${describeValue(raw)}`, 'write a backend name such as FLASH_ATTN, or { backend: FLASH_ATTN, extra: {...} }');
+      return fail(
+        path,
+        `${name(path)} must be a backend name or { backend, extra }, got ${describeValue(raw)}`,
+        'write a backend name such as FLASH_ATTN, or { backend: FLASH_ATTN, extra: {...} }',
+      );
     }
     for (const key of Object.keys(raw)) {
       if (!(SPEC_KEYS as readonly string[]).includes(key)) {
@@ -65,11 +70,19 @@ export function normalizeDiffusionAttentionConfig(
     }
     const backend = raw.backend;
     if (typeof backend !== 'string' || backend === '') {
-      return fail(`${path}.backend`, `${name(path)}.backend must be a backend name, got ${describeValue(backend)}`, 'give the backend as a string, e.g. backend: FLASH_ATTN');
+      return fail(
+        `${path}.backend`,
+        `${name(path)}.backend must be a backend name, got ${describeValue(backend)}`,
+        'give the backend as a string, e.g. backend: FLASH_ATTN',
+      );
     }
     const extra = raw.extra ?? {};
     if (!isPlainObject(extra)) {
-      return fail(`${path}.extra`, `${name(path)}.extra must be a mapping, got ${describeValue(extra)}`, 'write backend options as a mapping, or remove extra');
+      return fail(
+        `${path}.extra`,
+        `${name(path)}.extra must be a mapping, got ${describeValue(extra)}`,
+        'write backend options as a mapping, or remove extra',
+      );
     }
     return isAuto(backend) ? null : { backend, extra: { ...extra } };
   };
@@ -77,7 +90,11 @@ export function normalizeDiffusionAttentionConfig(
   if (value === undefined || value === null) return { default: null, per_role: {} };
   if (typeof value === 'string') return { default: spec('', value), per_role: {} };
   if (!isPlainObject(value)) {
-    return fail('', `diffusion_attention_config must be a backend name or a mapping with default/per_role, got ${describeValue(value)}`, 'e.g. diffusion_attention_config: { default: FLASH_ATTN, per_role: { cross: SDPA } }');
+    return fail(
+      '',
+      `diffusion_attention_config must be a backend name or a mapping with default/per_role, got ${describeValue(value)}`,
+      'e.g. diffusion_attention_config: { default: FLASH_ATTN, per_role: { cross: SDPA } }',
+    );
   }
   for (const key of Object.keys(value)) {
     if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
@@ -95,7 +112,11 @@ export function normalizeDiffusionAttentionConfig(
   };
   const perRole = value.per_role ?? {};
   if (!isPlainObject(perRole)) {
-    return fail('per_role', `diffusion_attention_config.per_role must be a mapping of role → backend, got ${describeValue(perRole)}`, 'e.g. per_role: { self: FLASH_ATTN, cross: SDPA }');
+    return fail(
+      'per_role',
+      `diffusion_attention_config.per_role must be a mapping of role → backend, got ${describeValue(perRole)}`,
+      'e.g. per_role: { self: FLASH_ATTN, cross: SDPA }',
+    );
   }
 
   // Nested role mappings flatten to dotted role names; a mapping that holds backend/extra is a spec.
@@ -113,7 +134,11 @@ export function normalizeDiffusionAttentionConfig(
       }
       if (specKeys.length !== keys.length) {
         const nested = keys.filter((k) => !specKeys.includes(k));
-        fail(path, `${name(path)} mixes backend/extra with nested roles (${nested.join(', ')})`, 'give a role either { backend, extra } or nested roles, not both');
+        fail(
+          path,
+          `${name(path)} mixes backend/extra with nested roles (${nested.join(', ')})`,
+          'give a role either { backend, extra } or nested roles, not both',
+        );
       }
     }
     const s = spec(path, node);

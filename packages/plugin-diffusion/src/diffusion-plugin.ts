@@ -1,5 +1,13 @@
 import { fileURLToPath } from 'node:url';
-import { STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type StageConfig, type StageMetadata, type WorkerSpec } from '@omnistage/core';
+import {
+  STAGE_TYPE,
+  definePlugin,
+  diagnostic,
+  type OmnistagePlugin,
+  type StageConfig,
+  type StageMetadata,
+  type WorkerSpec,
+} from '@omnistage/core';
 import { normalizeDiffusionAttentionConfig } from './attention-config.js';
 import { checkDiffusionDeviceCount } from './device-count.js';
 import { getDiffusionDevicesPerReplica } from './devices-per-replica.js';
@@ -75,13 +83,19 @@ export function diffusionPlugin(options: DiffusionPluginOptions = {}): Omnistage
 
       omni.hooks.extractMetadata
         .for('diffusion')
-        .tapPromise({ name: DIFFUSION_PLUGIN_NAME, stage: STAGE_TYPE }, async (metadata, ctx) => diffusionStageMetadata(metadata, ctx.stage));
+        .tapPromise({ name: DIFFUSION_PLUGIN_NAME, stage: STAGE_TYPE }, async (metadata, ctx) =>
+          diffusionStageMetadata(metadata, ctx.stage),
+        );
 
       omni.hooks.buildArgs.tapPromise({ name: DIFFUSION_PLUGIN_NAME, stage: STAGE_TYPE }, async (args, ctx) => {
         if (ctx.stage.stage_type !== 'diffusion') return args;
         // b.28: too few devices for the world size is a plan error (not swallowed).
         checkDiffusionDeviceCount(ctx.stage, ctx.physicalDevices ?? ctx.plan.visibleDevices);
-        const out: Record<string, unknown> = { ...args, model: ctx.plan.model ?? args['model'] ?? null, stage_id: ctx.stage.stage_id };
+        const out: Record<string, unknown> = {
+          ...args,
+          model: ctx.plan.model ?? args['model'] ?? null,
+          stage_id: ctx.stage.stage_id,
+        };
         const attention = out['diffusion_attention_config'];
         if (attention !== undefined && attention !== null) {
           out['diffusion_attention_config'] = normalizeDiffusionAttentionConfig(

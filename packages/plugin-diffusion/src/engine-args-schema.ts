@@ -9,7 +9,10 @@ function parallelFieldSchema(spec: DiffusionParallelFieldSpec): Record<string, u
     case 'enum':
       return { type: 'string', enum: [...spec.values], default: spec.default, description: spec.description };
     case 'int': {
-      const base: Record<string, unknown> = { type: spec.nullable ? ['integer', 'null'] : 'integer', description: spec.description };
+      const base: Record<string, unknown> = {
+        type: spec.nullable ? ['integer', 'null'] : 'integer',
+        description: spec.description,
+      };
       if (spec.default !== null) base.default = spec.default;
       if (spec.allowed) return { ...base, enum: [...spec.allowed] };
       if (spec.sentinels && spec.sentinels.length > 0) {
@@ -98,6 +101,10 @@ export const diffusionEngineArgsJsonSchema: Record<string, unknown> = {
     lora_path: { type: ['string', 'null'] },
     lora_scale: { type: 'number' },
     max_num_seqs: { type: 'integer', minimum: 1, description: 'Requests batched per diffusion step.' },
-    omni_kv_config: { type: 'object', additionalProperties: true, description: 'KV transfer settings (set by the KV plugin).' },
+    omni_kv_config: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'KV transfer settings (set by the KV plugin).',
+    },
   },
 };

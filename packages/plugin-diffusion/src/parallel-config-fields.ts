@@ -114,4 +114,7 @@ export type DiffusionParallelField = keyof typeof DIFFUSION_PARALLEL_FIELDS;
 export const DIFFUSION_WORLD_SIZE_KEY = 'world_size';
 
 /** Every key accepted in `parallel_config`, in table order, `world_size` last. */
-export const DIFFUSION_PARALLEL_KEYS: readonly string[] = [...Object.keys(DIFFUSION_PARALLEL_FIELDS), DIFFUSION_WORLD_SIZE_KEY];
+export const DIFFUSION_PARALLEL_KEYS: readonly string[] = [
+  ...Object.keys(DIFFUSION_PARALLEL_FIELDS),
+  DIFFUSION_WORLD_SIZE_KEY,
+];

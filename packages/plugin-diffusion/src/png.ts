@@ -12,7 +12,14 @@ export const PNG_SIGNATURE: Buffer = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 
  * a given input and zlib build.
  */
 export function encodePng(width: number, height: number, rgb: Uint8Array): Buffer {
-  if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || width < 1 || height < 1 || width > 0x7fffffff || height > 0x7fffffff) {
+  if (
+    !Number.isSafeInteger(width) ||
+    !Number.isSafeInteger(height) ||
+    width < 1 ||
+    height < 1 ||
+    width > 0x7fffffff ||
+    height > 0x7fffffff
+  ) {
     throw new RangeError(`PNG width and height must be integers from 1 to 2^31-1, got ${width}×${height}`);
   }
   const stride = width * 3;

@@ -53,14 +53,24 @@ export function renderReferenceImage(opts: RenderReferenceImageOptions): Buffer 
 
   // Target field ("what the prompt asks for"), seed only moves things around.
   const target = new Float32Array(n);
-  paintField(target, grid, createRandom(seedWords('field', kind, condBytes)), createRandom(seedWords('layout', kind, condBytes, seed)));
+  paintField(
+    target,
+    grid,
+    createRandom(seedWords('field', kind, condBytes)),
+    createRandom(seedWords('layout', kind, condBytes, seed)),
+  );
 
   const weight = guidanceWeight(guidance);
   if (weight !== 1) {
     const uncond = new Float32Array(n);
     if (opts.negativePrompt !== undefined && opts.negativePrompt !== '') {
       const neg = Buffer.from(opts.negativePrompt, 'utf8');
-      paintField(uncond, grid, createRandom(seedWords('field', 'text', neg)), createRandom(seedWords('layout', 'text', neg, seed)));
+      paintField(
+        uncond,
+        grid,
+        createRandom(seedWords('field', 'text', neg)),
+        createRandom(seedWords('layout', 'text', neg, seed)),
+      );
     } else {
       fillWithMeanColour(uncond, target);
     }
@@ -110,7 +120,14 @@ function toBytes(x: Float32Array): Uint8Array {
  * the noise index wrapping around. Kept as its own small function so V8 optimises the hot loop on
  * its own rather than as part of the large caller.
  */
-function denoiseStep(x: Float32Array, target: Float32Array, noise: Float32Array, ratio: number, eta: number, offset: number): void {
+function denoiseStep(
+  x: Float32Array,
+  target: Float32Array,
+  noise: Float32Array,
+  ratio: number,
+  eta: number,
+  offset: number,
+): void {
   const n = x.length;
   // Two straight runs (before and after the wrap) instead of a wrap test per element.
   const firstRun = n - offset;
@@ -137,16 +154,35 @@ function validate(opts: RenderReferenceImageOptions, guidance: number): void {
     throw new OmniError('OMNI_REQUEST_FAILED', message, { hint, context: { engine: 'reference', phase: 'render' } });
   };
   const { width, height, steps, seed } = opts;
-  if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) {
-    fail(`the reference diffusion engine cannot render ${String(width)}×${String(height)}`, `use whole-number sizes from 1 to ${MAX_SIDE}, at most ${MAX_PIXELS} pixels in all`);
+  if (
+    !Number.isSafeInteger(width) ||
+    !Number.isSafeInteger(height) ||
+    width < 1 ||
+    height < 1 ||
+    width > MAX_SIDE ||
+    height > MAX_SIDE ||
+    width * height > MAX_PIXELS
+  ) {
+    fail(
+      `the reference diffusion engine cannot render ${String(width)}×${String(height)}`,
+      `use whole-number sizes from 1 to ${MAX_SIDE}, at most ${MAX_PIXELS} pixels in all`,
+    );
   }
   if (!Number.isSafeInteger(steps) || steps < 1 || steps > MAX_STEPS) {
-    fail(`num_inference_steps must be an integer from 1 to ${MAX_STEPS}, got ${String(steps)}`, 'set num_inference_steps in the request or the stage default_sampling_params');
+    fail(
+      `num_inference_steps must be an integer from 1 to ${MAX_STEPS}, got ${String(steps)}`,
+      'set num_inference_steps in the request or the stage default_sampling_params',
+    );
   }
-  if (!Number.isSafeInteger(seed)) fail(`seed must be a safe integer, got ${String(seed)}`, 'use a whole number between -(2^53-1) and 2^53-1');
-  if (!Number.isFinite(guidance)) fail(`guidance scale must be a finite number, got ${String(guidance)}`, 'use e.g. guidance_scale: 4.5');
+  if (!Number.isSafeInteger(seed))
+    fail(`seed must be a safe integer, got ${String(seed)}`, 'use a whole number between -(2^53-1) and 2^53-1');
+  if (!Number.isFinite(guidance))
+    fail(`guidance scale must be a finite number, got ${String(guidance)}`, 'use e.g. guidance_scale: 4.5');
   if (typeof opts.conditioning !== 'string' && !(opts.conditioning instanceof Float32Array)) {
-    fail('conditioning must be prompt text or a Float32Array', 'pass the prompt, or the conditioning tensor from the previous stage');
+    fail(
+      'conditioning must be prompt text or a Float32Array',
+      'pass the prompt, or the conditioning tensor from the previous stage',
+    );
   }
 }
 
@@ -227,7 +263,10 @@ function paintField(out: Float32Array, grid: Grid, rnd: () => number, jitter: ()
     const phase = rnd() * 2 * Math.PI + jitter() * 1.5;
     const amp = 0.04 + 0.07 * rnd();
     const tint = randomColour(rnd);
-    waveTint.set(tint.map((t) => amp * (t - 0.5) * 2), k * 3);
+    waveTint.set(
+      tint.map((t) => amp * (t - 0.5) * 2),
+      k * 3,
+    );
     for (let x = 0; x < w; x++) {
       const a = kx * (u[x] as number) + phase;
       waveSinX[k * w + x] = Math.sin(a);

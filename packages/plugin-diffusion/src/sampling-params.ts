@@ -131,34 +131,47 @@ export function validateDiffusionSamplingParams(stage: StageConfig): void {
   const at = (key: string): SourceLocation => stage.locations.at(`default_sampling_params.${key}`);
   if (params === undefined || params === null) return;
   if (!isPlainObject(params)) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `default_sampling_params of stage ${stage.stage_id} must be a mapping, got ${describeValue(params)}`, {
-      location: stage.locations.at('default_sampling_params'),
-      hint: 'write it as a mapping, e.g. `default_sampling_params: { num_inference_steps: 30 }`',
-      context,
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `default_sampling_params of stage ${stage.stage_id} must be a mapping, got ${describeValue(params)}`,
+      {
+        location: stage.locations.at('default_sampling_params'),
+        hint: 'write it as a mapping, e.g. `default_sampling_params: { num_inference_steps: 30 }`',
+        context,
+      },
+    );
   }
 
   for (const [key, value] of Object.entries(params)) {
     if (!Object.hasOwn(SAMPLING_PARAMS, key)) {
-      throw new OmniError(UNKNOWN_KEY_CODE, `default_sampling_params.${key} is not a diffusion sampling parameter (stage ${stage.stage_id})`, {
-        location: stage.locations.keyAt(`default_sampling_params.${key}`),
-        hint: unknownSamplingKeyHint(key),
-        context,
-      });
+      throw new OmniError(
+        UNKNOWN_KEY_CODE,
+        `default_sampling_params.${key} is not a diffusion sampling parameter (stage ${stage.stage_id})`,
+        {
+          location: stage.locations.keyAt(`default_sampling_params.${key}`),
+          hint: unknownSamplingKeyHint(key),
+          context,
+        },
+      );
     }
     const problem = checkValue(key, SAMPLING_PARAMS[key as keyof typeof SAMPLING_PARAMS], value);
     if (problem !== undefined) {
-      throw new OmniError('OMNI_CONFIG_INVALID', `default_sampling_params.${key} ${problem.message}, got ${describeValue(value)} (stage ${stage.stage_id})`, {
-        location: at(key),
-        hint: problem.hint,
-        context,
-      });
+      throw new OmniError(
+        'OMNI_CONFIG_INVALID',
+        `default_sampling_params.${key} ${problem.message}, got ${describeValue(value)} (stage ${stage.stage_id})`,
+        {
+          location: at(key),
+          hint: problem.hint,
+          context,
+        },
+      );
     }
   }
 }
 
 function unknownSamplingKeyHint(key: string): string {
-  if (RUNTIME_ONLY_FIELDS.has(key)) return `${key} is filled in by the diffusion engine while it runs; it cannot be a default, remove it`;
+  if (RUNTIME_ONLY_FIELDS.has(key))
+    return `${key} is filled in by the diffusion engine while it runs; it cannot be a default, remove it`;
   if (LLM_ONLY_FIELDS.has(key)) {
     return `${key} is an LLM sampling parameter; remove it, or set stage_type: llm if this stage is an LLM`;
   }
@@ -166,21 +179,31 @@ function unknownSamplingKeyHint(key: string): string {
 }
 
 /** The problem with `value` for a field typed `spec`, or undefined when it is fine. */
-function checkValue(key: string, spec: SamplingParamSpec, value: unknown): { message: string; hint: string } | undefined {
+function checkValue(
+  key: string,
+  spec: SamplingParamSpec,
+  value: unknown,
+): { message: string; hint: string } | undefined {
   if (value === null) {
-    return 'nullable' in spec && spec.nullable ? undefined : { message: 'cannot be null', hint: `remove ${key} to use the engine default` };
+    return 'nullable' in spec && spec.nullable
+      ? undefined
+      : { message: 'cannot be null', hint: `remove ${key} to use the engine default` };
   }
   switch (spec.kind) {
     case 'int': {
       const min = spec.min;
       const range = min === undefined ? 'an integer' : min === 1 ? 'a positive integer' : `an integer ≥ ${min}`;
       const what = spec.multipleOf === undefined ? range : `a positive multiple of ${spec.multipleOf}`;
-      if (!isInt(value) || (min !== undefined && value < min)) return { message: `must be ${what}`, hint: `write ${key} as ${what}, unquoted` };
+      if (!isInt(value) || (min !== undefined && value < min))
+        return { message: `must be ${what}`, hint: `write ${key} as ${what}, unquoted` };
       if (spec.multipleOf !== undefined && value % spec.multipleOf !== 0) {
         const m = spec.multipleOf;
         const down = Math.max(m, Math.floor(value / m) * m);
         const up = Math.ceil(value / m) * m;
-        return { message: `must be ${what}`, hint: `the image is encoded in ${m}×${m} latent patches; use ${down} or ${up}` };
+        return {
+          message: `must be ${what}`,
+          hint: `the image is encoded in ${m}×${m} latent patches; use ${down} or ${up}`,
+        };
       }
       return undefined;
     }
@@ -191,7 +214,11 @@ function checkValue(key: string, spec: SamplingParamSpec, value: unknown): { mes
           : spec.min !== undefined
             ? `a number ≥ ${spec.min}`
             : 'a number';
-      if (!isFiniteNumber(value) || (spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
+      if (
+        !isFiniteNumber(value) ||
+        (spec.min !== undefined && value < spec.min) ||
+        (spec.max !== undefined && value > spec.max)
+      ) {
         return { message: `must be ${bounds}`, hint: `write ${key} as ${bounds}, unquoted` };
       }
       return undefined;
@@ -205,7 +232,9 @@ function checkValue(key: string, spec: SamplingParamSpec, value: unknown): { mes
         ? undefined
         : { message: 'must be a number or a list of numbers', hint: `write ${key} as a number or a list of numbers` };
     case 'bool':
-      return typeof value === 'boolean' ? undefined : { message: 'must be true or false', hint: `write ${key}: true or ${key}: false` };
+      return typeof value === 'boolean'
+        ? undefined
+        : { message: 'must be true or false', hint: `write ${key}: true or ${key}: false` };
     case 'string':
       return typeof value === 'string' ? undefined : { message: 'must be a string', hint: `quote the value of ${key}` };
     case 'string-or-list':
@@ -213,6 +242,8 @@ function checkValue(key: string, spec: SamplingParamSpec, value: unknown): { mes
         ? undefined
         : { message: 'must be a string or a list of strings', hint: `write ${key} as text, or a list of texts` };
     case 'mapping':
-      return isPlainObject(value) ? undefined : { message: 'must be a mapping', hint: `write ${key} as a mapping of keys to values` };
+      return isPlainObject(value)
+        ? undefined
+        : { message: 'must be a mapping', hint: `write ${key} as a mapping of keys to values` };
   }
 }

@@ -175,11 +175,20 @@ function readFields(
     if (value === undefined || (value === null && 'nullable' in spec && spec.nullable)) return spec.default;
     switch (spec.kind) {
       case 'bool':
-        if (typeof value !== 'boolean') fail(key, `${path} must be true or false, got ${describeValue(value)}`, `write ${key}: true or ${key}: false`);
+        if (typeof value !== 'boolean')
+          fail(
+            key,
+            `${path} must be true or false, got ${describeValue(value)}`,
+            `write ${key}: true or ${key}: false`,
+          );
         return value;
       case 'enum':
         if (typeof value !== 'string' || !(spec.values as readonly string[]).includes(value)) {
-          fail(key, `${path} must be one of ${spec.values.join(', ')}, got ${describeValue(value)}`, `use one of: ${spec.values.join(', ')}`);
+          fail(
+            key,
+            `${path} must be one of ${spec.values.join(', ')}, got ${describeValue(value)}`,
+            `use one of: ${spec.values.join(', ')}`,
+          );
         }
         return value;
       case 'int': {
@@ -189,7 +198,11 @@ function readFields(
           ? allowed.join(', ')
           : `an integer ≥ ${spec.min}${sentinels.length > 0 ? ` (or ${sentinels.join(', ')})` : ''}`;
         if (!isInt(value)) {
-          fail(key, `${path} must be ${allowed ? `one of ${accepted}` : accepted}, got ${describeValue(value)}`, `write ${key} as a whole number (${accepted}), unquoted`);
+          fail(
+            key,
+            `${path} must be ${allowed ? `one of ${accepted}` : accepted}, got ${describeValue(value)}`,
+            `write ${key} as a whole number (${accepted}), unquoted`,
+          );
         }
         const n = value as number;
         if (allowed ? !allowed.includes(n) : n < spec.min && !sentinels.includes(n)) {
@@ -197,7 +210,11 @@ function readFields(
             key === 'cfg_parallel_size'
               ? 'CFG parallelism splits the guidance passes (conditional, unconditional, image-conditional) over at most 3 ranks'
               : `${key} counts ranks, so it is at least ${spec.min}`;
-          fail(key, `${path} must be ${allowed ? `one of ${accepted}` : accepted}, got ${n}`, `${why}; use ${accepted}`);
+          fail(
+            key,
+            `${path} must be ${allowed ? `one of ${accepted}` : accepted}, got ${n}`,
+            `${why}; use ${accepted}`,
+          );
         }
         return n;
       }

@@ -6,9 +6,23 @@ const bytes = Buffer.from(f32.buffer);
 
 describe('reference diffusion conditioning', () => {
   it('reads an upstream tensor given as an inline payload reference or in the older inline shape', () => {
-    const ref = { $payload: 1, key: 'i_1', size: bytes.length, via: 'inline', dtype: 'float32', shape: [3], data_base64: bytes.toString('base64') };
+    const ref = {
+      $payload: 1,
+      key: 'i_1',
+      size: bytes.length,
+      via: 'inline',
+      dtype: 'float32',
+      shape: [3],
+      data_base64: bytes.toString('base64'),
+    };
     expect(Array.from(conditioningFromInput({ text: 't', tensor: ref }) as Float32Array)).toEqual([0.5, -1, 2]);
-    expect(Array.from(conditioningFromInput({ tensor: { dtype: 'float32', shape: [3], data_base64: bytes.toString('base64') } }) as Float32Array)).toEqual([0.5, -1, 2]);
+    expect(
+      Array.from(
+        conditioningFromInput({
+          tensor: { dtype: 'float32', shape: [3], data_base64: bytes.toString('base64') },
+        }) as Float32Array,
+      ),
+    ).toEqual([0.5, -1, 2]);
   });
 
   it('reads a shared-memory tensor through the reader it is given (the worker passes conn.getPayload)', () => {

@@ -18,7 +18,6 @@ function stageWithWorld(parallelConfig: Record<string, unknown>) {
   });
 }
 
-
 describe('checkDiffusionDeviceCount', () => {
   it('passes when there are enough devices (more is fine)', () => {
     expect(() => checkDiffusionDeviceCount(stageWithWorld({ ulysses_degree: 2 }), ['0', '1'])).not.toThrow();
@@ -27,7 +26,9 @@ describe('checkDiffusionDeviceCount', () => {
   });
 
   it('fails with a plan error naming the stage, the required count and the available list', () => {
-    const err = errorOf(() => checkDiffusionDeviceCount(stageWithWorld({ ulysses_degree: 2, cfg_parallel_size: 2 }), ['0', '1']));
+    const err = errorOf(() =>
+      checkDiffusionDeviceCount(stageWithWorld({ ulysses_degree: 2, cfg_parallel_size: 2 }), ['0', '1']),
+    );
     expect(err.code).toBe('OMNI_PLAN_DEVICES');
     expect(err.exitCode).toBe(2);
     expect(err.message).toBe(
@@ -46,6 +47,8 @@ describe('checkDiffusionDeviceCount', () => {
 
   it('says so when no device is available', () => {
     const err = errorOf(() => checkDiffusionDeviceCount(stageWithWorld({}), []));
-    expect(err.message).toBe('diffusion stage 7 needs 1 device per replica (its parallel world size) but no devices are available');
+    expect(err.message).toBe(
+      'diffusion stage 7 needs 1 device per replica (its parallel world size) but no devices are available',
+    );
   });
 });

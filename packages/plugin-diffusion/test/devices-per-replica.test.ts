@@ -10,7 +10,6 @@ function diffusionStage(engineArgs: Record<string, unknown>) {
   return createStageConfig({ stage_id: 4, stage_idx: 1, stage_type: 'diffusion', engine_args: engineArgs, locations });
 }
 
-
 describe('getDiffusionDevicesPerReplica', () => {
   it('is 1 without engine_args.parallel_config', () => {
     expect(getDiffusionDevicesPerReplica(diffusionStage({}))).toBe(1);
@@ -18,20 +17,26 @@ describe('getDiffusionDevicesPerReplica', () => {
   });
 
   it('is the parallel world size', () => {
-    expect(getDiffusionDevicesPerReplica(diffusionStage({ parallel_config: { ulysses_degree: 2, ring_degree: 2 } }))).toBe(4);
+    expect(
+      getDiffusionDevicesPerReplica(diffusionStage({ parallel_config: { ulysses_degree: 2, ring_degree: 2 } })),
+    ).toBe(4);
     expect(getDiffusionDevicesPerReplica(diffusionStage({ parallel_config: { world_size: 3 } }))).toBe(3);
   });
 
   it('throws for an invalid config (upstream would quietly answer 1), located in the stage', () => {
     const err = errorOf(() =>
-      getDiffusionDevicesPerReplica(diffusionStage({ parallel_config: { ulysses_degree: 2, sequence_parallel_size: 3 } })),
+      getDiffusionDevicesPerReplica(
+        diffusionStage({ parallel_config: { ulysses_degree: 2, sequence_parallel_size: 3 } }),
+      ),
     );
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     // sequence_parallel_size was not recorded: the location falls back to the parallel_config mapping.
     expect(err.location).toEqual({ file: 'pipe.yaml', line: 8, col: 7 });
     expect(err.context).toMatchObject({ stage_id: 4, stage_idx: 1 });
 
-    const bad = errorOf(() => getDiffusionDevicesPerReplica(diffusionStage({ parallel_config: { ulysses_degree: 0 } })));
+    const bad = errorOf(() =>
+      getDiffusionDevicesPerReplica(diffusionStage({ parallel_config: { ulysses_degree: 0 } })),
+    );
     expect(bad.location).toEqual({ file: 'pipe.yaml', line: 9, col: 9 });
   });
 

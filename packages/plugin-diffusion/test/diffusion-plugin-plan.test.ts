@@ -25,7 +25,7 @@ stage_args:
 `;
 
 describe('diffusion stages in a plan', () => {
-  it('get upstream\'s diffusion metadata (no output type, not comprehension, no multimodal data, keeps cfg_kv_collect_func) from the plugin\'s tap', async () => {
+  it("get upstream's diffusion metadata (no output type, not comprehension, no multimodal data, keeps cfg_kv_collect_func) from the plugin's tap", async () => {
     const p = await plan(`
 stage_args:
   - stage_id: 1
@@ -65,13 +65,17 @@ stage_args:
   });
 
   it('refuse a stage with fewer devices than its world size', async () => {
-    const err = await plan(TWO_REPLICAS.replace('devices: "0,1", num_replicas: 2', 'devices: "5", num_replicas: 1')).catch((e: unknown) => e);
+    const err = await plan(
+      TWO_REPLICAS.replace('devices: "0,1", num_replicas: 2', 'devices: "5", num_replicas: 1'),
+    ).catch((e: unknown) => e);
     expect(isOmniError(err) && err.code).toBe('OMNI_PLAN_DEVICES');
     if (isOmniError(err)) expect(err.message).toMatch(/2/);
   });
 
   it('report an unknown sampling param at its line', async () => {
-    const err = await plan(TWO_REPLICAS.replace('num_inference_steps: 4', 'num_inference_step: 4')).catch((e: unknown) => e);
+    const err = await plan(TWO_REPLICAS.replace('num_inference_steps: 4', 'num_inference_step: 4')).catch(
+      (e: unknown) => e,
+    );
     expect(isOmniError(err) && err.code).toBe('OMNI_CONFIG_INVALID');
     if (isOmniError(err)) {
       expect(err.location?.line).toBe(8);

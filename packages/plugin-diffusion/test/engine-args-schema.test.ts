@@ -10,7 +10,9 @@ describe('diffusionEngineArgsJsonSchema', () => {
   it('is an open object schema with parallel_config and diffusion_attention_config', () => {
     expect(schema.type).toBe('object');
     expect(schema.additionalProperties).toBe(true);
-    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['parallel_config', 'diffusion_attention_config', 'model']));
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(['parallel_config', 'diffusion_attention_config', 'model']),
+    );
   });
 
   it('closes parallel_config over exactly the keys the world-size validator accepts', () => {

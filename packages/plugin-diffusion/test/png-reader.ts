@@ -12,7 +12,13 @@ export interface PngChunk {
  * chunk's CRC with `zlib.crc32` (not the encoder's own CRC code), inflates the IDAT stream and
  * reverses all five scanline filters, so the encoder's filter choice can change without the tests.
  */
-export function readPng(buf: Buffer): { width: number; height: number; chunks: PngChunk[]; raw: Buffer; pixels: Uint8Array } {
+export function readPng(buf: Buffer): {
+  width: number;
+  height: number;
+  chunks: PngChunk[];
+  raw: Buffer;
+  pixels: Uint8Array;
+} {
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   if (!buf.subarray(0, 8).equals(signature)) throw new Error('bad PNG signature');
   const chunks: PngChunk[] = [];
@@ -32,7 +38,8 @@ export function readPng(buf: Buffer): { width: number; height: number; chunks: P
   if (chunks.at(-1)?.type !== 'IEND') throw new Error('last chunk is not IEND');
   const width = ihdr.data.readUInt32BE(0);
   const height = ihdr.data.readUInt32BE(4);
-  if (ihdr.data[8] !== 8 || ihdr.data[9] !== 2 || ihdr.data[12] !== 0) throw new Error('test reader handles 8-bit RGB, non-interlaced only');
+  if (ihdr.data[8] !== 8 || ihdr.data[9] !== 2 || ihdr.data[12] !== 0)
+    throw new Error('test reader handles 8-bit RGB, non-interlaced only');
 
   const raw = inflateSync(Buffer.concat(chunks.filter((c) => c.type === 'IDAT').map((c) => c.data)));
   const stride = width * 3;
@@ -46,10 +53,18 @@ export function readPng(buf: Buffer): { width: number; height: number; chunks: P
       const c = i >= 3 && y > 0 ? (pixels[(y - 1) * stride + i - 3] ?? 0) : 0;
       let pred: number;
       switch (filter) {
-        case 0: pred = 0; break;
-        case 1: pred = a; break;
-        case 2: pred = b; break;
-        case 3: pred = (a + b) >> 1; break;
+        case 0:
+          pred = 0;
+          break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = b;
+          break;
+        case 3:
+          pred = (a + b) >> 1;
+          break;
         case 4: {
           const p = a + b - c;
           const pa = Math.abs(p - a);

@@ -5,8 +5,15 @@ import { renderReferenceImage } from '../src/reference-renderer.js';
 import type { RenderReferenceImageOptions } from '../src/reference-renderer.js';
 import { meanAbsDiff, readPng } from './png-reader.js';
 
-const base: RenderReferenceImageOptions = { conditioning: 'a red fox in the snow', seed: 7, steps: 20, width: 64, height: 48 };
-const pixelsOf = (opts: Partial<RenderReferenceImageOptions>): Uint8Array => readPng(renderReferenceImage({ ...base, ...opts })).pixels;
+const base: RenderReferenceImageOptions = {
+  conditioning: 'a red fox in the snow',
+  seed: 7,
+  steps: 20,
+  width: 64,
+  height: 48,
+};
+const pixelsOf = (opts: Partial<RenderReferenceImageOptions>): Uint8Array =>
+  readPng(renderReferenceImage({ ...base, ...opts })).pixels;
 
 /** Mean absolute difference between horizontal neighbours: residual noise shows up here. */
 function grain(pixels: Uint8Array, width: number): number {
@@ -31,15 +38,26 @@ describe('renderReferenceImage', () => {
   });
 
   it('renders non-square and tiny sizes', () => {
-    expect(decodePngSize(renderReferenceImage({ ...base, width: 512, height: 512 }))).toEqual({ width: 512, height: 512 });
-    expect(decodePngSize(renderReferenceImage({ ...base, width: 1, height: 3, steps: 1 }))).toEqual({ width: 1, height: 3 });
+    expect(decodePngSize(renderReferenceImage({ ...base, width: 512, height: 512 }))).toEqual({
+      width: 512,
+      height: 512,
+    });
+    expect(decodePngSize(renderReferenceImage({ ...base, width: 1, height: 3, steps: 1 }))).toEqual({
+      width: 1,
+      height: 3,
+    });
   });
 
   it('is deterministic: same inputs give byte-identical PNGs', () => {
     expect(renderReferenceImage(base).equals(renderReferenceImage({ ...base }))).toBe(true);
     const tensor = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
     const a = renderReferenceImage({ ...base, conditioning: tensor, guidance: 5, negativePrompt: 'blurry' });
-    const b = renderReferenceImage({ ...base, conditioning: Float32Array.from(tensor), guidance: 5, negativePrompt: 'blurry' });
+    const b = renderReferenceImage({
+      ...base,
+      conditioning: Float32Array.from(tensor),
+      guidance: 5,
+      negativePrompt: 'blurry',
+    });
     expect(a.equals(b)).toBe(true);
   });
 
@@ -52,7 +70,9 @@ describe('renderReferenceImage', () => {
         expect(mad, `${prompts[i]} vs ${prompts[j]}`).toBeGreaterThan(15);
       }
     }
-    expect(renderReferenceImage(base).equals(renderReferenceImage({ ...base, conditioning: 'a red fox in the snow!' }))).toBe(false);
+    expect(
+      renderReferenceImage(base).equals(renderReferenceImage({ ...base, conditioning: 'a red fox in the snow!' })),
+    ).toBe(false);
   });
 
   it('gives different images for different conditioning tensors', () => {

@@ -7,14 +7,19 @@ import { errorOf } from './error-of.js';
 function stage(params: Record<string, unknown>) {
   const locations = new LocationIndex({ file: 'pipe.yaml', line: 1, col: 1 });
   locations.set('default_sampling_params', { file: 'pipe.yaml', line: 20, col: 5 });
-  Object.keys(params).forEach((key, i) => locations.set(`default_sampling_params.${key}`, { file: 'pipe.yaml', line: 21 + i, col: 7 }));
+  Object.keys(params).forEach((key, i) =>
+    locations.set(`default_sampling_params.${key}`, { file: 'pipe.yaml', line: 21 + i, col: 7 }),
+  );
   return createStageConfig({ stage_id: 1, stage_type: 'diffusion', default_sampling_params: params, locations });
 }
 
-
 describe('validateDiffusionSamplingParams', () => {
   it('accepts the defaults shipped upstream (glm_image, bagel) and an empty map', () => {
-    expect(() => validateDiffusionSamplingParams(stage({ seed: 42, num_inference_steps: 50, guidance_scale: 1.5, height: 1024, width: 1024 }))).not.toThrow();
+    expect(() =>
+      validateDiffusionSamplingParams(
+        stage({ seed: 42, num_inference_steps: 50, guidance_scale: 1.5, height: 1024, width: 1024 }),
+      ),
+    ).not.toThrow();
     expect(() => validateDiffusionSamplingParams(stage({ seed: 52 }))).not.toThrow();
     expect(() => validateDiffusionSamplingParams(stage({}))).not.toThrow();
   });
@@ -60,8 +65,12 @@ describe('validateDiffusionSamplingParams', () => {
   });
 
   it('explains LLM keys and engine-internal fields', () => {
-    expect(errorOf(() => validateDiffusionSamplingParams(stage({ temperature: 0.9 }))).hint).toContain('LLM sampling parameter');
-    expect(errorOf(() => validateDiffusionSamplingParams(stage({ latents: [] }))).hint).toContain('filled in by the diffusion engine');
+    expect(errorOf(() => validateDiffusionSamplingParams(stage({ temperature: 0.9 }))).hint).toContain(
+      'LLM sampling parameter',
+    );
+    expect(errorOf(() => validateDiffusionSamplingParams(stage({ latents: [] }))).hint).toContain(
+      'filled in by the diffusion engine',
+    );
   });
 
   it('rejects a height or width that is not a positive multiple of 8', () => {
@@ -71,7 +80,9 @@ describe('validateDiffusionSamplingParams', () => {
     expect(err.location).toEqual({ file: 'pipe.yaml', line: 22, col: 7 });
     expect(err.hint).toContain('use 1000 or 1008');
     for (const bad of [0, -8, 4, 512.5, '512', true]) {
-      expect(() => validateDiffusionSamplingParams(stage({ width: bad }))).toThrow(/width must be a positive multiple of 8/);
+      expect(() => validateDiffusionSamplingParams(stage({ width: bad }))).toThrow(
+        /width must be a positive multiple of 8/,
+      );
     }
   });
 
@@ -79,12 +90,18 @@ describe('validateDiffusionSamplingParams', () => {
     for (const bad of [0, 2.5, '30', null]) {
       expect(() => validateDiffusionSamplingParams(stage({ num_inference_steps: bad }))).toThrow(/num_inference_steps/);
     }
-    expect(() => validateDiffusionSamplingParams(stage({ guidance_scale: 'high' }))).toThrow(/guidance_scale must be a number ≥ 0, got "high" \(a string\)/);
+    expect(() => validateDiffusionSamplingParams(stage({ guidance_scale: 'high' }))).toThrow(
+      /guidance_scale must be a number ≥ 0, got "high" \(a string\)/,
+    );
     expect(() => validateDiffusionSamplingParams(stage({ guidance_scale: Number.NaN }))).toThrow(/guidance_scale/);
     expect(() => validateDiffusionSamplingParams(stage({ seed: 1.5 }))).toThrow(/seed must be an integer/);
     expect(() => validateDiffusionSamplingParams(stage({ seed: -3 }))).not.toThrow();
-    expect(() => validateDiffusionSamplingParams(stage({ strength: 1.5 }))).toThrow(/strength must be a number from 0 to 1/);
-    expect(() => validateDiffusionSamplingParams(stage({ sigmas: [1, 'a'] }))).toThrow(/sigmas must be a list of numbers/);
+    expect(() => validateDiffusionSamplingParams(stage({ strength: 1.5 }))).toThrow(
+      /strength must be a number from 0 to 1/,
+    );
+    expect(() => validateDiffusionSamplingParams(stage({ sigmas: [1, 'a'] }))).toThrow(
+      /sigmas must be a list of numbers/,
+    );
     expect(() => validateDiffusionSamplingParams(stage({ extra_args: [] }))).toThrow(/extra_args must be a mapping/);
   });
 

@@ -5,7 +5,9 @@ describe('unknownKeyHint', () => {
   const keys = ['num_inference_steps', 'guidance_scale', 'seed'];
 
   it('suggests a close key', () => {
-    expect(unknownKeyHint('num_inference_step', keys, 'default_sampling_params')).toBe('did you mean "num_inference_steps"?');
+    expect(unknownKeyHint('num_inference_step', keys, 'default_sampling_params')).toBe(
+      'did you mean "num_inference_steps"?',
+    );
     expect(unknownKeyHint('sed', keys, 'default_sampling_params')).toBe('did you mean "seed"?');
   });
 

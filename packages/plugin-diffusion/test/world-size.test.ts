@@ -7,7 +7,6 @@ import { errorOf } from './error-of.js';
 const locate = (key: string): SourceLocation => ({ file: `parallel_config[${key}]`, line: 1, col: 1 });
 const locationOf = locate;
 
-
 describe('diffusionWorldSize', () => {
   it('is 1 without a parallel config or with an empty one', () => {
     expect(diffusionWorldSize(undefined)).toBe(1);
@@ -38,13 +37,17 @@ describe('diffusionWorldSize', () => {
   });
 
   it('accepts sequence_parallel_size equal to ulysses × ring (the glm_image fixture)', () => {
-    expect(diffusionWorldSize({ tensor_parallel_size: 1, sequence_parallel_size: 4, ulysses_degree: 4, ring_degree: 1 })).toBe(4);
+    expect(
+      diffusionWorldSize({ tensor_parallel_size: 1, sequence_parallel_size: 4, ulysses_degree: 4, ring_degree: 1 }),
+    ).toBe(4);
     expect(diffusionWorldSize({ sequence_parallel_size: 6, ulysses_degree: 3, ring_degree: 2 })).toBe(6);
     expect(diffusionWorldSize({ sequence_parallel_size: null, ulysses_degree: 2 })).toBe(2);
   });
 
   it('rejects sequence_parallel_size that differs from ulysses × ring, at that key', () => {
-    const err = errorOf(() => diffusionWorldSize({ sequence_parallel_size: 4, ulysses_degree: 2 }, locate, { stage_id: 5 }));
+    const err = errorOf(() =>
+      diffusionWorldSize({ sequence_parallel_size: 4, ulysses_degree: 2 }, locate, { stage_id: 5 }),
+    );
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     expect(err.message).toContain('sequence_parallel_size is 4');
     expect(err.message).toContain('2 × 1 = 2');
@@ -69,7 +72,9 @@ describe('diffusionWorldSize', () => {
       expect(err.location).toEqual(locationOf('tensor_parallel_size'));
       expect(err.hint).toBeTruthy();
     }
-    expect(errorOf(() => diffusionWorldSize({ ring_degree: 0 })).message).toContain('ring_degree must be an integer ≥ 1, got 0');
+    expect(errorOf(() => diffusionWorldSize({ ring_degree: 0 })).message).toContain(
+      'ring_degree must be an integer ≥ 1, got 0',
+    );
     expect(errorOf(() => diffusionWorldSize({ use_hsdp: 'yes' })).message).toContain('use_hsdp must be true or false');
     expect(errorOf(() => diffusionWorldSize({ ulysses_mode: 'fast' })).message).toContain('strict, advanced_uaa');
     expect(errorOf(() => diffusionWorldSize({ hsdp_shard_size: 0 })).message).toContain('(or -1)');
@@ -110,10 +115,14 @@ describe('diffusionWorldSize', () => {
 
   describe('HSDP', () => {
     it('rejects tensor or data parallelism with HSDP', () => {
-      const tp = errorOf(() => diffusionWorldSize({ use_hsdp: true, tensor_parallel_size: 2, hsdp_shard_size: 2 }, locate));
+      const tp = errorOf(() =>
+        diffusionWorldSize({ use_hsdp: true, tensor_parallel_size: 2, hsdp_shard_size: 2 }, locate),
+      );
       expect(tp.message).toContain('cannot be combined with tensor or data parallelism');
       expect(tp.location).toEqual(locationOf('tensor_parallel_size'));
-      const dp = errorOf(() => diffusionWorldSize({ use_hsdp: true, data_parallel_size: 2, hsdp_shard_size: 2 }, locate));
+      const dp = errorOf(() =>
+        diffusionWorldSize({ use_hsdp: true, data_parallel_size: 2, hsdp_shard_size: 2 }, locate),
+      );
       expect(dp.location).toEqual(locationOf('data_parallel_size'));
       expect(dp.hint).toContain('tensor_parallel_size and data_parallel_size to 1');
     });
@@ -125,7 +134,15 @@ describe('diffusionWorldSize', () => {
     it('derives the shard size (-1) from the other parallelism', () => {
       expect(diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4 })).toBe(4);
       expect(diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_replicate_size: 2 })).toBe(4);
-      expect(diffusionWorldSize({ use_hsdp: true, ulysses_degree: 2, cfg_parallel_size: 2, hsdp_shard_size: -1, hsdp_replicate_size: 4 })).toBe(4);
+      expect(
+        diffusionWorldSize({
+          use_hsdp: true,
+          ulysses_degree: 2,
+          cfg_parallel_size: 2,
+          hsdp_shard_size: -1,
+          hsdp_replicate_size: 4,
+        }),
+      ).toBe(4);
     });
 
     it('cannot derive the shard size when every other degree is 1', () => {
@@ -136,7 +153,9 @@ describe('diffusionWorldSize', () => {
     });
 
     it('requires the replicate size to divide the derived world', () => {
-      const err = errorOf(() => diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_replicate_size: 3 }, locate));
+      const err = errorOf(() =>
+        diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_replicate_size: 3 }, locate),
+      );
       expect(err.message).toContain('does not divide the world size 4');
       expect(err.location).toEqual(locationOf('hsdp_replicate_size'));
     });
@@ -147,8 +166,12 @@ describe('diffusionWorldSize', () => {
     });
 
     it('requires an explicit shard size to match the other parallelism when there is some', () => {
-      expect(diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_shard_size: 2, hsdp_replicate_size: 2 })).toBe(4);
-      const err = errorOf(() => diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_shard_size: 4, hsdp_replicate_size: 2 }, locate));
+      expect(
+        diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_shard_size: 2, hsdp_replicate_size: 2 }),
+      ).toBe(4);
+      const err = errorOf(() =>
+        diffusionWorldSize({ use_hsdp: true, ulysses_degree: 4, hsdp_shard_size: 4, hsdp_replicate_size: 2 }, locate),
+      );
       expect(err.message).toContain('2 × 4 = 8 must equal the world size 4');
       expect(err.location).toEqual(locationOf('hsdp_shard_size'));
     });

@@ -1,4 +1,11 @@
-import { STAGE_CONNECTOR, definePlugin, diagnostic, type OmnistagePlugin, type PipelineConfig, type ReplicaContext } from '@omnistage/core';
+import {
+  STAGE_CONNECTOR,
+  definePlugin,
+  diagnostic,
+  type OmnistagePlugin,
+  type PipelineConfig,
+  type ReplicaContext,
+} from '@omnistage/core';
 import { injectKvStageInfo } from './kv-stage-info.js';
 import { kvEngineArgsJsonSchema } from './kv-engine-args-schema.js';
 import { allocateKvPorts, type KvPortAssignment } from './kv-ports.js';
@@ -52,7 +59,9 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
             stage_id: st.stage_id,
             replica_id: i,
             dp_size: positiveInt(st.engine_args['data_parallel_size']),
-            tp_size: positiveInt(st.engine_args['tensor_parallel_size']) * positiveInt(st.engine_args['pipeline_parallel_size']),
+            tp_size:
+              positiveInt(st.engine_args['tensor_parallel_size']) *
+              positiveInt(st.engine_args['pipeline_parallel_size']),
           })),
         ),
         options.kvBasePort ?? 20000,
@@ -82,7 +91,10 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
           out = { ...out, stage_connector_spec: getStageConnectorSpec(s.transfer, stage.stage_id, globalAsyncChunk) };
         }
         const connector = s.transfer ? resolveOmniKvConfigForStage(s.transfer, stage.stage_id) : null;
-        out = injectKvStageInfo(out, stage, config.stages, { connector, withReceiverFallback: stage.stage_type === 'diffusion' });
+        out = injectKvStageInfo(out, stage, config.stages, {
+          connector,
+          withReceiverFallback: stage.stage_type === 'diffusion',
+        });
 
         const [cfg, from, to] = connector ?? [null, null, null];
         const cls = typeof cfg?.['type'] === 'string' ? cfg['type'] : null;
@@ -114,14 +126,13 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
                 'OMNI_WARN_KV_FLOW_NOT_DRIVEN',
                 `stage ${stage.stage_id} → ${to}: omnistage configures ${cls} on both vllm stages but does not drive its prefill → decode request flow (it drives NixlConnector's); the consumer receives the producer's output as a new prompt`,
                 stage.locations.at('output_connectors'),
-                'use NixlConnector for prefill → decode, or put the connector\'s own proxy in front of the replicas',
+                "use NixlConnector for prefill → decode, or put the connector's own proxy in front of the replicas",
               ),
             );
           }
         }
         return out;
       });
-
     },
   });
 }

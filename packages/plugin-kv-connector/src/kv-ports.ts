@@ -38,9 +38,13 @@ export function kvPortKey(stageId: number, replicaId: number): string {
  */
 export function allocateKvPorts(replicas: readonly KvPortRequest[], basePort: number): Map<string, KvPortAssignment> {
   if (!Number.isSafeInteger(basePort) || basePort < 1 || basePort > 65535) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `KV base port must be an integer in 1..65535, got ${String(basePort)}.`, {
-      hint: 'Pick a base port in a free range, e.g. 20000.',
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `KV base port must be an integer in 1..65535, got ${String(basePort)}.`,
+      {
+        hint: 'Pick a base port in a free range, e.g. 20000.',
+      },
+    );
   }
   const sorted = [...replicas].sort((a, b) => a.stage_id - b.stage_id || a.replica_id - b.replica_id);
   const result = new Map<string, KvPortAssignment>();
@@ -61,9 +65,13 @@ export function allocateKvPorts(replicas: readonly KvPortRequest[], basePort: nu
     }
     const key = kvPortKey(r.stage_id, r.replica_id);
     if (result.has(key)) {
-      throw new OmniError('OMNI_INTERNAL', `KV ports requested twice for stage ${r.stage_id} replica ${r.replica_id}.`, {
-        context: { stage_id: r.stage_id, replica_id: r.replica_id },
-      });
+      throw new OmniError(
+        'OMNI_INTERNAL',
+        `KV ports requested twice for stage ${r.stage_id} replica ${r.replica_id}.`,
+        {
+          context: { stage_id: r.stage_id, replica_id: r.replica_id },
+        },
+      );
     }
     const block = r.dp_size * tp;
     const assignment: KvPortAssignment = { kv_port: cursor, side_channel_port: cursor + block, block_size: block };

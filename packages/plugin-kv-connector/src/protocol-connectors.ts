@@ -22,13 +22,15 @@ export const PROTOCOL_CONNECTORS: Readonly<Record<string, ProtocolConnectorClass
     name: SHM_CONNECTOR,
     transport: 'shm' as const,
     defaults: Object.freeze({ shm_threshold_bytes: DEFAULT_SHM_THRESHOLD }),
-    description: 'payloads at or below shm_threshold_bytes inline; larger ones written once to /dev/shm, read by key, deleted after the consumers acknowledge',
+    description:
+      'payloads at or below shm_threshold_bytes inline; larger ones written once to /dev/shm, read by key, deleted after the consumers acknowledge',
   }),
   [INLINE_CONNECTOR]: Object.freeze({
     name: INLINE_CONNECTOR,
     transport: 'inline' as const,
     defaults: Object.freeze({}),
-    description: 'payloads base64 inside the control message (above 4 MiB they still go through shared memory: a control line is limited)',
+    description:
+      'payloads base64 inside the control message (above 4 MiB they still go through shared memory: a control line is limited)',
   }),
 });
 
@@ -38,7 +40,10 @@ export function isProtocolConnector(name: string): boolean {
 }
 
 /** What a protocol engine with these engine args does with its output payloads (the worker SDK's rule). */
-export function protocolOutputConnector(engineArgs: Readonly<Record<string, unknown>>): { type: string; shm_threshold_bytes: number } {
+export function protocolOutputConnector(engineArgs: Readonly<Record<string, unknown>>): {
+  type: string;
+  shm_threshold_bytes: number;
+} {
   const c = outputConnectorOf(engineArgs);
   return { type: c.type, shm_threshold_bytes: c.shmThresholdBytes };
 }

@@ -99,7 +99,11 @@ export function injectInferredKvTpTopology(
     if (!Object.hasOwn(mapping, key)) continue;
     const n = toConfigInt(mapping[key]);
     if (n === null || n < 1) {
-      throw invalidAt(owner, `${base}.rank_mapping.${key}`, `rank_mapping.${key} must be a positive integer, got ${JSON.stringify(mapping[key])}.`);
+      throw invalidAt(
+        owner,
+        `${base}.rank_mapping.${key}`,
+        `rank_mapping.${key} must be a positive integer, got ${JSON.stringify(mapping[key])}.`,
+      );
     }
   }
   if (!Object.hasOwn(mapping, 'from_tp')) mapping.from_tp = fromTp;
@@ -113,7 +117,11 @@ function flag(omniKv: Record<string, unknown>, key: string, owner: StageConfig |
   if (value === undefined || value === null) return false;
   // Python's bool() would read the string "false" as true; refuse rather than guess.
   if (typeof value !== 'boolean') {
-    throw invalidAt(owner, `engine_args.omni_kv_config.${key}`, `omni_kv_config.${key} must be true or false, got ${JSON.stringify(value)}.`);
+    throw invalidAt(
+      owner,
+      `engine_args.omni_kv_config.${key}`,
+      `omni_kv_config.${key} must be true or false, got ${JSON.stringify(value)}.`,
+    );
   }
   return value;
 }

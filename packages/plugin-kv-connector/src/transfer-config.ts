@@ -144,11 +144,21 @@ function resolveRef(
 /** A defensive copy of a spec, after checking its shape (the loader's types are not a guarantee for JS callers). */
 function checkSpec(value: unknown, location: SourceLocation, what: string, stageId: number): ConnectorSpec {
   if (!isPlainObject(value) || typeof value.name !== 'string' || value.name === '') {
-    return fail(`${what} must be {name: <ConnectorClass>, extra: {...}}.`, location, 'Give the connector class in `name`.', stageId);
+    return fail(
+      `${what} must be {name: <ConnectorClass>, extra: {...}}.`,
+      location,
+      'Give the connector class in `name`.',
+      stageId,
+    );
   }
   const extra = value.extra ?? {};
   if (!isPlainObject(extra)) {
-    return fail(`${what}: extra must be a mapping.`, location, 'Write extra as key: value pairs, or leave it out.', stageId);
+    return fail(
+      `${what}: extra must be a mapping.`,
+      location,
+      'Write extra as key: value pairs, or leave it out.',
+      stageId,
+    );
   }
   // Shallow copy, as upstream does: edges never share a mutable `extra` with the pipeline config.
   return { name: value.name, extra: { ...extra } };
@@ -177,7 +187,7 @@ function undefinedReference(
   location: SourceLocation,
 ): OmniError {
   const defined = Object.keys(pipeline.connectors);
-  const guess = (suggestions(ref, defined, 1)[0] ?? null);
+  const guess = suggestions(ref, defined, 1)[0] ?? null;
   const hint =
     defined.length === 0
       ? 'No connectors are defined. Define it under `connectors:` (`runtime.connectors:` in stage_args files), or write it inline as {name: <ConnectorClass>, extra: {...}}.'
@@ -197,7 +207,8 @@ function undefinedReference(
 
 function typeMismatch(existing: MutableEdge, declaration: EdgeDeclaration, name: string): OmniError {
   const first = existing.declarations[0];
-  const firstWhere = first === undefined ? 'an earlier declaration' : `${first.path} of stage ${String(first.stage_id)}`;
+  const firstWhere =
+    first === undefined ? 'an earlier declaration' : `${first.path} of stage ${String(first.stage_id)}`;
   return new OmniError(
     'OMNI_CONFIG_CONNECTOR',
     `Connector type mismatch for edge ${existing.from}->${existing.to}: ${firstWhere} uses '${existing.spec.name}', ` +

@@ -3,7 +3,12 @@ import { kvPortKey } from './kv-ports.js';
 import type { KvPortAssignment } from './kv-ports.js';
 
 /** vLLM's own KV connector classes that omnistage knows how to configure. */
-export const VLLM_KV_CONNECTORS = ['NixlConnector', 'P2pNcclConnector', 'MooncakeConnector', 'LMCacheConnectorV1'] as const;
+export const VLLM_KV_CONNECTORS = [
+  'NixlConnector',
+  'P2pNcclConnector',
+  'MooncakeConnector',
+  'LMCacheConnectorV1',
+] as const;
 
 /** One of {@link VLLM_KV_CONNECTORS}. */
 export type VllmKvConnectorName = (typeof VLLM_KV_CONNECTORS)[number];
@@ -65,16 +70,28 @@ export function vllmKvTransferConfig(opts: VllmKvTransferOptions): VllmKvTransfe
   if (!isVllmKvConnector(opts.connector)) return null;
   const where = { stage_id: opts.stageId, replica_id: opts.replicaId };
   if ((opts.role as string) !== 'sender' && (opts.role as string) !== 'receiver') {
-    throw new OmniError('OMNI_CONFIG_CONNECTOR', `KV connector role must be 'sender' or 'receiver', got '${String(opts.role)}'.`, {
-      context: where,
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_CONNECTOR',
+      `KV connector role must be 'sender' or 'receiver', got '${String(opts.role)}'.`,
+      {
+        context: where,
+      },
+    );
   }
   if (!Number.isSafeInteger(opts.kvParallelSize) || opts.kvParallelSize < 1) {
-    throw new OmniError('OMNI_INTERNAL', `kv_parallel_size must be a positive integer, got ${String(opts.kvParallelSize)}.`, {
-      context: where,
-    });
+    throw new OmniError(
+      'OMNI_INTERNAL',
+      `kv_parallel_size must be a positive integer, got ${String(opts.kvParallelSize)}.`,
+      {
+        context: where,
+      },
+    );
   }
-  if (!Number.isSafeInteger(opts.replicaIndexInEdge) || opts.replicaIndexInEdge < 0 || opts.replicaIndexInEdge >= opts.kvParallelSize) {
+  if (
+    !Number.isSafeInteger(opts.replicaIndexInEdge) ||
+    opts.replicaIndexInEdge < 0 ||
+    opts.replicaIndexInEdge >= opts.kvParallelSize
+  ) {
     throw new OmniError(
       'OMNI_INTERNAL',
       `kv_rank ${String(opts.replicaIndexInEdge)} is outside the transfer group of ${opts.kvParallelSize} instances.`,
@@ -83,10 +100,14 @@ export function vllmKvTransferConfig(opts: VllmKvTransferOptions): VllmKvTransfe
   }
   const ports = opts.ports.get(kvPortKey(opts.stageId, opts.replicaId));
   if (ports === undefined) {
-    throw new OmniError('OMNI_INTERNAL', `No KV ports were reserved for stage ${opts.stageId} replica ${opts.replicaId}.`, {
-      hint: 'Reserve ports for every replica with allocateKvPorts before building its kv-transfer-config.',
-      context: where,
-    });
+    throw new OmniError(
+      'OMNI_INTERNAL',
+      `No KV ports were reserved for stage ${opts.stageId} replica ${opts.replicaId}.`,
+      {
+        hint: 'Reserve ports for every replica with allocateKvPorts before building its kv-transfer-config.',
+        context: where,
+      },
+    );
   }
   const host = opts.host ?? '127.0.0.1';
   const kvRole =

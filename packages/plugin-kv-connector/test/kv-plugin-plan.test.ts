@@ -34,13 +34,20 @@ async function plan(text: string) {
 
 type JsonReplica = { replica_id: number; worker: { args: string[]; env: Record<string, string> } };
 
-function kvConfigs(json: Record<string, unknown>): { stage: number; replica: number; kv: Record<string, unknown>; env: Record<string, string> }[] {
+function kvConfigs(
+  json: Record<string, unknown>,
+): { stage: number; replica: number; kv: Record<string, unknown>; env: Record<string, string> }[] {
   const stages = json['stages'] as { stage_id: number; replicas: JsonReplica[] }[];
   return stages.flatMap((s) =>
     s.replicas.map((r) => {
       const i = r.worker.args.indexOf('--kv-transfer-config');
       expect(i, `stage ${s.stage_id} replica ${r.replica_id} has --kv-transfer-config`).toBeGreaterThan(-1);
-      return { stage: s.stage_id, replica: r.replica_id, kv: JSON.parse(r.worker.args[i + 1]!) as Record<string, unknown>, env: r.worker.env };
+      return {
+        stage: s.stage_id,
+        replica: r.replica_id,
+        kv: JSON.parse(r.worker.args[i + 1]!) as Record<string, unknown>,
+        env: r.worker.env,
+      };
     }),
   );
 }
@@ -71,11 +78,15 @@ describe('kv plugin in a plan', () => {
 
   it('omni connectors (shared memory) produce no vLLM kv-transfer-config but an omni_kv_config', async () => {
     const json = await plan(PIPELINE.replace('name: NixlConnector', 'name: SharedMemoryConnector'));
-    const stages = json['stages'] as { replicas: { worker: { args: string[] }; engine_args: Record<string, unknown> }[] }[];
+    const stages = json['stages'] as {
+      replicas: { worker: { args: string[] }; engine_args: Record<string, unknown> }[];
+    }[];
     for (const s of stages) {
       for (const r of s.replicas) {
         expect(r.worker.args).not.toContain('--kv-transfer-config');
-        expect((r.engine_args['omni_kv_config'] as Record<string, unknown>)['connector_config']).toMatchObject({ type: 'SharedMemoryConnector' });
+        expect((r.engine_args['omni_kv_config'] as Record<string, unknown>)['connector_config']).toMatchObject({
+          type: 'SharedMemoryConnector',
+        });
       }
     }
   });

@@ -7,7 +7,10 @@ import { deepFreeze, pipeline, stage, thrown } from './helpers.js';
 
 const thinker = stage({
   stage_id: 0,
-  engine_args: { tensor_parallel_size: 2, omni_kv_config: { need_send_cache: true, kv_transfer_criteria: { type: 'prefill_finished' } } },
+  engine_args: {
+    tensor_parallel_size: 2,
+    omni_kv_config: { need_send_cache: true, kv_transfer_criteria: { type: 'prefill_finished' } },
+  },
   output_connectors: { to_stage_1: { name: 'MooncakeTransferEngineConnector', extra: { host: 'h' } } },
 });
 const dit = stage({
@@ -39,7 +42,10 @@ describe('injectKvStageInfo', () => {
       },
     });
     expect((out.omni_kv_config as Record<string, unknown>).connector_config).not.toBe(connector[0]);
-    expect(thinker.engine_args.omni_kv_config).toEqual({ need_send_cache: true, kv_transfer_criteria: { type: 'prefill_finished' } });
+    expect(thinker.engine_args.omni_kv_config).toEqual({
+      need_send_cache: true,
+      kv_transfer_criteria: { type: 'prefill_finished' },
+    });
   });
 
   it('diffusion path: receiver fallback through engine_input_source, which is also recorded', () => {
@@ -60,21 +66,36 @@ describe('injectKvStageInfo', () => {
   });
 
   it('keeps existing stage_id and engine_input_source and overwrites omni_from/to_stage', () => {
-    const args = deepFreeze({ omni_kv_config: { stage_id: 'mine', engine_input_source: [9], omni_from_stage: 'x', need_recv_cache: true } });
+    const args = deepFreeze({
+      omni_kv_config: { stage_id: 'mine', engine_input_source: [9], omni_from_stage: 'x', need_recv_cache: true },
+    });
     const out = injectKvStageInfo(args, dit, stages, {
       connector: [{ type: 'SharedMemoryConnector', role: 'receiver' }, '0', '1'],
       withReceiverFallback: true,
     });
-    expect(out.omni_kv_config).toMatchObject({ stage_id: 'mine', engine_input_source: [9], omni_from_stage: '0', omni_to_stage: '1' });
+    expect(out.omni_kv_config).toMatchObject({
+      stage_id: 'mine',
+      engine_input_source: [9],
+      omni_from_stage: '0',
+      omni_to_stage: '1',
+    });
     expect((out.omni_kv_config as Record<string, unknown>).rank_mapping).toEqual({ from_tp: 2, to_tp: 4 });
   });
 
   it('creates omni_kv_config when only a connector was resolved', () => {
     const plain = stage({ stage_id: 2, engine_args: { max_num_seqs: 1 } });
-    const out = injectKvStageInfo(plain.engine_args, plain, [plain], { connector: [{ type: 'X', role: 'sender' }, '2', '3'], withReceiverFallback: false });
+    const out = injectKvStageInfo(plain.engine_args, plain, [plain], {
+      connector: [{ type: 'X', role: 'sender' }, '2', '3'],
+      withReceiverFallback: false,
+    });
     expect(out).toEqual({
       max_num_seqs: 1,
-      omni_kv_config: { connector_config: { type: 'X', role: 'sender' }, omni_from_stage: '2', omni_to_stage: '3', stage_id: 2 },
+      omni_kv_config: {
+        connector_config: { type: 'X', role: 'sender' },
+        omni_from_stage: '2',
+        omni_to_stage: '3',
+        stage_id: 2,
+      },
     });
   });
 
@@ -88,8 +109,12 @@ describe('injectKvStageInfo', () => {
   });
 
   it('rejects an omni_kv_config that is not a mapping, at its location', () => {
-    const bad = stage({ stage_id: 0, engine_args: { omni_kv_config: ['need_send_cache'] } }, ['engine_args.omni_kv_config']);
-    const e = thrown(() => injectKvStageInfo(bad.engine_args, bad, [bad], { connector: null, withReceiverFallback: true })) as OmniError;
+    const bad = stage({ stage_id: 0, engine_args: { omni_kv_config: ['need_send_cache'] } }, [
+      'engine_args.omni_kv_config',
+    ]);
+    const e = thrown(() =>
+      injectKvStageInfo(bad.engine_args, bad, [bad], { connector: null, withReceiverFallback: true }),
+    ) as OmniError;
     expect(e).toBeInstanceOf(OmniError);
     expect(e.code).toBe('OMNI_CONFIG_INVALID');
     expect(e.location).toEqual(bad.locations.at('engine_args.omni_kv_config'));

@@ -8,21 +8,37 @@ const inline = (name: string, extra: Record<string, unknown> = {}) => ({ name, e
 describe('resolveOmniKvConfigForStage', () => {
   it('prefers the outgoing edge with the smallest target, numerically (9 before 10)', () => {
     const p = pipeline({
-      stages: [stage({ stage_id: 0, output_connectors: { to_stage_10: inline('Ten'), to_stage_9: inline('Nine', { a: 1 }) } })],
+      stages: [
+        stage({ stage_id: 0, output_connectors: { to_stage_10: inline('Ten'), to_stage_9: inline('Nine', { a: 1 }) } }),
+      ],
     });
-    expect(resolveOmniKvConfigForStage(loadOmniTransferConfig(p), 0)).toEqual([{ type: 'Nine', a: 1, role: 'sender' }, '0', '9']);
+    expect(resolveOmniKvConfigForStage(loadOmniTransferConfig(p), 0)).toEqual([
+      { type: 'Nine', a: 1, role: 'sender' },
+      '0',
+      '9',
+    ]);
   });
 
   it('falls back to the incoming edge with the smallest source, role receiver', () => {
     const p = pipeline({
-      stages: [stage({ stage_id: 11, input_connectors: { from_stage_10: inline('Ten'), from_stage_9: inline('Nine') } })],
+      stages: [
+        stage({ stage_id: 11, input_connectors: { from_stage_10: inline('Ten'), from_stage_9: inline('Nine') } }),
+      ],
     });
-    expect(resolveOmniKvConfigForStage(loadOmniTransferConfig(p), 11)).toEqual([{ type: 'Nine', role: 'receiver' }, '9', '11']);
+    expect(resolveOmniKvConfigForStage(loadOmniTransferConfig(p), 11)).toEqual([
+      { type: 'Nine', role: 'receiver' },
+      '9',
+      '11',
+    ]);
   });
 
   it('uses the outgoing edge of a middle stage (sender wins over receiver)', () => {
     const [cfg, from, to] = resolveOmniKvConfigForStage(loadOmniTransferConfig(qwenMulticonnector()), 1);
-    expect(cfg).toEqual({ type: 'MooncakeStoreConnector', ...QWEN_CONNECTORS.mooncake_connector!.extra, role: 'sender' });
+    expect(cfg).toEqual({
+      type: 'MooncakeStoreConnector',
+      ...QWEN_CONNECTORS.mooncake_connector!.extra,
+      role: 'sender',
+    });
     expect([from, to]).toEqual(['1', '2']);
     expect(resolveOmniKvConfigForStage(loadOmniTransferConfig(qwenMulticonnector()), '2')).toEqual([
       { type: 'MooncakeStoreConnector', ...QWEN_CONNECTORS.mooncake_connector!.extra, role: 'receiver' },
@@ -32,7 +48,9 @@ describe('resolveOmniKvConfigForStage', () => {
   });
 
   it('keeps a role set in extra, and lets extra.type override the class like upstream', () => {
-    const p = pipeline({ stages: [stage({ stage_id: 0, output_connectors: { to_stage_1: inline('A', { role: 'receiver', type: 'B' }) } })] });
+    const p = pipeline({
+      stages: [stage({ stage_id: 0, output_connectors: { to_stage_1: inline('A', { role: 'receiver', type: 'B' }) } })],
+    });
     expect(resolveOmniKvConfigForStage(loadOmniTransferConfig(p), 0)[0]).toEqual({ type: 'B', role: 'receiver' });
   });
 

@@ -33,7 +33,10 @@ describe('getStageConnectorSpec', () => {
     const p = pipeline({
       connectors: QWEN_CONNECTORS,
       stages: [
-        stage({ stage_id: 3, input_connectors: { from_stage_2: 'yuanrong_connector', from_stage_1: 'shared_memory_connector' } }),
+        stage({
+          stage_id: 3,
+          input_connectors: { from_stage_2: 'yuanrong_connector', from_stage_1: 'shared_memory_connector' },
+        }),
       ],
     });
     const spec = getStageConnectorSpec(loadOmniTransferConfig(p), 3, true);

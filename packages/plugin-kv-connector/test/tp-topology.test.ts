@@ -5,7 +5,11 @@ import { deepFreeze, stage, thrown } from './helpers.js';
 
 const stages = [
   stage({ stage_id: 0, engine_args: { tensor_parallel_size: 2 } }),
-  stage({ stage_id: 1, stage_type: 'diffusion', engine_args: { parallel_config: { tensor_parallel_size: 4 }, tensor_parallel_size: 8 } }),
+  stage({
+    stage_id: 1,
+    stage_type: 'diffusion',
+    engine_args: { parallel_config: { tensor_parallel_size: 4 }, tensor_parallel_size: 8 },
+  }),
   stage({ stage_id: 2, engine_args: {} }),
   stage({ stage_id: 3, engine_args: { tensor_parallel_size: null } }),
   stage({ stage_id: 4, engine_args: { tensor_parallel_size: '3' } }),
@@ -33,25 +37,44 @@ describe('tpSizeForStage', () => {
   });
 
   it('throws at the value when tensor_parallel_size is not an integer', () => {
-    const bad = stage({ stage_id: 0, engine_args: { tensor_parallel_size: 'two' } }, ['engine_args.tensor_parallel_size']);
+    const bad = stage({ stage_id: 0, engine_args: { tensor_parallel_size: 'two' } }, [
+      'engine_args.tensor_parallel_size',
+    ]);
     const e = thrown(() => tpSizeForStage([bad], 0)) as OmniError;
     expect(e).toBeInstanceOf(OmniError);
     expect(e.code).toBe('OMNI_CONFIG_INVALID');
     expect(e.location).toEqual(bad.locations.at('engine_args.tensor_parallel_size'));
     expect(e.location).not.toEqual(bad.locations.at('engine_args'));
-    expect(thrown(() => tpSizeForStage([stage({ stage_id: 0, engine_args: { tensor_parallel_size: 2.5 } })], 0))).toBeInstanceOf(OmniError);
-    expect(thrown(() => tpSizeForStage([stage({ stage_id: 0, engine_args: { parallel_config: 'x' } })], 0))).toBeInstanceOf(OmniError);
+    expect(
+      thrown(() => tpSizeForStage([stage({ stage_id: 0, engine_args: { tensor_parallel_size: 2.5 } })], 0)),
+    ).toBeInstanceOf(OmniError);
+    expect(
+      thrown(() => tpSizeForStage([stage({ stage_id: 0, engine_args: { parallel_config: 'x' } })], 0)),
+    ).toBeInstanceOf(OmniError);
   });
 });
 
 describe('injectInferredKvTpTopology', () => {
   it('infers from_tp/to_tp for a sender', () => {
-    const out = injectInferredKvTpTopology({ need_send_cache: true, omni_from_stage: '0', omni_to_stage: '1' }, 0, stages);
-    expect(out).toEqual({ need_send_cache: true, omni_from_stage: '0', omni_to_stage: '1', rank_mapping: { from_tp: 2, to_tp: 4 } });
+    const out = injectInferredKvTpTopology(
+      { need_send_cache: true, omni_from_stage: '0', omni_to_stage: '1' },
+      0,
+      stages,
+    );
+    expect(out).toEqual({
+      need_send_cache: true,
+      omni_from_stage: '0',
+      omni_to_stage: '1',
+      rank_mapping: { from_tp: 2, to_tp: 4 },
+    });
   });
 
   it('infers from_tp/to_tp for a receiver', () => {
-    const out = injectInferredKvTpTopology({ need_recv_cache: true, omni_from_stage: '4', omni_to_stage: '1' }, 1, stages);
+    const out = injectInferredKvTpTopology(
+      { need_recv_cache: true, omni_from_stage: '4', omni_to_stage: '1' },
+      1,
+      stages,
+    );
     expect(out!.rank_mapping).toEqual({ from_tp: 3, to_tp: 4 });
   });
 
@@ -94,7 +117,12 @@ describe('injectInferredKvTpTopology', () => {
   });
 
   it('is pure: never mutates its input, returns a new object', () => {
-    const kv = deepFreeze({ need_send_cache: true, omni_from_stage: '0', omni_to_stage: '1', rank_mapping: { to_tp: 5 } });
+    const kv = deepFreeze({
+      need_send_cache: true,
+      omni_from_stage: '0',
+      omni_to_stage: '1',
+      rank_mapping: { to_tp: 5 },
+    });
     const out = injectInferredKvTpTopology(kv, 0, stages);
     expect(out).not.toBe(kv);
     expect(out!.rank_mapping).not.toBe(kv.rank_mapping);
@@ -119,7 +147,11 @@ describe('injectInferredKvTpTopology', () => {
     const flag = thrown(() => injectInferredKvTpTopology({ need_send_cache: 'false' }, 0, [s])) as OmniError;
     expect(flag.location).toEqual(s.locations.at('engine_args.omni_kv_config.need_send_cache'));
     const rank = thrown(() =>
-      injectInferredKvTpTopology({ need_send_cache: true, omni_from_stage: 0, omni_to_stage: 0, rank_mapping: { from_tp: 0 } }, 0, [s]),
+      injectInferredKvTpTopology(
+        { need_send_cache: true, omni_from_stage: 0, omni_to_stage: 0, rank_mapping: { from_tp: 0 } },
+        0,
+        [s],
+      ),
     ) as OmniError;
     expect(rank.location).toEqual(s.locations.at('engine_args.omni_kv_config.rank_mapping.from_tp'));
   });

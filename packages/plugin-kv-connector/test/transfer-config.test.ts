@@ -57,7 +57,10 @@ describe('loadOmniTransferConfig', () => {
 
   it('fills extra {} for an inline spec without extra', () => {
     const p = pipeline({
-      stages: [stage({ stage_id: 1, input_connectors: { from_stage_0: { name: 'X' } as never } }), stage({ stage_id: 0 })],
+      stages: [
+        stage({ stage_id: 1, input_connectors: { from_stage_0: { name: 'X' } as never } }),
+        stage({ stage_id: 0 }),
+      ],
     });
     expect(loadOmniTransferConfig(p)!.edges.get('0->1')!.spec).toEqual({ name: 'X', extra: {} });
   });
@@ -80,7 +83,9 @@ describe('loadOmniTransferConfig', () => {
   });
 
   it('explains an undefined connector when no connector is defined at all', () => {
-    const p = pipeline({ stages: [stage({ stage_id: 0, output_connectors: { to_stage_1: 'shm' } }), stage({ stage_id: 1 })] });
+    const p = pipeline({
+      stages: [stage({ stage_id: 0, output_connectors: { to_stage_1: 'shm' } }), stage({ stage_id: 1 })],
+    });
     const e = thrown(() => loadOmniTransferConfig(p)) as OmniError;
     expect(e.code).toBe('OMNI_CONFIG_CONNECTOR');
     expect(e.location).toEqual(p.stages[0]!.locations.at('output_connectors.to_stage_1'));
@@ -118,7 +123,10 @@ describe('loadOmniTransferConfig', () => {
       connectors: QWEN_CONNECTORS,
       stages: [
         stage({ stage_id: 0, output_connectors: { to_stage_1: 'shared_memory_connector' } }),
-        stage({ stage_id: 1, input_connectors: { from_stage_0: { name: 'SharedMemoryConnector', extra: { shm_threshold_bytes: 1 } } } }),
+        stage({
+          stage_id: 1,
+          input_connectors: { from_stage_0: { name: 'SharedMemoryConnector', extra: { shm_threshold_bytes: 1 } } },
+        }),
       ],
     });
     expect(loadOmniTransferConfig(p)!.edges.get('0->1')!.spec.extra).toEqual({ shm_threshold_bytes: 65536 });
@@ -143,22 +151,33 @@ describe('loadOmniTransferConfig', () => {
   });
 
   it('points a from/to key under the wrong side to the other side', () => {
-    const p = pipeline({ connectors: QWEN_CONNECTORS, stages: [stage({ stage_id: 0, input_connectors: { to_stage_1: 'mooncake_connector' } })] });
+    const p = pipeline({
+      connectors: QWEN_CONNECTORS,
+      stages: [stage({ stage_id: 0, input_connectors: { to_stage_1: 'mooncake_connector' } })],
+    });
     expect((thrown(() => loadOmniTransferConfig(p)) as OmniError).hint).toContain('output_connectors');
   });
 
   it('rejects an inline spec without a class name or with a non-mapping extra', () => {
-    const noName = pipeline({ stages: [stage({ stage_id: 1, input_connectors: { from_stage_0: { extra: {} } as never } })] });
+    const noName = pipeline({
+      stages: [stage({ stage_id: 1, input_connectors: { from_stage_0: { extra: {} } as never } })],
+    });
     expect((thrown(() => loadOmniTransferConfig(noName)) as OmniError).location).toEqual(
       noName.stages[0]!.locations.at('input_connectors.from_stage_0'),
     );
-    const badExtra = pipeline({ stages: [stage({ stage_id: 1, input_connectors: { from_stage_0: { name: 'X', extra: 3 } as never } })] });
+    const badExtra = pipeline({
+      stages: [stage({ stage_id: 1, input_connectors: { from_stage_0: { name: 'X', extra: 3 } as never } })],
+    });
     expect((thrown(() => loadOmniTransferConfig(badExtra)) as OmniError).code).toBe('OMNI_CONFIG_CONNECTOR');
   });
 
   it('adds shared-memory edges for engine_input_source without a connector', () => {
     const p = pipeline({
-      stages: [stage({ stage_id: 0 }), stage({ stage_id: 1, engine_input_source: [0] }), stage({ stage_id: 2, engine_input_source: [0, 1] })],
+      stages: [
+        stage({ stage_id: 0 }),
+        stage({ stage_id: 1, engine_input_source: [0] }),
+        stage({ stage_id: 2, engine_input_source: [0, 1] }),
+      ],
     });
     const cfg = loadOmniTransferConfig(p)!;
     expect([...cfg.edges.keys()]).toEqual(['0->1', '0->2', '1->2']);
@@ -187,7 +206,10 @@ describe('loadOmniTransferConfig', () => {
     const p = pipeline({
       connectors: QWEN_CONNECTORS,
       edges: [{ from: 0, to: 1 }],
-      stages: [stage({ stage_id: 0 }), stage({ stage_id: 1, engine_input_source: [0], input_connectors: { from_stage_0: 'yuanrong_connector' } })],
+      stages: [
+        stage({ stage_id: 0 }),
+        stage({ stage_id: 1, engine_input_source: [0], input_connectors: { from_stage_0: 'yuanrong_connector' } }),
+      ],
     });
     const edge = loadOmniTransferConfig(p)!.edges.get('0->1')!;
     expect(edge.spec.name).toBe('YuanrongConnector');
@@ -204,14 +226,29 @@ describe('loadOmniTransferConfig', () => {
           input_connectors: { from_stage_1: 'yuanrong_connector' },
           output_connectors: { to_stage_0: 'yuanrong_connector', to_stage_3: 'yuanrong_connector' },
         }),
-        stage({ stage_id: 1, input_connectors: { from_stage_9: 'yuanrong_connector', from_stage_10: 'yuanrong_connector' } }),
+        stage({
+          stage_id: 1,
+          input_connectors: { from_stage_9: 'yuanrong_connector', from_stage_10: 'yuanrong_connector' },
+        }),
         stage({ stage_id: 5, engine_input_source: [4] }),
       ],
     });
-    expect([...loadOmniTransferConfig(p)!.edges.keys()]).toEqual(['1->2', '2->0', '2->3', '9->1', '10->1', '3->4', '4->5']);
+    expect([...loadOmniTransferConfig(p)!.edges.keys()]).toEqual([
+      '1->2',
+      '2->0',
+      '2->3',
+      '9->1',
+      '10->1',
+      '3->4',
+      '4->5',
+    ]);
   });
 
   it('returns null when there is no edge at all', () => {
-    expect(loadOmniTransferConfig(pipeline({ connectors: QWEN_CONNECTORS, stages: [stage({ stage_id: 0 }), stage({ stage_id: 1 })] }))).toBeNull();
+    expect(
+      loadOmniTransferConfig(
+        pipeline({ connectors: QWEN_CONNECTORS, stages: [stage({ stage_id: 0 }), stage({ stage_id: 1 })] }),
+      ),
+    ).toBeNull();
   });
 });

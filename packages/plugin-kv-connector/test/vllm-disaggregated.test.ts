@@ -13,11 +13,29 @@ import { llmPlugin } from '@omnistage/plugin-llm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { kvConnectorPlugin } from '../src/kv-plugin.js';
 // The llm plugin's stand-in `vllm serve` and its record readers (a test fixture of that package).
-import { FAKE_VLLM, freeBasePort, killLeftovers, readEvents, readRecords, rejection, removeDir, tempDir, type FakeVllmEvent, type FakeVllmRecord } from '../../plugin-llm/test/vllm-fixture.js';
+import {
+  FAKE_VLLM,
+  freeBasePort,
+  killLeftovers,
+  readEvents,
+  readRecords,
+  rejection,
+  removeDir,
+  tempDir,
+  type FakeVllmEvent,
+  type FakeVllmRecord,
+} from '../../plugin-llm/test/vllm-fixture.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/vllm-disaggregated/pipeline.yaml', import.meta.url));
 /** vLLM's disaggregated-serving proxy protocol: what a prefill request carries. */
-const PREFILL_KV_TRANSFER_PARAMS = { do_remote_decode: true, do_remote_prefill: false, remote_engine_id: null, remote_block_ids: null, remote_host: null, remote_port: null };
+const PREFILL_KV_TRANSFER_PARAMS = {
+  do_remote_decode: true,
+  do_remote_prefill: false,
+  remote_engine_id: null,
+  remote_block_ids: null,
+  remote_host: null,
+  remote_port: null,
+};
 const TIMEOUT = 60_000;
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -36,15 +54,25 @@ interface Up {
 async function exampleText(prefillEnv: Record<string, string> = {}): Promise<string> {
   const text = await readFile(EXAMPLE, 'utf8');
   if (Object.keys(prefillEnv).length === 0) return text;
-  const out = text.replace('runtime: { devices: "0,1", num_replicas: 2 }', `runtime: { devices: "0,1", num_replicas: 2, env: ${JSON.stringify(prefillEnv)} }`);
+  const out = text.replace(
+    'runtime: { devices: "0,1", num_replicas: 2 }',
+    `runtime: { devices: "0,1", num_replicas: 2, env: ${JSON.stringify(prefillEnv)} }`,
+  );
   expect(out).not.toBe(text);
   return out;
 }
 
-async function plan(text: string, purpose: 'plan' | 'launch', basePort = 18100): Promise<{ omni: Omnistage; plan: InitPlan; lockDir: string }> {
+async function plan(
+  text: string,
+  purpose: 'plan' | 'launch',
+  basePort = 18100,
+): Promise<{ omni: Omnistage; plan: InitPlan; lockDir: string }> {
   const lockDir = await tempDir('vllm-pd-locks-');
   cleanups.push(() => removeDir(lockDir));
-  const omni = new Omnistage({ plugins: [llmPlugin({ vllmCommand: FAKE_VLLM, vllmBasePort: basePort }), kvConnectorPlugin()], lockDir });
+  const omni = new Omnistage({
+    plugins: [llmPlugin({ vllmCommand: FAKE_VLLM, vllmBasePort: basePort }), kvConnectorPlugin()],
+    lockDir,
+  });
   const config = await loadPipelineConfig({ text, path: EXAMPLE });
   const runId = `pd-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   return { omni, lockDir, plan: await planPipeline(omni, config, { platform: 'cpu', purpose, runId }) };
@@ -58,7 +86,9 @@ async function up(prefillEnv: Record<string, string> = {}): Promise<Up> {
   cleanups.push(async () => {
     if (previous === undefined) delete process.env['FAKE_VLLM_RECORD_DIR'];
     else process.env['FAKE_VLLM_RECORD_DIR'] = previous;
-    killLeftovers([...(await readRecords(recordDir).catch(() => new Map<number, FakeVllmRecord>())).values()].map((r) => r.pid));
+    killLeftovers(
+      [...(await readRecords(recordDir).catch(() => new Map<number, FakeVllmRecord>())).values()].map((r) => r.pid),
+    );
     await removeDir(recordDir);
   });
   const planned = await plan(await exampleText(prefillEnv), 'launch', basePort);
@@ -70,11 +100,13 @@ async function up(prefillEnv: Record<string, string> = {}): Promise<Up> {
 /** Every request each stand-in recorded, by port. */
 async function requestsByPort(u: Up): Promise<Map<number, { record: FakeVllmRecord; events: FakeVllmEvent[] }>> {
   const out = new Map<number, { record: FakeVllmRecord; events: FakeVllmEvent[] }>();
-  for (const [port, record] of await readRecords(u.recordDir)) out.set(port, { record, events: await readEvents(u.recordDir, record.pid) });
+  for (const [port, record] of await readRecords(u.recordDir))
+    out.set(port, { record, events: await readEvents(u.recordDir, record.pid) });
   return out;
 }
 
-const bodiesOf = (events: FakeVllmEvent[]): Record<string, unknown>[] => events.flatMap((e) => (e.event === 'request' ? [e.body] : []));
+const bodiesOf = (events: FakeVllmEvent[]): Record<string, unknown>[] =>
+  events.flatMap((e) => (e.event === 'request' ? [e.body] : []));
 
 describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
   it('the plan says the edge is driven as two-phase requests and gives the decode stage its input processor', async () => {
@@ -91,7 +123,10 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
   });
 
   it('warns that a P2pNcclConnector edge between vllm stages is not driven (and plans no flow)', async () => {
-    const text = (await exampleText()).replace('name: NixlConnector, extra: { backends: [UCX] }', 'name: P2pNcclConnector');
+    const text = (await exampleText()).replace(
+      'name: NixlConnector, extra: { backends: [UCX] }',
+      'name: P2pNcclConnector',
+    );
     const { plan: p } = await plan(text, 'plan');
     expect(p.transfers[0]!.flow).toBeUndefined();
     const w = p.warnings.filter((d) => d.code === 'OMNI_WARN_KV_FLOW_NOT_DRIVEN');
@@ -108,14 +143,19 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
       // As `omnistage serve` sends them: the request's params go to the first stage only; the
       // decode request still carries them, being the original request.
       const params = { 0: { max_tokens: 6, temperature: 0 } };
-      const outputs = await Promise.all(prompts.map((prompt, i) => u.pipeline.router().complete(prompt, { requestId: `r${i}`, params })));
+      const outputs = await Promise.all(
+        prompts.map((prompt, i) => u.pipeline.router().complete(prompt, { requestId: `r${i}`, params })),
+      );
       const byPort = await requestsByPort(u);
       const prefillPorts = [u.basePort, u.basePort + 1];
       const decodePorts = [u.basePort + 100, u.basePort + 101];
-      const prefill = prefillPorts.flatMap((port) => bodiesOf(byPort.get(port)!.events).map((body) => ({ port, body })));
+      const prefill = prefillPorts.flatMap((port) =>
+        bodiesOf(byPort.get(port)!.events).map((body) => ({ port, body })),
+      );
       const decode = decodePorts.flatMap((port) => bodiesOf(byPort.get(port)!.events).map((body) => ({ port, body })));
       // Round-robin per pool: two requests on each replica of each stage.
-      for (const port of [...prefillPorts, ...decodePorts]) expect(bodiesOf(byPort.get(port)!.events), `port ${port}`).toHaveLength(2);
+      for (const port of [...prefillPorts, ...decodePorts])
+        expect(bodiesOf(byPort.get(port)!.events), `port ${port}`).toHaveLength(2);
       // No stand-in refused anything.
       for (const { events } of byPort.values()) expect(events.filter((e) => e.event === 'refused')).toEqual([]);
 
@@ -144,7 +184,8 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
         expect((finals[0]!.data as { text: string }).text.trim().split(' ')).toHaveLength(6);
       }
       // Omnistage never sent a decode replica a request without kv_transfer_params.
-      for (const { body } of decode) expect(body['kv_transfer_params'], JSON.stringify(body)).toMatchObject({ do_remote_prefill: true });
+      for (const { body } of decode)
+        expect(body['kv_transfer_params'], JSON.stringify(body)).toMatchObject({ do_remote_prefill: true });
     },
     TIMEOUT,
   );
@@ -161,11 +202,23 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
       };
       const finals = await u.pipeline.router().complete(input, { params: { 1: { max_tokens: 3 } } });
       expect((finals[0]!.data as { text: string }).text.trim().split(' ')).toHaveLength(3);
-      const all = [...(await requestsByPort(u)).values()].flatMap(({ events }) => events.filter((e) => e.event === 'request'));
+      const all = [...(await requestsByPort(u)).values()].flatMap(({ events }) =>
+        events.filter((e) => e.event === 'request'),
+      );
       expect(all.map((e) => e.event === 'request' && e.path)).toEqual(['/v1/chat/completions', '/v1/chat/completions']);
-      const expected = [{ role: 'user', content: [{ type: 'text', text: 'what is ' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png.toString('base64')}` } }] }];
+      const expected = [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'what is ' },
+            { type: 'image_url', image_url: { url: `data:image/png;base64,${png.toString('base64')}` } },
+          ],
+        },
+      ];
       for (const e of all) if (e.event === 'request') expect(e.body['messages']).toEqual(expected);
-      const kinds = all.map((e) => (e.event === 'request' ? Object.keys(e.body['kv_transfer_params'] as object).length : 0));
+      const kinds = all.map((e) =>
+        e.event === 'request' ? Object.keys(e.body['kv_transfer_params'] as object).length : 0,
+      );
       expect(kinds).toEqual(expect.arrayContaining([6, 7]));
     },
     TIMEOUT,
@@ -186,9 +239,11 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
 
       const decode = u.pipeline.replicas.find((r) => r.plan.stage_id === 1 && r.plan.replica_id === 0)!;
       const before = bodiesOf((await requestsByPort(u)).get(decodePort)!.events).length;
-      const err = await rejection((async () => {
-        for await (const _ of decode.connection!.request({ request_id: 'plain', input: 'hi', params: {} })) void _;
-      })());
+      const err = await rejection(
+        (async () => {
+          for await (const _ of decode.connection!.request({ request_id: 'plain', input: 'hi', params: {} })) void _;
+        })(),
+      );
       expect(err.code).toBe('OMNI_KV_TRANSFER_MISSING');
       expect(err.message).toMatch(/stage 1 replica 0/);
       expect(bodiesOf((await requestsByPort(u)).get(decodePort)!.events)).toHaveLength(before);
@@ -208,7 +263,9 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
       const byPort = await requestsByPort(u);
       expect(bodiesOf(byPort.get(u.basePort + 100)!.events)).toEqual([]);
       expect(bodiesOf(byPort.get(u.basePort + 101)!.events)).toEqual([]);
-      expect(bodiesOf(byPort.get(u.basePort)!.events).length + bodiesOf(byPort.get(u.basePort + 1)!.events).length).toBe(1);
+      expect(
+        bodiesOf(byPort.get(u.basePort)!.events).length + bodiesOf(byPort.get(u.basePort + 1)!.events).length,
+      ).toBe(1);
     },
     TIMEOUT,
   );

@@ -50,14 +50,25 @@ describe('vllmKvTransferConfig', () => {
     expect(p.kvTransferConfig.kv_connector_extra_config).not.toBe(extra);
     expect(p.env).toEqual({});
     const d = vllmKvTransferConfig(opts({ role: 'receiver', stageId: 1, replicaIndexInEdge: 1 }))!;
-    expect(d.kvTransferConfig).toMatchObject({ kv_role: 'kv_consumer', kv_rank: 1, kv_ip: '127.0.0.1', kv_port: 20002 });
+    expect(d.kvTransferConfig).toMatchObject({
+      kv_role: 'kv_consumer',
+      kv_rank: 1,
+      kv_ip: '127.0.0.1',
+      kv_port: 20002,
+    });
   });
 
   it('NixlConnector: kv_both for both sides, side channel port and host in env', () => {
     const p = vllmKvTransferConfig(opts({ connector: 'NixlConnector', extra: { backends: ['UCX'] }, host: 'node-a' }))!;
-    expect(p.kvTransferConfig).toMatchObject({ kv_connector: 'NixlConnector', kv_role: 'kv_both', kv_connector_extra_config: { backends: ['UCX'] } });
+    expect(p.kvTransferConfig).toMatchObject({
+      kv_connector: 'NixlConnector',
+      kv_role: 'kv_both',
+      kv_connector_extra_config: { backends: ['UCX'] },
+    });
     expect(p.env).toEqual({ VLLM_NIXL_SIDE_CHANNEL_PORT: '20001', VLLM_NIXL_SIDE_CHANNEL_HOST: 'node-a' });
-    const d = vllmKvTransferConfig(opts({ connector: 'NixlConnector', role: 'receiver', stageId: 1, replicaIndexInEdge: 1 }))!;
+    const d = vllmKvTransferConfig(
+      opts({ connector: 'NixlConnector', role: 'receiver', stageId: 1, replicaIndexInEdge: 1 }),
+    )!;
     expect(d.kvTransferConfig.kv_role).toBe('kv_both');
     expect(d.env).toEqual({ VLLM_NIXL_SIDE_CHANNEL_PORT: '20004', VLLM_NIXL_SIDE_CHANNEL_HOST: '127.0.0.1' });
   });
@@ -72,17 +83,24 @@ describe('vllmKvTransferConfig', () => {
 
   it('LMCacheConnectorV1: producer/consumer, no env', () => {
     const p = vllmKvTransferConfig(opts({ connector: 'LMCacheConnectorV1', role: 'receiver', replicaIndexInEdge: 1 }))!;
-    expect(p.kvTransferConfig).toMatchObject({ kv_connector: 'LMCacheConnectorV1', kv_role: 'kv_consumer', kv_rank: 1 });
+    expect(p.kvTransferConfig).toMatchObject({
+      kv_connector: 'LMCacheConnectorV1',
+      kv_role: 'kv_consumer',
+      kv_rank: 1,
+    });
     expect(p.env).toEqual({});
   });
 
-  it.each(['SharedMemoryConnector', 'MooncakeStoreConnector', 'MooncakeTransferEngineConnector', 'YuanrongConnector', 'Nope'])(
-    'returns null for the omni connector %s',
-    (connector) => {
-      expect(isVllmKvConnector(connector)).toBe(false);
-      expect(vllmKvTransferConfig(opts({ connector }))).toBeNull();
-    },
-  );
+  it.each([
+    'SharedMemoryConnector',
+    'MooncakeStoreConnector',
+    'MooncakeTransferEngineConnector',
+    'YuanrongConnector',
+    'Nope',
+  ])('returns null for the omni connector %s', (connector) => {
+    expect(isVllmKvConnector(connector)).toBe(false);
+    expect(vllmKvTransferConfig(opts({ connector }))).toBeNull();
+  });
 
   it('rejects a replica without reserved ports, a bad role and a kv_rank outside the group', () => {
     expect((thrown(() => vllmKvTransferConfig(opts({ replicaId: 3 }))) as OmniError).code).toBe('OMNI_INTERNAL');
@@ -93,7 +111,8 @@ describe('vllmKvTransferConfig', () => {
 
   it('gives 2 stages x 4 replicas distinct ports, with per-replica kv_rank from the edge index', () => {
     const replicas: KvPortRequest[] = [];
-    for (const stageId of [0, 1]) for (let r = 0; r < 4; r++) replicas.push({ stage_id: stageId, replica_id: r, dp_size: r + 1 });
+    for (const stageId of [0, 1])
+      for (let r = 0; r < 4; r++) replicas.push({ stage_id: stageId, replica_id: r, dp_size: r + 1 });
     const all = allocateKvPorts(replicas, 30000);
     const seen = new Set<number>();
     for (const connector of ['NixlConnector', 'P2pNcclConnector'] as const) {
@@ -119,10 +138,11 @@ describe('vllmKvTransferConfig', () => {
       if (connector === 'NixlConnector') expect(sideChannels.size).toBe(8);
     }
     // Every DP rank's side channel (base + dp_rank) and every kv port block are disjoint.
-    for (const a of all.values()) for (const port of portsOf(a)) {
-      expect(seen.has(port)).toBe(false);
-      seen.add(port);
-    }
+    for (const a of all.values())
+      for (const port of portsOf(a)) {
+        expect(seen.has(port)).toBe(false);
+        seen.add(port);
+      }
     expect(seen.size).toBe(2 * (1 + 2 + 3 + 4) * 2);
   });
 });
@@ -131,7 +151,8 @@ describe('allocateKvPorts', () => {
   it('never gives two replicas a common port, for many replicas of mixed sizes', () => {
     const replicas: KvPortRequest[] = [];
     for (let s = 0; s < 12; s++) {
-      for (let r = 0; r < 8; r++) replicas.push({ stage_id: s, replica_id: r, dp_size: 1 + ((s * 7 + r) % 4), tp_size: 1 + (r % 3) });
+      for (let r = 0; r < 8; r++)
+        replicas.push({ stage_id: s, replica_id: r, dp_size: 1 + ((s * 7 + r) % 4), tp_size: 1 + (r % 3) });
     }
     const all = allocateKvPorts(replicas, 40000);
     expect(all.size).toBe(replicas.length);
@@ -156,14 +177,20 @@ describe('allocateKvPorts', () => {
       { stage_id: 0, replica_id: 0, dp_size: 1 },
       { stage_id: 1, replica_id: 0, dp_size: 3 },
     ];
-    expect([...allocateKvPorts(replicas, 100).entries()].sort()).toEqual([...allocateKvPorts([...replicas].reverse(), 100).entries()].sort());
+    expect([...allocateKvPorts(replicas, 100).entries()].sort()).toEqual(
+      [...allocateKvPorts([...replicas].reverse(), 100).entries()].sort(),
+    );
     expect(allocateKvPorts(replicas, 100).get('0:0')).toEqual({ kv_port: 100, side_channel_port: 101, block_size: 1 });
     expect(allocateKvPorts(replicas, 100).get('1:0')).toEqual({ kv_port: 102, side_channel_port: 105, block_size: 3 });
   });
 
   it('rejects a range past 65535, a bad base port, duplicates and bad sizes', () => {
-    expect((thrown(() => allocateKvPorts([{ stage_id: 0, replica_id: 0, dp_size: 4 }], 65530)) as OmniError).code).toBe('OMNI_CONFIG_INVALID');
-    expect(allocateKvPorts([{ stage_id: 0, replica_id: 0, dp_size: 3 }], 65530).get('0:0')!.side_channel_port).toBe(65533);
+    expect((thrown(() => allocateKvPorts([{ stage_id: 0, replica_id: 0, dp_size: 4 }], 65530)) as OmniError).code).toBe(
+      'OMNI_CONFIG_INVALID',
+    );
+    expect(allocateKvPorts([{ stage_id: 0, replica_id: 0, dp_size: 3 }], 65530).get('0:0')!.side_channel_port).toBe(
+      65533,
+    );
     expect((thrown(() => allocateKvPorts([], 0)) as OmniError).code).toBe('OMNI_CONFIG_INVALID');
     const dup = [
       { stage_id: 0, replica_id: 0, dp_size: 1 },

@@ -71,7 +71,10 @@ export interface BuiltEngineArgs {
 export function buildEngineArgsDict(stage: StageConfig, options: BuildEngineArgsOptions): BuiltEngineArgs {
   // Step 1 on the copy, not on the stage config (see the deviations above).
   const d: EngineArgs = deepCopy(stage.engine_args);
-  if (Object.hasOwn(d, 'tensor_parallel_size') && (d['tensor_parallel_size'] === null || d['tensor_parallel_size'] === undefined)) {
+  if (
+    Object.hasOwn(d, 'tensor_parallel_size') &&
+    (d['tensor_parallel_size'] === null || d['tensor_parallel_size'] === undefined)
+  ) {
     delete d['tensor_parallel_size'];
   }
 

@@ -1,5 +1,15 @@
 import { fileURLToPath } from 'node:url';
-import { OmniError, STAGE_TYPE, definePlugin, diagnostic, type OmnistagePlugin, type PlanContext, type ReplicaContext, type StageConfig, type WorkerSpec } from '@omnistage/core';
+import {
+  OmniError,
+  STAGE_TYPE,
+  definePlugin,
+  diagnostic,
+  type OmnistagePlugin,
+  type PlanContext,
+  type ReplicaContext,
+  type StageConfig,
+  type WorkerSpec,
+} from '@omnistage/core';
 import { buildEngineArgsDict } from './engine-args-dict.js';
 import { llmEngineArgsJsonSchema } from './engine-args-schema.js';
 import { llmLockDeviceCount } from './lock-device-count.js';
@@ -90,14 +100,20 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
         validateStage: (stage, ctx) => {
           if (ctx.model) return;
           const message = `stage ${stage.stage_id} runs on engine "vllm", which needs a model`;
-          const hint = 'pass --model <hub id or local path>, set `model:` at the top of the file, or use --engine reference to dry-run';
+          const hint =
+            'pass --model <hub id or local path>, set `model:` at the top of the file, or use --engine reference to dry-run';
           const location = ctx.config.locations.at('model');
           if (ctx.options.purpose !== 'launch') {
             // Printing a plan of an upstream file is useful before the model is chosen.
-            if (stage.stage_idx === 0) ctx.warn(diagnostic('OMNI_WARN_MODEL_MISSING', `${message}; the plan shows <model>`, location, hint));
+            if (stage.stage_idx === 0)
+              ctx.warn(diagnostic('OMNI_WARN_MODEL_MISSING', `${message}; the plan shows <model>`, location, hint));
             return;
           }
-          throw new OmniError('OMNI_CONFIG_INVALID', message, { location, context: { stage_id: stage.stage_id }, hint });
+          throw new OmniError('OMNI_CONFIG_INVALID', message, {
+            location,
+            context: { stage_id: stage.stage_id },
+            hint,
+          });
         },
         resolveWorker: (ctx): WorkerSpec => {
           const env = ctx.plan.options.env ?? process.env;

@@ -27,7 +27,11 @@ export interface ResolvedModelSubdirs {
   warnings: Diagnostic[];
 }
 
-function subdirValue(stage: StageConfig, engineArgs: EngineArgs, key: 'model_subdir' | 'tokenizer_subdir'): string | null {
+function subdirValue(
+  stage: StageConfig,
+  engineArgs: EngineArgs,
+  key: 'model_subdir' | 'tokenizer_subdir',
+): string | null {
   const raw = engineArgs[key];
   if (raw === null || raw === undefined) return null;
   if (typeof raw === 'string') return raw;

@@ -127,13 +127,13 @@ function mismatch(type: SamplingFieldType, value: unknown): string | undefined {
       ok = isPlainObject(value);
       break;
     case 'output_kind':
-      ok = (isInt(value) && (value as number) >= 0 && (value as number) < OUTPUT_KINDS.length) ||
+      ok =
+        (isInt(value) && (value as number) >= 0 && (value as number) < OUTPUT_KINDS.length) ||
         (typeof value === 'string' && OUTPUT_KINDS.includes(value.toUpperCase()));
       break;
   }
   return ok ? undefined : EXPECTED[type];
 }
-
 
 /**
  * Validates a stage's `default_sampling_params` against vLLM's `SamplingParams` fields
@@ -156,11 +156,24 @@ export function validateLlmSamplingParams(stage: StageConfig): void {
     const where = { location: stage.locations.at(path), context: { stage_id: stage.stage_id, key } };
     if (type === undefined) {
       // Upstream builds SamplingParams(**d): an unknown field is a config error there too.
-      throw unknownKey({ ...where, location: stage.locations.keyAt(path), code: 'OMNI_CONFIG_INVALID', what: `Stage ${stage.stage_id}: default_sampling_params`, key, known: Object.keys(VLLM_SAMPLING_PARAM_FIELDS) });
+      throw unknownKey({
+        ...where,
+        location: stage.locations.keyAt(path),
+        code: 'OMNI_CONFIG_INVALID',
+        what: `Stage ${stage.stage_id}: default_sampling_params`,
+        key,
+        known: Object.keys(VLLM_SAMPLING_PARAM_FIELDS),
+      });
     }
     const expected = mismatch(type, value);
     if (expected !== undefined) {
-      throw invalidValue({ ...where, what: `Stage ${stage.stage_id}: sampling parameter '${key}'`, expected, got: value, hint: `Fix default_sampling_params.${key}; vLLM's SamplingParams.${key} expects ${expected}.` });
+      throw invalidValue({
+        ...where,
+        what: `Stage ${stage.stage_id}: sampling parameter '${key}'`,
+        expected,
+        got: value,
+        hint: `Fix default_sampling_params.${key}; vLLM's SamplingParams.${key} expects ${expected}.`,
+      });
     }
   }
 }

@@ -46,11 +46,15 @@ function parallelSize(stage: StageConfig, key: string): number {
  */
 export function getStageDevicesPerReplica(stage: StageConfig): number {
   if (stage.stage_type === 'diffusion') {
-    throw new OmniError('OMNI_INTERNAL', `Stage ${stage.stage_id} is a diffusion stage; the LLM plugin cannot size its replicas.`, {
-      location: stage.locations.at('stage_type'),
-      hint: 'Diffusion stages are sized by @omnistage/plugin-diffusion (parallel world size).',
-      context: { stage_id: stage.stage_id },
-    });
+    throw new OmniError(
+      'OMNI_INTERNAL',
+      `Stage ${stage.stage_id} is a diffusion stage; the LLM plugin cannot size its replicas.`,
+      {
+        location: stage.locations.at('stage_type'),
+        hint: 'Diffusion stages are sized by @omnistage/plugin-diffusion (parallel world size).',
+        context: { stage_id: stage.stage_id },
+      },
+    );
   }
   const dpKey = stage.engine_args['data_parallel_size_local'] ? 'data_parallel_size_local' : 'data_parallel_size';
   return getStageTpSize(stage) * parallelSize(stage, dpKey) * parallelSize(stage, 'pipeline_parallel_size');

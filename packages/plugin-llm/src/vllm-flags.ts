@@ -192,7 +192,11 @@ export const OMNI_ONLY_ENGINE_KEYS: ReadonlySet<string> = new Set([
  * documented flag set {@link VLLM_KNOWN_FLAGS} is checked against (newer vLLM releases). The
  * `vllm` engine still warns about them; the reference engine, which stands in for vLLM, takes them.
  */
-export const NEWER_VLLM_ENGINE_ARGS: readonly string[] = ['attention_config', 'moe_backend', 'enable_flashinfer_autotune'];
+export const NEWER_VLLM_ENGINE_ARGS: readonly string[] = [
+  'attention_config',
+  'moe_backend',
+  'enable_flashinfer_autotune',
+];
 
 /** Keys the launcher owns: the model is the positional argument, host and port are assigned. */
 export const LAUNCHER_OWNED_KEYS: ReadonlySet<string> = new Set(['model', 'host', 'port']);

@@ -30,7 +30,8 @@ function flagWords(flag: string, value: unknown, nargs: boolean): string[] {
   if (Array.isArray(value)) {
     // nargs='+' flags take their elements as separate words; vLLM would read a JSON array as one
     // (wrong) string there. An empty list cannot be expressed and means "nothing".
-    if (nargs) return value.length === 0 ? [] : [flag, ...value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))];
+    if (nargs)
+      return value.length === 0 ? [] : [flag, ...value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))];
     return [flag, JSON.stringify(value)];
   }
   if (typeof value === 'object') return [flag, JSON.stringify(value)];
@@ -41,7 +42,9 @@ function flagWords(flag: string, value: unknown, nargs: boolean): string[] {
 function nearestKey(key: string): string {
   const [near] = suggestions(key, [...Object.keys(VLLM_KNOWN_FLAGS), ...OMNI_ONLY_ENGINE_KEYS], 1);
   if (near === undefined) return '';
-  return near in VLLM_KNOWN_FLAGS ? `Did you mean \`${near}\` (--${toKebabFlag(near)})? ` : `Did you mean \`${near}\` (a vLLM-Omni key, not a flag)? `;
+  return near in VLLM_KNOWN_FLAGS
+    ? `Did you mean \`${near}\` (--${toKebabFlag(near)})? `
+    : `Did you mean \`${near}\` (a vLLM-Omni key, not a flag)? `;
 }
 
 /**
@@ -66,7 +69,15 @@ export function deriveVllmServeArgv(engineArgs: EngineArgs, options: VllmServeAr
       hint: 'This is a bug in the caller: assign the replica a free port before building its command line.',
     });
   }
-  const argv = [options.executable ?? 'vllm', 'serve', model, '--host', options.host ?? '127.0.0.1', '--port', String(port)];
+  const argv = [
+    options.executable ?? 'vllm',
+    'serve',
+    model,
+    '--host',
+    options.host ?? '127.0.0.1',
+    '--port',
+    String(port),
+  ];
   const unknownKeys: string[] = [];
   const warnings: Diagnostic[] = [];
 

@@ -42,11 +42,7 @@ export const WORKER_CLASS_PATHS: Readonly<Record<PlatformName, Readonly<Record<W
  * The error carries `stage_id` in its context when `engineArgs.stage_id` is a number (it is once
  * {@link buildEngineArgsDict} has stamped it).
  */
-export function resolveWorkerCls(
-  engineArgs: EngineArgs,
-  platform: PlatformName,
-  locate?: () => SourceLocation,
-): void {
+export function resolveWorkerCls(engineArgs: EngineArgs, platform: PlatformName, locate?: () => SourceLocation): void {
   const rawType = engineArgs['worker_type'];
   if (rawType === null || rawType === undefined || rawType === '' || rawType === false || rawType === 0) return;
   const workerCls = engineArgs['worker_cls'];

@@ -13,7 +13,10 @@ describe('chatMessagesFromInput (the server chat input → vLLM chat messages)',
         { role: 'system', content: 'be brief' },
         { role: 'user', content: 'see <image> and hear <audio>, then <image>' },
       ],
-      multi_modal_data: { image: [inlinePayloadRef(png, { mime: 'image/png' }), inlinePayloadRef(png, { mime: 'image/jpeg' })], audio: [inlinePayloadRef(wav, { mime: 'audio/wav' })] },
+      multi_modal_data: {
+        image: [inlinePayloadRef(png, { mime: 'image/png' }), inlinePayloadRef(png, { mime: 'image/jpeg' })],
+        audio: [inlinePayloadRef(wav, { mime: 'audio/wav' })],
+      },
     });
     expect(messages).toEqual([
       { role: 'system', content: 'be brief' },
@@ -35,15 +38,26 @@ describe('chatMessagesFromInput (the server chat input → vLLM chat messages)',
     expect(chatMessagesFromInput('hi')).toBeUndefined();
     expect(chatMessagesFromInput({ text: 'hi' })).toBeUndefined();
     const parts = [{ type: 'text', text: 'x' }];
-    expect(chatMessagesFromInput({ messages: [{ role: 'user', content: parts }] })).toEqual([{ role: 'user', content: parts }]);
+    expect(chatMessagesFromInput({ messages: [{ role: 'user', content: parts }] })).toEqual([
+      { role: 'user', content: parts },
+    ]);
   });
 
   it('refuses media without a place, places without media, and audio vLLM cannot take', () => {
     const img = inlinePayloadRef(png, { mime: 'image/png' });
-    expect(() => chatMessagesFromInput({ messages: [{ role: 'user', content: 'no place' }], multi_modal_data: { image: [img] } })).toThrow(/1 media item/);
-    expect(() => chatMessagesFromInput({ messages: [{ role: 'user', content: '<image><image>' }], multi_modal_data: { image: [img] } })).toThrow(ChatInputError);
+    expect(() =>
+      chatMessagesFromInput({ messages: [{ role: 'user', content: 'no place' }], multi_modal_data: { image: [img] } }),
+    ).toThrow(/1 media item/);
+    expect(() =>
+      chatMessagesFromInput({
+        messages: [{ role: 'user', content: '<image><image>' }],
+        multi_modal_data: { image: [img] },
+      }),
+    ).toThrow(ChatInputError);
     const flac = inlinePayloadRef(wav, { mime: 'audio/flac' });
-    expect(() => chatMessagesFromInput({ messages: [{ role: 'user', content: '<audio>' }], multi_modal_data: { audio: [flac] } })).toThrow(/wav or mp3/);
+    expect(() =>
+      chatMessagesFromInput({ messages: [{ role: 'user', content: '<audio>' }], multi_modal_data: { audio: [flac] } }),
+    ).toThrow(/wav or mp3/);
     expect(() => chatMessagesFromInput({ messages: [{ role: 7 }] })).toThrow(/messages\[0\]/);
   });
 });

@@ -26,7 +26,10 @@ describe('buildEngineArgsDict (b.22)', () => {
   });
 
   it('keeps a non-null tensor_parallel_size', () => {
-    const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { tensor_parallel_size: 2 } }), opts());
+    const { engineArgs } = buildEngineArgsDict(
+      stageAt({ stage_id: 0, engine_args: { tensor_parallel_size: 2 } }),
+      opts(),
+    );
     expect(engineArgs['tensor_parallel_size']).toBe(2);
   });
 
@@ -60,7 +63,10 @@ describe('buildEngineArgsDict (b.22)', () => {
   });
 
   it('keeps unknown keys (they are filtered later by the engine)', () => {
-    const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { some_future_flag: 'x' } }), opts());
+    const { engineArgs } = buildEngineArgsDict(
+      stageAt({ stage_id: 0, engine_args: { some_future_flag: 'x' } }),
+      opts(),
+    );
     expect(engineArgs['some_future_flag']).toBe('x');
   });
 
@@ -139,7 +145,10 @@ describe('buildEngineArgsDict (b.22)', () => {
   });
 
   it('warns and uses the model as-is when it is not a local directory', () => {
-    const stage = stageAt({ stage_id: 2, engine_args: { model_subdir: 'thinker' } }, { 'engine_args.model_subdir': [14, 21] });
+    const stage = stageAt(
+      { stage_id: 2, engine_args: { model_subdir: 'thinker' } },
+      { 'engine_args.model_subdir': [14, 21] },
+    );
     const seen: string[] = [];
     const { engineArgs, warnings } = buildEngineArgsDict(
       stage,
@@ -155,7 +164,14 @@ describe('buildEngineArgsDict (b.22)', () => {
   });
 
   it('does not touch the file system when there is no sub-directory', () => {
-    const { warnings } = buildEngineArgsDict(stageAt({ stage_id: 0 }), opts({ modelDirExists: () => { throw new Error('called'); } }));
+    const { warnings } = buildEngineArgsDict(
+      stageAt({ stage_id: 0 }),
+      opts({
+        modelDirExists: () => {
+          throw new Error('called');
+        },
+      }),
+    );
     expect(warnings).toEqual([]);
   });
 
@@ -169,7 +185,10 @@ describe('buildEngineArgsDict (b.22)', () => {
   describe('async_chunk', () => {
     it('copies the connector spec when async_chunk is truthy', () => {
       const spec = { name: 'SharedMemoryConnector', extra: { shm_threshold_bytes: 65536 } };
-      const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 1, engine_args: { async_chunk: true } }), opts({ stageConnectorSpec: spec }));
+      const { engineArgs } = buildEngineArgsDict(
+        stageAt({ stage_id: 1, engine_args: { async_chunk: true } }),
+        opts({ stageConnectorSpec: spec }),
+      );
       expect(engineArgs['stage_connector_spec']).toEqual(spec);
       expect(engineArgs['stage_connector_spec']).not.toBe(spec);
       (engineArgs['stage_connector_spec'] as { extra: Record<string, unknown> }).extra['x'] = 1;
@@ -183,7 +202,10 @@ describe('buildEngineArgsDict (b.22)', () => {
 
     it('adds no spec when async_chunk is falsy', () => {
       for (const async_chunk of [false, null, 0]) {
-        const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 1, engine_args: { async_chunk } }), opts({ stageConnectorSpec: { name: 'C' } }));
+        const { engineArgs } = buildEngineArgsDict(
+          stageAt({ stage_id: 1, engine_args: { async_chunk } }),
+          opts({ stageConnectorSpec: { name: 'C' } }),
+        );
         expect(Object.hasOwn(engineArgs, 'stage_connector_spec')).toBe(false);
       }
     });
@@ -191,17 +213,26 @@ describe('buildEngineArgsDict (b.22)', () => {
 
   describe('worker resolution and generation defaults', () => {
     it('resolves worker_cls for the platform', () => {
-      const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { worker_type: 'AR' } }), opts({ platform: 'xpu' }));
+      const { engineArgs } = buildEngineArgsDict(
+        stageAt({ stage_id: 0, engine_args: { worker_type: 'AR' } }),
+        opts({ platform: 'xpu' }),
+      );
       expect(engineArgs['worker_cls']).toBe('vllm_omni.platforms.xpu.worker.xpu_ar_worker.XPUARWorker');
     });
 
     it('an explicit worker_cls wins', () => {
-      const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { worker_type: 'ar', worker_cls: 'x.W' } }), opts());
+      const { engineArgs } = buildEngineArgsDict(
+        stageAt({ stage_id: 0, engine_args: { worker_type: 'ar', worker_cls: 'x.W' } }),
+        opts(),
+      );
       expect(engineArgs['worker_cls']).toBe('x.W');
     });
 
     it('an unknown worker_type fails at the YAML line of worker_type', () => {
-      const stage = stageAt({ stage_id: 4, engine_args: { worker_type: 'arr' } }, { 'engine_args.worker_type': [22, 19] });
+      const stage = stageAt(
+        { stage_id: 4, engine_args: { worker_type: 'arr' } },
+        { 'engine_args.worker_type': [22, 19] },
+      );
       const err = thrown(() => buildEngineArgsDict(stage, opts())) as OmniError;
       expect(err).toBeInstanceOf(OmniError);
       expect(err.code).toBe('OMNI_CONFIG_INVALID');
@@ -217,27 +248,36 @@ describe('buildEngineArgsDict (b.22)', () => {
     });
 
     it("applies generation defaults for exactly 'generation'", () => {
-      const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 2, engine_args: { worker_type: 'generation' } }), opts());
+      const { engineArgs } = buildEngineArgsDict(
+        stageAt({ stage_id: 2, engine_args: { worker_type: 'generation' } }),
+        opts(),
+      );
       expect(engineArgs['worker_cls']).toBe(GPU_GEN);
       expect(engineArgs['disable_hybrid_kv_cache_manager']).toBe(true);
       expect(engineArgs['enable_prefix_caching']).toBe(false);
     });
 
     it("does not apply them for 'Generation' (case-sensitive), though the worker class resolves", () => {
-      const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 2, engine_args: { worker_type: 'Generation' } }), opts());
+      const { engineArgs } = buildEngineArgsDict(
+        stageAt({ stage_id: 2, engine_args: { worker_type: 'Generation' } }),
+        opts(),
+      );
       expect(engineArgs['worker_cls']).toBe(GPU_GEN);
       expect(Object.hasOwn(engineArgs, 'disable_hybrid_kv_cache_manager')).toBe(false);
       expect(Object.hasOwn(engineArgs, 'enable_prefix_caching')).toBe(false);
     });
 
     it('generation defaults never override explicit values (setdefault)', () => {
-      const stage = stageAt({ stage_id: 2, engine_args: { worker_type: 'generation', enable_prefix_caching: true, disable_hybrid_kv_cache_manager: null } });
+      const stage = stageAt({
+        stage_id: 2,
+        engine_args: { worker_type: 'generation', enable_prefix_caching: true, disable_hybrid_kv_cache_manager: null },
+      });
       const { engineArgs } = buildEngineArgsDict(stage, opts());
       expect(engineArgs['enable_prefix_caching']).toBe(true);
       expect(engineArgs['disable_hybrid_kv_cache_manager']).toBeNull();
     });
 
-    it("ar stages get no generation defaults", () => {
+    it('ar stages get no generation defaults', () => {
       const { engineArgs } = buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { worker_type: 'ar' } }), opts());
       expect(engineArgs['worker_cls']).toBe(GPU_AR);
       expect(Object.hasOwn(engineArgs, 'enable_prefix_caching')).toBe(false);
@@ -280,15 +320,22 @@ describe('buildEngineArgsDict (b.22)', () => {
       const before = { ...process.env };
       const stage = stageAt({ stage_id: 0, engine_args: { max_model_len: 65536 } });
       expect(buildEngineArgsDict(stage, opts()).env).toEqual({ VLLM_ALLOW_LONG_MAX_MODEL_LEN: '1' });
-      expect(buildEngineArgsDict(stage, opts({ baseEnv: { VLLM_ALLOW_LONG_MAX_MODEL_LEN: '' } })).env).toEqual({ VLLM_ALLOW_LONG_MAX_MODEL_LEN: '1' });
+      expect(buildEngineArgsDict(stage, opts({ baseEnv: { VLLM_ALLOW_LONG_MAX_MODEL_LEN: '' } })).env).toEqual({
+        VLLM_ALLOW_LONG_MAX_MODEL_LEN: '1',
+      });
       expect(buildEngineArgsDict(stage, opts({ baseEnv: { VLLM_ALLOW_LONG_MAX_MODEL_LEN: '0' } })).env).toEqual({});
-      expect(buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { max_model_len: null } }), opts()).env).toEqual({});
+      expect(buildEngineArgsDict(stageAt({ stage_id: 0, engine_args: { max_model_len: null } }), opts()).env).toEqual(
+        {},
+      );
       expect(process.env).toEqual(before);
     });
 
     it('both at once', () => {
       const stage = stageAt({ stage_id: 0, engine_args: { model_arch: QWEN3, max_model_len: 32768 } });
-      expect(buildEngineArgsDict(stage, opts()).env).toEqual({ VLLM_USE_FLASHINFER_MOE_FP16: '0', VLLM_ALLOW_LONG_MAX_MODEL_LEN: '1' });
+      expect(buildEngineArgsDict(stage, opts()).env).toEqual({
+        VLLM_USE_FLASHINFER_MOE_FP16: '0',
+        VLLM_ALLOW_LONG_MAX_MODEL_LEN: '1',
+      });
     });
 
     it('reads process.env when no base env is given', () => {

@@ -8,7 +8,15 @@ describe('llmEngineArgsJsonSchema', () => {
     expect(llmEngineArgsJsonSchema.additionalProperties).toBe(true);
     const props = llmEngineArgsJsonSchema.properties ?? {};
     for (const key of Object.keys(VLLM_KNOWN_FLAGS)) expect(props[key]?.description, key).toBeTruthy();
-    for (const key of ['worker_type', 'model_stage', 'model_arch', 'engine_output_type', 'async_chunk', 'model_subdir', 'tokenizer_subdir']) {
+    for (const key of [
+      'worker_type',
+      'model_stage',
+      'model_arch',
+      'engine_output_type',
+      'async_chunk',
+      'model_subdir',
+      'tokenizer_subdir',
+    ]) {
       expect(props[key]?.description, key).toBeTruthy();
     }
   });

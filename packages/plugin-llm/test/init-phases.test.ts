@@ -39,7 +39,10 @@ interface Run {
 
 async function start(yaml: string, stageInitTimeoutS = 60, vllmBasePort?: number): Promise<Run> {
   const lockDir = await tempDir('phases-locks-');
-  const omni = new Omnistage({ plugins: [llmPlugin({ vllmCommand: FAKE_VLLM, ...(vllmBasePort ? { vllmBasePort } : {}) })], lockDir });
+  const omni = new Omnistage({
+    plugins: [llmPlugin({ vllmCommand: FAKE_VLLM, ...(vllmBasePort ? { vllmBasePort } : {}) })],
+    lockDir,
+  });
   const events: OmniEvent[] = [];
   const pids = new Set<number>();
   omni.events.onAny((e) => {
@@ -47,11 +50,19 @@ async function start(yaml: string, stageInitTimeoutS = 60, vllmBasePort?: number
     if (e.type === 'replica:spawned') pids.add(e.pid);
   });
   const config = await loadPipelineConfig({ text: yaml, path: '/cfg/phases.yaml' });
-  const plan = await planPipeline(omni, config, { platform: 'cpu', model: 'facebook/opt-125m', purpose: 'launch', env: {} });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    model: 'facebook/opt-125m',
+    purpose: 'launch',
+    env: {},
+  });
   const result = bringUp(omni, plan, { stopGraceMs: 2_000, stageInitTimeoutS });
   result.catch(() => undefined);
   cleanups.push(async () => {
-    await result.then((p) => p.stop('test cleanup'), () => undefined);
+    await result.then(
+      (p) => p.stop('test cleanup'),
+      () => undefined,
+    );
     killLeftovers(pids);
     await removeDir(lockDir);
   });
@@ -59,18 +70,25 @@ async function start(yaml: string, stageInitTimeoutS = 60, vllmBasePort?: number
 }
 
 type Ref = { stage_id: number; replica_id: number };
-const ofStage = (events: OmniEvent[], stage: number) => events.filter((e) => 'stage_id' in e && (e as Ref).stage_id === stage);
+const ofStage = (events: OmniEvent[], stage: number) =>
+  events.filter((e) => 'stage_id' in e && (e as Ref).stage_id === stage);
 function ts(events: OmniEvent[], stage: number, match: (e: OmniEvent) => boolean): number {
   const e = ofStage(events, stage).find(match);
-  if (!e) throw new Error(`stage ${stage}: no such event in ${JSON.stringify(ofStage(events, stage).map((x) => x.type))}`);
+  if (!e)
+    throw new Error(`stage ${stage}: no such event in ${JSON.stringify(ofStage(events, stage).map((x) => x.type))}`);
   return e.ts;
 }
 const win = (state: string) => (e: OmniEvent) => e.type === 'replica:window' && e.state === state;
 /** A stage's load phase: spawned (welcome follows) → it asks for its window. */
-const loadOf = (events: OmniEvent[], s: number): [number, number] => [ts(events, s, (e) => e.type === 'replica:spawned'), ts(events, s, win('waiting'))];
-const windowOf = (events: OmniEvent[], s: number): [number, number] => [ts(events, s, win('start')), ts(events, s, win('end'))];
+const loadOf = (events: OmniEvent[], s: number): [number, number] => [
+  ts(events, s, (e) => e.type === 'replica:spawned'),
+  ts(events, s, win('waiting')),
+];
+const windowOf = (events: OmniEvent[], s: number): [number, number] => [
+  ts(events, s, win('start')),
+  ts(events, s, win('end')),
+];
 const overlap = (a: [number, number], b: [number, number]): boolean => a[0] < b[1] && b[0] < a[1];
-
 
 describe('init phases', { timeout: 90_000 }, () => {
   it('co-located phase-aware replicas overlap their load phases and never their exclusive windows', async () => {
@@ -82,9 +100,11 @@ describe('init phases', { timeout: 90_000 }, () => {
     // All three were loading at one moment: the last spawned before the first asked for its window.
     expect(Math.max(...loads.map((l) => l[0]))).toBeLessThan(Math.min(...loads.map((l) => l[1])));
     for (let a = 0; a < 3; a++) {
-      for (let b = a + 1; b < 3; b++) expect(overlap(windows[a]!, windows[b]!), `windows of stages ${a} and ${b}`).toBe(false);
+      for (let b = a + 1; b < 3; b++)
+        expect(overlap(windows[a]!, windows[b]!), `windows of stages ${a} and ${b}`).toBe(false);
       // Nobody profiles while a neighbour loads.
-      for (let b = 0; b < 3; b++) if (a !== b) expect(overlap(windows[a]!, loads[b]!), `window ${a} vs load ${b}`).toBe(false);
+      for (let b = 0; b < 3; b++)
+        if (a !== b) expect(overlap(windows[a]!, loads[b]!), `window ${a} vs load ${b}`).toBe(false);
     }
     expect(run.events.filter((e) => e.type === 'replica:window' && e.state === 'start')).toHaveLength(3);
     expect(await readdir(run.lockDir)).toEqual([]);
@@ -135,9 +155,16 @@ describe('init phases', { timeout: 90_000 }, () => {
     runtime: { devices: "0", env: { FAKE_VLLM_STARTUP_MS: "800" } }
     engine_args: { model_stage: talker, gpu_memory_utilization: 0.4 }
 `;
-    const run = await start(coLocated([{ init_phases: true, load_ms: 1_500, profile_ms: 300, gpu_memory_utilization: 0.4 }], vllmStage), 60, basePort);
+    const run = await start(
+      coLocated([{ init_phases: true, load_ms: 1_500, profile_ms: 300, gpu_memory_utilization: 0.4 }], vllmStage),
+      60,
+      basePort,
+    );
     await run.result;
-    const http: [number, number] = [ts(run.events, 1, (e) => e.type === 'lock:acquired'), ts(run.events, 1, (e) => e.type === 'lock:released')];
+    const http: [number, number] = [
+      ts(run.events, 1, (e) => e.type === 'lock:acquired'),
+      ts(run.events, 1, (e) => e.type === 'lock:released'),
+    ];
     // Its whole init (spawn → ready) lies inside the time it held the device alone.
     expect(ts(run.events, 1, (e) => e.type === 'replica:spawned')).toBeGreaterThanOrEqual(http[0]);
     expect(ts(run.events, 1, (e) => e.type === 'replica:ready')).toBeLessThanOrEqual(http[1]);

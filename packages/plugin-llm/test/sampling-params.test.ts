@@ -7,9 +7,34 @@ describe('validateLlmSamplingParams', () => {
   it('accepts the sampling params of the upstream fixtures', () => {
     // qwen2_5_omni_multiconnector.yaml stage 0 / 1, glm_image.yaml stage 0
     for (const default_sampling_params of [
-      { temperature: 0.0, top_p: 1.0, top_k: -1, max_tokens: 2048, seed: 42, detokenize: true, repetition_penalty: 1.1 },
-      { temperature: 0.9, top_p: 0.8, top_k: 40, max_tokens: 2048, seed: 42, detokenize: true, repetition_penalty: 1.05, stop_token_ids: [8294] },
-      { temperature: 0.9, top_p: 0.75, top_k: 16512, stop_token_ids: [16385], max_tokens: 4353, seed: 42, detokenize: false },
+      {
+        temperature: 0.0,
+        top_p: 1.0,
+        top_k: -1,
+        max_tokens: 2048,
+        seed: 42,
+        detokenize: true,
+        repetition_penalty: 1.1,
+      },
+      {
+        temperature: 0.9,
+        top_p: 0.8,
+        top_k: 40,
+        max_tokens: 2048,
+        seed: 42,
+        detokenize: true,
+        repetition_penalty: 1.05,
+        stop_token_ids: [8294],
+      },
+      {
+        temperature: 0.9,
+        top_p: 0.75,
+        top_k: 16512,
+        stop_token_ids: [16385],
+        max_tokens: 4353,
+        seed: 42,
+        detokenize: false,
+      },
     ]) {
       expect(() => validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params }))).not.toThrow();
     }
@@ -33,11 +58,42 @@ describe('validateLlmSamplingParams', () => {
       },
     });
     expect(() => validateLlmSamplingParams(stage)).not.toThrow();
-    expect(() => validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { stop: ['a', 'b'], output_kind: 2 } }))).not.toThrow();
+    expect(() =>
+      validateLlmSamplingParams(
+        stageAt({ stage_id: 0, default_sampling_params: { stop: ['a', 'b'], output_kind: 2 } }),
+      ),
+    ).not.toThrow();
   });
 
   it('knows the core vLLM SamplingParams fields', () => {
-    for (const f of ['n', 'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'stop_token_ids', 'ignore_eos', 'max_tokens', 'min_tokens', 'logprobs', 'prompt_logprobs', 'detokenize', 'skip_special_tokens', 'spaces_between_special_tokens', 'include_stop_str_in_output', 'output_kind', 'structured_outputs', 'logit_bias', 'allowed_token_ids', 'extra_args', 'bad_words']) {
+    for (const f of [
+      'n',
+      'presence_penalty',
+      'frequency_penalty',
+      'repetition_penalty',
+      'temperature',
+      'top_p',
+      'top_k',
+      'min_p',
+      'seed',
+      'stop',
+      'stop_token_ids',
+      'ignore_eos',
+      'max_tokens',
+      'min_tokens',
+      'logprobs',
+      'prompt_logprobs',
+      'detokenize',
+      'skip_special_tokens',
+      'spaces_between_special_tokens',
+      'include_stop_str_in_output',
+      'output_kind',
+      'structured_outputs',
+      'logit_bias',
+      'allowed_token_ids',
+      'extra_args',
+      'bad_words',
+    ]) {
       expect(VLLM_SAMPLING_PARAM_FIELDS[f], f).toBeDefined();
     }
   });
@@ -57,15 +113,22 @@ describe('validateLlmSamplingParams', () => {
   });
 
   it('suggests max_tokens for max_new_tokens and falls back to a list when nothing is close', () => {
-    const near = thrown(() => validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { max_new_tokens: 5 } }))) as OmniError;
+    const near = thrown(() =>
+      validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { max_new_tokens: 5 } })),
+    ) as OmniError;
     expect(near.hint).toBe('Did you mean `max_tokens`?');
-    const far = thrown(() => validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { num_inference_steps: 50 } }))) as OmniError;
+    const far = thrown(() =>
+      validateLlmSamplingParams(stageAt({ stage_id: 0, default_sampling_params: { num_inference_steps: 50 } })),
+    ) as OmniError;
     expect(far.hint).not.toContain('Did you mean');
     expect(far.hint).toContain('temperature');
   });
 
   it('points at the parent map when the key itself has no recorded location', () => {
-    const stage = stageAt({ stage_id: 0, default_sampling_params: { guidance_scale: 1 } }, { default_sampling_params: [20, 5] });
+    const stage = stageAt(
+      { stage_id: 0, default_sampling_params: { guidance_scale: 1 } },
+      { default_sampling_params: [20, 5] },
+    );
     const err = thrown(() => validateLlmSamplingParams(stage)) as OmniError;
     expect(err.location).toEqual({ file: FILE, line: 20, col: 5 });
   });
@@ -84,7 +147,10 @@ describe('validateLlmSamplingParams', () => {
     ['output_kind', 'SOMETIMES'],
     ['output_kind', 3],
   ])('rejects %s = %j by type', (key, value) => {
-    const stage = stageAt({ stage_id: 2, default_sampling_params: { [key]: value } }, { [`default_sampling_params.${key}`]: [40, 9] });
+    const stage = stageAt(
+      { stage_id: 2, default_sampling_params: { [key]: value } },
+      { [`default_sampling_params.${key}`]: [40, 9] },
+    );
     const err = thrown(() => validateLlmSamplingParams(stage)) as OmniError;
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     expect(err.message).toContain(`'${key}' must be`);

@@ -20,20 +20,31 @@ describe('getStageTpSize (b.16)', () => {
   it('ignores pipeline/data parallel sizes and a nested parallel_config', () => {
     const stage = stageAt({
       stage_id: 0,
-      engine_args: { tensor_parallel_size: 2, pipeline_parallel_size: 4, data_parallel_size: 2, parallel_config: { tensor_parallel_size: 8 } },
+      engine_args: {
+        tensor_parallel_size: 2,
+        pipeline_parallel_size: 4,
+        data_parallel_size: 2,
+        parallel_config: { tensor_parallel_size: 8 },
+      },
     });
     expect(getStageTpSize(stage)).toBe(2);
   });
 
-  it.each([['two'], [-2], [[2]], [2.7], [1.5], [65537], [1e308]])('rejects %j at the key location (fractions and sizes past 65536 too)', (tp) => {
-    const stage = stageAt({ stage_id: 3, engine_args: { tensor_parallel_size: tp } }, { 'engine_args.tensor_parallel_size': [9, 30] });
-    const err = thrown(() => getStageTpSize(stage)) as OmniError;
-    expect(err).toBeInstanceOf(OmniError);
-    expect(err.code).toBe('OMNI_CONFIG_INVALID');
-    expect(err.location).toEqual({ file: FILE, line: 9, col: 30 });
-    expect(err.hint).toBeTruthy();
-    expect(err.context.stage_id).toBe(3);
-  });
+  it.each([['two'], [-2], [[2]], [2.7], [1.5], [65537], [1e308]])(
+    'rejects %j at the key location (fractions and sizes past 65536 too)',
+    (tp) => {
+      const stage = stageAt(
+        { stage_id: 3, engine_args: { tensor_parallel_size: tp } },
+        { 'engine_args.tensor_parallel_size': [9, 30] },
+      );
+      const err = thrown(() => getStageTpSize(stage)) as OmniError;
+      expect(err).toBeInstanceOf(OmniError);
+      expect(err.code).toBe('OMNI_CONFIG_INVALID');
+      expect(err.location).toEqual({ file: FILE, line: 9, col: 30 });
+      expect(err.hint).toBeTruthy();
+      expect(err.context.stage_id).toBe(3);
+    },
+  );
 });
 
 describe('getStageDevicesPerReplica (b.17, non-diffusion)', () => {
@@ -42,8 +53,12 @@ describe('getStageDevicesPerReplica (b.17, non-diffusion)', () => {
     expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: args }))).toBe(12);
     expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, stage_type: 'tts', engine_args: args }))).toBe(12);
     // A multi-node DP replica holds its local ranks only.
-    expect(getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { ...args, data_parallel_size_local: 1 } }))).toBe(4);
-    const bad = thrown(() => getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { pipeline_parallel_size: 'two' } }))) as OmniError;
+    expect(
+      getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { ...args, data_parallel_size_local: 1 } })),
+    ).toBe(4);
+    const bad = thrown(() =>
+      getStageDevicesPerReplica(stageAt({ stage_id: 0, engine_args: { pipeline_parallel_size: 'two' } })),
+    ) as OmniError;
     expect(bad.message).toBe('pipeline_parallel_size must be an integer from 1 to 65536, got "two" (a string).');
   });
 
@@ -58,7 +73,12 @@ describe('llmLockDeviceCount', () => {
     expect(llmLockDeviceCount({})).toBe(1);
     expect(llmLockDeviceCount({ tensor_parallel_size: 2 })).toBe(2);
     expect(
-      llmLockDeviceCount({ tensor_parallel_size: 2, pipeline_parallel_size: 3, data_parallel_size: 2, prefill_context_parallel_size: 2 }),
+      llmLockDeviceCount({
+        tensor_parallel_size: 2,
+        pipeline_parallel_size: 3,
+        data_parallel_size: 2,
+        prefill_context_parallel_size: 2,
+      }),
     ).toBe(24);
     expect(llmLockDeviceCount({ tensor_parallel_size: null, pipeline_parallel_size: 2 })).toBe(2);
   });
@@ -71,11 +91,16 @@ describe('llmLockDeviceCount', () => {
 
   it('reads a nested parallel_config, where SP × CFG multiply in too', () => {
     expect(
-      llmLockDeviceCount({ tensor_parallel_size: 8, parallel_config: { tensor_parallel_size: 2, sequence_parallel_size: 2, cfg_parallel_size: 2 } }),
+      llmLockDeviceCount({
+        tensor_parallel_size: 8,
+        parallel_config: { tensor_parallel_size: 2, sequence_parallel_size: 2, cfg_parallel_size: 2 },
+      }),
     ).toBe(8);
   });
 
   it('counts nonsense sizes as 1', () => {
-    expect(llmLockDeviceCount({ tensor_parallel_size: 0, pipeline_parallel_size: 'x', data_parallel_size: '2' })).toBe(2);
+    expect(llmLockDeviceCount({ tensor_parallel_size: 0, pipeline_parallel_size: 'x', data_parallel_size: '2' })).toBe(
+      2,
+    );
   });
 });

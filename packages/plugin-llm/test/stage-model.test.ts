@@ -38,7 +38,9 @@ describe('a model named under a stage', () => {
 
   it('--model wins over both; a stage model equal to the pipeline model is not worth a warning', async () => {
     const p = await plan(file('meta-llama/Llama-3.2-1B'), 'my/finetune');
-    expect(p.warnings.filter((w) => w.code === 'OMNI_WARN_STAGE_MODEL_OVERRIDDEN')[0]?.message).toContain('("my/finetune")');
+    expect(p.warnings.filter((w) => w.code === 'OMNI_WARN_STAGE_MODEL_OVERRIDDEN')[0]?.message).toContain(
+      '("my/finetune")',
+    );
     expect(p.stages[0]!.replicas[0]!.worker.args[1]).toBe('my/finetune');
     const same = await plan(file('Qwen/Qwen2.5-0.5B-Instruct'));
     expect(same.warnings.map((w) => w.code)).not.toContain('OMNI_WARN_STAGE_MODEL_OVERRIDDEN');

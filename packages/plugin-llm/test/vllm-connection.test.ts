@@ -28,7 +28,9 @@ async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
 
 describe('sseData', () => {
   it('yields the data of each event, across chunk boundaries, with \\n or \\r\\n line ends', async () => {
-    const events = await all(sseData(chunksOf('data: {"a":', '1}\n\nda', 'ta: x\r\n\r\n: a comment\n\nevent: ping\nid: 3\ndata: [DONE]\n\n')));
+    const events = await all(
+      sseData(chunksOf('data: {"a":', '1}\n\nda', 'ta: x\r\n\r\n: a comment\n\nevent: ping\nid: 3\ndata: [DONE]\n\n')),
+    );
     expect(events).toEqual(['{"a":1}', 'x', '[DONE]']);
   });
 
@@ -159,7 +161,8 @@ async function scripted(handler: Handler) {
 const sse = (res: ServerResponse): void => {
   res.writeHead(200, { 'content-type': 'text/event-stream' });
 };
-const event = (choices: unknown[]): string => `data: ${JSON.stringify({ id: 'c', object: 'text_completion', choices })}\n\n`;
+const event = (choices: unknown[]): string =>
+  `data: ${JSON.stringify({ id: 'c', object: 'text_completion', choices })}\n\n`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('OpenAiCompletionsConnection', () => {
@@ -179,12 +182,29 @@ describe('OpenAiCompletionsConnection', () => {
     });
     expect(conn.info).toMatchObject({ engine: 'vllm', model: 'm', models: ['m'] });
     const chunks = await all(conn.request({ request_id: 'q', input: 'hi', params: { temperature: 0.5 } }));
-    expect(bodies[0]).toEqual({ model: 'm', prompt: 'hi', stream: true, return_token_ids: true, max_tokens: 3, temperature: 0.5 });
+    expect(bodies[0]).toEqual({
+      model: 'm',
+      prompt: 'hi',
+      stream: true,
+      return_token_ids: true,
+      max_tokens: 3,
+      temperature: 0.5,
+    });
     expect(chunks).toEqual<ReplicaOutputChunk[]>([
       { request_id: 'q', seq: 0, done: false, data: { kind: 'token', index: 0, token_id: 10, text: ' a' } },
-      { request_id: 'q', seq: 1, done: false, data: { kind: 'token', index: 1, token_id: null, token_ids: [11, 12], text: ' b c' } },
+      {
+        request_id: 'q',
+        seq: 1,
+        done: false,
+        data: { kind: 'token', index: 1, token_id: null, token_ids: [11, 12], text: ' b c' },
+      },
       { request_id: 'q', seq: 2, done: false, data: { kind: 'token', index: 3, token_id: 13, text: ' d' } },
-      { request_id: 'q', seq: 3, done: true, data: { kind: 'final', text: ' a b c d', token_ids: [10, 11, 12, 13], finish_reason: 'stop' } },
+      {
+        request_id: 'q',
+        seq: 3,
+        done: true,
+        data: { kind: 'final', text: ' a b c d', token_ids: [10, 11, 12, 13], finish_reason: 'stop' },
+      },
     ]);
   });
 
@@ -210,7 +230,9 @@ describe('OpenAiCompletionsConnection', () => {
     });
     const err = await rejection(all(conn.request({ request_id: 'q', input: 'hi', params: {} })));
     expect(err.code).toBe('OMNI_REQUEST_FAILED');
-    expect(err.message).toMatch(/^stage 2 replica 1 failed request q: POST http:\/\/127\.0\.0\.1:\d+\/v1\/completions answered HTTP 500: Internal Server Error x+…$/);
+    expect(err.message).toMatch(
+      /^stage 2 replica 1 failed request q: POST http:\/\/127\.0\.0\.1:\d+\/v1\/completions answered HTTP 500: Internal Server Error x+…$/,
+    );
     expect(err.message.length).toBeLessThan(500);
     expect(err.context).toMatchObject({ stage_id: 2, replica_id: 1, request_id: 'q', status: 500 });
     expect(err.hint).toContain('log lines');
@@ -269,8 +291,12 @@ describe('OpenAiCompletionsConnection', () => {
     const { conn, bodies } = await scripted((_req, res) => {
       res.end();
     });
-    expect((await rejection(all(conn.request({ request_id: 'q', input: { tensor: 1 }, params: {} })))).message).toContain('cannot make a completion prompt');
-    expect((await rejection(all(conn.request({ request_id: 'q', input: 'hi', params: { n: 2 } })))).message).toContain('n=2');
+    expect(
+      (await rejection(all(conn.request({ request_id: 'q', input: { tensor: 1 }, params: {} })))).message,
+    ).toContain('cannot make a completion prompt');
+    expect((await rejection(all(conn.request({ request_id: 'q', input: 'hi', params: { n: 2 } })))).message).toContain(
+      'n=2',
+    );
     expect(bodies).toHaveLength(0);
   });
 
@@ -291,7 +317,9 @@ describe('OpenAiCompletionsConnection', () => {
     const err = await pending;
     expect(got).toHaveLength(1);
     expect(err.code).toBe('OMNI_WORKER_EXITED');
-    expect((await rejection(all(conn.request({ request_id: 'r', input: 'hi', params: {} })))).code).toBe('OMNI_WORKER_EXITED');
+    expect((await rejection(all(conn.request({ request_id: 'r', input: 'hi', params: {} })))).code).toBe(
+      'OMNI_WORKER_EXITED',
+    );
     await expect(conn.shutdown()).resolves.toBeUndefined();
   });
 

@@ -101,7 +101,8 @@ async function setup(basePortOffsets?: number[]) {
   const basePort = await freeBasePort(basePortOffsets);
   const seen = new Set<number>();
   cleanups.push(async () => {
-    for (const r of (await readRecords(recordDir).catch(() => new Map<number, FakeVllmRecord>())).values()) seen.add(r.pid);
+    for (const r of (await readRecords(recordDir).catch(() => new Map<number, FakeVllmRecord>())).values())
+      seen.add(r.pid);
     killLeftovers(seen);
     await removeDir(recordDir);
     await removeDir(lockDir);
@@ -117,10 +118,21 @@ async function setup(basePortOffsets?: number[]) {
   return { omni, recordDir, lockDir, basePort };
 }
 
-async function up(omni: Omnistage, text: string, plan: PlanOptions = {}, opts: { stageInitTimeoutS?: number; signal?: AbortSignal } = {}): Promise<Up> {
+async function up(
+  omni: Omnistage,
+  text: string,
+  plan: PlanOptions = {},
+  opts: { stageInitTimeoutS?: number; signal?: AbortSignal } = {},
+): Promise<Up> {
   const runId = `test-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const config = await loadPipelineConfig({ text, path: '/cfg/vllm-pipeline.yaml' });
-  const initPlan = await planPipeline(omni, config, { platform: 'cpu', model: MODEL, purpose: 'launch', runId, ...plan });
+  const initPlan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    model: MODEL,
+    purpose: 'launch',
+    runId,
+    ...plan,
+  });
   const pipeline = await bringUp(omni, initPlan, { stopGraceMs: 2_000, ...opts });
   cleanups.push(() => pipeline.stop('test cleanup'));
   return { plan: initPlan, pipeline, runId };
@@ -152,7 +164,11 @@ describe('engine vllm: bring-up against a stand-in vllm serve', () => {
       const { plan, pipeline, runId } = await up(omni, TWO_STAGES);
       const records = await readRecords(recordDir);
       const replicas = plan.stages.flatMap((s) => s.replicas);
-      expect(replicas.map((r) => [r.stage_id, r.replica_id])).toEqual([[0, 0], [0, 1], [1, 0]]);
+      expect(replicas.map((r) => [r.stage_id, r.replica_id])).toEqual([
+        [0, 0],
+        [0, 1],
+        [1, 0],
+      ]);
       expect([...records.keys()].sort((a, b) => a - b)).toEqual([basePort, basePort + 1, basePort + 100]);
 
       for (const r of replicas) {
@@ -162,11 +178,22 @@ describe('engine vllm: bring-up against a stand-in vllm serve', () => {
         // What the process received is exactly what the plan says, and what the argv rules derive.
         expect(r.worker.command).toBe(FAKE_VLLM);
         expect(rec.argv).toEqual(r.worker.args);
-        expect([FAKE_VLLM, ...rec.argv]).toEqual(deriveVllmServeArgv(r.engine_args, { model: MODEL, port, executable: FAKE_VLLM }).argv);
+        expect([FAKE_VLLM, ...rec.argv]).toEqual(
+          deriveVllmServeArgv(r.engine_args, { model: MODEL, port, executable: FAKE_VLLM }).argv,
+        );
         expect(rec.argv.slice(0, 6)).toEqual(['serve', MODEL, '--host', '127.0.0.1', '--port', String(port)]);
         expect(rec.host).toBe('127.0.0.1');
         // omnistage-only keys never reach vllm; the launcher owns model/host/port (given once).
-        for (const omniOnly of ['--model-stage', '--stage-id', '--engine-output-type', '--worker-type', '--init-delay-ms', '--model', '--has-sampling-extra-args', '--async-chunk']) {
+        for (const omniOnly of [
+          '--model-stage',
+          '--stage-id',
+          '--engine-output-type',
+          '--worker-type',
+          '--init-delay-ms',
+          '--model',
+          '--has-sampling-extra-args',
+          '--async-chunk',
+        ]) {
           expect(rec.argv, omniOnly).not.toContain(omniOnly);
         }
         expect(rec.argv.filter((w) => w === '--port')).toHaveLength(1);
@@ -204,7 +231,11 @@ describe('engine vllm: bring-up against a stand-in vllm serve', () => {
       expect(records.get(basePort + 100)!.env['VLLM_ALLOW_LONG_MAX_MODEL_LEN']).toBeUndefined();
 
       // Attach: the connection reports what /v1/models listed.
-      expect(connectionOf(pipeline, 0).info).toMatchObject({ engine: 'vllm', models: [MODEL], base_url: `http://127.0.0.1:${basePort}` });
+      expect(connectionOf(pipeline, 0).info).toMatchObject({
+        engine: 'vllm',
+        models: [MODEL],
+        base_url: `http://127.0.0.1:${basePort}`,
+      });
       expect(connectionOf(pipeline, 1).info).toMatchObject({ models: ['talker-model'], model: 'talker-model' });
 
       // Teardown leaves nothing: neither the fakes nor the group shims.
@@ -305,10 +336,21 @@ describe('engine vllm: the executable', () => {
     async () => {
       const { recordDir, lockDir, basePort } = await setup();
       const omni = new Omnistage({ plugins: [llmPlugin({ vllmBasePort: basePort })], lockDir });
-      const { plan, pipeline } = await up(omni, oneStage(), { env: { ...process.env, OMNISTAGE_VLLM_COMMAND: FAKE_VLLM } });
+      const { plan, pipeline } = await up(omni, oneStage(), {
+        env: { ...process.env, OMNISTAGE_VLLM_COMMAND: FAKE_VLLM },
+      });
       expect(plan.stages[0]!.replicas[0]!.worker.command).toBe(FAKE_VLLM);
       const rec = (await readRecords(recordDir)).get(basePort)!;
-      expect(rec.argv).toEqual(['serve', MODEL, '--host', '127.0.0.1', '--port', String(basePort), '--max-num-seqs', '2']);
+      expect(rec.argv).toEqual([
+        'serve',
+        MODEL,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(basePort),
+        '--max-num-seqs',
+        '2',
+      ]);
       await pipeline.stop();
     },
     TIMEOUT,
@@ -324,14 +366,20 @@ describe('engine vllm: requests over /v1/completions', () => {
       const records = await readRecords(recordDir);
       const conn = connectionOf(pipeline, 0);
       const chunks = await collect(
-        conn.request({ request_id: 'r1', input: 'The quick brown fox', params: { top_k: 5, top_p: 0.9, stop: ['never-generated'], output_kind: 'DELTA', presence_penalty: null } }),
+        conn.request({
+          request_id: 'r1',
+          input: 'The quick brown fox',
+          params: { top_k: 5, top_p: 0.9, stop: ['never-generated'], output_kind: 'DELTA', presence_penalty: null },
+        }),
       );
       // 8 tokens (stage default max_tokens), one chunk each, then the final.
       expect(chunks).toHaveLength(9);
       expect(chunks.map((c) => c.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
       expect(chunks.map((c) => c.done)).toEqual([false, false, false, false, false, false, false, false, true]);
       expect(chunks.every((c) => c.request_id === 'r1')).toBe(true);
-      const tokens = chunks.slice(0, -1).map((c) => c.data as { kind: string; index: number; token_id: number; text: string });
+      const tokens = chunks
+        .slice(0, -1)
+        .map((c) => c.data as { kind: string; index: number; token_id: number; text: string });
       tokens.forEach((t, i) => {
         expect(t.kind).toBe('token');
         expect(t.index).toBe(i);
@@ -339,7 +387,12 @@ describe('engine vllm: requests over /v1/completions', () => {
         expect(t.text).toMatch(/^ [a-z]+$/);
       });
       const final = chunks.at(-1)!.data as { kind: string; text: string; token_ids: number[]; finish_reason: string };
-      expect(final).toEqual({ kind: 'final', text: tokens.map((t) => t.text).join(''), token_ids: tokens.map((t) => t.token_id), finish_reason: 'length' });
+      expect(final).toEqual({
+        kind: 'final',
+        text: tokens.map((t) => t.text).join(''),
+        token_ids: tokens.map((t) => t.token_id),
+        finish_reason: 'length',
+      });
       // Same keys as the reference worker's chunks.
       expect(Object.keys(tokens[0]!).sort()).toEqual(['index', 'kind', 'text', 'token_id']);
       expect(Object.keys(final).sort()).toEqual(['finish_reason', 'kind', 'text', 'token_ids']);
@@ -366,14 +419,22 @@ describe('engine vllm: requests over /v1/completions', () => {
       // and takes stage 0's output ({text}) as its prompt.
       const again = await collect(conn.request({ request_id: 'r2', input: 'The quick brown fox', params: {} }));
       expect((again.at(-1)!.data as { text: string }).text).toBe(final.text);
-      const down = await collect(connectionOf(pipeline, 1).request({ request_id: 'r3', input: final, params: { max_tokens: 3 } }));
+      const down = await collect(
+        connectionOf(pipeline, 1).request({ request_id: 'r3', input: final, params: { max_tokens: 3 } }),
+      );
       expect(down).toHaveLength(4);
       const s1Events = await readEvents(recordDir, records.get(basePort + 100)!.pid);
-      expect((s1Events[0] as { body: Record<string, unknown> }).body).toMatchObject({ model: 'talker-model', prompt: final.text, max_tokens: 3 });
+      expect((s1Events[0] as { body: Record<string, unknown> }).body).toMatchObject({
+        model: 'talker-model',
+        prompt: final.text,
+        max_tokens: 3,
+      });
 
       // A stop string ends generation with finish_reason "stop"; token-id prompts pass as lists.
       const firstWord = tokens[2]!.text.trim();
-      const stopped = await collect(conn.request({ request_id: 'r4', input: 'The quick brown fox', params: { stop: firstWord } }));
+      const stopped = await collect(
+        conn.request({ request_id: 'r4', input: 'The quick brown fox', params: { stop: firstWord } }),
+      );
       const stoppedFinal = stopped.at(-1)!.data as { text: string; finish_reason: string };
       expect(stoppedFinal.finish_reason).toBe('stop');
       expect(stoppedFinal.text.split(' ').length - 1).toBeLessThanOrEqual(2);
@@ -391,16 +452,20 @@ describe('engine vllm: requests over /v1/completions', () => {
     async () => {
       const { omni } = await setup();
       const { pipeline } = await up(omni, oneStage({}, 'max_model_len: 64'));
-      const err = await rejection(collect(connectionOf(pipeline, 0).request({ request_id: 'big', input: 'hello', params: { max_tokens: 1000 } })));
+      const err = await rejection(
+        collect(connectionOf(pipeline, 0).request({ request_id: 'big', input: 'hello', params: { max_tokens: 1000 } })),
+      );
       expect(err.code).toBe('OMNI_REQUEST_FAILED');
       expect(err.message).toContain('stage 0 replica 0');
       expect(err.message).toContain('request big');
       expect(err.message).toContain('HTTP 400');
-      expect(err.message).toContain("maximum context length is 64 tokens");
+      expect(err.message).toContain('maximum context length is 64 tokens');
       expect(err.context).toMatchObject({ stage_id: 0, replica_id: 0, request_id: 'big', status: 400 });
       expect(err.hint).toMatch(/max_tokens/);
       // Inputs without a prompt are refused before anything is sent.
-      const bad = await rejection(collect(connectionOf(pipeline, 0).request({ request_id: 'x', input: { tensor: 1 }, params: {} })));
+      const bad = await rejection(
+        collect(connectionOf(pipeline, 0).request({ request_id: 'x', input: { tensor: 1 }, params: {} })),
+      );
       expect(bad.code).toBe('OMNI_REQUEST_FAILED');
       expect(bad.message).toContain('prompt');
       await pipeline.stop();
@@ -420,7 +485,10 @@ describe('engine vllm: requests over /v1/completions', () => {
       const t0 = Date.now();
       const err = await rejection(
         (async () => {
-          for await (const c of conn.request({ request_id: 'long', input: 'go on', params: { max_tokens: 200 } }, ctrl.signal)) {
+          for await (const c of conn.request(
+            { request_id: 'long', input: 'go on', params: { max_tokens: 200 } },
+            ctrl.signal,
+          )) {
             got.push(c);
             if (got.length === 2) ctrl.abort();
           }
@@ -430,22 +498,34 @@ describe('engine vllm: requests over /v1/completions', () => {
       expect(err.message).toContain('long');
       expect(got).toHaveLength(2);
       expect(Date.now() - t0).toBeLessThan(2_000); // not the 8 s the full stream takes
-      expect(await eventually(async () => (await readEvents(recordDir, pid)).some((e) => e.event === 'disconnect' && e.id.endsWith('-0')))).toBe(true);
+      expect(
+        await eventually(async () =>
+          (await readEvents(recordDir, pid)).some((e) => e.event === 'disconnect' && e.id.endsWith('-0')),
+        ),
+      ).toBe(true);
 
       // Leaving the loop early also ends the HTTP request.
       for await (const c of conn.request({ request_id: 'brk', input: 'go on', params: { max_tokens: 200 } })) {
         expect(c.seq).toBe(0);
         break;
       }
-      expect(await eventually(async () => (await readEvents(recordDir, pid)).filter((e) => e.event === 'disconnect').length === 2)).toBe(true);
+      expect(
+        await eventually(
+          async () => (await readEvents(recordDir, pid)).filter((e) => e.event === 'disconnect').length === 2,
+        ),
+      ).toBe(true);
 
       // An already-aborted signal sends nothing.
       const pre = new AbortController();
       pre.abort();
-      expect((await rejection(collect(conn.request({ request_id: 'pre', input: 'x', params: {} }, pre.signal)))).code).toBe('OMNI_CANCELLED');
+      expect(
+        (await rejection(collect(conn.request({ request_id: 'pre', input: 'x', params: {} }, pre.signal)))).code,
+      ).toBe('OMNI_CANCELLED');
       expect((await readEvents(recordDir, pid)).filter((e) => e.event === 'request')).toHaveLength(2);
       // The replica still serves after the aborts.
-      expect(await collect(conn.request({ request_id: 'after', input: 'x', params: { max_tokens: 1 } }))).toHaveLength(2);
+      expect(await collect(conn.request({ request_id: 'after', input: 'x', params: { max_tokens: 1 } }))).toHaveLength(
+        2,
+      );
       await pipeline.stop();
     },
     TIMEOUT,
@@ -565,7 +645,7 @@ describe('engine vllm: attach', () => {
     TIMEOUT,
   );
 
-  it('leaves replicas of other engines to core (the engine attach is the vllm engine\'s alone, and passes on a control worker)', async () => {
+  it("leaves replicas of other engines to core (the engine attach is the vllm engine's alone, and passes on a control worker)", async () => {
     const omni = new Omnistage({ plugins: [llmPlugin()] });
     expect(omni.definitions.engine('llm', 'reference')?.attach).toBeUndefined();
     const replica = { stage_type: 'llm', engine: 'vllm', worker: { attach: 'control' } };

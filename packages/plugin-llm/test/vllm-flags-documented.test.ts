@@ -15,7 +15,13 @@
  * It is a union over releases: flags removed later (e.g. `--rope-scaling`) stay listed.
  */
 import { describe, expect, it } from 'vitest';
-import { LAUNCHER_OWNED_KEYS, OMNI_ONLY_ENGINE_KEYS, VLLM_KNOWN_FLAGS, toKebabFlag, type VllmFlagSpec } from '../src/vllm-flags.js';
+import {
+  LAUNCHER_OWNED_KEYS,
+  OMNI_ONLY_ENGINE_KEYS,
+  VLLM_KNOWN_FLAGS,
+  toKebabFlag,
+  type VllmFlagSpec,
+} from '../src/vllm-flags.js';
 
 /** `value`: takes one argument; `bool`: BooleanOptionalAction; `store_true`: bare flag only; `list`: nargs='+'. */
 type FlagKind = 'value' | 'bool' | 'store_true' | 'list';
@@ -213,14 +219,17 @@ function mismatch(key: string, spec: VllmFlagSpec): string | undefined {
   const kind = DOCUMENTED_VLLM_SERVE_FLAGS[flag];
   if (kind === undefined) return `${key}: ${flag} is not a documented vllm serve flag`;
   if (spec.type === 'boolean') {
-    if (kind !== 'bool' && kind !== 'store_true') return `${key}: ${flag} takes a value in vLLM, but the table says boolean`;
+    if (kind !== 'bool' && kind !== 'store_true')
+      return `${key}: ${flag} takes a value in vLLM, but the table says boolean`;
     if ((spec.negatable === true) !== (kind === 'bool')) {
       return `${key}: ${flag} is ${kind === 'bool' ? 'BooleanOptionalAction (--no- exists)' : 'store_true (no --no- form)'}, the table says negatable=${spec.negatable === true}`;
     }
     return undefined;
   }
-  if (kind === 'bool' || kind === 'store_true') return `${key}: ${flag} is a boolean flag in vLLM, the table says ${spec.type}`;
-  if ((spec.nargs === true) !== (kind === 'list')) return `${key}: ${flag} nargs='+' is ${kind === 'list'}, the table says nargs=${spec.nargs === true}`;
+  if (kind === 'bool' || kind === 'store_true')
+    return `${key}: ${flag} is a boolean flag in vLLM, the table says ${spec.type}`;
+  if ((spec.nargs === true) !== (kind === 'list'))
+    return `${key}: ${flag} nargs='+' is ${kind === 'list'}, the table says nargs=${spec.nargs === true}`;
   return undefined;
 }
 
@@ -249,7 +258,9 @@ describe('VLLM_KNOWN_FLAGS against the documented vllm serve flags', () => {
   });
 
   it('never drops a real vLLM flag as an omnistage-only key', () => {
-    const dropped = [...OMNI_ONLY_ENGINE_KEYS].filter((k) => DOCUMENTED_VLLM_SERVE_FLAGS[`--${toKebabFlag(k)}`] !== undefined);
+    const dropped = [...OMNI_ONLY_ENGINE_KEYS].filter(
+      (k) => DOCUMENTED_VLLM_SERVE_FLAGS[`--${toKebabFlag(k)}`] !== undefined,
+    );
     expect(dropped).toEqual([]);
     expect([...OMNI_ONLY_ENGINE_KEYS].filter((k) => k in VLLM_KNOWN_FLAGS)).toEqual([]);
   });

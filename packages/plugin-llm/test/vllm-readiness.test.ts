@@ -4,10 +4,26 @@
  * SIGSTOP freezes the API server while the replica's own process stays running: only the
  * readiness check (GET /health) can notice. The file's `runtime:` sets the check's pace.
  */
-import { Omnistage, bringUp, loadPipelineConfig, planPipeline, type OmniEvent, type RunningPipeline } from '@omnistage/core';
+import {
+  Omnistage,
+  bringUp,
+  loadPipelineConfig,
+  planPipeline,
+  type OmniEvent,
+  type RunningPipeline,
+} from '@omnistage/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { llmPlugin } from '../src/llm-plugin.js';
-import { FAKE_VLLM, eventually, freeBasePort, killLeftovers, readEvents, readRecords, removeDir, tempDir } from './vllm-fixture.js';
+import {
+  FAKE_VLLM,
+  eventually,
+  freeBasePort,
+  killLeftovers,
+  readEvents,
+  readRecords,
+  removeDir,
+  tempDir,
+} from './vllm-fixture.js';
 
 const TIMEOUT = 60_000;
 
@@ -66,7 +82,12 @@ async function upWithServerChildren(): Promise<Up> {
   omni.events.on('replica:responsive', record);
   omni.events.on('request:dispatched', record);
   const config = await loadPipelineConfig({ text: PIPELINE, path: '/cfg/readiness.yaml' });
-  const plan = await planPipeline(omni, config, { platform: 'cpu', model: 'facebook/opt-125m', purpose: 'launch', runId: `test-${process.pid}-ready` });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    model: 'facebook/opt-125m',
+    purpose: 'launch',
+    runId: `test-${process.pid}-ready`,
+  });
   const pipeline = await bringUp(omni, plan, { stopGraceMs: 2_000 });
   cleanups.push(() => pipeline.stop('test cleanup'));
   const serverPid = async (replica: number): Promise<number> => {
@@ -101,7 +122,9 @@ describe('engine vllm: readiness re-checks', () => {
       const victim = dispatchedTo(events, 'long')[0]!;
       const other = 1 - victim;
       const pid = await serverPid(victim);
-      expect(await eventually(async () => (await readEvents(recordDir, pid)).some((e) => e.event === 'request'), 20_000)).toBe(true);
+      expect(
+        await eventually(async () => (await readEvents(recordDir, pid)).some((e) => e.event === 'request'), 20_000),
+      ).toBe(true);
       expect(pipeline.replicas.find((r) => r.plan.replica_id === victim)!.process.pid).not.toBe(pid); // the replica's process is the launcher
 
       const stoppedAt = Date.now();
@@ -109,8 +132,12 @@ describe('engine vllm: readiness re-checks', () => {
       const finals = await long;
       const out = events.find((e) => e.type === 'replica:unresponsive' && e.replica_id === victim);
       expect(out, 'replica:unresponsive for the frozen replica').toBeDefined();
-      expect(out!.type === 'replica:unresponsive' && out!.reason).toMatch(/2 readiness checks failed in a row \(last: no answer within 250 ms\)/);
-      console.log(`readiness: the stopped HTTP replica left rotation ${seenAt.get(out!)! - stoppedAt} ms after SIGSTOP (interval 0.25 s, 2 failures)`);
+      expect(out!.type === 'replica:unresponsive' && out!.reason).toMatch(
+        /2 readiness checks failed in a row \(last: no answer within 250 ms\)/,
+      );
+      console.log(
+        `readiness: the stopped HTTP replica left rotation ${seenAt.get(out!)! - stoppedAt} ms after SIGSTOP (interval 0.25 s, 2 failures)`,
+      );
       // Its in-flight request was ended and retried once on the other replica.
       expect(finals).toHaveLength(1);
       expect(finals[0]).toMatchObject({ replica_id: other, attempt: 1 });
@@ -121,8 +148,15 @@ describe('engine vllm: readiness re-checks', () => {
       expect(pipeline.liveReplicas(0).map((r) => r.plan.replica_id)).toEqual([other]);
 
       process.kill(pid, 'SIGCONT');
-      expect(await eventually(() => events.some((e) => e.type === 'replica:responsive' && e.replica_id === victim), 20_000)).toBe(true);
-      expect(pipeline.liveReplicas(0).map((r) => r.plan.replica_id).sort()).toEqual([0, 1]);
+      expect(
+        await eventually(() => events.some((e) => e.type === 'replica:responsive' && e.replica_id === victim), 20_000),
+      ).toBe(true);
+      expect(
+        pipeline
+          .liveReplicas(0)
+          .map((r) => r.plan.replica_id)
+          .sort(),
+      ).toEqual([0, 1]);
       for (const id of ['back-1', 'back-2']) await route.complete('hi', { requestId: id });
       expect([...dispatchedTo(events, 'back-1'), ...dispatchedTo(events, 'back-2')].sort()).toEqual([0, 1]);
     },

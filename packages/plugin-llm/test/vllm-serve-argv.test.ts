@@ -4,7 +4,15 @@ import { VLLM_KNOWN_FLAGS } from '../src/vllm-flags.js';
 import { deriveVllmServeArgv, vllmServeArgv } from '../src/vllm-serve-argv.js';
 import { FILE, thrown } from './helpers.js';
 
-const head = (model: string, port: number, host = '127.0.0.1'): string[] => ['vllm', 'serve', model, '--host', host, '--port', String(port)];
+const head = (model: string, port: number, host = '127.0.0.1'): string[] => [
+  'vllm',
+  'serve',
+  model,
+  '--host',
+  host,
+  '--port',
+  String(port),
+];
 
 describe('vllmServeArgv', () => {
   it('starts with vllm serve <model> --host 127.0.0.1 --port N', () => {
@@ -13,21 +21,38 @@ describe('vllmServeArgv', () => {
 
   it('honours host and executable', () => {
     expect(vllmServeArgv({}, { model: 'org/m', port: 9000, host: '0.0.0.0', executable: '/venv/bin/vllm' })).toEqual([
-      '/venv/bin/vllm', 'serve', 'org/m', '--host', '0.0.0.0', '--port', '9000',
+      '/venv/bin/vllm',
+      'serve',
+      'org/m',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '9000',
     ]);
   });
 
   it('turns snake_case keys into --kebab-case flags with their values as text', () => {
     const argv = vllmServeArgv(
-      { tensor_parallel_size: 2, gpu_memory_utilization: 0.45, max_model_len: 32768, dtype: 'bfloat16', distributed_executor_backend: 'mp' },
+      {
+        tensor_parallel_size: 2,
+        gpu_memory_utilization: 0.45,
+        max_model_len: 32768,
+        dtype: 'bfloat16',
+        distributed_executor_backend: 'mp',
+      },
       { model: '/m', port: 8000 },
     );
     expect(argv.slice(7)).toEqual([
-      '--tensor-parallel-size', '2',
-      '--gpu-memory-utilization', '0.45',
-      '--max-model-len', '32768',
-      '--dtype', 'bfloat16',
-      '--distributed-executor-backend', 'mp',
+      '--tensor-parallel-size',
+      '2',
+      '--gpu-memory-utilization',
+      '0.45',
+      '--max-model-len',
+      '32768',
+      '--dtype',
+      'bfloat16',
+      '--distributed-executor-backend',
+      'mp',
     ]);
   });
 
@@ -72,17 +97,29 @@ describe('vllmServeArgv', () => {
       { model: '/m', port: 8000 },
     );
     expect(argv.slice(7)).toEqual([
-      '--kv-transfer-config', JSON.stringify(kv),
-      '--hf-overrides', '{"architectures":["Qwen2_5OmniThinker"]}',
-      '--compilation-config', '{"level":3,"cudagraph_capture_sizes":[1,2]}',
-      '--served-model-name', 'a', 'b',
-      '--cudagraph-capture-sizes', '1', '2', '4',
-      '--some-unknown-list', '[1,"x"]',
+      '--kv-transfer-config',
+      JSON.stringify(kv),
+      '--hf-overrides',
+      '{"architectures":["Qwen2_5OmniThinker"]}',
+      '--compilation-config',
+      '{"level":3,"cudagraph_capture_sizes":[1,2]}',
+      '--served-model-name',
+      'a',
+      'b',
+      '--cudagraph-capture-sizes',
+      '1',
+      '2',
+      '4',
+      '--some-unknown-list',
+      '[1,"x"]',
     ]);
   });
 
   it('a string for a nargs flag is one word', () => {
-    expect(vllmServeArgv({ served_model_name: 'qwen' }, { model: '/m', port: 8000 }).slice(7)).toEqual(['--served-model-name', 'qwen']);
+    expect(vllmServeArgv({ served_model_name: 'qwen' }, { model: '/m', port: 8000 }).slice(7)).toEqual([
+      '--served-model-name',
+      'qwen',
+    ]);
   });
 
   it('drops null/undefined values, omni-only keys, test knobs and launcher-owned keys', () => {
@@ -156,12 +193,37 @@ describe('vllmServeArgv', () => {
 
   it('the flag table covers the flags of anchors-serving §2.6 and the brief', () => {
     for (const k of [
-      'tensor_parallel_size', 'pipeline_parallel_size', 'data_parallel_size', 'data_parallel_size_local', 'data_parallel_address',
-      'data_parallel_rpc_port', 'data_parallel_start_rank', 'api_server_count', 'gpu_memory_utilization', 'max_model_len',
-      'max_num_seqs', 'max_num_batched_tokens', 'enforce_eager', 'trust_remote_code', 'served_model_name',
-      'distributed_executor_backend', 'kv_transfer_config', 'kv_events_config', 'enable_prefix_caching', 'enable_chunked_prefill',
-      'dtype', 'quantization', 'tokenizer', 'worker_cls', 'scheduler_cls', 'compilation_config', 'hf_overrides', 'seed',
-      'shutdown_timeout', 'headless', 'async_scheduling',
+      'tensor_parallel_size',
+      'pipeline_parallel_size',
+      'data_parallel_size',
+      'data_parallel_size_local',
+      'data_parallel_address',
+      'data_parallel_rpc_port',
+      'data_parallel_start_rank',
+      'api_server_count',
+      'gpu_memory_utilization',
+      'max_model_len',
+      'max_num_seqs',
+      'max_num_batched_tokens',
+      'enforce_eager',
+      'trust_remote_code',
+      'served_model_name',
+      'distributed_executor_backend',
+      'kv_transfer_config',
+      'kv_events_config',
+      'enable_prefix_caching',
+      'enable_chunked_prefill',
+      'dtype',
+      'quantization',
+      'tokenizer',
+      'worker_cls',
+      'scheduler_cls',
+      'compilation_config',
+      'hf_overrides',
+      'seed',
+      'shutdown_timeout',
+      'headless',
+      'async_scheduling',
     ]) {
       expect(VLLM_KNOWN_FLAGS[k], k).toBeDefined();
     }

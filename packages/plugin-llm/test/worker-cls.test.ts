@@ -11,8 +11,16 @@ describe('resolveWorkerCls (b.7)', () => {
     ['cuda', GPU_AR, GPU_GEN],
     ['rocm', GPU_AR, GPU_GEN],
     ['cpu', GPU_AR, GPU_GEN],
-    ['npu', 'vllm_omni.platforms.npu.worker.npu_ar_worker.NPUARWorker', 'vllm_omni.platforms.npu.worker.npu_generation_worker.NPUGenerationWorker'],
-    ['xpu', 'vllm_omni.platforms.xpu.worker.xpu_ar_worker.XPUARWorker', 'vllm_omni.platforms.xpu.worker.xpu_generation_worker.XPUGenerationWorker'],
+    [
+      'npu',
+      'vllm_omni.platforms.npu.worker.npu_ar_worker.NPUARWorker',
+      'vllm_omni.platforms.npu.worker.npu_generation_worker.NPUGenerationWorker',
+    ],
+    [
+      'xpu',
+      'vllm_omni.platforms.xpu.worker.xpu_ar_worker.XPUARWorker',
+      'vllm_omni.platforms.xpu.worker.xpu_generation_worker.XPUGenerationWorker',
+    ],
   ] as const)('%s: ar and generation class paths', (platform, ar, gen) => {
     const a: Record<string, unknown> = { worker_type: 'ar' };
     const g: Record<string, unknown> = { worker_type: 'generation' };
@@ -40,7 +48,7 @@ describe('resolveWorkerCls (b.7)', () => {
     expect(a['worker_cls']).toBe('my.Worker');
   });
 
-  it("explicit worker_cls wins even over an unknown worker_type (checked first, like upstream)", () => {
+  it('explicit worker_cls wins even over an unknown worker_type (checked first, like upstream)', () => {
     const a: Record<string, unknown> = { worker_type: 'bogus', worker_cls: 'my.Worker' };
     expect(() => resolveWorkerCls(a, 'cuda')).not.toThrow();
   });

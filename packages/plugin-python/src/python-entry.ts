@@ -24,17 +24,23 @@ export interface PythonEntry {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const ENTRY_HINT = 'set engine_args.entry to ./my_engine.py (functions setup/handle) or ./my_engine.py:MyEngine, relative to the pipeline file';
+const ENTRY_HINT =
+  'set engine_args.entry to ./my_engine.py (functions setup/handle) or ./my_engine.py:MyEngine, relative to the pipeline file';
 
 /** Reads `entry` and `python` from a stage's engine args (no file system access). */
 export function pythonEntryOf(stage: StageConfig, pipelineFile: string, env: Env): PythonEntry {
   const entry = stage.engine_args['entry'];
   if (typeof entry !== 'string' || entry.trim() === '') {
-    throw new OmniError('OMNI_CONFIG_INVALID', `stage ${stage.stage_id} uses engine "python" but has no engine_args.entry`, {
-      location: stage.locations.at('engine_args.entry') ?? stage.locations.at('engine_args') ?? stage.locations.at('engine'),
-      context: { stage_id: stage.stage_id },
-      hint: ENTRY_HINT,
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `stage ${stage.stage_id} uses engine "python" but has no engine_args.entry`,
+      {
+        location:
+          stage.locations.at('engine_args.entry') ?? stage.locations.at('engine_args') ?? stage.locations.at('engine'),
+        context: { stage_id: stage.stage_id },
+        hint: ENTRY_HINT,
+      },
+    );
   }
   const base = dirname(pipelineFile);
   const colon = entry.lastIndexOf(':');
@@ -43,9 +49,14 @@ export function pythonEntryOf(stage: StageConfig, pipelineFile: string, env: Env
   const configured = stage.engine_args['python'];
   const fromEnv = env[PYTHON_ENV];
   let python = 'python3';
-  if (typeof configured === 'string' && configured !== '') python = configured.includes('/') ? resolve(base, configured) : configured;
+  if (typeof configured === 'string' && configured !== '')
+    python = configured.includes('/') ? resolve(base, configured) : configured;
   else if (fromEnv !== undefined && fromEnv !== '') python = fromEnv;
-  return { file: isAbsolute(path) ? path : resolve(base, path), className: named ? entry.slice(colon + 1) : null, python };
+  return {
+    file: isAbsolute(path) ? path : resolve(base, path),
+    className: named ? entry.slice(colon + 1) : null,
+    python,
+  };
 }
 
 // Parses the engine file without running it: a syntax error, a missing class or a module without
@@ -78,10 +89,19 @@ interface CheckResult {
 export function checkPythonEntry(stage: StageConfig, entry: PythonEntry, env: Env): void {
   const at = (key: string) => stage.locations.at(`engine_args.${key}`) ?? stage.locations.at('engine_args');
   const fail = (key: string, message: string, hint: string): never => {
-    throw new OmniError('OMNI_CONFIG_INVALID', `stage ${stage.stage_id}: ${message}`, { location: at(key), context: { stage_id: stage.stage_id }, hint });
+    throw new OmniError('OMNI_CONFIG_INVALID', `stage ${stage.stage_id}: ${message}`, {
+      location: at(key),
+      context: { stage_id: stage.stage_id },
+      hint,
+    });
   };
-  if (!existsSync(entry.file) || !statSync(entry.file).isFile()) fail('entry', `engine file ${entry.file} does not exist`, ENTRY_HINT);
-  const run = spawnSync(entry.python, ['-c', CHECK, entry.file, entry.className ?? ''], { encoding: 'utf8', env: { ...env }, timeout: 30_000 });
+  if (!existsSync(entry.file) || !statSync(entry.file).isFile())
+    fail('entry', `engine file ${entry.file} does not exist`, ENTRY_HINT);
+  const run = spawnSync(entry.python, ['-c', CHECK, entry.file, entry.className ?? ''], {
+    encoding: 'utf8',
+    env: { ...env },
+    timeout: 30_000,
+  });
   const fromYaml = typeof stage.engine_args['python'] === 'string';
   const pythonKey = fromYaml ? 'python' : 'entry';
   const source = fromYaml ? 'engine_args.python' : env[PYTHON_ENV] ? `$${PYTHON_ENV}` : 'the default';
@@ -89,7 +109,9 @@ export function checkPythonEntry(stage: StageConfig, entry: PythonEntry, env: En
     const missing = (run.error as NodeJS.ErrnoException).code === 'ENOENT';
     fail(
       pythonKey,
-      missing ? `the Python interpreter "${entry.python}" (${source}) was not found` : `the Python interpreter "${entry.python}" (${source}) cannot run: ${run.error.message}`,
+      missing
+        ? `the Python interpreter "${entry.python}" (${source}) was not found`
+        : `the Python interpreter "${entry.python}" (${source}) cannot run: ${run.error.message}`,
       `install Python 3.9 or later (Debian: apt-get install python3), or name an interpreter in engine_args.python or $${PYTHON_ENV}`,
     );
   }
@@ -97,19 +119,39 @@ export function checkPythonEntry(stage: StageConfig, entry: PythonEntry, env: En
   try {
     result = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as CheckResult;
   } catch {
-    return fail(pythonKey, `"${entry.python}" (${source}) did not run the engine-file check: ${(run.stderr || run.stdout).trim().slice(0, 300)}`, `name a Python 3.9+ interpreter in engine_args.python or $${PYTHON_ENV}`);
+    return fail(
+      pythonKey,
+      `"${entry.python}" (${source}) did not run the engine-file check: ${(run.stderr || run.stdout).trim().slice(0, 300)}`,
+      `name a Python 3.9+ interpreter in engine_args.python or $${PYTHON_ENV}`,
+    );
   }
   const [major, minor] = result.version ?? [0, 0];
   if (result.error === undefined && (major < 3 || (major === 3 && minor < 9))) {
-    fail(pythonKey, `"${entry.python}" (${source}) is Python ${major}.${minor}; the worker SDK needs 3.9 or later`, `name a newer interpreter in engine_args.python or $${PYTHON_ENV}`);
+    fail(
+      pythonKey,
+      `"${entry.python}" (${source}) is Python ${major}.${minor}; the worker SDK needs 3.9 or later`,
+      `name a newer interpreter in engine_args.python or $${PYTHON_ENV}`,
+    );
   }
-  if (result.error === 'syntax') fail('entry', `${entry.file}:${result.line ?? '?'}: ${result.message ?? 'invalid syntax'}`, 'fix the Python syntax error');
+  if (result.error === 'syntax')
+    fail(
+      'entry',
+      `${entry.file}:${result.line ?? '?'}: ${result.message ?? 'invalid syntax'}`,
+      'fix the Python syntax error',
+    );
   if (entry.className !== null && !(result.classes ?? []).includes(entry.className)) {
     const known = result.classes ?? [];
-    fail('entry', `engine file ${entry.file} has no class ${entry.className} (classes: ${known.join(', ') || 'none'})`, ENTRY_HINT);
+    fail(
+      'entry',
+      `engine file ${entry.file} has no class ${entry.className} (classes: ${known.join(', ') || 'none'})`,
+      ENTRY_HINT,
+    );
   }
   if (entry.className === null && !(result.functions ?? []).includes('handle')) {
-    fail('entry', `engine file ${entry.file} defines no handle(request, stream) function`, 'define handle (and optionally setup and shutdown) at module level, or name a class: ./file.py:MyEngine');
+    fail(
+      'entry',
+      `engine file ${entry.file} defines no handle(request, stream) function`,
+      'define handle (and optionally setup and shutdown) at module level, or name a class: ./file.py:MyEngine',
+    );
   }
 }
-

@@ -36,7 +36,11 @@ export function pythonPlugin(): OmnistagePlugin {
           const inherited = ctx.env['PYTHONPATH'] ?? env['PYTHONPATH'];
           return {
             command: entry.python,
-            args: ['-m', 'omnistage_worker', entry.className === null ? entry.file : `${entry.file}:${entry.className}`],
+            args: [
+              '-m',
+              'omnistage_worker',
+              entry.className === null ? entry.file : `${entry.file}:${entry.className}`,
+            ],
             env: {
               PYTHONPATH: inherited ? `${PYTHON_SDK_DIR}${delimiter}${inherited}` : PYTHON_SDK_DIR,
               // print() lines reach omnistage's log as they happen, not when a buffer fills.

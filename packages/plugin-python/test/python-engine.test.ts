@@ -59,7 +59,16 @@ async function pipelineFile(engineArgs: string, stageType = 'llm'): Promise<stri
   const file = join(await scratch(), 'pipeline.yaml');
   await writeFile(
     file,
-    ['stage_args:', '  - stage_id: 0', `    stage_type: ${stageType}`, '    engine: python', '    runtime: { devices: "0" }', `    engine_args: ${engineArgs}`, '    final_output: true', ''].join('\n'),
+    [
+      'stage_args:',
+      '  - stage_id: 0',
+      `    stage_type: ${stageType}`,
+      '    engine: python',
+      '    runtime: { devices: "0" }',
+      `    engine_args: ${engineArgs}`,
+      '    final_output: true',
+      '',
+    ].join('\n'),
   );
   return file;
 }
@@ -81,11 +90,15 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
     const pipeline: RunningPipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
     cleanups.push(() => pipeline.stop('test over'));
     const stored: { key: string; via: string; size: number; stage_id: number | null }[] = [];
-    omni.events.on('payload:stored', (e) => stored.push({ key: e.key, via: e.via, size: e.size, stage_id: e.stage_id }));
+    omni.events.on('payload:stored', (e) =>
+      stored.push({ key: e.key, via: e.via, size: e.size, stage_id: e.stage_id }),
+    );
 
     const outs: PipelineOutput[] = [];
     for await (const out of pipeline.generate('the quick brown fox', { requestId: 'rt' })) outs.push(out);
-    const words = outs.filter((o) => o.stage_id === 0 && o.kind === 'chunk').map((o) => (o.data as { text: string }).text);
+    const words = outs
+      .filter((o) => o.stage_id === 0 && o.kind === 'chunk')
+      .map((o) => (o.data as { text: string }).text);
     expect(words).toEqual(['the', 'quick', 'brown', 'fox', 'the', 'quick', 'brown', 'fox']);
     const last = outs.filter((o) => o.kind === 'final');
     expect(last.map((o) => o.stage_id).sort()).toEqual([0, 2]);
@@ -100,7 +113,11 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
     const abort = new AbortController();
     const seen: string[] = [];
     const run = (async () => {
-      for await (const out of pipeline.generate('one two three four five six seven eight nine ten', { requestId: 'ab', signal: abort.signal, params: {} })) {
+      for await (const out of pipeline.generate('one two three four five six seven eight nine ten', {
+        requestId: 'ab',
+        signal: abort.signal,
+        params: {},
+      })) {
         seen.push((out.data as { text: string }).text);
         if (seen.length === 3) abort.abort(new Error('enough'));
       }
@@ -161,11 +178,16 @@ describe('python engine: the entry and the interpreter are checked before anythi
     const entry = `${join(FIXTURES, 'tensor_engine.py')}:TensorEngine`;
     const fromYaml = await planError(await pipelineFile(`{ entry: "${entry}", python: /nonexistent/bin/python3 }`));
     expect(fromYaml.code).toBe('OMNI_CONFIG_INVALID');
-    expect(fromYaml.message).toMatch(/the Python interpreter "\/nonexistent\/bin\/python3" \(engine_args.python\) was not found/);
+    expect(fromYaml.message).toMatch(
+      /the Python interpreter "\/nonexistent\/bin\/python3" \(engine_args.python\) was not found/,
+    );
     expect(fromYaml.hint).toMatch(/apt-get install python3/);
     expect(fromYaml.location?.line).toBe(6);
 
-    const fromEnv = await planError(await pipelineFile(`{ entry: "${entry}" }`), { ...process.env, [PYTHON_ENV]: 'no-such-python-here' });
+    const fromEnv = await planError(await pipelineFile(`{ entry: "${entry}" }`), {
+      ...process.env,
+      [PYTHON_ENV]: 'no-such-python-here',
+    });
     expect(fromEnv.message).toMatch(/"no-such-python-here" \(\$OMNISTAGE_PYTHON\) was not found/);
 
     const noPath = await planError(await pipelineFile(`{ entry: "${entry}" }`), { PATH: '/nonexistent' });

@@ -57,7 +57,10 @@ function stage(pipeline, s) {
     engine_args: engineArgs,
     pinned_engine_args: pinned,
     sampling_constraints: s.sampling_constraints,
-    processors: { async_chunk: processors(s.effective_processors.async_chunk_true), sync: processors(s.effective_processors.async_chunk_false) },
+    processors: {
+      async_chunk: processors(s.effective_processors.async_chunk_true),
+      sync: processors(s.effective_processors.async_chunk_false),
+    },
     prompt_expand_func: s.prompt_expand_func,
     cfg_kv_collect_func: s.cfg_kv_collect_func,
     extras: s.extras,
@@ -84,8 +87,15 @@ const pipelines = Object.values(source).map((p) => ({
 
 function resolverVariants(p) {
   const thinker = p.resolver_variants.QWEN3_OMNI_THINKER_ONLY_PIPELINE;
-  if (!thinker || !/not hf_config\.enable_audio_output/.test(p.resolver.rule)) throw new Error(`unsupported resolver of ${p.registry_key}`);
-  return [{ when: { enable_audio_output: false }, name: thinker.model_type, stages: thinker.stages.map((s) => stage(thinker, s)) }];
+  if (!thinker || !/not hf_config\.enable_audio_output/.test(p.resolver.rule))
+    throw new Error(`unsupported resolver of ${p.registry_key}`);
+  return [
+    {
+      when: { enable_audio_output: false },
+      name: thinker.model_type,
+      stages: thinker.stages.map((s) => stage(thinker, s)),
+    },
+  ];
 }
 const out = {
   upstream: 'github:vllm-project/vllm-omni (via github:zzehli/vllm-omni main)',

@@ -16,7 +16,9 @@ let cached: UpstreamPipelineData | undefined;
 
 /** The generated data, read once (the file ships in the package next to `dist`). */
 export function upstreamPipelineData(): UpstreamPipelineData {
-  cached ??= JSON.parse(readFileSync(new URL('../data/pipelines.json', import.meta.url), 'utf8')) as UpstreamPipelineData;
+  cached ??= JSON.parse(
+    readFileSync(new URL('../data/pipelines.json', import.meta.url), 'utf8'),
+  ) as UpstreamPipelineData;
   return cached;
 }
 

@@ -37,15 +37,22 @@ describe('shipped fixtures and data', () => {
     for (const dir of ['upstream-pipelines', 'upstream-deploy']) {
       const names = readdirSync(join(SHARED, dir)).sort();
       expect(readdirSync(join(SHIPPED, dir)).sort(), dir).toEqual(names);
-      for (const n of names) expect(readFileSync(join(SHIPPED, dir, n)).equals(readFileSync(join(SHARED, dir, n))), `${dir}/${n}`).toBe(true);
+      for (const n of names)
+        expect(readFileSync(join(SHIPPED, dir, n)).equals(readFileSync(join(SHARED, dir, n))), `${dir}/${n}`).toBe(
+          true,
+        );
     }
   });
 
   it('data/pipelines.json is what the generator makes of the fixture, and names the upstream commit', () => {
-    const r = spawnSync(process.execPath, [join(PKG, 'scripts', 'generate-pipelines.mjs'), '--check'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(PKG, 'scripts', 'generate-pipelines.mjs'), '--check'], {
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(upstreamPipelineData().upstream_commit).toBe('10906e3a6db947290581b88dc4b6f35bd2a26b41');
-    expect(readFileSync(join(SHIPPED, 'upstream-pipelines', 'SOURCES.md'), 'utf8')).toContain(upstreamPipelineData().upstream_commit);
+    expect(readFileSync(join(SHIPPED, 'upstream-pipelines', 'SOURCES.md'), 'utf8')).toContain(
+      upstreamPipelineData().upstream_commit,
+    );
   });
 
   it('the plugin registers all 59 registry keys, in registry order', () => {
@@ -58,7 +65,10 @@ describe('shipped fixtures and data', () => {
     const omni = new Omnistage({ plugins: [upstreamPipelinesPlugin()] });
     let err: unknown;
     try {
-      omni.definePipeline({ name: 'bagel', stages: [{ stage_id: 0, model_stage: 'x', stage_type: 'llm', engine_input_source: [], final_output: true }] });
+      omni.definePipeline({
+        name: 'bagel',
+        stages: [{ stage_id: 0, model_stage: 'x', stage_type: 'llm', engine_input_source: [], final_output: true }],
+      });
     } catch (e) {
       err = e;
     }
@@ -69,16 +79,30 @@ describe('shipped fixtures and data', () => {
 describe('every upstream pipeline plans with its real topology', () => {
   it.each(KEYS)('%s', async (key) => {
     const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), upstreamPipelinesPlugin()] });
-    const load = (text: string) => loadPipelineConfig({ text, path: `/virtual/${key}.yaml` }, { platform: 'cpu', pipelines: omni.pipelines });
+    const load = (text: string) =>
+      loadPipelineConfig({ text, path: `/virtual/${key}.yaml` }, { platform: 'cpu', pipelines: omni.pipelines });
     // The deploy default async_chunk: true is refused exactly where upstream raises.
     const bare = await load(`pipeline: ${key}\nstages: []\n`).then(
       () => null,
       (e: unknown) => e,
     );
-    expect(isOmniError(bare) ? [bare.code, bare.location?.line] : bare).toEqual(UPSTREAM[key]!.derived.async_chunk_true_raises ? ['OMNI_CONFIG_INVALID', 2] : null);
+    expect(isOmniError(bare) ? [bare.code, bare.location?.line] : bare).toEqual(
+      UPSTREAM[key]!.derived.async_chunk_true_raises ? ['OMNI_CONFIG_INVALID', 2] : null,
+    );
     const config = await load(`pipeline: ${key}\nasync_chunk: false\nstages: []\n`);
-    const plan = planToJson(await planPipeline(omni, config, { platform: 'cpu', engine: 'reference', env: {} })) as { stages: Record<string, unknown>[] };
-    const pick = (s: Record<string, unknown>) => [s['stage_id'], s['stage_type'], s['model_stage'], s['engine_input_source'], s['final_output'], s['final_output_type']];
-    expect(plan.stages.map(pick)).toEqual(UPSTREAM[key]!.stages.map((s) => pick(s as unknown as Record<string, unknown>)));
+    const plan = planToJson(await planPipeline(omni, config, { platform: 'cpu', engine: 'reference', env: {} })) as {
+      stages: Record<string, unknown>[];
+    };
+    const pick = (s: Record<string, unknown>) => [
+      s['stage_id'],
+      s['stage_type'],
+      s['model_stage'],
+      s['engine_input_source'],
+      s['final_output'],
+      s['final_output_type'],
+    ];
+    expect(plan.stages.map(pick)).toEqual(
+      UPSTREAM[key]!.stages.map((s) => pick(s as unknown as Record<string, unknown>)),
+    );
   });
 });

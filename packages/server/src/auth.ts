@@ -8,7 +8,9 @@ export function bearerMatcher(apiKey: string): (authorization: string | undefine
   const want = createHash('sha256').update(apiKey).digest();
   return (authorization) => {
     const m = /^Bearer (.+)$/i.exec(authorization ?? '');
-    const got = createHash('sha256').update(m?.[1] ?? '').digest();
+    const got = createHash('sha256')
+      .update(m?.[1] ?? '')
+      .digest();
     return timingSafeEqual(want, got) && m !== null;
   };
 }

@@ -26,7 +26,10 @@ function decodeBase64(text: string, param: string): Buffer {
 function decodeDataUrl(url: string, param: string): { bytes: Buffer; mime: string } {
   const m = /^data:([\w.+-]+\/[\w.+-]+);base64,(.*)$/s.exec(url);
   if (!m) {
-    throw badField(param, `${param} must be a data URL (data:image/png;base64,...); the server does not fetch remote URLs`);
+    throw badField(
+      param,
+      `${param} must be a data URL (data:image/png;base64,...); the server does not fetch remote URLs`,
+    );
   }
   return { mime: m[1]!, bytes: decodeBase64(m[2]!, param) };
 }
@@ -37,7 +40,9 @@ function object(v: unknown, param: string): Record<string, unknown> {
 }
 
 function onlyKeys(o: Record<string, unknown>, allowed: readonly string[], param: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw badField(`${param}.${k}`, `unknown field "${k}" in ${param} (allowed: ${allowed.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k))
+      throw badField(`${param}.${k}`, `unknown field "${k}" in ${param} (allowed: ${allowed.join(', ')})`);
 }
 
 function stringField(o: Record<string, unknown>, key: string, param: string): string {
@@ -66,7 +71,8 @@ export function chatStageInput(body: ChatCompletionRequest): ChatStageInput {
         const img = object(part['image_url'], `${param}.image_url`);
         onlyKeys(img, ['url', 'detail'], `${param}.image_url`);
         const { bytes, mime } = decodeDataUrl(stringField(img, 'url', `${param}.image_url`), `${param}.image_url.url`);
-        if (!mime.startsWith('image/')) throw badField(`${param}.image_url.url`, `${param}.image_url.url is ${mime}, not an image`);
+        if (!mime.startsWith('image/'))
+          throw badField(`${param}.image_url.url`, `${param}.image_url.url is ${mime}, not an image`);
         images.push(inlinePayloadRef(bytes, { mime }));
         return '<image>';
       }
@@ -76,8 +82,16 @@ export function chatStageInput(body: ChatCompletionRequest): ChatStageInput {
         onlyKeys(a, ['data', 'format'], `${param}.input_audio`);
         const format = stringField(a, 'format', `${param}.input_audio`);
         const mime = AUDIO_FORMATS[format];
-        if (!mime) throw badField(`${param}.input_audio.format`, `${param}.input_audio.format must be one of ${Object.keys(AUDIO_FORMATS).join(', ')}`);
-        audio.push(inlinePayloadRef(decodeBase64(stringField(a, 'data', `${param}.input_audio`), `${param}.input_audio.data`), { mime }));
+        if (!mime)
+          throw badField(
+            `${param}.input_audio.format`,
+            `${param}.input_audio.format must be one of ${Object.keys(AUDIO_FORMATS).join(', ')}`,
+          );
+        audio.push(
+          inlinePayloadRef(decodeBase64(stringField(a, 'data', `${param}.input_audio`), `${param}.input_audio.data`), {
+            mime,
+          }),
+        );
         return '<audio>';
       }
       throw badField(`${param}.type`, `${param}.type must be one of text, image_url, input_audio`);

@@ -18,7 +18,12 @@ function paramOf(instancePath: string, child?: unknown): string {
 function fromValidation(issue: AjvIssue): HttpError {
   if (issue.keyword === 'additionalProperties') {
     const field = paramOf(issue.instancePath, issue.params['additionalProperty']);
-    return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `unknown field "${field}": remove it (docs/serving.md lists the fields each endpoint takes)`, { param: field });
+    return new HttpError(
+      400,
+      'OMNI_HTTP_INVALID_REQUEST',
+      `unknown field "${field}": remove it (docs/serving.md lists the fields each endpoint takes)`,
+      { param: field },
+    );
   }
   if (issue.keyword === 'required') {
     const field = paramOf(issue.instancePath, issue.params['missingProperty']);
@@ -26,7 +31,9 @@ function fromValidation(issue: AjvIssue): HttpError {
   }
   const field = paramOf(issue.instancePath) || 'body';
   const allowed = Array.isArray(issue.params['allowedValues']) ? `: ${issue.params['allowedValues'].join(', ')}` : '';
-  return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `${field} ${issue.message ?? 'is not valid'}${allowed}`, { param: field });
+  return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `${field} ${issue.message ?? 'is not valid'}${allowed}`, {
+    param: field,
+  });
 }
 
 const STATUS_BY_CODE: Record<string, number> = {
@@ -42,12 +49,20 @@ const STATUS_BY_CODE: Record<string, number> = {
 export function fromFastifyError(err: FastifyError, bodyLimit: number): HttpError | null {
   if (Array.isArray(err.validation) && err.validation.length > 0) return fromValidation(err.validation[0] as AjvIssue);
   if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-    return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `the body is not valid JSON (${err.message})`, { param: 'body' });
+    return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `the body is not valid JSON (${err.message})`, {
+      param: 'body',
+    });
   }
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new HttpError(413, 'OMNI_HTTP_INVALID_REQUEST', `the body is larger than ${bodyLimit} bytes (omnistage serve --max-body-mb raises the limit)`, { param: 'body' });
+    return new HttpError(
+      413,
+      'OMNI_HTTP_INVALID_REQUEST',
+      `the body is larger than ${bodyLimit} bytes (omnistage serve --max-body-mb raises the limit)`,
+      { param: 'body' },
+    );
   }
   const status = STATUS_BY_CODE[err.code] ?? err.statusCode;
-  if (status !== undefined && status >= 400 && status < 500) return new HttpError(status, 'OMNI_HTTP_INVALID_REQUEST', err.message);
+  if (status !== undefined && status >= 400 && status < 500)
+    return new HttpError(status, 'OMNI_HTTP_INVALID_REQUEST', err.message);
   return null;
 }

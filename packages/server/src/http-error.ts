@@ -1,7 +1,13 @@
 import { isOmniError, type OmniError } from '@omnistage/core';
 
 /** OpenAI's error `type` values the server uses. */
-export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'server_error' | 'service_unavailable' | 'timeout';
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'rate_limit_error'
+  | 'server_error'
+  | 'service_unavailable'
+  | 'timeout';
 
 /** The code of an answer, from core's catalogue (`OMNI_*`). */
 export type HttpErrorCode =
@@ -27,7 +33,12 @@ export class HttpError extends Error {
   readonly param: string | null;
   readonly headers: Record<string, string>;
 
-  constructor(status: number, code: HttpErrorCode, message: string, options: { param?: string; type?: OpenAIErrorType; headers?: Record<string, string> } = {}) {
+  constructor(
+    status: number,
+    code: HttpErrorCode,
+    message: string,
+    options: { param?: string; type?: OpenAIErrorType; headers?: Record<string, string> } = {},
+  ) {
     super(message);
     this.name = 'HttpError';
     this.status = status;
@@ -62,7 +73,8 @@ export function badField(param: string, message: string): HttpError {
  */
 export function fromPipelineError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (!isOmniError(err)) return new HttpError(500, 'OMNI_INTERNAL', 'internal error (a bug in omnistage; see the server log)');
+  if (!isOmniError(err))
+    return new HttpError(500, 'OMNI_INTERNAL', 'internal error (a bug in omnistage; see the server log)');
   const e: OmniError = err;
   const hint = e.hint ? ` (${e.hint})` : '';
   if (e.code === 'OMNI_CANCELLED') return new HttpError(503, 'OMNI_CANCELLED', `${e.message}${hint}`);

@@ -17,7 +17,12 @@ export interface MetricsSource {
 export class ServerMetrics {
   #source: MetricsSource | null = null;
   readonly registry = new Registry();
-  readonly httpRequests = new Counter({ name: 'omnistage_http_requests_total', help: 'HTTP requests answered, by route and status code', labelNames: ['endpoint', 'status'] as const, registers: [this.registry] });
+  readonly httpRequests = new Counter({
+    name: 'omnistage_http_requests_total',
+    help: 'HTTP requests answered, by route and status code',
+    labelNames: ['endpoint', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly requestDuration = new Histogram({
     name: 'omnistage_request_duration_seconds',
     help: 'End-to-end time of generation requests (received to last byte), by route',
@@ -32,8 +37,17 @@ export class ServerMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
-  readonly inflight = new Gauge({ name: 'omnistage_requests_in_flight', help: 'Generation requests being served now (bounded by --max-inflight)', registers: [this.registry] });
-  readonly rejected = new Counter({ name: 'omnistage_requests_rejected_total', help: 'Generation requests refused before reaching the pipeline, by reason (overloaded, draining, not_ready)', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly inflight = new Gauge({
+    name: 'omnistage_requests_in_flight',
+    help: 'Generation requests being served now (bounded by --max-inflight)',
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'omnistage_requests_rejected_total',
+    help: 'Generation requests refused before reaching the pipeline, by reason (overloaded, draining, not_ready)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly stageDuration = new Histogram({
     name: 'omnistage_stage_duration_seconds',
     help: "Time a stage's replica spent on its part of a request, by stage and outcome (done, failed, aborted)",
@@ -41,7 +55,12 @@ export class ServerMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
-  readonly stageQueueDepth = new Gauge({ name: 'omnistage_stage_queue_depth', help: "Requests dispatched to a stage's replicas and not finished there, by stage", labelNames: ['stage_id'] as const, registers: [this.registry] });
+  readonly stageQueueDepth = new Gauge({
+    name: 'omnistage_stage_queue_depth',
+    help: "Requests dispatched to a stage's replicas and not finished there, by stage",
+    labelNames: ['stage_id'] as const,
+    registers: [this.registry],
+  });
   readonly replicasUp: Gauge<'stage_id'> = new Gauge({
     name: 'omnistage_replicas_up',
     help: 'Replicas of a stage attached and serving, by stage',
@@ -53,10 +72,30 @@ export class ServerMetrics {
       if (s) for (const id of s.stageIds()) this.replicasUp.set({ stage_id: String(id) }, s.liveReplicas(id));
     },
   });
-  readonly restarts = new Counter({ name: 'omnistage_replica_restarts_total', help: 'Replica restarts after a replica died, by stage', labelNames: ['stage_id'] as const, registers: [this.registry] });
-  readonly payloadBytes = new Counter({ name: 'omnistage_payload_bytes_total', help: 'Bytes of payloads stored between stages, by connector', labelNames: ['connector'] as const, registers: [this.registry] });
-  readonly payloads = new Counter({ name: 'omnistage_payloads_total', help: 'Payloads stored between stages, by connector', labelNames: ['connector'] as const, registers: [this.registry] });
-  readonly bringUp = new Gauge({ name: 'omnistage_replica_bring_up_seconds', help: 'Time a replica took from lock to ready at its last start, by stage and replica', labelNames: ['stage_id', 'replica_id'] as const, registers: [this.registry] });
+  readonly restarts = new Counter({
+    name: 'omnistage_replica_restarts_total',
+    help: 'Replica restarts after a replica died, by stage',
+    labelNames: ['stage_id'] as const,
+    registers: [this.registry],
+  });
+  readonly payloadBytes = new Counter({
+    name: 'omnistage_payload_bytes_total',
+    help: 'Bytes of payloads stored between stages, by connector',
+    labelNames: ['connector'] as const,
+    registers: [this.registry],
+  });
+  readonly payloads = new Counter({
+    name: 'omnistage_payloads_total',
+    help: 'Payloads stored between stages, by connector',
+    labelNames: ['connector'] as const,
+    registers: [this.registry],
+  });
+  readonly bringUp = new Gauge({
+    name: 'omnistage_replica_bring_up_seconds',
+    help: 'Time a replica took from lock to ready at its last start, by stage and replica',
+    labelNames: ['stage_id', 'replica_id'] as const,
+    registers: [this.registry],
+  });
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'omnistage_' });
   }

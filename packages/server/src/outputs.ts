@@ -10,7 +10,9 @@ export type OutputPiece =
 type Data = Record<string, unknown>;
 
 function media(data: Data): { data_base64: string; mime: string } | null {
-  return typeof data['data_base64'] === 'string' ? { data_base64: data['data_base64'], mime: typeof data['mime'] === 'string' ? data['mime'] : '' } : null;
+  return typeof data['data_base64'] === 'string'
+    ? { data_base64: data['data_base64'], mime: typeof data['mime'] === 'string' ? data['mime'] : '' }
+    : null;
 }
 
 /**
@@ -25,7 +27,12 @@ export function pieceOf(out: PipelineOutput, outputType: string | null): OutputP
   if (outputType === 'text') {
     if (typeof data['text'] !== 'string') return null;
     if (out.kind === 'chunk') return { type: 'text-delta', stage_id, text: data['text'] };
-    return { type: 'text-final', stage_id, text: data['text'], finish_reason: data['finish_reason'] === 'length' ? 'length' : 'stop' };
+    return {
+      type: 'text-final',
+      stage_id,
+      text: data['text'],
+      finish_reason: data['finish_reason'] === 'length' ? 'length' : 'stop',
+    };
   }
   if (outputType === 'audio' || outputType === 'image') {
     const m = media(data);

@@ -24,13 +24,21 @@ export class RequestScope {
     this.#onEnd = options.onEnd;
     // 'close' without a finished response: the client went away mid-request.
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) this.abort('client', new OmniError('OMNI_CANCELLED', `request ${this.requestId}: the client disconnected`));
+      if (!reply.raw.writableFinished)
+        this.abort('client', new OmniError('OMNI_CANCELLED', `request ${this.requestId}: the client disconnected`));
       this.end();
     });
     if (options.timeoutMs !== undefined) {
       const ms = options.timeoutMs;
       this.#timer = setTimeout(
-        () => this.abort('timeout', new OmniError('OMNI_REQUEST_TIMEOUT', `request ${this.requestId} ran past --request-timeout (${ms / 1000} s) and was aborted in every stage`)),
+        () =>
+          this.abort(
+            'timeout',
+            new OmniError(
+              'OMNI_REQUEST_TIMEOUT',
+              `request ${this.requestId} ran past --request-timeout (${ms / 1000} s) and was aborted in every stage`,
+            ),
+          ),
         ms,
       );
     }
@@ -56,9 +64,16 @@ export class RequestScope {
   /** The answer for a failure of this request: 504 after the timeout, 503 after the drain deadline. */
   errorFor(err: unknown): HttpError {
     // The router names the stage and replica the request waited on in its own timeout error.
-    if (this.#cause === 'timeout') return new HttpError(504, 'OMNI_REQUEST_TIMEOUT', (isOmniError(err) && err.code === 'OMNI_REQUEST_TIMEOUT' ? err : (this.signal.reason as Error)).message);
-    if (this.#cause === 'drain') return new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', (this.signal.reason as Error).message);
-    if (isOmniError(err) && err.code === 'OMNI_REQUEST_TIMEOUT') return new HttpError(504, 'OMNI_REQUEST_TIMEOUT', err.message);
+    if (this.#cause === 'timeout')
+      return new HttpError(
+        504,
+        'OMNI_REQUEST_TIMEOUT',
+        (isOmniError(err) && err.code === 'OMNI_REQUEST_TIMEOUT' ? err : (this.signal.reason as Error)).message,
+      );
+    if (this.#cause === 'drain')
+      return new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', (this.signal.reason as Error).message);
+    if (isOmniError(err) && err.code === 'OMNI_REQUEST_TIMEOUT')
+      return new HttpError(504, 'OMNI_REQUEST_TIMEOUT', err.message);
     return fromPipelineError(err);
   }
 

@@ -49,7 +49,13 @@ export function servePipeline(
   return {
     stages,
     events: omni.events,
-    generate: (input, r) => router.generate(input, { requestId: r.requestId, signal: r.signal, params: r.params, finalStages: r.finalStages }),
+    generate: (input, r) =>
+      router.generate(input, {
+        requestId: r.requestId,
+        signal: r.signal,
+        params: r.params,
+        finalStages: r.finalStages,
+      }),
     liveReplicas: (stageId) => running.liveReplicas(stageId).length,
   };
 }

@@ -1,5 +1,12 @@
 import { OmniError } from '@omnistage/core';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { Admission } from './admission.js';
 import { bearerMatcher } from './auth.js';
@@ -74,11 +81,23 @@ export class OmniServer {
       bodyLimit,
       // Strict validation: ajv's fastify defaults coerce types and strip unknown fields, which
       // would turn "max_tokens": "5" into 5 and drop a misspelt field without a word.
-      ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
+      ajv: {
+        customOptions: {
+          coerceTypes: false,
+          removeAdditional: false,
+          useDefaults: false,
+          allErrors: false,
+          allowUnionTypes: true,
+        },
+      },
     });
     this.app.setErrorHandler((err: FastifyError, request, reply) => this.#onError(err, request, reply, bodyLimit));
     this.app.setNotFoundHandler((request) => {
-      throw new HttpError(404, 'OMNI_HTTP_INVALID_REQUEST', `no endpoint ${request.method} ${request.url.split('?')[0]}; endpoints: ${['GET /health', 'GET /health/ready', 'GET /metrics', 'GET /v1/models', ...GENERATION_ROUTES.map((r) => `POST ${r}`)].join(', ')}`);
+      throw new HttpError(
+        404,
+        'OMNI_HTTP_INVALID_REQUEST',
+        `no endpoint ${request.method} ${request.url.split('?')[0]}; endpoints: ${['GET /health', 'GET /health/ready', 'GET /metrics', 'GET /v1/models', ...GENERATION_ROUTES.map((r) => `POST ${r}`)].join(', ')}`,
+      );
     });
     this.app.addHook('onRequest', async (request, reply) => this.#admit(request, reply));
     this.#routes();
@@ -91,7 +110,10 @@ export class OmniServer {
     } catch (err) {
       throw new OmniError('OMNI_SERVE_LISTEN', `cannot listen on ${host}:${port}: ${(err as Error).message}`, {
         cause: err,
-        hint: (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'another program uses this port: choose another with --port' : 'check --host and --port',
+        hint:
+          (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+            ? 'another program uses this port: choose another with --port'
+            : 'check --host and --port',
       });
     }
     const addr = this.app.server.address();
@@ -102,7 +124,10 @@ export class OmniServer {
   /** The pipeline is up: generation endpoints serve from now on. */
   attach(pipeline: ServedPipeline): void {
     this.#pipeline = pipeline;
-    this.metrics.setSource({ stageIds: () => pipeline.stages.map((s) => s.stage_id), liveReplicas: (id) => pipeline.liveReplicas(id) });
+    this.metrics.setSource({
+      stageIds: () => pipeline.stages.map((s) => s.stage_id),
+      liveReplicas: (id) => pipeline.liveReplicas(id),
+    });
     if (this.#state === 'starting') this.#state = 'serving';
   }
 
@@ -127,7 +152,14 @@ export class OmniServer {
     clearTimeout(timer);
     if (outcome === 'idle') return 0;
     const late = [...this.#scopes];
-    for (const s of late) s.abort('drain', new OmniError('OMNI_DRAIN_TIMEOUT', `request ${s.requestId} was still running when --drain-timeout (${timeoutMs / 1000} s) ran out; it was aborted in every stage`));
+    for (const s of late)
+      s.abort(
+        'drain',
+        new OmniError(
+          'OMNI_DRAIN_TIMEOUT',
+          `request ${s.requestId} was still running when --drain-timeout (${timeoutMs / 1000} s) ran out; it was aborted in every stage`,
+        ),
+      );
     await this.#admission.idle();
     return late.length;
   }
@@ -143,7 +175,10 @@ export class OmniServer {
       servedModel: this.#options.servedModelName,
       metrics: this.metrics,
       pipeline: () => {
-        if (!this.#pipeline) throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the pipeline is still coming up', { headers: { 'retry-after': '5' } });
+        if (!this.#pipeline)
+          throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the pipeline is still coming up', {
+            headers: { 'retry-after': '5' },
+          });
         return this.#pipeline;
       },
       openScope: (request, reply) => {
@@ -151,7 +186,10 @@ export class OmniServer {
           timeoutMs: this.#options.requestTimeoutMs,
           onEnd: () => {
             this.#scopes.delete(scope);
-            this.metrics.requestDuration.observe({ endpoint: request.routeOptions.url ?? '' }, (performance.now() - scope.startedAt) / 1000);
+            this.metrics.requestDuration.observe(
+              { endpoint: request.routeOptions.url ?? '' },
+              (performance.now() - scope.startedAt) / 1000,
+            );
           },
         });
         this.#scopes.add(scope);
@@ -167,10 +205,19 @@ export class OmniServer {
       const r = this.#readiness();
       return reply.code(r.ready ? 200 : 503).send(r.body);
     });
-    app.get('/metrics', async (_request, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()),
+    );
     app.get('/v1/models', async () => ({
       object: 'list',
-      data: [{ id: this.#options.servedModelName, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'omnistage' }],
+      data: [
+        {
+          id: this.#options.servedModelName,
+          object: 'model',
+          created: Math.floor(Date.now() / 1000),
+          owned_by: 'omnistage',
+        },
+      ],
     }));
     const ctx = this.#context();
     chatRoute(app, ctx);
@@ -186,7 +233,14 @@ export class OmniServer {
     const stages = p.stages.map((s) => ({ stage_id: s.stage_id, replicas_up: p.liveReplicas(s.stage_id) }));
     const down = stages.filter((s) => s.replicas_up === 0);
     if (down.length > 0) {
-      return { ready: false, body: { status: 'unavailable', message: `${down.map((s) => `stage ${s.stage_id}`).join(', ')} has no live replica`, stages } };
+      return {
+        ready: false,
+        body: {
+          status: 'unavailable',
+          message: `${down.map((s) => `stage ${s.stage_id}`).join(', ')} has no live replica`,
+          stages,
+        },
+      };
     }
     return { ready: true, body: { status: 'ready', stages } };
   }
@@ -196,27 +250,49 @@ export class OmniServer {
     const endpoint = request.routeOptions.url ?? 'unmatched';
     reply.raw.once('close', () => {
       // 499: the client closed the connection before the answer was complete (nginx's convention).
-      this.metrics.httpRequests.inc({ endpoint, status: reply.raw.writableFinished ? String(reply.raw.statusCode) : '499' });
+      this.metrics.httpRequests.inc({
+        endpoint,
+        status: reply.raw.writableFinished ? String(reply.raw.statusCode) : '499',
+      });
     });
     const path = request.url.split('?')[0];
     const open = path === '/health' || (path === '/metrics' && this.#options.metricsPublic === true);
     if (this.#authorized && !open && !this.#authorized(request.headers.authorization)) {
-      throw new HttpError(401, 'OMNI_HTTP_UNAUTHORIZED', 'missing or wrong API key: send the header "Authorization: Bearer <key>" with the key given to --api-key / OMNISTAGE_API_KEY', {
-        headers: { 'www-authenticate': 'Bearer' },
-      });
+      throw new HttpError(
+        401,
+        'OMNI_HTTP_UNAUTHORIZED',
+        'missing or wrong API key: send the header "Authorization: Bearer <key>" with the key given to --api-key / OMNISTAGE_API_KEY',
+        {
+          headers: { 'www-authenticate': 'Bearer' },
+        },
+      );
     }
     if (request.routeOptions.config.generation !== true) return;
     if (this.#state === 'draining') {
       this.metrics.rejected.inc({ reason: 'draining' });
-      throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the server is shutting down (draining): send the request to another replica of this service');
+      throw new HttpError(
+        503,
+        'OMNI_HTTP_UNAVAILABLE',
+        'the server is shutting down (draining): send the request to another replica of this service',
+      );
     }
     if (this.#state === 'starting') {
       this.metrics.rejected.inc({ reason: 'not_ready' });
-      throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the pipeline is still coming up (GET /health/ready says when it serves)', { headers: { 'retry-after': '5' } });
+      throw new HttpError(
+        503,
+        'OMNI_HTTP_UNAVAILABLE',
+        'the pipeline is still coming up (GET /health/ready says when it serves)',
+        { headers: { 'retry-after': '5' } },
+      );
     }
     if (!this.#admission.tryEnter()) {
       this.metrics.rejected.inc({ reason: 'overloaded' });
-      throw new HttpError(429, 'OMNI_HTTP_OVERLOADED', `${this.#admission.max} requests are in flight (--max-inflight); retry after the Retry-After seconds`, { headers: { 'retry-after': '1' } });
+      throw new HttpError(
+        429,
+        'OMNI_HTTP_OVERLOADED',
+        `${this.#admission.max} requests are in flight (--max-inflight); retry after the Retry-After seconds`,
+        { headers: { 'retry-after': '1' } },
+      );
     }
     this.metrics.inflight.inc();
     reply.raw.once('close', () => {

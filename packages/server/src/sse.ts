@@ -13,7 +13,12 @@ export function openSse(reply: FastifyReply): SseStream {
   // The route writes the socket itself from here on; fastify's reply is not used again.
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
   const write = (text: string): void => {
     if (!res.destroyed && !res.writableEnded) res.write(text);
   };

@@ -6,7 +6,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Omnistage, bringUp, loadPipelineConfig, newRunId, planPipeline, type OmniEvent, type RunningPipeline } from '@omnistage/core';
+import {
+  Omnistage,
+  bringUp,
+  loadPipelineConfig,
+  newRunId,
+  planPipeline,
+  type OmniEvent,
+  type RunningPipeline,
+} from '@omnistage/core';
 import { llmPlugin } from '@omnistage/plugin-llm';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -49,7 +57,10 @@ async function bringUpSlow(): Promise<Up> {
   const events: OmniEvent[] = [];
   omni.events.onAny((e) => events.push(e));
   const runId = newRunId();
-    const config = await loadPipelineConfig({ text: SLOW_PIPELINE, path: join(dir, 'pipeline.yaml') }, { platform: 'cpu' });
+  const config = await loadPipelineConfig(
+    { text: SLOW_PIPELINE, path: join(dir, 'pipeline.yaml') },
+    { platform: 'cpu' },
+  );
   const plan = await planPipeline(omni, config, { platform: 'cpu', runId, purpose: 'launch', noInline: true });
   const pipeline = await bringUp(omni, plan);
   cleanups.push(() => pipeline.stop('test finished'));
@@ -63,7 +74,11 @@ async function startServer(): Promise<{ server: OmniServer; url: string }> {
 }
 
 const chat = (url: string, body: Record<string, unknown> = {}): Promise<Response> =>
-  fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], ...body }) });
+  fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], ...body }),
+  });
 
 async function waitForEvent(events: OmniEvent[], pred: (e: OmniEvent) => boolean): Promise<OmniEvent> {
   for (;;) {
@@ -83,11 +98,18 @@ describe('OmniServer', () => {
     const res = await chat(url);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
-    expect(await res.json()).toMatchObject({ error: { code: 'OMNI_HTTP_UNAVAILABLE', message: expect.stringContaining('coming up') } });
+    expect(await res.json()).toMatchObject({
+      error: { code: 'OMNI_HTTP_UNAVAILABLE', message: expect.stringContaining('coming up') },
+    });
   });
 
   it('--metrics-public: /metrics without the key, everything else but /health still needs it', async () => {
-    const server = new OmniServer({ logger: pino({ level: 'silent' }), servedModelName: 'x', apiKey: 'k', metricsPublic: true });
+    const server = new OmniServer({
+      logger: pino({ level: 'silent' }),
+      servedModelName: 'x',
+      apiKey: 'k',
+      metricsPublic: true,
+    });
     cleanups.push(() => server.close());
     const url = await server.listen('127.0.0.1', 0);
     const metrics = await fetch(`${url}/metrics`);
@@ -116,7 +138,11 @@ describe('OmniServer', () => {
     expect(body.error.message).toContain('SIGKILL');
     const ready = await fetch(`${url}/health/ready`);
     expect(ready.status).toBe(503);
-    expect(await ready.json()).toMatchObject({ status: 'unavailable', message: 'stage 0 has no live replica', stages: [{ stage_id: 0, replicas_up: 0 }] });
+    expect(await ready.json()).toMatchObject({
+      status: 'unavailable',
+      message: 'stage 0 has no live replica',
+      stages: [{ stage_id: 0, replicas_up: 0 }],
+    });
   }, 60_000);
 
   it('drain: new requests 503 at once; a request still running at the deadline is aborted in its stage and answered 503', async () => {
@@ -133,7 +159,9 @@ describe('OmniServer', () => {
     expect(await drained).toBe(1);
     const res = await pending;
     expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ error: { code: 'OMNI_HTTP_UNAVAILABLE', message: expect.stringContaining('--drain-timeout') } });
+    expect(await res.json()).toMatchObject({
+      error: { code: 'OMNI_HTTP_UNAVAILABLE', message: expect.stringContaining('--drain-timeout') },
+    });
     const end = await waitForEvent(up.events, (e) => e.type === 'request:stage_end');
     expect(end).toMatchObject({ outcome: 'aborted', request_id: (dispatched as { request_id: string }).request_id });
     expect(server.inflight).toBe(0);

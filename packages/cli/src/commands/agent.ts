@@ -1,6 +1,12 @@
 import type { Logger } from 'pino';
 import { planPipeline, type PipelineConfig } from '@omnistage/core';
-import { Agent, EtcdDiscovery, LocalProcessLauncher, fingerprintHash, pipelineFingerprint } from '@omnistage/core/cluster';
+import {
+  Agent,
+  EtcdDiscovery,
+  LocalProcessLauncher,
+  fingerprintHash,
+  pipelineFingerprint,
+} from '@omnistage/core/cluster';
 import type { CliValues } from '../args.js';
 import { agentOptions, checkHostAddress, clusterOptions } from '../cluster-options.js';
 import { openSession } from '../session.js';
@@ -9,7 +15,12 @@ import { onStopSignals, openEventsFile } from './up.js';
 
 /** The pipeline as this host runs it: its stages with `--replicas` replicas each (mapped onto its devices as a local bring-up maps them). */
 function hostConfig(config: PipelineConfig, stages: readonly number[], replicas: number): PipelineConfig {
-  return { ...config, stages: config.stages.map((s) => (stages.includes(s.stage_id) ? { ...s, runtime: { ...s.runtime, num_replicas: replicas } } : s)) };
+  return {
+    ...config,
+    stages: config.stages.map((s) =>
+      stages.includes(s.stage_id) ? { ...s, runtime: { ...s.runtime, num_replicas: replicas } } : s,
+    ),
+  };
 }
 
 /**
@@ -48,13 +59,20 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
       fingerprint,
       configHash: fingerprintHash(fingerprint),
       plan: (runId) =>
-        planPipeline(session.omni, hostConfig(session.config, stages, replicas), { ...session.planOptions, runId, hostStages: stages, ...(address === undefined ? {} : { hostAddress: address }) }),
+        planPipeline(session.omni, hostConfig(session.config, stages, replicas), {
+          ...session.planOptions,
+          runId,
+          hostStages: stages,
+          ...(address === undefined ? {} : { hostAddress: address }),
+        }),
       ttlS: cluster.ttlS,
       ...(tls === undefined ? {} : { tls: tls.files }),
       ...(values.run === undefined ? {} : { runId: values.run }),
       logger,
     });
-    logger.info(`agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}`);
+    logger.info(
+      `agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}`,
+    );
     if (stopping) await agent.stop();
     await agent.done;
     return 0;

@@ -12,12 +12,16 @@ export async function planCommand(file: string, values: CliValues, logger: Logge
   const local = values.head ? planAsHead(session, plan, values) : null;
   if (values.json) {
     const json = planToJson(plan);
-    process.stdout.write(`${JSON.stringify(local === null ? json : { ...json, head: { local_stages: [...local], agent_stages: plan.stages.map((s) => s.stage_id).filter((id) => !local.has(id)) } }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(local === null ? json : { ...json, head: { local_stages: [...local], agent_stages: plan.stages.map((s) => s.stage_id).filter((id) => !local.has(id)) } }, null, 2)}\n`,
+    );
   } else {
     process.stdout.write(`${planToTable(plan)}\n`);
     if (local !== null) {
       const remote = plan.stages.map((s) => s.stage_id).filter((id) => !local.has(id));
-      process.stdout.write(`\nhead mode: stages run on the head: ${[...local].join(', ') || 'none'}; from agents: ${remote.join(', ') || 'none'}\n`);
+      process.stdout.write(
+        `\nhead mode: stages run on the head: ${[...local].join(', ') || 'none'}; from agents: ${remote.join(', ') || 'none'}\n`,
+      );
     }
     printWarnings(plan.warnings, values);
   }

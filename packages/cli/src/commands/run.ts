@@ -1,7 +1,15 @@
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { OmniError, bringUp, type BalancePolicy, formatError, toOmniError, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
+import {
+  OmniError,
+  bringUp,
+  type BalancePolicy,
+  formatError,
+  toOmniError,
+  writeEventsAsJsonLines,
+  type RunningPipeline,
+} from '@omnistage/core';
 import type { CliValues } from '../args.js';
 import { noteStopSignal } from '../stop-signal.js';
 import { checkOutDir, recordOutput, type RunOutputRecord } from '../output-writer.js';
@@ -28,14 +36,25 @@ function readInputs(values: CliValues): string[] {
     try {
       text = readFileSync(values['input-file'], 'utf8');
     } catch (err) {
-      throw new OmniError('OMNI_USAGE', `--input-file ${values['input-file']} cannot be read: ${(err as Error).message}`, {
-        hint: 'give a text file with one request per line',
-      });
+      throw new OmniError(
+        'OMNI_USAGE',
+        `--input-file ${values['input-file']} cannot be read: ${(err as Error).message}`,
+        {
+          hint: 'give a text file with one request per line',
+        },
+      );
     }
-    inputs.push(...text.split('\n').map((l) => l.trim()).filter((l) => l !== ''));
+    inputs.push(
+      ...text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== ''),
+    );
   }
   if (inputs.length === 0) {
-    throw new OmniError('OMNI_USAGE', '`omnistage run` needs at least one request', { hint: 'pass --input "your prompt" or --input-file prompts.txt' });
+    throw new OmniError('OMNI_USAGE', '`omnistage run` needs at least one request', {
+      hint: 'pass --input "your prompt" or --input-file prompts.txt',
+    });
   }
   return inputs;
 }
@@ -89,7 +108,10 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
             counts.set(out.stage_id, n + 1);
             const rec: RunOutputRecord = recordOutput(out, outDir, n);
             if (values.json) process.stdout.write(`${JSON.stringify(rec)}\n`);
-            else process.stdout.write(`[${rec.request_id}] stage ${rec.stage_id} (replica ${rec.replica_id}) ${rec.type}: ${rec.text ?? rec.path}\n`);
+            else
+              process.stdout.write(
+                `[${rec.request_id}] stage ${rec.stage_id} (replica ${rec.replica_id}) ${rec.type}: ${rec.text ?? rec.path}\n`,
+              );
           }
         } catch (err) {
           failures++;
@@ -100,18 +122,28 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
         }
       }),
     );
-    logger.info(`${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`);
-    const stand_ins = plan.stages.filter((s) => s.replicas.some((r) => r.engine.startsWith('reference'))).map((s) => s.stage_id);
+    logger.info(
+      `${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`,
+    );
+    const stand_ins = plan.stages
+      .filter((s) => s.replicas.some((r) => r.engine.startsWith('reference')))
+      .map((s) => s.stage_id);
     if (stand_ins.length > 0) {
-      logger.info(`stage(s) ${stand_ins.join(', ')} ran on reference engines: stand-ins that produce deterministic test output, not a model's (use --engine vllm or the stage's engine on GPUs)`);
+      logger.info(
+        `stage(s) ${stand_ins.join(', ')} ran on reference engines: stand-ins that produce deterministic test output, not a model's (use --engine vllm or the stage's engine on GPUs)`,
+      );
     }
     if (cancel.signal.aborted) {
       await pipeline.stop('interrupted');
       const reason = toOmniError(cancel.signal.reason, 'OMNI_CANCELLED');
-      throw new OmniError('OMNI_CANCELLED', `${reason.message}: ${inputs.length - failures} of ${inputs.length} request(s) completed before it`, {
-        cause: reason,
-        hint: 'the pipeline was torn down; outputs of the completed requests were written',
-      });
+      throw new OmniError(
+        'OMNI_CANCELLED',
+        `${reason.message}: ${inputs.length - failures} of ${inputs.length} request(s) completed before it`,
+        {
+          cause: reason,
+          hint: 'the pipeline was torn down; outputs of the completed requests were written',
+        },
+      );
     }
     if (failures > 0) {
       await pipeline.stop('requests failed');

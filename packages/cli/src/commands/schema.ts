@@ -9,7 +9,10 @@ import type { CliValues } from '../args.js';
  * loaded stage type contributes the schema of its `engine_args`.
  */
 export async function schemaCommand(values: CliValues): Promise<number> {
-  const external = await loadPlugins((values.plugin ?? []).map((specifier) => ({ specifier })), process.cwd());
+  const external = await loadPlugins(
+    (values.plugin ?? []).map((specifier) => ({ specifier })),
+    process.cwd(),
+  );
   const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin(), ...external] });
   const engineArgs: Record<string, object> = {};
   for (const name of omni.stageTypeNames()) {

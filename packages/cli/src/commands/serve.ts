@@ -38,7 +38,9 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
   });
   if (!isLoopbackHost(opts.host) && opts.apiKey === undefined) {
-    logger.warn(`listening on ${opts.host} without an API key: anyone who can reach this address can use the pipeline (set --api-key or OMNISTAGE_API_KEY)`);
+    logger.warn(
+      `listening on ${opts.host} without an API key: anyone who can reach this address can use the pipeline (set --api-key or OMNISTAGE_API_KEY)`,
+    );
   }
   const cancel = new AbortController();
   let stopSignal: NodeJS.Signals | null = null;
@@ -48,7 +50,9 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     if (stopSignal) return;
     stopSignal = signal;
     server.stopAccepting();
-    logger.info(`received ${signal}: draining (new requests get 503; in-flight ones have ${opts.drainTimeoutMs / 1000} s to finish)`);
+    logger.info(
+      `received ${signal}: draining (new requests get 503; in-flight ones have ${opts.drainTimeoutMs / 1000} s to finish)`,
+    );
     cancel.abort();
     wake();
   });
@@ -71,7 +75,9 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       ...headMode?.bringUp,
     });
     await headMode?.waitReady(pipeline, cancel.signal);
-    server.attach(servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }));
+    server.attach(
+      servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }),
+    );
     display.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
     let failure: unknown = null;
     await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
@@ -82,9 +88,13 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');
     if (failure) throw failure;
     if (aborted > 0) {
-      throw new OmniError('OMNI_DRAIN_TIMEOUT', `${aborted} request(s) were still running after --drain-timeout (${opts.drainTimeoutMs / 1000} s); they were aborted and answered 503`, {
-        hint: 'raise --drain-timeout to let long requests finish; the pipeline was torn down',
-      });
+      throw new OmniError(
+        'OMNI_DRAIN_TIMEOUT',
+        `${aborted} request(s) were still running after --drain-timeout (${opts.drainTimeoutMs / 1000} s); they were aborted and answered 503`,
+        {
+          hint: 'raise --drain-timeout to let long requests finish; the pipeline was torn down',
+        },
+      );
     }
     logger.info('drained and stopped');
     forgetStopSignal();

@@ -74,7 +74,9 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
       });
       await headMode?.waitReady(pipeline, cancel.signal);
       const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
-      logger.info(`pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`);
+      logger.info(
+        `pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`,
+      );
       let failure: unknown = null;
       await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
       // Withdraw the head first: agents stop restarting replicas the teardown is about to shut down.

@@ -4,7 +4,10 @@ import type { CliValues } from '../args.js';
 import { openSession, planSession } from '../session.js';
 
 export function formatWarning(w: Diagnostic): string {
-  const where = w.file && w.line !== null && w.col !== null ? `${formatLocation({ file: w.file, line: w.line, col: w.col })}: ` : '';
+  const where =
+    w.file && w.line !== null && w.col !== null
+      ? `${formatLocation({ file: w.file, line: w.line, col: w.col })}: `
+      : '';
   return `${where}warning ${w.code}: ${w.message}${w.hint ? `\n  hint: ${w.hint}` : ''}`;
 }
 
@@ -21,7 +24,9 @@ export async function validateCommand(file: string, values: CliValues, logger: L
   printWarnings(plan.warnings, values);
   const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ valid: true, file: session.config.file, stages: plan.stages.length, replicas, warnings: plan.warnings })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ valid: true, file: session.config.file, stages: plan.stages.length, replicas, warnings: plan.warnings })}\n`,
+    );
   } else {
     process.stdout.write(
       `${session.config.file}: valid (${session.config.schema} schema, ${plan.stages.length} stage(s), ${replicas} replica(s), ${plan.warnings.length} warning(s))\n`,

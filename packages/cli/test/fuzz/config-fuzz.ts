@@ -52,21 +52,98 @@ export function rng(seed: number): () => number {
 }
 
 const HOSTILE_VALUES = [
-  '1e308', '-1e308', '.nan', '.inf', '-.inf', '1.5', '0', '-1', '1000000000', '1e6', '100000000', '4097', '65537',
-  "''", 'null', '~', 'true', '[]', '{}', '[1, 2]', '&a [*a]', '*nope', '!!omap [a: 1, b: 2]', '!!pairs [a: 1]',
-  '!!set {a}', '!!binary aGk=', '!!timestamp 2001-01-01', '0x10', 'constructor', '__proto__', 'toString',
-  '{constructor: 1}', '{__proto__: 1}', '{valueOf: x, toString: 2}', '"0,1,2,3,4,5,6,7"', '"0-3"', '[0, 0, 0]',
-  '{"0": 1}', '[[[[[[[[1]]]]]]]]', '!!str', '!custom x', '|\n  block', "'a: b'", '"\\u0000"', '9007199254740993',
+  '1e308',
+  '-1e308',
+  '.nan',
+  '.inf',
+  '-.inf',
+  '1.5',
+  '0',
+  '-1',
+  '1000000000',
+  '1e6',
+  '100000000',
+  '4097',
+  '65537',
+  "''",
+  'null',
+  '~',
+  'true',
+  '[]',
+  '{}',
+  '[1, 2]',
+  '&a [*a]',
+  '*nope',
+  '!!omap [a: 1, b: 2]',
+  '!!pairs [a: 1]',
+  '!!set {a}',
+  '!!binary aGk=',
+  '!!timestamp 2001-01-01',
+  '0x10',
+  'constructor',
+  '__proto__',
+  'toString',
+  '{constructor: 1}',
+  '{__proto__: 1}',
+  '{valueOf: x, toString: 2}',
+  '"0,1,2,3,4,5,6,7"',
+  '"0-3"',
+  '[0, 0, 0]',
+  '{"0": 1}',
+  '[[[[[[[[1]]]]]]]]',
+  '!!str',
+  '!custom x',
+  '|\n  block',
+  "'a: b'",
+  '"\\u0000"',
+  '9007199254740993',
 ];
 const HOSTILE_KEYS = [
-  'constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'devices', 'num_replicas', 'tensor_parallel_size',
-  'stage_id', 'engine_input_source', 'edges', 'platforms', 'stage_args', 'stages', 'engine_args', 'runtime', 'temperature',
-  'default_sampling_params', 'connectors', 'base_config', 'pipeline', 'modes', '<<', '? complex', '"quoted key"',
+  'constructor',
+  '__proto__',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'devices',
+  'num_replicas',
+  'tensor_parallel_size',
+  'stage_id',
+  'engine_input_source',
+  'edges',
+  'platforms',
+  'stage_args',
+  'stages',
+  'engine_args',
+  'runtime',
+  'temperature',
+  'default_sampling_params',
+  'connectors',
+  'base_config',
+  'pipeline',
+  'modes',
+  '<<',
+  '? complex',
+  '"quoted key"',
 ];
 const OVERRIDE_KEYS = [
-  'devices', 'num_replicas', 'env', 'restart', 'engine', 'default_sampling_params', 'engine_args', 'runtime',
-  'tensor_parallel_size', 'gpu_memory_utilization', 'max_num_seqs', 'constructor', '__proto__', 'toString', 'stage_id',
-  'engine_input_source', 'parallel_config', 'temperature',
+  'devices',
+  'num_replicas',
+  'env',
+  'restart',
+  'engine',
+  'default_sampling_params',
+  'engine_args',
+  'runtime',
+  'tensor_parallel_size',
+  'gpu_memory_utilization',
+  'max_num_seqs',
+  'constructor',
+  '__proto__',
+  'toString',
+  'stage_id',
+  'engine_input_source',
+  'parallel_config',
+  'temperature',
 ];
 const NOISE = ':-[]{}&*!|>#\'"\t\n ,?%@`0123456789abc';
 
@@ -84,7 +161,9 @@ export function mutateText(r: () => number, text: string): string {
     case 0:
     case 1: {
       const m = /^(\s*(?:- )?[^:#\s][^:#]*:)\s*\S.*$/.exec(line);
-      lines[at] = m ? `${m[1]} ${pick(r, HOSTILE_VALUES)}` : `${indent}${pick(r, HOSTILE_KEYS)}: ${pick(r, HOSTILE_VALUES)}`;
+      lines[at] = m
+        ? `${m[1]} ${pick(r, HOSTILE_VALUES)}`
+        : `${indent}${pick(r, HOSTILE_KEYS)}: ${pick(r, HOSTILE_VALUES)}`;
       break;
     }
     case 2: {
@@ -125,14 +204,34 @@ export function mutateText(r: () => number, text: string): string {
 /** A random `--stage-overrides` text, mostly well-formed YAML/JSON with hostile parts. */
 export function randomOverrides(r: () => number, stageIds: readonly number[]): string {
   const roll = r();
-  if (roll < 0.1) return pick(r, ['&a [*a]', '{"0": &a [*a]}', '{', '[', '"0"', '', '{"0": {<<: *x}}', '&m {"0": {<<: *m}}', 'a: &a [*a, *a]']);
+  if (roll < 0.1)
+    return pick(r, [
+      '&a [*a]',
+      '{"0": &a [*a]}',
+      '{',
+      '[',
+      '"0"',
+      '',
+      '{"0": {<<: *x}}',
+      '&m {"0": {<<: *m}}',
+      'a: &a [*a, *a]',
+    ]);
   const entries: string[] = [];
   const n = 1 + Math.floor(r() * 3);
   for (let i = 0; i < n; i++) {
-    const id = r() < 0.85 ? String(pick(r, stageIds.length > 0 ? stageIds : [0])) : pick(r, ['-1', 'x', '99', '1.5', 'constructor', '__proto__']);
+    const id =
+      r() < 0.85
+        ? String(pick(r, stageIds.length > 0 ? stageIds : [0]))
+        : pick(r, ['-1', 'x', '99', '1.5', 'constructor', '__proto__']);
     const body: string[] = [];
     const m = 1 + Math.floor(r() * 3);
-    for (let j = 0; j < m; j++) body.push(`${pick(r, OVERRIDE_KEYS)}: ${pick(r, HOSTILE_VALUES.filter((v) => !v.includes('\n')))}`);
+    for (let j = 0; j < m; j++)
+      body.push(
+        `${pick(r, OVERRIDE_KEYS)}: ${pick(
+          r,
+          HOSTILE_VALUES.filter((v) => !v.includes('\n')),
+        )}`,
+      );
     entries.push(`"${id}": {${body.join(', ')}}`);
   }
   const text = `{${entries.join(', ')}}`;
@@ -142,7 +241,11 @@ export function randomOverrides(r: () => number, stageIds: readonly number[]): s
 /** The seed corpus: upstream fixtures shipped in the repository and the examples' pipeline files. */
 export function seedCorpus(repo: string): { path: string; text: string }[] {
   const dirs = [join(repo, 'examples', 'upstream-dry-run', 'configs')];
-  const files = dirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.yaml')).map((f) => join(d, f)));
+  const files = dirs.flatMap((d) =>
+    readdirSync(d)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => join(d, f)),
+  );
   for (const ex of readdirSync(join(repo, 'examples'))) {
     try {
       files.push(join(repo, 'examples', ex, 'pipeline.yaml'));
@@ -160,7 +263,12 @@ export function stageIdsOf(text: string): number[] {
 }
 
 /** Generates `fileMutations` mutated files and `overrideMutations` override texts from `seed`. */
-export function generateInputs(repo: string, seed: number, fileMutations: number, overrideMutations: number): FuzzInput[] {
+export function generateInputs(
+  repo: string,
+  seed: number,
+  fileMutations: number,
+  overrideMutations: number,
+): FuzzInput[] {
   const r = rng(seed);
   const corpus = seedCorpus(repo);
   const inputs: FuzzInput[] = [];
@@ -173,7 +281,13 @@ export function generateInputs(repo: string, seed: number, fileMutations: number
   }
   for (let i = 0; i < overrideMutations; i++) {
     const base = pick(r, corpus);
-    inputs.push({ id: inputs.length, label: `${base.path} with overrides`, text: base.text, path: base.path, stageOverrides: randomOverrides(r, stageIdsOf(base.text)) });
+    inputs.push({
+      id: inputs.length,
+      label: `${base.path} with overrides`,
+      text: base.text,
+      path: base.path,
+      stageOverrides: randomOverrides(r, stageIdsOf(base.text)),
+    });
   }
   return inputs;
 }
@@ -182,9 +296,22 @@ export function generateInputs(repo: string, seed: number, fileMutations: number
  * Runs every input in a worker thread; one that takes longer than `budgetMs` is stopped and
  * recorded as a hang, one that exhausts `heapMiB` as a crash (out of memory).
  */
-export async function runFuzz(inputs: readonly FuzzInput[], options: { budgetMs: number; heapMiB: number }): Promise<FuzzReport> {
+export async function runFuzz(
+  inputs: readonly FuzzInput[],
+  options: { budgetMs: number; heapMiB: number },
+): Promise<FuzzReport> {
   const workerUrl = new URL('./fuzz-worker.mjs', import.meta.url);
-  const report: FuzzReport = { inputs: inputs.length, accepted: 0, refused: 0, crashes: [], hangs: [], unlocated: [], slowestMs: 0, peakRssMiB: 0, wallMs: 0 };
+  const report: FuzzReport = {
+    inputs: inputs.length,
+    accepted: 0,
+    refused: 0,
+    crashes: [],
+    hangs: [],
+    unlocated: [],
+    slowestMs: 0,
+    peakRssMiB: 0,
+    wallMs: 0,
+  };
   const t0 = performance.now();
   let worker: Worker | undefined;
   const sample = (): void => {
@@ -197,14 +324,18 @@ export async function runFuzz(inputs: readonly FuzzInput[], options: { budgetMs:
       const w = worker;
       const outcome = await new Promise<FuzzOutcome>((resolve) => {
         const started = performance.now();
-        const timer = setTimeout(() => resolve({ id: input.id, kind: 'hang', ms: performance.now() - started }), options.budgetMs);
+        const timer = setTimeout(
+          () => resolve({ id: input.id, kind: 'hang', ms: performance.now() - started }),
+          options.budgetMs,
+        );
         const done = (o: FuzzOutcome): void => {
           clearTimeout(timer);
           w.off('message', done);
           w.off('error', failed);
           resolve(o);
         };
-        const failed = (err: Error): void => done({ id: input.id, kind: 'oom', ms: performance.now() - started, message: err.message });
+        const failed = (err: Error): void =>
+          done({ id: input.id, kind: 'oom', ms: performance.now() - started, message: err.message });
         w.on('message', done);
         w.once('error', failed);
         w.postMessage({ id: input.id, text: input.text, path: input.path, stageOverrides: input.stageOverrides });

@@ -11,7 +11,10 @@ import { llmPlugin } from '@omnistage/plugin-llm';
 const readFile = (path) => readFileSync(path, 'utf8');
 
 async function runOne({ text, path, stageOverrides }) {
-  const config = await loadPipelineConfig({ text, path }, { platform: 'cpu', readFile, ...(stageOverrides === undefined ? {} : { stageOverrides }) });
+  const config = await loadPipelineConfig(
+    { text, path },
+    { platform: 'cpu', readFile, ...(stageOverrides === undefined ? {} : { stageOverrides }) },
+  );
   const omni = new Omnistage({ plugins: [llmPlugin(), diffusionPlugin(), kvConnectorPlugin()] });
   await planPipeline(omni, config, { platform: 'cpu', engine: 'reference', model: 'fuzz-model', env: {} });
 }
@@ -33,5 +36,10 @@ parentPort.on('message', async (input) => {
         }
       : { kind: 'crash', message: String(err?.stack ?? err).slice(0, 600) };
   }
-  parentPort.postMessage({ id: input.id, ms: performance.now() - t0, heapMiB: process.memoryUsage().heapUsed / 2 ** 20, ...outcome });
+  parentPort.postMessage({
+    id: input.id,
+    ms: performance.now() - t0,
+    heapMiB: process.memoryUsage().heapUsed / 2 ** 20,
+    ...outcome,
+  });
 });

@@ -27,7 +27,10 @@ export async function attachBuiltin(_proc: ReplicaProcessHandle, rt: ReplicaRunt
   const label = `stage ${rt.replica.stage_id} replica ${rt.replica.replica_id}`;
   if (worker.attach === 'http') {
     rt.progress('ready');
-    if (!worker.readiness_url) throw new OmniError('OMNI_INTERNAL', `${label}: an http worker has no readiness_url`, { hint: 'a bug in the engine plugin' });
+    if (!worker.readiness_url)
+      throw new OmniError('OMNI_INTERNAL', `${label}: an http worker has no readiness_url`, {
+        hint: 'a bug in the engine plugin',
+      });
     await waitForHttpReady(worker.readiness_url, { signal: rt.signal, intervalMs: 250 });
     return httpOnlyConnection(worker.readiness_url);
   }

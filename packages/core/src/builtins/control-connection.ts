@@ -25,10 +25,14 @@ export class ControlReplicaConnection implements ReplicaConnection {
     void channel.closed.then(({ error }) => {
       const err =
         error ??
-        new OmniError('OMNI_WORKER_EXITED', `stage ${channel.stage_id} replica ${channel.replica_id} closed its control connection`, {
-          context: { stage_id: channel.stage_id, replica_id: channel.replica_id, phase: 'running' },
-          hint: 'the replica exited or crashed while serving',
-        });
+        new OmniError(
+          'OMNI_WORKER_EXITED',
+          `stage ${channel.stage_id} replica ${channel.replica_id} closed its control connection`,
+          {
+            context: { stage_id: channel.stage_id, replica_id: channel.replica_id, phase: 'running' },
+            hint: 'the replica exited or crashed while serving',
+          },
+        );
       for (const p of this.#pending.values()) p.fail(err);
       this.#pending.clear();
     });
@@ -43,10 +47,18 @@ export class ControlReplicaConnection implements ReplicaConnection {
       const p = this.#pending.get(m.request_id);
       this.#pending.delete(m.request_id);
       p?.fail(
-        new OmniError('OMNI_REQUEST_FAILED', `stage ${this.#channel.stage_id} replica ${this.#channel.replica_id} failed request ${m.request_id}: ${m.message}`, {
-          context: { stage_id: this.#channel.stage_id, replica_id: this.#channel.replica_id, request_id: m.request_id },
-          hint: 'the engine rejected or failed this request; see its log lines',
-        }),
+        new OmniError(
+          'OMNI_REQUEST_FAILED',
+          `stage ${this.#channel.stage_id} replica ${this.#channel.replica_id} failed request ${m.request_id}: ${m.message}`,
+          {
+            context: {
+              stage_id: this.#channel.stage_id,
+              replica_id: this.#channel.replica_id,
+              request_id: m.request_id,
+            },
+            hint: 'the engine rejected or failed this request; see its log lines',
+          },
+        ),
       );
     }
   }
@@ -82,9 +94,13 @@ export class ControlReplicaConnection implements ReplicaConnection {
         params: req.params as JsonObject,
       });
       if (!sent) {
-        throw new OmniError('OMNI_WORKER_EXITED', `stage ${this.#channel.stage_id} replica ${this.#channel.replica_id} is not connected`, {
-          context: { stage_id: this.#channel.stage_id, replica_id: this.#channel.replica_id, phase: 'running' },
-        });
+        throw new OmniError(
+          'OMNI_WORKER_EXITED',
+          `stage ${this.#channel.stage_id} replica ${this.#channel.replica_id} is not connected`,
+          {
+            context: { stage_id: this.#channel.stage_id, replica_id: this.#channel.replica_id, phase: 'running' },
+          },
+        );
       }
       for (;;) {
         const next = queue.shift();

@@ -12,9 +12,12 @@ import { ensurePortFree } from '../launch/port-check.js';
  */
 export async function spawnBuiltin(worker: WorkerSpec, rt: ReplicaRuntime): Promise<ReplicaProcessHandle> {
   const { stage_id, replica_id } = rt.replica;
-  if (worker.attach === 'http' && worker.port !== undefined && !worker.inline) await ensurePortFree(worker.port, { stage_id, replica_id, phase: 'spawn' });
+  if (worker.attach === 'http' && worker.port !== undefined && !worker.inline)
+    await ensurePortFree(worker.port, { stage_id, replica_id, phase: 'spawn' });
   if (worker.inline && worker.inline_module) {
-    return launchInlineThread(worker.inline_module, { ...process.env, ...worker.env }, (stream, line) => rt.onLine(stream, line));
+    return launchInlineThread(worker.inline_module, { ...process.env, ...worker.env }, (stream, line) =>
+      rt.onLine(stream, line),
+    );
   }
   const launched = launchProcess({
     command: worker.command,

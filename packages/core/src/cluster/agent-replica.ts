@@ -76,7 +76,11 @@ export async function startAgentReplica(d: AgentDriver, s: AgentReplicaStart): P
   try {
     locks = await runPhase<HeldDeviceLocks>(scope, 'lock', { hook: d.hooks.lockDevices, mode: 'bail', args: [rt] });
     if (isPhased(locks)) await locks.alone({ deadline: s.deadline, signal: watch.signal });
-    proc = await runPhase<ReplicaProcessHandle>(scope, 'spawn', { hook: coreTap('launcher', async () => s.launch()), mode: 'bail', args: [] });
+    proc = await runPhase<ReplicaProcessHandle>(scope, 'spawn', {
+      hook: coreTap('launcher', async () => s.launch()),
+      mode: 'bail',
+      args: [],
+    });
     d.events.emit({ type: 'replica:spawned', stage_id, replica_id, pid: proc.pid });
     const attaching = proc;
     await runPhase(scope, 'attach', {
@@ -88,16 +92,32 @@ export async function startAgentReplica(d: AgentDriver, s: AgentReplicaStart): P
       args: [],
       process: attaching,
     });
-    d.events.emit({ type: 'replica:ready', stage_id, replica_id, pid: proc.pid, duration_ms: Math.round(performance.now() - t0) });
+    d.events.emit({
+      type: 'replica:ready',
+      stage_id,
+      replica_id,
+      pid: proc.pid,
+      duration_ms: Math.round(performance.now() - t0),
+    });
     return proc;
   } catch (err) {
     const e: OmniError = watch.asPipelineTimeout(toOmniError(err));
     watch.fail(e);
-    d.events.emit({ type: 'replica:failed', stage_id, replica_id, phase: watch.progress.phase, code: e.code, message: e.message });
+    d.events.emit({
+      type: 'replica:failed',
+      stage_id,
+      replica_id,
+      phase: watch.progress.phase,
+      code: e.code,
+      message: e.message,
+    });
     if (proc !== undefined) await proc.stop(5_000);
     throw e;
   } finally {
     watch.dispose();
-    if (locks) await locks.release().catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
+    if (locks)
+      await locks
+        .release()
+        .catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
   }
 }

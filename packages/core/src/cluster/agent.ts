@@ -55,14 +55,22 @@ type SlotOutcome = { failed: false } | { failed: true; why: string; attachedMs: 
 /** Replicas that dial TLS to a plain port, or plain TCP to a TLS one, would only be refused: say so once, here. */
 function checkTlsAgrees(head: HeadRecord, agentHasTls: boolean): void {
   if (head.tls === true && !agentHasTls) {
-    throw new OmniError('OMNI_CLUSTER', `the head of run ${head.run_id} accepts replicas over mutual TLS only, and this agent has no client certificate`, {
-      hint: 'give the agent --tls-cert, --tls-key (a client certificate signed by the CA the head trusts) and --tls-ca (the CA of the head\'s certificate)',
-    });
+    throw new OmniError(
+      'OMNI_CLUSTER',
+      `the head of run ${head.run_id} accepts replicas over mutual TLS only, and this agent has no client certificate`,
+      {
+        hint: "give the agent --tls-cert, --tls-key (a client certificate signed by the CA the head trusts) and --tls-ca (the CA of the head's certificate)",
+      },
+    );
   }
   if (head.tls !== true && agentHasTls) {
-    throw new OmniError('OMNI_CLUSTER', `the head of run ${head.run_id} does not use TLS on its control port, but this agent was given --tls-* files`, {
-      hint: 'start the head with --tls-cert, --tls-key and --tls-ca too, or drop them from the agent',
-    });
+    throw new OmniError(
+      'OMNI_CLUSTER',
+      `the head of run ${head.run_id} does not use TLS on its control port, but this agent was given --tls-* files`,
+      {
+        hint: 'start the head with --tls-cert, --tls-key and --tls-ca too, or drop them from the agent',
+      },
+    );
   }
 }
 
@@ -113,9 +121,13 @@ export class Agent {
     let found = await discovery.readHead(runId);
     while (found === null) {
       if (Date.now() > deadline) {
-        throw new OmniError('OMNI_CLUSTER', `no head ${runId === undefined ? '' : `for run ${runId} `}is published in etcd`, {
-          hint: 'start `omnistage serve FILE --head --etcd URL` first, or check --run and --etcd',
-        });
+        throw new OmniError(
+          'OMNI_CLUSTER',
+          `no head ${runId === undefined ? '' : `for run ${runId} `}is published in etcd`,
+          {
+            hint: 'start `omnistage serve FILE --head --etcd URL` first, or check --run and --etcd',
+          },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
       found = await discovery.readHead(runId);
@@ -123,9 +135,13 @@ export class Agent {
     this.#head = found.head;
     if (found.head.config_hash !== this.#o.configHash) {
       const diff = fingerprintDifferences(found.fingerprint, this.#o.fingerprint);
-      throw new OmniError('OMNI_CLUSTER', `this agent's pipeline differs from the head's (run ${found.head.run_id}): ${diff.join('; ') || 'the config hashes differ'}`, {
-        hint: 'give the agent the same pipeline file as the head (devices and env may differ; stages, engines and engine_args may not)',
-      });
+      throw new OmniError(
+        'OMNI_CLUSTER',
+        `this agent's pipeline differs from the head's (run ${found.head.run_id}): ${diff.join('; ') || 'the config hashes differ'}`,
+        {
+          hint: 'give the agent the same pipeline file as the head (devices and env may differ; stages, engines and engine_args may not)',
+        },
+      );
     }
     checkTlsAgrees(found.head, this.#o.tls !== undefined);
     this.#plan = await this.#o.plan(found.head.run_id);
@@ -138,9 +154,13 @@ export class Agent {
       }
       // The head attaches remote replicas over the control protocol only; an HTTP engine would never join.
       if (stage.replicas[0]?.worker.attach !== 'control') {
-        throw new OmniError('OMNI_USAGE', `stage ${stageId}'s engine is reached over HTTP, which the head cannot route to on another host`, {
-          hint: 'serve that stage on the head (--local-stages), or give it an engine that speaks the control protocol',
-        });
+        throw new OmniError(
+          'OMNI_USAGE',
+          `stage ${stageId}'s engine is reached over HTTP, which the head cannot route to on another host`,
+          {
+            hint: 'serve that stage on the head (--local-stages), or give it an engine that speaks the control protocol',
+          },
+        );
       }
     }
     this.#unwatchHead = await discovery.watchHead(found.head.run_id, (present) => this.#onHead(present));
@@ -152,9 +172,13 @@ export class Agent {
     if (present) return;
     // A head restarting within the TTL is not a dead head; one gone longer is, and its GPUs must not stay busy.
     this.#headGone = setTimeout(() => {
-      this.#failure ??= new OmniError('OMNI_CLUSTER', `the head of run ${this.#head.run_id} has been gone for more than ${this.#o.ttlS} s: this agent stopped its replicas`, {
-        hint: 'restart the head, then the agents',
-      });
+      this.#failure ??= new OmniError(
+        'OMNI_CLUSTER',
+        `the head of run ${this.#head.run_id} has been gone for more than ${this.#o.ttlS} s: this agent stopped its replicas`,
+        {
+          hint: 'restart the head, then the agents',
+        },
+      );
       this.#stop.abort();
     }, this.#o.ttlS * 1000);
   }
@@ -165,15 +189,26 @@ export class Agent {
       while (!this.#stop.signal.aborted) {
         const reg = await this.#o.discovery.register(this.#o.ttlS);
         this.#registration = reg;
-        await this.#o.discovery.publishHost(reg, this.#head.run_id, this.#o.hostId, { stages: this.#o.stages, ...this.#addressField() });
+        await this.#o.discovery.publishHost(reg, this.#head.run_id, this.#o.hostId, {
+          stages: this.#o.stages,
+          ...this.#addressField(),
+        });
         const session = new AbortController();
         const onStop = (): void => session.abort();
         this.#stop.signal.addEventListener('abort', onStop, { once: true });
         const slots = this.#o.stages.flatMap((stageId) =>
-          Array.from({ length: this.#o.replicas }, (_, slot) => slot).filter((slot) => !this.#givenUp.has(`${stageId}/${slot}`)).map((slot) => this.#slot(reg, stageId, slot, session.signal)),
+          Array.from({ length: this.#o.replicas }, (_, slot) => slot)
+            .filter((slot) => !this.#givenUp.has(`${stageId}/${slot}`))
+            .map((slot) => this.#slot(reg, stageId, slot, session.signal)),
         );
-        const lost = await Promise.race([reg.lost, new Promise<null>((resolve) => session.signal.addEventListener('abort', () => resolve(null), { once: true }))]);
-        if (lost !== null) this.#o.logger.warn(`this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`);
+        const lost = await Promise.race([
+          reg.lost,
+          new Promise<null>((resolve) => session.signal.addEventListener('abort', () => resolve(null), { once: true })),
+        ]);
+        if (lost !== null)
+          this.#o.logger.warn(
+            `this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`,
+          );
         session.abort();
         this.#stop.signal.removeEventListener('abort', onStop);
         await Promise.all(slots);
@@ -193,13 +228,28 @@ export class Agent {
   /** One replica slot (this host's planned replica `slot` of the stage): claim an id, start the replica, wait for its exit, release the id, again (backing off while it fails). */
   async #slot(reg: Registration, stageId: number, slot: number, signal: AbortSignal): Promise<void> {
     const run_id = this.#head.run_id;
-    const backoff = new RespawnBackoff(this.#stageOf(stageId).replicas[0]!.stage.runtime.restart, (this.#o.ttlS + 1) * 1000);
+    const backoff = new RespawnBackoff(
+      this.#stageOf(stageId).replicas[0]!.stage.runtime.restart,
+      (this.#o.ttlS + 1) * 1000,
+    );
     let n = 0;
     while (!signal.aborted) {
       const incarnation = `${reg.id}.${stageId}.${n++}.${Date.now().toString(36)}`;
       let replicaId: number;
       try {
-        replicaId = await this.#o.discovery.claimReplica(reg, run_id, { stage_id: stageId, host_id: this.#o.hostId, incarnation, state: 'running', since: Date.now(), ...this.#addressField() }, PLAN_LIMITS.maxReplicas);
+        replicaId = await this.#o.discovery.claimReplica(
+          reg,
+          run_id,
+          {
+            stage_id: stageId,
+            host_id: this.#o.hostId,
+            incarnation,
+            state: 'running',
+            since: Date.now(),
+            ...this.#addressField(),
+          },
+          PLAN_LIMITS.maxReplicas,
+        );
       } catch (err) {
         if (signal.aborted) return;
         this.#o.logger.error(`stage ${stageId}: claiming a replica id failed: ${toOmniError(err).message}`);
@@ -216,7 +266,8 @@ export class Agent {
         backoff.record(true, outcome.attachedMs);
         if (backoff.exhausted) return this.#giveUp(stageId, slot, replicaId, outcome, backoff.failures);
       } else backoff.record(false, 0);
-      if (!signal.aborted) this.#o.logger.warn(`stage ${stageId} replica ${replicaId}: starting it again in ${backoff.delayMs()} ms`);
+      if (!signal.aborted)
+        this.#o.logger.warn(`stage ${stageId} replica ${replicaId}: starting it again in ${backoff.delayMs()} ms`);
       await abortableDelay(backoff.delayMs(), signal);
       // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
       while (!this.#headPresent && !signal.aborted) await abortableDelay(HEAD_POLL_MS, signal);
@@ -228,12 +279,27 @@ export class Agent {
   }
 
   /** A crash-looping slot stops here; when no slot is left, the agent has nothing to offer and fails. */
-  #giveUp(stageId: number, slot: number, replicaId: number, outcome: Extract<SlotOutcome, { failed: true }>, failures: number): void {
+  #giveUp(
+    stageId: number,
+    slot: number,
+    replicaId: number,
+    outcome: Extract<SlotOutcome, { failed: true }>,
+    failures: number,
+  ): void {
     this.#givenUp.add(`${stageId}/${slot}`);
-    const error = new OmniError('OMNI_WORKER_EXITED', `stage ${stageId} replica ${replicaId} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`, {
-      context: { stage_id: stageId, replica_id: replicaId, host_id: this.#o.hostId, last_lines: outcome.lastLines.slice(-10) },
-      hint: "fix what the replica's last lines say, then restart the agent; runtime.restart.max_restarts sets how many failures in a row an agent tolerates",
-    });
+    const error = new OmniError(
+      'OMNI_WORKER_EXITED',
+      `stage ${stageId} replica ${replicaId} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`,
+      {
+        context: {
+          stage_id: stageId,
+          replica_id: replicaId,
+          host_id: this.#o.hostId,
+          last_lines: outcome.lastLines.slice(-10),
+        },
+        hint: "fix what the replica's last lines say, then restart the agent; runtime.restart.max_restarts sets how many failures in a row an agent tolerates",
+      },
+    );
     this.#o.logger.error(error.message);
     if (this.#givenUp.size >= this.#o.stages.length * this.#o.replicas) {
       this.#failure ??= error;
@@ -242,19 +308,38 @@ export class Agent {
   }
 
   /** Starts the replica through the driver's phases (host locks, launcher, the head's attach), then waits for its exit. */
-  async #runReplica(stageId: number, slot: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<SlotOutcome> {
+  async #runReplica(
+    stageId: number,
+    slot: number,
+    replicaId: number,
+    incarnation: string,
+    signal: AbortSignal,
+  ): Promise<SlotOutcome> {
     const run_id = this.#head.run_id;
     const stage = this.#stageOf(stageId);
     const planned: ReplicaPlan = stage.replicas[slot] ?? stage.replicas[0]!;
     // Devices, env and lock set are this host's plan of the slot; the id is the one claimed in discovery.
-    const replica: ReplicaPlan = { ...planned, replica_id: replicaId, metadata: { ...planned.metadata, replica_id: replicaId } };
+    const replica: ReplicaPlan = {
+      ...planned,
+      replica_id: replicaId,
+      metadata: { ...planned.metadata, replica_id: replicaId },
+    };
     const secret = this.#o.secret ?? insecureSecret(run_id);
     const token = deriveReplicaToken(secret, { run_id, stage_id: stageId, replica_id: replicaId, incarnation });
     const label = `stage ${stageId} replica ${replicaId}`;
     const onLine = (stream: OutputStream, line: string): void =>
-      this.#o.onLine ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line) : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line);
+      this.#o.onLine
+        ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line)
+        : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line);
     const env = {
-      ...controlEnv({ socketPath: this.#head.control, token, stage_id: stageId, replica_id: replicaId, run_id, ...(this.#o.address === undefined ? {} : { hostAddress: this.#o.address }) }),
+      ...controlEnv({
+        socketPath: this.#head.control,
+        token,
+        stage_id: stageId,
+        replica_id: replicaId,
+        run_id,
+        ...(this.#o.address === undefined ? {} : { hostAddress: this.#o.address }),
+      }),
       ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}),
     };
     let proc: ReplicaProcessHandle;
@@ -265,8 +350,16 @@ export class Agent {
         deadline: Date.now() + (this.#o.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000,
         signal,
         launch: () => {
-          const launched = this.#o.launcher.launch({ stage_id: stageId, replica_id: replicaId, worker: replica.worker, env, onLine });
-          this.#o.logger.info(`${label}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`);
+          const launched = this.#o.launcher.launch({
+            stage_id: stageId,
+            replica_id: replicaId,
+            worker: replica.worker,
+            env,
+            onLine,
+          });
+          this.#o.logger.info(
+            `${label}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`,
+          );
           return launched;
         },
         attached: (s) => this.#o.discovery.waitAttached(run_id, stageId, replicaId, incarnation, s),
@@ -277,7 +370,12 @@ export class Agent {
       if (signal.aborted) return { failed: false };
       this.#o.logger.error(error.message);
       const lines = error.context?.['last_lines'];
-      return { failed: true, why: error.message, attachedMs: 0, lastLines: Array.isArray(lines) ? lines.map(String) : [] };
+      return {
+        failed: true,
+        why: error.message,
+        attachedMs: 0,
+        lastLines: Array.isArray(lines) ? lines.map(String) : [],
+      };
     }
     const attachedAt = Date.now();
     const onAbort = (): void => void proc.stop(this.#o.stopGraceMs ?? 5_000);
@@ -297,7 +395,14 @@ export class Agent {
     if (reg !== null && !this.#stop.signal.aborted) {
       await Promise.all(
         [...this.#claimed.values()].map((c) =>
-          this.#o.discovery.updateReplica(reg, this.#head.run_id, { ...c, host_id: this.#o.hostId, state: 'leaving', since: Date.now() }).catch(() => false),
+          this.#o.discovery
+            .updateReplica(reg, this.#head.run_id, {
+              ...c,
+              host_id: this.#o.hostId,
+              state: 'leaving',
+              since: Date.now(),
+            })
+            .catch(() => false),
         ),
       );
     }

@@ -15,7 +15,9 @@ export interface TokenScope {
  * secret. Head and agent compute it independently, so no token is ever stored in etcd.
  */
 export function deriveReplicaToken(secret: Buffer, scope: TokenScope): string {
-  return createHmac('sha256', secret).update(`omnistage/v1/${scope.run_id}/${scope.stage_id}/${scope.replica_id}/${scope.incarnation}`).digest('base64url');
+  return createHmac('sha256', secret)
+    .update(`omnistage/v1/${scope.run_id}/${scope.stage_id}/${scope.replica_id}/${scope.incarnation}`)
+    .digest('base64url');
 }
 
 /** Constant-time comparison of a presented token with the expected one. */
@@ -27,11 +29,15 @@ export function tokensMatch(presented: string, expected: string): boolean {
 
 /** Reads `--cluster-secret-file`: at least 16 bytes, not readable by group or others. */
 export async function readClusterSecret(path: string): Promise<Buffer> {
-  const where = { hint: 'create one with `head -c 32 /dev/urandom > secret && chmod 600 secret` and give the same file to the head and every agent' };
+  const where = {
+    hint: 'create one with `head -c 32 /dev/urandom > secret && chmod 600 secret` and give the same file to the head and every agent',
+  };
   let bytes: Buffer;
   try {
     if (((await stat(path)).mode & 0o077) !== 0) {
-      throw new OmniError('OMNI_USAGE', `--cluster-secret-file ${path} is readable by group or others`, { hint: `chmod 600 ${path}` });
+      throw new OmniError('OMNI_USAGE', `--cluster-secret-file ${path} is readable by group or others`, {
+        hint: `chmod 600 ${path}`,
+      });
     }
     bytes = await readFile(path);
   } catch (err) {
@@ -39,7 +45,12 @@ export async function readClusterSecret(path: string): Promise<Buffer> {
     throw new OmniError('OMNI_USAGE', `cannot read --cluster-secret-file ${path}: ${(err as Error).message}`, where);
   }
   const secret = Buffer.from(bytes.toString('latin1').trim(), 'latin1');
-  if (secret.length < 16) throw new OmniError('OMNI_USAGE', `--cluster-secret-file ${path} holds ${secret.length} bytes; at least 16 are needed`, where);
+  if (secret.length < 16)
+    throw new OmniError(
+      'OMNI_USAGE',
+      `--cluster-secret-file ${path} holds ${secret.length} bytes; at least 16 are needed`,
+      where,
+    );
   return secret;
 }
 

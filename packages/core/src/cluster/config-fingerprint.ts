@@ -48,6 +48,7 @@ export function fingerprintDifferences(head: unknown, mine: unknown, path = '', 
     }
     return out;
   }
-  if (stable(head) !== stable(mine)) out.push(`${path || '(root)'}: the head has ${stable(head)}, this agent has ${stable(mine)}`);
+  if (stable(head) !== stable(mine))
+    out.push(`${path || '(root)'}: the head has ${stable(head)}, this agent has ${stable(mine)}`);
   return out;
 }

@@ -10,7 +10,9 @@ import type { InitPlan, TransferPlan } from '../planning/types.js';
  */
 export function carryAcrossHostsInline(plan: InitPlan, localStages: ReadonlySet<number>): TransferPlan[] {
   // An edge its consumer's engine drives itself (`flow`, e.g. vLLM's KV transfer) is the engine's business.
-  const crossing = plan.transfers.filter((t) => t.carried_by !== 'engine' && (!localStages.has(t.from) || !localStages.has(t.to)));
+  const crossing = plan.transfers.filter(
+    (t) => t.carried_by !== 'engine' && (!localStages.has(t.from) || !localStages.has(t.to)),
+  );
   const producers = new Set(crossing.map((t) => t.from));
   for (const stage of plan.stages) {
     if (!producers.has(stage.stage_id)) continue;
@@ -18,7 +20,10 @@ export function carryAcrossHostsInline(plan: InitPlan, localStages: ReadonlySet<
       const config = connectorConfigOf(replica.engine_args);
       if (config === undefined) continue;
       const kv = replica.engine_args['omni_kv_config'] as Record<string, unknown>;
-      replica.engine_args = { ...replica.engine_args, omni_kv_config: { ...kv, connector_config: { ...config, type: INLINE_CONNECTOR } } };
+      replica.engine_args = {
+        ...replica.engine_args,
+        omni_kv_config: { ...kv, connector_config: { ...config, type: INLINE_CONNECTOR } },
+      };
     }
   }
   for (const t of crossing) {

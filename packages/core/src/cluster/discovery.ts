@@ -74,7 +74,12 @@ export interface Discovery {
   /** Publishes a host under `reg` (`/omnistage/<run>/hosts/<host_id>`). */
   publishHost(reg: Registration, runId: string, hostId: string, info: Record<string, unknown>): Promise<void>;
   /** Claims the lowest free replica id of a stage with a create-if-absent transaction bound to `reg`. */
-  claimReplica(reg: Registration, runId: string, record: Omit<ReplicaRecord, 'replica_id'>, maxId: number): Promise<number>;
+  claimReplica(
+    reg: Registration,
+    runId: string,
+    record: Omit<ReplicaRecord, 'replica_id'>,
+    maxId: number,
+  ): Promise<number>;
   /** Updates a claimed replica key (still bound to `reg`) when its incarnation is still `record.incarnation`. */
   updateReplica(reg: Registration, runId: string, record: ReplicaRecord): Promise<boolean>;
   /** Releases a claimed id if it still belongs to `incarnation`. */
@@ -87,7 +92,13 @@ export interface Discovery {
   /** The head unmarks a replica if the mark is still of `incarnation`. */
   clearAttached(runId: string, stageId: number, replicaId: number, incarnation: string): Promise<void>;
   /** Resolves once the head marked `incarnation` of the replica attached; rejects when `signal` aborts. */
-  waitAttached(runId: string, stageId: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<AttachedRecord>;
+  waitAttached(
+    runId: string,
+    stageId: number,
+    replicaId: number,
+    incarnation: string,
+    signal: AbortSignal,
+  ): Promise<AttachedRecord>;
   listAttached(runId: string): Promise<AttachedRecord[]>;
   /** List-then-watch of the run's replica keys. Resolves with an unsubscribe. */
   watchReplicas(runId: string, onChange: (change: ReplicaChange) => void): Promise<() => Promise<void>>;
@@ -103,8 +114,10 @@ export const clusterKeys = {
   fingerprint: (runId: string): string => `/omnistage/${runId}/fingerprint`,
   replicas: (runId: string): string => `/omnistage/${runId}/replicas/`,
   stageReplicas: (runId: string, stageId: number): string => `/omnistage/${runId}/replicas/${stageId}/`,
-  replica: (runId: string, stageId: number, replicaId: number): string => `/omnistage/${runId}/replicas/${stageId}/${replicaId}`,
+  replica: (runId: string, stageId: number, replicaId: number): string =>
+    `/omnistage/${runId}/replicas/${stageId}/${replicaId}`,
   hosts: (runId: string): string => `/omnistage/${runId}/hosts/`,
   attachedAll: (runId: string): string => `/omnistage/${runId}/attached/`,
-  attached: (runId: string, stageId: number, replicaId: number): string => `/omnistage/${runId}/attached/${stageId}/${replicaId}`,
+  attached: (runId: string, stageId: number, replicaId: number): string =>
+    `/omnistage/${runId}/attached/${stageId}/${replicaId}`,
 };

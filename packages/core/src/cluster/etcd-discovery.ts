@@ -1,7 +1,15 @@
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
 import { ExponentialBackoff, handleAll, retry, type IBackoff } from 'cockatiel';
 import { OmniError } from '../errors.js';
-import { clusterKeys, type AttachedRecord, type Discovery, type HeadRecord, type Registration, type ReplicaChange, type ReplicaRecord } from './discovery.js';
+import {
+  clusterKeys,
+  type AttachedRecord,
+  type Discovery,
+  type HeadRecord,
+  type Registration,
+  type ReplicaChange,
+  type ReplicaRecord,
+} from './discovery.js';
 
 /**
  * etcd3's defaults hide an outage for seconds (5 s circuit breaker, watch backoff up to 30 s):
@@ -13,8 +21,12 @@ function clientFor(url: string): Etcd3 {
     dialTimeout: 3_000,
     grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
     faultHandling: {
-      host: () => retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 200 }) }),
-      global: retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 200 }) }),
+      host: () =>
+        retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 200 }) }),
+      global: retry(handleAll, {
+        maxAttempts: 2,
+        backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 200 }),
+      }),
       // etcd3 calls `next()` on it first, which is what cockatiel 3's factory answers; only the declared types differ.
       watchBackoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 500 }) as unknown as IBackoff<unknown>,
     },
@@ -78,7 +90,11 @@ export class EtcdDiscovery implements Discovery {
   }
 
   async publishHead(reg: Registration, head: HeadRecord, fingerprint: unknown): Promise<void> {
-    await this.#client.put(clusterKeys.fingerprint(head.run_id)).value(JSON.stringify(fingerprint)).lease(reg.id).exec();
+    await this.#client
+      .put(clusterKeys.fingerprint(head.run_id))
+      .value(JSON.stringify(fingerprint))
+      .lease(reg.id)
+      .exec();
     await this.#client.put(clusterKeys.head(head.run_id)).value(JSON.stringify(head)).lease(reg.id).exec();
   }
 
@@ -88,7 +104,9 @@ export class EtcdDiscovery implements Discovery {
       head = parse<HeadRecord>((await this.#client.get(clusterKeys.head(runId)).exec()).kvs[0]);
     } else {
       // The newest head of any run: the one whose key was created last.
-      const kvs = (await this.#client.getAll().prefix(clusterKeys.root).exec()).kvs.filter((kv) => kv.key.toString().endsWith('/head'));
+      const kvs = (await this.#client.getAll().prefix(clusterKeys.root).exec()).kvs.filter((kv) =>
+        kv.key.toString().endsWith('/head'),
+      );
       kvs.sort((a, b) => Number(BigInt(b.create_revision) - BigInt(a.create_revision)));
       head = parse<HeadRecord>(kvs[0]);
     }
@@ -100,7 +118,11 @@ export class EtcdDiscovery implements Discovery {
   async watchHead(runId: string, onChange: (present: boolean) => void): Promise<() => Promise<void>> {
     const key = clusterKeys.head(runId);
     const got = await this.#client.get(key).exec();
-    const watcher = await this.#client.watch().key(key).startRevision(String(BigInt(got.header.revision) + 1n)).create();
+    const watcher = await this.#client
+      .watch()
+      .key(key)
+      .startRevision(String(BigInt(got.header.revision) + 1n))
+      .create();
     watcher.on('put', () => onChange(true));
     watcher.on('delete', () => onChange(false));
     if (got.kvs.length === 0) onChange(false);
@@ -108,19 +130,38 @@ export class EtcdDiscovery implements Discovery {
   }
 
   async publishHost(reg: Registration, runId: string, hostId: string, info: Record<string, unknown>): Promise<void> {
-    await this.#client.put(`${clusterKeys.hosts(runId)}${hostId}`).value(JSON.stringify({ host_id: hostId, since: Date.now(), ...info })).lease(reg.id).exec();
+    await this.#client
+      .put(`${clusterKeys.hosts(runId)}${hostId}`)
+      .value(JSON.stringify({ host_id: hostId, since: Date.now(), ...info }))
+      .lease(reg.id)
+      .exec();
   }
 
-  async claimReplica(reg: Registration, runId: string, record: Omit<ReplicaRecord, 'replica_id'>, maxId: number): Promise<number> {
+  async claimReplica(
+    reg: Registration,
+    runId: string,
+    record: Omit<ReplicaRecord, 'replica_id'>,
+    maxId: number,
+  ): Promise<number> {
     for (;;) {
       const { kvs } = await this.#client.getAll().prefix(clusterKeys.stageReplicas(runId, record.stage_id)).exec();
       const idOf = (kv: IKeyValue): number => Number(kv.key.toString().slice(kv.key.toString().lastIndexOf('/') + 1));
       // A restarted agent takes back the ids its host held under its previous (dead) lease, without waiting for it to expire.
-      const previous = kvs.find((kv) => parse<ReplicaRecord>(kv)?.host_id === record.host_id && String(kv.lease) !== reg.id);
+      const previous = kvs.find(
+        (kv) => parse<ReplicaRecord>(kv)?.host_id === record.host_id && String(kv.lease) !== reg.id,
+      );
       if (previous !== undefined) {
         const id = idOf(previous);
         const key = clusterKeys.replica(runId, record.stage_id, id);
-        const res = await this.#client.if(key, 'Mod', '==', previous.mod_revision).then(this.#client.put(key).value(JSON.stringify({ ...record, replica_id: id })).lease(reg.id)).commit();
+        const res = await this.#client
+          .if(key, 'Mod', '==', previous.mod_revision)
+          .then(
+            this.#client
+              .put(key)
+              .value(JSON.stringify({ ...record, replica_id: id }))
+              .lease(reg.id),
+          )
+          .commit();
         if (res.succeeded) return id;
         continue;
       }
@@ -128,12 +169,17 @@ export class EtcdDiscovery implements Discovery {
       let id = 0;
       while (taken.has(id)) id++;
       if (id >= maxId) {
-        throw new OmniError('OMNI_CLUSTER', `stage ${record.stage_id} already has ${maxId} replicas registered`, { hint: 'lower --replicas, or stop agents you do not need' });
+        throw new OmniError('OMNI_CLUSTER', `stage ${record.stage_id} already has ${maxId} replicas registered`, {
+          hint: 'lower --replicas, or stop agents you do not need',
+        });
       }
       const key = clusterKeys.replica(runId, record.stage_id, id);
       const value = JSON.stringify({ ...record, replica_id: id });
       // Create-if-absent: of two agents racing for the same id exactly one wins; the other looks again.
-      const res = await this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(value).lease(reg.id)).commit();
+      const res = await this.#client
+        .if(key, 'Create', '==', 0)
+        .then(this.#client.put(key).value(value).lease(reg.id))
+        .commit();
       if (res.succeeded) return id;
     }
   }
@@ -166,12 +212,17 @@ export class EtcdDiscovery implements Discovery {
   async listHosts(runId: string): Promise<Record<string, Record<string, unknown>>> {
     const { kvs } = await this.#client.getAll().prefix(clusterKeys.hosts(runId)).exec();
     const hosts: Record<string, Record<string, unknown>> = {};
-    for (const kv of kvs) hosts[kv.key.toString().slice(clusterKeys.hosts(runId).length)] = parse<Record<string, unknown>>(kv) ?? {};
+    for (const kv of kvs)
+      hosts[kv.key.toString().slice(clusterKeys.hosts(runId).length)] = parse<Record<string, unknown>>(kv) ?? {};
     return hosts;
   }
 
   async markAttached(reg: Registration, runId: string, record: AttachedRecord): Promise<void> {
-    await this.#client.put(clusterKeys.attached(runId, record.stage_id, record.replica_id)).value(JSON.stringify(record)).lease(reg.id).exec();
+    await this.#client
+      .put(clusterKeys.attached(runId, record.stage_id, record.replica_id))
+      .value(JSON.stringify(record))
+      .lease(reg.id)
+      .exec();
   }
 
   async clearAttached(runId: string, stageId: number, replicaId: number, incarnation: string): Promise<void> {
@@ -181,12 +232,22 @@ export class EtcdDiscovery implements Discovery {
     await this.#client.if(key, 'Mod', '==', got.mod_revision).then(this.#client.delete().key(key)).commit();
   }
 
-  async waitAttached(runId: string, stageId: number, replicaId: number, incarnation: string, signal: AbortSignal): Promise<AttachedRecord> {
+  async waitAttached(
+    runId: string,
+    stageId: number,
+    replicaId: number,
+    incarnation: string,
+    signal: AbortSignal,
+  ): Promise<AttachedRecord> {
     const key = clusterKeys.attached(runId, stageId, replicaId);
     const got = await this.#client.get(key).exec();
     const now = parse<AttachedRecord>(got.kvs[0]);
     if (now?.incarnation === incarnation) return now;
-    const watcher = await this.#client.watch().key(key).startRevision(String(BigInt(got.header.revision) + 1n)).create();
+    const watcher = await this.#client
+      .watch()
+      .key(key)
+      .startRevision(String(BigInt(got.header.revision) + 1n))
+      .create();
     try {
       return await new Promise<AttachedRecord>((resolve, reject) => {
         const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('cancelled'));
@@ -231,9 +292,17 @@ export class EtcdDiscovery implements Discovery {
   }
 
   /** List at revision R, replay it as puts, watch from R + 1 with the previous values. */
-  async #watchPrefix(prefix: string, on: { put(kv: IKeyValue): void; delete(kv: IKeyValue, previous: IKeyValue | undefined): void }): Promise<() => Promise<void>> {
+  async #watchPrefix(
+    prefix: string,
+    on: { put(kv: IKeyValue): void; delete(kv: IKeyValue, previous: IKeyValue | undefined): void },
+  ): Promise<() => Promise<void>> {
     const listed = await this.#client.getAll().prefix(prefix).exec();
-    const watcher = await this.#client.watch().prefix(prefix).withPreviousKV().startRevision(String(BigInt(listed.header.revision) + 1n)).create();
+    const watcher = await this.#client
+      .watch()
+      .prefix(prefix)
+      .withPreviousKV()
+      .startRevision(String(BigInt(listed.header.revision) + 1n))
+      .create();
     watcher.on('put', (kv) => on.put(kv));
     watcher.on('delete', (kv, previous) => on.delete(kv, previous));
     for (const kv of listed.kvs) on.put(kv);

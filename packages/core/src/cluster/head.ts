@@ -69,7 +69,12 @@ export class ClusterHead {
   }
 
   /** Opens the TCP control port, watches the run's replicas and hosts, and publishes the head. */
-  static async start(services: RunServices, pipeline: RunningPipeline, control: ControlServer, options: HeadOptions): Promise<ClusterHead> {
+  static async start(
+    services: RunServices,
+    pipeline: RunningPipeline,
+    control: ControlServer,
+    options: HeadOptions,
+  ): Promise<ClusterHead> {
     const head = new ClusterHead(services, pipeline, options);
     control.resolveUnknownWith((hello, peer) => head.#resolve(control, hello, peer));
     const bound = await control.listenTcp({ host: options.bindHost, port: options.port }, options.tls);
@@ -90,12 +95,25 @@ export class ClusterHead {
     const { discovery, ttlS, hostId, configHash, fingerprint } = this.#options;
     const reg = await discovery.register(ttlS);
     this.#registration = reg;
-    await discovery.publishHead(reg, { run_id: this.#pipeline.runId, control: this.control, config_hash: configHash, host_id: hostId, since: Date.now(), ...(this.#options.tls ? { tls: true } : {}) }, fingerprint);
+    await discovery.publishHead(
+      reg,
+      {
+        run_id: this.#pipeline.runId,
+        control: this.control,
+        config_hash: configHash,
+        host_id: hostId,
+        since: Date.now(),
+        ...(this.#options.tls ? { tls: true } : {}),
+      },
+      fingerprint,
+    );
     void reg.lost.then((err) => {
       if (this.#closed) return;
       // etcd was unreachable for 2 × TTL: agents may have stopped their replicas; come back under a new lease.
       this.#services.logger.warn(`the head's etcd lease was lost (${err.message}); publishing the head again`);
-      void this.#publish().catch((e: unknown) => this.#services.logger.error({ err: e }, 'publishing the head again failed'));
+      void this.#publish().catch((e: unknown) =>
+        this.#services.logger.error({ err: e }, 'publishing the head again failed'),
+      );
     });
   }
 
@@ -104,18 +122,28 @@ export class ClusterHead {
     const { stage_id, replica_id } = hello;
     const run_id = this.#pipeline.runId;
     const record = await this.#options.discovery.getReplica(run_id, stage_id, replica_id);
-    const expected = record === null ? null : deriveReplicaToken(this.#options.secret, { run_id, stage_id, replica_id, incarnation: record.incarnation });
+    const expected =
+      record === null
+        ? null
+        : deriveReplicaToken(this.#options.secret, { run_id, stage_id, replica_id, incarnation: record.incarnation });
     if (record === null || record.state !== 'running' || expected === null || !tokensMatch(hello.token, expected)) {
       this.#services.logger.warn(
         `refused a replica claiming stage ${stage_id} replica ${replica_id} (pid ${hello.pid}, from ${peer.address}): ` +
-          (record === null ? 'no agent registered that replica' : 'its token is wrong or of an older incarnation (replayed or stale)'),
+          (record === null
+            ? 'no agent registered that replica'
+            : 'its token is wrong or of an older incarnation (replayed or stale)'),
       );
       return null;
     }
     const template = this.#pipeline.plan.stages.find((s) => s.stage_id === stage_id)?.replicas[0];
     if (template === undefined) return null;
     // The remote replica's plan is the head's own stage plan, never what the agent says.
-    const plan: ReplicaPlan = { ...template, replica_id, launch_mode: 'remote', metadata: { ...template.metadata, replica_id } };
+    const plan: ReplicaPlan = {
+      ...template,
+      replica_id,
+      launch_mode: 'remote',
+      metadata: { ...template.metadata, replica_id },
+    };
     const channel = control.channelFor({
       stage_id,
       replica_id,
@@ -125,7 +153,9 @@ export class ClusterHead {
     });
     if (record.address !== undefined && record.address !== peer.address) {
       // Address translation or an agent whose --advertise is not the address it dials from: worth knowing, not fatal.
-      this.#services.logger.warn(`stage ${stage_id} replica ${replica_id} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`);
+      this.#services.logger.warn(
+        `stage ${stage_id} replica ${replica_id} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`,
+      );
     }
     void this.#adopt(channel, plan, record, peer);
     return channel;
@@ -151,11 +181,29 @@ export class ClusterHead {
     const entry: RemoteEntry = { started, process, incarnation: record.incarnation };
     this.#remote.set(id, entry);
     const { stage_id, replica_id } = plan;
-    this.#services.events.emit({ type: 'replica:attached', stage_id, replica_id, host_id: record.host_id, peer_address: peer.address, pid: hello.pid, incarnation: record.incarnation });
+    this.#services.events.emit({
+      type: 'replica:attached',
+      stage_id,
+      replica_id,
+      host_id: record.host_id,
+      peer_address: peer.address,
+      pid: hello.pid,
+      incarnation: record.incarnation,
+    });
     this.#changed.emit('change');
     // Its agent's attach phase (and device locks) ends when this mark appears.
-    const attached = { stage_id, replica_id, host_id: record.host_id, incarnation: record.incarnation, peer: `${peer.address}:${peer.port}`, since: Date.now() };
-    if (this.#registration !== null) await this.#options.discovery.markAttached(this.#registration, this.#pipeline.runId, attached).catch((err: unknown) => this.#services.logger.warn({ err }, 'marking a replica attached in etcd failed'));
+    const attached = {
+      stage_id,
+      replica_id,
+      host_id: record.host_id,
+      incarnation: record.incarnation,
+      peer: `${peer.address}:${peer.port}`,
+      since: Date.now(),
+    };
+    if (this.#registration !== null)
+      await this.#options.discovery
+        .markAttached(this.#registration, this.#pipeline.runId, attached)
+        .catch((err: unknown) => this.#services.logger.warn({ err }, 'marking a replica attached in etcd failed'));
     void channel.closed.then(() => this.#detach(entry, 'its connection closed'));
   }
 
@@ -164,14 +212,20 @@ export class ClusterHead {
       const { record } = change;
       const entry = this.#remote.get(key(record.stage_id, record.replica_id));
       if (entry === undefined) return;
-      if (record.incarnation !== entry.incarnation) this.#detach(entry, `fenced: its agent registered incarnation ${record.incarnation}`);
+      if (record.incarnation !== entry.incarnation)
+        this.#detach(entry, `fenced: its agent registered incarnation ${record.incarnation}`);
       else if (record.state === 'leaving') this.#detach(entry, 'its agent is shutting down (lease revoked)');
       return;
     }
     const entry = this.#remote.get(key(change.stage_id, change.replica_id));
     if (entry === undefined) return;
     if (change.previous !== null && change.previous.incarnation !== entry.incarnation) return;
-    this.#detach(entry, change.previous?.state === 'leaving' ? 'its agent left (lease revoked)' : 'its lease expired (host unreachable or agent dead)');
+    this.#detach(
+      entry,
+      change.previous?.state === 'leaving'
+        ? 'its agent left (lease revoked)'
+        : 'its lease expired (host unreachable or agent dead)',
+    );
   }
 
   #onHost(hostId: string, present: boolean): void {
@@ -192,9 +246,17 @@ export class ClusterHead {
     this.#pipeline.untrack(started);
     const id = key(started.plan.stage_id, started.plan.replica_id);
     if (this.#remote.get(id) === entry) this.#remote.delete(id);
-    this.#services.events.emit({ type: 'replica:detached', stage_id: started.plan.stage_id, replica_id: started.plan.replica_id, host_id: entry.process.hostId, reason });
+    this.#services.events.emit({
+      type: 'replica:detached',
+      stage_id: started.plan.stage_id,
+      replica_id: started.plan.replica_id,
+      host_id: entry.process.hostId,
+      reason,
+    });
     this.#changed.emit('change');
-    void this.#options.discovery.clearAttached(this.#pipeline.runId, started.plan.stage_id, started.plan.replica_id, entry.incarnation).catch(() => undefined);
+    void this.#options.discovery
+      .clearAttached(this.#pipeline.runId, started.plan.stage_id, started.plan.replica_id, entry.incarnation)
+      .catch(() => undefined);
   }
 
   /**
@@ -205,7 +267,9 @@ export class ClusterHead {
     const missing = (): string[] =>
       this.#pipeline.plan.stages
         .filter((s) => this.#pipeline.liveReplicas(s.stage_id).length < minReady(s.stage_id))
-        .map((s) => `stage ${s.stage_id} (${this.#pipeline.liveReplicas(s.stage_id).length} of ${minReady(s.stage_id)})`);
+        .map(
+          (s) => `stage ${s.stage_id} (${this.#pipeline.liveReplicas(s.stage_id).length} of ${minReady(s.stage_id)})`,
+        );
     if (missing().length === 0) return;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: OmniError): void => {
@@ -218,13 +282,22 @@ export class ClusterHead {
       const check = (): void => {
         if (missing().length === 0) done();
       };
-      const onAbort = (): void => done(new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', { hint: 'the head was stopped before every stage had a replica' }));
+      const onAbort = (): void =>
+        done(
+          new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', {
+            hint: 'the head was stopped before every stage had a replica',
+          }),
+        );
       const timer = setTimeout(() => {
         const hosts = this.hostsSeen.length > 0 ? this.hostsSeen.join(', ') : 'none';
         done(
-          new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not have its stages' min_ready live replicas within ${timeoutMs / 1000}s (init_timeout); still waiting: ${missing().join(', ')}; hosts seen: ${hosts}`, {
-            hint: 'start `omnistage agent FILE --etcd URL --stages N [--replicas N]` on hosts for each waiting stage, lower runtime.min_ready (or --min-ready), or raise --init-timeout',
-          }),
+          new OmniError(
+            'OMNI_INIT_TIMEOUT',
+            `the pipeline did not have its stages' min_ready live replicas within ${timeoutMs / 1000}s (init_timeout); still waiting: ${missing().join(', ')}; hosts seen: ${hosts}`,
+            {
+              hint: 'start `omnistage agent FILE --etcd URL --stages N [--replicas N]` on hosts for each waiting stage, lower runtime.min_ready (or --min-ready), or raise --init-timeout',
+            },
+          ),
         );
       }, timeoutMs);
       this.#changed.on('change', check);

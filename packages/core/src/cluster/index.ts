@@ -6,7 +6,15 @@ export { Agent, type AgentOptions } from './agent.js';
 export { ClusterHead, type HeadOptions } from './head.js';
 export { deriveReplicaToken, insecureSecret, readClusterSecret, type TokenScope } from './cluster-token.js';
 export { fingerprintDifferences, fingerprintHash, pipelineFingerprint } from './config-fingerprint.js';
-export { clusterKeys, type AttachedRecord, type Discovery, type HeadRecord, type Registration, type ReplicaChange, type ReplicaRecord } from './discovery.js';
+export {
+  clusterKeys,
+  type AttachedRecord,
+  type Discovery,
+  type HeadRecord,
+  type Registration,
+  type ReplicaChange,
+  type ReplicaRecord,
+} from './discovery.js';
 export { carryAcrossHostsInline } from './cross-host.js';
 export { EtcdDiscovery } from './etcd-discovery.js';
 export { LocalProcessLauncher, type LaunchRequest, type Launcher } from './launcher.js';

@@ -35,10 +35,14 @@ export async function loadBaseConfigChain(root: DeployLayer, readFile: ReadFile)
     const text = await readConfigText(target, readFile, loc);
     const doc = parseSourced(text, target);
     if (doc.root.kind !== 'map' || doc.root.entries.has('stage_args') || !isDeployShaped(doc.root)) {
-      throw new OmniError('OMNI_CONFIG_INVALID', `base_config ${path} is not a deploy file (a map with \`stages:\` or \`base_config:\`).`, {
-        location: loc,
-        hint: 'base_config must name a deploy-schema file; legacy stage_args files cannot be inherited.',
-      });
+      throw new OmniError(
+        'OMNI_CONFIG_INVALID',
+        `base_config ${path} is not a deploy file (a map with \`stages:\` or \`base_config:\`).`,
+        {
+          location: loc,
+          hint: 'base_config must name a deploy-schema file; legacy stage_args files cannot be inherited.',
+        },
+      );
     }
     const layer = prepareDeployLayer(doc, doc.root);
     chain.push(layer);

@@ -6,15 +6,33 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
 import { LocationIndex } from './location-index.js';
 import { validateSourced, type IssueReporting } from './issues.js';
-import { connectorSpecSchema, edgeSchema, legacyStageSchema, livenessFields, pluginRefSchema, LEGACY_EXTRA_KEYS } from './schema.js';
+import {
+  connectorSpecSchema,
+  edgeSchema,
+  legacyStageSchema,
+  livenessFields,
+  pluginRefSchema,
+  LEGACY_EXTRA_KEYS,
+} from './schema.js';
 import { OmniError } from '../errors.js';
 import { DEFAULT_HEARTBEAT_MS } from '../orchestrate/liveness-defaults.js';
 import { DEFAULT_RESTART_POLICY, createStageConfig } from './stage-defaults.js';
 import { locate, nodeAt, recordLocations, type SourcedMap } from './sourced.js';
 import type { StageDraft } from './draft.js';
-import type { ConnectorRef, ConnectorSpec, EdgeConfig, LivenessConfig, PluginRef, RestartPolicy, StageConfig } from './types.js';
+import type {
+  ConnectorRef,
+  ConnectorSpec,
+  EdgeConfig,
+  LivenessConfig,
+  PluginRef,
+  RestartPolicy,
+  StageConfig,
+} from './types.js';
 
-const STAGE_REPORTING: IssueReporting = { invalidCode: 'OMNI_CONFIG_INVALID', unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY' };
+const STAGE_REPORTING: IssueReporting = {
+  invalidCode: 'OMNI_CONFIG_INVALID',
+  unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY',
+};
 
 /** A typed stage from its draft; `stageIdx` is its position in the pipeline; `minReady` the pipeline's default. */
 export function buildStage(draft: StageDraft, stageIdx: number, minReady = 1): StageConfig {
@@ -77,10 +95,14 @@ function restartPolicy(input: RestartInput | RestartPolicy['policy'] | undefined
 }
 
 function connectorRefs(
-  refs: Readonly<Record<string, string | { name: string; extra?: Record<string, unknown> | null | undefined }>> | null | undefined,
+  refs:
+    | Readonly<Record<string, string | { name: string; extra?: Record<string, unknown> | null | undefined }>>
+    | null
+    | undefined,
 ): Record<string, ConnectorRef> {
   const out: Record<string, ConnectorRef> = {};
-  for (const [k, v] of Object.entries(refs ?? {})) out[k] = typeof v === 'string' ? v : { name: v.name, extra: { ...(v.extra ?? {}) } };
+  for (const [k, v] of Object.entries(refs ?? {}))
+    out[k] = typeof v === 'string' ? v : { name: v.name, extra: { ...(v.extra ?? {}) } };
   return out;
 }
 
@@ -116,7 +138,8 @@ export function buildTopLevel(top: SourcedMap, file: string): TopLevel {
   const locations = new LocationIndex({ file, line: 1, col: 1 });
   recordLocations(top, '', locations);
   const connectors: Record<string, ConnectorSpec> = {};
-  for (const [name, spec] of Object.entries(data.connectors ?? {})) connectors[name] = { name: spec.name, extra: { ...(spec.extra ?? {}) } };
+  for (const [name, spec] of Object.entries(data.connectors ?? {}))
+    connectors[name] = { name: spec.name, extra: { ...(spec.extra ?? {}) } };
   const edges = (data.edges ?? []).map((e) => ({ ...e }));
   const plugins = (data.plugins ?? []).map((p, i): PluginRef => {
     // Relative module paths are resolved against the file that declared them (which may be a
@@ -142,16 +165,21 @@ export function buildTopLevel(top: SourcedMap, file: string): TopLevel {
 /** The liveness keys the file sets; a heartbeat timeout that does not exceed the interval is an error. */
 function livenessOf(runtime: LivenessConfig, top: SourcedMap): { liveness?: LivenessConfig } {
   const liveness: LivenessConfig = {};
-  for (const key of Object.keys(livenessFields) as (keyof LivenessConfig)[]) if (runtime[key] !== undefined) liveness[key] = runtime[key];
+  for (const key of Object.keys(livenessFields) as (keyof LivenessConfig)[])
+    if (runtime[key] !== undefined) liveness[key] = runtime[key];
   if (Object.keys(liveness).length === 0) return {};
   const interval = liveness.heartbeat_interval_s ?? DEFAULT_HEARTBEAT_MS / 1000;
   const timeout = liveness.heartbeat_timeout_s;
   if (timeout !== undefined && timeout <= interval) {
     const given = liveness.heartbeat_interval_s === undefined ? `${interval} s, the default` : `${interval} s`;
-    throw new OmniError('OMNI_CONFIG_INVALID', `runtime.heartbeat_timeout_s (${timeout} s) must exceed runtime.heartbeat_interval_s (${given}): a replica would be declared unresponsive between two heartbeats.`, {
-      location: locate(top, ['runtime', 'heartbeat_timeout_s']),
-      hint: `Set heartbeat_timeout_s to several intervals (e.g. ${Math.round(interval * 5 * 100) / 100}), or shorten heartbeat_interval_s.`,
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `runtime.heartbeat_timeout_s (${timeout} s) must exceed runtime.heartbeat_interval_s (${given}): a replica would be declared unresponsive between two heartbeats.`,
+      {
+        location: locate(top, ['runtime', 'heartbeat_timeout_s']),
+        hint: `Set heartbeat_timeout_s to several intervals (e.g. ${Math.round(interval * 5 * 100) / 100}), or shorten heartbeat_interval_s.`,
+      },
+    );
   }
   return { liveness };
 }

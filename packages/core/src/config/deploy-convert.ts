@@ -36,7 +36,11 @@ export interface StageTopology {
 }
 
 /** The topology of a registered pipeline stage, with the processors `async_chunk` selects. */
-export function registryTopology(def: PipelineStageDefinition, asyncChunk: boolean, loc: SourceLocation): StageTopology {
+export function registryTopology(
+  def: PipelineStageDefinition,
+  asyncChunk: boolean,
+  loc: SourceLocation,
+): StageTopology {
   const entries = new Map<string, SourcedEntry>();
   const set = (key: string, value: unknown): void => {
     if (value !== undefined && value !== null) entries.set(key, { key, keyLoc: loc, node: fromJS(value, loc) });
@@ -75,7 +79,14 @@ export function fileTopology(stage: DeployStage): { stage: DeployStage; topology
     if (e) entries.set(key, e);
     flat.delete(key);
   }
-  const topology = { entries, engineDefaults: {}, pinned: {}, samplingConstraints: undefined, requiresMultimodal: undefined, extras: {} };
+  const topology = {
+    entries,
+    engineDefaults: {},
+    pinned: {},
+    samplingConstraints: undefined,
+    requiresMultimodal: undefined,
+    extras: {},
+  };
   return { stage: { ...stage, flat }, topology };
 }
 
@@ -107,7 +118,10 @@ export function toLegacyStage(stage: DeployStage, topo: StageTopology, ctx: Conv
   const runtime = syntheticMap(loc);
   for (const [k, e] of stage.runtime) runtime.entries.set(k, e);
   if (topo.requiresMultimodal !== undefined && !runtime.entries.has('requires_multimodal_data')) {
-    runtime.entries.set('requires_multimodal_data', { ...synth(topo.requiresMultimodal), key: 'requires_multimodal_data' });
+    runtime.entries.set('requires_multimodal_data', {
+      ...synth(topo.requiresMultimodal),
+      key: 'requires_multimodal_data',
+    });
   }
   put('runtime', { key: 'runtime', keyLoc: loc, node: runtime });
   put('engine_args', { key: 'engine_args', keyLoc: loc, node: engineArgs(stage, topo, ctx, synth) });
@@ -116,7 +130,10 @@ export function toLegacyStage(stage: DeployStage, topo: StageTopology, ctx: Conv
   const sampling = stage.stage.get('default_sampling_params');
   if (topo.samplingConstraints && Object.keys(topo.samplingConstraints).length > 0) {
     const constraints = fromJS(topo.samplingConstraints, loc);
-    put('default_sampling_params', sampling ? { ...sampling, node: deepMerge(sampling.node, constraints) } : synth(topo.samplingConstraints));
+    put(
+      'default_sampling_params',
+      sampling ? { ...sampling, node: deepMerge(sampling.node, constraints) } : synth(topo.samplingConstraints),
+    );
   } else if (sampling) put('default_sampling_params', sampling);
   for (const key of ['input_connectors', 'output_connectors', 'default_pooling_params']) {
     const e = stage.stage.get(key);
@@ -129,7 +146,12 @@ export function toLegacyStage(stage: DeployStage, topo: StageTopology, ctx: Conv
  * Precedence, lowest first: pipeline defaults ← top-level pipeline args ← pipeline-wide fields ←
  * stage fields ← async_chunk ← pipeline-owned keys (model_stage, worker_type).
  */
-function engineArgs(stage: DeployStage, topo: StageTopology, ctx: ConvertContext, synth: (v: unknown) => SourcedEntry): SourcedMap {
+function engineArgs(
+  stage: DeployStage,
+  topo: StageTopology,
+  ctx: ConvertContext,
+  synth: (v: unknown) => SourcedEntry,
+): SourcedMap {
   const args = syntheticMap(stage.loc);
   const set = (key: string, entry: SourcedEntry): void => {
     args.entries.set(key, { ...entry, key });
@@ -144,7 +166,8 @@ function engineArgs(stage: DeployStage, topo: StageTopology, ctx: ConvertContext
     if (NULL_MEANS_UNSET.has(key) && isNull(e)) continue;
     set(key, e);
   }
-  if (stage.maxBatchSize && !args.entries.has('max_num_seqs') && !isNull(stage.maxBatchSize)) set('max_num_seqs', stage.maxBatchSize);
+  if (stage.maxBatchSize && !args.entries.has('max_num_seqs') && !isNull(stage.maxBatchSize))
+    set('max_num_seqs', stage.maxBatchSize);
   set('async_chunk', ctx.asyncEntry ?? synth(ctx.asyncChunk));
   for (const [k, v] of Object.entries(topo.pinned)) set(k, synth(v));
   return args;

@@ -41,7 +41,10 @@ const TYPO_TARGETS = [
 const KNOWN_FLAT = new Set([...TYPO_TARGETS, ...TOPOLOGY_KEYS]);
 
 export function prepareDeployLayer(doc: SourcedDocument, root: SourcedMap): DeployLayer {
-  const data = validateSourced(deployFileSchema, root, { invalidCode: 'OMNI_CONFIG_INVALID', unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY' });
+  const data = validateSourced(deployFileSchema, root, {
+    invalidCode: 'OMNI_CONFIG_INVALID',
+    unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY',
+  });
   const warnings = [...doc.warnings, ...deprecationWarnings(root, DEPLOY_DEPRECATED_KEYS)];
 
   const stagesEntry = root.entries.get('stages');
@@ -68,22 +71,32 @@ export function prepareDeployLayer(doc: SourcedDocument, root: SourcedMap): Depl
   }
 
   const baseEntry = root.entries.get('base_config');
-  const baseConfig = data.base_config !== undefined && baseEntry ? { path: data.base_config, loc: entryLocation(baseEntry) } : undefined;
+  const baseConfig =
+    data.base_config !== undefined && baseEntry ? { path: data.base_config, loc: entryLocation(baseEntry) } : undefined;
   return { file: doc.file, root, baseConfig, stages, stagesEntry, platforms, warnings };
 }
 
-function splitStages(list: SourcedNode | undefined, path: (string | number)[], root: SourcedMap, warnings: Diagnostic[]): DeployStage[] {
+function splitStages(
+  list: SourcedNode | undefined,
+  path: (string | number)[],
+  root: SourcedMap,
+  warnings: Diagnostic[],
+): DeployStage[] {
   if (list?.kind !== 'seq') return [];
   const seen = new Map<number, number>();
   return list.items.map((item, i) => {
     const stage = splitDeployStage(item as SourcedMap); // validated: stage entries are maps
     const prev = seen.get(stage.stageId);
     if (prev !== undefined) {
-      throw new OmniError('OMNI_CONFIG_INVALID', `Duplicate stage_id ${stage.stageId} in \`${path.join('.')}\` (entries ${prev} and ${i}).`, {
-        location: locate(root, [...path, i, 'stage_id']),
-        related: [locate(root, [...path, prev, 'stage_id'])],
-        hint: 'List each stage_id once per stages list; merge the two entries.',
-      });
+      throw new OmniError(
+        'OMNI_CONFIG_INVALID',
+        `Duplicate stage_id ${stage.stageId} in \`${path.join('.')}\` (entries ${prev} and ${i}).`,
+        {
+          location: locate(root, [...path, i, 'stage_id']),
+          related: [locate(root, [...path, prev, 'stage_id'])],
+          hint: 'List each stage_id once per stages list; merge the two entries.',
+        },
+      );
     }
     seen.set(stage.stageId, i);
     for (const [key, entry] of stage.flat) warnings.push(...flatKeyWarnings(key, entry));

@@ -7,9 +7,24 @@ import { DEPLOY_STAGE_KEYS } from './schema.js';
 import { deepMerge, syntheticMap, type SourcedEntry, type SourcedMap } from './sourced.js';
 
 /** Keys of the nested `runtime:` block that land in `StageConfig.runtime`. */
-const RUNTIME_KEYS = new Set(['devices', 'num_replicas', 'min_ready', 'env', 'restart', 'max_inflight_per_replica', 'process', 'requires_multimodal_data']);
+const RUNTIME_KEYS = new Set([
+  'devices',
+  'num_replicas',
+  'min_ready',
+  'env',
+  'restart',
+  'max_inflight_per_replica',
+  'process',
+  'requires_multimodal_data',
+]);
 /** Stage-level keys kept on the stage (not engine args, not runtime). */
-const STAGE_KEYS = new Set(['engine', 'input_connectors', 'output_connectors', 'default_sampling_params', 'default_pooling_params']);
+const STAGE_KEYS = new Set([
+  'engine',
+  'input_connectors',
+  'output_connectors',
+  'default_sampling_params',
+  'default_pooling_params',
+]);
 const STRUCTURAL = new Set<string>(DEPLOY_STAGE_KEYS);
 
 export interface DeployStage {
@@ -122,7 +137,11 @@ export function deployEngineArgs(stage: DeployStage): SourcedMap {
   return merged.kind === 'map' ? { ...merged, loc: stage.loc, synthetic: true } : flat;
 }
 
-function mergeEntries(base: Map<string, SourcedEntry>, overlay: Map<string, SourcedEntry>, deep: Set<string>): Map<string, SourcedEntry> {
+function mergeEntries(
+  base: Map<string, SourcedEntry>,
+  overlay: Map<string, SourcedEntry>,
+  deep: Set<string>,
+): Map<string, SourcedEntry> {
   const out = new Map(base);
   for (const [k, e] of overlay) {
     const prev = out.get(k);

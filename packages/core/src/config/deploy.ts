@@ -7,7 +7,14 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { OmniError, type SourceLocation } from '../errors.js';
 import { loadBaseConfigChain, mergeBaseConfigLayers, type MergedDeploy } from './base-config.js';
 import { prepareDeployLayer } from './deploy-layer.js';
-import { fileTopology, registryTopology, spellsTopology, toLegacyStage, TOPOLOGY_KEYS, type ConvertContext } from './deploy-convert.js';
+import {
+  fileTopology,
+  registryTopology,
+  spellsTopology,
+  toLegacyStage,
+  TOPOLOGY_KEYS,
+  type ConvertContext,
+} from './deploy-convert.js';
 import { emptyDeployStage, type DeployStage } from './deploy-stage.js';
 import { suggestions } from './did-you-mean.js';
 import { applyPlatformOverlay } from './platform-overlay.js';
@@ -28,7 +35,11 @@ export interface DeployDraftOptions {
   model?: string | undefined;
 }
 
-export async function deployDraft(doc: SourcedDocument, root: SourcedMap, options: DeployDraftOptions): Promise<PipelineDraft> {
+export async function deployDraft(
+  doc: SourcedDocument,
+  root: SourcedMap,
+  options: DeployDraftOptions,
+): Promise<PipelineDraft> {
   const layers = await loadBaseConfigChain(prepareDeployLayer(doc, root), options.readFile);
   const merged = mergeBaseConfigLayers(layers);
   const warnings: Diagnostic[] = [...merged.warnings];
@@ -43,7 +54,12 @@ export async function deployDraft(doc: SourcedDocument, root: SourcedMap, option
     registry,
     flag: options.pipeline,
     key: key !== undefined && keyEntry ? { name: key, loc: entryLocation(keyEntry) } : undefined,
-    model: options.model !== undefined ? { value: options.model } : fileModel !== undefined ? { value: fileModel } : undefined,
+    model:
+      options.model !== undefined
+        ? { value: options.model }
+        : fileModel !== undefined
+          ? { value: fileModel }
+          : undefined,
   });
 
   let stages = merged.stages;
@@ -51,7 +67,8 @@ export async function deployDraft(doc: SourcedDocument, root: SourcedMap, option
     checkStagesInPipeline(stages, choice);
     warnings.push(...stages.flatMap((s) => topologyKeyWarnings(s, choice)));
     for (const t of choice.definition.stages) {
-      if (!stages.some((s) => s.stageId === t.stage_id)) stages = [...stages, emptyDeployStage(t.stage_id, merged.stagesLoc)];
+      if (!stages.some((s) => s.stageId === t.stage_id))
+        stages = [...stages, emptyDeployStage(t.stage_id, merged.stagesLoc)];
     }
   } else if (!stages.some(spellsTopology)) {
     throw unresolved(doc.file, merged, registry.names(), options.model ?? fileModel);
@@ -61,7 +78,8 @@ export async function deployDraft(doc: SourcedDocument, root: SourcedMap, option
   stages = placed.stages;
 
   const asyncEntry = top.entries.get('async_chunk');
-  const declaredAsync = asyncEntry?.node.kind === 'scalar' && typeof asyncEntry.node.value === 'boolean' ? asyncEntry.node.value : true;
+  const declaredAsync =
+    asyncEntry?.node.kind === 'scalar' && typeof asyncEntry.node.value === 'boolean' ? asyncEntry.node.value : true;
   // Upstream forces async_chunk off for single-stage pipelines (nothing to stream to).
   const asyncChunk = choice && choice.definition.stages.length <= 1 ? false : declaredAsync;
   if (choice && asyncChunk) checkAsyncChunk(choice, asyncEntry, merged.stagesLoc);
@@ -148,19 +166,29 @@ function checkStagesInPipeline(stages: readonly DeployStage[], choice: PipelineC
   const ids = choice.definition.stages.map((s) => s.stage_id);
   for (const s of stages) {
     if (ids.includes(s.stageId)) continue;
-    throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${s.stageId} is not a stage of pipeline \`${choice.definition.name}\` (selected by ${choice.selectedBy}).`, {
-      location: entryLocation(s.stageIdEntry),
-      hint: `Pipeline ${choice.definition.name} has stages ${ids.join(', ')}; fix the stage_id or remove the entry.`,
-      context: { stage_id: s.stageId, pipeline: choice.definition.name },
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `Stage ${s.stageId} is not a stage of pipeline \`${choice.definition.name}\` (selected by ${choice.selectedBy}).`,
+      {
+        location: entryLocation(s.stageIdEntry),
+        hint: `Pipeline ${choice.definition.name} has stages ${ids.join(', ')}; fix the stage_id or remove the entry.`,
+        context: { stage_id: s.stageId, pipeline: choice.definition.name },
+      },
+    );
   }
 }
 
-function unresolved(file: string, merged: MergedDeploy, names: readonly string[], model: string | undefined): OmniError {
+function unresolved(
+  file: string,
+  merged: MergedDeploy,
+  names: readonly string[],
+  model: string | undefined,
+): OmniError {
   const stem = basename(file, extname(file));
   const near = [...(names.includes(stem) ? [stem] : []), ...suggestions(stem, names, 3)].slice(0, 3);
   const guess = near.length > 0 ? `Nearest pipelines: ${near.join(', ')}. ` : '';
-  const why = model !== undefined ? `model \`${model}\` matches no registered pipeline` : 'no model is given to select one';
+  const why =
+    model !== undefined ? `model \`${model}\` matches no registered pipeline` : 'no model is given to select one';
   const loc: SourceLocation = merged.stagesLoc;
   return new OmniError(
     'OMNI_CONFIG_PIPELINE_UNRESOLVED',

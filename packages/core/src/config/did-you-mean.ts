@@ -47,7 +47,10 @@ export function suggestions(input: string, candidates: Iterable<string>, max = 3
     const distance = editDistance(needle, c);
     // A key that only lacks or adds a prefix/suffix segment (`replicas` for `num_replicas`) is a
     // likely mix-up too, even when the plain distance is large.
-    const affix = needle.length >= 4 && c.length >= 4 && (c.startsWith(needle) || c.endsWith(needle) || needle.startsWith(c) || needle.endsWith(c));
+    const affix =
+      needle.length >= 4 &&
+      c.length >= 4 &&
+      (c.startsWith(needle) || c.endsWith(needle) || needle.startsWith(c) || needle.endsWith(c));
     if (distance <= limit || affix) scored.push({ candidate, distance });
   }
   scored.sort((x, y) => x.distance - y.distance || x.candidate.localeCompare(y.candidate));

@@ -20,7 +20,11 @@ export interface IssueReporting {
 }
 
 /** Validates `root` against `schema` and returns the parsed value, or throws the first issue (in file order). */
-export function validateSourced<S extends z.ZodType>(schema: S, root: SourcedNode, reporting: IssueReporting): z.output<S> {
+export function validateSourced<S extends z.ZodType>(
+  schema: S,
+  root: SourcedNode,
+  reporting: IssueReporting,
+): z.output<S> {
   const result = schema.safeParse(toJS(root));
   if (result.success) return result.data;
   throw issuesToError(result.error.issues, schema, root, reporting);
@@ -63,7 +67,9 @@ function flatten(issues: readonly z.core.$ZodIssue[], base: readonly (string | n
   for (const issue of issues) {
     const path = [...base, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
     if (issue.code === 'invalid_union') {
-      let matching = issue.errors.filter((branch) => !branch.every((e) => e.code === 'invalid_type' && e.path.length === 0));
+      let matching = issue.errors.filter(
+        (branch) => !branch.every((e) => e.code === 'invalid_type' && e.path.length === 0),
+      );
       // A map against `enum | map`: the enum branch fails at the root, the map branch inside; the latter is meant.
       if (matching.length > 1) matching = matching.filter((branch) => branch.some((e) => e.path.length > 0));
       const [only] = matching;
@@ -102,7 +108,9 @@ function describe(flat: FlatIssue, schema: z.ZodType, root: SourcedNode, reporti
   const node = nodeAt(root, path);
   const location = locate(root, path);
   // Issues do not say "integer" for a non-number input, so the schema itself is described.
-  const applicable = schemasAt(schema, path).filter((s) => issue.code !== 'invalid_type' || matchesExpected(s, issue.expected));
+  const applicable = schemasAt(schema, path).filter(
+    (s) => issue.code !== 'invalid_type' || matchesExpected(s, issue.expected),
+  );
   const expected = describeSchemas(applicable) ?? expectedText(issue);
   if (node === undefined && issue.code === 'invalid_type') {
     const key = path[path.length - 1];
@@ -132,7 +140,10 @@ function describe(flat: FlatIssue, schema: z.ZodType, root: SourcedNode, reporti
       break;
     case 'invalid_value': {
       const values = issue.values.map((v) => JSON.stringify(v));
-      const guess = typeof toJS(node ?? root) === 'string' ? didYouMean(String(toJS(node ?? root)), issue.values.map(String)) : undefined;
+      const guess =
+        typeof toJS(node ?? root) === 'string'
+          ? didYouMean(String(toJS(node ?? root)), issue.values.map(String))
+          : undefined;
       problem = `must be one of ${values.join(', ')}, but it is ${got}${guess ? ` (${guess})` : ''}`;
       break;
     }
@@ -180,7 +191,8 @@ const FIELD_HINTS: Record<string, string> = {
   engine_input_source: 'List the ids of the upstream stages as integers, e.g. `engine_input_source: [0]`.',
   env: 'Use a map of variable names to scalar values, e.g. `env: { HCCL_IF_BASE_PORT: 23000 }`.',
   policy: 'Use `policy: never` or `policy: on-failure`.',
-  restart: 'Write `restart: on-failure` (or `never`), or the map form `restart: { policy: on-failure, max_restarts: 3, backoff_ms: 500 }`.',
+  restart:
+    'Write `restart: on-failure` (or `never`), or the map form `restart: { policy: on-failure, max_restarts: 3, backoff_ms: 500 }`.',
   stage_args: 'List the stages under `stage_args:`, each with at least `stage_id:`.',
   stages: 'List the stages under `stages:`, each with at least `stage_id:`.',
   gpu_memory_utilization: 'Use a fraction of device memory in (0, 1], e.g. `gpu_memory_utilization: 0.9`.',
@@ -306,7 +318,8 @@ function describeSchema(s: z.ZodType): string | undefined {
 function unwrap(schema: z.ZodType): z.ZodType {
   let s: z.ZodType = schema;
   for (let i = 0; i < 16; i++) {
-    if (s instanceof z.ZodOptional || s instanceof z.ZodNullable || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
+    if (s instanceof z.ZodOptional || s instanceof z.ZodNullable || s instanceof z.ZodDefault)
+      s = s.unwrap() as z.ZodType;
     else if (s instanceof z.ZodPipe) s = s.in as z.ZodType;
     else break;
   }

@@ -4,7 +4,13 @@
  * Hat YAML language server validates with draft-07.
  */
 import * as z from 'zod';
-import { createDeployFileSchema, createDeployStageSchema, createLegacyFileSchema, createLegacyStageSchema, legacyStageSchema } from './schema.js';
+import {
+  createDeployFileSchema,
+  createDeployStageSchema,
+  createLegacyFileSchema,
+  createLegacyStageSchema,
+  legacyStageSchema,
+} from './schema.js';
 
 /**
  * `engine_args` schemas by the stage type whose plugin contributes them: a zod schema, or a plain
@@ -33,19 +39,31 @@ export function pipelineJsonSchema(engineArgs: EngineArgsSchemas = {}): Record<s
   const [firstType, ...otherTypes] = contributed.map(([type, schema]) =>
     createLegacyStageSchema(asZod(schema, `engine_args (${type} stages)`))
       .extend({ stage_type: type === 'llm' ? z.literal('llm').optional() : z.literal(type) })
-      .meta({ title: `${type} stage`, description: `A stage of type ${type}; engine_args as the ${type} plugin defines them.` }),
+      .meta({
+        title: `${type} stage`,
+        description: `A stage of type ${type}; engine_args as the ${type} plugin defines them.`,
+      }),
   );
   const legacyStage = firstType
-    ? z.union([firstType, ...otherTypes, legacyStageSchema.meta({ title: 'stage', description: 'A stage of any type.' })])
+    ? z.union([
+        firstType,
+        ...otherTypes,
+        legacyStageSchema.meta({ title: 'stage', description: 'A stage of any type.' }),
+      ])
     : legacyStageSchema;
 
   const deployArgs = contributed.map(([type, schema]) => asZod(schema, `engine_args (${type} stages)`));
   const deployStage =
-    deployArgs.length > 0 ? createDeployStageSchema(z.union([...deployArgs, z.record(z.string(), z.unknown())])) : createDeployStageSchema();
+    deployArgs.length > 0
+      ? createDeployStageSchema(z.union([...deployArgs, z.record(z.string(), z.unknown())]))
+      : createDeployStageSchema();
 
   const file = z
     .union([createLegacyFileSchema(legacyStage), createDeployFileSchema(deployStage)])
-    .meta({ title: 'omnistage pipeline', description: 'A vLLM-Omni stage configuration: legacy stage_args or deploy stages.' });
+    .meta({
+      title: 'omnistage pipeline',
+      description: 'A vLLM-Omni stage configuration: legacy stage_args or deploy stages.',
+    });
   return z.toJSONSchema(file, {
     io: 'input',
     target: 'draft-07',

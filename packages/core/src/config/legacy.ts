@@ -6,7 +6,15 @@ import { OmniError } from '../errors.js';
 import { deprecationWarnings, LEGACY_DEPRECATED_KEYS } from './deprecations.js';
 import { validateSourced } from './issues.js';
 import { legacyFileSchema } from './schema.js';
-import { entryLocation, locate, syntheticMap, withEntries, withoutKeys, type SourcedEntry, type SourcedMap } from './sourced.js';
+import {
+  entryLocation,
+  locate,
+  syntheticMap,
+  withEntries,
+  withoutKeys,
+  type SourcedEntry,
+  type SourcedMap,
+} from './sourced.js';
 import type { PipelineDraft, StageDraft } from './draft.js';
 import type { SourcedDocument } from './load.js';
 
@@ -23,7 +31,10 @@ const TOP_KEYS: Readonly<Record<string, readonly (string | number)[]>> = {
 };
 
 export function legacyDraft(doc: SourcedDocument, root: SourcedMap): PipelineDraft {
-  const data = validateSourced(legacyFileSchema, root, { invalidCode: 'OMNI_CONFIG_INVALID', unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY' });
+  const data = validateSourced(legacyFileSchema, root, {
+    invalidCode: 'OMNI_CONFIG_INVALID',
+    unknownKeyCode: 'OMNI_CONFIG_UNKNOWN_KEY',
+  });
   const warnings = [...doc.warnings, ...deprecationWarnings(root, LEGACY_DEPRECATED_KEYS)];
 
   const stageList = root.entries.get('stage_args')?.node;
@@ -32,11 +43,15 @@ export function legacyDraft(doc: SourcedDocument, root: SourcedMap): PipelineDra
   data.stage_args.forEach((stage, i) => {
     const prev = seen.get(stage.stage_id);
     if (prev !== undefined) {
-      throw new OmniError('OMNI_CONFIG_INVALID', `Duplicate stage_id ${stage.stage_id}: stage_args[${i}] reuses the id of stage_args[${prev}].`, {
-        location: locate(root, ['stage_args', i, 'stage_id']),
-        related: [locate(root, ['stage_args', prev, 'stage_id'])],
-        hint: 'Give every stage a unique stage_id.',
-      });
+      throw new OmniError(
+        'OMNI_CONFIG_INVALID',
+        `Duplicate stage_id ${stage.stage_id}: stage_args[${i}] reuses the id of stage_args[${prev}].`,
+        {
+          location: locate(root, ['stage_args', i, 'stage_id']),
+          related: [locate(root, ['stage_args', prev, 'stage_id'])],
+          hint: 'Give every stage a unique stage_id.',
+        },
+      );
     }
     seen.set(stage.stage_id, i);
   });
@@ -68,18 +83,32 @@ export function legacyDraft(doc: SourcedDocument, root: SourcedMap): PipelineDra
     }
     if (entry) top.entries.set(name, { ...entry, key: name });
   }
-  return { file: doc.file, schema: 'legacy', topology: 'file', pipeline: null, pipelineSelectedBy: null, asyncChunk, top, stages, warnings };
+  return {
+    file: doc.file,
+    schema: 'legacy',
+    topology: 'file',
+    pipeline: null,
+    pipelineSelectedBy: null,
+    asyncChunk,
+    top,
+    stages,
+    warnings,
+  };
 }
 
 function withAsyncChunk(stage: SourcedMap, value: boolean, source: SourcedEntry | undefined): SourcedMap {
   const existing = stage.entries.get('engine_args');
-  const args = existing?.node.kind === 'map' ? existing.node : syntheticMap(existing ? entryLocation(existing) : stage.loc);
+  const args =
+    existing?.node.kind === 'map' ? existing.node : syntheticMap(existing ? entryLocation(existing) : stage.loc);
   const loc = source ? entryLocation(source) : args.loc;
   const flag: SourcedEntry = {
     key: 'async_chunk',
     keyLoc: source?.keyLoc ?? loc,
     node: { kind: 'scalar', value, loc, ...(source ? {} : { synthetic: true }) },
   };
-  const argsEntry: SourcedEntry = { ...(existing ?? { key: 'engine_args', keyLoc: stage.loc }), node: withEntries(args, flag) };
+  const argsEntry: SourcedEntry = {
+    ...(existing ?? { key: 'engine_args', keyLoc: stage.loc }),
+    node: withEntries(args, flag),
+  };
   return withEntries(stage, argsEntry);
 }

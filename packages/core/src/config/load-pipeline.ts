@@ -53,9 +53,13 @@ export const INLINE_FILE = '<inline>';
  * Throws {@link OmniError} with a `file:line:col` location for every configuration problem;
  * non-fatal findings (deprecated keys, fallbacks) are in `warnings`.
  */
-export async function loadPipelineConfig(source: PipelineSource, options: LoadPipelineOptions = {}): Promise<PipelineConfig> {
+export async function loadPipelineConfig(
+  source: PipelineSource,
+  options: LoadPipelineOptions = {},
+): Promise<PipelineConfig> {
   const readFile = options.readFile ?? defaultReadFile;
-  const file = typeof source === 'string' ? resolve(source) : source.path !== undefined ? resolve(source.path) : INLINE_FILE;
+  const file =
+    typeof source === 'string' ? resolve(source) : source.path !== undefined ? resolve(source.path) : INLINE_FILE;
   const text = typeof source === 'string' ? await readConfigText(file, readFile) : source.text;
   const doc = parseSourced(text, file);
   const root = doc.root;
@@ -71,10 +75,14 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
   // consist of `base_config` alone (bagel_think.yaml).
   const isDeploy = !root.entries.has('stage_args') && (root.entries.has('stages') || root.entries.has('base_config'));
   if (!isDeploy && !root.entries.has('stage_args')) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `${file} declares no stages: it has neither \`stage_args\` nor \`stages\`.`, {
-      location: root.loc,
-      hint: 'List the stages under `stage_args:` (legacy schema) or `stages:` (deploy schema).',
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `${file} declares no stages: it has neither \`stage_args\` nor \`stages\`.`,
+      {
+        location: root.loc,
+        hint: 'List the stages under `stage_args:` (legacy schema) or `stages:` (deploy schema).',
+      },
+    );
   }
   const draft: PipelineDraft = isDeploy
     ? await deployDraft(doc, root, {
@@ -93,8 +101,14 @@ export async function loadPipelineConfig(source: PipelineSource, options: LoadPi
   }
 
   // Upstream order: topology + deploy merge, then the strategy overlay, then --stage-overrides.
-  const strategy = options.strategyConfig === undefined ? undefined : await applyStrategyFile(options.strategyConfig, draft.stages, readFile);
-  const stageDrafts = options.stageOverrides !== undefined ? applyStageOverrides(strategy?.stages ?? draft.stages, options.stageOverrides) : (strategy?.stages ?? draft.stages);
+  const strategy =
+    options.strategyConfig === undefined
+      ? undefined
+      : await applyStrategyFile(options.strategyConfig, draft.stages, readFile);
+  const stageDrafts =
+    options.stageOverrides !== undefined
+      ? applyStageOverrides(strategy?.stages ?? draft.stages, options.stageOverrides)
+      : (strategy?.stages ?? draft.stages);
   const top = buildTopLevel(draft.top, file);
   const all = stageDrafts.map((d, i) => buildStage(d, i, top.min_ready));
   checkStageReferences(all, top);

@@ -4,7 +4,20 @@
  * The output is a {@link SourcedNode} tree with a file:line:col on every key and value.
  */
 import { readFile as fsReadFile } from 'node:fs/promises';
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node, type Pair } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Alias,
+  type Document,
+  type Node,
+  type Pair,
+} from 'yaml';
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { OmniError, type ErrorCode, type SourceLocation } from '../errors.js';
 import { CONFIG_LIMITS } from '../limits.js';
@@ -24,7 +37,6 @@ export interface SourcedDocument {
   warnings: Diagnostic[];
 }
 
-
 const PARSE_HINTS: Record<string, string> = {
   DUPLICATE_KEY: 'Remove or rename one of the two keys; each key may appear once per map.',
   BAD_INDENT: 'Align the entries of a map or list at the same column and close flow collections (`]`, `}`).',
@@ -41,10 +53,14 @@ const PARSE_HINTS: Record<string, string> = {
 export function parseSourced(text: string, file: string, errorCode: ErrorCode = 'OMNI_CONFIG_PARSE'): SourcedDocument {
   const start: SourceLocation = { file, line: 1, col: 1 };
   if (text.length > CONFIG_LIMITS.maxTextBytes || Buffer.byteLength(text) > CONFIG_LIMITS.maxTextBytes) {
-    throw new OmniError(errorCode, `${file} is larger than ${CONFIG_LIMITS.maxTextBytes / 2 ** 20} MiB; a pipeline file is a few KiB.`, {
-      location: start,
-      hint: 'Point omnistage at the pipeline file itself; keep large data (prompts, weights) in files the engines read.',
-    });
+    throw new OmniError(
+      errorCode,
+      `${file} is larger than ${CONFIG_LIMITS.maxTextBytes / 2 ** 20} MiB; a pipeline file is a few KiB.`,
+      {
+        location: start,
+        hint: 'Point omnistage at the pipeline file itself; keep large data (prompts, weights) in files the engines read.',
+      },
+    );
   }
   checkAliasCount(text, file, errorCode);
   const lineCounter = new LineCounter();
@@ -54,7 +70,11 @@ export function parseSourced(text: string, file: string, errorCode: ErrorCode = 
   } catch (cause) {
     // The parser recurses per nesting level: thousands of `[` exhaust the stack.
     if (!(cause instanceof RangeError)) throw cause;
-    throw new OmniError(errorCode, `${file} is nested too deeply to parse.`, { location: start, cause, hint: 'Flatten the nested lists and maps.' });
+    throw new OmniError(errorCode, `${file} is nested too deeply to parse.`, {
+      location: start,
+      cause,
+      hint: 'Flatten the nested lists and maps.',
+    });
   }
   const at = (offset: number): SourceLocation => {
     const { line, col } = lineCounter.linePos(offset);
@@ -73,7 +93,9 @@ export function parseSourced(text: string, file: string, errorCode: ErrorCode = 
   }
   const warnings = doc.warnings.map((w) => diagnostic('OMNI_WARN_YAML', w.message, at(w.pos[0])));
   const converter = new Converter(doc, at, errorCode);
-  const root = doc.contents ? converter.node(doc.contents) : { kind: 'scalar' as const, value: null, loc: at(0), empty: true };
+  const root = doc.contents
+    ? converter.node(doc.contents)
+    : { kind: 'scalar' as const, value: null, loc: at(0), empty: true };
   return { file, root, warnings };
 }
 
@@ -128,10 +150,14 @@ class Converter {
   node(node: unknown, parentLoc?: SourceLocation): SourcedNode {
     const loc = isNode(node) && node.range ? this.loc(node) : (parentLoc ?? this.at(0));
     if (++this.#count > CONFIG_LIMITS.maxNodes) {
-      throw new OmniError(this.errorCode, `The document expands to more than ${CONFIG_LIMITS.maxNodes} values through aliases.`, {
-        location: loc,
-        hint: 'Use fewer nested aliases (`*name`); a pipeline file never needs this many values.',
-      });
+      throw new OmniError(
+        this.errorCode,
+        `The document expands to more than ${CONFIG_LIMITS.maxNodes} values through aliases.`,
+        {
+          location: loc,
+          hint: 'Use fewer nested aliases (`*name`); a pipeline file never needs this many values.',
+        },
+      );
     }
     if (isAlias(node)) return this.alias(node, loc);
     if (isScalar(node)) return this.scalar(node, loc);
@@ -148,9 +174,14 @@ class Converter {
 
   private alias(node: Alias, loc: SourceLocation): SourcedNode {
     const target = this.#anchors.get(node);
-    if (!target) throw this.fail(node, `The alias \`*${node.source}\` has no anchor.`, 'Define `&name` before using `*name`.');
+    if (!target)
+      throw this.fail(node, `The alias \`*${node.source}\` has no anchor.`, 'Define `&name` before using `*name`.');
     if (this.#expanding.has(target)) {
-      throw this.fail(node, `The alias \`*${node.source}\` refers to a value that contains it.`, 'An alias must not point into its own anchor; copy the value instead.');
+      throw this.fail(
+        node,
+        `The alias \`*${node.source}\` refers to a value that contains it.`,
+        'An alias must not point into its own anchor; copy the value instead.',
+      );
     }
     this.#expanding.add(target);
     try {
@@ -178,10 +209,14 @@ class Converter {
             ? Number(raw)
             : String(raw);
     if (typeof value === 'string' && value.length > CONFIG_LIMITS.maxStringChars) {
-      throw new OmniError(this.errorCode, `A string of ${value.length} characters is longer than the ${CONFIG_LIMITS.maxStringChars} a pipeline value may have.`, {
-        location: loc,
-        hint: 'Keep long texts (prompts, templates) in files the engine reads and put their paths here.',
-      });
+      throw new OmniError(
+        this.errorCode,
+        `A string of ${value.length} characters is longer than the ${CONFIG_LIMITS.maxStringChars} a pipeline value may have.`,
+        {
+          location: loc,
+          hint: 'Keep long texts (prompts, templates) in files the engine reads and put their paths here.',
+        },
+      );
     }
     const empty = value === null && (node.range ? node.range[0] === node.range[1] : true);
     return { kind: 'scalar', value, loc, ...(empty ? { empty } : {}) };
@@ -189,10 +224,14 @@ class Converter {
 
   private nested<T>(loc: SourceLocation, convert: () => T): T {
     if (++this.#depth > CONFIG_LIMITS.maxDepth) {
-      throw new OmniError(this.errorCode, `Maps and lists are nested more than ${CONFIG_LIMITS.maxDepth} levels deep here.`, {
-        location: loc,
-        hint: 'Flatten the structure; pipeline settings are a few levels deep.',
-      });
+      throw new OmniError(
+        this.errorCode,
+        `Maps and lists are nested more than ${CONFIG_LIMITS.maxDepth} levels deep here.`,
+        {
+          location: loc,
+          hint: 'Flatten the structure; pipeline settings are a few levels deep.',
+        },
+      );
     }
     try {
       return convert();
@@ -235,7 +274,11 @@ class Converter {
     const one = (v: unknown): SourcedMap => {
       const converted = v === null || v === undefined ? undefined : this.node(v, this.loc(keyNode));
       if (converted?.kind !== 'map') {
-        throw this.fail(keyNode, 'A merge key `<<` must refer to a map or a list of maps.', 'Write `<<: *anchor` where `&anchor` names a map.');
+        throw this.fail(
+          keyNode,
+          'A merge key `<<` must refer to a map or a list of maps.',
+          'Write `<<: *anchor` where `&anchor` names a map.',
+        );
       }
       return converted;
     };
@@ -244,14 +287,27 @@ class Converter {
 
   private key(keyNode: unknown, owner: Node): string {
     const resolved = isAlias(keyNode) ? this.#anchors.get(keyNode) : keyNode;
-    if (isScalar(resolved) && resolved.value !== null && resolved.value !== undefined && typeof resolved.value !== 'object') {
+    if (
+      isScalar(resolved) &&
+      resolved.value !== null &&
+      resolved.value !== undefined &&
+      typeof resolved.value !== 'object'
+    ) {
       const key = String(resolved.value);
       if (key === '__proto__') {
         // JavaScript would take it for the object's prototype (or drop it): never a setting.
-        throw this.fail(resolved, 'A key named `__proto__` is not accepted.', 'Remove it; no omnistage or engine setting has this name.');
+        throw this.fail(
+          resolved,
+          'A key named `__proto__` is not accepted.',
+          'Remove it; no omnistage or engine setting has this name.',
+        );
       }
       if (key.length > CONFIG_LIMITS.maxKeyChars) {
-        throw this.fail(resolved, `A map key of ${key.length} characters is longer than the ${CONFIG_LIMITS.maxKeyChars} allowed.`, 'Use the short key names the documentation lists.');
+        throw this.fail(
+          resolved,
+          `A map key of ${key.length} characters is longer than the ${CONFIG_LIMITS.maxKeyChars} allowed.`,
+          'Use the short key names the documentation lists.',
+        );
       }
       return key;
     }
@@ -280,20 +336,32 @@ function isPairLike(item: unknown): boolean {
  * Reads a configuration file, turning any I/O failure into `OMNI_CONFIG_NOT_FOUND`. `referencedFrom`
  * is the `base_config` value that named the file, so the error points at the line to fix.
  */
-export async function readConfigText(path: string, readFile: ReadFile, referencedFrom?: SourceLocation): Promise<string> {
+export async function readConfigText(
+  path: string,
+  readFile: ReadFile,
+  referencedFrom?: SourceLocation,
+): Promise<string> {
   try {
     return await readFile(path);
   } catch (cause) {
     const code = (cause as { code?: unknown }).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory, not a file' : cause instanceof Error ? cause.message : String(cause);
+    const reason =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'it is a directory, not a file'
+          : cause instanceof Error
+            ? cause.message
+            : String(cause);
     throw new OmniError('OMNI_CONFIG_NOT_FOUND', `Cannot read the pipeline file ${path}: ${reason}.`, {
       cause,
       ...(referencedFrom ? { location: referencedFrom } : {}),
-      hint: code === 'EISDIR'
-        ? `Name the pipeline YAML file inside it, e.g. ${path.replace(/\/$/, '')}/pipeline.yaml.`
-        : referencedFrom
-        ? 'A base_config path is relative to the directory of the file that names it; fix the path or create the file.'
-        : 'Check the path (relative paths are resolved against the current directory).',
+      hint:
+        code === 'EISDIR'
+          ? `Name the pipeline YAML file inside it, e.g. ${path.replace(/\/$/, '')}/pipeline.yaml.`
+          : referencedFrom
+            ? 'A base_config path is relative to the directory of the file that names it; fix the path or create the file.'
+            : 'Check the path (relative paths are resolved against the current directory).',
     });
   }
 }

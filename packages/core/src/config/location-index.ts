@@ -48,7 +48,10 @@ export class LocationIndex {
 
   /** Copies entries under `fromPrefix` of `other` into this index under `toPrefix`. */
   copyFrom(other: LocationIndex, fromPrefix = '', toPrefix = ''): void {
-    for (const [from, to] of [[other.#entries, this.#entries], [other.#keys, this.#keys]] as const) {
+    for (const [from, to] of [
+      [other.#entries, this.#entries],
+      [other.#keys, this.#keys],
+    ] as const) {
       for (const [k, v] of from) {
         if (fromPrefix === '' || k === fromPrefix || k.startsWith(`${fromPrefix}.`)) {
           const rest = fromPrefix === '' ? k : k.slice(fromPrefix.length).replace(/^\./, '');

@@ -30,7 +30,14 @@ export function filterStagesByMode(
     const ignored =
       requested === undefined
         ? []
-        : [diagnostic('OMNI_WARN_MODE_IGNORED', `Mode \`${requested}\` was asked for, but the pipeline file declares no \`modes\`; all stages are kept.`, undefined, 'Remove --mode, or add a `modes:` list to the file.')];
+        : [
+            diagnostic(
+              'OMNI_WARN_MODE_IGNORED',
+              `Mode \`${requested}\` was asked for, but the pipeline file declares no \`modes\`; all stages are kept.`,
+              undefined,
+              'Remove --mode, or add a `modes:` list to the file.',
+            ),
+          ];
     return { stages: [...stages], warnings: ignored };
   }
 

@@ -12,7 +12,8 @@ import { didYouMeanPrefix } from './did-you-mean.js';
 import type { PipelineDefinition, PipelineRegistry } from './pipelines.js';
 
 /** How a pipeline was selected, for `plan` and messages. */
-export type PipelineSelection = '--pipeline' | 'pipeline key' | 'model type' | 'diffusers class' | 'model name' | 'architectures';
+export type PipelineSelection =
+  '--pipeline' | 'pipeline key' | 'model type' | 'diffusers class' | 'model name' | 'architectures';
 
 /** The pipeline the lookup selected and which rule selected it. */
 export interface PipelineChoice {
@@ -34,30 +35,49 @@ export interface PipelineLookupInput {
 /** The selected pipeline, or null when neither a name nor the model selects one. */
 export function choosePipeline(input: PipelineLookupInput): PipelineChoice | null {
   const { registry } = input;
-  const config = input.model && isDirectory(resolve(input.model.value)) ? readJson(join(resolve(input.model.value), 'config.json')) : undefined;
+  const config =
+    input.model && isDirectory(resolve(input.model.value))
+      ? readJson(join(resolve(input.model.value), 'config.json'))
+      : undefined;
   let choice: PipelineChoice | null;
-  if (input.flag !== undefined) choice = { definition: named(registry, input.flag, undefined, '--pipeline'), selectedBy: '--pipeline' };
-  else if (input.key) choice = { definition: named(registry, input.key.name, input.key.loc, '`pipeline:`'), selectedBy: 'pipeline key' };
+  if (input.flag !== undefined)
+    choice = { definition: named(registry, input.flag, undefined, '--pipeline'), selectedBy: '--pipeline' };
+  else if (input.key)
+    choice = { definition: named(registry, input.key.name, input.key.loc, '`pipeline:`'), selectedBy: 'pipeline key' };
   else choice = input.model ? byModel(registry, input.model.value) : null;
   return choice && config ? withVariant(choice, config) : choice;
 }
 
 /** The variant the model's config selects (upstream resolvers get the HF config too). */
 function withVariant(choice: PipelineChoice, config: Record<string, unknown>): PipelineChoice {
-  const variant = choice.definition.variants?.find((v) => Object.entries(v.when).every(([k, want]) => JSON.stringify(config[k]) === JSON.stringify(want)));
+  const variant = choice.definition.variants?.find((v) =>
+    Object.entries(v.when).every(([k, want]) => JSON.stringify(config[k]) === JSON.stringify(want)),
+  );
   if (!variant) return choice;
-  return { ...choice, definition: { ...choice.definition, name: variant.name ?? choice.definition.name, stages: variant.stages } };
+  return {
+    ...choice,
+    definition: { ...choice.definition, name: variant.name ?? choice.definition.name, stages: variant.stages },
+  };
 }
 
-function named(registry: PipelineRegistry, name: string, loc: SourceLocation | undefined, what: string): PipelineDefinition {
+function named(
+  registry: PipelineRegistry,
+  name: string,
+  loc: SourceLocation | undefined,
+  what: string,
+): PipelineDefinition {
   const found = registry.get(name);
   if (found) return found;
   const names = registry.names();
-  throw new OmniError('OMNI_CONFIG_PIPELINE_UNKNOWN', `${what} names pipeline \`${name}\`, which no plugin registers.`, {
-    ...(loc ? { location: loc } : {}),
-    hint: `${didYouMeanPrefix(name, names)}Registered pipelines: ${names.length > 0 ? names.join(', ') : 'none (load a plugin that defines pipelines)'}.`,
-    context: { pipeline: name },
-  });
+  throw new OmniError(
+    'OMNI_CONFIG_PIPELINE_UNKNOWN',
+    `${what} names pipeline \`${name}\`, which no plugin registers.`,
+    {
+      ...(loc ? { location: loc } : {}),
+      hint: `${didYouMeanPrefix(name, names)}Registered pipelines: ${names.length > 0 ? names.join(', ') : 'none (load a plugin that defines pipelines)'}.`,
+      context: { pipeline: name },
+    },
+  );
 }
 
 function byModel(registry: PipelineRegistry, model: string): PipelineChoice | null {
@@ -75,15 +95,23 @@ function byModel(registry: PipelineRegistry, model: string): PipelineChoice | nu
   const typed = type === undefined ? undefined : registry.get(type);
   if (typed) return { definition: typed, selectedBy: 'model type' };
   const className = stringField(readJson(join(dir, 'model_index.json')), '_class_name');
-  const diffusers = className === undefined ? undefined : registry.values().find((p) => p.diffusers_class_name === className);
+  const diffusers =
+    className === undefined ? undefined : registry.values().find((p) => p.diffusers_class_name === className);
   if (diffusers) return { definition: diffusers, selectedBy: 'diffusers class' };
-  const archs = config && Array.isArray(config['architectures']) ? config['architectures'].filter((a): a is string => typeof a === 'string') : [];
-  const byArch = registry.values().find((p) => matchesConfig(p, config) && (p.hf_architectures ?? []).some((a) => archs.includes(a)));
+  const archs =
+    config && Array.isArray(config['architectures'])
+      ? config['architectures'].filter((a): a is string => typeof a === 'string')
+      : [];
+  const byArch = registry
+    .values()
+    .find((p) => matchesConfig(p, config) && (p.hf_architectures ?? []).some((a) => archs.includes(a)));
   return byArch ? { definition: byArch, selectedBy: 'architectures' } : null;
 }
 
 function matchesConfig(p: PipelineDefinition, config: Record<string, unknown> | undefined): boolean {
-  return Object.entries(p.hf_config_match ?? {}).every(([k, v]) => config !== undefined && String(config[k] ?? '') === v);
+  return Object.entries(p.hf_config_match ?? {}).every(
+    ([k, v]) => config !== undefined && String(config[k] ?? '') === v,
+  );
 }
 
 function normalise(s: string): string {

@@ -84,7 +84,8 @@ function stagesProblem(stages: readonly PipelineStageDefinition[] | undefined): 
   for (const s of stages) {
     if (typeof s.stage_type !== 'string' || s.stage_type === '') return `stage ${s.stage_id} has no stage_type`;
     const bad = s.engine_input_source.find((src: number) => src === s.stage_id || !ids.includes(src));
-    if (bad !== undefined) return `stage ${s.stage_id} takes input from stage ${bad}, which is ${bad === s.stage_id ? 'itself' : 'not in the pipeline'}`;
+    if (bad !== undefined)
+      return `stage ${s.stage_id} takes input from stage ${bad}, which is ${bad === s.stage_id ? 'itself' : 'not in the pipeline'}`;
   }
   return undefined;
 }
@@ -100,7 +101,8 @@ export class PipelineRegistry {
         hint: 'give each pipeline a unique name and stages with unique ids whose engine_input_source names ids of the same pipeline',
       });
     if (typeof definition?.name !== 'string' || definition.name === '') throw invalid('it has no name');
-    if (this.#byName.has(definition.name)) throw invalid('it is defined twice (two plugins define it; load only one of them)');
+    if (this.#byName.has(definition.name))
+      throw invalid('it is defined twice (two plugins define it; load only one of them)');
     for (const stages of [definition.stages, ...(definition.variants ?? []).map((v) => v.stages)]) {
       const why = stagesProblem(stages);
       if (why !== undefined) throw invalid(why);

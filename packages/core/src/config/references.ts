@@ -32,11 +32,15 @@ export function checkStageReferences(
     stage.engine_input_source.forEach((src, i) => {
       if (src === stage.stage_id || !ids.includes(src)) {
         const what = src === stage.stage_id ? 'its own id' : `stage ${src}, which does not exist`;
-        throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${stage.stage_id} takes input from ${what} (engine_input_source).`, {
-          location: stage.locations.at(['engine_input_source', i]),
-          hint: `List the ids of upstream stages only. ${known}`,
-          context: { stage_id: stage.stage_id },
-        });
+        throw new OmniError(
+          'OMNI_CONFIG_INVALID',
+          `Stage ${stage.stage_id} takes input from ${what} (engine_input_source).`,
+          {
+            location: stage.locations.at(['engine_input_source', i]),
+            hint: `List the ids of upstream stages only. ${known}`,
+            context: { stage_id: stage.stage_id },
+          },
+        );
       }
     });
     checkConnectorMap(stage, 'input_connectors', 'from_stage_', ids, top.connectors);
@@ -46,10 +50,14 @@ export function checkStageReferences(
   top.edges.forEach((edge, i) => {
     for (const end of ['from', 'to'] as const) {
       if (!ids.includes(edge[end])) {
-        throw new OmniError('OMNI_CONFIG_CONNECTOR', `Edge ${i} (${edge.from} → ${edge.to}) refers to stage ${edge[end]}, which does not exist.`, {
-          location: top.locations.at(['edges', i, end]),
-          hint: known,
-        });
+        throw new OmniError(
+          'OMNI_CONFIG_CONNECTOR',
+          `Edge ${i} (${edge.from} → ${edge.to}) refers to stage ${edge[end]}, which does not exist.`,
+          {
+            location: top.locations.at(['edges', i, end]),
+            hint: known,
+          },
+        );
       }
     }
     checkEdgeMatchesInputs(edge, i, seen.get(edge.to), top.locations);
@@ -57,16 +65,28 @@ export function checkStageReferences(
 }
 
 /** An edge tunes the data flow between two stages, so the receiving stage must read the sender. */
-function checkEdgeMatchesInputs(edge: EdgeConfig, i: number, to: StageConfig | undefined, locations: LocationIndex): void {
+function checkEdgeMatchesInputs(
+  edge: EdgeConfig,
+  i: number,
+  to: StageConfig | undefined,
+  locations: LocationIndex,
+): void {
   if (to === undefined || to.engine_input_source.includes(edge.from)) return;
   const inputs = to.engine_input_source;
-  const reads = inputs.length === 0 ? 'takes the request as its input' : `takes input from stage${inputs.length > 1 ? 's' : ''} ${inputs.join(', ')} only`;
-  throw new OmniError('OMNI_CONFIG_CONNECTOR', `Edge ${i} (${edge.from} → ${edge.to}) contradicts engine_input_source: stage ${edge.to} ${reads}.`, {
-    location: locations.at(['edges', i]),
-    related: [to.locations.at('engine_input_source')],
-    hint: `Remove the edge, or add stage ${edge.from} to stage ${edge.to}'s inputs (engine_input_source: [${[...inputs, edge.from].sort((a, b) => a - b).join(', ')}]).`,
-    context: { stage_id: edge.to },
-  });
+  const reads =
+    inputs.length === 0
+      ? 'takes the request as its input'
+      : `takes input from stage${inputs.length > 1 ? 's' : ''} ${inputs.join(', ')} only`;
+  throw new OmniError(
+    'OMNI_CONFIG_CONNECTOR',
+    `Edge ${i} (${edge.from} → ${edge.to}) contradicts engine_input_source: stage ${edge.to} ${reads}.`,
+    {
+      location: locations.at(['edges', i]),
+      related: [to.locations.at('engine_input_source')],
+      hint: `Remove the edge, or add stage ${edge.from} to stage ${edge.to}'s inputs (engine_input_source: [${[...inputs, edge.from].sort((a, b) => a - b).join(', ')}]).`,
+      context: { stage_id: edge.to },
+    },
+  );
 }
 
 function checkConnectorMap(
@@ -95,12 +115,18 @@ function checkConnectorMap(
     if (typeof ref === 'string' && !Object.hasOwn(connectors, ref)) {
       const names = Object.keys(connectors);
       const declared =
-        names.length > 0 ? `Declared connectors: ${names.join(', ')}.` : 'Declare it under `connectors:` (deploy) or `runtime.connectors:` (legacy).';
-      throw new OmniError('OMNI_CONFIG_CONNECTOR', `Stage ${stage.stage_id} uses connector \`${ref}\` (${field}.${key}), which is not declared.`, {
-        location: loc,
-        hint: `${didYouMeanPrefix(ref, names)}${declared}`,
-        context: { stage_id: stage.stage_id },
-      });
+        names.length > 0
+          ? `Declared connectors: ${names.join(', ')}.`
+          : 'Declare it under `connectors:` (deploy) or `runtime.connectors:` (legacy).';
+      throw new OmniError(
+        'OMNI_CONFIG_CONNECTOR',
+        `Stage ${stage.stage_id} uses connector \`${ref}\` (${field}.${key}), which is not declared.`,
+        {
+          location: loc,
+          hint: `${didYouMeanPrefix(ref, names)}${declared}`,
+          context: { stage_id: stage.stage_id },
+        },
+      );
     }
   }
 }
@@ -123,12 +149,16 @@ export function checkStageGraph(stages: readonly StageConfig[]): void {
     if (state.get(s.stage_id) === 'done') return;
     if (state.get(s.stage_id) === 'visiting') {
       const cycle = path.slice(path.indexOf(s));
-      throw new OmniError('OMNI_CONFIG_TOPOLOGY', `Stages take input from each other in a cycle, so no request reaches them: ${[...cycle, s].map(at).join(' ← ')}.`, {
-        location: s.locations.at('engine_input_source'),
-        related: cycle.filter((c) => c !== s).map((c) => c.locations.at('engine_input_source')),
-        hint: 'Every request flows from entry stages (no engine_input_source) towards the final outputs; remove one of these inputs.',
-        context: { stage_ids: cycle.map((c) => c.stage_id) },
-      });
+      throw new OmniError(
+        'OMNI_CONFIG_TOPOLOGY',
+        `Stages take input from each other in a cycle, so no request reaches them: ${[...cycle, s].map(at).join(' ← ')}.`,
+        {
+          location: s.locations.at('engine_input_source'),
+          related: cycle.filter((c) => c !== s).map((c) => c.locations.at('engine_input_source')),
+          hint: 'Every request flows from entry stages (no engine_input_source) towards the final outputs; remove one of these inputs.',
+          context: { stage_ids: cycle.map((c) => c.stage_id) },
+        },
+      );
     }
     state.set(s.stage_id, 'visiting');
     path.push(s);
@@ -140,5 +170,4 @@ export function checkStageGraph(stages: readonly StageConfig[]): void {
     state.set(s.stage_id, 'done');
   };
   for (const s of stages) visit(s);
-
 }

@@ -18,46 +18,63 @@ function deprecatedKey(description: string): z.ZodOptional<z.ZodUnknown> {
 
 const devicesSchema = z
   .union([z.string(), z.int().min(0)])
-  .meta({ description: 'Logical device indices into the visible devices, e.g. "0,1". An integer means that one device.' });
+  .meta({
+    description: 'Logical device indices into the visible devices, e.g. "0,1". An integer means that one device.',
+  });
 
 const envSchema = z
   .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
-  .meta({ description: 'Environment variables for this stage\'s replicas; values are stringified like Python str() (true → "True").' });
+  .meta({
+    description:
+      'Environment variables for this stage\'s replicas; values are stringified like Python str() (true → "True").',
+  });
 
 const restartPolicyName = z.enum(['never', 'on-failure']);
 
 /** Upper bound of `max_inflight_per_replica` (a larger number is a typo, not a bound). */
 export const MAX_INFLIGHT_LIMIT = 1_000_000;
 
-const maxInflightSchema = z
-  .int()
-  .min(1)
-  .max(MAX_INFLIGHT_LIMIT)
-  .meta({
-    description:
-      'Most requests one replica of this stage serves at once (omnistage extension); more wait in a first-come-first-served queue at the stage. Default 64, or the stage\'s max_num_seqs when larger.',
-  });
+const maxInflightSchema = z.int().min(1).max(MAX_INFLIGHT_LIMIT).meta({
+  description:
+    "Most requests one replica of this stage serves at once (omnistage extension); more wait in a first-come-first-served queue at the stage. Default 64, or the stage's max_num_seqs when larger.",
+});
 
 /** Bounds of the liveness settings (seconds). */
-export const LIVENESS_LIMITS = { minIntervalS: 0.05, maxIntervalS: 3600, maxTimeoutS: 86_400, maxFailures: 100 } as const;
+export const LIVENESS_LIMITS = {
+  minIntervalS: 0.05,
+  maxIntervalS: 3600,
+  maxTimeoutS: 86_400,
+  maxFailures: 100,
+} as const;
 
-const intervalSchema = (what: string) => z.number().min(LIVENESS_LIMITS.minIntervalS).max(LIVENESS_LIMITS.maxIntervalS).meta({ description: what });
+const intervalSchema = (what: string) =>
+  z.number().min(LIVENESS_LIMITS.minIntervalS).max(LIVENESS_LIMITS.maxIntervalS).meta({ description: what });
 
 /** Pipeline-wide liveness settings (omnistage extension), in the top-level `runtime:` block. */
 export const livenessFields = {
-  heartbeat_interval_s: intervalSchema('Seconds between the heartbeats replicas send over the control channel (default 2).').optional(),
+  heartbeat_interval_s: intervalSchema(
+    'Seconds between the heartbeats replicas send over the control channel (default 2).',
+  ).optional(),
   heartbeat_timeout_s: z
     .number()
     .gt(0)
     .max(LIVENESS_LIMITS.maxTimeoutS)
-    .meta({ description: 'Silence after which a replica that sends heartbeats is taken out of rotation (default 30; must exceed heartbeat_interval_s).' })
+    .meta({
+      description:
+        'Silence after which a replica that sends heartbeats is taken out of rotation (default 30; must exceed heartbeat_interval_s).',
+    })
     .optional(),
-  readiness_interval_s: intervalSchema('Seconds between readiness re-checks of HTTP replicas (GET their health endpoint; default 5).').optional(),
+  readiness_interval_s: intervalSchema(
+    'Seconds between readiness re-checks of HTTP replicas (GET their health endpoint; default 5).',
+  ).optional(),
   readiness_failures: z
     .int()
     .min(1)
     .max(LIVENESS_LIMITS.maxFailures)
-    .meta({ description: 'Consecutive failed readiness checks that take an HTTP replica out of rotation (default 3); it comes back when it answers again.' })
+    .meta({
+      description:
+        'Consecutive failed readiness checks that take an HTTP replica out of rotation (default 3); it comes back when it answers again.',
+    })
     .optional(),
 };
 
@@ -71,7 +88,10 @@ export const restartSchema = z
       backoff_ms: z.int().min(0).optional(),
     }),
   ])
-  .meta({ description: 'What to do when a replica dies after it was ready (omnistage extension): `on-failure`, `never`, or a map with policy, max_restarts, backoff_ms.' });
+  .meta({
+    description:
+      'What to do when a replica dies after it was ready (omnistage extension): `on-failure`, `never`, or a map with policy, max_restarts, backoff_ms.',
+  });
 
 export const connectorSpecSchema = z
   .strictObject({
@@ -108,7 +128,10 @@ export const pluginRefSchema = z.union([
     })
     .superRefine((v, ctx) => {
       if ((v.name === undefined) === (v.path === undefined)) {
-        ctx.addIssue({ code: 'custom', message: 'A plugin entry needs exactly one of `name` (npm package) or `path` (module file).' });
+        ctx.addIssue({
+          code: 'custom',
+          message: 'A plugin entry needs exactly one of `name` (npm package) or `path` (module file).',
+        });
       }
     }),
 ]);
@@ -121,7 +144,14 @@ export const legacyRuntimeSchema = z.strictObject({
   process: z.boolean().optional(),
   devices: devicesSchema.nullable().optional(),
   num_replicas: z.int().min(0).optional(),
-  min_ready: z.int().min(1).optional().meta({ description: 'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).' }),
+  min_ready: z
+    .int()
+    .min(1)
+    .optional()
+    .meta({
+      description:
+        'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).',
+    }),
   env: envSchema.nullable().optional(),
   requires_multimodal_data: z.boolean().optional(),
   restart: restartSchema.optional(),
@@ -133,8 +163,17 @@ export const legacyRuntimeSchema = z.strictObject({
 export function createLegacyStageSchema<E extends z.ZodType = typeof anyMap>(engineArgs: E = anyMap as unknown as E) {
   return z.strictObject({
     stage_id: z.int().meta({ description: 'Stage identity, referenced by engine_input_source and connectors.' }),
-    stage_type: z.string().min(1).optional().meta({ description: 'Stage type handled by a plugin (`llm` when absent).' }),
-    engine: z.string().min(1).nullable().optional().meta({ description: 'Engine of the stage type to use (omnistage extension).' }),
+    stage_type: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Stage type handled by a plugin (`llm` when absent).' }),
+    engine: z
+      .string()
+      .min(1)
+      .nullable()
+      .optional()
+      .meta({ description: 'Engine of the stage type to use (omnistage extension).' }),
     runtime: legacyRuntimeSchema.nullable().optional(),
     engine_args: engineArgs.nullable().optional(),
     engine_input_source: z.array(z.int()).nullable().optional(),
@@ -147,7 +186,10 @@ export function createLegacyStageSchema<E extends z.ZodType = typeof anyMap>(eng
     cfg_kv_collect_func: hookSchema,
     input_connectors: connectorMapSchema.nullable().optional(),
     output_connectors: connectorMapSchema.nullable().optional(),
-    default_pooling_params: anyMap.nullable().optional().meta({ description: 'Pooling params of a `runner: pooling` stage (upstream).' }),
+    default_pooling_params: anyMap
+      .nullable()
+      .optional()
+      .meta({ description: 'Pooling params of a `runner: pooling` stage (upstream).' }),
     tts_args: z.unknown().optional(),
     subtalker_sampling_params: z.unknown().optional(),
   });
@@ -160,7 +202,14 @@ export type LegacyStageInput = z.output<typeof legacyStageSchema>;
 export const LEGACY_EXTRA_KEYS = ['tts_args', 'subtalker_sampling_params', 'default_pooling_params'] as const;
 
 const legacyTopRuntimeSchema = z.strictObject({
-  min_ready: z.int().min(1).optional().meta({ description: "Head mode: live replicas every stage needs before the pipeline is ready (default 1; a stage's runtime.min_ready wins, --min-ready overrides both)." }),
+  min_ready: z
+    .int()
+    .min(1)
+    .optional()
+    .meta({
+      description:
+        "Head mode: live replicas every stage needs before the pipeline is ready (default 1; a stage's runtime.min_ready wins, --min-ready overrides both).",
+    }),
   connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
   edges: z.array(edgeSchema).nullable().optional(),
   enabled: deprecatedKey('Dead configuration, removed upstream in #2343.'),
@@ -170,11 +219,18 @@ const legacyTopRuntimeSchema = z.strictObject({
 
 const commonTopLevel = {
   modes: z.array(modeSchema).nullable().optional(),
-  model: z.string().min(1).nullable().optional().meta({ description: 'Model to serve (omnistage extension); --model wins.' }),
+  model: z
+    .string()
+    .min(1)
+    .nullable()
+    .optional()
+    .meta({ description: 'Model to serve (omnistage extension); --model wins.' }),
   plugins: z.array(pluginRefSchema).nullable().optional(),
 };
 
-export function createLegacyFileSchema<S extends z.ZodType = typeof legacyStageSchema>(stage: S = legacyStageSchema as unknown as S) {
+export function createLegacyFileSchema<S extends z.ZodType = typeof legacyStageSchema>(
+  stage: S = legacyStageSchema as unknown as S,
+) {
   return z
     .strictObject({
       stage_args: z.array(stage).min(1),
@@ -195,7 +251,14 @@ export const DEPLOY_RUNTIME_KEYS = ['devices', 'num_replicas', 'env', 'restart',
 const deployRuntimeSchema = z.strictObject({
   devices: devicesSchema.nullable().optional(),
   num_replicas: z.int().min(0).optional(),
-  min_ready: z.int().min(1).optional().meta({ description: 'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).' }),
+  min_ready: z
+    .int()
+    .min(1)
+    .optional()
+    .meta({
+      description:
+        'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).',
+    }),
   env: envSchema.nullable().optional(),
   restart: restartSchema.optional(),
   max_inflight_per_replica: maxInflightSchema.optional(),
@@ -214,7 +277,10 @@ export const deployTypedEngineFields = {
   gpu_memory_utilization: z.number().gt(0).max(1).nullable().optional(),
   max_num_seqs: optInt(1),
   max_num_batched_tokens: optInt(1),
-  max_model_len: z.union([z.int().min(1), z.string()]).nullable().optional(),
+  max_model_len: z
+    .union([z.int().min(1), z.string()])
+    .nullable()
+    .optional(),
   enforce_eager: optBool,
   async_scheduling: optBool,
   disable_hybrid_kv_cache_manager: optBool,
@@ -236,7 +302,11 @@ export const deployTypedEngineFields = {
   config_format: optStr,
   load_format: optStr,
   tokenizer_mode: optStr,
-  runner: z.enum(['auto', 'generate', 'pooling', 'draft']).nullable().optional().meta({ description: 'vLLM runner; `pooling` for pooling stages.' }),
+  runner: z
+    .enum(['auto', 'generate', 'pooling', 'draft'])
+    .nullable()
+    .optional()
+    .meta({ description: 'vLLM runner; `pooling` for pooling stages.' }),
 };
 
 /** Pipeline-wide engine fields: applied to every stage that does not set them itself. */
@@ -281,7 +351,10 @@ export function createDeployStageSchema<E extends z.ZodType = typeof anyMap>(eng
       input_connectors: connectorMapSchema.nullable().optional(),
       output_connectors: connectorMapSchema.nullable().optional(),
       default_sampling_params: anyMap.nullable().optional(),
-      default_pooling_params: anyMap.nullable().optional().meta({ description: 'Pooling params (deep-merged like default_sampling_params).' }),
+      default_pooling_params: anyMap
+        .nullable()
+        .optional()
+        .meta({ description: 'Pooling params (deep-merged like default_sampling_params).' }),
       subtalker_sampling_params: anyMap.nullable().optional(),
       ...deployTypedEngineFields,
       ...deployPipelineWideFields,
@@ -291,12 +364,23 @@ export function createDeployStageSchema<E extends z.ZodType = typeof anyMap>(eng
 
 export const deployStageSchema = createDeployStageSchema();
 
-export function createDeployFileSchema<S extends z.ZodType = typeof deployStageSchema>(stage: S = deployStageSchema as unknown as S) {
+export function createDeployFileSchema<S extends z.ZodType = typeof deployStageSchema>(
+  stage: S = deployStageSchema as unknown as S,
+) {
   return z
     .strictObject({
       base_config: z.string().min(1).optional().meta({ description: 'Parent deploy file, relative to this file.' }),
-      pipeline: z.string().min(1).nullable().optional().meta({ description: 'Registered pipeline (topology) to use; --pipeline wins.' }),
-      session_mode: z.enum(['turn', 'duplex']).nullable().optional().meta({ description: 'Request/response turns or a full-duplex session.' }),
+      pipeline: z
+        .string()
+        .min(1)
+        .nullable()
+        .optional()
+        .meta({ description: 'Registered pipeline (topology) to use; --pipeline wins.' }),
+      session_mode: z
+        .enum(['turn', 'duplex'])
+        .nullable()
+        .optional()
+        .meta({ description: 'Request/response turns or a full-duplex session.' }),
       duplex_session: z
         .strictObject({ max_sessions: z.int().gt(0).optional() })
         .catchall(z.number().gt(0))
@@ -306,7 +390,11 @@ export function createDeployFileSchema<S extends z.ZodType = typeof deployStageS
       async_chunk: z.boolean().optional(),
       connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
       edges: z.array(edgeSchema).nullable().optional(),
-      runtime: z.strictObject(livenessFields).nullable().optional().meta({ description: 'Pipeline-wide liveness settings (omnistage extension).' }),
+      runtime: z
+        .strictObject(livenessFields)
+        .nullable()
+        .optional()
+        .meta({ description: 'Pipeline-wide liveness settings (omnistage extension).' }),
       stages: z.array(stage).nullable().optional(),
       platforms: z
         .record(z.string(), z.strictObject({ stages: z.array(stage).nullable().optional() }).nullable())

@@ -31,9 +31,26 @@ export const OVERRIDE_STAGE_KEYS: readonly string[] = STRUCTURAL_KEYS;
  * (and `seed`, which vLLM also takes as an engine arg) go under `default_sampling_params`.
  */
 export const OVERRIDE_SAMPLING_KEYS: ReadonlySet<string> = new Set([
-  'max_tokens', 'min_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
-  'repetition_penalty', 'stop', 'stop_token_ids', 'ignore_eos', 'num_inference_steps', 'guidance_scale',
-  'true_cfg_scale', 'negative_prompt', 'num_outputs_per_prompt', 'height', 'width', 'num_frames',
+  'max_tokens',
+  'min_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'min_p',
+  'presence_penalty',
+  'frequency_penalty',
+  'repetition_penalty',
+  'stop',
+  'stop_token_ids',
+  'ignore_eos',
+  'num_inference_steps',
+  'guidance_scale',
+  'true_cfg_scale',
+  'negative_prompt',
+  'num_outputs_per_prompt',
+  'height',
+  'width',
+  'num_frames',
 ]);
 
 /** Parses, validates and applies the overrides; the drafts are not modified. */
@@ -41,10 +58,14 @@ export function applyStageOverrides(stages: readonly StageDraft[], text: string)
   const doc = parseSourced(text, STAGE_OVERRIDES_FILE, 'OMNI_CONFIG_OVERRIDE_INVALID');
   const root = doc.root;
   if (root.kind !== 'map') {
-    throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', '--stage-overrides must be a map from stage id to the keys to change.', {
-      location: root.loc,
-      hint: 'Write e.g. --stage-overrides \'{"1": {"devices": "2", "gpu_memory_utilization": 0.5}}\'.',
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_OVERRIDE_INVALID',
+      '--stage-overrides must be a map from stage id to the keys to change.',
+      {
+        location: root.loc,
+        hint: 'Write e.g. --stage-overrides \'{"1": {"devices": "2", "gpu_memory_utilization": 0.5}}\'.',
+      },
+    );
   }
   const known = stages.map((s) => s.stageId);
   for (const [key, entry] of root.entries) {
@@ -58,12 +79,17 @@ export function applyStageOverrides(stages: readonly StageDraft[], text: string)
     }
     if (entry.node.kind === 'map') {
       for (const [k, e] of entry.node.entries) {
-        const near = STRUCTURAL_KEYS.includes(k) || OVERRIDE_SAMPLING_KEYS.has(k) ? '' : didYouMeanPrefix(k, STRUCTURAL_KEYS);
+        const near =
+          STRUCTURAL_KEYS.includes(k) || OVERRIDE_SAMPLING_KEYS.has(k) ? '' : didYouMeanPrefix(k, STRUCTURAL_KEYS);
         if (near !== '') {
-          throw new OmniError('OMNI_CONFIG_OVERRIDE_INVALID', `--stage-overrides: unknown key \`${k}\` for stage ${key}.`, {
-            location: e.keyLoc,
-            hint: `${near}To pass \`${k}\` to the engine as it is, nest it: {"${key}": {"engine_args": {"${k}": ...}}}.`,
-          });
+          throw new OmniError(
+            'OMNI_CONFIG_OVERRIDE_INVALID',
+            `--stage-overrides: unknown key \`${k}\` for stage ${key}.`,
+            {
+              location: e.keyLoc,
+              hint: `${near}To pass \`${k}\` to the engine as it is, nest it: {"${key}": {"engine_args": {"${k}": ...}}}.`,
+            },
+          );
         }
         if (FORBIDDEN.has(k)) {
           const message = `--stage-overrides cannot change \`${k}\` of stage ${key}: it is part of the pipeline topology.`;
@@ -85,7 +111,11 @@ export function applyStageOverrides(stages: readonly StageDraft[], text: string)
     const patch = root.entries.get(String(stage.stageId))?.node;
     if (patch?.kind !== 'map') return stage;
     const bare = [...patch.entries.keys()].filter(isBareEngineArg);
-    return { ...stage, node: patchStage(stage.node, patch), ...(bare.length > 0 ? { overrideArgs: [...(stage.overrideArgs ?? []), ...bare] } : {}) };
+    return {
+      ...stage,
+      node: patchStage(stage.node, patch),
+      ...(bare.length > 0 ? { overrideArgs: [...(stage.overrideArgs ?? []), ...bare] } : {}),
+    };
   });
 }
 
@@ -113,7 +143,11 @@ function patchStage(stage: SourcedMap, patch: SourcedMap): SourcedMap {
     } else if (OVERRIDE_SAMPLING_KEYS.has(key)) {
       const prev = out.entries.get('default_sampling_params');
       const params = prev?.node.kind === 'map' ? prev.node : syntheticMap(e.keyLoc);
-      out = withEntries(out, { key: 'default_sampling_params', keyLoc: prev?.keyLoc ?? e.keyLoc, node: withEntries(params, e) });
+      out = withEntries(out, {
+        key: 'default_sampling_params',
+        keyLoc: prev?.keyLoc ?? e.keyLoc,
+        node: withEntries(params, e),
+      });
     } else if (key === 'engine_args') {
       const merged = deepMerge(args, e.node);
       if (merged.kind === 'map') args = { ...merged, loc: args.loc, ...(args.synthetic ? { synthetic: true } : {}) };

@@ -13,11 +13,32 @@ import { entryLocation, withEntries, type SourcedEntry, type SourcedMap, type So
 import type { StageDraft } from './draft.js';
 import type { ReplicaBalance } from './types.js';
 
-const KINDS = ['tp', 'dp', 'pp', 'ep', 'sp_ulysses', 'sp_ring', 'cfg', 'vae_pp', 'hsdp', 'stage_pp', 'stage_replica', 'cp'];
+const KINDS = [
+  'tp',
+  'dp',
+  'pp',
+  'ep',
+  'sp_ulysses',
+  'sp_ring',
+  'cfg',
+  'vae_pp',
+  'hsdp',
+  'stage_pp',
+  'stage_replica',
+  'cp',
+];
 const TRANSLATABLE = ['dp', 'tp', 'pp', 'ep', 'stage_replica'];
-const ENGINE_ARG: Readonly<Record<string, string>> = { tp: 'tensor_parallel_size', dp: 'data_parallel_size', pp: 'pipeline_parallel_size' };
+const ENGINE_ARG: Readonly<Record<string, string>> = {
+  tp: 'tensor_parallel_size',
+  dp: 'data_parallel_size',
+  pp: 'pipeline_parallel_size',
+};
 /** Upstream routing → omnistage's router policy. `random` has no counterpart; round-robin spreads the same. */
-const BALANCE: Readonly<Record<string, ReplicaBalance>> = { round_robin: 'round-robin', least_queue: 'least-inflight', random: 'round-robin' };
+const BALANCE: Readonly<Record<string, ReplicaBalance>> = {
+  round_robin: 'round-robin',
+  least_queue: 'least-inflight',
+  random: 'round-robin',
+};
 
 interface Axis {
   kind: string;
@@ -34,14 +55,28 @@ export interface StrategyResult {
 }
 
 /** Reads, checks and applies a strategy file to the merged stages (before --stage-overrides). */
-export async function applyStrategyFile(path: string, stages: readonly StageDraft[], readFile: ReadFile): Promise<StrategyResult> {
+export async function applyStrategyFile(
+  path: string,
+  stages: readonly StageDraft[],
+  readFile: ReadFile,
+): Promise<StrategyResult> {
   const doc = parseSourced(await readConfigText(path, readFile), path);
-  const fail = (message: string, loc: SourceLocation, hint: string): OmniError => new OmniError('OMNI_CONFIG_STRATEGY', message, { location: loc, hint });
-  if (doc.root.kind !== 'map') throw fail(`strategy file '${path}' did not parse to a mapping.`, doc.root.loc, 'Write `strategies: {<model_stage>: [{axis: tp, size: 2}]}`.');
+  const fail = (message: string, loc: SourceLocation, hint: string): OmniError =>
+    new OmniError('OMNI_CONFIG_STRATEGY', message, { location: loc, hint });
+  if (doc.root.kind !== 'map')
+    throw fail(
+      `strategy file '${path}' did not parse to a mapping.`,
+      doc.root.loc,
+      'Write `strategies: {<model_stage>: [{axis: tp, size: 2}]}`.',
+    );
   const wrapped = doc.root.entries.get('strategies');
   const roles = wrapped ? wrapped.node : doc.root;
   if (roles.kind !== 'map') {
-    throw fail("strategy file must contain a 'strategies' mapping of role -> list of axes.", roles.loc, 'Map each model_stage to a list of axes.');
+    throw fail(
+      "strategy file must contain a 'strategies' mapping of role -> list of axes.",
+      roles.loc,
+      'Map each model_stage to a list of axes.',
+    );
   }
   const out = [...stages];
   const warnings: Diagnostic[] = [];
@@ -56,12 +91,28 @@ export async function applyStrategyFile(path: string, stages: readonly StageDraf
     if (replica && replica.size > 1) {
       const policy = replica.routing ?? 'round_robin';
       const value = BALANCE[policy];
-      if (value === undefined) throw fail(`stage_replica axis '${replica.name}' routing_policy '${policy}' has no omni LB policy.`, replica.loc, 'Use routing: round_robin, least_queue or random.');
+      if (value === undefined)
+        throw fail(
+          `stage_replica axis '${replica.name}' routing_policy '${policy}' has no omni LB policy.`,
+          replica.loc,
+          'Use routing: round_robin, least_queue or random.',
+        );
       if (policy === 'random') {
-        warnings.push(diagnostic('OMNI_WARN_STRATEGY_ROUTING', `routing: random of role '${role}' is served round-robin (omnistage has no random balancing).`, replica.loc, 'Use routing: round_robin or least_queue.'));
+        warnings.push(
+          diagnostic(
+            'OMNI_WARN_STRATEGY_ROUTING',
+            `routing: random of role '${role}' is served round-robin (omnistage has no random balancing).`,
+            replica.loc,
+            'Use routing: round_robin or least_queue.',
+          ),
+        );
       }
       if (balance && balance.value !== value) {
-        throw fail(`role '${role}' derives balance '${value}' but role '${balance.role}' already derived '${balance.value}'.`, replica.loc, 'The load-balancer policy is pipeline-wide; only one value is allowed.');
+        throw fail(
+          `role '${role}' derives balance '${value}' but role '${balance.role}' already derived '${balance.value}'.`,
+          replica.loc,
+          'The load-balancer policy is pipeline-wide; only one value is allowed.',
+        );
       }
       balance = { value, role, loc: replica.loc };
     }
@@ -72,34 +123,83 @@ export async function applyStrategyFile(path: string, stages: readonly StageDraf
 type Fail = (message: string, loc: SourceLocation, hint: string) => OmniError;
 
 function readAxes(role: string, entry: SourcedEntry, fail: Fail): Axis[] {
-  if (entry.node.kind !== 'seq') throw fail(`role '${role}': expected a list of axis declarations, got ${entry.node.kind}.`, entryLocation(entry), 'Write `- {axis: tp, size: 2}` items.');
+  if (entry.node.kind !== 'seq')
+    throw fail(
+      `role '${role}': expected a list of axis declarations, got ${entry.node.kind}.`,
+      entryLocation(entry),
+      'Write `- {axis: tp, size: 2}` items.',
+    );
   const seen = new Set<string>();
   return entry.node.items.map((item) => {
-    if (item.kind !== 'map') throw fail(`role '${role}': each axis declaration must be a mapping, got ${item.kind}.`, item.loc, 'Write `- {axis: tp, size: 2}`.');
+    if (item.kind !== 'map')
+      throw fail(
+        `role '${role}': each axis declaration must be a mapping, got ${item.kind}.`,
+        item.loc,
+        'Write `- {axis: tp, size: 2}`.',
+      );
     const v = (k: string): SourcedNode | undefined => item.entries.get(k)?.node;
     const kindNode = v('axis');
-    if (!kindNode || kindNode.kind !== 'scalar') throw fail(`role '${role}': each strategy entry needs an 'axis' field.`, item.loc, `Axes: ${TRANSLATABLE.join(', ')}.`);
+    if (!kindNode || kindNode.kind !== 'scalar')
+      throw fail(
+        `role '${role}': each strategy entry needs an 'axis' field.`,
+        item.loc,
+        `Axes: ${TRANSLATABLE.join(', ')}.`,
+      );
     const kind = String(kindNode.value);
     const sizeNode = v('size');
-    if (!sizeNode) throw fail(`role '${role}': strategy entry for axis '${kind}' needs a 'size'.`, item.loc, 'Add `size: N`.');
+    if (!sizeNode)
+      throw fail(`role '${role}': strategy entry for axis '${kind}' needs a 'size'.`, item.loc, 'Add `size: N`.');
     const size = sizeNode.kind === 'scalar' ? Number(sizeNode.value) : NaN;
-    if (!Number.isInteger(size)) throw fail(`role '${role}': axis '${kind}' size must be an integer, got ${JSON.stringify(sizeNode.kind === 'scalar' ? sizeNode.value : '…')}.`, sizeNode.loc, 'Use a whole number.');
+    if (!Number.isInteger(size))
+      throw fail(
+        `role '${role}': axis '${kind}' size must be an integer, got ${JSON.stringify(sizeNode.kind === 'scalar' ? sizeNode.value : '…')}.`,
+        sizeNode.loc,
+        'Use a whole number.',
+      );
     const routingNode = v('routing');
     const routing = routingNode?.kind === 'scalar' ? String(routingNode.value) : undefined;
     if (routing !== undefined && kind !== 'dp' && kind !== 'stage_replica') {
-      throw fail(`role '${role}': axis '${kind}' does not accept a 'routing' policy (only ['dp', 'stage_replica'] do).`, routingNode?.loc ?? item.loc, 'Remove `routing`.');
+      throw fail(
+        `role '${role}': axis '${kind}' does not accept a 'routing' policy (only ['dp', 'stage_replica'] do).`,
+        routingNode?.loc ?? item.loc,
+        'Remove `routing`.',
+      );
     }
-    if (!KINDS.includes(kind)) throw fail(`axis kind must be one of (${KINDS.join(', ')}), got '${kind}'.`, kindNode.loc, `Axes that apply today: ${TRANSLATABLE.join(', ')}.`);
+    if (!KINDS.includes(kind))
+      throw fail(
+        `axis kind must be one of (${KINDS.join(', ')}), got '${kind}'.`,
+        kindNode.loc,
+        `Axes that apply today: ${TRANSLATABLE.join(', ')}.`,
+      );
     if (size <= 0) throw fail(`axis size must be > 0, got ${size}.`, sizeNode.loc, 'Use 1 or more.');
-    if (!TRANSLATABLE.includes(kind)) throw fail(`axis kind '${kind}' is not translatable yet (supported: ${TRANSLATABLE.join(', ')}).`, kindNode.loc, 'Remove this axis.');
-    if (seen.has(kind)) throw fail(`axis kind '${kind}' appears more than once in role '${role}'.`, kindNode.loc, 'Declare each axis once.');
+    if (!TRANSLATABLE.includes(kind))
+      throw fail(
+        `axis kind '${kind}' is not translatable yet (supported: ${TRANSLATABLE.join(', ')}).`,
+        kindNode.loc,
+        'Remove this axis.',
+      );
+    if (seen.has(kind))
+      throw fail(
+        `axis kind '${kind}' appears more than once in role '${role}'.`,
+        kindNode.loc,
+        'Declare each axis once.',
+      );
     seen.add(kind);
     const nameNode = v('name');
     const name = nameNode?.kind === 'scalar' ? String(nameNode.value) : kind;
     checkOwner(kind, name, v('l1_owner'), item.loc, fail);
-    if (routing === 'hash') throw fail(`${kind} axis '${name}' requests key-stable (hash) routing, which is not supported.`, routingNode?.loc ?? item.loc, 'Use round_robin or least_queue.');
+    if (routing === 'hash')
+      throw fail(
+        `${kind} axis '${name}' requests key-stable (hash) routing, which is not supported.`,
+        routingNode?.loc ?? item.loc,
+        'Use round_robin or least_queue.',
+      );
     if (kind === 'dp' && routing !== undefined && !['least_queue', 'random', 'round_robin'].includes(routing)) {
-      throw fail(`dp axis '${name}' has invalid routing_policy '${routing}'; expected one of ['least_queue', 'random', 'round_robin'].`, routingNode?.loc ?? item.loc, 'Fix the policy name.');
+      throw fail(
+        `dp axis '${name}' has invalid routing_policy '${routing}'; expected one of ['least_queue', 'random', 'round_robin'].`,
+        routingNode?.loc ?? item.loc,
+        'Fix the policy name.',
+      );
     }
     return { kind, name, size, routing, loc: item.loc };
   });
@@ -108,9 +208,21 @@ function readAxes(role: string, entry: SourcedEntry, fail: Fail): Axis[] {
 function checkOwner(kind: string, name: string, node: SourcedNode | undefined, loc: SourceLocation, fail: Fail): void {
   if (node === undefined) return;
   const owner = node.kind === 'scalar' ? String(node.value) : '';
-  if (owner !== 'engine' && owner !== 'delegated') throw fail(`axis '${kind}' has invalid l1_owner '${owner}'; expected one of ['delegated', 'engine'].`, node.loc, 'Remove l1_owner or fix it.');
+  if (owner !== 'engine' && owner !== 'delegated')
+    throw fail(
+      `axis '${kind}' has invalid l1_owner '${owner}'; expected one of ['delegated', 'engine'].`,
+      node.loc,
+      'Remove l1_owner or fix it.',
+    );
   const want = kind === 'stage_replica' ? 'delegated' : 'engine';
-  if (owner !== want) throw fail(`${kind} axis '${name}' must have l1_owner '${want}', got '${owner}'.`, loc, kind === 'dp' ? "For request fan-out across independent replicas use a 'stage_replica' axis." : `Remove l1_owner or set it to ${want}.`);
+  if (owner !== want)
+    throw fail(
+      `${kind} axis '${name}' must have l1_owner '${want}', got '${owner}'.`,
+      loc,
+      kind === 'dp'
+        ? "For request fan-out across independent replicas use a 'stage_replica' axis."
+        : `Remove l1_owner or set it to ${want}.`,
+    );
 }
 
 function matchRole(role: string, entry: SourcedEntry, stages: readonly StageDraft[], fail: Fail): number {
@@ -143,18 +255,26 @@ function applyAxes(role: string, axes: readonly Axis[], stage: StageDraft, fail:
       const prev = map.entries.get(key);
       const prevValue = prev?.node.kind === 'scalar' ? prev.node.value : undefined;
       if (prev && !prev.node.synthetic && prevValue !== value && prevValue !== unset) {
-        throw new OmniError('OMNI_CONFIG_STRATEGY', `role '${role}': strategy derives ${key}=${String(value)} but the deploy config already set ${key}=${String(prevValue)}.`, {
-          location: a.loc,
-          related: [entryLocation(prev)],
-          hint: 'Remove one of them (the strategy is the single writer for the axes it declares).',
-        });
+        throw new OmniError(
+          'OMNI_CONFIG_STRATEGY',
+          `role '${role}': strategy derives ${key}=${String(value)} but the deploy config already set ${key}=${String(prevValue)}.`,
+          {
+            location: a.loc,
+            related: [entryLocation(prev)],
+            hint: 'Remove one of them (the strategy is the single writer for the axes it declares).',
+          },
+        );
       }
       return withEntries(map, { key, keyLoc: a.loc, node: { kind: 'scalar', value, loc: a.loc } });
     };
     if (a.kind === 'stage_replica') runtime = put(runtime, 'num_replicas', a.size, 1);
     else if (a.kind === 'ep') {
       if (a.size !== size('tp') * size('dp')) {
-        throw fail(`ep axis size ${a.size} must equal tensor_parallel_size*data_parallel_size (=${size('tp') * size('dp')}).`, a.loc, 'Dense expert parallelism shards experts across exactly those ranks.');
+        throw fail(
+          `ep axis size ${a.size} must equal tensor_parallel_size*data_parallel_size (=${size('tp') * size('dp')}).`,
+          a.loc,
+          'Dense expert parallelism shards experts across exactly those ranks.',
+        );
       }
       args = put(args, 'enable_expert_parallel', true, undefined);
     } else args = put(args, ENGINE_ARG[a.kind] ?? a.kind, a.size, undefined);
@@ -164,7 +284,14 @@ function applyAxes(role: string, axes: readonly Axis[], stage: StageDraft, fail:
 }
 
 /** Upstream's pre-spawn check: `devices` lists one replica's world (a template) or all replicas' (a pool). */
-function checkDevices(role: string, runtime: SourcedMap, world: number, replicas: number, loc: SourceLocation | undefined, fail: Fail): void {
+function checkDevices(
+  role: string,
+  runtime: SourcedMap,
+  world: number,
+  replicas: number,
+  loc: SourceLocation | undefined,
+  fail: Fail,
+): void {
   const devices = runtime.entries.get('devices');
   if (!devices || devices.node.kind !== 'scalar' || devices.node.value === null || devices.node.value === '') return;
   const count = splitDeviceList(String(devices.node.value)).length;

@@ -32,7 +32,9 @@ export interface OutputConnector {
 }
 
 /** The stage's `omni_kv_config.connector_config`, if its engine args have one. */
-export function connectorConfigOf(engineArgs: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> | undefined {
+export function connectorConfigOf(
+  engineArgs: Readonly<Record<string, unknown>>,
+): Readonly<Record<string, unknown>> | undefined {
   const kv = engineArgs['omni_kv_config'];
   const cfg = typeof kv === 'object' && kv !== null ? (kv as Record<string, unknown>)['connector_config'] : undefined;
   return typeof cfg === 'object' && cfg !== null && !Array.isArray(cfg) ? (cfg as Record<string, unknown>) : undefined;
@@ -45,7 +47,10 @@ export function connectorConfigOf(engineArgs: Readonly<Record<string, unknown>>)
  * no connector, or a stage that only receives) the inline connector. Except through a plugin's
  * class, a payload above {@link INLINE_MAX_BYTES} goes through shared memory.
  */
-export function outputConnectorOf(engineArgs: Readonly<Record<string, unknown>>, pluginClasses: Iterable<string> = []): OutputConnector {
+export function outputConnectorOf(
+  engineArgs: Readonly<Record<string, unknown>>,
+  pluginClasses: Iterable<string> = [],
+): OutputConnector {
   const c = connectorConfigOf(engineArgs);
   if (c !== undefined) {
     // A receiver-only config is the stage's input side: its outputs go to the user, not to a stage.

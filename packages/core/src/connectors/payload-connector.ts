@@ -107,7 +107,7 @@ export function connectorModuleUrl(definition: PayloadConnectorDefinition): stri
 
 function invalidDefinition(definition: PayloadConnectorDefinition, why: string): OmniError {
   return new OmniError('OMNI_PLUGIN_INVALID', `connector "${String(definition.name)}" cannot be defined: ${why}`, {
-    hint: "pass `module: new URL('./my-connector.js', import.meta.url)` (see docs/plugins.md, \"Payload connectors\")",
+    hint: 'pass `module: new URL(\'./my-connector.js\', import.meta.url)` (see docs/plugins.md, "Payload connectors")',
   });
 }
 
@@ -116,7 +116,10 @@ function invalidDefinition(definition: PayloadConnectorDefinition, why: string):
  * does not load, has no `createPayloadConnector`, returns something without `put`/`get`) is an
  * OmniError that names the class and the module.
  */
-export async function createPayloadConnectorInstance(moduleUrl: string, context: PayloadConnectorContext): Promise<PayloadConnector> {
+export async function createPayloadConnectorInstance(
+  moduleUrl: string,
+  context: PayloadConnectorContext,
+): Promise<PayloadConnector> {
   const fail = (why: string, cause?: unknown): OmniError =>
     new OmniError('OMNI_PLUGIN_INVALID', `connector "${context.name}" (${moduleUrl}) ${why}`, {
       cause,

@@ -67,7 +67,8 @@ export function isPayloadRef(value: unknown): value is PayloadRef {
   if (!Number.isSafeInteger(v['size']) || (v['size'] as number) < 0) return false;
   if (v['via'] === 'inline') return typeof v['data_base64'] === 'string';
   const segment = v['segment_bytes'];
-  if (segment !== undefined && !(Number.isSafeInteger(segment) && (segment as number) >= (v['size'] as number))) return false;
+  if (segment !== undefined && !(Number.isSafeInteger(segment) && (segment as number) >= (v['size'] as number)))
+    return false;
   return isConnectorClassName(v['via']) && isValidPayloadKey(v['key']);
 }
 
@@ -136,7 +137,8 @@ export function inlinePayloadRef(bytes: Uint8Array, meta: PayloadMeta = {}): Pay
 export function metaOf(meta: PayloadMeta): PayloadMeta {
   const out: PayloadMeta = {};
   if (typeof meta.dtype === 'string') out.dtype = meta.dtype;
-  if (Array.isArray(meta.shape) && meta.shape.every((n) => Number.isSafeInteger(n) && n >= 0)) out.shape = [...meta.shape];
+  if (Array.isArray(meta.shape) && meta.shape.every((n) => Number.isSafeInteger(n) && n >= 0))
+    out.shape = [...meta.shape];
   if (typeof meta.mime === 'string') out.mime = meta.mime;
   return out;
 }

@@ -1,5 +1,10 @@
 import { OmniError } from '../errors.js';
-import { connectorModuleUrl, createPayloadConnectorInstance, type PayloadConnector, type RunConnector } from './payload-connector.js';
+import {
+  connectorModuleUrl,
+  createPayloadConnectorInstance,
+  type PayloadConnector,
+  type RunConnector,
+} from './payload-connector.js';
 import { findPayloadRefs, isStoredPayload, isValidPayloadKey, mapPayloadRefs, type PayloadRef } from './payload-ref.js';
 import { ShmConnector, SHM_VIA } from './shm-connector.js';
 import { createRunPayloadDir, payloadDir } from './shm-store.js';
@@ -37,7 +42,15 @@ export type PayloadFreeReason = 'acknowledged' | 'request_ended' | 'unheld' | 't
 
 /** What the tracker reports (emitted as `payload:*` events of the run). */
 export type PayloadEvent =
-  | { type: 'payload:stored'; key: string; via: string; size: number; stage_id: number | null; request_id: string | null; holders: string[] }
+  | {
+      type: 'payload:stored';
+      key: string;
+      via: string;
+      size: number;
+      stage_id: number | null;
+      request_id: string | null;
+      holders: string[];
+    }
   | { type: 'payload:freed'; key: string; via: string; reason: PayloadFreeReason }
   | { type: 'payload:swept'; files: number };
 
@@ -89,11 +102,16 @@ export class PayloadTracker {
     this.runId = runId;
     this.dir = options.dir ?? createRunPayloadDir(runId, options.baseDir ?? payloadDir());
     const connectors = options.connectors ?? [];
-    this.connectorModules = Object.freeze(Object.fromEntries(connectors.map((c) => [c.definition.name, connectorModuleUrl(c.definition)])));
+    this.connectorModules = Object.freeze(
+      Object.fromEntries(connectors.map((c) => [c.definition.name, connectorModuleUrl(c.definition)])),
+    );
     for (const c of connectors) this.#stageConfigs.set(c.definition.name, c.stageConfigs);
     this.#onError = options.onError ?? (() => undefined);
     this.#onEvent = options.onEvent ?? (() => undefined);
-    this.#shm = new ShmConnector({ runId, role: 'orchestrator' }, { dir: this.dir, ownsDir: options.dir === undefined });
+    this.#shm = new ShmConnector(
+      { runId, role: 'orchestrator' },
+      { dir: this.dir, ownsDir: options.dir === undefined },
+    );
     this.#instances.set(SHM_VIA, Promise.resolve(this.#shm));
     process.once('exit', this.#exitHook);
   }
@@ -118,7 +136,12 @@ export class PayloadTracker {
    * `holders`; holders add up when a key is registered again. With no holder at all it is freed
    * now. Inline references, invalid keys and classes this run does not use are ignored.
    */
-  register(ref: PayloadRef, holders: readonly string[], requestId: string | null = null, producer: number | null = null): void {
+  register(
+    ref: PayloadRef,
+    holders: readonly string[],
+    requestId: string | null = null,
+    producer: number | null = null,
+  ): void {
     if (!isStoredPayload(ref) || !this.tracks(ref.via) || !isValidPayloadKey(ref.key)) return;
     if (this.#closed) {
       if (ref.via === SHM_VIA) this.#shm.releaseNow(ref);
@@ -129,7 +152,15 @@ export class PayloadTracker {
     let entry = this.#entries.get(ref.key);
     if (!entry) {
       this.#entries.set(ref.key, (entry = { ref, holders: new Set(), requestId }));
-      this.#onEvent({ type: 'payload:stored', key: ref.key, via: ref.via, size: ref.size, stage_id: producer, request_id: requestId, holders: [...holders] });
+      this.#onEvent({
+        type: 'payload:stored',
+        key: ref.key,
+        via: ref.via,
+        size: ref.size,
+        stage_id: producer,
+        request_id: requestId,
+        holders: [...holders],
+      });
     }
     for (const h of holders) entry.holders.add(h);
     if (entry.holders.size === 0) this.#drop(ref.key, 'unheld');
@@ -170,18 +201,26 @@ export class PayloadTracker {
       try {
         bytes = await (await this.#instance(ref.via)).get(ref);
       } catch (err) {
-        throw new OmniError('OMNI_REQUEST_FAILED', `the final output payload ${ref.key} (via ${ref.via}) cannot be read: ${(err as Error).message}`, {
-          cause: err,
-          hint:
-            ref.via === SHM_VIA
-              ? 'the producing replica announced a payload file that is missing, not a regular file, or not of the announced size'
-              : `connector "${ref.via}" could not give back a payload it stored`,
-        });
+        throw new OmniError(
+          'OMNI_REQUEST_FAILED',
+          `the final output payload ${ref.key} (via ${ref.via}) cannot be read: ${(err as Error).message}`,
+          {
+            cause: err,
+            hint:
+              ref.via === SHM_VIA
+                ? 'the producing replica announced a payload file that is missing, not a regular file, or not of the announced size'
+                : `connector "${ref.via}" could not give back a payload it stored`,
+          },
+        );
       } finally {
         this.release(ref.key, USER_HOLDER);
       }
       const { data_base64: _, ...rest } = ref;
-      return { ...rest, via: 'inline', data_base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') } satisfies PayloadRef;
+      return {
+        ...rest,
+        via: 'inline',
+        data_base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
+      } satisfies PayloadRef;
     });
   }
 
@@ -226,7 +265,8 @@ export class PayloadTracker {
             this.#onError(err, what);
           }
         })();
-        if (!(await withinMs(sweep, CLOSE_LIMIT_MS))) this.#onError(new Error(`still running after ${CLOSE_LIMIT_MS} ms`), what);
+        if (!(await withinMs(sweep, CLOSE_LIMIT_MS)))
+          this.#onError(new Error(`still running after ${CLOSE_LIMIT_MS} ms`), what);
       }),
     );
     return n;
@@ -248,7 +288,9 @@ export class PayloadTracker {
 
   #create(name: string, url: string): Promise<PayloadConnector> {
     const stageConfigs = this.#stageConfigs.get(name) ?? {};
-    const first = Object.keys(stageConfigs).map(Number).sort((a, b) => a - b)[0];
+    const first = Object.keys(stageConfigs)
+      .map(Number)
+      .sort((a, b) => a - b)[0];
     const config = first === undefined ? {} : (stageConfigs[first] ?? {});
     return createPayloadConnectorInstance(url, { name, role: 'orchestrator', runId: this.runId, config, stageConfigs });
   }

@@ -29,12 +29,21 @@ export class RouterPayloads {
    * references resolved) when `toUser`, else the data unchanged. A chunk that arrives after its
    * request was aborted holds nothing: its files go at once.
    */
-  async onOutput(stageId: number, data: unknown, done: boolean, toUser: boolean, requestId: string, signal?: AbortSignal): Promise<unknown> {
+  async onOutput(
+    stageId: number,
+    data: unknown,
+    done: boolean,
+    toUser: boolean,
+    requestId: string,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     const tracker = this.#tracker;
     if (tracker === null) return data;
     const refs = findPayloadRefs(data).filter(isStoredPayload);
     if (refs.length === 0) return data;
-    const holders = signal?.aborted ? [] : [...(done ? (this.#consumers.get(stageId) ?? []) : []), ...(toUser ? [USER_HOLDER] : [])];
+    const holders = signal?.aborted
+      ? []
+      : [...(done ? (this.#consumers.get(stageId) ?? []) : []), ...(toUser ? [USER_HOLDER] : [])];
     for (const ref of refs) tracker.register(ref, holders, requestId, stageId);
     return toUser && !signal?.aborted ? tracker.resolveForUser(data) : data;
   }

@@ -17,7 +17,15 @@ import { inlinePayloadRef, type PayloadRef } from './payload-ref.js';
 import { SegmentMappings } from './shm-mappings.js';
 import { shmNative } from './shm-native.js';
 import { ShmPool, type ShmPoolLimits } from './shm-pool.js';
-import { deletePayload, deletePayloadAsync, readPayload, readPayloadCopy, removeRunPayloadDir, sweepRunPayloads, writePayload } from './shm-store.js';
+import {
+  deletePayload,
+  deletePayloadAsync,
+  readPayload,
+  readPayloadCopy,
+  removeRunPayloadDir,
+  sweepRunPayloads,
+  writePayload,
+} from './shm-store.js';
 
 /** The `via` of the class's stored references. */
 export const SHM_VIA = 'shm';
@@ -47,7 +55,8 @@ export class ShmConnector implements PayloadConnector {
     this.#runId = context.runId;
     this.#options = options;
     this.#copies = context.role === 'orchestrator';
-    this.#pool = options.pool === undefined ? undefined : new ShmPool(context.runId, options.dir, options.pool.tag, options.pool);
+    this.#pool =
+      options.pool === undefined ? undefined : new ShmPool(context.runId, options.dir, options.pool.tag, options.pool);
     const native = this.#copies ? undefined : shmNative();
     this.#mappings = native === undefined ? undefined : new SegmentMappings(native);
   }
@@ -61,7 +70,14 @@ export class ShmConnector implements PayloadConnector {
     if (bytes.byteLength <= (this.#options.thresholdBytes ?? -1)) return inlinePayloadRef(bytes, meta);
     const segment = this.#pool?.write(key, bytes);
     if (segment === undefined) writePayload(this.#runId, key, bytes, this.#options.dir);
-    return { $payload: 1, key, size: bytes.byteLength, via: SHM_VIA, ...meta, ...(segment === undefined ? {} : { segment_bytes: segment }) };
+    return {
+      $payload: 1,
+      key,
+      size: bytes.byteLength,
+      via: SHM_VIA,
+      ...meta,
+      ...(segment === undefined ? {} : { segment_bytes: segment }),
+    };
   }
 
   get(ref: PayloadRef, into?: Uint8Array): Promise<Buffer> | Buffer {
@@ -69,7 +85,11 @@ export class ShmConnector implements PayloadConnector {
     const options = { size: ref.size, dir: this.#options.dir, ...(segmentBytes === undefined ? {} : { segmentBytes }) };
     if (this.#copies) return readPayloadCopy(this.#runId, ref.key, options);
     const mappings = this.#mappings;
-    return readPayload(this.#runId, ref.key, { ...options, ...(into === undefined ? {} : { into }), ...(mappings === undefined ? {} : { mappings }) });
+    return readPayload(this.#runId, ref.key, {
+      ...options,
+      ...(into === undefined ? {} : { into }),
+      ...(mappings === undefined ? {} : { mappings }),
+    });
   }
 
   async release(ref: PayloadRef): Promise<void> {

@@ -45,7 +45,12 @@ function load(): ShmNative | null {
   for (const candidate of ['../native/shm_map.node', '../../dist/native/shm_map.node']) {
     try {
       const mod = require(candidate) as Partial<ShmNative>;
-      if (typeof mod.mapPayload === 'function' && typeof mod.segmentView === 'function' && typeof mod.mapShared === 'function') return mod as ShmNative;
+      if (
+        typeof mod.mapPayload === 'function' &&
+        typeof mod.segmentView === 'function' &&
+        typeof mod.mapShared === 'function'
+      )
+        return mod as ShmNative;
     } catch {
       // not built here (no compiler at build time, or another layout): try the next
     }

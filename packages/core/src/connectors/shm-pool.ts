@@ -103,7 +103,9 @@ export class ShmPool {
     if (segment === undefined) return undefined;
     try {
       if (segment.memory !== undefined) segment.memory.set(bytes);
-      else for (let off = 0; off < bytes.byteLength; ) off += writeSync(segment.fd, bytes, off, bytes.byteLength - off, off);
+      else
+        for (let off = 0; off < bytes.byteLength;)
+          off += writeSync(segment.fd, bytes, off, bytes.byteLength - off, off);
       linkSync(segment.path, payloadPath(this.#runId, key, this.#dir)); // an existing key: EEXIST, never overwritten
       return segment.bytes;
     } finally {

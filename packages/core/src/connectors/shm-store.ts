@@ -93,7 +93,8 @@ function writableDir(dir: string): boolean {
 /** The file name of a payload: `omnistage-<run_id>-<key>`. */
 export function payloadFileName(runId: string, key: string): string {
   if (!RUN_ID_RE.test(runId)) throw payloadError(`run id ${JSON.stringify(runId)} cannot name a payload file`);
-  if (!isValidPayloadKey(key)) throw payloadError(`payload key ${JSON.stringify(key)} is not valid (letters, digits and _ only)`);
+  if (!isValidPayloadKey(key))
+    throw payloadError(`payload key ${JSON.stringify(key)} is not valid (letters, digits and _ only)`);
   return `${FILE_PREFIX}${runId}-${key}`;
 }
 
@@ -127,7 +128,9 @@ export function createRunPayloadDir(runId: string, base: string = payloadDir()):
     const st = lstatSync(path);
     const uid = process.getuid?.();
     if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
-      throw payloadError(`the run's payload directory ${path} is not a private directory of this user after creating it`);
+      throw payloadError(
+        `the run's payload directory ${path} is not a private directory of this user after creating it`,
+      );
     }
     return path;
   }
@@ -200,9 +203,13 @@ function openPayloadFile(path: string, key: string): number {
 function openError(err: unknown, path: string, key: string): OmniError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') {
-    return payloadError(`payload ${key} is gone (${path}): it was released (every consumer acknowledged it, or its request ended) or the run was swept`, err);
+    return payloadError(
+      `payload ${key} is gone (${path}): it was released (every consumer acknowledged it, or its request ended) or the run was swept`,
+      err,
+    );
   }
-  if (code === 'ELOOP') return payloadError(`payload ${key} (${path}) is a symbolic link, not a regular file: refused`, err);
+  if (code === 'ELOOP')
+    return payloadError(`payload ${key} (${path}) is a symbolic link, not a regular file: refused`, err);
   return payloadError(`opening payload ${key} (${path}) failed: ${(err as Error).message}`, err);
 }
 
@@ -210,15 +217,22 @@ function openError(err: unknown, path: string, key: string): OmniError {
  * The number of bytes to read from an open payload file: it must be a regular file whose size is
  * what its reference says (`segmentBytes` for a pool segment, else `size`).
  */
-export function checkPayloadFile(st: Stats, key: string, options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes'>): number {
+export function checkPayloadFile(
+  st: Stats,
+  key: string,
+  options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes'>,
+): number {
   if (!st.isFile()) throw payloadError(`payload ${key} is not a regular file: refused`);
   const { size, segmentBytes } = options;
   if (segmentBytes === undefined) {
-    if (size !== undefined && st.size !== size) throw payloadError(`payload ${key} has ${st.size} bytes, its reference says ${size}`);
+    if (size !== undefined && st.size !== size)
+      throw payloadError(`payload ${key} has ${st.size} bytes, its reference says ${size}`);
     return st.size;
   }
-  if (st.size !== segmentBytes) throw payloadError(`payload ${key} has ${st.size} bytes, its reference says a segment of ${segmentBytes}`);
-  if (size === undefined || size > segmentBytes) throw payloadError(`payload ${key}: its reference says ${String(size)} bytes in a segment of ${segmentBytes}`);
+  if (st.size !== segmentBytes)
+    throw payloadError(`payload ${key} has ${st.size} bytes, its reference says a segment of ${segmentBytes}`);
+  if (size === undefined || size > segmentBytes)
+    throw payloadError(`payload ${key}: its reference says ${String(size)} bytes in a segment of ${segmentBytes}`);
   return size;
 }
 
@@ -242,7 +256,8 @@ export function readPayload(runId: string, key: string, options: ReadPayloadOpti
       return options.mappings.view(fd, st, path, size, options.segmentBytes!) ?? gone(path, key);
     }
     if (pooled) holdSegment(fd, st, path, key);
-    if (into !== undefined && into.byteLength < size) throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
+    if (into !== undefined && into.byteLength < size)
+      throw payloadError(`payload ${key} has ${size} bytes, the buffer to read it into only ${into.byteLength}`);
     if (map !== undefined) {
       try {
         const buf = pooled ? map.mapHeld(fd, size) : map.mapPayload(fd, size);
@@ -252,9 +267,16 @@ export function readPayload(runId: string, key: string, options: ReadPayloadOpti
         // e.g. the process's map count is exhausted: the copy below still works
       }
     }
-    return readInto(fd, key, size, into === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(into.buffer, into.byteOffset, size));
+    return readInto(
+      fd,
+      key,
+      size,
+      into === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(into.buffer, into.byteOffset, size),
+    );
   } catch (err) {
-    throw err instanceof OmniError ? err : payloadError(`reading payload ${key} (${path}) failed: ${(err as Error).message}`, err);
+    throw err instanceof OmniError
+      ? err
+      : payloadError(`reading payload ${key} (${path}) failed: ${(err as Error).message}`, err);
   } finally {
     if (owned) closeSync(fd);
   }
@@ -292,7 +314,11 @@ function readInto(fd: number, key: string, size: number, buf: Buffer): Buffer {
  * output), with the same refusals as {@link readPayload}: no link, only a regular file of the
  * announced size.
  */
-export async function readPayloadCopy(runId: string, key: string, options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes' | 'dir'>): Promise<Buffer> {
+export async function readPayloadCopy(
+  runId: string,
+  key: string,
+  options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes' | 'dir'>,
+): Promise<Buffer> {
   const path = payloadPath(runId, key, options.dir);
   let handle: FileHandle;
   try {
@@ -350,7 +376,8 @@ export function sweepRunPayloads(runId: string, dir: string = payloadDir()): num
     const mark = name.charAt(prefix.length);
     // The rest must be a whole key: keys have no '-', so run "a" never sweeps run "a-b".
     // Pool segments go too, but are not counted: they are the pool, not payloads left behind.
-    if ((mark === '-' || mark === SEGMENT_MARK) && isValidPayloadKey(rest)) removed += unlinkQuietly(join(dir, name)) && mark === '-' ? 1 : 0;
+    if ((mark === '-' || mark === SEGMENT_MARK) && isValidPayloadKey(rest))
+      removed += unlinkQuietly(join(dir, name)) && mark === '-' ? 1 : 0;
     else if (mark === RUN_DIR_MARK && /^[0-9a-f]{24}$/.test(rest)) removed += removeRunPayloadDir(join(dir, name));
   }
   return removed;

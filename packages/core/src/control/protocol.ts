@@ -159,7 +159,8 @@ export interface WindowGrantedMessage {
   window: number;
 }
 /** A message the orchestrator sends a replica. */
-export type OrchestratorMessage = WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage | WindowGrantedMessage;
+export type OrchestratorMessage =
+  WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage | WindowGrantedMessage;
 
 /** Any message on a control connection. */
 export type ControlMessage = WorkerMessage | OrchestratorMessage;
@@ -190,20 +191,38 @@ type Checker = (m: Record<string, unknown>) => string | null;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
-const str = (m: Record<string, unknown>, k: string): string | null => (typeof m[k] === 'string' ? null : `${k} must be a string`);
+const str = (m: Record<string, unknown>, k: string): string | null =>
+  typeof m[k] === 'string' ? null : `${k} must be a string`;
 const int = (m: Record<string, unknown>, k: string): string | null => (isInt(m[k]) ? null : `${k} must be an integer`);
 const obj = (m: Record<string, unknown>, k: string, optional = false): string | null =>
   (optional && m[k] === undefined) || isObj(m[k]) ? null : `${k} must be an object`;
 const first = (...checks: (string | null)[]): string | null => checks.find((c) => c !== null) ?? null;
 
 const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
-  hello: (m) => first(int(m, 'v'), str(m, 'token'), int(m, 'stage_id'), int(m, 'replica_id'), int(m, 'pid'), m['phases'] === undefined ? null : int(m, 'phases')),
+  hello: (m) =>
+    first(
+      int(m, 'v'),
+      str(m, 'token'),
+      int(m, 'stage_id'),
+      int(m, 'replica_id'),
+      int(m, 'pid'),
+      m['phases'] === undefined ? null : int(m, 'phases'),
+    ),
   ready: (m) => obj(m, 'info', true),
   heartbeat: () => null,
   output: (m) =>
-    first(str(m, 'request_id'), int(m, 'seq'), 'data' in m ? null : 'data is required', typeof m['done'] === 'boolean' ? null : 'done must be a boolean'),
+    first(
+      str(m, 'request_id'),
+      int(m, 'seq'),
+      'data' in m ? null : 'data is required',
+      typeof m['done'] === 'boolean' ? null : 'done must be a boolean',
+    ),
   request_error: (m) => first(str(m, 'request_id'), str(m, 'message')),
-  log: (m) => first(['debug', 'info', 'warn', 'error'].includes(m['level'] as string) ? null : 'level is not valid', str(m, 'message')),
+  log: (m) =>
+    first(
+      ['debug', 'info', 'warn', 'error'].includes(m['level'] as string) ? null : 'level is not valid',
+      str(m, 'message'),
+    ),
   payload_ack: (m) => str(m, 'key'),
   window_request: (m) => int(m, 'window'),
   window_end: (m) => int(m, 'window'),
@@ -219,7 +238,9 @@ const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {
       obj(m, 'engine_args'),
       obj(m, 'metadata'),
       obj(m, 'connectors', true),
-      isObj(m['connectors']) && !Object.values(m['connectors']).every((v) => typeof v === 'string') ? 'connectors must map names to module URLs' : null,
+      isObj(m['connectors']) && !Object.values(m['connectors']).every((v) => typeof v === 'string')
+        ? 'connectors must map names to module URLs'
+        : null,
     ),
   request: (m) => first(str(m, 'request_id'), 'input' in m ? null : 'input is required', obj(m, 'params')),
   abort: (m) => str(m, 'request_id'),

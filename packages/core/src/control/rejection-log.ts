@@ -35,7 +35,9 @@ export class RejectionLog {
     const n = this.#suppressed;
     this.#suppressed = 0;
     this.#quietUntil = Date.now() + this.#intervalMs;
-    this.#say(`${n} more control connection${n === 1 ? '' : 's'} rejected (unknown tokens, bad or missing hello, failed TLS handshakes)`);
+    this.#say(
+      `${n} more control connection${n === 1 ? '' : 's'} rejected (unknown tokens, bad or missing hello, failed TLS handshakes)`,
+    );
   }
 
   #say(message: string): void {

@@ -63,7 +63,12 @@ export class ReplicaChannel {
   /** Resolves once, when the channel is closed for good. */
   readonly closed: Promise<ChannelClose>;
 
-  readonly #welcome: { run_id: string; engine_args: JsonObject; metadata: JsonObject; heartbeat_ms: number | undefined };
+  readonly #welcome: {
+    run_id: string;
+    engine_args: JsonObject;
+    metadata: JsonObject;
+    heartbeat_ms: number | undefined;
+  };
   readonly #payloads: ChannelPayloads | undefined;
   readonly #phases: boolean;
   #admit: ((hello: HelloMessage) => Promise<void>) | null = null;
@@ -82,7 +87,12 @@ export class ReplicaChannel {
   constructor(run_id: string, opts: ExpectOptions) {
     this.stage_id = opts.stage_id;
     this.replica_id = opts.replica_id;
-    this.#welcome = { run_id, engine_args: opts.engine_args ?? {}, metadata: opts.metadata ?? {}, heartbeat_ms: opts.heartbeat_ms };
+    this.#welcome = {
+      run_id,
+      engine_args: opts.engine_args ?? {},
+      metadata: opts.metadata ?? {},
+      heartbeat_ms: opts.heartbeat_ms,
+    };
     this.#payloads = opts.payloads;
     this.#phases = opts.phases === true;
     this.hello = new Promise((resolve, reject) => {
@@ -262,10 +272,14 @@ export class ReplicaChannel {
     if (this.#state === 'closed') return;
     const err = this.#gotReady
       ? null
-      : new OmniError('OMNI_WORKER_EXITED', `stage ${this.stage_id} replica ${this.replica_id} closed its control connection before ready`, {
-          context: this.#context(),
-          hint: 'the replica probably crashed while loading; see its last log lines',
-        });
+      : new OmniError(
+          'OMNI_WORKER_EXITED',
+          `stage ${this.stage_id} replica ${this.replica_id} closed its control connection before ready`,
+          {
+            context: this.#context(),
+            hint: 'the replica probably crashed while loading; see its last log lines',
+          },
+        );
     this.#finish(err, err?.message ?? 'the replica closed its control connection');
   }
 
@@ -275,10 +289,14 @@ export class ReplicaChannel {
     this.#state = 'closed';
     const pending =
       error ??
-      new OmniError(wasWaiting ? 'OMNI_CANCELLED' : 'OMNI_WORKER_EXITED', `stage ${this.stage_id} replica ${this.replica_id}: ${why}`, {
-        context: this.#context(),
-        hint: 'the control channel closed before the replica became ready',
-      });
+      new OmniError(
+        wasWaiting ? 'OMNI_CANCELLED' : 'OMNI_WORKER_EXITED',
+        `stage ${this.stage_id} replica ${this.replica_id}: ${why}`,
+        {
+          context: this.#context(),
+          hint: 'the control channel closed before the replica became ready',
+        },
+      );
     if (wasWaiting) this.#rejectHello(pending);
     if (!this.#gotReady) this.#rejectReady(pending);
     const socket = this.#socket;

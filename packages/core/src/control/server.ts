@@ -70,7 +70,12 @@ export class ControlServer {
   readonly #sockets = new Set<Socket>();
   #closing: Promise<void> | undefined;
 
-  private constructor(socketPath: string, server: Server, options: Required<Omit<ControlServerOptions, 'warn'>>, warn?: (message: string) => void) {
+  private constructor(
+    socketPath: string,
+    server: Server,
+    options: Required<Omit<ControlServerOptions, 'warn'>>,
+    warn?: (message: string) => void,
+  ) {
     this.socketPath = socketPath;
     this.#server = server;
     this.#options = options;
@@ -84,9 +89,13 @@ export class ControlServer {
    */
   static async listen(socketPath: string, options: ControlServerOptions): Promise<ControlServer> {
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
-      throw new OmniError('OMNI_INTERNAL', `control socket path is too long (${Buffer.byteLength(socketPath)} > ${MAX_SOCKET_PATH} bytes): ${socketPath}`, {
-        hint: 'Unix socket paths are limited to 107 bytes; use a shorter run directory',
-      });
+      throw new OmniError(
+        'OMNI_INTERNAL',
+        `control socket path is too long (${Buffer.byteLength(socketPath)} > ${MAX_SOCKET_PATH} bytes): ${socketPath}`,
+        {
+          hint: 'Unix socket paths are limited to 107 bytes; use a shorter run directory',
+        },
+      );
     }
     await removeDeadSocket(socketPath);
     const server = createServer();
@@ -155,7 +164,10 @@ export class ControlServer {
       raw.once('close', () => this.#sockets.delete(raw));
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-      if (this.#closing === undefined) this.#rejections.rejected(`TLS handshake failed: ${err.code ?? err.message} (from ${socket.remoteAddress ?? 'an unknown address'})`);
+      if (this.#closing === undefined)
+        this.#rejections.rejected(
+          `TLS handshake failed: ${err.code ?? err.message} (from ${socket.remoteAddress ?? 'an unknown address'})`,
+        );
       socket.destroy();
     });
     return server;
@@ -168,10 +180,14 @@ export class ControlServer {
     }
     const key = tokenKey(token);
     if (this.#expected.has(key)) {
-      throw new OmniError('OMNI_INTERNAL', `a control token was registered twice (stage ${opts.stage_id} replica ${opts.replica_id})`, {
-        context: { stage_id: opts.stage_id, replica_id: opts.replica_id },
-        hint: 'create one token per replica launch with createControlToken()',
-      });
+      throw new OmniError(
+        'OMNI_INTERNAL',
+        `a control token was registered twice (stage ${opts.stage_id} replica ${opts.replica_id})`,
+        {
+          context: { stage_id: opts.stage_id, replica_id: opts.replica_id },
+          hint: 'create one token per replica launch with createControlToken()',
+        },
+      );
     }
     const channel = new ReplicaChannel(this.#options.run_id, opts);
     this.#expected.set(key, channel);
@@ -183,7 +199,11 @@ export class ControlServer {
     this.#closing ??= (async () => {
       for (const channel of this.#expected.values()) channel.close();
       for (const socket of this.#sockets) socket.destroy();
-      await Promise.all([this.#server, ...this.#tcpServers].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      await Promise.all(
+        [this.#server, ...this.#tcpServers].map(
+          (server) => new Promise<void>((resolve) => server.close(() => resolve())),
+        ),
+      );
       await rm(this.socketPath, { force: true });
       this.#rejections.flush();
     })();
@@ -203,7 +223,10 @@ export class ControlServer {
     let channel: ReplicaChannel | null = null;
     // Lines that arrive while an unknown token is being resolved wait for the answer.
     let resolving: string[] | null = null;
-    const helloTimer = setTimeout(() => this.#reject(socket, 'OMNI_PROTOCOL', 'no hello received in time'), this.#options.helloTimeoutMs);
+    const helloTimer = setTimeout(
+      () => this.#reject(socket, 'OMNI_PROTOCOL', 'no hello received in time'),
+      this.#options.helloTimeoutMs,
+    );
     helloTimer.unref();
     socket.once('close', () => clearTimeout(helloTimer));
 
@@ -278,7 +301,9 @@ export class ControlServer {
   async #resolveHello(socket: Socket, hello: HelloMessage): Promise<ReplicaChannel | null> {
     let channel: ReplicaChannel | null = null;
     try {
-      channel = (await this.#resolveUnknown?.(hello, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 })) ?? null;
+      channel =
+        (await this.#resolveUnknown?.(hello, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 })) ??
+        null;
     } catch (err) {
       this.#reject(socket, 'OMNI_PROTOCOL', `the token could not be checked: ${(err as Error).message}`);
       return null;

@@ -33,7 +33,10 @@ const EKU = { server: '1.3.6.1.5.5.7.3.1', client: '1.3.6.1.5.5.7.3.2', any: '2.
 const MAKE_HINT = 'make the CA and certificates as docs/scale-out.md ("Mutual TLS on the control port") shows';
 
 function tlsError(which: keyof TlsFiles, file: string, problem: string, hint = MAKE_HINT): OmniError {
-  return new OmniError('OMNI_TLS', `${FLAG[which]} ${file}: ${problem}`, { hint, context: { flag: FLAG[which], file } });
+  return new OmniError('OMNI_TLS', `${FLAG[which]} ${file}: ${problem}`, {
+    hint,
+    context: { flag: FLAG[which], file },
+  });
 }
 
 async function readPem(which: keyof TlsFiles, file: string): Promise<Buffer> {
@@ -41,13 +44,24 @@ async function readPem(which: keyof TlsFiles, file: string): Promise<Buffer> {
     const st = await stat(file);
     if (!st.isFile()) throw tlsError(which, file, 'is not a file', `give ${FLAG[which]} the path of a PEM file`);
     // Like the cluster secret: a key others can read is a key others have.
-    if (which === 'key' && (st.mode & 0o077) !== 0) throw tlsError(which, file, 'is readable by group or others', `chmod 600 ${file}`);
+    if (which === 'key' && (st.mode & 0o077) !== 0)
+      throw tlsError(which, file, 'is readable by group or others', `chmod 600 ${file}`);
     return await readFile(file);
   } catch (err) {
     if (err instanceof OmniError) throw err;
     const e = err as NodeJS.ErrnoException;
-    const problem = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${e.message})`;
-    throw tlsError(which, file, problem, `check the path given to ${FLAG[which]} (relative paths resolve against the current directory) and its permissions`);
+    const problem =
+      e.code === 'ENOENT'
+        ? 'does not exist'
+        : e.code === 'EACCES'
+          ? 'cannot be read (permission denied)'
+          : `cannot be read (${e.message})`;
+    throw tlsError(
+      which,
+      file,
+      problem,
+      `check the path given to ${FLAG[which]} (relative paths resolve against the current directory) and its permissions`,
+    );
   }
 }
 
@@ -58,8 +72,10 @@ function parseCertificate(which: 'cert' | 'ca', file: string, pem: Buffer, now: 
   } catch (err) {
     throw tlsError(which, file, `is not a PEM certificate (${(err as Error).message})`);
   }
-  if (Date.parse(cert.validFrom) > now) throw tlsError(which, file, `is not valid before ${cert.validFrom} (is this host's clock right?)`);
-  if (Date.parse(cert.validTo) < now) throw tlsError(which, file, `expired on ${cert.validTo}`, `issue a new certificate; ${MAKE_HINT}`);
+  if (Date.parse(cert.validFrom) > now)
+    throw tlsError(which, file, `is not valid before ${cert.validFrom} (is this host's clock right?)`);
+  if (Date.parse(cert.validTo) < now)
+    throw tlsError(which, file, `expired on ${cert.validTo}`, `issue a new certificate; ${MAKE_HINT}`);
   return cert;
 }
 
@@ -68,7 +84,13 @@ function parseKey(file: string, pem: Buffer): KeyObject {
     return createPrivateKey(pem);
   } catch (err) {
     const message = (err as Error).message;
-    if (/passphrase/i.test(message)) throw tlsError('key', file, 'is encrypted; omnistage needs an unencrypted key', `decrypt it: openssl pkey -in ${file} -out key.pem && chmod 600 key.pem`);
+    if (/passphrase/i.test(message))
+      throw tlsError(
+        'key',
+        file,
+        'is encrypted; omnistage needs an unencrypted key',
+        `decrypt it: openssl pkey -in ${file} -out key.pem && chmod 600 key.pem`,
+      );
     throw tlsError('key', file, `is not a PEM private key (${message})`);
   }
 }
@@ -77,12 +99,22 @@ function parseKey(file: string, pem: Buffer): KeyObject {
 function checkUse(files: TlsFiles, cert: X509Certificate, role: TlsRole, host: string | undefined): void {
   const usages = cert.keyUsage as string[] | undefined;
   if (usages !== undefined && !usages.includes(EKU[role]) && !usages.includes(EKU.any)) {
-    throw tlsError('cert', files.cert, `its extended key usage does not allow TLS ${role}s (${role === 'server' ? 'serverAuth' : 'clientAuth'} is missing)`, `issue it with -addext extendedKeyUsage=${role === 'server' ? 'serverAuth' : 'clientAuth'}; ${MAKE_HINT}`);
+    throw tlsError(
+      'cert',
+      files.cert,
+      `its extended key usage does not allow TLS ${role}s (${role === 'server' ? 'serverAuth' : 'clientAuth'} is missing)`,
+      `issue it with -addext extendedKeyUsage=${role === 'server' ? 'serverAuth' : 'clientAuth'}; ${MAKE_HINT}`,
+    );
   }
   if (role !== 'server' || host === undefined || host === '0.0.0.0' || host === '::') return;
   const named = isIP(host) !== 0 ? cert.checkIP(host) : cert.checkHost(host);
   if (named === undefined) {
-    throw tlsError('cert', files.cert, `does not name ${host}, the address replicas dial (its names: ${cert.subjectAltName ?? cert.subject})`, `issue it with -addext subjectAltName=${isIP(host) !== 0 ? 'IP' : 'DNS'}:${host}, or set --advertise to a name it has`);
+    throw tlsError(
+      'cert',
+      files.cert,
+      `does not name ${host}, the address replicas dial (its names: ${cert.subjectAltName ?? cert.subject})`,
+      `issue it with -addext subjectAltName=${isIP(host) !== 0 ? 'IP' : 'DNS'}:${host}, or set --advertise to a name it has`,
+    );
   }
 }
 
@@ -92,15 +124,34 @@ function checkUse(files: TlsFiles, cert: X509Certificate, role: TlsRole, host: s
  * the certificate may be used as `role` and (a server's) names `host`. Errors say which flag,
  * which file, what is wrong and how to fix it (`OMNI_TLS`, exit 2).
  */
-export async function loadTlsFiles(given: TlsFiles, role: TlsRole, options: { host?: string; now?: number } = {}): Promise<TlsMaterial> {
+export async function loadTlsFiles(
+  given: TlsFiles,
+  role: TlsRole,
+  options: { host?: string; now?: number } = {},
+): Promise<TlsMaterial> {
   const files: TlsFiles = { cert: resolve(given.cert), key: resolve(given.key), ca: resolve(given.ca) };
   const now = options.now ?? Date.now();
-  const [certPem, keyPem, caPem] = await Promise.all([readPem('cert', files.cert), readPem('key', files.key), readPem('ca', files.ca)]);
+  const [certPem, keyPem, caPem] = await Promise.all([
+    readPem('cert', files.cert),
+    readPem('key', files.key),
+    readPem('ca', files.ca),
+  ]);
   const cert = parseCertificate('cert', files.cert, certPem, now);
   const ca = parseCertificate('ca', files.ca, caPem, now);
-  if (!ca.ca) throw tlsError('ca', files.ca, 'is not a CA certificate (basicConstraints CA:FALSE)', 'give --tls-ca the certificate of the authority that signed the other side\'s certificate');
+  if (!ca.ca)
+    throw tlsError(
+      'ca',
+      files.ca,
+      'is not a CA certificate (basicConstraints CA:FALSE)',
+      "give --tls-ca the certificate of the authority that signed the other side's certificate",
+    );
   if (!cert.checkPrivateKey(parseKey(files.key, keyPem))) {
-    throw tlsError('key', files.key, `is not the private key of ${files.cert}`, 'give --tls-key the key the certificate was issued for');
+    throw tlsError(
+      'key',
+      files.key,
+      `is not the private key of ${files.cert}`,
+      'give --tls-key the key the certificate was issued for',
+    );
   }
   checkUse(files, cert, role, options.host);
   try {

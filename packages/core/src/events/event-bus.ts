@@ -49,7 +49,10 @@ export class EventBus {
     try {
       listener(event);
     } catch (err) {
-      this.#logger.warn({ err, event: event.type }, 'an event listener threw; the event was still delivered to the others');
+      this.#logger.warn(
+        { err, event: event.type },
+        'an event listener threw; the event was still delivered to the others',
+      );
     }
   }
 }

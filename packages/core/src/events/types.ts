@@ -27,7 +27,7 @@ export interface PlacedReplica extends ReplicaRef {
  */
 export type OmniEventPayload =
   /** Planning is done and bring-up may start: every replica's devices and launch group, in plan order. */
-  | ({ type: 'pipeline:planned'; replicas: number; groups: number; placement: PlacedReplica[] })
+  | { type: 'pipeline:planned'; replicas: number; groups: number; placement: PlacedReplica[] }
   /**
    * At bring-up start: this replica waits for its launch group, i.e. until `behind` (the member
    * before it) is ready or holds its devices shared. Its `lock` phase starting ends the wait.
@@ -55,7 +55,13 @@ export type OmniEventPayload =
   /** A replica that failed readiness re-checks (an HTTP engine: out of rotation, not killed) answers again: back in rotation. */
   | ({ type: 'replica:responsive'; pid: number; out_ms: number } & ReplicaRef)
   /** A replica started by an agent on another host became ready and joined its stage's pool (head mode). */
-  | ({ type: 'replica:attached'; host_id: string; /** The address its control connection came from. */ peer_address: string; pid: number; incarnation: string } & ReplicaRef)
+  | ({
+      type: 'replica:attached';
+      host_id: string;
+      /** The address its control connection came from. */ peer_address: string;
+      pid: number;
+      incarnation: string;
+    } & ReplicaRef)
   /** A remote replica left its stage's pool: its lease expired, its connection dropped, its agent left, or a newer incarnation fenced it. */
   | ({ type: 'replica:detached'; host_id: string; reason: string } & ReplicaRef)
   /** An agent's host registered with (or left) the run's discovery (head mode). */
@@ -66,7 +72,12 @@ export type OmniEventPayload =
    * A stage's part of a request ended on one replica: `done`, `failed`, or `aborted` (the request was
    * cancelled while the replica worked on it, and the replica was sent `abort`).
    */
-  | ({ type: 'request:stage_end'; request_id: string; outcome: 'done' | 'aborted' | 'failed'; duration_ms: number } & ReplicaRef)
+  | ({
+      type: 'request:stage_end';
+      request_id: string;
+      outcome: 'done' | 'aborted' | 'failed';
+      duration_ms: number;
+    } & ReplicaRef)
   | PayloadEvent
   | { type: 'pipeline:ready'; duration_ms: number }
   | { type: 'pipeline:stopping'; reason: string }

@@ -40,17 +40,22 @@ export function createHooks(): OmniHooks {
   return Object.freeze({
     validateConfig: new AsyncSeriesHook<[PipelineConfig, PlanContext]>(['config', 'ctx'], 'validateConfig'),
     extractMetadata: new HookMap(
-      (type: string) => new AsyncSeriesWaterfallHook<[StageMetadata, ReplicaContext]>(['metadata', 'ctx'], `extractMetadata(${type})`),
+      (type: string) =>
+        new AsyncSeriesWaterfallHook<[StageMetadata, ReplicaContext]>(['metadata', 'ctx'], `extractMetadata(${type})`),
       'extractMetadata',
     ),
     buildArgs: new AsyncSeriesWaterfallHook<[EngineArgs, ReplicaContext]>(['engineArgs', 'ctx'], 'buildArgs'),
     resolveWorker: new HookMap(
-      (type: string) => new AsyncSeriesBailHook<[ReplicaContext], WorkerSpec | undefined>(['ctx'], `resolveWorker(${type})`),
+      (type: string) =>
+        new AsyncSeriesBailHook<[ReplicaContext], WorkerSpec | undefined>(['ctx'], `resolveWorker(${type})`),
       'resolveWorker',
     ),
     planned: new SyncHook<[InitPlan]>(['plan'], 'planned'),
     lockDevices: new AsyncSeriesBailHook<[ReplicaRuntime], HeldDeviceLocks | undefined>(['runtime'], 'lockDevices'),
-    spawn: new AsyncSeriesBailHook<[WorkerSpec, ReplicaRuntime], ReplicaProcessHandle | undefined>(['worker', 'runtime'], 'spawn'),
+    spawn: new AsyncSeriesBailHook<[WorkerSpec, ReplicaRuntime], ReplicaProcessHandle | undefined>(
+      ['worker', 'runtime'],
+      'spawn',
+    ),
     attach: new AsyncSeriesBailHook<[ReplicaProcessHandle, ReplicaRuntime], ReplicaConnection | undefined>(
       ['process', 'runtime'],
       'attach',

@@ -41,26 +41,41 @@ export function pluginFailure(err: unknown, site: PluginCallSite): OmniError {
     return err;
   }
   const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
-  const where = site.context?.stage_id === undefined ? '' : ` (stage ${site.context.stage_id}${site.context.replica_id === undefined ? '' : ` replica ${site.context.replica_id}`})`;
-  return new OmniError('OMNI_PLUGIN_FAILED', `plugin "${site.plugin}" failed in ${site.described ?? site.callback}${where}: ${message}`, {
-    cause: err,
-    exitCode: site.when === 'plan' ? 2 : 1,
-    context: { ...site.context, plugin: site.plugin, hook: site.callback },
-    hint: `this is a bug in plugin "${site.plugin}" or in how it is configured; run with --log-format json to see the stack`,
-  });
+  const where =
+    site.context?.stage_id === undefined
+      ? ''
+      : ` (stage ${site.context.stage_id}${site.context.replica_id === undefined ? '' : ` replica ${site.context.replica_id}`})`;
+  return new OmniError(
+    'OMNI_PLUGIN_FAILED',
+    `plugin "${site.plugin}" failed in ${site.described ?? site.callback}${where}: ${message}`,
+    {
+      cause: err,
+      exitCode: site.when === 'plan' ? 2 : 1,
+      context: { ...site.context, plugin: site.plugin, hook: site.callback },
+      hint: `this is a bug in plugin "${site.plugin}" or in how it is configured; run with --log-format json to see the stack`,
+    },
+  );
 }
 
 /** Hook errors name the tap (the plugin) and the hook; see {@link pluginFailure}. */
 export function annotatePluginError(err: unknown, plugin: string, hook: string): OmniError {
   const base = hook.replace(/\(.*$/, '');
-  return pluginFailure(err, { plugin, callback: hook, described: `hook "${hook}"`, when: PLANNING_HOOKS.has(base) ? 'plan' : 'run' });
+  return pluginFailure(err, {
+    plugin,
+    callback: hook,
+    described: `hook "${hook}"`,
+    when: PLANNING_HOOKS.has(base) ? 'plan' : 'run',
+  });
 }
 
 /**
  * Wraps one plugin callback so whatever it throws (synchronously or as a rejection) is attributed
  * by {@link pluginFailure}. `site` may be a function of the call's arguments (to name the stage).
  */
-export function attributed<A extends unknown[], R>(fn: (...args: A) => R, site: PluginCallSite | ((...args: A) => PluginCallSite)): (...args: A) => R {
+export function attributed<A extends unknown[], R>(
+  fn: (...args: A) => R,
+  site: PluginCallSite | ((...args: A) => PluginCallSite),
+): (...args: A) => R {
   const siteOf = (args: A): PluginCallSite => (typeof site === 'function' ? site(...args) : site);
   return (...args: A): R => {
     let result: R;

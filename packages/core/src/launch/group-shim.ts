@@ -17,7 +17,7 @@
 const SHIM_SCRIPT = [
   'grace=$1; shift',
   'child=',
-  "trap 'trap \"\" TERM; kill -TERM 0 2>/dev/null; i=0; " +
+  'trap \'trap "" TERM; kill -TERM 0 2>/dev/null; i=0; ' +
     'while [ -n "$child" ] && kill -0 "$child" 2>/dev/null && [ "$i" -lt "$grace" ]; do sleep 0.1; i=$((i+1)); done; ' +
     "kill -KILL 0' TERM",
   'exec 3<&0',

@@ -20,7 +20,10 @@ export function launchInlineThread(
     const splitter = new CappedLineSplitter();
     readable.on('data', (chunk: Buffer | string) => {
       for (const { line, droppedBytes } of splitter.push(Buffer.from(chunk))) {
-        const shown = droppedBytes > 0 ? `${line}… [${droppedBytes} more bytes dropped: lines are cut at ${MAX_CHILD_LINE_BYTES} bytes]` : line;
+        const shown =
+          droppedBytes > 0
+            ? `${line}… [${droppedBytes} more bytes dropped: lines are cut at ${MAX_CHILD_LINE_BYTES} bytes]`
+            : line;
         lines.push(shown);
         onLine?.(stream, shown);
       }

@@ -9,7 +9,6 @@ import { resolveCommand } from './resolve-command.js';
 import { setprivPath } from './setpriv.js';
 import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 
-
 /** Which output stream a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -141,14 +140,21 @@ export function launchProcess(opts: LaunchOptions): LaunchedProcess {
   };
 }
 
-type Subprocess = ReturnType<typeof execa<{ buffer: false; stdin: 'pipe'; stdout: 'pipe'; stderr: 'pipe'; reject: false }>>;
+type Subprocess = ReturnType<
+  typeof execa<{ buffer: false; stdin: 'pipe'; stdout: 'pipe'; stderr: 'pipe'; reject: false }>
+>;
 
 /**
  * Drains the child's output line by line into `ring` and `onLine`, and settles once when its
  * leader exits (then kills what is left of its group); `exited` also waits, briefly, for the
  * output to drain, so the last lines are in the ring.
  */
-function watchExit(subprocess: Subprocess, pid: number, ring: LastLines, opts: LaunchOptions): { leaderExited: Promise<ReplicaExit>; exited: Promise<ReplicaExit>; status: () => ReplicaExit | null } {
+function watchExit(
+  subprocess: Subprocess,
+  pid: number,
+  ring: LastLines,
+  opts: LaunchOptions,
+): { leaderExited: Promise<ReplicaExit>; exited: Promise<ReplicaExit>; status: () => ReplicaExit | null } {
   const onLine = (stream: OutputStream, line: string): void => {
     ring.push(line);
     try {
@@ -158,7 +164,10 @@ function watchExit(subprocess: Subprocess, pid: number, ring: LastLines, opts: L
     }
   };
   const cut = new TruncationNote(opts.maxLineBytes ?? MAX_CHILD_LINE_BYTES);
-  const drained = Promise.all([readLines(subprocess.stdout, 'stdout', onLine, cut), readLines(subprocess.stderr, 'stderr', onLine, cut)]);
+  const drained = Promise.all([
+    readLines(subprocess.stdout, 'stdout', onLine, cut),
+    readLines(subprocess.stderr, 'stderr', onLine, cut),
+  ]);
   // Nobody writes to stdin; a worker exiting would otherwise surface EPIPE as an 'error' event.
   subprocess.stdin.on('error', () => undefined);
 
@@ -201,10 +210,16 @@ function buildArgv(resolved: string, opts: LaunchOptions, setpriv: string | null
   return { file: resolved, argv: [...opts.args] };
 }
 
-function readLines(stream: Readable, name: OutputStream, onLine: (stream: OutputStream, line: string) => void, cut: TruncationNote): Promise<void> {
+function readLines(
+  stream: Readable,
+  name: OutputStream,
+  onLine: (stream: OutputStream, line: string) => void,
+  cut: TruncationNote,
+): Promise<void> {
   return new Promise((resolve) => {
     const splitter = new CappedLineSplitter(cut.maxBytes);
-    const emit = (l: { line: string; droppedBytes: number }): void => onLine(name, l.droppedBytes > 0 ? cut.describe(l) : l.line);
+    const emit = (l: { line: string; droppedBytes: number }): void =>
+      onLine(name, l.droppedBytes > 0 ? cut.describe(l) : l.line);
     stream.on('error', () => undefined);
     stream.on('data', (chunk: Buffer) => {
       for (const l of splitter.push(chunk)) emit(l);

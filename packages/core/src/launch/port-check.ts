@@ -24,10 +24,14 @@ export async function ensurePortFree(port: number, context: ErrorContext, graceM
     taken = await portTaken(port);
   }
   if (taken === null) return;
-  throw new OmniError('OMNI_PORT_IN_USE', `stage ${context.stage_id} replica ${context.replica_id}: port ${port} is already in use on this host (${taken})`, {
-    context: { ...context, port },
-    hint: `stop whatever listens on ${port} (\`ss -ltnp 'sport = :${port}'\` shows it), or give the stage another port (engine_args.port)`,
-  });
+  throw new OmniError(
+    'OMNI_PORT_IN_USE',
+    `stage ${context.stage_id} replica ${context.replica_id}: port ${port} is already in use on this host (${taken})`,
+    {
+      context: { ...context, port },
+      hint: `stop whatever listens on ${port} (\`ss -ltnp 'sport = :${port}'\` shows it), or give the stage another port (engine_args.port)`,
+    },
+  );
 }
 
 /** The bind error when `port` cannot be bound on the wildcard address, null when it is free. */

@@ -6,7 +6,11 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
  * spawning because behind `setpriv` a missing command is not a spawn error (setpriv exits 127),
  * and a clear OMNI_SPAWN_FAILED is worth the few `access()` calls.
  */
-export function resolveCommand(command: string, env: Readonly<Record<string, string | undefined>>, cwd: string): string | null {
+export function resolveCommand(
+  command: string,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): string | null {
   if (command.includes('/')) {
     const path = isAbsolute(command) ? command : resolve(cwd, command);
     return isExecutableFile(path) ? path : null;

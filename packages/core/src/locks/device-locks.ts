@@ -233,7 +233,11 @@ async function lockTimeout(opts: AcquireDeviceLocksOptions, device: string, wait
  * only its owner may remove it, so a lock left by another user's omnistage that died stays until
  * that user or root removes it. Fail closed, saying whose it is and what to remove.
  */
-async function foreignStaleLockError(opts: AcquireDeviceLocksOptions, device: string, cause: unknown): Promise<OmniError> {
+async function foreignStaleLockError(
+  opts: AcquireDeviceLocksOptions,
+  device: string,
+  cause: unknown,
+): Promise<OmniError> {
   const holder = await readLockHolder(opts.lockDir, device);
   const lockPath = deviceLockDir(opts.lockDir, device);
   const owner = await stat(lockPath).then(
@@ -252,20 +256,28 @@ async function foreignStaleLockError(opts: AcquireDeviceLocksOptions, device: st
 }
 
 function lockDirError(opts: AcquireDeviceLocksOptions, device: string | undefined, cause: unknown): OmniError {
-  return new OmniError('OMNI_LOCK_TIMEOUT', `could not lock device ${device ?? '?'} in ${opts.lockDir}: ${messageOf(cause)}`, {
-    cause,
-    context: lockContext(opts, device),
-    hint: 'check that the lock directory is writable by this user (set it with --lock-dir or OMNISTAGE_LOCK_DIR)',
-  });
+  return new OmniError(
+    'OMNI_LOCK_TIMEOUT',
+    `could not lock device ${device ?? '?'} in ${opts.lockDir}: ${messageOf(cause)}`,
+    {
+      cause,
+      context: lockContext(opts, device),
+      hint: 'check that the lock directory is writable by this user (set it with --lock-dir or OMNISTAGE_LOCK_DIR)',
+    },
+  );
 }
 
 function throwIfCancelled(opts: AcquireDeviceLocksOptions, device: string | undefined): void {
   if (!opts.signal.aborted) return;
-  throw new OmniError('OMNI_CANCELLED', `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for the init lock of device ${device ?? '?'} was cancelled`, {
-    cause: opts.signal.reason,
-    context: lockContext(opts, device),
-    hint: 'the launch was cancelled (another replica failed, the pipeline deadline expired, or Ctrl-C)',
-  });
+  throw new OmniError(
+    'OMNI_CANCELLED',
+    `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for the init lock of device ${device ?? '?'} was cancelled`,
+    {
+      cause: opts.signal.reason,
+      context: lockContext(opts, device),
+      hint: 'the launch was cancelled (another replica failed, the pipeline deadline expired, or Ctrl-C)',
+    },
+  );
 }
 
 function lockContext(opts: AcquireDeviceLocksOptions, device: string | undefined) {

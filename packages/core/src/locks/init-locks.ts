@@ -47,11 +47,16 @@ export function isPhased(locks: HeldDeviceLocks | undefined): locks is PhasedDev
 export type InitLockMode = 'alone' | 'gate' | 'shared';
 
 /** Takes `opts.devices` for one replica's init in `mode`. lock:acquired/released tell exclusive holds. */
-export async function acquireInitLocks(opts: AcquireDeviceLocksOptions, mode: InitLockMode): Promise<PhasedDeviceLocks> {
+export async function acquireInitLocks(
+  opts: AcquireDeviceLocksOptions,
+  mode: InitLockMode,
+): Promise<PhasedDeviceLocks> {
   // Window gates and the brief gates of a shared start are not the init lock: no lock events.
   const quiet = { ...opts, onAcquired: undefined, onReleased: undefined };
   // With `alone`, lock:acquired means "alone on the device": told after the shared holders are gone.
-  let gates: DeviceLockSet | null = await acquireDeviceLocks(mode === 'gate' ? opts : mode === 'alone' ? { ...opts, onAcquired: undefined } : quiet);
+  let gates: DeviceLockSet | null = await acquireDeviceLocks(
+    mode === 'gate' ? opts : mode === 'alone' ? { ...opts, onAcquired: undefined } : quiet,
+  );
   const devices = gates.devices;
   let drained = false;
   // `gate` told lock:acquired with the gates; the others tell it once they have the devices alone.

@@ -29,14 +29,20 @@ export async function prepareLockDir(lockDir: string, context: Record<string, un
   if (await ensureDir(lockDir)) await chmod(lockDir, 0o1777);
   const st = await lstat(lockDir);
   const fail = (what: string, hint = LOCK_DIR_HINT): OmniError =>
-    new OmniError('OMNI_LOCK_UNSAFE', `the lock directory ${lockDir} ${what}`, { context: { ...context, lock_dir: lockDir }, hint });
-  if (st.isSymbolicLink()) throw fail(`is a symbolic link (owner user id ${st.uid}); omnistage does not follow links there`);
+    new OmniError('OMNI_LOCK_UNSAFE', `the lock directory ${lockDir} ${what}`, {
+      context: { ...context, lock_dir: lockDir },
+      hint,
+    });
+  if (st.isSymbolicLink())
+    throw fail(`is a symbolic link (owner user id ${st.uid}); omnistage does not follow links there`);
   if (!st.isDirectory()) throw fail(`is a ${kindOf(st)}, not a directory (owner user id ${st.uid})`);
   const mode = st.mode & 0o7777;
   const me = process.getuid?.();
   const sharedSticky = (mode & 0o1777) === 0o1777;
   if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
-    throw fail(`is writable by other users without the sticky bit (mode ${octal(mode)}): anyone could remove the locks in it`);
+    throw fail(
+      `is writable by other users without the sticky bit (mode ${octal(mode)}): anyone could remove the locks in it`,
+    );
   }
   if (me !== undefined && st.uid !== me && st.uid !== 0 && !sharedSticky) {
     throw fail(`belongs to user id ${st.uid} (mode ${octal(mode)}): that user controls every lock in it`);
@@ -56,9 +62,14 @@ export async function prepareLockDir(lockDir: string, context: Record<string, un
  * Refuses objects in a device's place that omnistage never creates: a `device-N.lock` that is not
  * a directory, a holder file that is not a small regular file. Called before each lock attempt.
  */
-export async function checkDeviceEntries(lockDir: string, device: string, context: Record<string, unknown>): Promise<void> {
+export async function checkDeviceEntries(
+  lockDir: string,
+  device: string,
+  context: Record<string, unknown>,
+): Promise<void> {
   const lock = await lstatOrNull(deviceLockDir(lockDir, device));
-  if (lock && !lock.isDirectory()) throw foreignObject(deviceLockDir(lockDir, device), lock, 'a directory omnistage creates', context);
+  if (lock && !lock.isDirectory())
+    throw foreignObject(deviceLockDir(lockDir, device), lock, 'a directory omnistage creates', context);
   const holderPath = holderFilePath(lockDir, device);
   const holder = await lstatOrNull(holderPath);
   if (holder && (!holder.isFile() || holder.size > MAX_HOLDER_FILE_BYTES)) {

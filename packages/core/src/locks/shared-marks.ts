@@ -13,7 +13,15 @@ import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { check, lock } from 'proper-lockfile';
 import { OmniError } from '../errors.js';
-import { currentHolder, describeHolder, readHolderOf, readHolderTextSync, removeOwnHolderFile, writeHolderFile, type LockHolder } from './holder.js';
+import {
+  currentHolder,
+  describeHolder,
+  readHolderOf,
+  readHolderTextSync,
+  removeOwnHolderFile,
+  writeHolderFile,
+  type LockHolder,
+} from './holder.js';
 import type { AcquireDeviceLocksOptions } from './device-locks.js';
 import { LOCK_OPTIONS, LOCK_POLL_MS } from './options.js';
 import { sharedMarkPrefix, sharedMarkTarget } from './paths.js';
@@ -31,7 +39,10 @@ export interface SharedMarks {
 }
 
 /** Takes a shared mark on each device (ascending). The caller holds the devices' gates. */
-export async function takeSharedMarks(opts: AcquireDeviceLocksOptions, devices: readonly string[]): Promise<SharedMarks> {
+export async function takeSharedMarks(
+  opts: AcquireDeviceLocksOptions,
+  devices: readonly string[],
+): Promise<SharedMarks> {
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const marks: Mark[] = [];
   const release = async (): Promise<void> => {
@@ -72,17 +83,26 @@ export async function takeSharedMarks(opts: AcquireDeviceLocksOptions, devices: 
  * removing stale ones. The caller holds the gates, so no new mark appears meanwhile. Fails closed
  * at `opts.deadline` with OMNI_LOCK_TIMEOUT naming a holder still loading.
  */
-export async function drainSharedMarks(opts: AcquireDeviceLocksOptions, devices: readonly string[], ownToken: string | null, what: string): Promise<void> {
+export async function drainSharedMarks(
+  opts: AcquireDeviceLocksOptions,
+  devices: readonly string[],
+  ownToken: string | null,
+  what: string,
+): Promise<void> {
   const started = Date.now();
   for (const device of devices) {
     for (;;) {
       const others = await liveOthers(opts, device, ownToken);
       if (others.length === 0) break;
       if (opts.signal.aborted) {
-        throw new OmniError('OMNI_CANCELLED', `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for ${what} on device ${device} was cancelled`, {
-          cause: opts.signal.reason,
-          context: context(opts, device),
-        });
+        throw new OmniError(
+          'OMNI_CANCELLED',
+          `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for ${what} on device ${device} was cancelled`,
+          {
+            cause: opts.signal.reason,
+            context: context(opts, device),
+          },
+        );
       }
       const now = Date.now();
       if (now >= opts.deadline) {
@@ -113,10 +133,14 @@ async function liveOthers(opts: AcquireDeviceLocksOptions, device: string, ownTo
     const st = await lstat(join(opts.lockDir, name)).catch(() => null);
     if (st === null) continue; // released meanwhile
     if (!st.isDirectory()) {
-      throw new OmniError('OMNI_LOCK_UNSAFE', `${join(opts.lockDir, name)} is not a directory omnistage creates (owner user id ${st.uid})`, {
-        context: { ...context(opts, device), path: join(opts.lockDir, name), owner_uid: st.uid },
-        hint: `someone put it there, not omnistage: remove it (as user id ${st.uid} or root), or use a lock directory of your own (--lock-dir)`,
-      });
+      throw new OmniError(
+        'OMNI_LOCK_UNSAFE',
+        `${join(opts.lockDir, name)} is not a directory omnistage creates (owner user id ${st.uid})`,
+        {
+          context: { ...context(opts, device), path: join(opts.lockDir, name), owner_uid: st.uid },
+          hint: `someone put it there, not omnistage: remove it (as user id ${st.uid} or root), or use a lock directory of your own (--lock-dir)`,
+        },
+      );
     }
     if (await check(target, { stale: LOCK_OPTIONS.stale, realpath: false })) {
       live.push(target);
@@ -127,17 +151,26 @@ async function liveOthers(opts: AcquireDeviceLocksOptions, device: string, ownTo
   return live;
 }
 
-async function removeStale(opts: AcquireDeviceLocksOptions, device: string, target: string, uid: number): Promise<void> {
+async function removeStale(
+  opts: AcquireDeviceLocksOptions,
+  device: string,
+  target: string,
+  uid: number,
+): Promise<void> {
   try {
     await rmdir(`${target}.lock`);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return;
-    throw new OmniError('OMNI_LOCK_TIMEOUT', `device ${device}: a shared hold left by a dead process (user id ${uid}) cannot be removed by this user: ${target}.lock`, {
-      cause: err,
-      context: context(opts, device),
-      hint: `once that process is surely gone, remove ${target}.lock as its owner or root; or use a lock directory of your own (--lock-dir)`,
-    });
+    throw new OmniError(
+      'OMNI_LOCK_TIMEOUT',
+      `device ${device}: a shared hold left by a dead process (user id ${uid}) cannot be removed by this user: ${target}.lock`,
+      {
+        cause: err,
+        context: context(opts, device),
+        hint: `once that process is surely gone, remove ${target}.lock as its owner or root; or use a lock directory of your own (--lock-dir)`,
+      },
+    );
   }
   await unlink(`${target}.holder.json`).catch(() => undefined);
 }

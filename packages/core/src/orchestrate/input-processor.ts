@@ -13,7 +13,13 @@ export const defaultInputProcessor: InputProcessor = (sources) =>
 
 /** True for a JS module specifier (`./processors.js#fn`), false for a Python dotted path (`pkg.mod.fn`). */
 export function isJsProcessorSpecifier(spec: string): boolean {
-  return spec.startsWith('./') || spec.startsWith('../') || isAbsolute(spec) || spec.startsWith('file:') || /\.(m?js|cjs)(#|$)/.test(spec);
+  return (
+    spec.startsWith('./') ||
+    spec.startsWith('../') ||
+    isAbsolute(spec) ||
+    spec.startsWith('file:') ||
+    /\.(m?js|cjs)(#|$)/.test(spec)
+  );
 }
 
 /**
@@ -28,26 +34,39 @@ export async function loadInputProcessor(stage: StageConfig, pipelineFile: strin
   const modulePart = hash >= 0 ? spec.slice(0, hash) : spec;
   const exportName = hash >= 0 ? spec.slice(hash + 1) : 'default';
   const location = stage.locations.at('custom_process_input_func');
-  const url = modulePart.startsWith('file:') ? modulePart : pathToFileURL(resolvePath(dirname(pipelineFile), modulePart)).href;
+  const url = modulePart.startsWith('file:')
+    ? modulePart
+    : pathToFileURL(resolvePath(dirname(pipelineFile), modulePart)).href;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `stage ${stage.stage_id}: custom_process_input_func module "${modulePart}" could not be loaded: ${(err as Error).message}`, {
-      location,
-      cause: err,
-      context: { stage_id: stage.stage_id },
-      hint: 'the path is relative to the pipeline file; use ./file.js#exportName',
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `stage ${stage.stage_id}: custom_process_input_func module "${modulePart}" could not be loaded: ${(err as Error).message}`,
+      {
+        location,
+        cause: err,
+        context: { stage_id: stage.stage_id },
+        hint: 'the path is relative to the pipeline file; use ./file.js#exportName',
+      },
+    );
   }
   const fn = mod[exportName];
   if (typeof fn !== 'function') {
     const available = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
-    throw new OmniError('OMNI_CONFIG_INVALID', `stage ${stage.stage_id}: "${modulePart}" has no exported function "${exportName}"`, {
-      location,
-      context: { stage_id: stage.stage_id },
-      hint: available.length > 0 ? `exported functions: ${available.join(', ')}` : 'export a function (sources, ctx) => input',
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `stage ${stage.stage_id}: "${modulePart}" has no exported function "${exportName}"`,
+      {
+        location,
+        context: { stage_id: stage.stage_id },
+        hint:
+          available.length > 0
+            ? `exported functions: ${available.join(', ')}`
+            : 'export a function (sources, ctx) => input',
+      },
+    );
   }
   return fn as InputProcessor;
 }

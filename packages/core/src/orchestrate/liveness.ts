@@ -48,9 +48,11 @@ export interface WatchedPipeline {
 export function unresponsiveReason(replica: StartedReplica, timeoutMs: number, now: number): string | null {
   if (replica.connection === null || replica.stopping || replica.process.hasExited()) return null;
   // Only this host's own replicas: a remote replica's pid names a process on another host.
-  if (replica.host_id === undefined && isProcessStopped(replica.process.pid)) return 'its process is stopped (state T: SIGSTOP or a debugger)';
+  if (replica.host_id === undefined && isProcessStopped(replica.process.pid))
+    return 'its process is stopped (state T: SIGSTOP or a debugger)';
   const last = replica.connection.lastHeartbeat?.() ?? null;
-  if (last !== null && now - last > timeoutMs) return `no heartbeat for ${((now - last) / 1000).toFixed(1)} s (timeout ${timeoutMs / 1000} s)`;
+  if (last !== null && now - last > timeoutMs)
+    return `no heartbeat for ${((now - last) / 1000).toFixed(1)} s (timeout ${timeoutMs / 1000} s)`;
   return null;
 }
 
@@ -65,7 +67,11 @@ export function unresponsiveReason(replica: StartedReplica, timeoutMs: number, n
  * Either way the requests it was serving end at once and are retried once on another replica, as
  * for a replica that died. Returns a stop.
  */
-export function watchLiveness(services: RunServices, pipeline: WatchedPipeline, options: LivenessOptions = {}): () => void {
+export function watchLiveness(
+  services: RunServices,
+  pipeline: WatchedPipeline,
+  options: LivenessOptions = {},
+): () => void {
   const timeoutMs = options.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
   const checkMs = options.checkMs ?? Math.min(1_000, Math.max(50, timeoutMs / 4));
   const timer = setInterval(() => {
@@ -78,7 +84,12 @@ export function watchLiveness(services: RunServices, pipeline: WatchedPipeline, 
     }
   }, checkMs);
   timer.unref();
-  const stopReadiness = watchReadiness(services, pipeline, options.readinessMs ?? DEFAULT_READINESS_MS, options.readinessFailures ?? DEFAULT_READINESS_FAILURES);
+  const stopReadiness = watchReadiness(
+    services,
+    pipeline,
+    options.readinessMs ?? DEFAULT_READINESS_MS,
+    options.readinessFailures ?? DEFAULT_READINESS_FAILURES,
+  );
   return () => {
     clearInterval(timer);
     stopReadiness();
@@ -93,9 +104,17 @@ interface ReadinessState {
   last: string;
 }
 
-function watchReadiness(services: RunServices, pipeline: WatchedPipeline, intervalMs: number, failuresToLeave: number): () => void {
+function watchReadiness(
+  services: RunServices,
+  pipeline: WatchedPipeline,
+  intervalMs: number,
+  failuresToLeave: number,
+): () => void {
   const states = new WeakMap<StartedReplica, ReadinessState>();
-  const check = async (replica: StartedReplica, connection: { checkReady(signal: AbortSignal): Promise<boolean> }): Promise<void> => {
+  const check = async (
+    replica: StartedReplica,
+    connection: { checkReady(signal: AbortSignal): Promise<boolean> },
+  ): Promise<void> => {
     let state = states.get(replica);
     if (state === undefined) states.set(replica, (state = { failures: 0, busy: false, outSince: 0, last: '' }));
     if (state.busy) return; // the previous check still waits for its answer: it counts once
@@ -106,7 +125,9 @@ function watchReadiness(services: RunServices, pipeline: WatchedPipeline, interv
       ok = await connection.checkReady(signal);
       state.last = ok ? '' : 'it answered not ready';
     } catch (err) {
-      state.last = signal.aborted ? `no answer within ${Math.min(intervalMs, READINESS_CHECK_TIMEOUT_MS)} ms` : (err as Error).message;
+      state.last = signal.aborted
+        ? `no answer within ${Math.min(intervalMs, READINESS_CHECK_TIMEOUT_MS)} ms`
+        : (err as Error).message;
     } finally {
       state.busy = false;
     }
@@ -126,7 +147,13 @@ function watchReadiness(services: RunServices, pipeline: WatchedPipeline, interv
     if (pipeline.stopping) return clearInterval(timer);
     for (const replica of pipeline.replicas) {
       const connection = replica.connection;
-      if (connection?.checkReady === undefined || replica.stopping || replica.unresponsive === true || replica.process.hasExited()) continue;
+      if (
+        connection?.checkReady === undefined ||
+        replica.stopping ||
+        replica.unresponsive === true ||
+        replica.process.hasExited()
+      )
+        continue;
       void check(replica, connection as { checkReady(signal: AbortSignal): Promise<boolean> });
     }
   }, intervalMs);
@@ -139,12 +166,19 @@ function outOfRotation(services: RunServices, replica: StartedReplica, reason: s
   const { stage_id, replica_id } = replica.plan;
   const pid = replica.process.pid;
   services.events.emit({ type: 'replica:unresponsive', stage_id, replica_id, pid, reason });
-  services.logger.warn({ stage: stage_id, replica: replica_id, pid }, `stage ${stage_id} replica ${replica_id} (pid ${pid}) is unresponsive: ${reason}; ${what}`);
+  services.logger.warn(
+    { stage: stage_id, replica: replica_id, pid },
+    `stage ${stage_id} replica ${replica_id} (pid ${pid}) is unresponsive: ${reason}; ${what}`,
+  );
   replica.rotation?.abort(
-    new OmniError('OMNI_WORKER_UNRESPONSIVE', `stage ${stage_id} replica ${replica_id} (pid ${pid}) is unresponsive: ${reason}`, {
-      context: { stage_id, replica_id, pid },
-      hint: 'see the replica log; liveness settings: runtime.heartbeat_timeout_s, runtime.readiness_interval_s, runtime.readiness_failures',
-    }),
+    new OmniError(
+      'OMNI_WORKER_UNRESPONSIVE',
+      `stage ${stage_id} replica ${replica_id} (pid ${pid}) is unresponsive: ${reason}`,
+      {
+        context: { stage_id, replica_id, pid },
+        hint: 'see the replica log; liveness settings: runtime.heartbeat_timeout_s, runtime.readiness_interval_s, runtime.readiness_failures',
+      },
+    ),
   );
   replica.rotation = undefined;
 }
@@ -165,5 +199,8 @@ function comeBack(services: RunServices, replica: StartedReplica, outMs: number)
   const pid = replica.process.pid;
   replica.unready = false;
   services.events.emit({ type: 'replica:responsive', stage_id, replica_id, pid, out_ms: outMs });
-  services.logger.info({ stage: stage_id, replica: replica_id, pid }, `stage ${stage_id} replica ${replica_id} (pid ${pid}) answers its readiness check again after ${(outMs / 1000).toFixed(1)} s: back in rotation`);
+  services.logger.info(
+    { stage: stage_id, replica: replica_id, pid },
+    `stage ${stage_id} replica ${replica_id} (pid ${pid}) answers its readiness check again after ${(outMs / 1000).toFixed(1)} s: back in rotation`,
+  );
 }

@@ -41,7 +41,14 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
     })),
     groups: plan.groups.map((g) => ({ id: g.id, lock_devices: g.lock_devices, replicas: g.replicas })),
     transfers: plan.transfers.map((t) => ({ ...t })),
-    warnings: plan.warnings.map((w) => ({ code: w.code, message: w.message, file: w.file, line: w.line, col: w.col, ...(w.hint ? { hint: w.hint } : {}) })),
+    warnings: plan.warnings.map((w) => ({
+      code: w.code,
+      message: w.message,
+      file: w.file,
+      line: w.line,
+      col: w.col,
+      ...(w.hint ? { hint: w.hint } : {}),
+    })),
   };
 }
 
@@ -58,7 +65,9 @@ function stageTopology(s: StagePlan): Record<string, unknown> {
 
 /** The plan as a fixed-width table (stage, replica, logical → physical devices, lock set, group, engine). */
 export function planToTable(plan: InitPlan): string {
-  const rows: string[][] = [['stage', 'model_stage', 'type', 'inputs', 'output', 'replica', 'devices', 'physical', 'locks', 'group', 'engine']];
+  const rows: string[][] = [
+    ['stage', 'model_stage', 'type', 'inputs', 'output', 'replica', 'devices', 'physical', 'locks', 'group', 'engine'],
+  ];
   for (const s of plan.stages) {
     const t = stageTopology(s);
     const inputs = (t['engine_input_source'] as number[]).join(',') || '-';
@@ -81,7 +90,9 @@ export function planToTable(plan: InitPlan): string {
   }
   const t = plan.topology;
   const source =
-    t.source === 'registry' ? `topology: pipeline ${t.pipeline ?? '?'} (registry, selected by ${t.selected_by ?? '?'})` : 'topology: spelt out in the file';
+    t.source === 'registry'
+      ? `topology: pipeline ${t.pipeline ?? '?'} (registry, selected by ${t.selected_by ?? '?'})`
+      : 'topology: spelt out in the file';
   const header = `platform ${plan.platform} (${plan.device_env.join(' + ')}), visible devices: ${plan.visible_devices.join(',') || 'none'}\n${source}`;
   return [header, ...fixedWidth(rows), ...transferTable(plan)].join('\n');
 }
@@ -89,7 +100,12 @@ export function planToTable(plan: InitPlan): string {
 /** Rows padded to their columns' widths, a dashed rule under the first (the header). */
 function fixedWidth(rows: readonly string[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  const lines = rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  const lines = rows.map((row) =>
+    row
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   return lines;
 }
@@ -97,13 +113,22 @@ function fixedWidth(rows: readonly string[][]): string[] {
 const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string> = {
   shm: (t) => `shared memory above ${t.threshold_bytes ?? 0} bytes, inline below`,
   plugin: () => "the plugin's connector class",
-  engine: (t) => (t.flow === undefined ? 'the engine itself (KV cache); outputs through the router' : `the engine itself (KV cache); ${t.flow}`),
-  inline: (t) => (t.across_hosts ? 'inline over the control channel: may cross hosts (at most 4 MiB a payload)' : 'inline, in the control messages'),
+  engine: (t) =>
+    t.flow === undefined
+      ? 'the engine itself (KV cache); outputs through the router'
+      : `the engine itself (KV cache); ${t.flow}`,
+  inline: (t) =>
+    t.across_hosts
+      ? 'inline over the control channel: may cross hosts (at most 4 MiB a payload)'
+      : 'inline, in the control messages',
 };
 
 /** The edges of the stage DAG and how each carries data (nothing for a single stage). */
 function transferTable(plan: InitPlan): string[] {
   if (plan.transfers.length === 0) return [];
-  const rows = [['transfer', 'connector', 'carried by'], ...plan.transfers.map((t) => [`${t.from} -> ${t.to}`, t.connector ?? '-', CARRIED_BY[t.carried_by](t)])];
+  const rows = [
+    ['transfer', 'connector', 'carried by'],
+    ...plan.transfers.map((t) => [`${t.from} -> ${t.to}`, t.connector ?? '-', CARRIED_BY[t.carried_by](t)]),
+  ];
   return ['', ...fixedWidth(rows)];
 }

@@ -65,7 +65,9 @@ export function maxInflightOf(stage: StagePlan, fallback?: number): number {
   if (own !== undefined && own !== null) return own;
   if (fallback !== undefined) return fallback;
   const seqs = cfg?.engine_args['max_num_seqs'];
-  return typeof seqs === 'number' && Number.isSafeInteger(seqs) && seqs > DEFAULT_MAX_INFLIGHT_PER_REPLICA ? seqs : DEFAULT_MAX_INFLIGHT_PER_REPLICA;
+  return typeof seqs === 'number' && Number.isSafeInteger(seqs) && seqs > DEFAULT_MAX_INFLIGHT_PER_REPLICA
+    ? seqs
+    : DEFAULT_MAX_INFLIGHT_PER_REPLICA;
 }
 
 /** Options of one request: its id, per-stage sampling params and an abort signal. */
@@ -110,7 +112,10 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
  * replica out of rotation (`left` then says why). `done` unsubscribes (the replica's controller
  * outlives its requests).
  */
-function servedWhileInRotation(replica: StartedReplica, signal: AbortSignal): { signal: AbortSignal; left(): OmniError | null; done(): void } {
+function servedWhileInRotation(
+  replica: StartedReplica,
+  signal: AbortSignal,
+): { signal: AbortSignal; left(): OmniError | null; done(): void } {
   if (replica.rotation === undefined) {
     replica.rotation = new AbortController();
     setMaxListeners(0, replica.rotation.signal); // one listener per request the replica serves
@@ -136,13 +141,22 @@ function servedWhileInRotation(replica: StartedReplica, signal: AbortSignal): { 
  * A deadline error that says what the request was waiting on when it expired (other errors pass).
  * The first stage whose wait was cut wins: that is the error the request rejects with.
  */
-function waitedOn(err: OmniError, requestId: string, what: string, where: { stage_id: number; replica_id?: number }): OmniError {
+function waitedOn(
+  err: OmniError,
+  requestId: string,
+  what: string,
+  where: { stage_id: number; replica_id?: number },
+): OmniError {
   if (err.code !== 'OMNI_REQUEST_TIMEOUT' || err.context.stage_id !== undefined) return err;
-  return new OmniError('OMNI_REQUEST_TIMEOUT', `${err.message.replace(/ and was aborted in every stage$/, '')} waiting on ${what}; it was aborted in every stage`, {
-    cause: err.cause,
-    context: { ...err.context, request_id: requestId, ...where },
-    hint: 'raise the request timeout, or look at that replica: its log, its load (least-inflight balancing), whether it is alive',
-  });
+  return new OmniError(
+    'OMNI_REQUEST_TIMEOUT',
+    `${err.message.replace(/ and was aborted in every stage$/, '')} waiting on ${what}; it was aborted in every stage`,
+    {
+      cause: err.cause,
+      context: { ...err.context, request_id: requestId, ...where },
+      hint: 'raise the request timeout, or look at that replica: its log, its load (least-inflight balancing), whether it is alive',
+    },
+  );
 }
 
 /** A stage's input from its sources' results; a custom processor that throws is named, with the stage and request. */
@@ -177,7 +191,12 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
   for (const id of finalStages) {
     if (byId.get(id)?.replicas[0]?.stage.final_output !== true) {
       throw new OmniError('OMNI_USAGE', `stage ${id} is not a final_output stage of this pipeline`, {
-        hint: `final stages: ${stages.filter((s) => s.replicas[0]?.stage.final_output).map((s) => s.stage_id).join(', ') || 'none'}`,
+        hint: `final stages: ${
+          stages
+            .filter((s) => s.replicas[0]?.stage.final_output)
+            .map((s) => s.stage_id)
+            .join(', ') || 'none'
+        }`,
       });
     }
     visit(id);
@@ -194,7 +213,8 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
 export class PipelineRouter {
   readonly #services: RunServices;
   readonly #pipeline: RoutedPipeline;
-  readonly #options: Required<Omit<RouterOptions, 'requestTimeoutMs' | 'maxInflightPerReplica'>> & Pick<RouterOptions, 'requestTimeoutMs'>;
+  readonly #options: Required<Omit<RouterOptions, 'requestTimeoutMs' | 'maxInflightPerReplica'>> &
+    Pick<RouterOptions, 'requestTimeoutMs'>;
   /** Per stage id, the most requests one of its replicas serves at once. */
   readonly #bound = new Map<number, number>();
   readonly #cursor = new Map<number, number>();
@@ -226,7 +246,9 @@ export class PipelineRouter {
     const toRun = stagesToRun(this.#pipeline.plan.stages, options.finalStages);
     const abort = new AbortController();
     // A consumer that stops reading (break, return) cancels the request like an abort would.
-    const queue = new AsyncQueue<PipelineOutput>(() => abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)));
+    const queue = new AsyncQueue<PipelineOutput>(() =>
+      abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)),
+    );
     const onAbort = (): void => abort.abort(options.signal?.reason);
     const deadline = this.#deadline(requestId, abort);
     if (options.signal?.aborted) onAbort();
@@ -249,7 +271,14 @@ export class PipelineRouter {
           );
           const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
           const stageInput = sources.length === 0 ? input : await processInput(stage, sources, ctx);
-          return this.#dispatch(stage, stageInput, options.params?.[stage.stage_id] ?? {}, requestId, abort.signal, cfg.final_output ? queue : null);
+          return this.#dispatch(
+            stage,
+            stageInput,
+            options.params?.[stage.stage_id] ?? {},
+            requestId,
+            abort.signal,
+            cfg.final_output ? queue : null,
+          );
         })();
         results.set(stage.stage_id, p);
       }
@@ -335,7 +364,15 @@ export class PipelineRouter {
   #deadline(requestId: string, abort: AbortController): NodeJS.Timeout | undefined {
     const ms = this.#options.requestTimeoutMs;
     if (ms === undefined) return undefined;
-    return setTimeout(() => abort.abort(new OmniError('OMNI_REQUEST_TIMEOUT', `request ${requestId} ran past its deadline (${ms / 1000} s)`, { context: { request_id: requestId } })), ms);
+    return setTimeout(
+      () =>
+        abort.abort(
+          new OmniError('OMNI_REQUEST_TIMEOUT', `request ${requestId} ran past its deadline (${ms / 1000} s)`, {
+            context: { request_id: requestId },
+          }),
+        ),
+      ms,
+    );
   }
 
   #slotsOf(stageId: number): WaitQueue {
@@ -375,7 +412,9 @@ export class PipelineRouter {
     let exclude: StartedReplica | null = null;
     for (let attempt = 0; ; attempt++) {
       const replica: StartedReplica = await this.#pickReplica(stage, exclude, signal).catch((err: unknown) => {
-        throw waitedOn(toOmniError(err), requestId, `a free replica of stage ${stage.stage_id}`, { stage_id: stage.stage_id });
+        throw waitedOn(toOmniError(err), requestId, `a free replica of stage ${stage.stage_id}`, {
+          stage_id: stage.stage_id,
+        });
       });
       const { stage_id, replica_id } = replica.plan;
       // #pickReplica already counted it in-flight; the finally below uncounts it.
@@ -387,11 +426,21 @@ export class PipelineRouter {
       try {
         // Aborted in the tick since the pick: the connection would not see an abort that already fired.
         if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
-        for await (const chunk of replica.connection!.request({ request_id: `${requestId}:${stage_id}`, input, params }, served.signal)) {
+        for await (const chunk of replica.connection!.request(
+          { request_id: `${requestId}:${stage_id}`, input, params },
+          served.signal,
+        )) {
           last = chunk.data;
           // shm payloads: held by downstream stages (and the user); the user's copy gets the bytes inline.
           const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
-          out?.push({ kind: chunk.done ? 'final' : 'chunk', request_id: requestId, stage_id, replica_id, attempt, data });
+          out?.push({
+            kind: chunk.done ? 'final' : 'chunk',
+            request_id: requestId,
+            stage_id,
+            replica_id,
+            attempt,
+            data,
+          });
         }
         outcome = 'done';
         return { stage_id, replica_id, data: last };
@@ -400,28 +449,42 @@ export class PipelineRouter {
         // not just that the replica request was aborted.
         if (signal.aborted) {
           outcome = 'aborted';
-          throw waitedOn(toOmniError(signal.reason, 'OMNI_CANCELLED'), requestId, `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid})`, { stage_id, replica_id });
+          throw waitedOn(
+            toOmniError(signal.reason, 'OMNI_CANCELLED'),
+            requestId,
+            `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid})`,
+            { stage_id, replica_id },
+          );
         }
         // Liveness took the replica out of rotation (frozen, silent, not ready): as if it died.
         const e = served.left() ?? toOmniError(err);
         const died = isOmniError(e) && (e.code === 'OMNI_WORKER_EXITED' || e.code === 'OMNI_WORKER_UNRESPONSIVE');
         if (died) {
-          const fate = e.code === 'OMNI_WORKER_UNRESPONSIVE' ? 'was taken out of rotation (unresponsive)' : `died (${await describeExitOf(replica)})`;
+          const fate =
+            e.code === 'OMNI_WORKER_UNRESPONSIVE'
+              ? 'was taken out of rotation (unresponsive)'
+              : `died (${await describeExitOf(replica)})`;
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
             this.#services.logger.warn(
               { stage: stage_id, replica: replica_id, pid: replica.process.pid, request: requestId },
               `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during request ${requestId}; ` +
-                (others ? 'retrying it once on another replica' : 'retrying it once when the stage has a live replica again (restart)'),
+                (others
+                  ? 'retrying it once on another replica'
+                  : 'retrying it once when the stage has a live replica again (restart)'),
             );
             exclude = replica;
             continue;
           }
-          throw new OmniError('OMNI_REQUEST_FAILED', `request ${requestId} failed: stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during it`, {
-            cause: e,
-            context: { stage_id, replica_id, request_id: requestId, pid: replica.process.pid },
-            hint: 'see the replica log; runtime.restart: {policy: on-failure} or more replicas keep a stage serving',
-          });
+          throw new OmniError(
+            'OMNI_REQUEST_FAILED',
+            `request ${requestId} failed: stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during it`,
+            {
+              cause: e,
+              context: { stage_id, replica_id, request_id: requestId, pid: replica.process.pid },
+              hint: 'see the replica log; runtime.restart: {policy: on-failure} or more replicas keep a stage serving',
+            },
+          );
         }
         throw e;
       } finally {
@@ -429,7 +492,14 @@ export class PipelineRouter {
         this.#inflight.set(replica, (this.#inflight.get(replica) ?? 1) - 1);
         this.#slotsOf(stage_id).wakeOne();
         const duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
-        this.#services.events.emit({ type: 'request:stage_end', request_id: requestId, stage_id, replica_id, outcome, duration_ms });
+        this.#services.events.emit({
+          type: 'request:stage_end',
+          request_id: requestId,
+          stage_id,
+          replica_id,
+          outcome,
+          duration_ms,
+        });
       }
     }
   }

@@ -82,7 +82,15 @@ export class RunningPipeline {
 
   /** Replicas of a stage that are attached and not stopping. */
   liveReplicas(stageId: number): StartedReplica[] {
-    return this.#started.filter((r) => r.plan.stage_id === stageId && r.connection !== null && !r.stopping && r.unresponsive !== true && r.unready !== true && !r.process.hasExited());
+    return this.#started.filter(
+      (r) =>
+        r.plan.stage_id === stageId &&
+        r.connection !== null &&
+        !r.stopping &&
+        r.unresponsive !== true &&
+        r.unready !== true &&
+        !r.process.hasExited(),
+    );
   }
 
   /** Records a started process; from now on teardown will stop it. */
@@ -145,7 +153,15 @@ export class RunningPipeline {
         'OMNI_WORKER_EXITED',
         `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) exited while running (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`})`,
         {
-          context: { stage_id, replica_id, phase: 'running', pid: replica.process.pid, exit_code: exit.code, signal: exit.signal, last_lines: replica.process.lastLines().slice(-10) },
+          context: {
+            stage_id,
+            replica_id,
+            phase: 'running',
+            pid: replica.process.pid,
+            exit_code: exit.code,
+            signal: exit.signal,
+            last_lines: replica.process.lastLines().slice(-10),
+          },
           hint: 'see the replica log lines above; set runtime.restart: {policy: on-failure} to restart replicas that die',
         },
       ),
@@ -158,7 +174,8 @@ export class RunningPipeline {
    */
   async restartReplica(replica: StartedReplica): Promise<StartedReplica> {
     if (!this.#options.launch) throw new OmniError('OMNI_INTERNAL', 'this pipeline cannot restart replicas');
-    if (this.#stopPromise !== null) throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping; replicas are not restarted');
+    if (this.#stopPromise !== null)
+      throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping; replicas are not restarted');
     this.untrack(replica);
     return this.#options.launch(replica.plan);
   }
@@ -203,9 +220,16 @@ export class RunningPipeline {
     }
     for (const idx of [...byStage.keys()].sort((a, b) => b - a)) {
       await Promise.all(
-        byStage.get(idx)!.map((r) =>
-          this.stopReplica(r).catch((err: unknown) => this.#services.logger.error({ err, stage: r.plan.stage_id, replica: r.plan.replica_id }, 'stopping a replica failed')),
-        ),
+        byStage
+          .get(idx)!
+          .map((r) =>
+            this.stopReplica(r).catch((err: unknown) =>
+              this.#services.logger.error(
+                { err, stage: r.plan.stage_id, replica: r.plan.replica_id },
+                'stopping a replica failed',
+              ),
+            ),
+          ),
       );
     }
     // Every replica is gone: no payload file of the run may outlive it (failed, aborted, unacknowledged).
@@ -214,7 +238,9 @@ export class RunningPipeline {
     } catch (err) {
       this.#services.logger.warn({ err }, 'sweeping the payload files of the run failed');
     }
-    await this.#options.closeControl().catch((err: unknown) => this.#services.logger.warn({ err }, 'closing the control endpoint failed'));
+    await this.#options
+      .closeControl()
+      .catch((err: unknown) => this.#services.logger.warn({ err }, 'closing the control endpoint failed'));
     await rm(this.runDir, { recursive: true, force: true });
     this.#services.events.emit({ type: 'pipeline:stopped' });
   }

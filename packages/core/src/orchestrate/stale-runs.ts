@@ -78,7 +78,12 @@ export function processIdentity(): { pid_ns: string | null; boot_id: string | nu
 
 /** Records this process as the owner of a run directory. */
 export async function writeRunOwner(runDir: string, owner: Pick<RunOwner, 'run_id' | 'payload_dir'>): Promise<void> {
-  const record: RunOwner = { ...owner, pid: process.pid, start_ticks: processStartTicks(process.pid), ...processIdentity() };
+  const record: RunOwner = {
+    ...owner,
+    pid: process.pid,
+    start_ticks: processStartTicks(process.pid),
+    ...processIdentity(),
+  };
   await writeFile(join(runDir, OWNER_FILE), `${JSON.stringify(record)}\n`, { mode: 0o600 });
 }
 
@@ -93,7 +98,8 @@ export function ownerAlive(owner: RunOwner, self = processIdentity()): boolean {
     process.kill(owner.pid, 0);
   } catch (err) {
     // EPERM: a process of another user has the pid, so it is not ours any more.
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH' || (err as NodeJS.ErrnoException).code === 'EPERM') return false;
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH' || (err as NodeJS.ErrnoException).code === 'EPERM')
+      return false;
   }
   if (owner.start_ticks === null) return true;
   const now = processStartTicks(owner.pid);
@@ -131,7 +137,9 @@ export const OWNERLESS_GRACE_MS = 60_000;
  * {@link OWNERLESS_GRACE_MS} with no live control socket (such a run never got to create payload
  * files). Never throws: a leftover that cannot be removed is left for the next run.
  */
-export async function reapStaleRuns(options: { tmpDir?: string; except?: string; ownerlessGraceMs?: number } = {}): Promise<ReapedRun[]> {
+export async function reapStaleRuns(
+  options: { tmpDir?: string; except?: string; ownerlessGraceMs?: number } = {},
+): Promise<ReapedRun[]> {
   const dir = options.tmpDir ?? tmpdir();
   const uid = process.getuid?.();
   const self = processIdentity();

@@ -27,18 +27,22 @@ export function superviseRestarts(omni: RunServices, pipeline: RunningPipeline):
     const { stage_id, replica_id } = replica.plan;
     if (pipeline.liveReplicas(stage_id).length > 0 || restarting.has(stage_id)) return;
     pipeline.fail(
-      new OmniError('OMNI_WORKER_EXITED', `stage ${stage_id} has no live replica: replica ${replica_id} (pid ${replica.process.pid}) exited while running (${describeExit(exit)})${why}`, {
-        context: {
-          stage_id,
-          replica_id,
-          phase: 'running',
-          pid: replica.process.pid,
-          exit_code: exit.code,
-          signal: exit.signal,
-          last_lines: replica.process.lastLines().slice(-10),
+      new OmniError(
+        'OMNI_WORKER_EXITED',
+        `stage ${stage_id} has no live replica: replica ${replica_id} (pid ${replica.process.pid}) exited while running (${describeExit(exit)})${why}`,
+        {
+          context: {
+            stage_id,
+            replica_id,
+            phase: 'running',
+            pid: replica.process.pid,
+            exit_code: exit.code,
+            signal: exit.signal,
+            last_lines: replica.process.lastLines().slice(-10),
+          },
+          hint: 'set runtime.restart: {policy: on-failure} or num_replicas > 1 on the stage to keep serving when a replica dies',
         },
-        hint: 'set runtime.restart: {policy: on-failure} or num_replicas > 1 on the stage to keep serving when a replica dies',
-      }),
+      ),
     );
   };
 
@@ -50,28 +54,32 @@ export function superviseRestarts(omni: RunServices, pipeline: RunningPipeline):
     if (policy.policy !== 'on-failure' || attempt > policy.max_restarts || pipeline.stopping) {
       pipeline.untrack(replica);
       const why = policy.policy === 'on-failure' ? `; restart budget of ${policy.max_restarts} used up` : '';
-      omni.logger.error({ stage: stage_id, replica: replica_id, exit }, `replica exited while running (${describeExit(exit)})${why}`);
+      omni.logger.error(
+        { stage: stage_id, replica: replica_id, exit },
+        `replica exited while running (${describeExit(exit)})${why}`,
+      );
       failIfStageDead(replica, exit, why);
       return;
     }
     attempts.set(key, attempt);
     restarting.set(stage_id, (restarting.get(stage_id) ?? 0) + 1);
     omni.events.emit({ type: 'replica:restart', stage_id, replica_id, attempt, reason: describeExit(exit) });
-    omni.logger.warn({ stage: stage_id, replica: replica_id }, `replica exited (${describeExit(exit)}); restart ${attempt}/${policy.max_restarts}`);
+    omni.logger.warn(
+      { stage: stage_id, replica: replica_id },
+      `replica exited (${describeExit(exit)}); restart ${attempt}/${policy.max_restarts}`,
+    );
     const delay = policy.backoff_ms * attempt;
     setTimeout(() => {
-      pipeline
-        .restartReplica(replica)
-        .then(
-          () => restartDone(stage_id),
-          (err: unknown) => {
-            restartDone(stage_id);
-            const e = toOmniError(err);
-            if (pipeline.stopping) return;
-            omni.logger.error({ err: e, stage: stage_id, replica: replica_id }, 'restarting the replica failed');
-            failIfStageDead(replica, exit, `; the restart failed: ${e.message}`);
-          },
-        );
+      pipeline.restartReplica(replica).then(
+        () => restartDone(stage_id),
+        (err: unknown) => {
+          restartDone(stage_id);
+          const e = toOmniError(err);
+          if (pipeline.stopping) return;
+          omni.logger.error({ err: e, stage: stage_id, replica: replica_id }, 'restarting the replica failed');
+          failIfStageDead(replica, exit, `; the restart failed: ${e.message}`);
+        },
+      );
     }, delay).unref();
   });
 }

@@ -7,7 +7,11 @@ import { connectorConfigOf } from '../connectors/connector-config.js';
 import type { RunConnector } from '../connectors/payload-connector.js';
 import { PayloadTracker } from '../connectors/payload-tracker.js';
 import type { Definitions } from '../plugins/definitions.js';
-import { DEFAULT_INIT_TIMEOUT_S, DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from '../orchestrate/defaults.js';
+import {
+  DEFAULT_INIT_TIMEOUT_S,
+  DEFAULT_STAGE_INIT_TIMEOUT_S,
+  DEFAULT_STOP_GRACE_MS,
+} from '../orchestrate/defaults.js';
 import { RunningPipeline } from '../orchestrate/running-pipeline.js';
 import type { RunServices } from '../orchestrate/run-services.js';
 import { superviseRestarts } from '../orchestrate/supervisor.js';
@@ -71,13 +75,22 @@ class FirstFailure {
 function pipelineTimer(first: FirstFailure, initMs: number, inFlight: Map<string, ReplicaProgress>): NodeJS.Timeout {
   return setTimeout(() => {
     const late = [...inFlight.values()];
-    const still = late.length > 0 ? `; still starting: ${late.map((p) => `${replicaLabel(p.replica)} (${describeProgress(p)})`).join(', ')}` : '';
+    const still =
+      late.length > 0
+        ? `; still starting: ${late.map((p) => `${replicaLabel(p.replica)} (${describeProgress(p)})`).join(', ')}`
+        : '';
     const f = late[0];
     first.fail(
-      new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not come up within ${initMs / 1000}s (init_timeout)${still}`, {
-        ...(f ? { context: { stage_id: f.replica.stage_id, replica_id: f.replica.replica_id, phase: whereIs(f) } } : {}),
-        hint: 'raise --init-timeout, or look at which replica was still starting in the events/log above',
-      }),
+      new OmniError(
+        'OMNI_INIT_TIMEOUT',
+        `the pipeline did not come up within ${initMs / 1000}s (init_timeout)${still}`,
+        {
+          ...(f
+            ? { context: { stage_id: f.replica.stage_id, replica_id: f.replica.replica_id, phase: whereIs(f) } }
+            : {}),
+          hint: 'raise --init-timeout, or look at which replica was still starting in the events/log above',
+        },
+      ),
     );
   }, initMs);
 }
@@ -87,7 +100,14 @@ function pipelineTimer(first: FirstFailure, initMs: number, inFlight: Map<string
  * plan order, each once the one before it is ready, or holds its devices shared (a phase-aware
  * replica loading: co-located replicas then load concurrently and only their windows serialise).
  */
-async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, initMs: number, stageInitMs: number, here: (r: ReplicaPlan) => boolean): Promise<void> {
+async function launchAll(
+  d: ReplicaDriver,
+  plan: InitPlan,
+  first: FirstFailure,
+  initMs: number,
+  stageInitMs: number,
+  here: (r: ReplicaPlan) => boolean,
+): Promise<void> {
   const pipelineDeadline = Date.now() + initMs;
   const inFlight = new Map<string, ReplicaProgress>();
   const timer = pipelineTimer(first, initMs, inFlight);
@@ -114,7 +134,14 @@ async function launchAll(d: ReplicaDriver, plan: InitPlan, first: FirstFailure, 
       const local = group.replicas.map(([stageId, replicaId]) => byKey.get(`${stageId}/${replicaId}`)!).filter(here);
       local.forEach((r, i) => {
         const behind = local[i - 1];
-        if (behind) d.events.emit({ type: 'replica:queued', stage_id: r.stage_id, replica_id: r.replica_id, group: group.id, behind: { stage_id: behind.stage_id, replica_id: behind.replica_id } });
+        if (behind)
+          d.events.emit({
+            type: 'replica:queued',
+            stage_id: r.stage_id,
+            replica_id: r.replica_id,
+            group: group.id,
+            behind: { stage_id: behind.stage_id, replica_id: behind.replica_id },
+          });
       });
       const members: Promise<void>[] = [];
       for (const { stage_id, replica_id } of local) {
@@ -167,11 +194,24 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   // The caller's options win over the file's (tests, embedders), each key on its own.
   const liveness: LivenessOptions = { ...livenessOptionsOf(plan.liveness), ...options.liveness };
   const heartbeatMs = liveness.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-  const d: ReplicaDriver = { hooks: omni.hooks, events: omni.events, logger: omni.logger, lockDir: omni.lockDir, control, pipeline, onLine: options.onReplicaLine, heartbeatMs };
+  const d: ReplicaDriver = {
+    hooks: omni.hooks,
+    events: omni.events,
+    logger: omni.logger,
+    lockDir: omni.lockDir,
+    control,
+    pipeline,
+    onLine: options.onReplicaLine,
+    heartbeatMs,
+  };
 
   const first = new FirstFailure();
   const onCancel = (): void =>
-    first.fail(new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', { hint: 'the pipeline was stopped before it was ready (e.g. Ctrl-C)' }));
+    first.fail(
+      new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', {
+        hint: 'the pipeline was stopped before it was ready (e.g. Ctrl-C)',
+      }),
+    );
   if (options.signal?.aborted) onCancel();
   options.signal?.addEventListener('abort', onCancel, { once: true });
   try {
@@ -179,7 +219,15 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   } catch (err) {
     first.fail(toOmniError(err));
   }
-  if (!first.error) await launchAll(d, plan, first, (options.initTimeoutS ?? DEFAULT_INIT_TIMEOUT_S) * 1000, stageInitMs, options.launchHere ?? (() => true));
+  if (!first.error)
+    await launchAll(
+      d,
+      plan,
+      first,
+      (options.initTimeoutS ?? DEFAULT_INIT_TIMEOUT_S) * 1000,
+      stageInitMs,
+      options.launchHere ?? (() => true),
+    );
   options.signal?.removeEventListener('abort', onCancel);
   if (first.error) return abandon(pipeline, first.error);
   superviseRestarts(services, pipeline);

@@ -8,7 +8,12 @@ import type { StagePlan, TransferPlan } from '../planning/types.js';
  * becomes the consumer's input processor, unless the stage has its own `custom_process_input_func`.
  * Only a stage with exactly one source can be driven: its request is built from that one answer.
  */
-export function applyEdgeFlows(stages: StagePlan[], transfers: TransferPlan[], definitions: Definitions, ctx: PlanContext): void {
+export function applyEdgeFlows(
+  stages: StagePlan[],
+  transfers: TransferPlan[],
+  definitions: Definitions,
+  ctx: PlanContext,
+): void {
   const byId = new Map(stages.map((s) => [s.stage_id, s] as const));
   for (const consumer of stages) {
     const head = consumer.replicas[0];

@@ -12,7 +12,12 @@ import type { InitWindow, PhasedDeviceLocks } from '../locks/init-locks.js';
  * themselves are released by the driver when the start ends, after the returned stop (which
  * cancels a wait still pending and lets the step in progress finish).
  */
-export function serveInitWindows(channel: ReplicaChannel, locks: PhasedDeviceLocks, rt: ReplicaRuntime, onShared: () => void): () => Promise<void> {
+export function serveInitWindows(
+  channel: ReplicaChannel,
+  locks: PhasedDeviceLocks,
+  rt: ReplicaRuntime,
+  onShared: () => void,
+): () => Promise<void> {
   const stopped = new AbortController();
   const signal = AbortSignal.any([rt.signal, stopped.signal]);
   const { stage_id, replica_id } = rt.replica;
@@ -31,7 +36,8 @@ export function serveInitWindows(channel: ReplicaChannel, locks: PhasedDeviceLoc
       hint: 'declare phases in hello, then call exclusive() once at a time, during init (docs/protocol.md "Init phases")',
     });
   };
-  const emit = (window: number, state: 'waiting' | 'start' | 'end'): void => rt.events.emit({ type: 'replica:window', stage_id, replica_id, window, devices, state });
+  const emit = (window: number, state: 'waiting' | 'start' | 'end'): void =>
+    rt.events.emit({ type: 'replica:window', stage_id, replica_id, window, devices, state });
 
   // Before the welcome: a phase-aware replica holds its devices shared, any other waits to be alone.
   channel.admitWith(async (hello) => {
@@ -45,7 +51,8 @@ export function serveInitWindows(channel: ReplicaChannel, locks: PhasedDeviceLoc
     if (m.type === 'window_request') {
       step(async () => {
         if (!phased) breach(`asked for init window ${m.window} without declaring phases in its hello`);
-        if (open !== null) breach(`asked for init window ${m.window} while window ${open.id} is open (one window at a time)`);
+        if (open !== null)
+          breach(`asked for init window ${m.window} while window ${open.id} is open (one window at a time)`);
         open = { id: m.window, window: null };
         emit(m.window, 'waiting');
         rt.progress('window', `waiting for init window ${m.window}: ${on} alone`);

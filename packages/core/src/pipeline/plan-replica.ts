@@ -45,11 +45,15 @@ function stageForReplica(stage: StageConfig, devices: string | null): StageConfi
 
 /** The worker phase found no engine tap that answers: the engine plugin declined this stage. */
 function noWorker(stage: StageConfig, replicaId: number, engine: string): OmniError {
-  return new OmniError('OMNI_ENGINE_UNKNOWN', `no plugin resolved a worker for stage ${stage.stage_id} (engine "${engine}")`, {
-    location: stage.locations.at('engine'),
-    context: { stage_id: stage.stage_id, replica_id: replicaId, phase: 'worker' },
-    hint: 'the engine plugin is loaded but declined this stage; check its documentation',
-  });
+  return new OmniError(
+    'OMNI_ENGINE_UNKNOWN',
+    `no plugin resolved a worker for stage ${stage.stage_id} (engine "${engine}")`,
+    {
+      location: stage.locations.at('engine'),
+      context: { stage_id: stage.stage_id, replica_id: replicaId, phase: 'worker' },
+      hint: 'the engine plugin is loaded but declined this stage; check its documentation',
+    },
+  );
 }
 
 /**
@@ -71,16 +75,45 @@ export async function planReplica(p: ReplicaPlanner, slot: ReplicaSlot): Promise
     engine: slot.engine,
     devices,
     physicalDevices: mapped.physical,
-    env: stageRuntimeEnv({ stage: replicaStage, replicaId: r, platform: p.ctx.platform, physicalDevices: mapped.physical, runId: p.ctx.runId }),
+    env: stageRuntimeEnv({
+      stage: replicaStage,
+      replicaId: r,
+      platform: p.ctx.platform,
+      physicalDevices: mapped.physical,
+      runId: p.ctx.runId,
+    }),
     metadata: { ...extractStageMetadata(replicaStage), replica_id: r },
     engineArgs: replicaStage.engine_args,
   };
-  const scope: PhaseScope = { progress: { replica: { stage_id: stage.stage_id, replica_id: r }, phase: 'metadata', tap: null, step: null, detail: null }, events: p.events };
-  rctx.metadata = await runPhase<StageMetadata>(scope, 'metadata', { hook: p.hooks.extractMetadata.get(stage.stage_type), mode: 'waterfall', args: [rctx.metadata, rctx] });
-  rctx.engineArgs = await runPhase<EngineArgs>(scope, 'args', { hook: p.hooks.buildArgs, mode: 'waterfall', args: [rctx.engineArgs, rctx] });
-  const spec = await runPhase<WorkerSpec | undefined>(scope, 'worker', { hook: p.hooks.resolveWorker.get(stage.stage_type), mode: 'bail', args: [rctx] });
+  const scope: PhaseScope = {
+    progress: {
+      replica: { stage_id: stage.stage_id, replica_id: r },
+      phase: 'metadata',
+      tap: null,
+      step: null,
+      detail: null,
+    },
+    events: p.events,
+  };
+  rctx.metadata = await runPhase<StageMetadata>(scope, 'metadata', {
+    hook: p.hooks.extractMetadata.get(stage.stage_type),
+    mode: 'waterfall',
+    args: [rctx.metadata, rctx],
+  });
+  rctx.engineArgs = await runPhase<EngineArgs>(scope, 'args', {
+    hook: p.hooks.buildArgs,
+    mode: 'waterfall',
+    args: [rctx.engineArgs, rctx],
+  });
+  const spec = await runPhase<WorkerSpec | undefined>(scope, 'worker', {
+    hook: p.hooks.resolveWorker.get(stage.stage_type),
+    mode: 'bail',
+    args: [rctx],
+  });
   if (!spec) throw noWorker(stage, r, rctx.engine);
-  const lockCount = slot.def.lockDeviceCount ? slot.def.lockDeviceCount(rctx.engineArgs, replicaStage) : lockDeviceCount(rctx.engineArgs);
+  const lockCount = slot.def.lockDeviceCount
+    ? slot.def.lockDeviceCount(rctx.engineArgs, replicaStage)
+    : lockDeviceCount(rctx.engineArgs);
   return {
     stage_idx: idx,
     stage_id: stage.stage_id,
@@ -90,7 +123,10 @@ export async function planReplica(p: ReplicaPlanner, slot: ReplicaSlot): Promise
     launch_mode: 'local',
     devices,
     physical_devices: mapped.physical ?? [...p.visible],
-    lock_devices: selectLockDevices(mapped.physical ?? p.visible, lockCount, idx, { replicaId: r, location: stage.locations.at('runtime.devices') }),
+    lock_devices: selectLockDevices(mapped.physical ?? p.visible, lockCount, idx, {
+      replicaId: r,
+      location: stage.locations.at('runtime.devices'),
+    }),
     group: -1,
     engine: rctx.engine,
     engine_args: rctx.engineArgs,

@@ -25,7 +25,12 @@ export function resolveStageTypes(defs: Definitions, config: PipelineConfig): St
 }
 
 /** The engine of a stage: `--engine` > the stage's `engine:` > the stage type's default; one nobody provides is a config error. */
-export function resolveEngine(defs: Definitions, stage: StageConfig, def: StageTypeDefinition, options: PlanOptions): string {
+export function resolveEngine(
+  defs: Definitions,
+  stage: StageConfig,
+  def: StageTypeDefinition,
+  options: PlanOptions,
+): string {
   const engine = options.engine ?? stage.engine ?? def.defaultEngine;
   if (!defs.engine(stage.stage_type, engine)) {
     const known = defs.engineNames(stage.stage_type);

@@ -67,11 +67,15 @@ export class ReplicaWatch {
     const reason = toOmniError(this.#outer.reason, 'OMNI_CANCELLED');
     const p = this.progress;
     this.fail(
-      new OmniError('OMNI_CANCELLED', `${replicaLabel(p.replica)} was cancelled while ${describeProgress(p)}: ${reason.message}`, {
-        cause: reason,
-        context: { stage_id: p.replica.stage_id, replica_id: p.replica.replica_id, phase: whereIs(p) },
-        hint: 'another replica failed, a deadline passed or the pipeline was stopped; see the first error',
-      }),
+      new OmniError(
+        'OMNI_CANCELLED',
+        `${replicaLabel(p.replica)} was cancelled while ${describeProgress(p)}: ${reason.message}`,
+        {
+          cause: reason,
+          context: { stage_id: p.replica.stage_id, replica_id: p.replica.replica_id, phase: whereIs(p) },
+          hint: 'another replica failed, a deadline passed or the pipeline was stopped; see the first error',
+        },
+      ),
     );
   }
 
@@ -84,24 +88,37 @@ export class ReplicaWatch {
       return new OmniError(
         'OMNI_INIT_TIMEOUT',
         `the pipeline did not come up within ${this.#d.initTimeoutS ?? '?'}s (init_timeout): ${replicaLabel(p.replica)} was still ${describeProgress(p)}`,
-        { context, hint: 'raise --init-timeout (the whole bring-up) or find out why this replica is slow from its last lines' },
+        {
+          context,
+          hint: 'raise --init-timeout (the whole bring-up) or find out why this replica is slow from its last lines',
+        },
       );
     }
     const attaching = p.phase === 'attach';
-    const what = attaching ? `attaching (${p.detail ?? (p.step ? `no ${p.step} message` : `in the attach tap of "${p.tap ?? '?'}"`)})` : p.phase;
-    return new OmniError(attaching ? 'OMNI_ATTACH_TIMEOUT' : 'OMNI_INIT_TIMEOUT', `${replicaLabel(p.replica)} did not finish ${what} within stage_init_timeout`, {
-      context,
-      hint: 'the engine may be slow to load (raise --stage-init-timeout) or stuck; see its last output lines',
-    });
+    const what = attaching
+      ? `attaching (${p.detail ?? (p.step ? `no ${p.step} message` : `in the attach tap of "${p.tap ?? '?'}"`)})`
+      : p.phase;
+    return new OmniError(
+      attaching ? 'OMNI_ATTACH_TIMEOUT' : 'OMNI_INIT_TIMEOUT',
+      `${replicaLabel(p.replica)} did not finish ${what} within stage_init_timeout`,
+      {
+        context,
+        hint: 'the engine may be slow to load (raise --stage-init-timeout) or stuck; see its last output lines',
+      },
+    );
   }
 
   /** A lock wait that ran into the pipeline's deadline (not the replica's own) is the pipeline's timeout. */
   asPipelineTimeout(e: OmniError): OmniError {
     if (e.code !== 'OMNI_LOCK_TIMEOUT' || !this.pipelineBound || !this.expired) return e;
-    return new OmniError('OMNI_INIT_TIMEOUT', `the pipeline did not come up within ${this.#d.initTimeoutS ?? '?'}s (init_timeout): ${e.message}`, {
-      cause: e,
-      context: { ...e.context },
-      hint: 'raise --init-timeout, or stop whoever holds the device',
-    });
+    return new OmniError(
+      'OMNI_INIT_TIMEOUT',
+      `the pipeline did not come up within ${this.#d.initTimeoutS ?? '?'}s (init_timeout): ${e.message}`,
+      {
+        cause: e,
+        context: { ...e.context },
+        hint: 'raise --init-timeout, or stop whoever holds the device',
+      },
+    );
   }
 }

@@ -17,7 +17,10 @@ export interface OpenedRun {
 async function reapStaleRunsOfHost(services: RunServices, ownRunDir: string): Promise<void> {
   for (const r of await reapStaleRuns({ except: ownRunDir })) {
     if (r.run_id === null || r.pid === null) {
-      services.logger.warn({ run_dir: r.run_dir }, `removed ${r.run_dir}: its omnistage was killed before it recorded its owner`);
+      services.logger.warn(
+        { run_dir: r.run_dir },
+        `removed ${r.run_dir}: its omnistage was killed before it recorded its owner`,
+      );
       continue;
     }
     services.logger.warn(
@@ -37,7 +40,13 @@ export async function openRun(services: RunServices, runId: string): Promise<Ope
   try {
     await writeRunOwner(runDir, { run_id: runId, payload_dir: payloadDir() });
     await reapStaleRunsOfHost(services, runDir);
-    return { runDir, control: await ControlServer.listen(join(runDir, 'control.sock'), { run_id: runId, warn: (m) => services.logger.warn(m) }) };
+    return {
+      runDir,
+      control: await ControlServer.listen(join(runDir, 'control.sock'), {
+        run_id: runId,
+        warn: (m) => services.logger.warn(m),
+      }),
+    };
   } catch (err) {
     await rm(runDir, { recursive: true, force: true });
     throw toOmniError(err, 'OMNI_INTERNAL');

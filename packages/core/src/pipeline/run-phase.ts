@@ -44,7 +44,10 @@ const EXIT_AFTER_FAILURE_GRACE_MS = 2_000;
 
 function callTap(tap: HookTap, args: readonly unknown[]): Promise<unknown> {
   if (tap.type === 'async') {
-    return new Promise((resolve, reject) => void tap.fn(...args, (err: unknown, result: unknown) => (err ? reject(err) : resolve(result))));
+    return new Promise(
+      (resolve, reject) =>
+        void tap.fn(...args, (err: unknown, result: unknown) => (err ? reject(err) : resolve(result))),
+    );
   }
   try {
     return Promise.resolve(tap.fn(...args) as unknown);
@@ -118,7 +121,9 @@ async function supervise<T>(work: Promise<T>, scope: PhaseScope, proc: ReplicaPr
   const settled = work.catch(async (err: unknown) => {
     if (!proc) throw err;
     let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(err), EXIT_AFTER_FAILURE_GRACE_MS)));
+    const grace = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(err), EXIT_AFTER_FAILURE_GRACE_MS)),
+    );
     try {
       return await Promise.race([exited, grace, aborted]);
     } finally {

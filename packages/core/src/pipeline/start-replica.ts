@@ -46,7 +46,12 @@ function toJsonObject(value: object): JsonObject {
   return JSON.parse(JSON.stringify(value)) as JsonObject;
 }
 
-function runtimeOf(d: ReplicaDriver, replica: ReplicaPlan, watch: ReplicaWatch, deadline: number): BuiltinRuntime & { controlChannel: ReplicaChannel | undefined } {
+function runtimeOf(
+  d: ReplicaDriver,
+  replica: ReplicaPlan,
+  watch: ReplicaWatch,
+  deadline: number,
+): BuiltinRuntime & { controlChannel: ReplicaChannel | undefined } {
   const logger = d.logger.child({ stage: replica.stage_id, replica: replica.replica_id });
   return {
     replica,
@@ -65,7 +70,11 @@ function runtimeOf(d: ReplicaDriver, replica: ReplicaPlan, watch: ReplicaWatch, 
 }
 
 /** The worker as spawned: a control-protocol worker gets the socket and its token in its env, announced to the server first. */
-function announce(d: ReplicaDriver, replica: ReplicaPlan, phases: boolean): { worker: WorkerSpec; channel: ReplicaChannel | undefined } {
+function announce(
+  d: ReplicaDriver,
+  replica: ReplicaPlan,
+  phases: boolean,
+): { worker: WorkerSpec; channel: ReplicaChannel | undefined } {
   if (replica.worker.attach !== 'control') return { worker: replica.worker, channel: undefined };
   const { stage_id, replica_id } = replica;
   const token = randomBytes(16).toString('hex');
@@ -110,23 +119,47 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
     const { worker, channel } = announce(d, replica, isPhased(locks));
     rt.controlChannel = channel;
     if (channel && isPhased(locks)) stopWindows = serveInitWindows(channel, locks, rt, () => sc.onShared?.());
-    proc = await runPhase<ReplicaProcessHandle>(scope, 'spawn', { hook: d.hooks.spawn, mode: 'bail', args: [worker, rt] });
+    proc = await runPhase<ReplicaProcessHandle>(scope, 'spawn', {
+      hook: d.hooks.spawn,
+      mode: 'bail',
+      args: [worker, rt],
+    });
     const started = d.pipeline.track(replica, proc);
     d.events.emit({ type: 'replica:spawned', stage_id, replica_id, pid: proc.pid });
-    started.connection = await runPhase<ReplicaConnection>(scope, 'attach', { hook: d.hooks.attach, mode: 'bail', args: [proc, rt], process: proc });
-    d.events.emit({ type: 'replica:ready', stage_id, replica_id, pid: proc.pid, duration_ms: Math.round(performance.now() - t0) });
+    started.connection = await runPhase<ReplicaConnection>(scope, 'attach', {
+      hook: d.hooks.attach,
+      mode: 'bail',
+      args: [proc, rt],
+      process: proc,
+    });
+    d.events.emit({
+      type: 'replica:ready',
+      stage_id,
+      replica_id,
+      pid: proc.pid,
+      duration_ms: Math.round(performance.now() - t0),
+    });
     return started;
   } catch (err) {
     throw failed(d, watch, toOmniError(err), proc, rt.controlChannel);
   } finally {
     watch.dispose();
     await stopWindows?.();
-    if (locks) await locks.release().catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
+    if (locks)
+      await locks
+        .release()
+        .catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
   }
 }
 
 /** Completes a start's error (where, pid, last lines), stops what the replica's taps still wait on, reports it. */
-function failed(d: ReplicaDriver, watch: ReplicaWatch, err: OmniError, proc: ReplicaProcessHandle | undefined, channel: ReplicaChannel | undefined): OmniError {
+function failed(
+  d: ReplicaDriver,
+  watch: ReplicaWatch,
+  err: OmniError,
+  proc: ReplicaProcessHandle | undefined,
+  channel: ReplicaChannel | undefined,
+): OmniError {
   const e = watch.asPipelineTimeout(err);
   const { stage_id, replica_id } = watch.progress.replica;
   e.context.stage_id ??= stage_id;
@@ -138,7 +171,14 @@ function failed(d: ReplicaDriver, watch: ReplicaWatch, err: OmniError, proc: Rep
   }
   // Taps still running (a plugin's attach polling a port) see the replica's signal abort.
   watch.fail(e);
-  d.events.emit({ type: 'replica:failed', stage_id, replica_id, phase: watch.progress.phase, code: e.code, message: e.message });
+  d.events.emit({
+    type: 'replica:failed',
+    stage_id,
+    replica_id,
+    phase: watch.progress.phase,
+    code: e.code,
+    message: e.message,
+  });
   channel?.close();
   return e;
 }

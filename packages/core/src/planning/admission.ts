@@ -71,7 +71,8 @@ export function checkAdmission(replicas: readonly AdmissionReplica[], options: A
     const sum = list.reduce((s, c) => s + c.budget, 0);
     if (sum <= capacity + EPSILON) continue;
     const terms = list.map((c) => `stage ${c.replica.stage_id} replica ${c.replica.replica_id} (${c.budget})`);
-    const limit = reserve > 0 ? `${capacity.toFixed(2)} (1.00 minus reserve ${reserve.toFixed(2)})` : capacity.toFixed(2);
+    const limit =
+      reserve > 0 ? `${capacity.toFixed(2)} (1.00 minus reserve ${reserve.toFixed(2)})` : capacity.toFixed(2);
     over.push({
       device,
       text: `device ${device}: ${terms.join(' + ')} = ${sum.toFixed(2)} > ${limit}`,
@@ -85,7 +86,12 @@ export function checkAdmission(replicas: readonly AdmissionReplica[], options: A
     'move a stage to another device, or pass --allow-overcommit to start anyway';
   if (options.allowOvercommit === true) {
     return over.map((o) =>
-      diagnostic('OMNI_PLAN_OVERCOMMIT', `GPU memory over-committed on ${o.text}.`, locateFirst(o.stages, locate), hint),
+      diagnostic(
+        'OMNI_PLAN_OVERCOMMIT',
+        `GPU memory over-committed on ${o.text}.`,
+        locateFirst(o.stages, locate),
+        hint,
+      ),
     );
   }
 
@@ -104,10 +110,7 @@ export function checkAdmission(replicas: readonly AdmissionReplica[], options: A
   );
 }
 
-function budgetOf(
-  replica: AdmissionReplica,
-  locate: (stageId: number) => SourceLocation | undefined,
-): number | null {
+function budgetOf(replica: AdmissionReplica, locate: (stageId: number) => SourceLocation | undefined): number | null {
   const raw = replica.engine_args['gpu_memory_utilization'];
   if (raw === undefined || raw === null) return null;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;

@@ -18,7 +18,8 @@ export function unimplementedConnectorWarnings(
   const warned = new Set<number>();
   const out: Diagnostic[] = [];
   for (const t of transfers) {
-    if (t.carried_by !== 'inline' || t.connector === null || t.connector === INLINE_CONNECTOR || warned.has(t.from)) continue;
+    if (t.carried_by !== 'inline' || t.connector === null || t.connector === INLINE_CONNECTOR || warned.has(t.from))
+      continue;
     warned.add(t.from);
     const engine = stages.find((s) => s.stage_id === t.from)?.replicas[0]?.engine ?? '?';
     out.push(

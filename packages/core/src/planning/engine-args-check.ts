@@ -28,7 +28,13 @@ export const PLANNER_ENGINE_ARGS: readonly string[] = [
  * Engine args of every stage whatever its engine, always taken: what core reads (metadata,
  * connectors) and `async_chunk`, which the loader copies into stages from the file's top level.
  */
-const CORE_ENGINE_ARGS: readonly string[] = [...PLANNER_ENGINE_ARGS, 'model_stage', 'engine_output_type', 'omni_kv_config', 'async_chunk'];
+const CORE_ENGINE_ARGS: readonly string[] = [
+  ...PLANNER_ENGINE_ARGS,
+  'model_stage',
+  'engine_output_type',
+  'omni_kv_config',
+  'async_chunk',
+];
 
 /** The largest edit distance at which a key counts as a misspelling of a planner key. */
 const PLANNER_NEAR_MISS = 3;
@@ -44,7 +50,8 @@ export interface EngineArgsCheck {
   warnedAt: ReadonlySet<string>;
 }
 
-const isZod = (d: EngineArgsDeclaration): d is EngineArgsZodSchema => typeof d === 'object' && !Array.isArray(d) && 'shape' in d;
+const isZod = (d: EngineArgsDeclaration): d is EngineArgsZodSchema =>
+  typeof d === 'object' && !Array.isArray(d) && 'shape' in d;
 
 /** The keys a declaration names, or null for an engine that takes any key. */
 function declaredKeys(declaration: EngineArgsDeclaration | undefined): readonly string[] | null {
@@ -85,8 +92,16 @@ export function checkEngineArgs(stage: StageConfig, check: EngineArgsCheck): Dia
     if (planner !== undefined) throw misspeltPlannerKey({ stageId: stage.stage_id, key, intended: planner, location });
     if (declared === null) continue;
     sorted ??= [...known].sort((a, b) => a.localeCompare(b));
-    const site = { stageId: stage.stage_id, stageType: stage.stage_type, key, engine: check.engine, known: sorted, location };
-    if (bare.has(key)) throw unknownOverrideKey({ ...site, overrideKeys: [...OVERRIDE_STAGE_KEYS, ...OVERRIDE_SAMPLING_KEYS] });
+    const site = {
+      stageId: stage.stage_id,
+      stageType: stage.stage_type,
+      key,
+      engine: check.engine,
+      known: sorted,
+      location,
+    };
+    if (bare.has(key))
+      throw unknownOverrideKey({ ...site, overrideKeys: [...OVERRIDE_STAGE_KEYS, ...OVERRIDE_SAMPLING_KEYS] });
     if (!check.warnedAt.has(locationKey(location))) warnings.push(unknownEngineArg(site));
   }
   if (check.declaration !== undefined && isZod(check.declaration)) checkValues(stage, check.engine, check.declaration);
@@ -97,8 +112,14 @@ export function checkEngineArgs(stage: StageConfig, check: EngineArgsCheck): Dia
 function checkValues(stage: StageConfig, engine: string, schema: EngineArgsZodSchema): void {
   const result = schema.safeParse(stage.engine_args);
   if (result.success) return;
-  const issue = result.error?.issues[0] ?? { path: [], message: 'the values do not match the engine\'s schema' };
+  const issue = result.error?.issues[0] ?? { path: [], message: "the values do not match the engine's schema" };
   const path = issue.path.map(String);
   const location = stage.locations.at(['engine_args', ...path]);
-  throw engineArgValueInvalid({ stageId: stage.stage_id, engine, path: path.join('.'), message: issue.message, location });
+  throw engineArgValueInvalid({
+    stageId: stage.stage_id,
+    engine,
+    path: path.join('.'),
+    message: issue.message,
+    location,
+  });
 }

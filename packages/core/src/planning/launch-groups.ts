@@ -25,7 +25,7 @@ export function launchGroups(replicas: readonly LaunchGroupMember[], visible: re
     let root = i;
     while (parent[root] !== root) root = parent[root] ?? root;
     // Path compression keeps this linear-ish for large replica counts.
-    for (let j = i; parent[j] !== root; ) {
+    for (let j = i; parent[j] !== root;) {
       const next = parent[j] ?? root;
       parent[j] = root;
       j = next;

@@ -71,7 +71,8 @@ export function selectLockDevices(
 ): string[] {
   const candidates = uniqueDeviceIds(physical);
   if (candidates.length < count) {
-    const who = options.replicaId === undefined ? `Stage ${stageIdx}` : `Stage ${stageIdx} replica ${options.replicaId}`;
+    const who =
+      options.replicaId === undefined ? `Stage ${stageIdx}` : `Stage ${stageIdx} replica ${options.replicaId}`;
     const available = candidates.length === 0 ? 'none' : `[${candidates.join(', ')}]`;
     throw new OmniError(
       'OMNI_PLAN_DEVICES',

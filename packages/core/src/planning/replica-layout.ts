@@ -48,7 +48,10 @@ export function computeReplicaLayout(stages: readonly StageConfig[], options: Re
     const perReplica = options.devicesPerReplica(stage);
     if (devices === null || devices === undefined) {
       // Upstream (since #5444): every replica inherits the launcher's visible devices.
-      replicaDevices.set(idx, Array.from({ length: count }, () => null));
+      replicaDevices.set(
+        idx,
+        Array.from({ length: count }, () => null),
+      );
       return;
     }
     replicaDevices.set(
@@ -86,11 +89,14 @@ function replicaCount(stage: StageConfig, idx: number, allowZero: boolean): numb
     );
   }
   if (count < 0 || count > PLAN_LIMITS.maxReplicas) {
-    throw new OmniError('OMNI_CONFIG_INVALID', `Stage ${idx}: num_replicas must be between 0 and ${PLAN_LIMITS.maxReplicas}, got ${count}.`, {
-      ...where,
-      hint: `set runtime.num_replicas to 1 or more (at most ${PLAN_LIMITS.maxReplicas})`,
-    });
+    throw new OmniError(
+      'OMNI_CONFIG_INVALID',
+      `Stage ${idx}: num_replicas must be between 0 and ${PLAN_LIMITS.maxReplicas}, got ${count}.`,
+      {
+        ...where,
+        hint: `set runtime.num_replicas to 1 or more (at most ${PLAN_LIMITS.maxReplicas})`,
+      },
+    );
   }
   return allowZero ? count : Math.max(1, count);
 }
-

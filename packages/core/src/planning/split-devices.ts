@@ -43,7 +43,7 @@ export function splitDevicesForReplicas(
     throw new OmniError(
       'OMNI_PLAN_DEVICES',
       `Stage ${stageIdx}: devices per replica must be a positive integer, got ${String(tp)}.`,
-      { ...where, hint: 'check the stage\'s tensor_parallel_size (LLM) or parallel_config (diffusion)' },
+      { ...where, hint: "check the stage's tensor_parallel_size (LLM) or parallel_config (diffusion)" },
     );
   }
 

@@ -15,7 +15,12 @@ export function stageTransfers(stages: readonly StagePlan[], pluginClasses: Read
       if (producer === undefined) continue;
       const config = connectorConfigOf(producer.engine_args);
       const declared = typeof config?.['type'] === 'string' && config['role'] !== 'receiver' ? config['type'] : null;
-      out.push({ from, to: consumer.stage_id, connector: declared, ...carriage(producer.worker.attach, producer.engine_args, declared, pluginClasses) });
+      out.push({
+        from,
+        to: consumer.stage_id,
+        connector: declared,
+        ...carriage(producer.worker.attach, producer.engine_args, declared, pluginClasses),
+      });
     }
   }
   return out;

@@ -157,7 +157,11 @@ export interface InitPlan {
   /** Physical device ids visible to the launcher. */
   visible_devices: string[];
   /** Where the stages' topology came from: a registered pipeline (and how it was selected) or the file. */
-  topology: { source: PipelineConfig['topology']; pipeline: string | null; selected_by: PipelineConfig['pipeline_selected_by'] };
+  topology: {
+    source: PipelineConfig['topology'];
+    pipeline: string | null;
+    selected_by: PipelineConfig['pipeline_selected_by'];
+  };
   stages: StagePlan[];
   groups: LaunchGroup[];
   /** One per `engine_input_source` edge, in consumer then source order. */

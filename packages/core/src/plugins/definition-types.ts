@@ -80,7 +80,10 @@ export type EngineArgsDeclaration = 'any' | readonly string[] | EngineArgsZodSch
 /** The part of a zod object schema core uses (any zod version: core never imports the plugin's zod). */
 export interface EngineArgsZodSchema {
   readonly shape: Readonly<Record<string, unknown>>;
-  safeParse(value: unknown): { success: boolean; error?: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } | undefined };
+  safeParse(value: unknown): {
+    success: boolean;
+    error?: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } | undefined;
+  };
 }
 
 /** An engine's own request flow over one edge (see {@link EngineDefinition.edgeFlow}). */

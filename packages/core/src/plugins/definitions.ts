@@ -23,8 +23,12 @@ function attributedStageType(def: StageTypeDefinition, owner: string): StageType
   return {
     ...def,
     devicesPerReplica: attributed(def.devicesPerReplica.bind(def), (stage) => site('devicesPerReplica')(stage)),
-    ...(def.lockDeviceCount ? { lockDeviceCount: attributed(def.lockDeviceCount.bind(def), (_a, stage) => site('lockDeviceCount')(stage)) } : {}),
-    ...(def.validateStage ? { validateStage: attributed(def.validateStage.bind(def), (stage) => site('validateStage')(stage)) } : {}),
+    ...(def.lockDeviceCount
+      ? { lockDeviceCount: attributed(def.lockDeviceCount.bind(def), (_a, stage) => site('lockDeviceCount')(stage)) }
+      : {}),
+    ...(def.validateStage
+      ? { validateStage: attributed(def.validateStage.bind(def), (stage) => site('validateStage')(stage)) }
+      : {}),
   };
 }
 
@@ -41,12 +45,22 @@ function attributedEngine(def: EngineDefinition, owner: string): EngineDefinitio
   }
   if (def.edgeFlow) {
     const callback = `engine "${def.name}" edgeFlow`;
-    const edgeFlow = attributed(def.edgeFlow.bind(def), (_p, consumer) => ({ plugin: owner, callback, when: 'plan', context: stageSite(consumer) }));
+    const edgeFlow = attributed(def.edgeFlow.bind(def), (_p, consumer) => ({
+      plugin: owner,
+      callback,
+      when: 'plan',
+      context: stageSite(consumer),
+    }));
     out.edgeFlow = (producer, consumer, ctx) => {
       const flow = edgeFlow(producer, consumer, ctx);
       if (flow === undefined) return undefined;
       // The flow's processor runs per request: its failures name the plugin too (exit 1).
-      const site = { plugin: owner, callback: `${callback} inputProcessor`, when: 'run' as const, context: { stage_id: consumer.stage_id } };
+      const site = {
+        plugin: owner,
+        callback: `${callback} inputProcessor`,
+        when: 'run' as const,
+        context: { stage_id: consumer.stage_id },
+      };
       return { ...flow, inputProcessor: attributed(flow.inputProcessor, site) };
     };
   }
@@ -90,10 +104,14 @@ export class Definitions {
     let byName = this.#engines.get(definition.stageType);
     if (!byName) this.#engines.set(definition.stageType, (byName = new Map()));
     if (byName.has(definition.name)) {
-      throw new OmniError('OMNI_PLUGIN_INVALID', `engine "${definition.name}" for stage type "${definition.stageType}" is defined twice`, {
-        hint: 'two plugins define the same engine; load only one of them',
-        context: { plugin: owner },
-      });
+      throw new OmniError(
+        'OMNI_PLUGIN_INVALID',
+        `engine "${definition.name}" for stage type "${definition.stageType}" is defined twice`,
+        {
+          hint: 'two plugins define the same engine; load only one of them',
+          context: { plugin: owner },
+        },
+      );
     }
     const defined = attributedEngine(definition, owner);
     byName.set(definition.name, defined);
@@ -145,7 +163,8 @@ export class Definitions {
       new OmniError('OMNI_PLUGIN_INVALID', `connector "${String(name)}" cannot be defined: ${why}`, {
         hint: 'define each class once, named as in `connectors:` (a letter, then letters, digits, _ or .)',
       });
-    if (!isConnectorClassName(name) || name === 'shm' || name === 'inline') throw invalid('its name is not a valid class name');
+    if (!isConnectorClassName(name) || name === 'shm' || name === 'inline')
+      throw invalid('its name is not a valid class name');
     if (name === SHM_CONNECTOR || name === INLINE_CONNECTOR) throw invalid('core implements this class itself');
     if (this.#connectors.has(name)) throw invalid('it is defined twice (two plugins define it; load only one of them)');
     connectorModuleUrl(definition); // a module that cannot be located fails here, not in a replica
@@ -174,7 +193,12 @@ export class Definitions {
   }
 
   engineNames(stageType: string): string[] {
-    return [...new Set([...(this.#engines.get(stageType)?.keys() ?? []), ...(this.#engines.get(ANY_STAGE_TYPE)?.keys() ?? [])])].sort();
+    return [
+      ...new Set([
+        ...(this.#engines.get(stageType)?.keys() ?? []),
+        ...(this.#engines.get(ANY_STAGE_TYPE)?.keys() ?? []),
+      ]),
+    ].sort();
   }
 
   connector(name: string): PayloadConnectorDefinition | undefined {

@@ -57,7 +57,10 @@ function pluginEvents(name: string, events: EventBus, logger: Logger): PluginEve
         listener(event);
       } catch (err) {
         const e = pluginFailure(err, { plugin: name, callback: `an event listener (${event.type})`, when: 'run' });
-        logger.warn({ err: e, code: e.code, plugin: name }, `${e.message}; the event was still delivered to the others`);
+        logger.warn(
+          { err: e, code: e.code, plugin: name },
+          `${e.message}; the event was still delivered to the others`,
+        );
       }
     };
   return {

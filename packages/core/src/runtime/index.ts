@@ -12,14 +12,30 @@ export { LOCK_DIR_ENV } from '../locks/paths.js';
 export { launchProcess } from '../launch/launch-process.js';
 export type { LaunchOptions, LaunchedProcess, OutputStream } from '../launch/launch-process.js';
 export { setprivPath } from '../launch/setpriv.js';
-export { CONTROL_ENV, PROTOCOL_VERSION, controlEnv, encodeMessage, parseOrchestratorMessage, parseWorkerMessage } from '../control/protocol.js';
+export {
+  CONTROL_ENV,
+  PROTOCOL_VERSION,
+  controlEnv,
+  encodeMessage,
+  parseOrchestratorMessage,
+  parseWorkerMessage,
+} from '../control/protocol.js';
 export type { ControlMessage, OrchestratorMessage, WorkerMessage } from '../control/protocol.js';
 export { ControlServer } from '../control/server.js';
 export type { ControlServerOptions } from '../control/server.js';
 export { ReplicaChannel } from '../control/replica-channel.js';
 export type { ChannelClose, ExpectOptions } from '../control/replica-channel.js';
 export { createControlToken } from '../control/token.js';
-export { PAYLOAD_MARK, findPayloadRefs, inlinePayloadRef, isConnectorClassName, isPayloadRef, isStoredPayload, isValidPayloadKey, mapPayloadRefs } from '../connectors/payload-ref.js';
+export {
+  PAYLOAD_MARK,
+  findPayloadRefs,
+  inlinePayloadRef,
+  isConnectorClassName,
+  isPayloadRef,
+  isStoredPayload,
+  isValidPayloadKey,
+  mapPayloadRefs,
+} from '../connectors/payload-ref.js';
 export {
   PAYLOAD_DIR_ENV,
   SHM_MAP_ENV,

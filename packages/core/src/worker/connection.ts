@@ -9,15 +9,38 @@
 import { isMainThread } from 'node:worker_threads';
 import { fstatSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { encodeMessage, parseOrchestratorMessage, type JsonObject, type LogMessage, type WelcomeMessage, type WorkerMessage } from '../control/protocol.js';
+import {
+  encodeMessage,
+  parseOrchestratorMessage,
+  type JsonObject,
+  type LogMessage,
+  type WelcomeMessage,
+  type WorkerMessage,
+} from '../control/protocol.js';
 import type { OutputConnector } from '../connectors/connector-config.js';
 import type { PayloadMeta, PayloadRef } from '../connectors/payload-ref.js';
 import { dialOrchestrator, type SocketLines } from './handshake.js';
 import { WorkerPayloads } from './payloads.js';
-import type { ConnectOptions, RequestHandler, RequestStream, ShutdownHandler, WorkerConnection, WorkerRequest, WorkerWelcome } from './types.js';
+import type {
+  ConnectOptions,
+  RequestHandler,
+  RequestStream,
+  ShutdownHandler,
+  WorkerConnection,
+  WorkerRequest,
+  WorkerWelcome,
+} from './types.js';
 import { messageOf, workerError } from './worker-error.js';
 
-export type { ConnectOptions, RequestHandler, RequestStream, ShutdownHandler, WorkerConnection, WorkerRequest, WorkerWelcome } from './types.js';
+export type {
+  ConnectOptions,
+  RequestHandler,
+  RequestStream,
+  ShutdownHandler,
+  WorkerConnection,
+  WorkerRequest,
+  WorkerWelcome,
+} from './types.js';
 
 /**
  * Dials the orchestrator named in the environment (OMNISTAGE_CONTROL, OMNISTAGE_TOKEN,
@@ -27,7 +50,11 @@ export type { ConnectOptions, RequestHandler, RequestStream, ShutdownHandler, Wo
  * reaches EOF, so a replica never outlives its orchestrator.
  */
 export async function connectToOrchestrator(options: ConnectOptions = {}): Promise<WorkerConnection> {
-  const { socket, lines, welcome } = await dialOrchestrator(options.env ?? process.env, options.handshakeTimeoutMs ?? 30_000, options.phases === true);
+  const { socket, lines, welcome } = await dialOrchestrator(
+    options.env ?? process.env,
+    options.handshakeTimeoutMs ?? 30_000,
+    options.phases === true,
+  );
   return new Connection(socket, lines, welcome, options);
 }
 
@@ -58,7 +85,9 @@ class Connection implements WorkerConnection {
       replica_id: welcome.replica_id,
       engine_args: welcome.engine_args,
       metadata: welcome.metadata,
-      ...(typeof welcome.payload_dir === 'string' && welcome.payload_dir !== '' ? { payload_dir: welcome.payload_dir } : {}),
+      ...(typeof welcome.payload_dir === 'string' && welcome.payload_dir !== ''
+        ? { payload_dir: welcome.payload_dir }
+        : {}),
       ...(welcome.connectors === undefined ? {} : { connectors: { ...welcome.connectors } }),
       ...(typeof welcome.phases === 'number' ? { phases: welcome.phases } : {}),
     };
@@ -122,13 +151,15 @@ class Connection implements WorkerConnection {
     // Not granted: the orchestrator holds the devices alone for the whole init already.
     if (this.welcome.phases === undefined) return fn();
     if (this.#readySent) throw workerError('exclusive() is for init: it was called after ready()');
-    if (this.#window !== null) throw workerError(`exclusive() while window ${this.#window.id} is open: one window at a time`);
+    if (this.#window !== null)
+      throw workerError(`exclusive() while window ${this.#window.id} is open: one window at a time`);
     const id = ++this.#windows;
     let granted = false;
     try {
       await new Promise<void>((resolve, reject) => {
         this.#window = { id, granted: resolve, refused: reject };
-        if (!this.#send({ type: 'window_request', window: id })) reject(workerError('the control connection is closed'));
+        if (!this.#send({ type: 'window_request', window: id }))
+          reject(workerError('the control connection is closed'));
       });
       granted = true;
       return await fn();
@@ -171,7 +202,9 @@ class Connection implements WorkerConnection {
         if (this.#window?.id === message.window) this.#window.granted();
         break;
       case 'error':
-        this.#window?.refused(workerError(`the orchestrator refused the init window: ${message.code}: ${message.message}`));
+        this.#window?.refused(
+          workerError(`the orchestrator refused the init window: ${message.code}: ${message.message}`),
+        );
         process.stderr.write(`omnistage worker: orchestrator error ${message.code}: ${message.message}\n`);
         break;
       case 'welcome':
@@ -280,4 +313,3 @@ async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
   await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
 }
-

@@ -8,7 +8,14 @@ import { readFileSync } from 'node:fs';
 import { createConnection, isIP, type Socket } from 'node:net';
 import { OmniError } from '../errors.js';
 import { LineDecoder } from '../control/framing.js';
-import { CONTROL_ENV, encodeMessage, parseOrchestratorMessage, PHASES_VERSION, PROTOCOL_VERSION, type WelcomeMessage } from '../control/protocol.js';
+import {
+  CONTROL_ENV,
+  encodeMessage,
+  parseOrchestratorMessage,
+  PHASES_VERSION,
+  PROTOCOL_VERSION,
+  type WelcomeMessage,
+} from '../control/protocol.js';
 import { workerError } from './worker-error.js';
 
 type LineSink = { line(line: string): void; error(err: OmniError): void };
@@ -58,7 +65,11 @@ export interface Handshaken {
 }
 
 /** Dials the orchestrator named by OMNISTAGE_* in `env` and completes the handshake. */
-export async function dialOrchestrator(env: Readonly<Record<string, string | undefined>>, timeoutMs: number, phases = false): Promise<Handshaken> {
+export async function dialOrchestrator(
+  env: Readonly<Record<string, string | undefined>>,
+  timeoutMs: number,
+  phases = false,
+): Promise<Handshaken> {
   const socketPath = required(env, CONTROL_ENV.socket);
   const token = required(env, CONTROL_ENV.token);
   const stage_id = requiredInt(env, CONTROL_ENV.stageId);
@@ -75,7 +86,10 @@ export async function dialOrchestrator(env: Readonly<Record<string, string | und
  * OMNISTAGE_TLS_* set, that TCP connection is mutual TLS. node:tls is loaded only then: worker
  * start-up time is benchmarked.
  */
-async function dial(endpoint: string, env: Readonly<Record<string, string | undefined>>): Promise<{ socket: Socket; connectEvent: 'connect' | 'secureConnect' }> {
+async function dial(
+  endpoint: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ socket: Socket; connectEvent: 'connect' | 'secureConnect' }> {
   const tcp = /^tcp:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(endpoint);
   if (tcp === null) return { socket: createConnection(endpoint), connectEvent: 'connect' };
   const host = tcp[1]!;
@@ -91,23 +105,39 @@ async function dial(endpoint: string, env: Readonly<Record<string, string | unde
   }
   const { connect } = await import('node:tls');
   // An IP is checked against the certificate's IP names; RFC 6066 forbids it as a server name.
-  const socket = connect({ host, port, ...local, ...files, minVersion: 'TLSv1.2', ...(isIP(host) === 0 ? { servername: host } : {}) });
+  const socket = connect({
+    host,
+    port,
+    ...local,
+    ...files,
+    minVersion: 'TLSv1.2',
+    ...(isIP(host) === 0 ? { servername: host } : {}),
+  });
   socket.setNoDelay(true);
   return { socket, connectEvent: 'secureConnect' };
 }
 
 /** The TLS files named in the environment, read; null when none is set. Half a set is an error. */
-function tlsFilesOf(env: Readonly<Record<string, string | undefined>>): { cert: Buffer; key: Buffer; ca: Buffer } | null {
+function tlsFilesOf(
+  env: Readonly<Record<string, string | undefined>>,
+): { cert: Buffer; key: Buffer; ca: Buffer } | null {
   const names = { cert: CONTROL_ENV.tlsCert, key: CONTROL_ENV.tlsKey, ca: CONTROL_ENV.tlsCa };
   const set = Object.values(names).filter((name) => (env[name] ?? '') !== '');
   if (set.length === 0) return null;
-  if (set.length < 3) throw workerError(`${Object.values(names).join(', ')} go together; only ${set.join(', ')} is set`, 'the agent sets all three from its --tls-cert, --tls-key and --tls-ca');
+  if (set.length < 3)
+    throw workerError(
+      `${Object.values(names).join(', ')} go together; only ${set.join(', ')} is set`,
+      'the agent sets all three from its --tls-cert, --tls-key and --tls-ca',
+    );
   const read = (name: string): Buffer => {
     const file = env[name]!;
     try {
       return readFileSync(file);
     } catch (err) {
-      throw workerError(`cannot read ${name}=${file}: ${(err as Error).message}`, 'the agent passes the paths of its --tls-cert, --tls-key and --tls-ca files; check they exist on this host');
+      throw workerError(
+        `cannot read ${name}=${file}: ${(err as Error).message}`,
+        'the agent passes the paths of its --tls-cert, --tls-key and --tls-ca files; check they exist on this host',
+      );
     }
   };
   return { cert: read(names.cert), key: read(names.key), ca: read(names.ca) };
@@ -140,7 +170,10 @@ function handshake(
         fail(err instanceof OmniError ? err : workerError(String(err)));
       }
     };
-    const timer = setTimeout(() => fail(workerError(`no welcome from the orchestrator within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(workerError(`no welcome from the orchestrator within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const cleanup = (): void => {
       clearTimeout(timer);
       lines.setSink(null); // buffer whatever follows the welcome for the connection object
@@ -158,16 +191,21 @@ function handshake(
 /** The welcome in the orchestrator's first line; an error for anything else. */
 function welcomeOf(line: string): WelcomeMessage {
   const message = parseOrchestratorMessage(line);
-  if (message.type === 'error') throw workerError(`the orchestrator rejected this worker: ${message.code}: ${message.message}`);
+  if (message.type === 'error')
+    throw workerError(`the orchestrator rejected this worker: ${message.code}: ${message.message}`);
   if (message.type !== 'welcome') throw workerError(`expected welcome, got "${message.type}"`);
-  if (message.v !== PROTOCOL_VERSION) throw workerError(`orchestrator speaks protocol v${message.v}, this worker v${PROTOCOL_VERSION}`);
+  if (message.v !== PROTOCOL_VERSION)
+    throw workerError(`orchestrator speaks protocol v${message.v}, this worker v${PROTOCOL_VERSION}`);
   return message;
 }
 
 function required(env: Readonly<Record<string, string | undefined>>, name: string): string {
   const value = env[name];
   if (value === undefined || value === '') {
-    throw workerError(`${name} is not set`, 'this program is an omnistage worker: start it through omnistage, which sets the OMNISTAGE_* variables');
+    throw workerError(
+      `${name} is not set`,
+      'this program is an omnistage worker: start it through omnistage, which sets the OMNISTAGE_* variables',
+    );
   }
   return value;
 }

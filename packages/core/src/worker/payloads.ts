@@ -8,7 +8,12 @@
  * Imported by the worker SDK: node built-ins only.
  */
 import { randomBytes } from 'node:crypto';
-import { connectorConfigOf, outputConnectorOf, SHM_CONNECTOR, type OutputConnector } from '../connectors/connector-config.js';
+import {
+  connectorConfigOf,
+  outputConnectorOf,
+  SHM_CONNECTOR,
+  type OutputConnector,
+} from '../connectors/connector-config.js';
 import { INLINE_VIA, createInlineConnector } from '../connectors/inline-connector.js';
 import { createPayloadConnectorInstance, type PayloadConnector } from '../connectors/payload-connector.js';
 import { isPayloadRef, metaOf, type PayloadMeta, type PayloadRef } from '../connectors/payload-ref.js';
@@ -42,10 +47,16 @@ export class WorkerPayloads {
     const { stage_id, replica_id } = this.#welcome;
     const key = `s${stage_id}r${replica_id}_${this.#tag}_${(this.#seq++).toString(36)}`;
     const context = { key, meta: metaOf(meta) };
-    if (!out.plugin) return (await this.#connector(out.type === SHM_CONNECTOR ? SHM_VIA : INLINE_VIA)).put(bytes, context);
+    if (!out.plugin)
+      return (await this.#connector(out.type === SHM_CONNECTOR ? SHM_VIA : INLINE_VIA)).put(bytes, context);
     const connector = await this.#connector(out.type);
-    const ref = await attributed(() => connector.put(bytes, context), `connector "${out.type}" could not store a ${bytes.byteLength}-byte payload`);
-    const ok = isPayloadRef(ref) && (ref.via === 'inline' || (ref.via === out.type && ref.key === key && ref.size === bytes.byteLength));
+    const ref = await attributed(
+      () => connector.put(bytes, context),
+      `connector "${out.type}" could not store a ${bytes.byteLength}-byte payload`,
+    );
+    const ok =
+      isPayloadRef(ref) &&
+      (ref.via === 'inline' || (ref.via === out.type && ref.key === key && ref.size === bytes.byteLength));
     if (!ok) {
       throw workerError(
         `connector "${out.type}" returned ${JSON.stringify(ref)?.slice(0, 200)} for a ${bytes.byteLength}-byte payload: not a reference {$payload: 1, via: "${out.type}", key: "${key}", size: ${bytes.byteLength}}`,
@@ -56,13 +67,23 @@ export class WorkerPayloads {
   }
 
   async get(ref: PayloadRef, into?: Uint8Array): Promise<Buffer> {
-    if (!isPayloadRef(ref)) throw workerError('getPayload needs a payload reference ({$payload: 1, key, size, via, ...})', 'see docs/protocol.md, "Payloads"');
+    if (!isPayloadRef(ref))
+      throw workerError(
+        'getPayload needs a payload reference ({$payload: 1, key, size, via, ...})',
+        'see docs/protocol.md, "Payloads"',
+      );
     const connector = await this.#connector(ref.via);
     if (ref.via === INLINE_VIA || ref.via === SHM_VIA) return asBuffer(await connector.get(ref, into));
-    const bytes = await attributed(() => connector.get(ref, into), `connector "${ref.via}" could not give back payload ${ref.key}`);
+    const bytes = await attributed(
+      () => connector.get(ref, into),
+      `connector "${ref.via}" could not give back payload ${ref.key}`,
+    );
     if (!(bytes instanceof Uint8Array) || bytes.byteLength !== ref.size) {
       const got = bytes instanceof Uint8Array ? `${bytes.byteLength} bytes` : typeof bytes;
-      throw workerError(`connector "${ref.via}" gave ${got} for payload ${ref.key}, its reference says ${ref.size} bytes`, 'this is a bug in the plugin that defines the connector');
+      throw workerError(
+        `connector "${ref.via}" gave ${got} for payload ${ref.key}, its reference says ${ref.size} bytes`,
+        'this is a bug in the plugin that defines the connector',
+      );
     }
     return asBuffer(bytes);
   }
@@ -81,7 +102,12 @@ export class WorkerPayloads {
   #connector(via: string): Promise<PayloadConnector> {
     let instance = this.#connectors.get(via);
     if (instance === undefined) {
-      instance = via === SHM_VIA ? Promise.resolve(this.#shm()) : via === INLINE_VIA ? Promise.resolve(createInlineConnector(() => this.#connector(SHM_VIA))) : this.#plugin(via);
+      instance =
+        via === SHM_VIA
+          ? Promise.resolve(this.#shm())
+          : via === INLINE_VIA
+            ? Promise.resolve(createInlineConnector(() => this.#connector(SHM_VIA)))
+            : this.#plugin(via);
       this.#connectors.set(via, instance);
     }
     return instance;
@@ -93,7 +119,11 @@ export class WorkerPayloads {
     const pooled = config?.['type'] === SHM_CONNECTOR ? poolLimitsOf(config) : poolLimitsOf(undefined);
     return new ShmConnector(
       { runId: run_id, role: 'worker' },
-      { dir: payload_dir ?? payloadDir(), thresholdBytes: this.outputConnector.shmThresholdBytes, pool: { ...pooled, tag: this.#tag } },
+      {
+        dir: payload_dir ?? payloadDir(),
+        thresholdBytes: this.outputConnector.shmThresholdBytes,
+        pool: { ...pooled, tag: this.#tag },
+      },
     );
   }
 
@@ -101,12 +131,22 @@ export class WorkerPayloads {
     const url = this.#welcome.connectors?.[name];
     if (url === undefined) {
       return Promise.reject(
-        workerError(`payload came through connector "${name}", which no plugin of this run defines`, `load the plugin that defines "${name}" (plugins: in the pipeline file, or --plugin)`),
+        workerError(
+          `payload came through connector "${name}", which no plugin of this run defines`,
+          `load the plugin that defines "${name}" (plugins: in the pipeline file, or --plugin)`,
+        ),
       );
     }
     const cfg = connectorConfigOf(this.#welcome.engine_args);
     const { run_id, stage_id, replica_id } = this.#welcome;
-    return createPayloadConnectorInstance(url, { name, role: 'worker', runId: run_id, stageId: stage_id, replicaId: replica_id, config: cfg?.['type'] === name ? { ...cfg } : {} });
+    return createPayloadConnectorInstance(url, {
+      name,
+      role: 'worker',
+      runId: run_id,
+      stageId: stage_id,
+      replicaId: replica_id,
+      config: cfg?.['type'] === name ? { ...cfg } : {},
+    });
   }
 }
 

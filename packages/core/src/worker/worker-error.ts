@@ -16,7 +16,10 @@ export async function attributed<T>(call: () => T | Promise<T>, what: string): P
   try {
     return await call();
   } catch (err) {
-    throw new OmniError('OMNI_REQUEST_FAILED', `${what}: ${messageOf(err)}`, { cause: err, hint: 'the plugin that defines the connector failed; see its documentation' });
+    throw new OmniError('OMNI_REQUEST_FAILED', `${what}: ${messageOf(err)}`, {
+      cause: err,
+      hint: 'the plugin that defines the connector failed; see its documentation',
+    });
   }
 }
 

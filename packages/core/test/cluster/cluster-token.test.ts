@@ -33,24 +33,51 @@ describe('replica tokens', () => {
     const file = join(dir, 's');
     await writeFile(file, 'x'.repeat(32));
     await chmod(file, 0o644);
-    await expect(readClusterSecret(file)).rejects.toMatchObject({ code: 'OMNI_USAGE', message: expect.stringMatching(/readable by group or others/) });
+    await expect(readClusterSecret(file)).rejects.toMatchObject({
+      code: 'OMNI_USAGE',
+      message: expect.stringMatching(/readable by group or others/),
+    });
     await chmod(file, 0o600);
     expect((await readClusterSecret(file)).length).toBe(32);
     await writeFile(file, 'short\n');
-    await expect(readClusterSecret(file)).rejects.toMatchObject({ message: expect.stringMatching(/holds 5 bytes; at least 16/) });
-    await expect(readClusterSecret(join(dir, 'missing'))).rejects.toMatchObject({ code: 'OMNI_USAGE', message: expect.stringMatching(/cannot read/) });
+    await expect(readClusterSecret(file)).rejects.toMatchObject({
+      message: expect.stringMatching(/holds 5 bytes; at least 16/),
+    });
+    await expect(readClusterSecret(join(dir, 'missing'))).rejects.toMatchObject({
+      code: 'OMNI_USAGE',
+      message: expect.stringMatching(/cannot read/),
+    });
   });
 });
 
 describe('pipeline fingerprints', () => {
   it('hash alike whatever the key order, and name where they differ', () => {
-    const head = { stages: [{ stage_id: 0, engine_args: { a: 1, b: 2 } }, { stage_id: 1, engine_args: { max_num_seqs: 4 } }] };
-    const same = { stages: [{ engine_args: { b: 2, a: 1 }, stage_id: 0 }, { stage_id: 1, engine_args: { max_num_seqs: 4 } }] };
-    const other = { stages: [{ stage_id: 0, engine_args: { a: 1, b: 2 } }, { stage_id: 1, engine_args: { max_num_seqs: 8 } }] };
+    const head = {
+      stages: [
+        { stage_id: 0, engine_args: { a: 1, b: 2 } },
+        { stage_id: 1, engine_args: { max_num_seqs: 4 } },
+      ],
+    };
+    const same = {
+      stages: [
+        { engine_args: { b: 2, a: 1 }, stage_id: 0 },
+        { stage_id: 1, engine_args: { max_num_seqs: 4 } },
+      ],
+    };
+    const other = {
+      stages: [
+        { stage_id: 0, engine_args: { a: 1, b: 2 } },
+        { stage_id: 1, engine_args: { max_num_seqs: 8 } },
+      ],
+    };
     expect(fingerprintHash(head)).toBe(fingerprintHash(same));
     expect(fingerprintHash(head)).not.toBe(fingerprintHash(other));
     expect(fingerprintDifferences(head, same)).toEqual([]);
-    expect(fingerprintDifferences(head, other)).toEqual(['stages[1].engine_args.max_num_seqs: the head has 4, this agent has 8']);
-    expect(fingerprintDifferences({ stages: [1] }, { stages: [1, 2] })).toEqual(['stages[1]: the head has null, this agent has 2']);
+    expect(fingerprintDifferences(head, other)).toEqual([
+      'stages[1].engine_args.max_num_seqs: the head has 4, this agent has 8',
+    ]);
+    expect(fingerprintDifferences({ stages: [1] }, { stages: [1, 2] })).toEqual([
+      'stages[1]: the head has null, this agent has 2',
+    ]);
   });
 });

@@ -18,7 +18,9 @@ afterEach(async () => {
 });
 
 /** Starts a worker that dials `tcp://127.0.0.1:PORT` (from `hostAddress`, if given); resolves with what the head's resolver saw. */
-async function dialFrom(hostAddress: string | undefined): Promise<{ hello: HelloMessage; peer: PeerAddress; exit: number | null }> {
+async function dialFrom(
+  hostAddress: string | undefined,
+): Promise<{ hello: HelloMessage; peer: PeerAddress; exit: number | null }> {
   const server = await ControlServer.listen(join(await tempDir(), 'control.sock'), { run_id: 'host-address' });
   try {
     let seen: { hello: HelloMessage; peer: PeerAddress } | undefined;
@@ -27,7 +29,14 @@ async function dialFrom(hostAddress: string | undefined): Promise<{ hello: Hello
       return null; // refused: the worker exits
     });
     const { host, port } = await server.listenTcp({ host: '127.0.0.1', port: 0 });
-    const env = controlEnv({ socketPath: `tcp://${host}:${port}`, token: 't'.repeat(43), stage_id: 1, replica_id: 0, run_id: 'host-address', ...(hostAddress === undefined ? {} : { hostAddress }) });
+    const env = controlEnv({
+      socketPath: `tcp://${host}:${port}`,
+      token: 't'.repeat(43),
+      stage_id: 1,
+      replica_id: 0,
+      run_id: 'host-address',
+      ...(hostAddress === undefined ? {} : { hostAddress }),
+    });
     const proc = launchProcess({ command: process.execPath, args: [PAYLOAD_WORKER], env: { ...process.env, ...env } });
     trackPid(proc.pid);
     const exit = await proc.exited;

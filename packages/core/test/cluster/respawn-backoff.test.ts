@@ -11,7 +11,17 @@ describe('RespawnBackoff', () => {
       b.record(true, 0);
       waits.push(b.delayMs());
     }
-    expect(waits).toEqual([500, 1000, 2000, 4000, 8000, 16000, RESPAWN_BACKOFF_CAP_MS, RESPAWN_BACKOFF_CAP_MS, RESPAWN_BACKOFF_CAP_MS]);
+    expect(waits).toEqual([
+      500,
+      1000,
+      2000,
+      4000,
+      8000,
+      16000,
+      RESPAWN_BACKOFF_CAP_MS,
+      RESPAWN_BACKOFF_CAP_MS,
+      RESPAWN_BACKOFF_CAP_MS,
+    ]);
   });
 
   it('is exhausted after more than max_restarts failures in a row', () => {

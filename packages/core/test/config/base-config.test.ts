@@ -10,7 +10,13 @@ import { at, memoryFs, rejection, testRegistry, where, yaml } from './helpers.js
 const CHAIN3 = PipelineRegistry.of([
   {
     name: 'chain3',
-    stages: [0, 1, 2].map((id) => ({ stage_id: id, model_stage: `s${id}`, stage_type: 'llm', engine_input_source: id === 0 ? [] : [id - 1], final_output: id === 2 })),
+    stages: [0, 1, 2].map((id) => ({
+      stage_id: id,
+      model_stage: `s${id}`,
+      stage_type: 'llm',
+      engine_input_source: id === 0 ? [] : [id - 1],
+      final_output: id === 2,
+    })),
   },
 ]);
 const loadChain3 = (file: string) => loadPipelineConfig(file, { pipelines: CHAIN3, pipeline: 'chain3' });
@@ -133,7 +139,12 @@ describe('base_config merge rules', () => {
     expect(s0.engine_args.parallel_config).toEqual({ ulysses_degree: 4 });
     expect(s0.engine_args.hf_overrides).toEqual({ a: 1, b: { c: 1, d: 2 } });
     expect(s0.default_sampling_params).toEqual({ temperature: 0.5, top_k: 50 });
-    expect(s0.engine_args).toMatchObject({ max_num_seqs: 4, trust_remote_code: true, dtype: 'bfloat16', async_chunk: false });
+    expect(s0.engine_args).toMatchObject({
+      max_num_seqs: 4,
+      trust_remote_code: true,
+      dtype: 'bfloat16',
+      async_chunk: false,
+    });
     expect(config.stages.map((s) => s.final_output)).toEqual([false, false, true]);
     expect(config.connectors).toEqual({ shm: { name: 'SharedMemoryConnector', extra: {} } });
   });
@@ -166,7 +177,11 @@ describe('injected readFile', () => {
       '/virtual/deploy/child.yaml': 'base_config: ../base/glm_image.yaml\nasync_chunk: false\n',
       '/virtual/base/glm_image.yaml': 'async_chunk: true\nstages:\n  - stage_id: 1\n    devices: "5"\n',
     });
-    const config = await loadPipelineConfig('/virtual/deploy/child.yaml', { readFile, pipelines: testRegistry(), pipeline: 'glm_image' });
+    const config = await loadPipelineConfig('/virtual/deploy/child.yaml', {
+      readFile,
+      pipelines: testRegistry(),
+      pipeline: 'glm_image',
+    });
     expect(config.pipeline).toBe('glm_image');
     expect(config.async_chunk).toBe(false);
     expect(config.stages.map((s) => [s.stage_id, s.runtime.devices, s.engine_args.async_chunk])).toEqual([

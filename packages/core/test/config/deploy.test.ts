@@ -36,7 +36,12 @@ describe('deploy stage conversion', () => {
       restart: { policy: 'on-failure', max_restarts: 1, backoff_ms: 500 },
     });
     expect(s0.engine).toBe('reference');
-    expect(s0.engine_args).toEqual({ tensor_parallel_size: 2, omni_kv_config: { need_send_cache: true }, async_chunk: true, model_stage: 'first' });
+    expect(s0.engine_args).toEqual({
+      tensor_parallel_size: 2,
+      omni_kv_config: { need_send_cache: true },
+      async_chunk: true,
+      model_stage: 'first',
+    });
     expect(s0.default_sampling_params).toEqual({ seed: 1 });
     expect(s0.output_connectors).toEqual({ to_stage_1: { name: 'SharedMemoryConnector', extra: {} } });
     expect(at(s0.locations.at('engine_args.omni_kv_config.need_send_cache'))).toBe('custom.yaml:9:40');
@@ -77,7 +82,13 @@ describe('deploy stage conversion', () => {
           trust_remote_code: null
         - stage_id: 1
     `);
-    expect(config.stages.map((s) => [s.engine_args.dtype, s.engine_args.trust_remote_code, s.engine_args.active_stream_window])).toEqual([
+    expect(
+      config.stages.map((s) => [
+        s.engine_args.dtype,
+        s.engine_args.trust_remote_code,
+        s.engine_args.active_stream_window,
+      ]),
+    ).toEqual([
       ['bfloat16', true, 4],
       ['float16', true, 4],
     ]);
@@ -95,7 +106,9 @@ describe('deploy stage conversion', () => {
   });
 
   it('migrates deprecated runtime.max_batch_size to max_num_seqs, with a warning', async () => {
-    const config = await loadChain('stages:\n  - stage_id: 0\n    runtime:\n      max_batch_size: 6\n  - stage_id: 1\n    max_num_seqs: 2\n    runtime: { max_batch_size: 9 }\n');
+    const config = await loadChain(
+      'stages:\n  - stage_id: 0\n    runtime:\n      max_batch_size: 6\n  - stage_id: 1\n    max_num_seqs: 2\n    runtime: { max_batch_size: 9 }\n',
+    );
     expect(config.stages.map((s) => s.engine_args.max_num_seqs)).toEqual([6, 2]);
     const deprecated = config.warnings.filter((w) => w.code === 'OMNI_WARN_DEPRECATED_KEY');
     expect(deprecated.map(at)).toEqual(['custom.yaml:4:7', 'custom.yaml:7:16']);
@@ -104,7 +117,9 @@ describe('deploy stage conversion', () => {
 
 describe('deploy topology', () => {
   it('without a pipeline, a model or topology in the stages, is an error naming the nearest pipelines', async () => {
-    const err = await rejection(loadPipelineConfig({ text: 'stages:\n  - stage_id: 0\n', path: '/cfg/glm_image.yaml' }, { pipelines: registry }));
+    const err = await rejection(
+      loadPipelineConfig({ text: 'stages:\n  - stage_id: 0\n', path: '/cfg/glm_image.yaml' }, { pipelines: registry }),
+    );
     expect(err.code).toBe('OMNI_CONFIG_PIPELINE_UNRESOLVED');
     expect(at(err.location!)).toBe('glm_image.yaml:1:1');
     expect(err.hint).toMatch(/^Nearest pipelines: glm_image\. Add `pipeline: NAME`/);
@@ -120,32 +135,54 @@ describe('deploy topology', () => {
     const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 1\n    devices: "1"\nasync_chunk: false\n');
     expect(config.topology).toBe('registry');
     expect(config.pipeline_selected_by).toBe('pipeline key');
-    expect(config.stages.map((s) => [s.stage_id, s.stage_type, s.runtime.devices, s.engine_input_source, s.engine_args.model_stage])).toEqual([
+    expect(
+      config.stages.map((s) => [
+        s.stage_id,
+        s.stage_type,
+        s.runtime.devices,
+        s.engine_input_source,
+        s.engine_args.model_stage,
+      ]),
+    ).toEqual([
       [0, 'llm', null, [], 'ar'],
       [1, 'diffusion', '1', [0], 'dit'],
     ]);
     expect(config.stages[0]?.engine_args.worker_type).toBe('ar');
     // The made-up stage 0 points at the `stages:` key.
     expect(at(config.stages[0]!.locations.at('stage_id'))).toBe('custom.yaml:2:1');
-    const err = await rejection(load('pipeline: glm_image\nstages:\n  - stage_id: 1\n  - stage_id: 7\nasync_chunk: false\n'));
+    const err = await rejection(
+      load('pipeline: glm_image\nstages:\n  - stage_id: 1\n  - stage_id: 7\nasync_chunk: false\n'),
+    );
     expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_INVALID', 'custom.yaml:4:15']);
     expect(err.message).toBe('Stage 7 is not a stage of pipeline `glm_image` (selected by pipeline key).');
   });
 
   it('--pipeline wins over the file key', async () => {
     const config = await load('pipeline: glm_image\nstages:\n  - stage_id: 0\n', { pipeline: 'hunyuan_image3_ar' });
-    expect([config.pipeline, config.pipeline_selected_by, config.stages.length]).toEqual(['hunyuan_image3_ar', '--pipeline', 1]);
+    expect([config.pipeline, config.pipeline_selected_by, config.stages.length]).toEqual([
+      'hunyuan_image3_ar',
+      '--pipeline',
+      1,
+    ]);
   });
 
   it('pipeline-owned keys win over the deploy file, defaults do not', async () => {
-    const config = await load('pipeline: qwen3_omni_moe\nstages:\n  - stage_id: 0\n    worker_type: generation\n    engine_output_type: text\n');
-    expect(config.stages[0]?.engine_args).toMatchObject({ worker_type: 'ar', engine_output_type: 'text', model_stage: 'thinker' });
+    const config = await load(
+      'pipeline: qwen3_omni_moe\nstages:\n  - stage_id: 0\n    worker_type: generation\n    engine_output_type: text\n',
+    );
+    expect(config.stages[0]?.engine_args).toMatchObject({
+      worker_type: 'ar',
+      engine_output_type: 'text',
+      model_stage: 'thinker',
+    });
   });
 
   it('async_chunk: true (the default) is refused where no stage can stream chunks, as upstream raises', async () => {
     const err = await rejection(load('pipeline: glm_image\nstages:\n  - stage_id: 1\n'));
     expect([err.code, at(err.location!)]).toEqual(['OMNI_CONFIG_INVALID', 'custom.yaml:2:1']);
-    expect(err.message).toBe('Pipeline `glm_image` has async_chunk true (the deploy default), but no stage of it declares an async-chunk next-stage processor.');
+    expect(err.message).toBe(
+      'Pipeline `glm_image` has async_chunk true (the deploy default), but no stage of it declares an async-chunk next-stage processor.',
+    );
     const explicit = await rejection(load('pipeline: glm_image\nasync_chunk: true\nstages:\n  - stage_id: 1\n'));
     expect(at(explicit.location!)).toBe('custom.yaml:2:14');
     // qwen3_tts streams (talker2code2wav_async_chunk), so the default is fine there.
@@ -153,7 +190,8 @@ describe('deploy topology', () => {
   });
 
   it('the registry supplies sampling constraints over the file and processors by async_chunk', async () => {
-    const text = (async: boolean) => `pipeline: qwen3_tts\nasync_chunk: ${String(async)}\nstages:\n  - stage_id: 0\n    default_sampling_params: { detokenize: true, top_k: 5 }\n`;
+    const text = (async: boolean) =>
+      `pipeline: qwen3_tts\nasync_chunk: ${String(async)}\nstages:\n  - stage_id: 0\n    default_sampling_params: { detokenize: true, top_k: 5 }\n`;
     const on = await load(text(true));
     expect(on.stages[0]?.default_sampling_params).toEqual({ detokenize: false, top_k: 5, stop_token_ids: [2150] });
     expect(on.stages[0]?.engine_args.custom_process_next_stage_input_func).toMatch(/talker2code2wav_async_chunk$/);
@@ -166,7 +204,20 @@ describe('deploy topology', () => {
 
   it('a synthetic pipeline a test registers works the same (no per-file cases)', async () => {
     const own = PipelineRegistry.of([
-      { name: 'tts', stages: [{ stage_id: 0, model_stage: 'talker', stage_type: 'tts', engine_input_source: [], final_output: true, final_output_type: 'audio', is_comprehension: true }] },
+      {
+        name: 'tts',
+        stages: [
+          {
+            stage_id: 0,
+            model_stage: 'talker',
+            stage_type: 'tts',
+            engine_input_source: [],
+            final_output: true,
+            final_output_type: 'audio',
+            is_comprehension: true,
+          },
+        ],
+      },
     ]);
     const config = await load('pipeline: tts\nstages:\n  - stage_id: 0\n', { pipelines: own });
     expect(config.stages[0]).toMatchObject({ stage_type: 'tts', final_output_type: 'audio' });
@@ -183,7 +234,12 @@ describe('deploy topology', () => {
     `);
     expect(config.topology).toBe('file');
     expect(config.pipeline).toBeNull();
-    expect(config.stages[0]).toMatchObject({ stage_type: 'diffusion', final_output: true, final_output_type: 'image', engine_input_source: [] });
+    expect(config.stages[0]).toMatchObject({
+      stage_type: 'diffusion',
+      final_output: true,
+      final_output_type: 'image',
+      engine_input_source: [],
+    });
     expect(config.stages[0]?.engine_args).toEqual({ max_num_seqs: 1, async_chunk: true });
     expect(at(config.stages[0]!.locations.at('stage_type'))).toBe('custom.yaml:3:17');
   });
@@ -240,7 +296,9 @@ describe('platforms', () => {
     expect(s0.runtime.env).toEqual({ A: '1', B: '2', C: '3' });
     expect(s0.runtime.num_replicas).toBe(2);
     expect(s0.runtime.devices).toBe('0');
-    expect(s0.default_sampling_params).toEqual({ seed: 1, top_k: 9, detokenize: true } /* bagel's sampling constraint */);
+    expect(s0.default_sampling_params).toEqual(
+      { seed: 1, top_k: 9, detokenize: true } /* bagel's sampling constraint */,
+    );
     expect(s0.engine_args.attention_backend).toBe('TRITON_ATTN');
     expect(at(s0.locations.at('runtime.env.A'))).toBe('custom.yaml:5:15');
     expect(at(s0.locations.at('runtime.env.B'))).toBe('custom.yaml:11:19');

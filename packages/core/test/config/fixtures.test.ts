@@ -9,14 +9,25 @@ const registry = testRegistry();
 /** Deploy files upstream selects by model: the file stem is their pipeline (deploy-yamls.json). */
 const BY_MODEL = new Set(['bagel.yaml', 'glm_image.yaml', 'qwen3_omni_moe.yaml']);
 const loadUpstream = (name: string, options: LoadPipelineOptions = {}) =>
-  loadPipelineConfig(upstream(name), { pipelines: registry, ...(BY_MODEL.has(name) ? { pipeline: name.replace(/\.yaml$/, '') } : {}), ...options });
+  loadPipelineConfig(upstream(name), {
+    pipelines: registry,
+    ...(BY_MODEL.has(name) ? { pipeline: name.replace(/\.yaml$/, '') } : {}),
+    ...options,
+  });
 
 const fixtures = readdirSync(UPSTREAM_FIXTURES).filter((f) => f.endsWith('.yaml'));
 
 describe('upstream fixtures', () => {
   it('finds the fixture directory', () => {
     expect(fixtures).toEqual(
-      expect.arrayContaining(['bagel.yaml', 'bagel_think.yaml', 'glm_image.yaml', 'qwen2_5_omni_multiconnector.yaml', 'qwen3_omni_moe.yaml', 'wan2_2_ti2v_dit_fp8.yaml']),
+      expect.arrayContaining([
+        'bagel.yaml',
+        'bagel_think.yaml',
+        'glm_image.yaml',
+        'qwen2_5_omni_multiconnector.yaml',
+        'qwen3_omni_moe.yaml',
+        'wan2_2_ti2v_dit_fp8.yaml',
+      ]),
     );
   });
 
@@ -69,12 +80,25 @@ describe('bagel / bagel_think (deploy, base_config, registry)', () => {
       worker_type: 'ar',
     });
     expect(s0?.prompt_expand_func).toBe('vllm_omni.model_executor.stage_input_processors.bagel.expand_cfg_prompts');
-    expect(s1).toMatchObject({ stage_id: 1, stage_type: 'diffusion', engine_input_source: [0], final_output: true, final_output_type: 'image' });
+    expect(s1).toMatchObject({
+      stage_id: 1,
+      stage_type: 'diffusion',
+      engine_input_source: [0],
+      final_output: true,
+      final_output_type: 'image',
+    });
     expect(s1?.engine_args.worker_type).toBeUndefined();
     expect(s1?.input_connectors).toEqual({ from_stage_0: 'shared_memory_connector' });
     expect(config.connectors.rdma_connector).toEqual({
       name: 'MooncakeTransferEngineConnector',
-      extra: { host: 'auto', zmq_port: 50051, protocol: 'rdma', device_name: '', memory_pool_size: 4294967296, memory_pool_device: 'cpu' },
+      extra: {
+        host: 'auto',
+        zmq_port: 50051,
+        protocol: 'rdma',
+        device_name: '',
+        memory_pool_size: 4294967296,
+        memory_pool_device: 'cpu',
+      },
     });
     expect(config.warnings).toEqual([]);
   });
@@ -86,9 +110,18 @@ describe('bagel / bagel_think (deploy, base_config, registry)', () => {
     expect(think.topology).toBe('registry');
     expect(think.file).toBe(upstream('bagel_think.yaml'));
     // Same stage settings (inherited) and topology; the think pipeline's own processors differ.
-    const shape = (s: (typeof base.stages)[number]) => [s.stage_id, s.stage_type, s.engine_input_source, s.final_output_type, s.runtime, s.default_sampling_params];
+    const shape = (s: (typeof base.stages)[number]) => [
+      s.stage_id,
+      s.stage_type,
+      s.engine_input_source,
+      s.final_output_type,
+      s.runtime,
+      s.default_sampling_params,
+    ];
     expect(think.stages.map(shape)).toEqual(base.stages.map(shape));
-    expect(think.stages[0]?.prompt_expand_func).toBe('vllm_omni.model_executor.stage_input_processors.bagel.expand_cfg_prompts_think');
+    expect(think.stages[0]?.prompt_expand_func).toBe(
+      'vllm_omni.model_executor.stage_input_processors.bagel.expand_cfg_prompts_think',
+    );
     expect(think.connectors).toEqual(base.connectors);
     expect(think.async_chunk).toBe(false);
   });
@@ -151,7 +184,12 @@ describe('glm_image (deploy, platforms)', () => {
       gpu_memory_utilization: 0.6,
     });
     expect(s1?.runtime.env.HCCL_IF_BASE_PORT).toBe('24000');
-    expect(s1?.engine_args.parallel_config).toEqual({ tensor_parallel_size: 1, sequence_parallel_size: 4, ulysses_degree: 4, ring_degree: 1 });
+    expect(s1?.engine_args.parallel_config).toEqual({
+      tensor_parallel_size: 1,
+      sequence_parallel_size: 4,
+      ulysses_degree: 4,
+      ring_degree: 1,
+    });
   });
 
   it('on npu records platform-section locations, base locations elsewhere', async () => {
@@ -163,7 +201,9 @@ describe('glm_image (deploy, platforms)', () => {
     expect(at(s0.locations.at('engine_args.enforce_eager'))).toBe('glm_image.yaml:64:24');
     expect(at(s0.locations.at('engine_args.compilation_config.cudagraph_mode'))).toBe('glm_image.yaml:71:27');
     expect(at(s0.locations.at('engine_args.max_num_seqs'))).toBe('glm_image.yaml:18:19');
-    expect(at(config.stages[1]!.locations.at('engine_args.parallel_config.ulysses_degree'))).toBe('glm_image.yaml:84:27');
+    expect(at(config.stages[1]!.locations.at('engine_args.parallel_config.ulysses_degree'))).toBe(
+      'glm_image.yaml:84:27',
+    );
   });
 });
 
@@ -173,21 +213,48 @@ describe('qwen3_omni_moe (deploy, registry, async_chunk)', () => {
     expect(config.topology).toBe('registry');
     expect(config.async_chunk).toBe(true);
     const [t, k, c] = config.stages;
-    expect(t).toMatchObject({ stage_type: 'llm', is_comprehension: true, final_output: true, final_output_type: 'text', engine_input_source: [] });
-    expect(t?.engine_args).toMatchObject({ worker_type: 'ar', model_stage: 'thinker', engine_output_type: 'latent', async_chunk: true });
+    expect(t).toMatchObject({
+      stage_type: 'llm',
+      is_comprehension: true,
+      final_output: true,
+      final_output_type: 'text',
+      engine_input_source: [],
+    });
+    expect(t?.engine_args).toMatchObject({
+      worker_type: 'ar',
+      model_stage: 'thinker',
+      engine_output_type: 'latent',
+      async_chunk: true,
+    });
     expect(k).toMatchObject({ stage_type: 'llm', final_output: false, engine_input_source: [0] });
     expect(k?.engine_args).toMatchObject({ worker_type: 'ar', model_stage: 'talker', engine_output_type: 'latent' });
-    expect(c).toMatchObject({ stage_type: 'llm', final_output: true, final_output_type: 'audio', engine_input_source: [1] });
-    expect(c?.engine_args).toMatchObject({ worker_type: 'generation', model_stage: 'code2wav', async_scheduling: false, enable_chunked_prefill: false });
+    expect(c).toMatchObject({
+      stage_type: 'llm',
+      final_output: true,
+      final_output_type: 'audio',
+      engine_input_source: [1],
+    });
+    expect(c?.engine_args).toMatchObject({
+      worker_type: 'generation',
+      model_stage: 'code2wav',
+      async_scheduling: false,
+      enable_chunked_prefill: false,
+    });
     expect(c?.input_connectors).toEqual({ from_stage_1: 'connector_of_shared_memory' });
-    expect(config.connectors.connector_of_shared_memory?.extra).toEqual({ initial_codec_chunk_frames: 4, codec_chunk_frames: 25, codec_left_context_frames: 25 });
+    expect(config.connectors.connector_of_shared_memory?.extra).toEqual({
+      initial_codec_chunk_frames: 4,
+      codec_chunk_frames: 25,
+      codec_left_context_frames: 25,
+    });
   });
 
   it('on xpu passes unknown platform keys through as engine args and on rocm flips eager only on stage 2', async () => {
     const xpu = await loadUpstream('qwen3_omni_moe.yaml', { platform: 'xpu' });
     expect(xpu.stages.map((s) => s.engine_args.max_cudagraph_capture_size)).toEqual([0, 0, 0]);
     expect(xpu.stages.map((s) => s.runtime.devices)).toEqual(['0,1,2,3', '4', '4']);
-    expect(at(xpu.stages[1]!.locations.at('engine_args.max_cudagraph_capture_size'))).toBe('qwen3_omni_moe.yaml:107:37');
+    expect(at(xpu.stages[1]!.locations.at('engine_args.max_cudagraph_capture_size'))).toBe(
+      'qwen3_omni_moe.yaml:107:37',
+    );
     const rocm = await loadUpstream('qwen3_omni_moe.yaml', { platform: 'rocm' });
     expect(rocm.stages.map((s) => s.engine_args.enforce_eager)).toEqual([undefined, undefined, true]);
   });
@@ -211,21 +278,39 @@ describe('wan2_2_ti2v_dit_fp8 (legacy, deprecated keys)', () => {
     expect(config.schema).toBe('legacy');
     expect(config.topology).toBe('file');
     const [s] = config.stages;
-    expect(s).toMatchObject({ stage_type: 'diffusion', final_output: true, final_output_type: 'video', is_comprehension: false });
+    expect(s).toMatchObject({
+      stage_type: 'diffusion',
+      final_output: true,
+      final_output_type: 'video',
+      is_comprehension: false,
+    });
     expect(s?.runtime).toMatchObject({ devices: '0', num_replicas: 1, process: true });
     expect(s?.engine_args).not.toHaveProperty('async_chunk');
     expect(s?.engine_args.parallel_config).toEqual({ tensor_parallel_size: 1 });
-    expect(at(s!.locations.at('engine_args.parallel_config.tensor_parallel_size'))).toBe('wan2_2_ti2v_dit_fp8.yaml:29:31');
+    expect(at(s!.locations.at('engine_args.parallel_config.tensor_parallel_size'))).toBe(
+      'wan2_2_ti2v_dit_fp8.yaml:29:31',
+    );
   });
 });
 
 describe('qwen2_5_omni_multiconnector (legacy, named connectors)', () => {
   it('keeps named connectors, edges and per-stage connector references', async () => {
     const config = await loadUpstream('qwen2_5_omni_multiconnector.yaml');
-    expect(Object.keys(config.connectors)).toEqual(['mooncake_connector', 'yuanrong_connector', 'shared_memory_connector']);
+    expect(Object.keys(config.connectors)).toEqual([
+      'mooncake_connector',
+      'yuanrong_connector',
+      'shared_memory_connector',
+    ]);
     expect(config.connectors.mooncake_connector).toEqual({
       name: 'MooncakeStoreConnector',
-      extra: { host: '127.0.0.1', metadata_server: 'http://10.90.67.86:8080/metadata', master: '10.90.67.86:50051', segment: 512000000, localbuf: 64000000, proto: 'tcp' },
+      extra: {
+        host: '127.0.0.1',
+        metadata_server: 'http://10.90.67.86:8080/metadata',
+        master: '10.90.67.86:50051',
+        segment: 512000000,
+        localbuf: 64000000,
+        proto: 'tcp',
+      },
     });
     expect(config.edges).toEqual([
       { from: 0, to: 1 },
@@ -239,8 +324,12 @@ describe('qwen2_5_omni_multiconnector (legacy, named connectors)', () => {
     expect(at(config.locations.at('connectors.yuanrong_connector'))).toBe('qwen2_5_omni_multiconnector.yaml:118:5');
     expect(at(config.locations.at('edges.1'))).toBe('qwen2_5_omni_multiconnector.yaml:134:7');
     expect(at(config.locations.at('edges.1.to'))).toBe('qwen2_5_omni_multiconnector.yaml:135:11');
-    expect(at(config.stages[1]!.locations.at('output_connectors.to_stage_2'))).toBe('qwen2_5_omni_multiconnector.yaml:67:19');
-    expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([['OMNI_WARN_DEPRECATED_KEY', 'qwen2_5_omni_multiconnector.yaml:102:3']]);
+    expect(at(config.stages[1]!.locations.at('output_connectors.to_stage_2'))).toBe(
+      'qwen2_5_omni_multiconnector.yaml:67:19',
+    );
+    expect(config.warnings.map((w) => [w.code, at(w)])).toEqual([
+      ['OMNI_WARN_DEPRECATED_KEY', 'qwen2_5_omni_multiconnector.yaml:102:3'],
+    ]);
   });
 
   it('copies the (absent → false) top-level async_chunk into llm stages with a runtime block', async () => {
@@ -249,7 +338,9 @@ describe('qwen2_5_omni_multiconnector (legacy, named connectors)', () => {
     expect(config.stages.map((s) => s.engine_args.async_chunk)).toEqual([false, false, false]);
     expect(config.stages.map((s) => s.final_output)).toEqual([true, false, true]);
     expect(config.stages[2]?.engine_args.worker_type).toBe('generation');
-    expect(config.stages[1]?.custom_process_input_func).toBe('vllm_omni.model_executor.stage_input_processors.qwen2_5_omni.thinker2talker');
+    expect(config.stages[1]?.custom_process_input_func).toBe(
+      'vllm_omni.model_executor.stage_input_processors.qwen2_5_omni.thinker2talker',
+    );
   });
 });
 

@@ -23,7 +23,10 @@ export function upstream(name: string): string {
 /** Strips the common indentation of a template literal, so line/col in tests match the text. */
 export function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
   const raw = strings.reduce((acc, s, i) => acc + s + (i < values.length ? String(values[i]) : ''), '');
-  const lines = raw.replace(/^\n/, '').replace(/\n[ \t]*$/, '\n').split('\n');
+  const lines = raw
+    .replace(/^\n/, '')
+    .replace(/\n[ \t]*$/, '\n')
+    .split('\n');
   const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => l.length - l.trimStart().length));
   return lines.map((l) => l.slice(indent)).join('\n');
 }
@@ -72,7 +75,14 @@ export const TEST_CHAIN: PipelineDefinition = {
   name: 'test_chain',
   stages: [
     { stage_id: 0, model_stage: 'first', stage_type: 'llm', engine_input_source: [], final_output: false },
-    { stage_id: 1, model_stage: 'second', stage_type: 'llm', engine_input_source: [0], final_output: true, final_output_type: 'text' },
+    {
+      stage_id: 1,
+      model_stage: 'second',
+      stage_type: 'llm',
+      engine_input_source: [0],
+      final_output: true,
+      final_output_type: 'text',
+    },
   ],
 };
 

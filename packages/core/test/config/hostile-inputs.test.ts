@@ -28,7 +28,11 @@ async function refused(text: string, stageOverrides?: string) {
 describe('hostile configuration inputs', () => {
   it('self-referential aliases and merge keys, in files and in --stage-overrides', async () => {
     const a = await refused('a: &a [*a]\nstage_args: []\n');
-    expect([a.code, where(a), a.message]).toEqual(['OMNI_CONFIG_PARSE', 'pipeline.yaml:1:8', 'The alias `*a` refers to a value that contains it.']);
+    expect([a.code, where(a), a.message]).toEqual([
+      'OMNI_CONFIG_PARSE',
+      'pipeline.yaml:1:8',
+      'The alias `*a` refers to a value that contains it.',
+    ]);
     const merge = await refused('stage_args: [&s {<<: *s, stage_id: 0}]\n');
     expect([merge.code, where(merge)]).toEqual(['OMNI_CONFIG_PARSE', 'pipeline.yaml:1:22']);
     const override = await refused(ONE_STAGE, '&a [*a]');
@@ -37,7 +41,8 @@ describe('hostile configuration inputs', () => {
 
   it('billion laughs stops at the value budget, at the alias that crossed it', async () => {
     const levels = ['a: &a [1,1,1,1,1,1,1,1,1,1]'];
-    for (const [i, name] of ['b', 'c', 'd', 'e', 'f'].entries()) levels.push(`${name}: &${name} [${Array(10).fill(`*${'abcde'[i]}`).join(',')}]`);
+    for (const [i, name] of ['b', 'c', 'd', 'e', 'f'].entries())
+      levels.push(`${name}: &${name} [${Array(10).fill(`*${'abcde'[i]}`).join(',')}]`);
     const err = await refused(`${levels.join('\n')}\n${ONE_STAGE}`);
     expect(err.message).toBe(`The document expands to more than ${CONFIG_LIMITS.maxNodes} values through aliases.`);
   });
@@ -61,9 +66,16 @@ describe('hostile configuration inputs', () => {
   });
 
   it('NaN and Infinity are named as such, not "null"', async () => {
-    for (const [text, shown] of [['.nan', 'NaN'], ['-.inf', '-Infinity'], ['1e999', 'Infinity']] as const) {
+    for (const [text, shown] of [
+      ['.nan', 'NaN'],
+      ['-.inf', '-Infinity'],
+      ['1e999', 'Infinity'],
+    ] as const) {
       const err = await refused(`${ONE_STAGE}      gpu_memory_utilization: ${text}\n`);
-      expect([where(err), err.message]).toEqual(['pipeline.yaml:5:31', `\`${shown}\` is not a usable number in a pipeline file.`]);
+      expect([where(err), err.message]).toEqual([
+        'pipeline.yaml:5:31',
+        `\`${shown}\` is not a usable number in a pipeline file.`,
+      ]);
     }
   });
 
@@ -86,7 +98,11 @@ describe('hostile configuration inputs', () => {
   it('Object.prototype member names are plain keys: kept as data, never looked up on the prototype', async () => {
     const config = await load(`${ONE_STAGE}      constructor: 1\n      toString: 3\n      valueOf: {a: 1}\n`);
     const args = config.stages[0]!.engine_args;
-    expect([Object.hasOwn(args, 'constructor'), Object.hasOwn(args, 'toString'), Object.hasOwn(args, 'valueOf')]).toEqual([true, true, true]);
+    expect([
+      Object.hasOwn(args, 'constructor'),
+      Object.hasOwn(args, 'toString'),
+      Object.hasOwn(args, 'valueOf'),
+    ]).toEqual([true, true, true]);
     expect(Object.getPrototypeOf(args)).toBe(Object.prototype);
     expect([args['constructor'], args['toString'], args['valueOf']]).toEqual([1, 3, { a: 1 }]);
   });

@@ -10,10 +10,19 @@ describe('pipelineJsonSchema', () => {
     const schema = pipelineJsonSchema();
     expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#');
     const [legacy, deploy] = schema.anyOf as Json[];
-    expect(Object.keys(obj(legacy?.properties))).toEqual(['stage_args', 'async_chunk', 'runtime', 'modes', 'model', 'plugins']);
+    expect(Object.keys(obj(legacy?.properties))).toEqual([
+      'stage_args',
+      'async_chunk',
+      'runtime',
+      'modes',
+      'model',
+      'plugins',
+    ]);
     expect(legacy?.required).toEqual(['stage_args']);
     expect(legacy?.additionalProperties).toBe(false);
-    expect(Object.keys(obj(deploy?.properties))).toEqual(expect.arrayContaining(['base_config', 'pipeline', 'stages', 'platforms', 'connectors', 'trust_remote_code']));
+    expect(Object.keys(obj(deploy?.properties))).toEqual(
+      expect.arrayContaining(['base_config', 'pipeline', 'stages', 'platforms', 'connectors', 'trust_remote_code']),
+    );
   });
 
   it('marks deprecated keys and keeps descriptions', () => {
@@ -36,7 +45,7 @@ describe('pipelineJsonSchema', () => {
     const llmArgs = obj((obj(obj(variants[0]?.properties).engine_args).anyOf as Json[])[0]);
     expect(obj(obj(llmArgs.properties).worker_type).enum).toEqual(['ar', 'generation']);
     expect(obj(obj(variants[1]?.properties).stage_type).const).toBe('tts');
-    const deployStage = obj(((obj(obj(deploy?.properties).stages).anyOf as Json[])[0])?.items);
+    const deployStage = obj((obj(obj(deploy?.properties).stages).anyOf as Json[])[0]?.items);
     const deployArgs = (obj(obj(deployStage.properties).engine_args).anyOf as Json[])[0];
     expect(JSON.stringify(deployArgs)).toContain('"voice"');
   });
@@ -44,12 +53,22 @@ describe('pipelineJsonSchema', () => {
 
 describe('pipelineJsonSchema with plain JSON Schema contributions', () => {
   it('embeds them as they are (without their $schema)', () => {
-    const llm = { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: { worker_type: { enum: ['ar', 'generation'] } }, additionalProperties: true };
+    const llm = {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: { worker_type: { enum: ['ar', 'generation'] } },
+      additionalProperties: true,
+    };
     const schema = pipelineJsonSchema({ llm });
     const [legacy, deploy] = schema.anyOf as Json[];
     const variants = obj(obj(obj(legacy?.properties).stage_args).items).anyOf as Json[];
     const llmArgs = (obj(obj(variants[0]?.properties).engine_args).anyOf as Json[])[0];
-    expect(llmArgs).toEqual({ title: 'engine_args (llm stages)', type: 'object', properties: { worker_type: { enum: ['ar', 'generation'] } }, additionalProperties: true });
+    expect(llmArgs).toEqual({
+      title: 'engine_args (llm stages)',
+      type: 'object',
+      properties: { worker_type: { enum: ['ar', 'generation'] } },
+      additionalProperties: true,
+    });
     expect(JSON.stringify(deploy)).toContain('"engine_args (llm stages)"');
     // the caller's object is not modified
     expect(llm.$schema).toBe('http://json-schema.org/draft-07/schema#');

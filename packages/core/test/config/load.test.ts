@@ -19,12 +19,22 @@ describe('parseSourced (YAML → sourced tree)', () => {
   });
 
   it('keeps YAML 1.2 core scalars (yes stays a string)', () => {
-    expect(toJS(parseSourced('a: yes\nb: 0x10\nc: ~\nd: "1"\n', 'f').root)).toEqual({ a: 'yes', b: 16, c: null, d: '1' });
+    expect(toJS(parseSourced('a: yes\nb: 0x10\nc: ~\nd: "1"\n', 'f').root)).toEqual({
+      a: 'yes',
+      b: 16,
+      c: null,
+      d: '1',
+    });
   });
 
   it('refuses alias bombs', async () => {
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 8; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    for (let i = 1; i < 8; i++)
+      bomb.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(', ')}]`,
+      );
     const err = await rejection(Promise.resolve().then(() => parseSourced(bomb.join('\n'), 'bomb.yaml')));
     expect(err.code).toBe('OMNI_CONFIG_PARSE');
   });

@@ -8,7 +8,8 @@ import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import { at, rejection, TEST_CHAIN, testRegistry, where, yaml } from './helpers.js';
 
 const legacy = (text: string) => loadPipelineConfig({ text, path: '/cfg/pipeline.yaml' });
-const deploy = (text: string) => loadPipelineConfig({ text, path: '/cfg/custom.yaml' }, { pipelines: testRegistry(), pipeline: TEST_CHAIN.name });
+const deploy = (text: string) =>
+  loadPipelineConfig({ text, path: '/cfg/custom.yaml' }, { pipelines: testRegistry(), pipeline: TEST_CHAIN.name });
 
 describe('runtime.min_ready', () => {
   it('defaults to 1, takes the top-level runtime value, and a stage value wins over it', async () => {

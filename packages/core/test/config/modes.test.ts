@@ -18,7 +18,8 @@ const text = yaml`
     - mode: nothing
       stages: [7]
 `;
-const load = (mode?: string) => loadPipelineConfig({ text, path: '/cfg/modes.yaml' }, mode === undefined ? {} : { mode });
+const load = (mode?: string) =>
+  loadPipelineConfig({ text, path: '/cfg/modes.yaml' }, mode === undefined ? {} : { mode });
 
 describe('modes', () => {
   it('defaults to text-to-image when the file has modes, keeping order and renumbering stage_idx', async () => {
@@ -59,7 +60,9 @@ describe('modes', () => {
 
   it('works for deploy files too', async () => {
     const config = await loadPipelineConfig(
-      { text: 'pipeline: bagel\nstages:\n  - stage_id: 0\nmodes:\n  - { mode: understanding, stages: [0] }\nasync_chunk: false\n' },
+      {
+        text: 'pipeline: bagel\nstages:\n  - stage_id: 0\nmodes:\n  - { mode: understanding, stages: [0] }\nasync_chunk: false\n',
+      },
       { mode: 'understanding', pipelines: testRegistry() },
     );
     expect(config.stages.map((s) => s.stage_id)).toEqual([0]);

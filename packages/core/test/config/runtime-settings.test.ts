@@ -11,7 +11,9 @@ const load = (text: string) => loadPipelineConfig({ text, path: '/cfg/pipeline.y
 
 describe('runtime.max_inflight_per_replica', () => {
   it('is read per stage, in legacy files and deploy files (flat or nested)', async () => {
-    const legacy = await load('stage_args:\n  - stage_id: 0\n    runtime: { max_inflight_per_replica: 8 }\n  - stage_id: 1\n    engine_input_source: [0]\n');
+    const legacy = await load(
+      'stage_args:\n  - stage_id: 0\n    runtime: { max_inflight_per_replica: 8 }\n  - stage_id: 1\n    engine_input_source: [0]\n',
+    );
     expect(legacy.stages.map((s) => s.runtime.max_inflight_per_replica)).toEqual([8, undefined]);
     const deploy = await load(
       'stages:\n  - stage_id: 0\n    max_inflight_per_replica: 3\n    engine_input_source: []\n  - stage_id: 1\n    runtime: { max_inflight_per_replica: 5 }\n    engine_input_source: [0]\n',
@@ -21,10 +23,18 @@ describe('runtime.max_inflight_per_replica', () => {
 
   it('--stage-overrides sets it in the runtime (not as an engine arg), and refuses a bad value', async () => {
     const text = 'stage_args:\n  - stage_id: 0\n    runtime: { max_inflight_per_replica: 8 }\n';
-    const config = await loadPipelineConfig({ text, path: '/cfg/pipeline.yaml' }, { stageOverrides: '{"0": {"max_inflight_per_replica": 2}}' });
+    const config = await loadPipelineConfig(
+      { text, path: '/cfg/pipeline.yaml' },
+      { stageOverrides: '{"0": {"max_inflight_per_replica": 2}}' },
+    );
     expect(config.stages[0]!.runtime.max_inflight_per_replica).toBe(2);
     expect(config.stages[0]!.engine_args['max_inflight_per_replica']).toBeUndefined();
-    const err = await rejection(loadPipelineConfig({ text, path: '/cfg/pipeline.yaml' }, { stageOverrides: '{"0": {"max_inflight_per_replica": 0}}' }));
+    const err = await rejection(
+      loadPipelineConfig(
+        { text, path: '/cfg/pipeline.yaml' },
+        { stageOverrides: '{"0": {"max_inflight_per_replica": 0}}' },
+      ),
+    );
     expect(err.message).toContain('must be ≥ 1');
     expect(where(err)).toMatch(/^<stage-overrides>:1:/);
   });
@@ -36,7 +46,9 @@ describe('runtime.max_inflight_per_replica', () => {
       ['"many"', 'must be an integer'],
       ['10000000', 'must be ≤ 1000000'],
     ] as const) {
-      const err = await rejection(load(`stage_args:\n  - stage_id: 0\n    runtime:\n      max_inflight_per_replica: ${value}\n`));
+      const err = await rejection(
+        load(`stage_args:\n  - stage_id: 0\n    runtime:\n      max_inflight_per_replica: ${value}\n`),
+      );
       expect([err.code, where(err)], value).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:33']);
       expect(err.message, value).toContain(message);
     }
@@ -48,16 +60,30 @@ describe('runtime liveness settings (top level)', () => {
     const legacy = await load(
       'runtime:\n  heartbeat_interval_s: 0.5\n  heartbeat_timeout_s: 4\n  readiness_interval_s: 2\n  readiness_failures: 5\nstage_args:\n  - stage_id: 0\n',
     );
-    expect(legacy.liveness).toEqual({ heartbeat_interval_s: 0.5, heartbeat_timeout_s: 4, readiness_interval_s: 2, readiness_failures: 5 });
-    expect(livenessOptionsOf(legacy.liveness)).toEqual({ heartbeatMs: 500, timeoutMs: 4000, readinessMs: 2000, readinessFailures: 5 });
-    const deploy = await load('runtime:\n  heartbeat_timeout_s: 10\nstages:\n  - stage_id: 0\n    engine_input_source: []\n');
+    expect(legacy.liveness).toEqual({
+      heartbeat_interval_s: 0.5,
+      heartbeat_timeout_s: 4,
+      readiness_interval_s: 2,
+      readiness_failures: 5,
+    });
+    expect(livenessOptionsOf(legacy.liveness)).toEqual({
+      heartbeatMs: 500,
+      timeoutMs: 4000,
+      readinessMs: 2000,
+      readinessFailures: 5,
+    });
+    const deploy = await load(
+      'runtime:\n  heartbeat_timeout_s: 10\nstages:\n  - stage_id: 0\n    engine_input_source: []\n',
+    );
     expect(deploy.liveness).toEqual({ heartbeat_timeout_s: 10 });
     const none = await load('stage_args:\n  - stage_id: 0\n');
     expect(none.liveness).toBeUndefined();
   });
 
   it('a timeout that does not exceed the interval is an error at the timeout, also against the default interval', async () => {
-    const err = await rejection(load('runtime:\n  heartbeat_interval_s: 5\n  heartbeat_timeout_s: 5\nstage_args:\n  - stage_id: 0\n'));
+    const err = await rejection(
+      load('runtime:\n  heartbeat_interval_s: 5\n  heartbeat_timeout_s: 5\nstage_args:\n  - stage_id: 0\n'),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:3:24']);
     expect(err.message).toContain('runtime.heartbeat_timeout_s (5 s) must exceed runtime.heartbeat_interval_s (5 s)');
     expect(err.hint).toContain('heartbeat_timeout_s to several intervals');
@@ -74,7 +100,9 @@ describe('runtime liveness settings (top level)', () => {
     expect([failures.code, where(failures)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:2:23']);
     const text = await rejection(load('runtime:\n  heartbeat_timeout_s: soon\nstage_args:\n  - stage_id: 0\n'));
     expect([text.code, where(text)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:2:24']);
-    const typo = await rejection(load('runtime:\n  heartbeat_timout_s: 3\nstages:\n  - stage_id: 0\n    engine_input_source: []\n'));
+    const typo = await rejection(
+      load('runtime:\n  heartbeat_timout_s: 3\nstages:\n  - stage_id: 0\n    engine_input_source: []\n'),
+    );
     expect([typo.code, where(typo)]).toEqual(['OMNI_CONFIG_UNKNOWN_KEY', 'pipeline.yaml:2:3']);
     expect(typo.hint).toMatch(/heartbeat_timeout_s/);
   });

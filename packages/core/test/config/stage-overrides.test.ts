@@ -119,7 +119,10 @@ describe('--stage-overrides', () => {
 
 describe('runtime.restart', () => {
   const withRestart = (restart: string) =>
-    loadPipelineConfig({ text: `stage_args:\n  - stage_id: 0\n    runtime:\n      restart: ${restart}\n`, path: '/cfg/r.yaml' });
+    loadPipelineConfig({
+      text: `stage_args:\n  - stage_id: 0\n    runtime:\n      restart: ${restart}\n`,
+      path: '/cfg/r.yaml',
+    });
 
   it('accepts the docker-compose string form `on-failure` (and `never`) as the policy with its defaults', async () => {
     const config = await withRestart('on-failure');
@@ -134,4 +137,3 @@ describe('runtime.restart', () => {
     expect(err.hint).toContain('{ policy: on-failure, max_restarts: 3');
   });
 });
-

@@ -80,26 +80,31 @@ describe('unknown keys', () => {
   });
 
   it('at stage level and top level, with suggestions from that map', async () => {
-    const stage = await rejection(load(yaml`
+    const stage = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
           stage_typ: llm
-    `));
+    `),
+    );
     expect([stage.code, where(stage)]).toEqual(['OMNI_CONFIG_UNKNOWN_KEY', 'pipeline.yaml:3:5']);
     expect(stage.hint).toContain('`stage_type`');
 
-    const top = await rejection(load(yaml`
+    const top = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
       async_chunks: true
-    `));
+    `),
+    );
     expect([top.code, where(top)]).toEqual(['OMNI_CONFIG_UNKNOWN_KEY', 'pipeline.yaml:3:1']);
     expect(top.message).toContain('at the top level');
     expect(top.hint).toContain('`async_chunk`');
   });
 
   it('inside connectors and edges', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
       runtime:
@@ -107,7 +112,8 @@ describe('unknown keys', () => {
           shm:
             name: SharedMemoryConnector
             extras: {}
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_UNKNOWN_KEY', 'pipeline.yaml:7:7']);
     expect(err.hint).toContain('`extra`');
   });
@@ -124,13 +130,15 @@ describe('unknown keys', () => {
   });
 
   it('reports the first of several problems in file order', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
           runtime:
             num_replicas: x
           bogus: 1
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:21']);
     expect(err.message).toContain('1 more problem');
     expect(err.related.map((r) => `${r.line}:${r.col}`)).toEqual(['5:5']);
@@ -139,12 +147,14 @@ describe('unknown keys', () => {
 
 describe('wrong types', () => {
   it('num_replicas: "x"', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
           runtime:
             num_replicas: "x"
-    `));
+    `),
+    );
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     expect(where(err)).toBe('pipeline.yaml:4:21');
     expect(err.message).toBe('`stage_args[0].runtime.num_replicas` must be an integer, but it is the string "x".');
@@ -158,11 +168,13 @@ describe('wrong types', () => {
   });
 
   it('missing stage_id points at the stage', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
         - stage_type: llm
-    `));
+    `),
+    );
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     expect(where(err)).toBe('pipeline.yaml:3:5');
     expect(err.message).toBe('`stage_args[1]` is missing the required key `stage_id`.');
@@ -170,12 +182,14 @@ describe('wrong types', () => {
   });
 
   it('engine_input_source must be a list of integers', async () => {
-    const item = await rejection(load(yaml`
+    const item = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
         - stage_id: 1
           engine_input_source: [0, "a"]
-    `));
+    `),
+    );
     expect([item.code, where(item)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:30']);
     expect(item.message).toContain('`stage_args[1].engine_input_source[1]` must be an integer');
     const scalar = await rejection(load('stage_args:\n  - stage_id: 1\n    engine_input_source: 0\n'));
@@ -185,30 +199,36 @@ describe('wrong types', () => {
   });
 
   it('devices as a YAML list', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
           runtime:
             devices: [0, 1]
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:16']);
     expect(err.message).toBe('`stage_args[0].runtime.devices` must be a string or an integer, but it is a list.');
     expect(err.hint).toContain('devices: "0,1"');
   });
 
   it('connector reference of the wrong shape reports inside the matching union branch', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
           output_connectors:
             to_stage_1: { name: 5 }
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:27']);
     expect(err.message).toContain('`stage_args[0].output_connectors.to_stage_1.name` must be a string');
   });
 
   it('restart policy with a typo suggests the right value', async () => {
-    const err = await rejection(load('stage_args:\n  - stage_id: 0\n    runtime:\n      restart: { policy: on_failure }\n'));
+    const err = await rejection(
+      load('stage_args:\n  - stage_id: 0\n    runtime:\n      restart: { policy: on_failure }\n'),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:26']);
     expect(err.message).toContain('did you mean `on-failure`?');
   });
@@ -225,12 +245,14 @@ describe('wrong types', () => {
 
 describe('cross-stage references', () => {
   it('duplicate stage_id is reported at the second stage', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
         - stage_id: 1
         - stage_id: 1
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:15']);
     expect(err.related.map(at)).toEqual(['pipeline.yaml:3:15']);
     expect(err.message).toContain('Duplicate stage_id 1');
@@ -242,19 +264,22 @@ describe('cross-stage references', () => {
   });
 
   it('engine_input_source naming an unknown stage', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
         - stage_id: 1
           engine_input_source: [0, 7]
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_INVALID', 'pipeline.yaml:4:30']);
     expect(err.message).toBe('Stage 1 takes input from stage 7, which does not exist (engine_input_source).');
     expect(err.hint).toContain('Known stage ids: 0, 1.');
   });
 
   it('undeclared connector name, with a suggestion', async () => {
-    const err = await rejection(load(yaml`
+    const err = await rejection(
+      load(yaml`
       stage_args:
         - stage_id: 0
         - stage_id: 1
@@ -264,13 +289,16 @@ describe('cross-stage references', () => {
       runtime:
         connectors:
           mooncake_connector: { name: MooncakeStoreConnector }
-    `));
+    `),
+    );
     expect([err.code, where(err)]).toEqual(['OMNI_CONFIG_CONNECTOR', 'pipeline.yaml:6:21']);
     expect(err.hint).toMatch(/^Did you mean `mooncake_connector`\?/);
   });
 
   it('connector key naming a missing stage, and edges to unknown stages', async () => {
-    const key = await rejection(load('stage_args:\n  - stage_id: 0\n    output_connectors:\n      to_stage_4: { name: SharedMemoryConnector }\n'));
+    const key = await rejection(
+      load('stage_args:\n  - stage_id: 0\n    output_connectors:\n      to_stage_4: { name: SharedMemoryConnector }\n'),
+    );
     expect([key.code, where(key)]).toEqual(['OMNI_CONFIG_CONNECTOR', 'pipeline.yaml:4:19']);
     const edge = await rejection(load('stage_args:\n  - stage_id: 0\nruntime:\n  edges:\n    - { from: 0, to: 2 }\n'));
     expect([edge.code, where(edge)]).toEqual(['OMNI_CONFIG_CONNECTOR', 'pipeline.yaml:5:22']);
@@ -328,7 +356,14 @@ describe('legacy normalisation', () => {
     ]);
     expect(at(config.locations.at('plugins.1'))).toBe('pipeline.yaml:5:5');
     expect(at(config.locations.at('model'))).toBe('pipeline.yaml:1:8');
-    expect(a).toMatchObject({ stage_idx: 0, stage_id: 4, stage_type: 'llm', engine: 'reference', final_output: false, is_comprehension: false });
+    expect(a).toMatchObject({
+      stage_idx: 0,
+      stage_id: 4,
+      stage_type: 'llm',
+      engine: 'reference',
+      final_output: false,
+      is_comprehension: false,
+    });
     expect(a?.runtime).toEqual({
       process: true,
       devices: '1',

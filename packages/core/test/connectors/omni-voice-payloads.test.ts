@@ -75,7 +75,12 @@ async function upOmniVoice(): Promise<RunningPipeline> {
   const omni = new Omnistage({ plugins: await plugins(), lockDir });
   const config = await loadPipelineConfig(PIPELINE, { platform: 'cpu', stageOverrides: OVERRIDES });
   const runId = newRunId();
-  const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    purpose: 'launch',
+    runId,
+    env: { PATH: process.env.PATH },
+  });
   entry.pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   return entry.pipeline;
 }
@@ -83,7 +88,15 @@ async function upOmniVoice(): Promise<RunningPipeline> {
 const finalOf = (taps: Taps, stageId: number): Record<string, unknown>[] =>
   (taps.get(stageId) ?? []).filter((c) => c.done).map((c) => c.data as Record<string, unknown>);
 
-beforeAll(() => requireBuilt('worker/index.ts', 'worker/connection.ts', 'connectors/shm-store.ts', 'connectors/payload-ref.ts', 'connectors/connector-config.ts'));
+beforeAll(() =>
+  requireBuilt(
+    'worker/index.ts',
+    'worker/connection.ts',
+    'connectors/shm-store.ts',
+    'connectors/payload-ref.ts',
+    'connectors/connector-config.ts',
+  ),
+);
 afterEach(async () => {
   for (const e of open.splice(0)) {
     await e.pipeline?.stop('test done');
@@ -96,32 +109,48 @@ describe('omni-voice payloads', () => {
     const omni = new Omnistage({ plugins: await plugins() });
     const config = await loadPipelineConfig(PIPELINE, { platform: 'cpu' });
     const plan = await planPipeline(omni, config, { platform: 'cpu' });
-    const cfg = (stage: number): unknown => (plan.stages[stage]!.replicas[0]!.engine_args['omni_kv_config'] as Record<string, unknown>)['connector_config'];
+    const cfg = (stage: number): unknown =>
+      (plan.stages[stage]!.replicas[0]!.engine_args['omni_kv_config'] as Record<string, unknown>)['connector_config'];
     expect(cfg(0)).toEqual({ type: 'SharedMemoryConnector', shm_threshold_bytes: 65536, role: 'sender' });
     expect(cfg(1)).toEqual({ type: 'SharedMemoryConnector', shm_threshold_bytes: 65536, role: 'sender' });
     expect(cfg(2)).toEqual({ type: 'SharedMemoryConnector', shm_threshold_bytes: 65536, role: 'receiver' });
-    for (const r of plan.stages[1]!.replicas) expect(r.engine_args['omni_kv_config']).toMatchObject({ connector_config: { type: 'SharedMemoryConnector' } });
+    for (const r of plan.stages[1]!.replicas)
+      expect(r.engine_args['omni_kv_config']).toMatchObject({ connector_config: { type: 'SharedMemoryConnector' } });
   });
 
   it('moves the thinker latent through /dev/shm files that live only in flight; the talker latent goes inline', async () => {
     const pipeline = await upOmniVoice();
     const taps = tapOutputs(pipeline);
     const prompts = ['a short voice request', 'another one, in parallel'];
-    const { result, seen } = await watchPayloadFiles(pipeline, () => Promise.all(prompts.map((p) => pipeline.router().complete(p))));
+    const { result, seen } = await watchPayloadFiles(pipeline, () =>
+      Promise.all(prompts.map((p) => pipeline.router().complete(p))),
+    );
 
     // Between stages: the thinker's latent was an shm reference (only the key crossed the socket)...
     const thinker = finalOf(taps, 0);
     expect(thinker).toHaveLength(2);
     const shmKeys = thinker.map((d) => {
       const t = d['tensor'] as PayloadRef;
-      expect(t).toMatchObject({ $payload: 1, via: 'shm', size: THINKER_LATENT_BYTES, dtype: 'float32', shape: [16, 1536] });
+      expect(t).toMatchObject({
+        $payload: 1,
+        via: 'shm',
+        size: THINKER_LATENT_BYTES,
+        dtype: 'float32',
+        shape: [16, 1536],
+      });
       expect(t.data_base64).toBeUndefined();
       return t.key;
     });
     // ...the talker's, under the threshold, went inline.
     const talker = finalOf(taps, 1);
     expect(talker).toHaveLength(2);
-    for (const d of talker) expect(d['tensor']).toMatchObject({ $payload: 1, via: 'inline', size: 24 * 64 * 4, data_base64: expect.any(String) });
+    for (const d of talker)
+      expect(d['tensor']).toMatchObject({
+        $payload: 1,
+        via: 'inline',
+        size: 24 * 64 * 4,
+        data_base64: expect.any(String),
+      });
 
     // The files existed while the talker generated (it acknowledges after use)...
     expect([...seen].sort()).toEqual([...shmKeys].sort());

@@ -45,19 +45,25 @@ describe("the orchestrator's reads of payload files", () => {
     const secret = join(base, 'secret');
     writeFileSync(secret, 'private bytes', { mode: 0o600 });
     symlinkSync(secret, payloadPath(t.runId, 'k1', t.dir));
-    await expect(resolve(t, { $payload: 1, key: 'k1', size: 13, via: 'shm' })).rejects.toThrow(/k1.*not a regular file|symbolic link/);
+    await expect(resolve(t, { $payload: 1, key: 'k1', size: 13, via: 'shm' })).rejects.toThrow(
+      /k1.*not a regular file|symbolic link/,
+    );
   });
 
   it('refuse a FIFO at once instead of blocking on it (request and teardown)', async () => {
     const t = tracker('run-fifo');
     execFileSync('mkfifo', [payloadPath(t.runId, 'k2', t.dir)]);
-    await expect(resolve(t, { $payload: 1, key: 'k2', size: 10, via: 'shm' })).rejects.toThrow(/k2.*not a regular file/);
+    await expect(resolve(t, { $payload: 1, key: 'k2', size: 10, via: 'shm' })).rejects.toThrow(
+      /k2.*not a regular file/,
+    );
   }, 10_000);
 
   it('refuse a file whose size is not the one its reference announced', async () => {
     const t = tracker('run-size');
     writePayload(t.runId, 'k3', Buffer.alloc(300, 1), t.dir);
-    await expect(resolve(t, { $payload: 1, key: 'k3', size: 10, via: 'shm' })).rejects.toThrow(/k3 has 300 bytes, its reference says 10/);
+    await expect(resolve(t, { $payload: 1, key: 'k3', size: 10, via: 'shm' })).rejects.toThrow(
+      /k3 has 300 bytes, its reference says 10/,
+    );
   });
 });
 

@@ -43,7 +43,10 @@ export function checksum(bytes: Uint8Array): number {
 }
 
 /** Polls `list()` every 5 ms while `work` runs; returns its result and every name seen meanwhile. */
-export async function watchWhile<T>(list: () => Iterable<string>, work: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
+export async function watchWhile<T>(
+  list: () => Iterable<string>,
+  work: () => Promise<T>,
+): Promise<{ result: T; seen: Set<string> }> {
   const seen = new Set<string>();
   let stop = false;
   const poll = (async () => {
@@ -61,6 +64,9 @@ export async function watchWhile<T>(list: () => Iterable<string>, work: () => Pr
 }
 
 /** The keys of the run's shm payload files seen while `work` runs. */
-export function watchPayloadFiles<T>(pipeline: RunningPipeline, work: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
+export function watchPayloadFiles<T>(
+  pipeline: RunningPipeline,
+  work: () => Promise<T>,
+): Promise<{ result: T; seen: Set<string> }> {
   return watchWhile(() => listRunPayloads(pipeline.runId, pipeline.payloads.dir), work);
 }

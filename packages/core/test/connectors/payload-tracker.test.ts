@@ -85,7 +85,14 @@ describe('PayloadTracker', () => {
     const data = { kind: 'image', width: 1, ...ref };
     t.register(ref, [USER_HOLDER, stageHolder(3)], 'r1');
     const out = (await t.resolveForUser(data)) as Record<string, unknown>;
-    expect(out).toMatchObject({ kind: 'image', width: 1, mime: 'image/png', via: 'inline', key: 'img', data_base64: Buffer.from('PNG...').toString('base64') });
+    expect(out).toMatchObject({
+      kind: 'image',
+      width: 1,
+      mime: 'image/png',
+      via: 'inline',
+      key: 'img',
+      data_base64: Buffer.from('PNG...').toString('base64'),
+    });
     expect(t.holdersOf('img')).toEqual(['stage:3']); // the downstream stage still reads it
     expect(exists(t, 'img')).toBe(true);
     const plain = { text: 'no payload' };
@@ -122,13 +129,37 @@ describe('PayloadTracker', () => {
     put(t, 'stray');
     await t.close();
     expect(events).toEqual([
-      { type: 'payload:stored', key: 'acked', via: 'shm', size: 14, stage_id: 0, request_id: 'r1', holders: ['stage:1', 'user'] },
+      {
+        type: 'payload:stored',
+        key: 'acked',
+        via: 'shm',
+        size: 14,
+        stage_id: 0,
+        request_id: 'r1',
+        holders: ['stage:1', 'user'],
+      },
       { type: 'payload:freed', key: 'acked', via: 'shm', reason: 'acknowledged' },
-      { type: 'payload:stored', key: 'ended', via: 'shm', size: 14, stage_id: 1, request_id: 'r2', holders: ['stage:2'] },
+      {
+        type: 'payload:stored',
+        key: 'ended',
+        via: 'shm',
+        size: 14,
+        stage_id: 1,
+        request_id: 'r2',
+        holders: ['stage:2'],
+      },
       { type: 'payload:freed', key: 'ended', via: 'shm', reason: 'request_ended' },
       { type: 'payload:stored', key: 'nobody', via: 'shm', size: 15, stage_id: 1, request_id: 'r3', holders: [] },
       { type: 'payload:freed', key: 'nobody', via: 'shm', reason: 'unheld' },
-      { type: 'payload:stored', key: 'left', via: 'shm', size: 13, stage_id: 1, request_id: 'r4', holders: ['stage:2'] },
+      {
+        type: 'payload:stored',
+        key: 'left',
+        via: 'shm',
+        size: 13,
+        stage_id: 1,
+        request_id: 'r4',
+        holders: ['stage:2'],
+      },
       { type: 'payload:freed', key: 'left', via: 'shm', reason: 'teardown' },
       { type: 'payload:swept', files: 2 }, // 'left' and 'stray'
     ]);

@@ -25,14 +25,24 @@ async function up(stageOverrides?: string): Promise<RunningPipeline> {
   const entry: { pipeline?: RunningPipeline; lockDir: string } = { lockDir };
   open.push(entry);
   const omni = new Omnistage({ plugins: [payloadPlugin], lockDir });
-  const config = await loadPipelineConfig(join(FIXTURES, 'payload-pipeline.yaml'), { platform: 'cpu', ...(stageOverrides ? { stageOverrides } : {}) });
+  const config = await loadPipelineConfig(join(FIXTURES, 'payload-pipeline.yaml'), {
+    platform: 'cpu',
+    ...(stageOverrides ? { stageOverrides } : {}),
+  });
   const runId = newRunId();
-  const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    purpose: 'launch',
+    runId,
+    env: { PATH: process.env.PATH },
+  });
   entry.pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   return entry.pipeline;
 }
 
-beforeAll(() => requireBuilt('worker/index.ts', 'worker/connection.ts', 'connectors/shm-store.ts', 'connectors/payload-ref.ts'));
+beforeAll(() =>
+  requireBuilt('worker/index.ts', 'worker/connection.ts', 'connectors/shm-store.ts', 'connectors/payload-ref.ts'),
+);
 afterEach(async () => {
   for (const e of open.splice(0)) {
     await e.pipeline?.stop('test done');
@@ -43,7 +53,9 @@ afterEach(async () => {
 describe('payloads through a running pipeline (fixture engine)', () => {
   it('sends a large payload through a /dev/shm file that exists only in flight, a small one inline', async () => {
     const pipeline = await up();
-    const { result, seen } = await watchPayloadFiles(pipeline, () => pipeline.router().complete({ size: 200_000, seed: 5 }));
+    const { result, seen } = await watchPayloadFiles(pipeline, () =>
+      pipeline.router().complete({ size: 200_000, seed: 5 }),
+    );
     expect(result).toHaveLength(1);
     expect(result[0]!.data).toMatchObject({ size: 200_000, via: 'shm', key: expect.stringMatching(/^s0r0_/) });
     const key = (result[0]!.data as { key: string }).key;

@@ -33,7 +33,15 @@ const SIZES = [100, 5_000, 70_000, 200_000, 700_000];
 let base: string;
 const savedEnv = process.env[PAYLOAD_DIR_ENV];
 const open: { pipeline?: RunningPipeline; lockDir: string }[] = [];
-beforeAll(() => requireBuilt('worker/index.ts', 'worker/payloads.ts', 'connectors/shm-pool.ts', 'connectors/shm-store.ts', 'index.ts'));
+beforeAll(() =>
+  requireBuilt(
+    'worker/index.ts',
+    'worker/payloads.ts',
+    'connectors/shm-pool.ts',
+    'connectors/shm-store.ts',
+    'index.ts',
+  ),
+);
 beforeEach(async () => {
   base = await mkdtemp(join(tmpdir(), 'omni-pool-shm-'));
   process.env[PAYLOAD_DIR_ENV] = base; // orchestrator and replicas (they inherit it) use it
@@ -56,7 +64,12 @@ async function up(events: OmniEvent[] = []): Promise<RunningPipeline> {
   omni.events.onAny((e) => events.push(e));
   const config = await loadPipelineConfig(PIPELINE, { platform: 'cpu' });
   const runId = newRunId();
-  const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    purpose: 'launch',
+    runId,
+    env: { PATH: process.env.PATH },
+  });
   entry.pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   return entry.pipeline;
 }
@@ -94,7 +107,9 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
       },
     );
     // Every payload arrived as its producer wrote it, though segments were rewritten all along.
-    expect(outputs.map((o) => [o['size'], o['sum']])).toEqual(requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]));
+    expect(outputs.map((o) => [o['size'], o['sum']])).toEqual(
+      requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]),
+    );
     const pooled = outputs.filter((o) => o['pooled'] === true).length;
     expect(pooled).toBeGreaterThan(200); // most 5 KB to 200 KB ones went through segments (the rest: pool full)...
     const segments = new Set(readdirSync(dir).filter((n) => n.includes('=')));
@@ -107,7 +122,9 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
     const stored = events.filter((e) => e.type === 'payload:stored');
     const freed = events.filter((e) => e.type === 'payload:freed');
     expect(stored).toHaveLength(2 * requests.filter((r) => r.size > 1024).length);
-    expect(await waitFor(() => events.filter((e) => e.type === 'payload:freed').length === stored.length, 10_000)).toBe(true);
+    expect(await waitFor(() => events.filter((e) => e.type === 'payload:freed').length === stored.length, 10_000)).toBe(
+      true,
+    );
     expect(new Set(freed.map((e) => (e as { reason: string }).reason))).toEqual(new Set(['acknowledged']));
     await pipeline.stop('test');
     expect(readdirSync(base)).toEqual([]);
@@ -119,10 +136,15 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
     const parked = (): string[] => [String(pipeline.payloads.keys.length)];
     const router = pipeline.router({ maxInflightPerReplica: 4 });
     const requests = Array.from({ length: 600 }, (_, i) => ({ size: SIZES[1 + (i % 3)]!, seed: i }));
-    const { result: outputs, seen } = await watchWhile(parked, () => Promise.all(requests.map((r) => router.complete(r))));
-    expect(outputs.map((o) => [(o[0]!.data as Record<string, unknown>)['size'], (o[0]!.data as Record<string, unknown>)['sum']])).toEqual(
-      requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]),
+    const { result: outputs, seen } = await watchWhile(parked, () =>
+      Promise.all(requests.map((r) => router.complete(r))),
     );
+    expect(
+      outputs.map((o) => [
+        (o[0]!.data as Record<string, unknown>)['size'],
+        (o[0]!.data as Record<string, unknown>)['sum'],
+      ]),
+    ).toEqual(requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]));
     // 3 stages × 1 replica × 4 requests in the pipeline at once, each holding at most 2 payloads.
     expect(Math.max(...[...seen].map(Number))).toBeLessThanOrEqual(24);
   });
@@ -134,33 +156,46 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
     // A holds stage 2 (its only replica) for 2 s; B gets through stages 0 and 1 and queues there.
     const a = router.complete({ size: 5_000, seed: 1 }, { requestId: 'busy', params: { 2: { hold_ms: 2_000 } } });
     a.catch(() => undefined); // awaited below; a failure before that must not go unhandled
-    await waitFor(() => events.some((e) => e.type === 'request:dispatched' && e.request_id === 'busy' && e.stage_id === 2), 20_000);
+    await waitFor(
+      () => events.some((e) => e.type === 'request:dispatched' && e.request_id === 'busy' && e.stage_id === 2),
+      20_000,
+    );
     const stop = new AbortController();
     const b = router.complete({ size: 5_000, seed: 2 }, { requestId: 'queued', signal: stop.signal }).then(
       () => null,
       (e: unknown) => e,
     );
-    await waitFor(() => events.some((e) => e.type === 'request:stage_end' && e.request_id === 'queued' && e.stage_id === 1), 20_000);
+    await waitFor(
+      () => events.some((e) => e.type === 'request:stage_end' && e.request_id === 'queued' && e.stage_id === 1),
+      20_000,
+    );
     const parked = events.flatMap((e) => (e.type === 'payload:stored' && e.request_id === 'queued' ? [e.key] : []));
     expect(parked).toHaveLength(2); // stage 0's (read by stage 1) and stage 1's, waiting for stage 2
     stop.abort(new Error('the client went away'));
     expect(String(await b)).toContain('the client went away');
-    const freed = (): string[] => events.flatMap((e) => (e.type === 'payload:freed' && parked.includes(e.key) ? [e.key] : []));
+    const freed = (): string[] =>
+      events.flatMap((e) => (e.type === 'payload:freed' && parked.includes(e.key) ? [e.key] : []));
     expect(await waitFor(() => freed().length === 2, 10_000)).toBe(true);
     await pipeline.payloads.settled(); // the unlinks the frees started
     for (const key of parked) expect(readdirSync(pipeline.payloads.dir).some((n) => n.endsWith(`-${key}`))).toBe(false);
     expect((await a).length).toBe(1);
-    expect(events.some((e) => e.type === 'request:dispatched' && e.request_id === 'queued' && e.stage_id === 2)).toBe(false);
+    expect(events.some((e) => e.type === 'request:dispatched' && e.request_id === 'queued' && e.stage_id === 2)).toBe(
+      false,
+    );
   });
 
   it('leaves nothing after a SIGKILLed orchestrator once the next run has started', async () => {
     const lockDir = await mkdtemp(join(tmpdir(), 'omni-pool-killed-'));
     open.push({ lockDir });
-    const child = spawn(process.execPath, [join(FIXTURES, 'pool-orchestrator.mjs'), PIPELINE, lockDir, '40'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(FIXTURES, 'pool-orchestrator.mjs'), PIPELINE, lockDir, '40'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     trackPid(child.pid);
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`the orchestrator exited (${code}) before its payloads were in flight`)));
+      child.once('exit', (code) =>
+        reject(new Error(`the orchestrator exited (${code}) before its payloads were in flight`)),
+      );
     });
     const killed = JSON.parse(line) as { run_id: string; dir: string };
     const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -46,11 +46,15 @@ const fill = (size: number, byte: number): Buffer => Buffer.alloc(size, byte);
 const segments = (): string[] => readdirSync(dir).filter((n) => n.includes('='));
 /** What the orchestrator does when the last holder acknowledged. */
 const release = (key: string): void => unlinkSync(payloadPath(RUN, key, dir));
-const read = (key: string, size: number, segmentBytes: number): Buffer => readPayload(RUN, key, { dir, size, segmentBytes });
+const read = (key: string, size: number, segmentBytes: number): Buffer =>
+  readPayload(RUN, key, { dir, size, segmentBytes });
 
 describe('shared-memory pool', () => {
   it('reads the sizes from connector_config, rounds payloads up to power-of-two segments', () => {
-    expect(poolLimitsOf({ pool_bytes: 1000, pool_max_segment_bytes: 10 })).toEqual({ poolBytes: 1000, maxSegmentBytes: 10 });
+    expect(poolLimitsOf({ pool_bytes: 1000, pool_max_segment_bytes: 10 })).toEqual({
+      poolBytes: 1000,
+      maxSegmentBytes: 10,
+    });
     expect(poolLimitsOf({ pool_bytes: -1 }).poolBytes).toBe(256 * 1024 * 1024);
     expect(segmentSizeFor(1)).toBe(MIN_SEGMENT_BYTES);
     expect(segmentSizeFor(MIN_SEGMENT_BYTES + 1)).toBe(2 * MIN_SEGMENT_BYTES);
@@ -115,7 +119,12 @@ describe('shared-memory pool', () => {
       if (got && exclusive) {
         for (const mappings of [undefined, new SegmentMappings(native)]) {
           try {
-            const bytes = readPayload(RUN, 'live', { dir, size: 1000, segmentBytes: MIN_SEGMENT_BYTES, ...(mappings ? { mappings } : {}) });
+            const bytes = readPayload(RUN, 'live', {
+              dir,
+              size: 1000,
+              segmentBytes: MIN_SEGMENT_BYTES,
+              ...(mappings ? { mappings } : {}),
+            });
             reads.push(bytes.equals(fill(1000, 5)) ? 'ok' : 'wrong bytes');
           } catch (err) {
             reads.push((err as Error).message);
@@ -145,7 +154,10 @@ describe('shared-memory pool', () => {
 
 describe("a consumer's segment mappings (one per segment, payloads as views)", () => {
   function pair(poolBytes: number): { producer: ShmConnector; consumer: ShmConnector } {
-    const producer = new ShmConnector({ runId: RUN, role: 'worker' }, { dir, thresholdBytes: 0, pool: { poolBytes, maxSegmentBytes: 1024 * 1024, tag: 'cd34' } });
+    const producer = new ShmConnector(
+      { runId: RUN, role: 'worker' },
+      { dir, thresholdBytes: 0, pool: { poolBytes, maxSegmentBytes: 1024 * 1024, tag: 'cd34' } },
+    );
     const consumer = new ShmConnector({ runId: RUN, role: 'worker' }, { dir });
     pools.push({ close: () => (producer.close(), consumer.close()) } as unknown as ShmPool);
     return { producer, consumer };

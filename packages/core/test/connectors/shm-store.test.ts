@@ -98,14 +98,19 @@ function mapped(path: string, expected: boolean): boolean {
 
 describe('the shm payload read path', () => {
   it('is mmap where the build could compile the addon (a compiler and Node-API headers exist)', () => {
-    const probe = spawnSync(process.execPath, [join(pkgRoot, 'scripts', 'build-native.mjs'), '--probe'], { encoding: 'utf8' });
+    const probe = spawnSync(process.execPath, [join(pkgRoot, 'scripts', 'build-native.mjs'), '--probe'], {
+      encoding: 'utf8',
+    });
     if (probe.status !== 0) {
       // No toolchain here: the build skipped the addon on purpose, and reads fall back.
       expect(probe.stdout).toMatch(/no C compiler|no Node-API headers|not supported/);
       expect(mmapLoads).toBe(existsSync(addonPath));
       return;
     }
-    expect(existsSync(addonPath), `${addonPath} missing although \`${probe.stdout.trim()}\` is there: the build script did not build it`).toBe(true);
+    expect(
+      existsSync(addonPath),
+      `${addonPath} missing although \`${probe.stdout.trim()}\` is there: the build script did not build it`,
+    ).toBe(true);
     expect(mmapLoads).toBe(true);
     if (process.env[SHM_MAP_ENV] !== '0') expect(payloadReadPath()).toBe('mmap');
     vi.stubEnv(SHM_MAP_ENV, '0');
@@ -184,7 +189,9 @@ describe('the shm payload read path', () => {
       expect(err).toBeInstanceOf(OmniError);
       expect((err as OmniError).code).toBe('OMNI_REQUEST_FAILED');
       expect((err as OmniError).message).toMatch(/^payload k1 has 13 bytes, its reference says 3$/);
-      expect(() => readPayload('run1', 'k1', { dir: shmDir, into: Buffer.alloc(4) })).toThrow(/payload k1 has 13 bytes, the buffer to read it into only 4/);
+      expect(() => readPayload('run1', 'k1', { dir: shmDir, into: Buffer.alloc(4) })).toThrow(
+        /payload k1 has 13 bytes, the buffer to read it into only 4/,
+      );
       deletePayload('run1', 'k1', shmDir);
       expect(() => readPayload('run1', 'k1', { dir: shmDir, size: 13 })).toThrow(
         /^payload k1 is gone \(.*omnistage-run1-k1\): it was released \(every consumer acknowledged it, or its request ended\) or the run was swept$/,

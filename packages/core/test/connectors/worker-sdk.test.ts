@@ -19,7 +19,14 @@ const THRESHOLD = 1024;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(() =>
-  requireBuilt('worker/index.ts', 'worker/connection.ts', 'control/protocol.ts', 'connectors/payload-ref.ts', 'connectors/shm-store.ts', 'connectors/connector-config.ts'),
+  requireBuilt(
+    'worker/index.ts',
+    'worker/connection.ts',
+    'control/protocol.ts',
+    'connectors/payload-ref.ts',
+    'connectors/shm-store.ts',
+    'connectors/connector-config.ts',
+  ),
 );
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -28,7 +35,9 @@ afterEach(async () => {
 });
 
 /** A control server + tracker for a fresh run, and one real payload worker attached to it. */
-async function startReplica(opts: { dir?: string; engineArgs?: Record<string, unknown>; connector?: Record<string, unknown> } = {}) {
+async function startReplica(
+  opts: { dir?: string; engineArgs?: Record<string, unknown>; connector?: Record<string, unknown> } = {},
+) {
   const runId = `sdk-${randomBytes(4).toString('hex')}`;
   const tracker = new PayloadTracker(runId, opts.dir === undefined ? {} : { dir: opts.dir });
   cleanups.push(() => void tracker.close());
@@ -38,10 +47,18 @@ async function startReplica(opts: { dir?: string; engineArgs?: Record<string, un
   const channel = server.expect(token, {
     stage_id: 0,
     replica_id: 0,
-    engine_args: { omni_kv_config: { connector_config: { type: SHM_CONNECTOR, shm_threshold_bytes: THRESHOLD, role: 'sender', ...opts.connector } }, ...opts.engineArgs },
+    engine_args: {
+      omni_kv_config: {
+        connector_config: { type: SHM_CONNECTOR, shm_threshold_bytes: THRESHOLD, role: 'sender', ...opts.connector },
+      },
+      ...opts.engineArgs,
+    },
     payloads: tracker,
   });
-  const env: Record<string, string | undefined> = { ...process.env, ...controlEnv({ socketPath: server.socketPath, token, run_id: runId, stage_id: 0, replica_id: 0 }) };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...controlEnv({ socketPath: server.socketPath, token, run_id: runId, stage_id: 0, replica_id: 0 }),
+  };
   delete env['OMNISTAGE_PAYLOAD_DIR'];
   const proc = launchProcess({ command: process.execPath, args: [PAYLOAD_WORKER], env });
   trackPid(proc.pid);
@@ -56,11 +73,18 @@ async function startReplica(opts: { dir?: string; engineArgs?: Record<string, un
 }
 
 let seq = 0;
-async function request(channel: ReplicaChannel, messages: WorkerMessage[], input: unknown, params: Record<string, unknown> = {}): Promise<unknown> {
+async function request(
+  channel: ReplicaChannel,
+  messages: WorkerMessage[],
+  input: unknown,
+  params: Record<string, unknown> = {},
+): Promise<unknown> {
   const id = `q${seq++}`;
   channel.send({ type: 'request', request_id: id, input: input as never, params: params as never });
-  const done = (): OutputMessage | undefined => messages.find((m): m is OutputMessage => m.type === 'output' && m.request_id === id && m.done);
-  if (!(await waitFor(() => done() !== undefined || messages.some((m) => m.type === 'request_error'), 10_000))) throw new Error('no answer');
+  const done = (): OutputMessage | undefined =>
+    messages.find((m): m is OutputMessage => m.type === 'output' && m.request_id === id && m.done);
+  if (!(await waitFor(() => done() !== undefined || messages.some((m) => m.type === 'request_error'), 10_000)))
+    throw new Error('no answer');
   const err = messages.find((m) => m.type === 'request_error');
   if (err) throw new Error(JSON.stringify(err));
   return done()!.data;
@@ -71,15 +95,31 @@ describe('worker SDK payloads, in a real worker process', () => {
     const { runId, tracker, channel, messages } = await startReplica({ connector: { pool_bytes: 0 } });
 
     // At or below the threshold: inline, bytes in the reference.
-    const small = (await request(channel, messages, { size: THRESHOLD, seed: 1 })) as { tensor: PayloadRef; connector: unknown };
+    const small = (await request(channel, messages, { size: THRESHOLD, seed: 1 })) as {
+      tensor: PayloadRef;
+      connector: unknown;
+    };
     expect(small.connector).toEqual({ type: SHM_CONNECTOR, shmThresholdBytes: THRESHOLD });
-    expect(small.tensor).toMatchObject({ $payload: 1, via: 'inline', size: THRESHOLD, dtype: 'uint8', shape: [THRESHOLD] });
+    expect(small.tensor).toMatchObject({
+      $payload: 1,
+      via: 'inline',
+      size: THRESHOLD,
+      dtype: 'uint8',
+      shape: [THRESHOLD],
+    });
     expect(Buffer.from(small.tensor.data_base64!, 'base64').equals(pattern(THRESHOLD, 1))).toBe(true);
     expect(listRunPayloads(runId, tracker.dir)).toEqual([]);
 
     // Above it: a file omnistage-<run>-<key> in the payload dir (/dev/shm here), only the ref on the socket.
     const big = (await request(channel, messages, { size: THRESHOLD + 1, seed: 2 })) as { tensor: PayloadRef };
-    expect(big.tensor).toEqual({ $payload: 1, key: expect.stringMatching(/^s0r0_[0-9a-f]{8}_[0-9a-z]+$/), size: THRESHOLD + 1, via: 'shm', dtype: 'uint8', shape: [THRESHOLD + 1] });
+    expect(big.tensor).toEqual({
+      $payload: 1,
+      key: expect.stringMatching(/^s0r0_[0-9a-f]{8}_[0-9a-z]+$/),
+      size: THRESHOLD + 1,
+      via: 'shm',
+      dtype: 'uint8',
+      shape: [THRESHOLD + 1],
+    });
     const file = payloadPath(runId, big.tensor.key, tracker.dir);
     expect(file.startsWith(`${tracker.dir}/omnistage-${runId}-`)).toBe(true);
     expect(readFileSync(file).equals(pattern(THRESHOLD + 1, 2))).toBe(true);
@@ -89,7 +129,13 @@ describe('worker SDK payloads, in a real worker process', () => {
     const answer = request(channel, messages, { tensor: big.tensor }, { hold_ms: 300 });
     await new Promise((r) => setTimeout(r, 150));
     expect(existsSync(file)).toBe(true); // in flight: read, not yet acknowledged
-    expect(await answer).toEqual({ sum: sum(pattern(THRESHOLD + 1, 2)), size: THRESHOLD + 1, via: 'shm', key: big.tensor.key, pooled: false });
+    expect(await answer).toEqual({
+      sum: sum(pattern(THRESHOLD + 1, 2)),
+      size: THRESHOLD + 1,
+      via: 'shm',
+      key: big.tensor.key,
+      pooled: false,
+    });
     expect(messages).toContainEqual({ type: 'payload_ack', key: big.tensor.key });
     // The ack (sent before the output) released the hold: the file is gone.
     expect(await waitFor(() => !existsSync(file), 2_000)).toBe(true);

@@ -15,7 +15,16 @@ import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js'
 import { definePlugin, type OmnistagePlugin } from '../../src/plugin.js';
 import type { InitPlan, ReplicaPlan } from '../../src/planning/types.js';
 import { rejection } from '../config/helpers.js';
-import { CORE_DIR, cleanupTempDirs, isAlive, killTracked, requireBuilt, tempDir, trackPid, waitFor } from '../runtime/helpers.js';
+import {
+  CORE_DIR,
+  cleanupTempDirs,
+  isAlive,
+  killTracked,
+  requireBuilt,
+  tempDir,
+  trackPid,
+  waitFor,
+} from '../runtime/helpers.js';
 
 const WORKER = join(CORE_DIR, 'test', 'orchestrate', 'fixtures', 'env-worker.mjs');
 
@@ -93,7 +102,12 @@ async function plan(h: Harness, yaml: string, runId: string): Promise<InitPlan> 
   return planPipeline(h.omni, config, { platform: 'cpu', env: {}, runId, purpose: 'launch' });
 }
 
-async function up(h: Harness, p: InitPlan, runId: string, opts: { stageInitTimeoutS?: number; initTimeoutS?: number } = {}): Promise<RunningPipeline> {
+async function up(
+  h: Harness,
+  p: InitPlan,
+  runId: string,
+  opts: { stageInitTimeoutS?: number; initTimeoutS?: number } = {},
+): Promise<RunningPipeline> {
   // The run id travels with the plan; the test still names it to check it reaches the replicas.
   expect(p.run_id).toBe(runId);
   const pipeline = await bringUp(h.omni, p, {
@@ -106,11 +120,12 @@ async function up(h: Harness, p: InitPlan, runId: string, opts: { stageInitTimeo
   return pipeline;
 }
 
-
 const key = (e: { stage_id: number; replica_id: number }): string => `${e.stage_id}/${e.replica_id}`;
 
 function firstTs(events: OmniEvent[], type: OmniEvent['type'], k: string): number {
-  const e = events.find((x) => x.type === type && 'stage_id' in x && key(x as { stage_id: number; replica_id: number }) === k);
+  const e = events.find(
+    (x) => x.type === type && 'stage_id' in x && key(x as { stage_id: number; replica_id: number }) === k,
+  );
   if (!e) throw new Error(`no ${type} event for ${k}`);
   return e.ts;
 }
@@ -194,9 +209,12 @@ describe('planning through hooks', () => {
     },
   );
 
-  it('a plugin\'s throwing event listener is logged as OMNI_PLUGIN_FAILED naming it; the others still get the event', async () => {
+  it("a plugin's throwing event listener is logged as OMNI_PLUGIN_FAILED naming it; the others still get the event", async () => {
     const logged: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) },
+    );
     const seen: string[] = [];
     const noisy = definePlugin({
       name: 'noisy-listener',
@@ -212,12 +230,17 @@ describe('planning through hooks', () => {
     expect(seen).toEqual(['pipeline:planned']);
     const line = logged.find((l) => l['code'] === 'OMNI_PLUGIN_FAILED');
     expect(line).toMatchObject({ plugin: 'noisy-listener' });
-    expect(String(line?.['msg'])).toContain('plugin "noisy-listener" failed in an event listener (pipeline:planned): RangeError: listener bug');
+    expect(String(line?.['msg'])).toContain(
+      'plugin "noisy-listener" failed in an event listener (pipeline:planned): RangeError: listener bug',
+    );
   });
 
   it('an unknown stage type is OMNI_STAGE_TYPE_UNKNOWN naming the stage, with the known types and a location', async () => {
     const h = await harness();
-    const yaml = GROUPS_YAML.replace('stage_type: envstage\n    runtime: { devices: "1,2" }', 'stage_type: tts\n    runtime: { devices: "1,2" }');
+    const yaml = GROUPS_YAML.replace(
+      'stage_type: envstage\n    runtime: { devices: "1,2" }',
+      'stage_type: tts\n    runtime: { devices: "1,2" }',
+    );
     const err = await rejection(plan(h, yaml, 'r-unknown'));
     expect(err.code).toBe('OMNI_STAGE_TYPE_UNKNOWN');
     expect(err.message).toContain('stage 1');
@@ -233,7 +256,14 @@ describe('bring-up', { timeout: 60_000 }, () => {
     const h = await harness();
     const runId = 'r-groups';
     const p = await plan(h, GROUPS_YAML, runId);
-    expect(p.groups.map((g) => g.replicas)).toEqual([[[0, 0], [1, 0]], [[2, 0]], [[2, 1]]]);
+    expect(p.groups.map((g) => g.replicas)).toEqual([
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      [[2, 0]],
+      [[2, 1]],
+    ]);
     // pipeline:planned tells observers each replica's devices (logical → physical) and launch group.
     expect(h.events.find((e) => e.type === 'pipeline:planned')).toMatchObject({
       replicas: 4,
@@ -250,14 +280,20 @@ describe('bring-up', { timeout: 60_000 }, () => {
 
     // Stages 0 and 1 (one group): stage 1 starts locking only after stage 0 is ready and its lock released.
     expect(firstTs(h.events, 'replica:phase', '1/0')).toBeGreaterThan(0);
-    const s1LockStart = h.events.find((e) => e.type === 'replica:phase' && key(e) === '1/0' && e.phase === 'lock' && e.status === 'start')!.ts;
+    const s1LockStart = h.events.find(
+      (e) => e.type === 'replica:phase' && key(e) === '1/0' && e.phase === 'lock' && e.status === 'start',
+    )!.ts;
     expect(s1LockStart).toBeGreaterThanOrEqual(firstTs(h.events, 'replica:ready', '0/0'));
     expect(firstTs(h.events, 'lock:acquired', '1/0')).toBeGreaterThanOrEqual(firstTs(h.events, 'lock:released', '0/0'));
     // Observers are told why: at bring-up start (before stage 0 began locking) stage 1 was queued behind
     // stage 0 in group 0; the first member of each group was queued behind nobody.
     const queued = h.events.filter((e) => e.type === 'replica:queued');
-    expect(queued).toEqual([expect.objectContaining({ stage_id: 1, replica_id: 0, group: 0, behind: { stage_id: 0, replica_id: 0 } })]);
-    expect(h.events.indexOf(queued[0]!)).toBeLessThan(h.events.findIndex((e) => e.type === 'replica:phase' && key(e) === '0/0' && e.phase === 'lock'));
+    expect(queued).toEqual([
+      expect.objectContaining({ stage_id: 1, replica_id: 0, group: 0, behind: { stage_id: 0, replica_id: 0 } }),
+    ]);
+    expect(h.events.indexOf(queued[0]!)).toBeLessThan(
+      h.events.findIndex((e) => e.type === 'replica:phase' && key(e) === '0/0' && e.phase === 'lock'),
+    );
     // Stage 2's replicas (own groups) held their locks while stage 0 held its own: concurrent.
     for (const k of ['2/0', '2/1']) {
       expect(firstTs(h.events, 'lock:acquired', k), k).toBeLessThan(firstTs(h.events, 'lock:released', '0/0'));
@@ -267,7 +303,8 @@ describe('bring-up', { timeout: 60_000 }, () => {
     // Every replica's environment: run, stage and replica ids, and the cpu platform's device variable.
     const envs = new Map<string, Record<string, string>>();
     for (const l of h.lines) {
-      if (l.stream === 'stdout' && l.line.startsWith('ENV ')) envs.set(key(l.replica), JSON.parse(l.line.slice(4)) as Record<string, string>);
+      if (l.stream === 'stdout' && l.line.startsWith('ENV '))
+        envs.set(key(l.replica), JSON.parse(l.line.slice(4)) as Record<string, string>);
     }
     const expected: Record<string, string> = { '0/0': '0,1', '1/0': '1,2', '2/0': '3', '2/1': '4' };
     expect([...envs.keys()].sort()).toEqual(Object.keys(expected).sort());
@@ -288,16 +325,21 @@ describe('bring-up', { timeout: 60_000 }, () => {
 
   it('a replica that exits before hello fails the bring-up naming it; the others are cancelled, not blamed', async () => {
     const h = await harness();
-    const yaml = GROUPS_YAML.replace('engine_args: { dpr: 2, delay_ms: 400 }', 'engine_args: { dpr: 2, exit_before_hello: 7 }').replaceAll(
-      'delay_ms: 400',
-      'delay_ms: 20000',
-    );
+    const yaml = GROUPS_YAML.replace(
+      'engine_args: { dpr: 2, delay_ms: 400 }',
+      'engine_args: { dpr: 2, exit_before_hello: 7 }',
+    ).replaceAll('delay_ms: 400', 'delay_ms: 20000');
     const p = await plan(h, yaml, 'r-exit');
     const err = await rejection(up(h, p, 'r-exit'));
     expect(err.code).toBe('OMNI_WORKER_EXITED');
     expect(err.context).toMatchObject({ stage_id: 0, replica_id: 0, phase: 'hello', exit_code: 7 });
     expect(err.message).toContain('exit code 7');
-    expect(h.events.find((e) => e.type === 'pipeline:failed')).toMatchObject({ code: 'OMNI_WORKER_EXITED', stage_id: 0, replica_id: 0, phase: 'hello' });
+    expect(h.events.find((e) => e.type === 'pipeline:failed')).toMatchObject({
+      code: 'OMNI_WORKER_EXITED',
+      stage_id: 0,
+      replica_id: 0,
+      phase: 'hello',
+    });
     // Stage 2's replicas were loading: each is reported cancelled under its own name.
     for (const k of ['2/0', '2/1']) {
       const failed = h.events.find((e) => e.type === 'replica:failed' && key(e) === k);
@@ -325,20 +367,23 @@ describe('bring-up', { timeout: 60_000 }, () => {
     await expectNothingLeft(h);
   });
 
-  it.runIf(process.platform === 'linux')('an unusable lock dir fails the bring-up promptly instead of hanging', async () => {
-    // Node's recursive mkdir never settles under /proc; the lock phase must not hang on it.
-    const omni = new Omnistage({ lockDir: '/proc/omnistage-no-such-dir/locks', plugins: [envStagePlugin()] });
-    const h: Harness = { omni, events: [], lockDir: '', lines: [] };
-    omni.events.onAny((e) => h.events.push(e));
-    const p = await plan(h, GROUPS_YAML, 'r-lockdir');
-    const t0 = Date.now();
-    const err = await rejection(up(h, p, 'r-lockdir'));
-    expect(Date.now() - t0).toBeLessThan(10_000);
-    expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
-    expect(err.message).toContain('/proc/omnistage-no-such-dir/locks');
-    expect(h.events.some((e) => e.type === 'replica:spawned')).toBe(false);
-    expect(h.events.at(-1)?.type).toBe('pipeline:failed');
-  });
+  it.runIf(process.platform === 'linux')(
+    'an unusable lock dir fails the bring-up promptly instead of hanging',
+    async () => {
+      // Node's recursive mkdir never settles under /proc; the lock phase must not hang on it.
+      const omni = new Omnistage({ lockDir: '/proc/omnistage-no-such-dir/locks', plugins: [envStagePlugin()] });
+      const h: Harness = { omni, events: [], lockDir: '', lines: [] };
+      omni.events.onAny((e) => h.events.push(e));
+      const p = await plan(h, GROUPS_YAML, 'r-lockdir');
+      const t0 = Date.now();
+      const err = await rejection(up(h, p, 'r-lockdir'));
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
+      expect(err.message).toContain('/proc/omnistage-no-such-dir/locks');
+      expect(h.events.some((e) => e.type === 'replica:spawned')).toBe(false);
+      expect(h.events.at(-1)?.type).toBe('pipeline:failed');
+    },
+  );
 
   it('a replica waiting for a device held by another run reports lock:waiting with the holder', async () => {
     const a = await harness();
@@ -364,7 +409,12 @@ stage_args:
     const upB = up(b, pb, 'run-b');
     await Promise.all([upA, upB]);
     const waiting = b.events.find((e) => e.type === 'lock:waiting');
-    expect(waiting).toMatchObject({ device: '0', stage_id: 0, replica_id: 0, holder: { pid: process.pid, run_id: 'run-a', stage_id: 0, replica_id: 0 } });
+    expect(waiting).toMatchObject({
+      device: '0',
+      stage_id: 0,
+      replica_id: 0,
+      holder: { pid: process.pid, run_id: 'run-a', stage_id: 0, replica_id: 0 },
+    });
     expect(firstTs(b.events, 'lock:acquired', '0/0')).toBeGreaterThanOrEqual(firstTs(a.events, 'lock:released', '0/0'));
   });
 });

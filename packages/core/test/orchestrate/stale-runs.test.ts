@@ -3,7 +3,13 @@ import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'n
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { processIdentity, processStartTicks, reapStaleRuns, writeRunOwner, type RunOwner } from '../../src/orchestrate/stale-runs.js';
+import {
+  processIdentity,
+  processStartTicks,
+  reapStaleRuns,
+  writeRunOwner,
+  type RunOwner,
+} from '../../src/orchestrate/stale-runs.js';
 import { cleanupTempDirs, tempDir } from '../runtime/helpers.js';
 
 afterEach(cleanupTempDirs);

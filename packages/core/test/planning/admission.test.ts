@@ -35,9 +35,7 @@ describe('checkAdmission', () => {
   });
 
   it('lists every over-committed device in numeric order', () => {
-    const err = catchOmni(() =>
-      checkAdmission([r(0, ['10', '2'], 0.6), r(1, ['2'], 0.5), r(2, ['10'], 0.5, 1)]),
-    );
+    const err = catchOmni(() => checkAdmission([r(0, ['10', '2'], 0.6), r(1, ['2'], 0.5), r(2, ['10'], 0.5, 1)]));
     expect(err.message).toBe(
       'GPU memory over-committed on 2 device(s): device 2: stage 0 replica 0 (0.6) + stage 1 replica 0 (0.5) = 1.10 > 1.00; ' +
         'device 10: stage 0 replica 0 (0.6) + stage 2 replica 1 (0.5) = 1.10 > 1.00.',
@@ -49,7 +47,8 @@ describe('checkAdmission', () => {
     expect(warnings).toEqual([
       {
         code: 'OMNI_PLAN_OVERCOMMIT',
-        message: 'GPU memory over-committed on device 1: stage 1 replica 0 (0.6) + stage 2 replica 0 (0.5) = 1.10 > 1.00.',
+        message:
+          'GPU memory over-committed on device 1: stage 1 replica 0 (0.6) + stage 2 replica 0 (0.5) = 1.10 > 1.00.',
         hint: expect.stringContaining('--allow-overcommit') as unknown as string,
         file: 'p.yaml',
         line: 11,
@@ -93,7 +92,9 @@ describe('checkAdmission', () => {
     for (const bad of [0, 1.2, -0.5, 'lots']) {
       const err = catchOmni(() => checkAdmission([r(4, ['0'], bad)], { locate }));
       expect(err.code).toBe('OMNI_CONFIG_INVALID');
-      expect(err.message).toBe(`Stage 4: gpu_memory_utilization must be a number in (0, 1], got ${JSON.stringify(bad)}.`);
+      expect(err.message).toBe(
+        `Stage 4: gpu_memory_utilization must be a number in (0, 1], got ${JSON.stringify(bad)}.`,
+      );
       expect(err.location).toEqual(locate(4));
     }
     expect(() => checkAdmission([r(0, ['0'], '0.6'), r(1, ['0'], 0.5)])).toThrow(/= 1\.10 > 1\.00/);
@@ -105,14 +106,20 @@ describe('misspelt admission keys', () => {
     const { loadPipelineConfig } = await import('../../src/config/load-pipeline.js');
     const { checkEngineArgs } = await import('../../src/planning/engine-args-check.js');
     const checkAdmissionKeys = (stages: readonly import('../../src/config/types.js').StageConfig[]): void => {
-      for (const stage of stages) checkEngineArgs(stage, { engine: 'vllm', declaration: 'any', sharedKeys: new Set(), warnedAt: new Set() });
+      for (const stage of stages)
+        checkEngineArgs(stage, { engine: 'vllm', declaration: 'any', sharedKeys: new Set(), warnedAt: new Set() });
     };
-    const config = await loadPipelineConfig({ text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilisation: 0.3\n', path: '/cfg/p.yaml' });
+    const config = await loadPipelineConfig({
+      text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilisation: 0.3\n',
+      path: '/cfg/p.yaml',
+    });
     const err = catchOmni(() => checkAdmissionKeys(config.stages));
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     expect(err.location).toEqual({ file: '/cfg/p.yaml', line: 4, col: 7 });
     expect(err.hint).toContain('gpu_memory_utilization');
-    const fine = await loadPipelineConfig({ text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilization: 0.3\n      max_num_seqs: 2\n' });
+    const fine = await loadPipelineConfig({
+      text: 'stage_args:\n  - stage_id: 0\n    engine_args:\n      gpu_memory_utilization: 0.3\n      max_num_seqs: 2\n',
+    });
     expect(() => checkAdmissionKeys(fine.stages)).not.toThrow();
   });
 });

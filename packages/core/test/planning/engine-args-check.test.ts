@@ -37,8 +37,21 @@ let n = 0;
 /** Plans one `tts` stage with these engine_args lines (each `key: value`, from line 5 on, col 7). */
 async function plan(declaration: EngineArgsDeclaration | undefined, args: string[], stageOverrides?: string) {
   const file = join(dir, `p${n++}.yaml`);
-  writeFileSync(file, ['stage_args:', '  - stage_id: 0', '    stage_type: tts', '    engine_args:', ...args.map((a) => `      ${a}`), ''].join('\n'));
-  const config = await loadPipelineConfig(file, { platform: 'cpu', ...(stageOverrides === undefined ? {} : { stageOverrides }) });
+  writeFileSync(
+    file,
+    [
+      'stage_args:',
+      '  - stage_id: 0',
+      '    stage_type: tts',
+      '    engine_args:',
+      ...args.map((a) => `      ${a}`),
+      '',
+    ].join('\n'),
+  );
+  const config = await loadPipelineConfig(file, {
+    platform: 'cpu',
+    ...(stageOverrides === undefined ? {} : { stageOverrides }),
+  });
   return { file, run: () => planPipeline(omniWith(declaration), config, { platform: 'cpu' }) };
 }
 
@@ -48,7 +61,13 @@ const ZOD = z.object({ voice: z.enum(['alto', 'bass']).optional(), words_per_min
 describe('engine args an engine declares', () => {
   it('an unknown key is a warning at the key with did-you-mean; declared, core and shared keys are not', async () => {
     for (const declaration of [KEYS, ZOD]) {
-      const { file, run } = await plan(declaration, ['voice: alto', 'words_per_minut: 90', 'gpu_memory_utilization: 0.2', 'shared_knob: true', 'model_stage: talker']);
+      const { file, run } = await plan(declaration, [
+        'voice: alto',
+        'words_per_minut: 90',
+        'gpu_memory_utilization: 0.2',
+        'shared_knob: true',
+        'model_stage: talker',
+      ]);
       const warnings = (await run()).warnings.filter((w) => w.code === 'OMNI_WARN_ENGINE_ARG_UNKNOWN');
       expect(warnings.map((w) => [w.file, w.line, w.col])).toEqual([[file, 6, 7]]);
       expect(warnings[0]!.message).toContain('engine "e" (tts) does not take engine_args.words_per_minut');
@@ -112,7 +131,9 @@ describe('--stage-overrides keys on an engine that declares its args', () => {
     expect(bare.stages[0]!.replicas[0]!.engine_args['words_per_minute']).toBe(90);
     expect(bare.warnings).toEqual([]);
     const nested = await (await plan(KEYS, ['voice: alto'], '{"0": {"engine_args": {"zzz_unknown": 1}}}')).run();
-    expect(nested.warnings.map((w) => [w.code, w.file, w.line, w.col])).toEqual([['OMNI_WARN_ENGINE_ARG_UNKNOWN', '<stage-overrides>', 1, 24]]);
+    expect(nested.warnings.map((w) => [w.code, w.file, w.line, w.col])).toEqual([
+      ['OMNI_WARN_ENGINE_ARG_UNKNOWN', '<stage-overrides>', 1, 24],
+    ]);
   });
 
   it('an engine that takes any key passes a bare unknown key on', async () => {

@@ -10,7 +10,16 @@ function r(stage_id: number, replica_id: number, physical: string[] | null, lock
 describe('launchGroups', () => {
   it('#4653: "0,1,2,3" and "3" share device 3 and so one group', () => {
     const groups = launchGroups([r(0, 0, ['0', '1', '2', '3'], ['0', '1', '2', '3']), r(1, 0, ['3'])], VISIBLE);
-    expect(groups).toEqual([{ id: 0, lock_devices: ['0', '1', '2', '3'], replicas: [[0, 0], [1, 0]] }]);
+    expect(groups).toEqual([
+      {
+        id: 0,
+        lock_devices: ['0', '1', '2', '3'],
+        replicas: [
+          [0, 0],
+          [1, 0],
+        ],
+      },
+    ]);
   });
 
   it('disjoint devices make separate groups', () => {
@@ -22,11 +31,24 @@ describe('launchGroups', () => {
 
   it('joins transitively (A–B on 1, B–C on 2) and keeps plan order', () => {
     const groups = launchGroups(
-      [r(0, 0, ['0', '1'], ['0', '1']), r(1, 0, ['5']), r(2, 0, ['2', '3'], ['2', '3']), r(3, 0, ['1', '2'], ['1', '2'])],
+      [
+        r(0, 0, ['0', '1'], ['0', '1']),
+        r(1, 0, ['5']),
+        r(2, 0, ['2', '3'], ['2', '3']),
+        r(3, 0, ['1', '2'], ['1', '2']),
+      ],
       VISIBLE,
     );
     expect(groups).toEqual([
-      { id: 0, lock_devices: ['0', '1', '2', '3'], replicas: [[0, 0], [2, 0], [3, 0]] },
+      {
+        id: 0,
+        lock_devices: ['0', '1', '2', '3'],
+        replicas: [
+          [0, 0],
+          [2, 0],
+          [3, 0],
+        ],
+      },
       { id: 1, lock_devices: ['5'], replicas: [[1, 0]] },
     ]);
   });
@@ -34,7 +56,12 @@ describe('launchGroups', () => {
   it('a replica that inherits (null or empty) uses every visible device and joins everything', () => {
     const groups = launchGroups([r(0, 0, ['0']), r(1, 0, ['1']), r(2, 0, null, ['0']), r(3, 0, ['6'])], VISIBLE);
     expect(groups).toHaveLength(1);
-    expect(groups[0]?.replicas).toEqual([[0, 0], [1, 0], [2, 0], [3, 0]]);
+    expect(groups[0]?.replicas).toEqual([
+      [0, 0],
+      [1, 0],
+      [2, 0],
+      [3, 0],
+    ]);
     expect(launchGroups([r(0, 0, []), r(1, 0, ['4'])], VISIBLE)).toHaveLength(1);
   });
 
@@ -46,8 +73,22 @@ describe('launchGroups', () => {
   it('group ids follow the first member in plan order', () => {
     const groups = launchGroups([r(0, 0, ['4']), r(0, 1, ['5']), r(1, 0, ['5']), r(1, 1, ['4'])], VISIBLE);
     expect(groups).toEqual([
-      { id: 0, lock_devices: ['4'], replicas: [[0, 0], [1, 1]] },
-      { id: 1, lock_devices: ['5'], replicas: [[0, 1], [1, 0]] },
+      {
+        id: 0,
+        lock_devices: ['4'],
+        replicas: [
+          [0, 0],
+          [1, 1],
+        ],
+      },
+      {
+        id: 1,
+        lock_devices: ['5'],
+        replicas: [
+          [0, 1],
+          [1, 0],
+        ],
+      },
     ]);
   });
 
@@ -57,7 +98,7 @@ describe('launchGroups', () => {
     expect(groups).toHaveLength(1);
   });
 
-  it('sorts a group\'s lock set numerically', () => {
+  it("sorts a group's lock set numerically", () => {
     const groups = launchGroups([r(0, 0, ['10', '2'], ['2', '10']), r(1, 0, ['2', '9'], ['2', '9'])], VISIBLE);
     expect(groups[0]?.lock_devices).toEqual(['2', '9', '10']);
   });

@@ -23,7 +23,12 @@ describe('lockDeviceCount', () => {
     expect(
       lockDeviceCount({
         tensor_parallel_size: 8,
-        parallel_config: { tensor_parallel_size: 1, sequence_parallel_size: 4, cfg_parallel_size: 2, data_parallel_size: 1 },
+        parallel_config: {
+          tensor_parallel_size: 1,
+          sequence_parallel_size: 4,
+          cfg_parallel_size: 2,
+          data_parallel_size: 1,
+        },
       }),
     ).toBe(8);
     expect(
@@ -40,7 +45,9 @@ describe('lockDeviceCount', () => {
     ).toBe(64);
   });
   it('counts null and non-numeric factors as 1, numeric strings as numbers', () => {
-    expect(lockDeviceCount({ tensor_parallel_size: null, pipeline_parallel_size: 'x', data_parallel_size: '2' })).toBe(2);
+    expect(lockDeviceCount({ tensor_parallel_size: null, pipeline_parallel_size: 'x', data_parallel_size: '2' })).toBe(
+      2,
+    );
     expect(lockDeviceCount({ parallel_config: { tensor_parallel_size: null, cfg_parallel_size: 3 } })).toBe(3);
   });
   it('counts 0, negatives and fractions as 1', () => {
@@ -75,7 +82,9 @@ describe('selectLockDevices', () => {
   });
   it('says "none" when nothing is available', () => {
     const err = catchOmni(() => selectLockDevices([], 1, 0));
-    expect(err.message).toBe('Stage 0 needs 1 device(s) (tensor × pipeline × data × context parallel) but only 0 are available: none.');
+    expect(err.message).toBe(
+      'Stage 0 needs 1 device(s) (tensor × pipeline × data × context parallel) but only 0 are available: none.',
+    );
   });
   it('fails when duplicates hide a shortage', () => {
     expect(catchOmni(() => selectLockDevices(['0', '0'], 2, 0)).code).toBe('OMNI_PLAN_DEVICES');

@@ -30,7 +30,10 @@ describe('resolveVisibleDevices', () => {
   });
   it('falls back to the detected count', () => {
     expect(resolveVisibleDevices('cuda', {}, 3)).toEqual({ visible: ['0', '1', '2'], envWasSet: false });
-    expect(resolveVisibleDevices('npu', { CUDA_VISIBLE_DEVICES: '1' }, 2)).toEqual({ visible: ['0', '1'], envWasSet: false });
+    expect(resolveVisibleDevices('npu', { CUDA_VISIBLE_DEVICES: '1' }, 2)).toEqual({
+      visible: ['0', '1'],
+      envWasSet: false,
+    });
   });
   it('has no visible devices on hardware without a detected count', () => {
     expect(resolveVisibleDevices('xpu', {})).toEqual({ visible: [], envWasSet: false });
@@ -40,8 +43,13 @@ describe('resolveVisibleDevices', () => {
     expect(resolveVisibleDevices('npu', { ASCEND_RT_VISIBLE_DEVICES: '4' }).visible).toEqual(['4']);
   });
   it('rocm: HIP_VISIBLE_DEVICES first, CUDA_VISIBLE_DEVICES when only that is set', () => {
-    expect(resolveVisibleDevices('rocm', { HIP_VISIBLE_DEVICES: '1', CUDA_VISIBLE_DEVICES: '0' }).visible).toEqual(['1']);
-    expect(resolveVisibleDevices('rocm', { CUDA_VISIBLE_DEVICES: '0,2' })).toEqual({ visible: ['0', '2'], envWasSet: true });
+    expect(resolveVisibleDevices('rocm', { HIP_VISIBLE_DEVICES: '1', CUDA_VISIBLE_DEVICES: '0' }).visible).toEqual([
+      '1',
+    ]);
+    expect(resolveVisibleDevices('rocm', { CUDA_VISIBLE_DEVICES: '0,2' })).toEqual({
+      visible: ['0', '2'],
+      envWasSet: true,
+    });
   });
   it('cpu: 8 virtual devices by default', () => {
     expect(CPU_DEFAULT_DEVICE_COUNT).toBe(8);
@@ -51,11 +59,20 @@ describe('resolveVisibleDevices', () => {
     });
   });
   it('cpu: OMNISTAGE_VISIBLE_DEVICES, or a configured count', () => {
-    expect(resolveVisibleDevices('cpu', { OMNISTAGE_VISIBLE_DEVICES: '4,5' })).toEqual({ visible: ['4', '5'], envWasSet: true });
-    expect(resolveVisibleDevices('cpu', { CUDA_VISIBLE_DEVICES: '0' }, 2)).toEqual({ visible: ['0', '1'], envWasSet: false });
+    expect(resolveVisibleDevices('cpu', { OMNISTAGE_VISIBLE_DEVICES: '4,5' })).toEqual({
+      visible: ['4', '5'],
+      envWasSet: true,
+    });
+    expect(resolveVisibleDevices('cpu', { CUDA_VISIBLE_DEVICES: '0' }, 2)).toEqual({
+      visible: ['0', '1'],
+      envWasSet: false,
+    });
   });
   it('keeps non-numeric ids (GPU UUIDs) as written', () => {
-    expect(resolveVisibleDevices('cuda', { CUDA_VISIBLE_DEVICES: 'GPU-aa,GPU-bb' }).visible).toEqual(['GPU-aa', 'GPU-bb']);
+    expect(resolveVisibleDevices('cuda', { CUDA_VISIBLE_DEVICES: 'GPU-aa,GPU-bb' }).visible).toEqual([
+      'GPU-aa',
+      'GPU-bb',
+    ]);
   });
   it('rejects a bad detected count as an internal error', () => {
     expect(catchOmni(() => resolveVisibleDevices('cuda', {}, -1)).code).toBe('OMNI_INTERNAL');

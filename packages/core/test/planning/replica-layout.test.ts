@@ -25,7 +25,11 @@ const tpOf = (s: StageConfig): number => Number(s.engine_args['tensor_parallel_s
 describe('computeReplicaLayout', () => {
   it('counts replicas per stage and splits only stages with more than one', () => {
     const layout = computeReplicaLayout(
-      [stage(0, { devices: '0' }), stage(1, { num_replicas: 2, devices: '1,2,3,4' }, 2), stage(2, { num_replicas: 3, devices: '0' })],
+      [
+        stage(0, { devices: '0' }),
+        stage(1, { num_replicas: 2, devices: '1,2,3,4' }, 2),
+        stage(2, { num_replicas: 3, devices: '0' }),
+      ],
       { devicesPerReplica: tpOf },
     );
     expect(layout.replicasPerStage).toEqual([1, 2, 3]);
@@ -49,13 +53,18 @@ describe('computeReplicaLayout', () => {
     expect(computeReplicaLayout([s], { devicesPerReplica: tpOf }).replicasPerStage).toEqual([1]);
   });
 
-  it.each([-1, 4097, 1e9])('rejects a count of %d (below 0 or past 4096) with OMNI_CONFIG_INVALID at runtime.num_replicas', (count) => {
-    const err = catchOmni(() => computeReplicaLayout([stage(0, {}), stage(1, { num_replicas: count })], { devicesPerReplica: tpOf }));
-    expect(err.code).toBe('OMNI_CONFIG_INVALID');
-    expect(err.message).toBe(`Stage 1: num_replicas must be between 0 and 4096, got ${count}.`);
-    expect(err.location).toEqual({ file: FILE, line: 13, col: 21 });
-    expect(err.hint).toBeDefined();
-  });
+  it.each([-1, 4097, 1e9])(
+    'rejects a count of %d (below 0 or past 4096) with OMNI_CONFIG_INVALID at runtime.num_replicas',
+    (count) => {
+      const err = catchOmni(() =>
+        computeReplicaLayout([stage(0, {}), stage(1, { num_replicas: count })], { devicesPerReplica: tpOf }),
+      );
+      expect(err.code).toBe('OMNI_CONFIG_INVALID');
+      expect(err.message).toBe(`Stage 1: num_replicas must be between 0 and 4096, got ${count}.`);
+      expect(err.location).toEqual({ file: FILE, line: 13, col: 21 });
+      expect(err.hint).toBeDefined();
+    },
+  );
 
   it('rejects non-integer counts instead of truncating them', () => {
     for (const bad of [1.5, 'two', true]) {
@@ -90,7 +99,9 @@ describe('computeReplicaLayout', () => {
   });
 
   it('uses the plugin-supplied devices per replica (e.g. a diffusion world size)', () => {
-    const layout = computeReplicaLayout([stage(0, { num_replicas: 2, devices: '0,1' })], { devicesPerReplica: () => 2 });
+    const layout = computeReplicaLayout([stage(0, { num_replicas: 2, devices: '0,1' })], {
+      devicesPerReplica: () => 2,
+    });
     expect(layout.replicaDevices.get(0)).toEqual(['0,1', '2,3']);
   });
 

@@ -10,7 +10,9 @@ const stage = createStageConfig({
 
 describe('stageRuntimeEnv', () => {
   it('combines runtime.env, the device var and the identity vars', () => {
-    expect(stageRuntimeEnv({ stage, replicaId: 1, platform: 'cuda', physicalDevices: ['2', '3'], runId: 'run-1' })).toEqual({
+    expect(
+      stageRuntimeEnv({ stage, replicaId: 1, platform: 'cuda', physicalDevices: ['2', '3'], runId: 'run-1' }),
+    ).toEqual({
       HCCL_IF_BASE_PORT: '23000',
       FLAG: 'True',
       CUDA_VISIBLE_DEVICES: '2,3',
@@ -26,7 +28,7 @@ describe('stageRuntimeEnv', () => {
     expect(env['CUDA_VISIBLE_DEVICES']).toBe('1');
   });
 
-  it('uses each platform\'s own variable', () => {
+  it("uses each platform's own variable", () => {
     const npu = stageRuntimeEnv({ stage, replicaId: 0, platform: 'npu', physicalDevices: ['4', '5'], runId: 'r' });
     expect(npu['ASCEND_RT_VISIBLE_DEVICES']).toBe('4,5');
     expect(npu['CUDA_VISIBLE_DEVICES']).toBeUndefined();
@@ -39,20 +41,37 @@ describe('stageRuntimeEnv', () => {
   it('omits the device var when the replica inherits (null or empty)', () => {
     for (const physicalDevices of [null, []]) {
       const env = stageRuntimeEnv({ stage, replicaId: 0, platform: 'cuda', physicalDevices, runId: 'r' });
-      expect(Object.keys(env)).toEqual(['HCCL_IF_BASE_PORT', 'FLAG', 'OMNISTAGE_RUN_ID', 'OMNISTAGE_STAGE_ID', 'OMNISTAGE_REPLICA_ID']);
+      expect(Object.keys(env)).toEqual([
+        'HCCL_IF_BASE_PORT',
+        'FLAG',
+        'OMNISTAGE_RUN_ID',
+        'OMNISTAGE_STAGE_ID',
+        'OMNISTAGE_REPLICA_ID',
+      ]);
     }
   });
 
   it('the planned devices win over a device var in runtime.env (upstream order)', () => {
-    const s = createStageConfig({ stage_id: 0, runtime: { env: { CUDA_VISIBLE_DEVICES: '0', HIP_VISIBLE_DEVICES: '0' } } });
-    expect(stageRuntimeEnv({ stage: s, replicaId: 0, platform: 'cuda', physicalDevices: ['3'], runId: 'r' })['CUDA_VISIBLE_DEVICES']).toBe('3');
+    const s = createStageConfig({
+      stage_id: 0,
+      runtime: { env: { CUDA_VISIBLE_DEVICES: '0', HIP_VISIBLE_DEVICES: '0' } },
+    });
+    expect(
+      stageRuntimeEnv({ stage: s, replicaId: 0, platform: 'cuda', physicalDevices: ['3'], runId: 'r' })[
+        'CUDA_VISIBLE_DEVICES'
+      ],
+    ).toBe('3');
     const rocm = stageRuntimeEnv({ stage: s, replicaId: 0, platform: 'rocm', physicalDevices: ['3'], runId: 'r' });
     expect([rocm['HIP_VISIBLE_DEVICES'], rocm['CUDA_VISIBLE_DEVICES']]).toEqual(['3', '3']);
   });
 
   it('keeps a runtime.env device var when the replica inherits', () => {
     const s = createStageConfig({ stage_id: 0, runtime: { env: { CUDA_VISIBLE_DEVICES: '0' } } });
-    expect(stageRuntimeEnv({ stage: s, replicaId: 0, platform: 'cuda', physicalDevices: null, runId: 'r' })['CUDA_VISIBLE_DEVICES']).toBe('0');
+    expect(
+      stageRuntimeEnv({ stage: s, replicaId: 0, platform: 'cuda', physicalDevices: null, runId: 'r' })[
+        'CUDA_VISIBLE_DEVICES'
+      ],
+    ).toBe('0');
   });
 
   it('identity vars cannot be overridden by runtime.env', () => {

@@ -67,7 +67,12 @@ describe('extractStageMetadata', () => {
       is_comprehension: true,
       ...hooks,
     });
-    expect(extractStageMetadata(stage)).toMatchObject({ stage_type: 'diffusion', engine_output_type: 'image', is_comprehension: true, cfg_kv_collect_func: null });
+    expect(extractStageMetadata(stage)).toMatchObject({
+      stage_type: 'diffusion',
+      engine_output_type: 'image',
+      is_comprehension: true,
+      cfg_kv_collect_func: null,
+    });
   });
 
   it('carries other stage types through and treats them like llm for the common fields', () => {
@@ -84,7 +89,9 @@ describe('extractStageMetadata', () => {
   });
 
   it('ignores non-string model_stage / engine_output_type', () => {
-    const md = extractStageMetadata(createStageConfig({ stage_id: 0, engine_args: { model_stage: 1, engine_output_type: {} } }));
+    const md = extractStageMetadata(
+      createStageConfig({ stage_id: 0, engine_args: { model_stage: 1, engine_output_type: {} } }),
+    );
     expect(md.model_stage).toBeNull();
     expect(md.engine_output_type).toBeNull();
   });

@@ -21,7 +21,7 @@ const engine = (stageType: string, name: string, tag: string): EngineDefinition 
 });
 
 describe('an engine for every stage type', () => {
-  it('serves types defined before and after it; a type\'s own engine of that name wins', async () => {
+  it("serves types defined before and after it; a type's own engine of that name wins", async () => {
     const omni = new Omnistage();
     omni.defineStageType({ name: 'early', defaultEngine: 'any', devicesPerReplica: () => 1 });
     omni.defineEngine(engine(ANY_STAGE_TYPE, 'any', 'wildcard'));
@@ -29,12 +29,17 @@ describe('an engine for every stage type', () => {
     omni.defineStageType({ name: 'own', defaultEngine: 'any', devicesPerReplica: () => 1 });
     omni.defineEngine(engine('own', 'any', 'own-engine'));
     expect(omni.definitions.engineNames('late')).toEqual(['any']);
-    expect(omni.definitions.engine('own', 'any')?.resolveWorker).not.toBe(omni.definitions.engine('early', 'any')?.resolveWorker);
+    expect(omni.definitions.engine('own', 'any')?.resolveWorker).not.toBe(
+      omni.definitions.engine('early', 'any')?.resolveWorker,
+    );
 
     const file = join(dir, 'p.yaml');
     writeFileSync(
       file,
-      ['early', 'late', 'own'].map((t, i) => `  - stage_id: ${i}\n    stage_type: ${t}\n    runtime: { devices: "${i}" }\n`).join('').replace(/^/, 'stage_args:\n'),
+      ['early', 'late', 'own']
+        .map((t, i) => `  - stage_id: ${i}\n    stage_type: ${t}\n    runtime: { devices: "${i}" }\n`)
+        .join('')
+        .replace(/^/, 'stage_args:\n'),
     );
     const plan = await planPipeline(omni, await loadPipelineConfig(file, { platform: 'cpu' }), { platform: 'cpu' });
     expect(plan.stages.map((s) => s.replicas[0]!.worker.command)).toEqual(['wildcard', 'wildcard', 'own-engine']);

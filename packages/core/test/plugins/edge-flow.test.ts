@@ -26,7 +26,12 @@ const YAML = `stage_args:
 async function planWith(edgeFlow: EngineDefinition['edgeFlow']) {
   const omni = new Omnistage();
   omni.defineStageType({ name: 't', defaultEngine: 'e', devicesPerReplica: () => 1 });
-  omni.defineEngine({ stageType: 't', name: 'e', resolveWorker: () => ({ command: 'x', args: [], env: {}, attach: 'control' }), edgeFlow });
+  omni.defineEngine({
+    stageType: 't',
+    name: 'e',
+    resolveWorker: () => ({ command: 'x', args: [], env: {}, attach: 'control' }),
+    edgeFlow,
+  });
   const file = join(dir, 'p.yaml');
   writeFileSync(file, YAML);
   return planPipeline(omni, await loadPipelineConfig(file, { platform: 'cpu' }), { platform: 'cpu' });
@@ -35,15 +40,28 @@ async function planWith(edgeFlow: EngineDefinition['edgeFlow']) {
 describe('an engine that drives an edge (edgeFlow)', () => {
   it('marks the edge in the plan and gives the consumer its input processor; a stage of two sources is not asked', async () => {
     const asked: [number, number][] = [];
-    const flow: EdgeFlow = { description: 'two-phase', inputProcessor: (sources, ctx) => ({ from: sources[0]!.stage_id, user: ctx.userInput }) };
+    const flow: EdgeFlow = {
+      description: 'two-phase',
+      inputProcessor: (sources, ctx) => ({ from: sources[0]!.stage_id, user: ctx.userInput }),
+    };
     const plan = await planWith((producer: ReplicaPlan, consumer: ReplicaPlan) => {
       asked.push([producer.stage_id, consumer.stage_id]);
       return flow;
     });
     expect(asked).toEqual([[0, 1]]);
-    expect(plan.transfers.map((t) => [t.from, t.to, t.flow])).toEqual([[0, 1, 'two-phase'], [0, 2, undefined], [1, 2, undefined]]);
+    expect(plan.transfers.map((t) => [t.from, t.to, t.flow])).toEqual([
+      [0, 1, 'two-phase'],
+      [0, 2, undefined],
+      [1, 2, undefined],
+    ]);
     const processor = plan.stages[1]!.input_processor!;
-    expect(await processor([{ stage_id: 0, replica_id: 0, data: 'x' }], { stage: plan.stages[1]!.replicas[0]!.stage, userInput: 'hi', request_id: 'r' })).toEqual({ from: 0, user: 'hi' });
+    expect(
+      await processor([{ stage_id: 0, replica_id: 0, data: 'x' }], {
+        stage: plan.stages[1]!.replicas[0]!.stage,
+        userInput: 'hi',
+        request_id: 'r',
+      }),
+    ).toEqual({ from: 0, user: 'hi' });
     expect(plan.stages[2]!.input_processor ?? null).toBeNull();
   });
 
@@ -61,9 +79,20 @@ describe('an engine that drives an edge (edgeFlow)', () => {
     expect(isOmniError(planErr) && planErr.message).toMatch(/engine "e" edgeFlow.*stage 1.*boom/);
     expect(isOmniError(planErr) && planErr.exitCode).toBe(2);
 
-    const plan = await planWith(() => ({ description: 'd', inputProcessor: () => { throw new Error('bad source'); } }));
+    const plan = await planWith(() => ({
+      description: 'd',
+      inputProcessor: () => {
+        throw new Error('bad source');
+      },
+    }));
     const runErr = await Promise.resolve()
-      .then(() => plan.stages[1]!.input_processor!([], { stage: plan.stages[1]!.replicas[0]!.stage, userInput: null, request_id: 'r' }))
+      .then(() =>
+        plan.stages[1]!.input_processor!([], {
+          stage: plan.stages[1]!.replicas[0]!.stage,
+          userInput: null,
+          request_id: 'r',
+        }),
+      )
       .catch((e: unknown) => e);
     expect(isOmniError(runErr) && runErr.message).toMatch(/engine "e" edgeFlow inputProcessor.*bad source/);
     expect(isOmniError(runErr) && runErr.exitCode).toBe(1);

@@ -25,7 +25,15 @@ beforeAll(() => {
   writeFileSync(join(dir, 'throws.mjs'), `export default () => { throw new Error('bad options'); };\n`);
   writeFileSync(
     join(dir, 'pipeline.yaml'),
-    ['plugins:', '  - path: ./factory.mjs', '    options: { colour: blue }', '  - ./missing.mjs', 'stage_args:', '  - stage_id: 0', ''].join('\n'),
+    [
+      'plugins:',
+      '  - path: ./factory.mjs',
+      '    options: { colour: blue }',
+      '  - ./missing.mjs',
+      'stage_args:',
+      '  - stage_id: 0',
+      '',
+    ].join('\n'),
   );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,7 +67,11 @@ describe('loadPlugins', () => {
     expect(config.plugins.map((p) => p.options)).toEqual([{ colour: 'blue' }, {}]);
     const err = await fails(
       loadPlugins(
-        config.plugins.map((p, i) => ({ specifier: p.specifier, options: p.options, location: config.locations.at(`plugins.${i}`) })),
+        config.plugins.map((p, i) => ({
+          specifier: p.specifier,
+          options: p.options,
+          location: config.locations.at(`plugins.${i}`),
+        })),
         dir,
       ),
     );
@@ -69,7 +81,9 @@ describe('loadPlugins', () => {
   });
 
   it('rejects a module without a plugin export, a throwing factory, and an unknown package', async () => {
-    expect((await fails(loadPlugins([{ specifier: './nothing.mjs' }], dir))).message).toContain('does not export a plugin');
+    expect((await fails(loadPlugins([{ specifier: './nothing.mjs' }], dir))).message).toContain(
+      'does not export a plugin',
+    );
     expect((await fails(loadPlugins([{ specifier: './throws.mjs' }], dir))).message).toContain('bad options');
     const pkg = await fails(loadPlugins([{ specifier: 'omnistage-plugin-that-does-not-exist' }], dir));
     expect(pkg.code).toBe('OMNI_PLUGIN_INVALID');
@@ -81,13 +95,17 @@ describe('Omnistage.use', () => {
   const plugin = (name: string, extra: object = {}) => ({ name, apply() {}, ...extra });
 
   it('refuses a plugin whose dependency was not applied before it', () => {
-    expect(() => new Omnistage({ plugins: [plugin('b', { dependencies: ['a'] }), plugin('a')] })).toThrow(/depends on plugin "a"/);
+    expect(() => new Omnistage({ plugins: [plugin('b', { dependencies: ['a'] }), plugin('a')] })).toThrow(
+      /depends on plugin "a"/,
+    );
     expect(() => new Omnistage({ plugins: [plugin('a'), plugin('b', { dependencies: ['a'] })] })).not.toThrow();
   });
 
   it('refuses an incompatible or unparsable core version range, and a plugin applied twice', () => {
     const [major] = CORE_VERSION.split('.');
-    expect(() => new Omnistage({ plugins: [plugin('old', { coreVersion: `^${Number(major) + 1}.0.0` })] })).toThrow(/needs @omnistage\/core/);
+    expect(() => new Omnistage({ plugins: [plugin('old', { coreVersion: `^${Number(major) + 1}.0.0` })] })).toThrow(
+      /needs @omnistage\/core/,
+    );
     expect(() => new Omnistage({ plugins: [plugin('weird', { coreVersion: 'banana' })] })).toThrow(/not a valid range/);
     expect(() => new Omnistage({ plugins: [plugin('ok', { coreVersion: `>=${CORE_VERSION}` })] })).not.toThrow();
     expect(() => new Omnistage({ plugins: [plugin('twice'), plugin('twice')] })).toThrow(/applied twice/);

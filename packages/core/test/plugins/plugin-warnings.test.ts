@@ -27,11 +27,27 @@ describe('ctx.warn from a plugin', () => {
         ctx.warn(diagnostic('OMNI_WARN_DEPRECATED_KEY', 'old key', stage.locations.at('engine_args'), 'drop it'));
       },
     });
-    omni.defineEngine({ stageType: 'tts', name: 'e', resolveWorker: () => ({ command: 'x', args: [], env: {}, attach: 'control' }) });
+    omni.defineEngine({
+      stageType: 'tts',
+      name: 'e',
+      resolveWorker: () => ({ command: 'x', args: [], env: {}, attach: 'control' }),
+    });
     const file = join(dir, 'p.yaml');
     writeFileSync(file, 'stage_args:\n  - stage_id: 0\n    stage_type: tts\n    engine_args: { voice: alto }\n');
     const plan = await planPipeline(omni, await loadPipelineConfig(file, { platform: 'cpu' }), { platform: 'cpu' });
-    expect(plan.warnings[0]).toEqual({ code: 'OMNI_WARN_PLUGIN', message: 'voice "alto" is slow on CPU', file: null, line: null, col: null });
-    expect(plan.warnings[1]).toMatchObject({ code: 'OMNI_WARN_DEPRECATED_KEY', message: 'old key', hint: 'drop it', file, line: 4 });
+    expect(plan.warnings[0]).toEqual({
+      code: 'OMNI_WARN_PLUGIN',
+      message: 'voice "alto" is slow on CPU',
+      file: null,
+      line: null,
+      col: null,
+    });
+    expect(plan.warnings[1]).toMatchObject({
+      code: 'OMNI_WARN_DEPRECATED_KEY',
+      message: 'old key',
+      hint: 'drop it',
+      file,
+      line: 4,
+    });
   });
 });

@@ -39,13 +39,17 @@ describe('router: admission', () => {
     expect([...peak.keys()].sort()).toEqual([0, 1]);
     for (const n of peak.values()) expect(n).toBeLessThanOrEqual(2);
     // Queued requests were let in first come, first served.
-    const order = up.events.flatMap((e) => (e.type === 'request:dispatched' && ids.includes(e.request_id) ? [e.request_id] : []));
+    const order = up.events.flatMap((e) =>
+      e.type === 'request:dispatched' && ids.includes(e.request_id) ? [e.request_id] : [],
+    );
     expect(order).toEqual(ids);
   }, 60_000);
 
   it('a request aborted while it waits in the queue leaves it without ever being dispatched', async () => {
     const router = new PipelineRouter(up.omni, up.pipeline, { maxInflightPerReplica: 1 });
-    const busy = ['adm-b0', 'adm-b1'].map((id) => router.complete(`busy ${id}`, { requestId: id, params: { 0: { max_tokens: 20, temperature: 0 } } }));
+    const busy = ['adm-b0', 'adm-b1'].map((id) =>
+      router.complete(`busy ${id}`, { requestId: id, params: { 0: { max_tokens: 20, temperature: 0 } } }),
+    );
     const stop = new AbortController();
     const waiting = router.complete('never sent', { requestId: 'adm-w', signal: stop.signal });
     stop.abort(new Error('gave up waiting'));
@@ -58,14 +62,22 @@ describe('router: admission', () => {
     const bounded = await bringUpFixture('two-replicas-bounded.yaml');
     const router = new PipelineRouter(bounded.omni, bounded.pipeline);
     const ids = Array.from({ length: 10 }, (_, i) => `adm-y${i}`);
-    await Promise.all(ids.map((id) => router.complete(`yaml ${id}`, { requestId: id, params: { 0: { max_tokens: 3 } } })));
+    await Promise.all(
+      ids.map((id) => router.complete(`yaml ${id}`, { requestId: id, params: { 0: { max_tokens: 3 } } })),
+    );
     const peak = peakInflight(new Set(ids), bounded.events);
     expect([...peak.values()]).toEqual([1, 1]);
   }, 60_000);
 
-  it('the default bound is 64 per replica, the stage\'s max_num_seqs when larger; the option sets it for stages that set none', () => {
-    const stage = (runtime: { max_inflight_per_replica?: number }, engineArgs: Record<string, unknown> = {}): StagePlan =>
-      ({ stage_id: 0, replicas: [{ stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }) }] }) as unknown as StagePlan;
+  it("the default bound is 64 per replica, the stage's max_num_seqs when larger; the option sets it for stages that set none", () => {
+    const stage = (
+      runtime: { max_inflight_per_replica?: number },
+      engineArgs: Record<string, unknown> = {},
+    ): StagePlan =>
+      ({
+        stage_id: 0,
+        replicas: [{ stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }) }],
+      }) as unknown as StagePlan;
     expect(DEFAULT_MAX_INFLIGHT_PER_REPLICA).toBe(64);
     expect(maxInflightOf(stage({}))).toBe(64);
     expect(maxInflightOf(stage({}, { max_num_seqs: 8 }))).toBe(64);

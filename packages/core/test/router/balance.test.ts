@@ -45,13 +45,20 @@ describe('router: balancing over replicas', () => {
     const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
     // A long request (100 tokens x 20 ms, greedy: no early end) keeps one replica busy...
     const stopLong = new AbortController();
-    const long = finalText(router.generate('a long one', { requestId: 'li-long', signal: stopLong.signal, params: { 0: { max_tokens: 100, temperature: 0 } } }));
+    const long = finalText(
+      router.generate('a long one', {
+        requestId: 'li-long',
+        signal: stopLong.signal,
+        params: { 0: { max_tokens: 100, temperature: 0 } },
+      }),
+    );
     long.catch(() => undefined);
     await waitFor(() => dispatchedTo(['li-long']).length === 1, 5_000);
     const busy = dispatchedTo(['li-long'])[0]!;
     // ...so short requests, one after the other, all go to the other replica (round-robin would alternate).
     const shorts = ['li-s0', 'li-s1', 'li-s2'];
-    for (const id of shorts) await finalText(router.generate(`short ${id}`, { requestId: id, params: { 0: { max_tokens: 2 } } }));
+    for (const id of shorts)
+      await finalText(router.generate(`short ${id}`, { requestId: id, params: { 0: { max_tokens: 2 } } }));
     expect(dispatchedTo(shorts)).toEqual([1 - busy, 1 - busy, 1 - busy]);
     stopLong.abort(new Error('done with it'));
     await expect(long).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
@@ -97,7 +104,11 @@ describe('router: aborting a request', () => {
     const t0 = performance.now();
     try {
       // 50 tokens x 20 ms = 1 s if nobody stops it.
-      for await (const o of up.pipeline.generate('please stop me', { requestId: 'ab-1', signal: abort.signal, params: { 0: { max_tokens: 50, temperature: 0 } } })) {
+      for await (const o of up.pipeline.generate('please stop me', {
+        requestId: 'ab-1',
+        signal: abort.signal,
+        params: { 0: { max_tokens: 50, temperature: 0 } },
+      })) {
         seen.push(o);
         if (seen.length === 2) {
           abort.abort(new Error('the user gave up'));
@@ -121,7 +132,9 @@ describe('router: aborting a request', () => {
     expect(lateLines.length).toBeLessThanOrEqual(1);
     expect(lateLines.some((l) => l.includes('"done":true'))).toBe(false);
     // ...and it keeps serving.
-    const text = await finalText(up.pipeline.generate('still alive?', { requestId: 'ab-2', params: { 0: { max_tokens: 2 } } }));
+    const text = await finalText(
+      up.pipeline.generate('still alive?', { requestId: 'ab-2', params: { 0: { max_tokens: 2 } } }),
+    );
     expect(text.length).toBeGreaterThan(0);
   }, 30_000);
 
@@ -133,7 +146,10 @@ describe('router: aborting a request', () => {
       return send.call(this, m);
     });
     let seen = 0;
-    for await (const o of up.pipeline.generate('i will leave early', { requestId: 'ab-3', params: { 0: { max_tokens: 50, temperature: 0 } } })) {
+    for await (const o of up.pipeline.generate('i will leave early', {
+      requestId: 'ab-3',
+      params: { 0: { max_tokens: 50, temperature: 0 } },
+    })) {
       expect(o.kind).toBe('chunk');
       seen++;
       break;
@@ -145,7 +161,9 @@ describe('router: aborting a request', () => {
   it('rejects at once when the signal is already aborted, without dispatching', async () => {
     const abort = new AbortController();
     abort.abort(new Error('too late'));
-    await expect(finalText(up.pipeline.generate('never sent', { requestId: 'ab-0', signal: abort.signal }))).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
+    await expect(
+      finalText(up.pipeline.generate('never sent', { requestId: 'ab-0', signal: abort.signal })),
+    ).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
     expect(dispatchedTo(['ab-0'])).toEqual([]);
   }, 10_000);
 });

@@ -5,7 +5,15 @@ import { isOmniError, type OmniError } from '../../src/errors.js';
 import { Omnistage } from '../../src/omnistage.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import type { PipelineOutput } from '../../src/orchestrate/router.js';
-import { bringUpFixture, fixtureLine, referenceLlmPlugin, releaseAll, ROUTER_FIXTURES, textOf, type UpPipeline } from './router-helpers.js';
+import {
+  bringUpFixture,
+  fixtureLine,
+  referenceLlmPlugin,
+  releaseAll,
+  ROUTER_FIXTURES,
+  textOf,
+  type UpPipeline,
+} from './router-helpers.js';
 
 interface ProcessorCall {
   sources: { stage_id: number; replica_id: number; data: unknown }[];
@@ -43,7 +51,9 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     expect(outs.every((o) => o.request_id === 'dag-1' && o.attempt === 0)).toBe(true);
 
     // Dispatch order: 0 first, 3 last (after both 1 and 2).
-    const dispatched = up.events.filter((e) => e.type === 'request:dispatched' && e.request_id === 'dag-1').map((e) => (e as { stage_id: number }).stage_id);
+    const dispatched = up.events
+      .filter((e) => e.type === 'request:dispatched' && e.request_id === 'dag-1')
+      .map((e) => (e as { stage_id: number }).stage_id);
     expect(dispatched).toHaveLength(4);
     expect(dispatched[0]).toBe(0);
     expect(dispatched[3]).toBe(3);
@@ -57,7 +67,9 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     const firstOf1or2 = pos((o) => o.stage_id === 1 || o.stage_id === 2);
     expect(firstOf1or2).toBeGreaterThan(pos((o) => o.kind === 'final' && o.stage_id === 0));
     // Stage 2 (fast) finished while stage 1 (slow) was still streaming: the wait was real.
-    expect(pos((o) => o.kind === 'final' && o.stage_id === 2)).toBeLessThan(pos((o) => o.kind === 'final' && o.stage_id === 1));
+    expect(pos((o) => o.kind === 'final' && o.stage_id === 2)).toBeLessThan(
+      pos((o) => o.kind === 'final' && o.stage_id === 1),
+    );
   }, 30_000);
 
   it('calls the JS custom_process_input_func (relative to the YAML) with both sources, and the stage receives its return value', async () => {
@@ -96,12 +108,16 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     expect(err?.message).toContain('./processors.mjs#join');
     expect(err?.message).toContain('TypeError');
     // The pipeline is still serving.
-    expect(finalOf(await collect(up.pipeline.generate('after the bug', { requestId: 'dag-after' })), 3).request_id).toBe('dag-after');
+    expect(
+      finalOf(await collect(up.pipeline.generate('after the bug', { requestId: 'dag-after' })), 3).request_id,
+    ).toBe('dag-after');
   }, 30_000);
 
   it('runs concurrent requests through the DAG independently', async () => {
     const inputs = ['first prompt', 'second prompt', 'third prompt'];
-    const results = await Promise.all(inputs.map((p, i) => collect(up.pipeline.generate(p, { requestId: `dag-c${i}` }))));
+    const results = await Promise.all(
+      inputs.map((p, i) => collect(up.pipeline.generate(p, { requestId: `dag-c${i}` }))),
+    );
     const again = await Promise.all(inputs.map((p, i) => collect(up.pipeline.generate(p, { requestId: `dag-s${i}` }))));
     for (const [i, outs] of results.entries()) {
       expect(textOf(finalOf(outs, 3).data)).toBe(textOf(finalOf(again[i]!, 3).data));
@@ -113,9 +129,18 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     const outs = await collect(up.pipeline.generate('only the left branch', { requestId: 'dag-f1', finalStages: [1] }));
     expect(new Set(outs.filter((o) => o.kind === 'final').map((o) => o.stage_id))).toEqual(new Set([0, 1]));
     const ofRequest = up.events.filter((e) => 'request_id' in e && e.request_id === 'dag-f1');
-    expect(ofRequest.filter((e) => e.type === 'request:dispatched').map((e) => (e as { stage_id: number }).stage_id)).toEqual([0, 1]);
-    const ends = ofRequest.filter((e) => e.type === 'request:stage_end') as { stage_id: number; outcome: string; duration_ms: number }[];
-    expect(ends.map((e) => [e.stage_id, e.outcome])).toEqual([[0, 'done'], [1, 'done']]);
+    expect(
+      ofRequest.filter((e) => e.type === 'request:dispatched').map((e) => (e as { stage_id: number }).stage_id),
+    ).toEqual([0, 1]);
+    const ends = ofRequest.filter((e) => e.type === 'request:stage_end') as {
+      stage_id: number;
+      outcome: string;
+      duration_ms: number;
+    }[];
+    expect(ends.map((e) => [e.stage_id, e.outcome])).toEqual([
+      [0, 'done'],
+      [1, 'done'],
+    ]);
     expect(ends.every((e) => e.duration_ms > 0)).toBe(true);
     expect(() => up.pipeline.generate('x', { finalStages: [7] })).toThrow(/stage 7 is not a final_output stage/);
   }, 30_000);
@@ -125,7 +150,11 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     const seen: PipelineOutput[] = [];
     await expect(
       (async () => {
-        for await (const o of up.pipeline.generate('abort me in stage 1', { requestId: 'dag-a1', signal: abort.signal, finalStages: [1] })) {
+        for await (const o of up.pipeline.generate('abort me in stage 1', {
+          requestId: 'dag-a1',
+          signal: abort.signal,
+          finalStages: [1],
+        })) {
           seen.push(o);
           // Stage 1 is the slow one: abort on its first token.
           if (o.stage_id === 1) abort.abort(new Error('client went away'));
@@ -133,8 +162,14 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
       })(),
     ).rejects.toThrow(/client went away/);
     expect(seen.some((o) => o.stage_id === 1)).toBe(true);
-    const ends = up.events.filter((e) => e.type === 'request:stage_end' && e.request_id === 'dag-a1') as { stage_id: number; outcome: string }[];
-    expect(ends.map((e) => [e.stage_id, e.outcome])).toEqual([[0, 'done'], [1, 'aborted']]);
+    const ends = up.events.filter((e) => e.type === 'request:stage_end' && e.request_id === 'dag-a1') as {
+      stage_id: number;
+      outcome: string;
+    }[];
+    expect(ends.map((e) => [e.stage_id, e.outcome])).toEqual([
+      [0, 'done'],
+      [1, 'aborted'],
+    ]);
   }, 30_000);
 });
 
@@ -142,10 +177,14 @@ describe('router: custom_process_input_func resolution at plan time', () => {
   it('passes a Python dotted path through untouched: plan works, metadata carries the string, requests use the default processor', async () => {
     const dotted = 'vllm_omni.model_executor.stage_input_processors.qwen2_5_omni.thinker2talker';
     const omni = new Omnistage({ plugins: [await referenceLlmPlugin()] });
-    const plan = await planPipeline(omni, await loadPipelineConfig(join(ROUTER_FIXTURES, 'python-processor.yaml'), { platform: 'cpu' }), {
-      platform: 'cpu',
-      env: { PATH: process.env.PATH },
-    });
+    const plan = await planPipeline(
+      omni,
+      await loadPipelineConfig(join(ROUTER_FIXTURES, 'python-processor.yaml'), { platform: 'cpu' }),
+      {
+        platform: 'cpu',
+        env: { PATH: process.env.PATH },
+      },
+    );
     const stage1 = plan.stages[1]!;
     expect(stage1.input_processor ?? null).toBeNull();
     expect(stage1.replicas[0]!.metadata.custom_process_input_func).toBe(dotted);
@@ -194,7 +233,9 @@ describe('router: custom_process_input_func resolution at plan time', () => {
     custom_process_input_func: ./no-such-module.mjs#join
 `;
     const config = await loadPipelineConfig({ text, path: join(ROUTER_FIXTURES, 'inline.yaml') }, { platform: 'cpu' });
-    await expect(planPipeline(omni, config, { platform: 'cpu', env: { PATH: process.env.PATH } })).rejects.toMatchObject({
+    await expect(
+      planPipeline(omni, config, { platform: 'cpu', env: { PATH: process.env.PATH } }),
+    ).rejects.toMatchObject({
       code: 'OMNI_CONFIG_INVALID',
       location: { line: 9 },
     });

@@ -11,13 +11,17 @@ const unresponsive = (events: OmniEvent[]): OmniEvent[] => events.filter((e) => 
 describe('liveness: a replica that stops answering leaves the rotation', () => {
   it('a SIGSTOPped replica is declared unresponsive, its request is retried on the other replica, and new requests avoid it', async () => {
     // Heartbeats every 100 ms, declared dead after 1.5 s of silence: the stopped process says nothing.
-    const up = await bringUpFixture('two-replicas.yaml', { bringUp: { liveness: { heartbeatMs: 100, timeoutMs: 1_500 } } });
+    const up = await bringUpFixture('two-replicas.yaml', {
+      bringUp: { liveness: { heartbeatMs: 100, timeoutMs: 1_500 } },
+    });
     const router = new PipelineRouter(up.omni, up.pipeline);
     // A long request lands on one replica, then that replica is frozen.
     const long = router.complete('frozen mid-request', { requestId: 'lv-long', params: { 0: { max_tokens: 40 } } });
     long.catch(() => undefined);
     await waitFor(() => up.events.some((e) => e.type === 'request:dispatched' && e.request_id === 'lv-long'), 10_000);
-    const first = up.events.find((e) => e.type === 'request:dispatched' && e.request_id === 'lv-long') as { replica_id: number };
+    const first = up.events.find((e) => e.type === 'request:dispatched' && e.request_id === 'lv-long') as {
+      replica_id: number;
+    };
     const frozen = first.replica_id;
     const other = 1 - frozen;
     const stopped = up.pipeline.replicas.find((r) => r.plan.replica_id === frozen)!;
@@ -38,10 +42,13 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
   it('a replica alive but silent past its heartbeat timeout is declared unresponsive and its request fails per the restart rules', async () => {
     const up = await bringUpFixture('wedged.yaml', { bringUp: { liveness: { heartbeatMs: 100, timeoutMs: 1_500 } } });
     const replica = up.pipeline.replicas[0]!;
-    const err = await up.pipeline.router({ replicaWaitMs: 2_000 }).complete('wedge it', { requestId: 'lv-wedge' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await up.pipeline
+      .router({ replicaWaitMs: 2_000 })
+      .complete('wedge it', { requestId: 'lv-wedge' })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     const [event] = unresponsive(up.events);
     expect(event).toMatchObject({ stage_id: 0, replica_id: 0, pid: replica.process.pid });
     expect((event as { reason: string }).reason).toMatch(/^no heartbeat for [\d.]+ s \(timeout 1\.5 s\)$/);
@@ -60,10 +67,13 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     const conn = up.pipeline.replicas[0]!.connection!;
     expect(await waitFor(() => (beats.add(conn.lastHeartbeat?.() ?? 0), beats.size >= 6), 15_000, 10)).toBe(true);
     expect(unresponsive(up.events)).toEqual([]);
-    const err = await up.pipeline.router({ replicaWaitMs: 2_000 }).complete('wedge it', { requestId: 'lv-yaml' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await up.pipeline
+      .router({ replicaWaitMs: 2_000 })
+      .complete('wedge it', { requestId: 'lv-yaml' })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     const [event] = unresponsive(up.events);
     expect((event as { reason: string }).reason).toMatch(/^no heartbeat for [\d.]+ s \(timeout 1 s\)$/);
     expect(isOmniError(err)).toBe(true);
@@ -73,12 +83,16 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     const up = await bringUpFixture('two-replicas.yaml');
     const router = new PipelineRouter(up.omni, up.pipeline, { requestTimeoutMs: 300 });
     // 200 tokens at 20 ms each: far past the deadline.
-    const err = await router.complete('too slow', { requestId: 'lv-slow', params: { 0: { max_tokens: 200, temperature: 0 } } }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await router
+      .complete('too slow', { requestId: 'lv-slow', params: { 0: { max_tokens: 200, temperature: 0 } } })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(isOmniError(err)).toBe(true);
     expect(err).toMatchObject({ code: 'OMNI_REQUEST_TIMEOUT', context: { stage_id: 0, request_id: 'lv-slow' } });
-    expect((err as Error).message).toMatch(/request lv-slow ran past its deadline \(0\.3 s\) waiting on stage 0 replica [01] \(pid \d+\)/);
+    expect((err as Error).message).toMatch(
+      /request lv-slow ran past its deadline \(0\.3 s\) waiting on stage 0 replica [01] \(pid \d+\)/,
+    );
   }, 60_000);
 });

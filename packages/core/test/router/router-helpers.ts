@@ -34,7 +34,6 @@ export async function referenceLlmPlugin(): Promise<OmnistagePlugin> {
   return mod.llmPlugin();
 }
 
-
 export interface UpPipeline {
   omni: Omnistage;
   plan: InitPlan;
@@ -49,7 +48,10 @@ export interface UpPipeline {
 const opened: { lockDir: string; up?: UpPipeline }[] = [];
 
 /** Loads a fixture, plans it on virtual cpu devices and brings it up with a fresh temp lock dir. */
-export async function bringUpFixture(name: string, options: { plugins?: OmnistagePlugin[]; bringUp?: BringUpOptions } = {}): Promise<UpPipeline> {
+export async function bringUpFixture(
+  name: string,
+  options: { plugins?: OmnistagePlugin[]; bringUp?: BringUpOptions } = {},
+): Promise<UpPipeline> {
   const lockDir = await mkdtemp(join(tmpdir(), 'omni-router-test-'));
   const entry: { lockDir: string; up?: UpPipeline } = { lockDir };
   opened.push(entry);
@@ -62,7 +64,12 @@ export async function bringUpFixture(name: string, options: { plugins?: Omnistag
   });
   const config = await loadPipelineConfig(join(ROUTER_FIXTURES, name), { platform: 'cpu' });
   const runId = newRunId();
-  const plan = await planPipeline(omni, config, { platform: 'cpu', purpose: 'launch', runId, env: { PATH: process.env.PATH } });
+  const plan = await planPipeline(omni, config, {
+    platform: 'cpu',
+    purpose: 'launch',
+    runId,
+    env: { PATH: process.env.PATH },
+  });
   const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000, ...options.bringUp });
   entry.up = { omni, plan, pipeline, events, pids };
   return entry.up;

@@ -6,11 +6,26 @@ import { createInterface } from 'node:readline';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OmniError } from '../../src/errors.js';
 import { LineDecoder } from '../../src/control/framing.js';
-import { controlEnv, encodeMessage, PROTOCOL_VERSION, type OutputMessage, type WorkerMessage } from '../../src/control/protocol.js';
+import {
+  controlEnv,
+  encodeMessage,
+  PROTOCOL_VERSION,
+  type OutputMessage,
+  type WorkerMessage,
+} from '../../src/control/protocol.js';
 import { ControlServer, type ControlServerOptions } from '../../src/control/server.js';
 import { createControlToken } from '../../src/control/token.js';
 import { launchProcess, type LaunchedProcess } from '../../src/launch/launch-process.js';
-import { cleanupTempDirs, FIXTURES, isAlive, killTracked, requireBuilt, tempDir, trackPid, waitFor } from './helpers.js';
+import {
+  cleanupTempDirs,
+  FIXTURES,
+  isAlive,
+  killTracked,
+  requireBuilt,
+  tempDir,
+  trackPid,
+  waitFor,
+} from './helpers.js';
 
 const WORKER = join(FIXTURES, 'echo-worker.mjs');
 const servers: ControlServer[] = [];
@@ -21,7 +36,11 @@ async function startServer(options: Partial<Omit<ControlServerOptions, 'run_id'>
   return server;
 }
 
-function startWorker(server: ControlServer, token: string, ids = { stage_id: 2, replica_id: 1 }): { proc: LaunchedProcess; lines: string[] } {
+function startWorker(
+  server: ControlServer,
+  token: string,
+  ids = { stage_id: 2, replica_id: 1 },
+): { proc: LaunchedProcess; lines: string[] } {
   const lines: string[] = [];
   const proc = launchProcess({
     command: process.execPath,
@@ -49,7 +68,15 @@ function collectOutputs(messages: WorkerMessage[], requestId: string): OutputMes
   return messages.filter((m): m is OutputMessage => m.type === 'output' && m.request_id === requestId);
 }
 
-beforeAll(() => requireBuilt('worker/index.ts', 'worker/connection.ts', 'worker/run-worker.ts', 'control/protocol.ts', 'control/framing.ts'));
+beforeAll(() =>
+  requireBuilt(
+    'worker/index.ts',
+    'worker/connection.ts',
+    'worker/run-worker.ts',
+    'control/protocol.ts',
+    'control/framing.ts',
+  ),
+);
 
 afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
@@ -61,7 +88,12 @@ describe('control protocol with a real worker', () => {
   it('does hello → welcome → ready → request/output → abort → shutdown', async () => {
     const server = await startServer();
     const token = createControlToken();
-    const channel = server.expect(token, { stage_id: 2, replica_id: 1, engine_args: { model: 'tiny' }, metadata: { stage_type: 'llm' } });
+    const channel = server.expect(token, {
+      stage_id: 2,
+      replica_id: 1,
+      engine_args: { model: 'tiny' },
+      metadata: { stage_type: 'llm' },
+    });
     const t0 = performance.now();
     const { proc, lines } = startWorker(server, token);
 
@@ -79,12 +111,22 @@ describe('control protocol with a real worker', () => {
     await waitFor(() => collectOutputs(messages, 'r1').some((m) => m.done), 5_000);
     expect(collectOutputs(messages, 'r1')).toEqual([
       { type: 'output', request_id: 'r1', seq: 0, data: { echo: 'hi', part: 0 }, done: false },
-      { type: 'output', request_id: 'r1', seq: 1, data: { echo: 'hi', part: 1, engine_args: { model: 'tiny' } }, done: true },
+      {
+        type: 'output',
+        request_id: 'r1',
+        seq: 1,
+        data: { echo: 'hi', part: 1, engine_args: { model: 'tiny' } },
+        done: true,
+      },
     ]);
 
     channel.send({ type: 'request', request_id: 'r2', input: 'fail', params: {} });
     await waitFor(() => messages.some((m) => m.type === 'request_error'), 5_000);
-    expect(messages.find((m) => m.type === 'request_error')).toEqual({ type: 'request_error', request_id: 'r2', message: 'asked to fail' });
+    expect(messages.find((m) => m.type === 'request_error')).toEqual({
+      type: 'request_error',
+      request_id: 'r2',
+      message: 'asked to fail',
+    });
 
     channel.send({ type: 'request', request_id: 'r3', input: 'slow', params: {} });
     channel.send({ type: 'abort', request_id: 'r3' });
@@ -113,7 +155,10 @@ describe('control protocol with a real worker', () => {
     const token = createControlToken();
     const channel = server.expect(token, { stage_id: 2, replica_id: 1 });
     const child = spawn(process.execPath, [WORKER], {
-      env: { ...process.env, ...controlEnv({ socketPath: server.socketPath, token, run_id: 'run-1', stage_id: 2, replica_id: 1 }) },
+      env: {
+        ...process.env,
+        ...controlEnv({ socketPath: server.socketPath, token, run_id: 'run-1', stage_id: 2, replica_id: 1 }),
+      },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     trackPid(child.pid);
@@ -158,12 +203,17 @@ describe('control protocol with a real worker', () => {
     const server = await startServer({ helloTimeoutMs: 200 });
     const token = createControlToken();
     const channel = server.expect(token, { stage_id: 0, replica_id: 0 });
-    const hello = (t: string) => encodeMessage({ type: 'hello', v: PROTOCOL_VERSION, token: t, stage_id: 0, replica_id: 0, pid: 1 });
+    const hello = (t: string) =>
+      encodeMessage({ type: 'hello', v: PROTOCOL_VERSION, token: t, stage_id: 0, replica_id: 0, pid: 1 });
 
     const unknown = await rawClient(server.socketPath);
     unknown.socket.write(hello('not-a-token'));
     await unknown.closed;
-    expect(JSON.parse(unknown.lines[0]!)).toMatchObject({ type: 'error', code: 'OMNI_PROTOCOL', message: 'unknown token' });
+    expect(JSON.parse(unknown.lines[0]!)).toMatchObject({
+      type: 'error',
+      code: 'OMNI_PROTOCOL',
+      message: 'unknown token',
+    });
 
     const good = await rawClient(server.socketPath);
     good.socket.write(hello(token));
@@ -195,10 +245,16 @@ describe('control protocol with a real worker', () => {
 
   it('logs rejected connections at warn, one line per interval with a count of the rest', async () => {
     const warnings: string[] = [];
-    const server = await startServer({ helloTimeoutMs: 120_000, rejectLogIntervalMs: 600_000, warn: (m) => warnings.push(m) });
+    const server = await startServer({
+      helloTimeoutMs: 120_000,
+      rejectLogIntervalMs: 600_000,
+      warn: (m) => warnings.push(m),
+    });
     for (let i = 0; i < 5; i++) {
       const client = await rawClient(server.socketPath);
-      client.socket.write(`${JSON.stringify({ type: 'hello', v: PROTOCOL_VERSION, token: `bad-${i}`, stage_id: 0, replica_id: 0, pid: 1 })}\n`);
+      client.socket.write(
+        `${JSON.stringify({ type: 'hello', v: PROTOCOL_VERSION, token: `bad-${i}`, stage_id: 0, replica_id: 0, pid: 1 })}\n`,
+      );
       await client.closed;
     }
     // The first rejection is said at once; the other four wait for the interval (or close).
@@ -215,7 +271,9 @@ describe('control protocol with a real worker', () => {
       const token = createControlToken();
       const channel = server.expect(token, { stage_id: 0, replica_id: i });
       const client = await rawClient(server.socketPath);
-      client.socket.write(encodeMessage({ type: 'hello', v: PROTOCOL_VERSION, token, stage_id: 0, replica_id: i, pid: 1 }));
+      client.socket.write(
+        encodeMessage({ type: 'hello', v: PROTOCOL_VERSION, token, stage_id: 0, replica_id: i, pid: 1 }),
+      );
       await channel.hello;
       client.socket.write(payload);
       const { error } = await channel.closed;
@@ -256,9 +314,13 @@ describe('control protocol with a real worker', () => {
   it('replaces a socket file left by a dead orchestrator but refuses a live one', async () => {
     const dir = await tempDir();
     const path = join(dir, 'control.sock');
-    const dead = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const dead = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     trackPid(dead.pid);
     await new Promise((resolve) => dead.stdout.once('data', resolve));
     await expect(ControlServer.listen(path, { run_id: 'x' })).rejects.toMatchObject({ code: 'OMNI_INTERNAL' });

@@ -13,13 +13,30 @@ import { cleanupTempDirs, FIXTURES, killTracked, requireBuilt, sleep, tempDir, t
 
 const owner = { run_id: 'test-run', stage_id: 1, replica_id: 0 };
 
-function opts(lockDir: string, devices: string[], extra: Partial<AcquireDeviceLocksOptions> = {}): AcquireDeviceLocksOptions {
-  return { lockDir, devices, holder: owner, signal: new AbortController().signal, deadline: Date.now() + 10_000, ...extra };
+function opts(
+  lockDir: string,
+  devices: string[],
+  extra: Partial<AcquireDeviceLocksOptions> = {},
+): AcquireDeviceLocksOptions {
+  return {
+    lockDir,
+    devices,
+    holder: owner,
+    signal: new AbortController().signal,
+    deadline: Date.now() + 10_000,
+    ...extra,
+  };
 }
 
 /** Starts a separate process that holds `devices` until killed. */
 /** Runs the lock-holder fixture (as user `uid` through setpriv, when given) until it holds `devices`. */
-async function spawnHolder(lockDir: string, devices: string, stage: number, replica: number, uid?: number): Promise<ChildProcess> {
+async function spawnHolder(
+  lockDir: string,
+  devices: string,
+  stage: number,
+  replica: number,
+  uid?: number,
+): Promise<ChildProcess> {
   const argv = [process.execPath, join(FIXTURES, 'lock-holder.mjs'), lockDir, devices, String(stage), String(replica)];
   const asUser = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
   const [command, ...args] = [...asUser, ...argv] as [string, ...string[]];
@@ -74,7 +91,12 @@ describe('acquireDeviceLocks', () => {
 
     const entries = (await readdir(lockDir)).sort();
     expect(entries).toEqual([
-      'device-0.holder.json', 'device-0.lock', 'device-10.holder.json', 'device-10.lock', 'device-2.holder.json', 'device-2.lock',
+      'device-0.holder.json',
+      'device-0.lock',
+      'device-10.holder.json',
+      'device-10.lock',
+      'device-2.holder.json',
+      'device-2.lock',
     ]);
     const holder: unknown = JSON.parse(await readFile(join(lockDir, 'device-2.holder.json'), 'utf8'));
     expect(holder).toMatchObject({ pid: process.pid, run_id: 'test-run', stage_id: 1, replica_id: 0 });
@@ -125,7 +147,9 @@ describe('acquireDeviceLocks', () => {
       for (let i = 1; i < sorted.length; i++) {
         const prev = sorted[i - 1]!;
         const cur = sorted[i]!;
-        expect(cur[0], `device ${device}: ${cur[2]} started before ${prev[2]} released`).toBeGreaterThanOrEqual(prev[1]);
+        expect(cur[0], `device ${device}: ${cur[2]} started before ${prev[2]} released`).toBeGreaterThanOrEqual(
+          prev[1],
+        );
       }
     }
     expect(intervals.get('1')).toHaveLength(45);
@@ -143,7 +167,13 @@ describe('acquireDeviceLocks', () => {
     expect(err.message).toContain(`pid ${holder.pid}`);
     expect(err.message).toContain('stage 7');
     expect(err.message).toContain('replica 3');
-    expect(err.context).toMatchObject({ device: '5', phase: 'lock', stage_id: 1, replica_id: 0, holder: { pid: holder.pid, stage_id: 7, replica_id: 3 } });
+    expect(err.context).toMatchObject({
+      device: '5',
+      phase: 'lock',
+      stage_id: 1,
+      replica_id: 0,
+      holder: { pid: holder.pid, stage_id: 7, replica_id: 3 },
+    });
     expect(err.hint).toBeTruthy();
     expect(waited).toBeGreaterThanOrEqual(290);
     expect(waited).toBeLessThan(1_500);
@@ -153,40 +183,69 @@ describe('acquireDeviceLocks', () => {
 
   // Needs root (to run the other holder as user nobody) and setpriv, as on this project's CI.
   const canSwitchUser = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-  it.skipIf(!canSwitchUser)('creates the lock directory for every user of the host: another user locks in it, and we wait on its lock', async () => {
-    const parent = await tempDir();
-    await chmod(parent, 0o755);
-    const lockDir = join(parent, 'omnistage-locks');
-    const mine = await acquireDeviceLocks(opts(lockDir, ['0']));
-    expect((await stat(lockDir)).mode & 0o7777).toBe(0o1777); // world-writable, sticky: others cannot remove ours
-    const nobody = await spawnHolder(lockDir, '1', 4, 2, 65534);
-    const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['1'], { deadline: Date.now() + 300 })));
-    expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
-    expect(err.context).toMatchObject({ device: '1', holder: { pid: nobody.pid, stage_id: 4, replica_id: 2 } });
-    expect((await stat(join(lockDir, 'device-1.lock'))).uid).toBe(65534);
-    await mine.release();
-  });
+  it.skipIf(!canSwitchUser)(
+    'creates the lock directory for every user of the host: another user locks in it, and we wait on its lock',
+    async () => {
+      const parent = await tempDir();
+      await chmod(parent, 0o755);
+      const lockDir = join(parent, 'omnistage-locks');
+      const mine = await acquireDeviceLocks(opts(lockDir, ['0']));
+      expect((await stat(lockDir)).mode & 0o7777).toBe(0o1777); // world-writable, sticky: others cannot remove ours
+      const nobody = await spawnHolder(lockDir, '1', 4, 2, 65534);
+      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['1'], { deadline: Date.now() + 300 })));
+      expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
+      expect(err.context).toMatchObject({ device: '1', holder: { pid: nobody.pid, stage_id: 4, replica_id: 2 } });
+      expect((await stat(join(lockDir, 'device-1.lock'))).uid).toBe(65534);
+      await mine.release();
+    },
+  );
 
-  it.skipIf(!canSwitchUser)("fails closed, naming the holder and what to remove, on another user's stale lock it may not remove", async () => {
-    const parent = await tempDir();
-    await chmod(parent, 0o755);
-    const lockDir = join(parent, 'omnistage-locks');
-    await (await acquireDeviceLocks(opts(lockDir, ['0']))).release(); // the shared directory, created by root
-    const dead = await spawnHolder(lockDir, '0', 6, 1);
-    dead.kill('SIGKILL');
-    await new Promise((resolve) => dead.once('exit', resolve));
-    const past = new Date(Date.now() - 60_000);
-    await utimes(join(lockDir, 'device-0.lock'), past, past); // stale: its holder stopped refreshing long ago
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, join(FIXTURES, 'lock-try.mjs'), lockDir, '0', '5000'], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-    const outcome = JSON.parse(r.stdout) as { code: string; message: string; hint: string; context: Record<string, unknown> };
-    expect(outcome.code).toBe('OMNI_LOCK_TIMEOUT');
-    expect(outcome.message).toMatch(new RegExp(`^device 0: its init lock was left by pid ${dead.pid} .*stage 6, replica 1.* \\(user id 0\\), and this user may not remove it`));
-    expect(outcome.hint).toContain(join(lockDir, 'device-0.lock'));
-    expect(outcome.context).toMatchObject({ device: '0', holder: { pid: dead.pid } });
-  });
+  it.skipIf(!canSwitchUser)(
+    "fails closed, naming the holder and what to remove, on another user's stale lock it may not remove",
+    async () => {
+      const parent = await tempDir();
+      await chmod(parent, 0o755);
+      const lockDir = join(parent, 'omnistage-locks');
+      await (await acquireDeviceLocks(opts(lockDir, ['0']))).release(); // the shared directory, created by root
+      const dead = await spawnHolder(lockDir, '0', 6, 1);
+      dead.kill('SIGKILL');
+      await new Promise((resolve) => dead.once('exit', resolve));
+      const past = new Date(Date.now() - 60_000);
+      await utimes(join(lockDir, 'device-0.lock'), past, past); // stale: its holder stopped refreshing long ago
+      const r = spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--',
+          process.execPath,
+          join(FIXTURES, 'lock-try.mjs'),
+          lockDir,
+          '0',
+          '5000',
+        ],
+        {
+          encoding: 'utf8',
+          timeout: 20_000,
+        },
+      );
+      const outcome = JSON.parse(r.stdout) as {
+        code: string;
+        message: string;
+        hint: string;
+        context: Record<string, unknown>;
+      };
+      expect(outcome.code).toBe('OMNI_LOCK_TIMEOUT');
+      expect(outcome.message).toMatch(
+        new RegExp(
+          `^device 0: its init lock was left by pid ${dead.pid} .*stage 6, replica 1.* \\(user id 0\\), and this user may not remove it`,
+        ),
+      );
+      expect(outcome.hint).toContain(join(lockDir, 'device-0.lock'));
+      expect(outcome.context).toMatchObject({ device: '0', holder: { pid: dead.pid } });
+    },
+  );
 
   describe('objects another local user planted in the shared lock directory', () => {
     /** A lock of someone else that is fresh (not stale), so acquiring has to wait for it. */
@@ -199,7 +258,9 @@ describe('acquireDeviceLocks', () => {
       await busyLock(lockDir, '0');
       const fifo = join(lockDir, 'device-0.holder.json');
       expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000, onWaiting: () => undefined })));
+      const err = await expectReject(
+        acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000, onWaiting: () => undefined })),
+      );
       expect(err.code).toBe('OMNI_LOCK_UNSAFE');
       expect(err.message).toContain(`${fifo} is a FIFO, not a file omnistage writes (owner user id 0)`);
       expect(err.hint).toContain(`remove ${fifo}`);
@@ -211,7 +272,9 @@ describe('acquireDeviceLocks', () => {
       const link = join(lockDir, 'device-0.holder.json');
       await symlink('/dev/zero', link);
       const before = process.memoryUsage().rss;
-      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000, onWaiting: () => undefined })));
+      const err = await expectReject(
+        acquireDeviceLocks(opts(lockDir, ['0'], { deadline: Date.now() + 60_000, onWaiting: () => undefined })),
+      );
       expect(err.code).toBe('OMNI_LOCK_UNSAFE');
       expect(err.message).toContain(`${link} is a symbolic link`);
       expect(process.memoryUsage().rss - before).toBeLessThan(256 * 1024 * 1024);
@@ -240,36 +303,58 @@ describe('acquireDeviceLocks', () => {
       expect(await readdir(real)).toEqual([]);
     });
 
-    it.skipIf(!canSwitchUser)("refuses an existing lock directory another user owns and only they may write (0755)", async () => {
-      const lockDir = join(await tempDir(), 'omnistage-locks');
-      await mkdir(lockDir, { mode: 0o755 });
-      await chown(lockDir, 65534, 65534);
-      const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'])));
-      expect(err.code).toBe('OMNI_LOCK_UNSAFE');
-      expect(err.message).toContain(`the lock directory ${lockDir} belongs to user id 65534 (mode 0755)`);
-      expect(err.hint).toContain('--lock-dir');
-      expect(await readdir(lockDir)).toEqual([]);
-    });
+    it.skipIf(!canSwitchUser)(
+      'refuses an existing lock directory another user owns and only they may write (0755)',
+      async () => {
+        const lockDir = join(await tempDir(), 'omnistage-locks');
+        await mkdir(lockDir, { mode: 0o755 });
+        await chown(lockDir, 65534, 65534);
+        const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'])));
+        expect(err.code).toBe('OMNI_LOCK_UNSAFE');
+        expect(err.message).toContain(`the lock directory ${lockDir} belongs to user id 65534 (mode 0755)`);
+        expect(err.hint).toContain('--lock-dir');
+        expect(await readdir(lockDir)).toEqual([]);
+      },
+    );
 
-    it.skipIf(!canSwitchUser)('says EACCES for a lock directory this user cannot write, not "left by an unknown holder"', async () => {
-      const parent = await tempDir();
-      await chmod(parent, 0o755);
-      const lockDir = join(parent, 'omnistage-locks');
-      await mkdir(lockDir, { mode: 0o755 }); // root's, not world-writable
-      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, join(FIXTURES, 'lock-try.mjs'), lockDir, '0', '5000'], {
-        encoding: 'utf8',
-        timeout: 20_000,
-      });
-      const outcome = JSON.parse(r.stdout) as { code: string; message: string; hint: string };
-      expect(outcome.message).not.toContain('unknown holder');
-      expect(outcome.message).toContain(`this user (id 65534) cannot create locks in ${lockDir} (EACCES)`);
-      expect(outcome.code).toBe('OMNI_LOCK_UNSAFE');
-    });
+    it.skipIf(!canSwitchUser)(
+      'says EACCES for a lock directory this user cannot write, not "left by an unknown holder"',
+      async () => {
+        const parent = await tempDir();
+        await chmod(parent, 0o755);
+        const lockDir = join(parent, 'omnistage-locks');
+        await mkdir(lockDir, { mode: 0o755 }); // root's, not world-writable
+        const r = spawnSync(
+          'setpriv',
+          [
+            '--reuid=65534',
+            '--regid=65534',
+            '--clear-groups',
+            '--',
+            process.execPath,
+            join(FIXTURES, 'lock-try.mjs'),
+            lockDir,
+            '0',
+            '5000',
+          ],
+          {
+            encoding: 'utf8',
+            timeout: 20_000,
+          },
+        );
+        const outcome = JSON.parse(r.stdout) as { code: string; message: string; hint: string };
+        expect(outcome.message).not.toContain('unknown holder');
+        expect(outcome.message).toContain(`this user (id 65534) cannot create locks in ${lockDir} (EACCES)`);
+        expect(outcome.code).toBe('OMNI_LOCK_UNSAFE');
+      },
+    );
   });
 
   it('stops waiting promptly on abort with OMNI_CANCELLED and releases what it took', async () => {
     const lockDir = await tempDir();
-    const blocker = await acquireDeviceLocks(opts(lockDir, ['1'], { holder: { run_id: 'other', stage_id: 9, replica_id: 9 } }));
+    const blocker = await acquireDeviceLocks(
+      opts(lockDir, ['1'], { holder: { run_id: 'other', stage_id: 9, replica_id: 9 } }),
+    );
     const controller = new AbortController();
     const acquiredByWaiter: string[] = [];
     const pending = acquireDeviceLocks(

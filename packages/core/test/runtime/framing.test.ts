@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { isOmniError } from '../../src/errors.js';
 import { LineDecoder } from '../../src/control/framing.js';
-import { encodeMessage, parseOrchestratorMessage, parseWorkerMessage, PROTOCOL_VERSION } from '../../src/control/protocol.js';
+import {
+  encodeMessage,
+  parseOrchestratorMessage,
+  parseWorkerMessage,
+  PROTOCOL_VERSION,
+} from '../../src/control/protocol.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -69,7 +74,17 @@ describe('protocol messages', () => {
     }
     for (const m of [
       { type: 'welcome', v: 1, run_id: 'r', stage_id: 0, replica_id: 0, engine_args: {}, metadata: {} },
-      { type: 'welcome', v: 1, run_id: 'r', stage_id: 0, replica_id: 0, engine_args: {}, metadata: {}, payload_dir: '/d', connectors: { C: 'file:///c.js' } },
+      {
+        type: 'welcome',
+        v: 1,
+        run_id: 'r',
+        stage_id: 0,
+        replica_id: 0,
+        engine_args: {},
+        metadata: {},
+        payload_dir: '/d',
+        connectors: { C: 'file:///c.js' },
+      },
       { type: 'abort', request_id: 'r' },
       { type: 'shutdown' },
       { type: 'error', code: 'OMNI_PROTOCOL', message: 'x' },
@@ -85,12 +100,22 @@ describe('protocol messages', () => {
     expect(codeOf(() => parseWorkerMessage('{"type":"toString"}'))).toBe('OMNI_PROTOCOL');
     expect(codeOf(() => parseWorkerMessage('{"type":"welcome"}'))).toBe('OMNI_PROTOCOL');
     expect(codeOf(() => parseOrchestratorMessage('{"type":"hello"}'))).toBe('OMNI_PROTOCOL');
-    expect(codeOf(() => parseWorkerMessage('{"type":"hello","v":1,"token":"t","stage_id":"0","replica_id":0,"pid":1}'))).toBe('OMNI_PROTOCOL');
-    expect(codeOf(() => parseWorkerMessage('{"type":"output","request_id":"r","seq":0,"done":true}'))).toBe('OMNI_PROTOCOL');
+    expect(
+      codeOf(() => parseWorkerMessage('{"type":"hello","v":1,"token":"t","stage_id":"0","replica_id":0,"pid":1}')),
+    ).toBe('OMNI_PROTOCOL');
+    expect(codeOf(() => parseWorkerMessage('{"type":"output","request_id":"r","seq":0,"done":true}'))).toBe(
+      'OMNI_PROTOCOL',
+    );
     expect(codeOf(() => parseWorkerMessage('{"type":"log","level":"loud","message":"x"}'))).toBe('OMNI_PROTOCOL');
-    expect(codeOf(() => parseOrchestratorMessage('{"type":"request","request_id":"r","input":1}'))).toBe('OMNI_PROTOCOL');
+    expect(codeOf(() => parseOrchestratorMessage('{"type":"request","request_id":"r","input":1}'))).toBe(
+      'OMNI_PROTOCOL',
+    );
     const welcome = { type: 'welcome', v: 1, run_id: 'r', stage_id: 0, replica_id: 0, engine_args: {}, metadata: {} };
-    expect(codeOf(() => parseOrchestratorMessage(JSON.stringify({ ...welcome, connectors: ['file:///c.js'] })))).toBe('OMNI_PROTOCOL');
-    expect(codeOf(() => parseOrchestratorMessage(JSON.stringify({ ...welcome, connectors: { C: 1 } })))).toBe('OMNI_PROTOCOL');
+    expect(codeOf(() => parseOrchestratorMessage(JSON.stringify({ ...welcome, connectors: ['file:///c.js'] })))).toBe(
+      'OMNI_PROTOCOL',
+    );
+    expect(codeOf(() => parseOrchestratorMessage(JSON.stringify({ ...welcome, connectors: { C: 1 } })))).toBe(
+      'OMNI_PROTOCOL',
+    );
   });
 });

@@ -39,7 +39,10 @@ describe('waitForHttpReady', () => {
     const port = await serve(() => 200);
     const server = servers.pop()!;
     await new Promise((resolve) => server.close(resolve)); // free the port; nothing listens now
-    const waiting = waitForHttpReady(`http://127.0.0.1:${port}/v1/models`, { intervalMs: 20, deadline: Date.now() + 5_000 });
+    const waiting = waitForHttpReady(`http://127.0.0.1:${port}/v1/models`, {
+      intervalMs: 20,
+      deadline: Date.now() + 5_000,
+    });
     setTimeout(() => void serve(() => 200, port), 150);
     await expect(waiting).resolves.toBeUndefined();
   });
@@ -54,7 +57,10 @@ describe('waitForHttpReady', () => {
     expect(err).toMatchObject({ code: 'OMNI_ATTACH_TIMEOUT', context: { stage_id: 1, phase: 'attach' } });
     expect((err as Error).message).toMatch(/HTTP 503|no answer/);
     const controller = new AbortController();
-    const waiting = waitForHttpReady(`http://127.0.0.1:${port}/v1/models`, { intervalMs: 20, signal: controller.signal });
+    const waiting = waitForHttpReady(`http://127.0.0.1:${port}/v1/models`, {
+      intervalMs: 20,
+      signal: controller.signal,
+    });
     setTimeout(() => controller.abort(), 100);
     await expect(waiting).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
   });

@@ -15,10 +15,20 @@ import { cleanupTempDirs, tempDir } from './helpers.js';
 
 afterEach(cleanupTempDirs);
 
-function opts(lockDir: string, stage: number, extra: Partial<AcquireDeviceLocksOptions> = {}): AcquireDeviceLocksOptions {
-  return { lockDir, devices: ['0'], holder: { run_id: 'r', stage_id: stage, replica_id: 0 }, signal: new AbortController().signal, deadline: Date.now() + 20_000, ...extra };
+function opts(
+  lockDir: string,
+  stage: number,
+  extra: Partial<AcquireDeviceLocksOptions> = {},
+): AcquireDeviceLocksOptions {
+  return {
+    lockDir,
+    devices: ['0'],
+    holder: { run_id: 'r', stage_id: stage, replica_id: 0 },
+    signal: new AbortController().signal,
+    deadline: Date.now() + 20_000,
+    ...extra,
+  };
 }
-
 
 describe('init locks', { timeout: 60_000 }, () => {
   it('shared holders coexist; an exclusive acquirer waits until they are gone, then the window fails closed naming the holder', async () => {

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isOmniError } from '../../src/errors.js';
-import { launchProcess, type LaunchedProcess, type LaunchOptions, type OutputStream } from '../../src/launch/launch-process.js';
+import {
+  launchProcess,
+  type LaunchedProcess,
+  type LaunchOptions,
+  type OutputStream,
+} from '../../src/launch/launch-process.js';
 import { setprivPath } from '../../src/launch/setpriv.js';
 import { FIXTURES, isAlive, killTracked, requireBuilt, trackPid, waitFor } from './helpers.js';
 
@@ -56,12 +61,20 @@ describe('launchProcess', () => {
   it('cuts an endless output line instead of buffering it (a 600 MiB line once crashed the orchestrator)', async () => {
     const seen: string[] = [];
     // 600 MiB without a newline, in 1 MiB writes, then two ordinary lines.
-    const script = "const b=Buffer.alloc(1<<20,97);let n=600;const go=()=>{while(n>0){n--;if(!process.stdout.write(b))return process.stdout.once('drain',go)}process.stdout.write('\\nafter\\n');process.stdout.write('x'.repeat(3000)+'\\n')};go()";
-    const proc = launch({ command: process.execPath, args: ['-e', script], maxLineBytes: 2048, onLine: (_s, line) => seen.push(line) });
+    const script =
+      "const b=Buffer.alloc(1<<20,97);let n=600;const go=()=>{while(n>0){n--;if(!process.stdout.write(b))return process.stdout.once('drain',go)}process.stdout.write('\\nafter\\n');process.stdout.write('x'.repeat(3000)+'\\n')};go()";
+    const proc = launch({
+      command: process.execPath,
+      args: ['-e', script],
+      maxLineBytes: 2048,
+      onLine: (_s, line) => seen.push(line),
+    });
     expect(await proc.exited).toEqual({ code: 0, signal: null });
     await waitFor(() => seen.length === 3, 30_000);
     expect(seen[0]!.startsWith('a'.repeat(2048) + '…')).toBe(true);
-    expect(seen[0]).toContain(`${600 * 1024 * 1024 - 2048} more bytes dropped: output lines of a replica are cut at 2048 bytes`);
+    expect(seen[0]).toContain(
+      `${600 * 1024 * 1024 - 2048} more bytes dropped: output lines of a replica are cut at 2048 bytes`,
+    );
     expect(seen[1]).toBe('after');
     // Said once per process: later cut lines only count what they lost.
     expect(seen[2]).toBe(`${'x'.repeat(2048)}… [952 more bytes dropped]`);
@@ -80,8 +93,14 @@ describe('launchProcess', () => {
   });
 
   it.each([false, true])('reports exit codes and signals (groupShim: %s)', async (groupShim) => {
-    expect(await launch({ command: 'sh', args: ['-c', 'exit 7'], groupShim }).exited).toEqual({ code: 7, signal: null });
-    expect(await launch({ command: 'sh', args: ['-c', 'kill -KILL $$'], groupShim }).exited).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await launch({ command: 'sh', args: ['-c', 'exit 7'], groupShim }).exited).toEqual({
+      code: 7,
+      signal: null,
+    });
+    expect(await launch({ command: 'sh', args: ['-c', 'kill -KILL $$'], groupShim }).exited).toEqual({
+      code: null,
+      signal: 'SIGKILL',
+    });
   });
 
   it('gives a group-shimmed command the stdin pipe, not /dev/null', async () => {
@@ -100,7 +119,10 @@ describe('launchProcess', () => {
     const lines: string[] = [];
     const proc = launch({
       command: process.execPath,
-      args: ['-e', "process.on('SIGTERM', () => console.log('got TERM')); console.log('ready'); setInterval(() => {}, 1000)"],
+      args: [
+        '-e',
+        "process.on('SIGTERM', () => console.log('got TERM')); console.log('ready'); setInterval(() => {}, 1000)",
+      ],
       onLine: (_s, l) => lines.push(l),
     });
     await lineMatching(lines, /^ready$/);
@@ -119,33 +141,44 @@ describe('launchProcess', () => {
 
   it('stop() returns as soon as a cooperative child exits on TERM', async () => {
     const lines: string[] = [];
-    const proc = launch({ command: 'sh', args: ['-c', 'echo ready; exec sleep 1000'], onLine: (_s, l) => lines.push(l) });
+    const proc = launch({
+      command: 'sh',
+      args: ['-c', 'echo ready; exec sleep 1000'],
+      onLine: (_s, l) => lines.push(l),
+    });
     await lineMatching(lines, /^ready$/);
     const t0 = performance.now();
     expect(await proc.stop(5_000)).toEqual({ code: null, signal: 'SIGTERM' });
     expect(performance.now() - t0).toBeLessThan(1_000);
   });
 
-  it.each([false, true])('stop() kills grandchildren in the group, even TERM-ignoring ones (groupShim: %s)', async (groupShim) => {
-    const lines: string[] = [];
-    const proc = launch({
-      command: 'sh',
-      args: ['-c', 'sleep 1000 & echo "gc $!"; (trap "" TERM; exec sleep 1000) & echo "gc $!"; wait'],
-      groupShim,
-      shimGraceMs: 300,
-      onLine: (_s, l) => lines.push(l),
-    });
-    await waitFor(() => lines.length >= 2, 5_000);
-    const grandchildren = lines.map((l) => Number(l.split(' ')[1]));
-    grandchildren.forEach(trackPid);
-    expect(grandchildren.every(isAlive)).toBe(true);
-    await proc.stop(300);
-    expect(await waitFor(() => !grandchildren.some(isAlive), 2_000)).toBe(true);
-  });
+  it.each([false, true])(
+    'stop() kills grandchildren in the group, even TERM-ignoring ones (groupShim: %s)',
+    async (groupShim) => {
+      const lines: string[] = [];
+      const proc = launch({
+        command: 'sh',
+        args: ['-c', 'sleep 1000 & echo "gc $!"; (trap "" TERM; exec sleep 1000) & echo "gc $!"; wait'],
+        groupShim,
+        shimGraceMs: 300,
+        onLine: (_s, l) => lines.push(l),
+      });
+      await waitFor(() => lines.length >= 2, 5_000);
+      const grandchildren = lines.map((l) => Number(l.split(' ')[1]));
+      grandchildren.forEach(trackPid);
+      expect(grandchildren.every(isAlive)).toBe(true);
+      await proc.stop(300);
+      expect(await waitFor(() => !grandchildren.some(isAlive), 2_000)).toBe(true);
+    },
+  );
 
   it('kills what a worker leaves in its group when it exits', async () => {
     const lines: string[] = [];
-    const proc = launch({ command: 'sh', args: ['-c', 'sleep 1000 & echo "gc $!"; exit 3'], onLine: (_s, l) => lines.push(l) });
+    const proc = launch({
+      command: 'sh',
+      args: ['-c', 'sleep 1000 & echo "gc $!"; exit 3'],
+      onLine: (_s, l) => lines.push(l),
+    });
     // The grandchild holds stdout open; exited must not wait for it forever.
     expect(await proc.exited).toEqual({ code: 3, signal: null });
     const gc = Number(await lineMatching(lines, /^gc (\d+)$/));
@@ -174,7 +207,9 @@ describe('launchProcess', () => {
     beforeAll(() => requireBuilt('launch/launch-process.ts'));
 
     function startIntermediate(mode: string): { kill(): Promise<void>; lines: string[] } {
-      const child = spawn(process.execPath, [join(FIXTURES, 'intermediate-parent.mjs'), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [join(FIXTURES, 'intermediate-parent.mjs'), mode], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       trackPid(child.pid);
       const lines: string[] = [];
       createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));

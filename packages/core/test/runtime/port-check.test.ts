@@ -25,8 +25,15 @@ describe('ensurePortFree', () => {
         (e: unknown) => e,
       );
       expect(isOmniError(err) && err.code).toBe('OMNI_PORT_IN_USE');
-      expect((err as Error).message).toBe(`stage 2 replica 1: port ${held.port} is already in use on this host (EADDRINUSE)`);
-      expect(isOmniError(err) && err.context).toMatchObject({ stage_id: 2, replica_id: 1, phase: 'spawn', port: held.port });
+      expect((err as Error).message).toBe(
+        `stage 2 replica 1: port ${held.port} is already in use on this host (EADDRINUSE)`,
+      );
+      expect(isOmniError(err) && err.context).toMatchObject({
+        stage_id: 2,
+        replica_id: 1,
+        phase: 'spawn',
+        port: held.port,
+      });
     } finally {
       await close(held.server);
     }

@@ -12,7 +12,12 @@ import { PACKAGES_DIR, parse, tsFilesUnder } from './source-files.js';
 function importsOf(file: string, files: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const stmt of parse(file).statements) {
-    const spec = (ts.isImportDeclaration(stmt) || ts.isExportDeclaration(stmt)) && stmt.moduleSpecifier && ts.isStringLiteral(stmt.moduleSpecifier) ? stmt.moduleSpecifier.text : null;
+    const spec =
+      (ts.isImportDeclaration(stmt) || ts.isExportDeclaration(stmt)) &&
+      stmt.moduleSpecifier &&
+      ts.isStringLiteral(stmt.moduleSpecifier)
+        ? stmt.moduleSpecifier.text
+        : null;
     if (spec === null || !spec.startsWith('.')) continue;
     const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
     if (files.has(target)) out.push(target);
@@ -60,7 +65,9 @@ const packages = readdirSync(PACKAGES_DIR).filter((p) => existsSync(join(PACKAGE
 describe('import cycles', () => {
   it('the detector finds a cycle when there is one', () => {
     const fixtures = join(PACKAGES_DIR, 'core', 'test', 'structure', 'fixtures', 'cycle');
-    expect(importCycles(tsFilesUnder(fixtures)).map((c) => c.map((f) => relative(fixtures, f)))).toEqual([['a.ts', 'b.ts']]);
+    expect(importCycles(tsFilesUnder(fixtures)).map((c) => c.map((f) => relative(fixtures, f)))).toEqual([
+      ['a.ts', 'b.ts'],
+    ]);
   });
 
   it.each(packages)('none in packages/%s/src', (pkg) => {

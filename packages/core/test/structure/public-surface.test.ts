@@ -19,7 +19,13 @@ let program: ts.Program | undefined;
 function undocumented(entry: string): string[] {
   const file = entryFile(entry);
   // One program for every entry point: building it is the slow part.
-  program ??= ts.createProgram(ENTRY_POINTS.map(entryFile), { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, noEmit: true, types: [] });
+  program ??= ts.createProgram(ENTRY_POINTS.map(entryFile), {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    noEmit: true,
+    types: [],
+  });
   const checker = program.getTypeChecker();
   const moduleSymbol = checker.getSymbolAtLocation(program.getSourceFile(file)!)!;
   return checker
@@ -45,7 +51,15 @@ describe('the public surface of @omnistage/core', () => {
   });
 
   it('keeps planning internals and runtime building blocks out of the root', () => {
-    for (const internal of ['splitDevicesForReplicas', 'computeReplicaLayout', 'acquireDeviceLocks', 'launchProcess', 'ControlServer', 'writePayload', 'createStageConfig']) {
+    for (const internal of [
+      'splitDevicesForReplicas',
+      'computeReplicaLayout',
+      'acquireDeviceLocks',
+      'launchProcess',
+      'ControlServer',
+      'writePayload',
+      'createStageConfig',
+    ]) {
       expect(Object.keys(root), internal).not.toContain(internal);
     }
   });

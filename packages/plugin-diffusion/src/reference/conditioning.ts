@@ -19,7 +19,10 @@ export function conditioningFromInput(input: unknown, read?: PayloadReader): str
     const o = input as Record<string, unknown>;
     const tensor = o['tensor'];
     const bytes = tensorBytes(tensor, read);
-    if (bytes) return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength - (bytes.byteLength % 4)));
+    if (bytes)
+      return new Float32Array(
+        bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength - (bytes.byteLength % 4)),
+      );
     if (typeof o['text'] === 'string') return o['text'];
     if (typeof o['prompt'] === 'string') return o['prompt'];
     return JSON.stringify(o);

@@ -28,7 +28,10 @@ async function main(): Promise<void> {
   if (early['fail_phase'] === 'hello') process.exit(failCode);
   const conn = await connectToOrchestrator();
   const args = conn.welcome.engine_args as Record<string, unknown>;
-  const defaults = ((conn.welcome.metadata as Record<string, unknown>)['default_sampling_params'] ?? {}) as Record<string, unknown>;
+  const defaults = ((conn.welcome.metadata as Record<string, unknown>)['default_sampling_params'] ?? {}) as Record<
+    string,
+    unknown
+  >;
   if (typeof args['init_delay_ms'] === 'number') await sleep(args['init_delay_ms']);
   if (args['fail_phase'] === 'ready') process.exit(failCode);
 
@@ -57,7 +60,15 @@ async function main(): Promise<void> {
         });
         // The PNG goes through the stage's connector: inline (with `data_base64`) when small,
         // shared memory above the threshold; the output is the reference plus the image fields.
-        const out = { kind: 'image', mime: 'image/png', width, height, index: i, reference_engine: true, ...(await conn.putPayload(png, { mime: 'image/png' })) } as JsonObject;
+        const out = {
+          kind: 'image',
+          mime: 'image/png',
+          width,
+          height,
+          index: i,
+          reference_engine: true,
+          ...(await conn.putPayload(png, { mime: 'image/png' })),
+        } as JsonObject;
         if (i === count - 1) stream.end(out);
         else stream.write(out);
         await sleep(0);

@@ -36,7 +36,12 @@ function coerce(params: Record<string, unknown>): ReferenceSamplingParams {
     return typeof v === 'number' && Number.isFinite(v) ? v : d;
   };
   const stopRaw = params['stop'];
-  const stop = typeof stopRaw === 'string' ? [stopRaw] : Array.isArray(stopRaw) ? stopRaw.filter((s): s is string => typeof s === 'string') : [];
+  const stop =
+    typeof stopRaw === 'string'
+      ? [stopRaw]
+      : Array.isArray(stopRaw)
+        ? stopRaw.filter((s): s is string => typeof s === 'string')
+        : [];
   return {
     temperature: Math.max(0, num('temperature', DEFAULT_REFERENCE_SAMPLING.temperature)),
     top_k: Math.trunc(num('top_k', DEFAULT_REFERENCE_SAMPLING.top_k)),
@@ -133,6 +138,12 @@ export function* generateTokens(
     text = next;
     previous = token;
     const last = step === p.max_tokens - 1;
-    yield { index: step, token_id: token, text: piece, ...(hidden ? { hidden } : {}), finish_reason: last ? 'length' : null };
+    yield {
+      index: step,
+      token_id: token,
+      text: piece,
+      ...(hidden ? { hidden } : {}),
+      finish_reason: last ? 'length' : null,
+    };
   }
 }

@@ -45,7 +45,10 @@ export function readKnobs(engineArgs: Record<string, unknown>): ReferenceKnobs {
     load_ms: nonNegative(engineArgs['load_ms'], 0),
     profile_ms: nonNegative(engineArgs['profile_ms'], 0),
     init_phases: engineArgs['init_phases'] === true,
-    window_fault: engineArgs['window_fault'] === 'exit' || engineArgs['window_fault'] === 'hang' ? engineArgs['window_fault'] : null,
+    window_fault:
+      engineArgs['window_fault'] === 'exit' || engineArgs['window_fault'] === 'hang'
+        ? engineArgs['window_fault']
+        : null,
     wedge_on_request: engineArgs['wedge_on_request'] === true,
   };
 }
@@ -58,7 +61,9 @@ export function engineArgsFromEnv(env: NodeJS.ProcessEnv): Record<string, unknow
   if (!raw) return {};
   try {
     const parsed: unknown = JSON.parse(raw);
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
   } catch {
     return {};
   }

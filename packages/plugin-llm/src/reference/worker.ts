@@ -3,7 +3,14 @@
  * generates text token by token, deterministically (see generate.ts). Started by the `reference`
  * engine of stage type `llm`; its test knobs (knobs.ts) reproduce slow, failing and hanging engines.
  */
-import { connectToOrchestrator, findPayloadRefs, type JsonObject, type PayloadRef, type RequestStream, type WorkerRequest } from '@omnistage/core/worker';
+import {
+  connectToOrchestrator,
+  findPayloadRefs,
+  type JsonObject,
+  type PayloadRef,
+  type RequestStream,
+  type WorkerRequest,
+} from '@omnistage/core/worker';
 import { generateTokens } from './generate.js';
 import { engineArgsFromEnv, readKnobs } from './knobs.js';
 import { promptFromInput } from './prompt-from-input.js';
@@ -42,7 +49,9 @@ async function main(): Promise<void> {
   if (knobs.load_ms > 0) await sleep(knobs.load_ms);
   await conn.exclusive(async () => {
     if (knobs.window_fault === 'exit') {
-      process.stderr.write(`reference engine: exiting inside its init window (window_fault=exit, exit ${knobs.fail_exit_code})\n`);
+      process.stderr.write(
+        `reference engine: exiting inside its init window (window_fault=exit, exit ${knobs.fail_exit_code})\n`,
+      );
       process.exit(knobs.fail_exit_code);
     }
     if (knobs.window_fault === 'hang') {
@@ -61,7 +70,10 @@ async function main(): Promise<void> {
     const bytes = await conn.getPayload(ref);
     if (ref.dtype === 'float32' && Array.isArray(ref.shape)) {
       const expected = ref.shape.reduce((a, b) => a * b, 1) * 4;
-      if (bytes.byteLength !== expected) throw new Error(`upstream tensor ${ref.key}: ${bytes.byteLength} bytes for shape [${ref.shape.join(', ')}] (float32 needs ${expected})`);
+      if (bytes.byteLength !== expected)
+        throw new Error(
+          `upstream tensor ${ref.key}: ${bytes.byteLength} bytes for shape [${ref.shape.join(', ')}] (float32 needs ${expected})`,
+        );
     }
     return bytes;
   };
@@ -95,13 +107,22 @@ async function main(): Promise<void> {
     // Media and tensors go through the stage's connector: inline when small, shared memory above
     // the threshold (an inline reference still carries `data_base64`, like the older shapes).
     const out: Record<string, unknown> = audio
-      ? { kind: 'audio', mime: 'audio/wav', text, token_ids: tokens, ...(await conn.putPayload(tokensToWav(tokens), { mime: 'audio/wav' })) }
+      ? {
+          kind: 'audio',
+          mime: 'audio/wav',
+          text,
+          token_ids: tokens,
+          ...(await conn.putPayload(tokensToWav(tokens), { mime: 'audio/wav' })),
+        }
       : { kind: 'final', text, token_ids: tokens, finish_reason: finish ?? 'length' };
     // Says so in every output: text from a stand-in must not be mistaken for a model's answer.
     out['reference_engine'] = true;
     if (latent) {
       const f32 = new Float32Array(hidden);
-      out['tensor'] = await conn.putPayload(new Uint8Array(f32.buffer), { dtype: 'float32', shape: [hidden.length / hiddenSize, hiddenSize] });
+      out['tensor'] = await conn.putPayload(new Uint8Array(f32.buffer), {
+        dtype: 'float32',
+        shape: [hidden.length / hiddenSize, hiddenSize],
+      });
     }
     stream.end(out as JsonObject);
   };

@@ -15,7 +15,9 @@ export interface AttachVllmServeOptions {
 export function modelIdsOf(answer: unknown): string[] {
   const data = (answer as { data?: unknown } | null)?.data;
   if (!Array.isArray(data)) return [];
-  return data.map((m) => (m as { id?: unknown } | null)?.id).filter((id): id is string => typeof id === 'string' && id !== '');
+  return data
+    .map((m) => (m as { id?: unknown } | null)?.id)
+    .filter((id): id is string => typeof id === 'string' && id !== '');
 }
 
 /** The name vLLM serves a replica under, from its engine args: `served_model_name` (first), else the model. */
@@ -41,12 +43,17 @@ export async function attachVllmServe(
   const { replica } = rt;
   const { stage_id, replica_id } = replica;
   const worker = replica.worker;
-  const readinessUrl = worker.readiness_url ?? (worker.port === undefined ? undefined : `http://127.0.0.1:${worker.port}/v1/models`);
+  const readinessUrl =
+    worker.readiness_url ?? (worker.port === undefined ? undefined : `http://127.0.0.1:${worker.port}/v1/models`);
   if (readinessUrl === undefined) {
-    throw new OmniError('OMNI_INTERNAL', `stage ${stage_id} replica ${replica_id}: a vllm worker has neither readiness_url nor port`, {
-      context: { stage_id, replica_id, phase: 'ready' },
-      hint: 'a bug in the engine plugin that resolved this worker',
-    });
+    throw new OmniError(
+      'OMNI_INTERNAL',
+      `stage ${stage_id} replica ${replica_id}: a vllm worker has neither readiness_url nor port`,
+      {
+        context: { stage_id, replica_id, phase: 'ready' },
+        hint: 'a bug in the engine plugin that resolved this worker',
+      },
+    );
   }
   const baseUrl = new URL(readinessUrl).origin;
   const modelsUrl = `${baseUrl}/v1/models`;
@@ -68,10 +75,14 @@ export async function attachVllmServe(
   }
   const model = ids[0] ?? servedNameFromArgs(replica.engine_args);
   if (model === undefined) {
-    throw new OmniError('OMNI_PROTOCOL', `stage ${stage_id} replica ${replica_id}: ${modelsUrl} lists no model, and the engine args name none`, {
-      context: { stage_id, replica_id, phase: 'ready', pid: proc.pid },
-      hint: 'the server on this port does not look like vllm serve',
-    });
+    throw new OmniError(
+      'OMNI_PROTOCOL',
+      `stage ${stage_id} replica ${replica_id}: ${modelsUrl} lists no model, and the engine args name none`,
+      {
+        context: { stage_id, replica_id, phase: 'ready', pid: proc.pid },
+        hint: 'the server on this port does not look like vllm serve',
+      },
+    );
   }
   return new OpenAiCompletionsConnection({
     baseUrl,

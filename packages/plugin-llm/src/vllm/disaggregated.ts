@@ -74,13 +74,22 @@ export function nixlEdgeFlow(producer: ReplicaPlan, consumer: ReplicaPlan): Edge
       const kv = record(record(source.data)?.['kv_transfer_params']);
       if (kv === null) {
         // The prefill connection already refuses such an answer; this guards a custom engine in between.
-        throw new OmniError('OMNI_KV_TRANSFER_MISSING', `stage ${source.stage_id} replica ${source.replica_id} answered request ${ctx.request_id} without kv_transfer_params, so stage ${ctx.stage.stage_id} cannot decode it`, {
-          context: { stage_id: source.stage_id, replica_id: source.replica_id, request_id: ctx.request_id },
-          hint: 'the prefill replica must run vllm serve with --kv-transfer-config naming NixlConnector (vLLM ≥ 0.9)',
-        });
+        throw new OmniError(
+          'OMNI_KV_TRANSFER_MISSING',
+          `stage ${source.stage_id} replica ${source.replica_id} answered request ${ctx.request_id} without kv_transfer_params, so stage ${ctx.stage.stage_id} cannot decode it`,
+          {
+            context: { stage_id: source.stage_id, replica_id: source.replica_id, request_id: ctx.request_id },
+            hint: 'the prefill replica must run vllm serve with --kv-transfer-config naming NixlConnector (vLLM ≥ 0.9)',
+          },
+        );
       }
       const params = record(record(source.data)?.['request_params']) ?? {};
-      return { user_input: ctx.userInput, kv_transfer_params: kv, params, prefill: { stage_id: source.stage_id, replica_id: source.replica_id } };
+      return {
+        user_input: ctx.userInput,
+        kv_transfer_params: kv,
+        params,
+        prefill: { stage_id: source.stage_id, replica_id: source.replica_id },
+      };
     },
   };
 }

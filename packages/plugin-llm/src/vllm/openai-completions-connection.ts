@@ -28,7 +28,8 @@ const RENAMED_FIELDS: Readonly<Record<string, string>> = {
 /** Body keys the connection owns; sampling params cannot override them. */
 const OWNED_FIELDS = new Set(['model', 'prompt', 'messages', 'stream', 'stream_options', 'kv_transfer_params']);
 
-const isTokenIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));
+const isTokenIds = (v: unknown): v is number[] =>
+  Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));
 
 /**
  * The `prompt` of a completions request for a stage input: a string as is, a list of token ids as
@@ -57,12 +58,20 @@ export function completionPromptFromInput(input: unknown): string | number[] | u
  * left out. Other keys are passed by name (vLLM ignores, with a warning, fields it does not know).
  * `stream: true` and `return_token_ids: true` (so token chunks carry ids) unless params set it.
  */
-export function completionRequestBody(model: string, prompt: string | number[], params: Record<string, unknown>): Record<string, unknown> {
+export function completionRequestBody(
+  model: string,
+  prompt: string | number[],
+  params: Record<string, unknown>,
+): Record<string, unknown> {
   return requestBody({ model, prompt }, params);
 }
 
 /** {@link completionRequestBody} for a chat: `messages` instead of `prompt` (`POST /v1/chat/completions`). */
-export function chatRequestBody(model: string, messages: unknown[], params: Record<string, unknown>): Record<string, unknown> {
+export function chatRequestBody(
+  model: string,
+  messages: unknown[],
+  params: Record<string, unknown>,
+): Record<string, unknown> {
   return requestBody({ model, messages }, params);
 }
 
@@ -127,7 +136,8 @@ function errorMessageOf(text: string): string {
     }
     if (typeof err === 'string') return excerpt(err);
     if (typeof j['message'] === 'string') return excerpt(j['message']);
-    if (j['detail'] !== undefined) return excerpt(typeof j['detail'] === 'string' ? j['detail'] : JSON.stringify(j['detail']));
+    if (j['detail'] !== undefined)
+      return excerpt(typeof j['detail'] === 'string' ? j['detail'] : JSON.stringify(j['detail']));
   } catch {
     // not JSON
   }
@@ -138,7 +148,8 @@ function hintForStatus(status: number): string {
   if (status === 400 || status === 422) {
     return "vLLM rejected the request: check the prompt and sampling params against the model's limits (e.g. max_tokens vs --max-model-len)";
   }
-  if (status === 404) return 'the replica does not serve this model name or endpoint; check served_model_name and that the engine is `vllm serve`';
+  if (status === 404)
+    return 'the replica does not serve this model name or endpoint; check served_model_name and that the engine is `vllm serve`';
   if (status >= 500) return "the engine failed while serving the request; see the replica's log lines";
   return "see the replica's log lines";
 }
@@ -174,7 +185,13 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
   constructor(options: OpenAiCompletionsConnectionOptions) {
     this.#opts = options;
     this.#url = `${options.baseUrl}/v1/completions`;
-    this.info = { engine: 'vllm', base_url: options.baseUrl, model: options.model, models: [...options.modelIds], ...options.info };
+    this.info = {
+      engine: 'vllm',
+      base_url: options.baseUrl,
+      model: options.model,
+      models: [...options.modelIds],
+      ...options.info,
+    };
   }
 
   get #label(): string {
@@ -182,10 +199,22 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
   }
 
   #context(requestId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return { stage_id: this.#opts.stageId, replica_id: this.#opts.replicaId, request_id: requestId, phase: 'running', ...extra };
+    return {
+      stage_id: this.#opts.stageId,
+      replica_id: this.#opts.replicaId,
+      request_id: requestId,
+      phase: 'running',
+      ...extra,
+    };
   }
 
-  #failed(requestId: string, message: string, hint: string, extra: Record<string, unknown> = {}, cause?: unknown): OmniError {
+  #failed(
+    requestId: string,
+    message: string,
+    hint: string,
+    extra: Record<string, unknown> = {},
+    cause?: unknown,
+  ): OmniError {
     return new OmniError('OMNI_REQUEST_FAILED', `${this.#label} failed request ${requestId}: ${message}`, {
       context: this.#context(requestId, extra),
       hint,
@@ -201,10 +230,14 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     if (this.#opts.disaggregated === 'decode') {
       if (!isDecodeInput(input)) {
         // Never send it: without the prefill's params, vLLM would prefill the prompt again.
-        throw new OmniError('OMNI_KV_TRANSFER_MISSING', `${this.#label} decodes for a NixlConnector edge; request ${id} carries no kv_transfer_params of a prefill, so it was not sent`, {
-          context: this.#context(id),
-          hint: 'the decode stage must read from its prefill stage (engine_input_source) without a custom_process_input_func that drops kv_transfer_params',
-        });
+        throw new OmniError(
+          'OMNI_KV_TRANSFER_MISSING',
+          `${this.#label} decodes for a NixlConnector edge; request ${id} carries no kv_transfer_params of a prefill, so it was not sent`,
+          {
+            context: this.#context(id),
+            hint: 'the decode stage must read from its prefill stage (engine_input_source) without a custom_process_input_func that drops kv_transfer_params',
+          },
+        );
       }
       kv = input.kv_transfer_params;
       original = input.params;
@@ -213,14 +246,22 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     const params = { ...(this.#opts.defaultSamplingParams ?? {}), ...original, ...req.params };
     const n = params['n'];
     if (typeof n === 'number' && n > 1) {
-      throw this.#failed(id, `n=${n} asks for several sequences; this connection streams one`, 'set n to 1 (run several requests for several samples)');
+      throw this.#failed(
+        id,
+        `n=${n} asks for several sequences; this connection streams one`,
+        'set n to 1 (run several requests for several samples)',
+      );
     }
     let messages: unknown[] | undefined;
     try {
       messages = chatMessagesFromInput(input);
     } catch (err) {
       if (!(err instanceof ChatInputError)) throw err;
-      throw this.#failed(id, `cannot make a chat request from the input: ${err.message}`, 'send chat media as data URLs (images) or wav/mp3 (audio), one per <image>/<audio> place');
+      throw this.#failed(
+        id,
+        `cannot make a chat request from the input: ${err.message}`,
+        'send chat media as data URLs (images) or wav/mp3 (audio), one per <image>/<audio> place',
+      );
     }
     let body: Record<string, unknown>;
     if (messages !== undefined) {
@@ -228,7 +269,11 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     } else {
       const prompt = completionPromptFromInput(input);
       if (prompt === undefined) {
-        throw this.#failed(id, `cannot make a completion prompt from the input (${excerpt(JSON.stringify(input) ?? String(input))})`, 'a vllm stage takes a string, token ids, chat messages, or an upstream output with `text`');
+        throw this.#failed(
+          id,
+          `cannot make a completion prompt from the input (${excerpt(JSON.stringify(input) ?? String(input))})`,
+          'a vllm stage takes a string, token ids, chat messages, or an upstream output with `text`',
+        );
       }
       body = completionRequestBody(this.#opts.model, prompt, params);
     }
@@ -245,18 +290,33 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
 
   /** The final chunk of a prefill's (non-streamed) answer; an answer without `kv_transfer_params` is an error naming this replica. */
   async #prefillAnswer(id: string, url: string, res: Response): Promise<Record<string, unknown>> {
-    const answer = (await res.json().catch(() => null)) as { choices?: CompletionChoice[]; kv_transfer_params?: unknown } | null;
+    const answer = (await res.json().catch(() => null)) as {
+      choices?: CompletionChoice[];
+      kv_transfer_params?: unknown;
+    } | null;
     const choice = answer?.choices?.find((c) => (c.index ?? 0) === 0);
     const kv = answer?.kv_transfer_params;
     if (typeof kv !== 'object' || kv === null || Array.isArray(kv)) {
-      throw new OmniError('OMNI_KV_TRANSFER_MISSING', `${this.#label} (pid ${String(this.info['pid'] ?? '?')}) answered the prefill of request ${id} (POST ${url}) without kv_transfer_params; omnistage does not prefill again on the decode side`, {
-        context: this.#context(id),
-        hint: 'this vllm serve does not run NixlConnector (check --kv-transfer-config in its command line) or its vLLM is older than 0.9',
-      });
+      throw new OmniError(
+        'OMNI_KV_TRANSFER_MISSING',
+        `${this.#label} (pid ${String(this.info['pid'] ?? '?')}) answered the prefill of request ${id} (POST ${url}) without kv_transfer_params; omnistage does not prefill again on the decode side`,
+        {
+          context: this.#context(id),
+          hint: 'this vllm serve does not run NixlConnector (check --kv-transfer-config in its command line) or its vLLM is older than 0.9',
+        },
+      );
     }
-    const ids = Array.isArray(choice?.token_ids) ? choice.token_ids.filter((x): x is number => Number.isInteger(x)) : null;
+    const ids = Array.isArray(choice?.token_ids)
+      ? choice.token_ids.filter((x): x is number => Number.isInteger(x))
+      : null;
     const text = choice?.text ?? choice?.message?.content ?? '';
-    return { kind: 'final', text, token_ids: ids, finish_reason: choice?.finish_reason ?? null, kv_transfer_params: kv };
+    return {
+      kind: 'final',
+      text,
+      token_ids: ids,
+      finish_reason: choice?.finish_reason ?? null,
+      kv_transfer_params: kv,
+    };
   }
 
   async *request(req: ReplicaRequest, signal?: AbortSignal): AsyncIterable<ReplicaOutputChunk> {
@@ -268,7 +328,10 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
       });
     }
     const cancelled = (): OmniError =>
-      new OmniError('OMNI_CANCELLED', `request ${id} was aborted`, { context: this.#context(id), cause: signal?.reason });
+      new OmniError('OMNI_CANCELLED', `request ${id} was aborted`, {
+        context: this.#context(id),
+        cause: signal?.reason,
+      });
     if (signal?.aborted === true) throw cancelled();
 
     const { url, body } = this.#requestOf(id, req);
@@ -289,24 +352,43 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
       try {
         res = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: body['stream'] === true ? 'text/event-stream' : 'application/json' },
+          headers: {
+            'content-type': 'application/json',
+            accept: body['stream'] === true ? 'text/event-stream' : 'application/json',
+          },
           body: JSON.stringify(body),
           signal: ctrl.signal,
         });
       } catch (err) {
         if (ctrl.signal.aborted) throw err;
-        throw this.#failed(id, `POST ${url} failed (${describeFetchError(err)})`, 'the replica is not answering HTTP; it may have exited (see its log lines)', {}, err);
+        throw this.#failed(
+          id,
+          `POST ${url} failed (${describeFetchError(err)})`,
+          'the replica is not answering HTTP; it may have exited (see its log lines)',
+          {},
+          err,
+        );
       }
       if (!res.ok || res.body === null) {
         const bodyText = await res.text().catch(() => '');
-        throw this.#failed(id, `POST ${url} answered HTTP ${res.status}: ${errorMessageOf(bodyText)}`, hintForStatus(res.status), {
-          status: res.status,
-          body: excerpt(bodyText),
-        });
+        throw this.#failed(
+          id,
+          `POST ${url} answered HTTP ${res.status}: ${errorMessageOf(bodyText)}`,
+          hintForStatus(res.status),
+          {
+            status: res.status,
+            body: excerpt(bodyText),
+          },
+        );
       }
       if (body['stream'] !== true) {
         // The request's own params go along: the decode request is the original request.
-        yield { request_id: id, seq: seq++, data: { ...(await this.#prefillAnswer(id, url, res)), request_params: req.params }, done: true };
+        yield {
+          request_id: id,
+          seq: seq++,
+          data: { ...(await this.#prefillAnswer(id, url, res)), request_params: req.params },
+          done: true,
+        };
         return;
       }
       try {
@@ -319,33 +401,65 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
           try {
             event = JSON.parse(data) as Record<string, unknown>;
           } catch (err) {
-            throw this.#failed(id, `the stream sent an event that is not JSON: ${excerpt(data)}`, 'the server on this port is not vLLM, or broke the OpenAI streaming format', {}, err);
+            throw this.#failed(
+              id,
+              `the stream sent an event that is not JSON: ${excerpt(data)}`,
+              'the server on this port is not vLLM, or broke the OpenAI streaming format',
+              {},
+              err,
+            );
           }
           if (event['error'] !== undefined || event['object'] === 'error') {
-            throw this.#failed(id, `the stream reported an error: ${errorMessageOf(data)}`, hintForStatus(Number((event['error'] as { code?: unknown } | undefined)?.code ?? event['code']) || 500));
+            throw this.#failed(
+              id,
+              `the stream reported an error: ${errorMessageOf(data)}`,
+              hintForStatus(Number((event['error'] as { code?: unknown } | undefined)?.code ?? event['code']) || 500),
+            );
           }
           const choices = Array.isArray(event['choices']) ? (event['choices'] as CompletionChoice[]) : [];
           // A usage-only event has no choices; anything but choice 0 cannot occur with n = 1.
           const choice = choices.find((c) => (c.index ?? 0) === 0);
           if (choice === undefined) continue;
-          const delta = typeof choice.text === 'string' ? choice.text : typeof choice.delta?.content === 'string' ? choice.delta.content : '';
-          const chunkIds = Array.isArray(choice.token_ids) ? choice.token_ids.filter((x): x is number => Number.isInteger(x)) : null;
+          const delta =
+            typeof choice.text === 'string'
+              ? choice.text
+              : typeof choice.delta?.content === 'string'
+                ? choice.delta.content
+                : '';
+          const chunkIds = Array.isArray(choice.token_ids)
+            ? choice.token_ids.filter((x): x is number => Number.isInteger(x))
+            : null;
           if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
           if (delta === '' && (chunkIds === null || chunkIds.length === 0)) continue;
           if (chunkIds === null) idsComplete = false;
           else ids.push(...chunkIds);
           text += delta;
-          const data2: Record<string, unknown> = { kind: 'token', index, token_id: chunkIds?.length === 1 ? chunkIds[0] : null, text: delta };
+          const data2: Record<string, unknown> = {
+            kind: 'token',
+            index,
+            token_id: chunkIds?.length === 1 ? chunkIds[0] : null,
+            text: delta,
+          };
           if (chunkIds !== null && chunkIds.length > 1) data2['token_ids'] = chunkIds;
           index += chunkIds !== null && chunkIds.length > 0 ? chunkIds.length : 1;
           yield { request_id: id, seq: seq++, data: data2, done: false };
         }
       } catch (err) {
         if (ctrl.signal.aborted || isOmniError(err)) throw err;
-        throw this.#failed(id, `the stream from ${url} broke off (${describeFetchError(err)})`, 'the replica may have exited while generating; see its log lines', {}, err);
+        throw this.#failed(
+          id,
+          `the stream from ${url} broke off (${describeFetchError(err)})`,
+          'the replica may have exited while generating; see its log lines',
+          {},
+          err,
+        );
       }
       if (!sawDone && finish === null) {
-        throw this.#failed(id, `the stream from ${url} ended before [DONE]`, 'the replica may have exited while generating; see its log lines');
+        throw this.#failed(
+          id,
+          `the stream from ${url} ended before [DONE]`,
+          'the replica may have exited while generating; see its log lines',
+        );
       }
       yield {
         request_id: id,
@@ -388,10 +502,14 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     this.#closed = true;
     for (const [ctrl, id] of this.#inflight) {
       ctrl.abort(
-        new OmniError('OMNI_WORKER_EXITED', `${this.#label}: the connection was closed while request ${id} was in flight`, {
-          context: { ...this.#context(id), phase: 'running' },
-          hint: 'the replica exited or crashed while serving',
-        }),
+        new OmniError(
+          'OMNI_WORKER_EXITED',
+          `${this.#label}: the connection was closed while request ${id} was in flight`,
+          {
+            context: { ...this.#context(id), phase: 'running' },
+            hint: 'the replica exited or crashed while serving',
+          },
+        ),
       );
     }
     this.#inflight.clear();

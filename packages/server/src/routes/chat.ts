@@ -5,7 +5,14 @@ import type { OutputPiece } from '../outputs.js';
 import { chatCompletionBody, type ChatCompletionRequest } from '../schemas.js';
 import { openSse, type SseStream } from '../sse.js';
 import type { ServedPipeline } from '../served-pipeline.js';
-import { checkModel, finalTypes, generatePieces, nowSeconds, stageParams, type GenerationContext } from './generation.js';
+import {
+  checkModel,
+  finalTypes,
+  generatePieces,
+  nowSeconds,
+  stageParams,
+  type GenerationContext,
+} from './generation.js';
 
 const ENDPOINT = '/v1/chat/completions';
 
@@ -22,7 +29,10 @@ function modalityChoices(p: ServedPipeline, requested: string[] | undefined): Mo
   return [...new Set(wanted)].map((modality, index) => {
     const stages = new Set(p.stages.filter((s) => s.final_output_type === modality).map((s) => s.stage_id));
     if (stages.size === 0) {
-      throw badField('modalities', `this pipeline cannot produce "${modality}"; its final outputs are: ${have.join(', ') || 'none'}`);
+      throw badField(
+        'modalities',
+        `this pipeline cannot produce "${modality}"; its final outputs are: ${have.join(', ') || 'none'}`,
+      );
     }
     return { index, modality, stages };
   });
@@ -32,7 +42,10 @@ function choiceOf(choices: ModalityChoice[], piece: OutputPiece): ModalityChoice
   return choices.find((c) => c.stages.has(piece.stage_id));
 }
 
-const imagePart = (piece: { mime: string; data_base64: string }): unknown => ({ type: 'image_url', image_url: { url: `data:${piece.mime};base64,${piece.data_base64}` } });
+const imagePart = (piece: { mime: string; data_base64: string }): unknown => ({
+  type: 'image_url',
+  image_url: { url: `data:${piece.mime};base64,${piece.data_base64}` },
+});
 
 /** `POST /v1/chat/completions`: messages in (text, images, audio), text/audio/image out, streaming or not. */
 export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
@@ -52,7 +65,11 @@ export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
       let sse: SseStream | null = null;
       const send = (index: number, delta: Record<string, unknown>, finish: string | null = null): void => {
         sse ??= openSse(reply);
-        sse.send({ ...head, object: 'chat.completion.chunk', choices: [{ index, delta, finish_reason: finish, logprobs: null }] });
+        sse.send({
+          ...head,
+          object: 'chat.completion.chunk',
+          choices: [{ index, delta, finish_reason: finish, logprobs: null }],
+        });
       };
       const finished = new Set<number>();
       try {
@@ -63,7 +80,11 @@ export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
           else if (piece.type === 'text-final') {
             send(c.index, {}, piece.finish_reason);
             finished.add(c.index);
-          } else if (piece.type === 'audio') send(c.index, { role: 'assistant', audio: { id: `audio-${scope.requestId}`, data: piece.data_base64, transcript: '' } });
+          } else if (piece.type === 'audio')
+            send(c.index, {
+              role: 'assistant',
+              audio: { id: `audio-${scope.requestId}`, data: piece.data_base64, transcript: '' },
+            });
           else send(c.index, { role: 'assistant', content: [imagePart(piece)] });
         }
         for (const c of choices) if (!finished.has(c.index)) send(c.index, {}, 'stop');
@@ -88,8 +109,15 @@ export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
         if (piece.type === 'text-final') {
           m['content'] = piece.text;
           finish.set(c.index, piece.finish_reason);
-        } else if (piece.type === 'audio') m['audio'] = { id: `audio-${scope.requestId}`, data: piece.data_base64, expires_at: head.created + 3600, transcript: '' };
-        else if (piece.type === 'image') m['content'] = [...((m['content'] as unknown[] | null) ?? []), imagePart(piece)];
+        } else if (piece.type === 'audio')
+          m['audio'] = {
+            id: `audio-${scope.requestId}`,
+            data: piece.data_base64,
+            expires_at: head.created + 3600,
+            transcript: '',
+          };
+        else if (piece.type === 'image')
+          m['content'] = [...((m['content'] as unknown[] | null) ?? []), imagePart(piece)];
         messages.set(c.index, m);
       }
     } catch (err) {
@@ -99,7 +127,12 @@ export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
     return {
       ...head,
       object: 'chat.completion',
-      choices: choices.map((c) => ({ index: c.index, message: messages.get(c.index) ?? { role: 'assistant', content: null }, finish_reason: finish.get(c.index) ?? 'stop', logprobs: null })),
+      choices: choices.map((c) => ({
+        index: c.index,
+        message: messages.get(c.index) ?? { role: 'assistant', content: null },
+        finish_reason: finish.get(c.index) ?? 'stop',
+        logprobs: null,
+      })),
     };
   });
 }

@@ -1,7 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { completionBody, type CompletionRequest } from '../schemas.js';
 import { openSse, type SseStream } from '../sse.js';
-import { checkModel, generatePieces, nowSeconds, stageParams, stagesOfType, type GenerationContext } from './generation.js';
+import {
+  checkModel,
+  generatePieces,
+  nowSeconds,
+  stageParams,
+  stagesOfType,
+  type GenerationContext,
+} from './generation.js';
 
 const ENDPOINT = '/v1/completions';
 
@@ -14,9 +21,17 @@ export function completionsRoute(app: FastifyInstance, ctx: GenerationContext): 
     const textStage = stagesOfType(p, 'text', ENDPOINT)[0]!;
     const params = stageParams(p, body);
     const scope = ctx.openScope(request, reply);
-    const head = { id: `cmpl-${scope.requestId}`, object: 'text_completion', created: nowSeconds(), model: ctx.servedModel };
+    const head = {
+      id: `cmpl-${scope.requestId}`,
+      object: 'text_completion',
+      created: nowSeconds(),
+      model: ctx.servedModel,
+    };
     const pieces = generatePieces(ctx, scope, ENDPOINT, body.prompt, [textStage], params);
-    const choice = (text: string, finish: string | null): unknown => ({ ...head, choices: [{ index: 0, text, finish_reason: finish, logprobs: null }] });
+    const choice = (text: string, finish: string | null): unknown => ({
+      ...head,
+      choices: [{ index: 0, text, finish_reason: finish, logprobs: null }],
+    });
 
     if (body.stream) {
       let sse: SseStream | null = null;

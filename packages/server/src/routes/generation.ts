@@ -19,7 +19,12 @@ export interface GenerationContext {
 /** 404 for a `model` this server does not serve (as OpenAI and vLLM answer). */
 export function checkModel(ctx: GenerationContext, model: string | undefined): void {
   if (model !== undefined && model !== ctx.servedModel) {
-    throw new HttpError(404, 'OMNI_HTTP_INVALID_REQUEST', `the model "${model}" does not exist; this server serves "${ctx.servedModel}" (GET /v1/models)`, { param: 'model' });
+    throw new HttpError(
+      404,
+      'OMNI_HTTP_INVALID_REQUEST',
+      `the model "${model}" does not exist; this server serves "${ctx.servedModel}" (GET /v1/models)`,
+      { param: 'model' },
+    );
   }
 }
 
@@ -32,7 +37,11 @@ export function finalTypes(p: ServedPipeline): string[] {
 export function stagesOfType(p: ServedPipeline, type: string, route: string): number[] {
   const ids = p.stages.filter((s) => s.final_output_type === type).map((s) => s.stage_id);
   if (ids.length === 0) {
-    throw new HttpError(404, 'OMNI_HTTP_INVALID_REQUEST', `${route} needs a final stage producing ${type}; this pipeline's final outputs are: ${finalTypes(p).join(', ') || 'none'}`);
+    throw new HttpError(
+      404,
+      'OMNI_HTTP_INVALID_REQUEST',
+      `${route} needs a final stage producing ${type}; this pipeline's final outputs are: ${finalTypes(p).join(', ') || 'none'}`,
+    );
   }
   return ids;
 }
@@ -42,16 +51,24 @@ export function stagesOfType(p: ServedPipeline, type: string, route: string): nu
  * reads the prompt); `sampling_params_list[i]` (pipeline stage order, vLLM-Omni's field) is merged
  * over them for stage i; `extra` (route-specific, e.g. image size) last.
  */
-export function stageParams(p: ServedPipeline, body: SamplingFields, extra: Record<number, Record<string, unknown>> = {}): Record<number, Record<string, unknown>> {
+export function stageParams(
+  p: ServedPipeline,
+  body: SamplingFields,
+  extra: Record<number, Record<string, unknown>> = {},
+): Record<number, Record<string, unknown>> {
   const out: Record<number, Record<string, unknown>> = {};
   const top: Record<string, unknown> = {};
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
   if (maxTokens !== undefined) top['max_tokens'] = maxTokens;
-  for (const k of ['temperature', 'top_p', 'top_k', 'seed', 'stop'] as const) if (body[k] !== undefined) top[k] = body[k];
+  for (const k of ['temperature', 'top_p', 'top_k', 'seed', 'stop'] as const)
+    if (body[k] !== undefined) top[k] = body[k];
   if (Object.keys(top).length > 0) out[p.stages[0]!.stage_id] = top;
   const list = body.sampling_params_list ?? [];
   if (list.length > p.stages.length) {
-    throw badField('sampling_params_list', `sampling_params_list has ${list.length} entries; this pipeline has ${p.stages.length} stage(s) (one entry per stage, in order; null keeps a stage's defaults)`);
+    throw badField(
+      'sampling_params_list',
+      `sampling_params_list has ${list.length} entries; this pipeline has ${p.stages.length} stage(s) (one entry per stage, in order; null keeps a stage's defaults)`,
+    );
   }
   list.forEach((entry, i) => {
     if (entry) out[p.stages[i]!.stage_id] = { ...out[p.stages[i]!.stage_id], ...entry };
@@ -71,8 +88,14 @@ export async function* generatePieces(
 ): AsyncGenerator<OutputPiece> {
   const p = ctx.pipeline();
   const types = new Map(p.stages.map((s) => [s.stage_id, s.final_output_type] as const));
-  for await (const out of p.generate(input, { requestId: scope.requestId, signal: scope.signal, params, finalStages })) {
-    if (scope.firstChunk()) ctx.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
+  for await (const out of p.generate(input, {
+    requestId: scope.requestId,
+    signal: scope.signal,
+    params,
+    finalStages,
+  })) {
+    if (scope.firstChunk())
+      ctx.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
     const piece = pieceOf(out, types.get(out.stage_id) ?? null);
     if (piece) yield piece;
   }
