@@ -1,4 +1,5 @@
 import { write, writeSync } from 'node:fs';
+import { atProcessExit } from '@omnistage/core/runtime';
 
 /** Bytes of log lines queued at most; past it lines are dropped and counted (8 MiB). */
 export const DEFAULT_LOG_QUEUE_BYTES = 8 * 1024 * 1024;
@@ -30,7 +31,8 @@ export class AsyncLogSink {
   constructor(fd: number, maxQueuedBytes: number = DEFAULT_LOG_QUEUE_BYTES) {
     this.#fd = fd;
     this.#max = maxQueuedBytes;
-    process.once('exit', () => this.flushSync());
+    // Registered when the CLI starts, before any cleanup task, so it runs first: exit tasks do not log.
+    atProcessExit(() => this.flushSync());
   }
 
   /** Lines dropped so far because the reader fell behind. */

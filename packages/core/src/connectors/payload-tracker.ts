@@ -1,4 +1,5 @@
 import { OmniError } from '../errors.js';
+import { atProcessExit } from '../process/exit-tasks.js';
 import {
   connectorModuleUrl,
   createPayloadConnectorInstance,
@@ -94,8 +95,8 @@ export class PayloadTracker {
   readonly #onEvent: (event: PayloadEvent) => void;
   /** The built-in shared-memory class, kept typed: its sweep is synchronous (the exit hook). */
   readonly #shm: ShmConnector;
-  /** Last resort for an orchestrator that exits without teardown: synchronous, best effort. */
-  readonly #exitHook = (): void => void this.sweep();
+  /** Withdraws the last resort for an orchestrator that exits without teardown (a synchronous sweep). */
+  readonly #forgetAtExit: () => void;
   #closed = false;
 
   constructor(runId: string, options: PayloadTrackerOptions = {}) {
@@ -113,7 +114,7 @@ export class PayloadTracker {
       { dir: this.dir, ownsDir: options.dir === undefined },
     );
     this.#instances.set(SHM_VIA, Promise.resolve(this.#shm));
-    process.once('exit', this.#exitHook);
+    this.#forgetAtExit = atProcessExit(() => void this.sweep());
   }
 
   /** Keys of the payloads held now. */
@@ -241,7 +242,7 @@ export class PayloadTracker {
    */
   async close(): Promise<number> {
     this.#closed = true;
-    process.off('exit', this.#exitHook);
+    this.#forgetAtExit();
     for (const [key, entry] of this.#entries) {
       this.#entries.delete(key);
       if (entry.ref.via !== SHM_VIA) this.#free(entry.ref); // shm files: the sweep below

@@ -4,7 +4,7 @@ import { OmniError, type ErrorContext } from '../errors.js';
 import { CappedLineSplitter, MAX_CHILD_LINE_BYTES } from './capped-lines.js';
 import { groupShimArgv } from './group-shim.js';
 import { LastLines } from './last-lines.js';
-import { trackGroup, untrackGroup } from './live-groups.js';
+import { atProcessExit } from '../process/exit-tasks.js';
 import { resolveCommand } from './resolve-command.js';
 import { setprivPath } from './setpriv.js';
 import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
@@ -115,9 +115,11 @@ export function launchProcess(opts: LaunchOptions): LaunchedProcess {
     throw spawnFailed(opts, new Error('spawn returned no pid'));
   }
 
-  trackGroup(pid);
+  // execa's `cleanup` does nothing for `detached` children: on a normal exit of this process its
+  // live replica groups are terminated here (parent-death signals cover abnormal exits).
+  const forgetGroup = atProcessExit(() => process.kill(-pid, 'SIGTERM'));
   const ring = new LastLines(opts.keepLastLines ?? DEFAULT_KEEP_LINES);
-  const { leaderExited, exited, status } = watchExit(subprocess, pid, ring, opts);
+  const { leaderExited, exited, status } = watchExit(subprocess, pid, ring, opts, forgetGroup);
 
   let stopping: Promise<ReplicaExit> | undefined;
   const stop = async (graceMs: number): Promise<ReplicaExit> => {
@@ -154,6 +156,7 @@ function watchExit(
   pid: number,
   ring: LastLines,
   opts: LaunchOptions,
+  forgetGroup: () => void,
 ): { leaderExited: Promise<ReplicaExit>; exited: Promise<ReplicaExit>; status: () => ReplicaExit | null } {
   const onLine = (stream: OutputStream, line: string): void => {
     ring.push(line);
@@ -179,7 +182,7 @@ function watchExit(
       // Anything the worker left behind in its group (forked helpers) dies with it. The group id
       // cannot have been reused yet: it stays allocated while any member is alive.
       signalGroup(pid, 'SIGKILL');
-      untrackGroup(pid);
+      forgetGroup();
       resolve(exit);
     };
     subprocess.once('exit', (code, signal) => settle({ code, signal }));

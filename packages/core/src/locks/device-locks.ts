@@ -1,4 +1,3 @@
-import { unlinkSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { lock } from 'proper-lockfile';
 import { isOmniError, OmniError } from '../errors.js';
@@ -8,6 +7,7 @@ import {
   describeHolder,
   readHolderTextSync,
   readLockHolder,
+  removeHolderFileAtExit,
   removeOwnLockHolder,
   writeLockHolder,
   type LockHolder,
@@ -68,6 +68,8 @@ interface HeldLock {
   /** Set by proper-lockfile's onCompromised: the lock is no longer ours. */
   lost: boolean;
   unlock: () => Promise<void>;
+  /** Withdraws the removal of the holder file at process exit (the release removes it). */
+  forgetAtExit: () => void;
 }
 
 /**
@@ -139,9 +141,10 @@ async function acquireOne(opts: AcquireDeviceLocksOptions, device: string): Prom
       continue;
     }
 
-    const held: HeldLock = { device, holder: currentHolder(opts.holder), lost: false, unlock };
+    const holder = currentHolder(opts.holder);
+    const forgetAtExit = removeHolderFileAtExit(holderFilePath(opts.lockDir, device), holder);
+    const held: HeldLock = { device, holder, lost: false, unlock, forgetAtExit };
     entry.held = held;
-    track(opts.lockDir, held);
     // The holder file is diagnostics only; failing to write it must not fail the launch.
     await writeLockHolder(opts.lockDir, device, held.holder).catch(() => undefined);
     if (opts.signal.aborted) {
@@ -194,7 +197,7 @@ async function releaseAll(opts: AcquireDeviceLocksOptions, held: HeldLock[]): Pr
 }
 
 async function releaseOne(opts: AcquireDeviceLocksOptions, h: HeldLock): Promise<void> {
-  untrack(h);
+  h.forgetAtExit();
   // Holder file first: once the lock directory is gone, someone else may write theirs.
   await removeOwnLockHolder(opts.lockDir, h.device, h.holder);
   // Reported as the holder gives the device up, before the lock directory goes: another process
@@ -317,29 +320,4 @@ function errnoCode(err: unknown): string | undefined {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-// proper-lockfile removes its `.lock` directories when the process exits; this removes our
-// holder files on a normal exit too, so a finished orchestrator leaves nothing in the lock dir.
-const tracked = new Map<HeldLock, string>();
-let exitHookInstalled = false;
-
-function track(lockDir: string, held: HeldLock): void {
-  tracked.set(held, lockDir);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const [h, dir] of tracked) {
-      try {
-        const path = holderFilePath(dir, h.device);
-        if (readHolderTextSync(path)?.trim() === JSON.stringify(h.holder)) unlinkSync(path);
-      } catch {
-        // best effort at exit
-      }
-    }
-  });
-}
-
-function untrack(held: HeldLock): void {
-  tracked.delete(held);
 }

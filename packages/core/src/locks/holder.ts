@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { atProcessExit } from '../process/exit-tasks.js';
 import { MAX_HOLDER_FILE_BYTES } from './lock-dir.js';
 import { deviceLockDir, holderFilePath } from './paths.js';
 
@@ -168,4 +169,15 @@ function isLockHolder(value: unknown): value is LockHolder {
     typeof v['replica_id'] === 'number' &&
     typeof v['since'] === 'string'
   );
+}
+
+/**
+ * proper-lockfile removes its `.lock` directories when the process exits; this removes the holder
+ * file beside one of them too (if it is still ours), so a finished orchestrator leaves nothing in
+ * the lock dir. Returns the withdrawal, for when the lock is released normally.
+ */
+export function removeHolderFileAtExit(path: string, holder: LockHolder): () => void {
+  return atProcessExit(() => {
+    if (readHolderTextSync(path)?.trim() === JSON.stringify(holder)) unlinkSync(path);
+  });
 }

@@ -8,7 +8,6 @@
  * not remove it: another user's dead run keeps the device until its owner or root removes it).
  */
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { check, lock } from 'proper-lockfile';
@@ -17,7 +16,7 @@ import {
   currentHolder,
   describeHolder,
   readHolderOf,
-  readHolderTextSync,
+  removeHolderFileAtExit,
   removeOwnHolderFile,
   writeHolderFile,
   type LockHolder,
@@ -30,6 +29,7 @@ interface Mark {
   target: string;
   holder: LockHolder;
   unlock: () => Promise<void>;
+  forgetAtExit: () => void;
 }
 
 /** The shared marks of one holding, one per device. */
@@ -47,7 +47,7 @@ export async function takeSharedMarks(
   const marks: Mark[] = [];
   const release = async (): Promise<void> => {
     for (const m of marks.splice(0).reverse()) {
-      liveMarks.delete(m);
+      m.forgetAtExit();
       await removeOwnHolderFile(`${m.target}.holder.json`, m.holder);
       await m.unlock().catch(() => undefined); // a lost mark is released already
     }
@@ -65,9 +65,10 @@ export async function takeSharedMarks(
           }
         },
       });
-      const mark: Mark = { target, holder: currentHolder(opts.holder), unlock };
+      const holder = currentHolder(opts.holder);
+      const forgetAtExit = removeHolderFileAtExit(`${target}.holder.json`, holder);
+      const mark: Mark = { target, holder, unlock, forgetAtExit };
       marks.push(mark);
-      trackForExit(mark);
       await writeHolderFile(`${target}.holder.json`, mark.holder).catch(() => undefined);
     }
   } catch (err) {
@@ -185,24 +186,4 @@ function compromised(opts: AcquireDeviceLocksOptions, device: string, cause: Err
 
 function context(opts: AcquireDeviceLocksOptions, device: string) {
   return { stage_id: opts.holder.stage_id, replica_id: opts.holder.replica_id, phase: 'lock', device };
-}
-
-// proper-lockfile removes its `.lock` directories on exit; this removes the marks' holder files.
-const liveMarks = new Set<Mark>();
-let exitHookInstalled = false;
-
-function trackForExit(mark: Mark): void {
-  liveMarks.add(mark);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const m of liveMarks) {
-      try {
-        const path = `${m.target}.holder.json`;
-        if (readHolderTextSync(path)?.trim() === JSON.stringify(m.holder)) unlinkSync(path);
-      } catch {
-        // best effort at exit
-      }
-    }
-  });
 }

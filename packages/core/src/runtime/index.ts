@@ -12,6 +12,7 @@ export { LOCK_DIR_ENV } from '../locks/paths.js';
 export { launchProcess } from '../launch/launch-process.js';
 export type { LaunchOptions, LaunchedProcess, OutputStream } from '../launch/launch-process.js';
 export { setprivPath } from '../launch/setpriv.js';
+export { atProcessExit } from '../process/exit-tasks.js';
 export {
   CONTROL_ENV,
   PROTOCOL_VERSION,
