@@ -5,7 +5,6 @@ import { sortDeviceIds, uniqueDeviceIds } from '../planning/device-ids.js';
 import {
   currentHolder,
   describeHolder,
-  readHolderTextSync,
   readLockHolder,
   removeHolderFileAtExit,
   removeOwnLockHolder,
