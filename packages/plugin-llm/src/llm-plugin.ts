@@ -4,8 +4,10 @@ import {
   STAGE_TYPE,
   definePlugin,
   diagnostic,
+  type EngineDefinition,
   type OmnistagePlugin,
   type PlanContext,
+  type PluginApi,
   type ReplicaContext,
   type StageConfig,
   type WorkerSpec,
@@ -62,91 +64,105 @@ export function llmPlugin(options: LlmPluginOptions = {}): OmnistagePlugin {
         },
         engineArgsJsonSchema: llmEngineArgsJsonSchema,
       });
-
-      omni.hooks.buildArgs.tapPromise({ name: LLM_PLUGIN_NAME, stage: STAGE_TYPE }, async (args, ctx) => {
-        if (ctx.stage.stage_type !== 'llm') return args;
-        const built = buildEngineArgsDict(
-          { ...ctx.stage, engine_args: args },
-          {
-            model: ctx.plan.model ?? '',
-            platform: ctx.plan.platform,
-            cliTokenizer: options.tokenizer ?? null,
-            baseEnv: ctx.plan.options.env ?? process.env,
-          },
-        );
-        Object.assign(ctx.env, built.env);
-        for (const w of built.warnings) ctx.plan.warn(w);
-        return built.engineArgs;
-      });
-
-      omni.defineEngine({
-        stageType: 'llm',
-        name: 'reference',
-        engineArgs: REFERENCE_LLM_ENGINE_ARGS,
-        resolveWorker: (ctx): WorkerSpec => ({
-          command: process.execPath,
-          args: [REFERENCE_LLM_WORKER],
-          env: { [ENGINE_ARGS_ENV]: JSON.stringify(ctx.engineArgs) },
-          attach: 'control',
-          ...(ctx.engineArgs['init_phases'] === true ? { phases: true } : {}),
-        }),
-      });
-
-      omni.defineEngine({
-        stageType: 'llm',
-        name: 'vllm',
-        // Every key becomes a `vllm serve` flag; deriveVllmServeArgv warns about those it does not know.
-        engineArgs: 'any',
-        validateStage: (stage, ctx) => {
-          if (ctx.model) return;
-          const message = `stage ${stage.stage_id} runs on engine "vllm", which needs a model`;
-          const hint =
-            'pass --model <hub id or local path>, set `model:` at the top of the file, or use --engine reference to dry-run';
-          const location = ctx.config.locations.at('model');
-          if (ctx.options.purpose !== 'launch') {
-            // Printing a plan of an upstream file is useful before the model is chosen.
-            if (stage.stage_idx === 0)
-              ctx.warn(diagnostic('OMNI_WARN_MODEL_MISSING', `${message}; the plan shows <model>`, location, hint));
-            return;
-          }
-          throw new OmniError('OMNI_CONFIG_INVALID', message, {
-            location,
-            context: { stage_id: stage.stage_id },
-            hint,
-          });
-        },
-        resolveWorker: (ctx): WorkerSpec => {
-          const env = ctx.plan.options.env ?? process.env;
-          const port = vllmReplicaPort(ctx, options.vllmBasePort ?? 18100);
-          // An agent's replicas bind on its host's address (--advertise), as a host of its own would.
-          const host = ctx.plan.options.hostAddress ?? '127.0.0.1';
-          const derived = deriveVllmServeArgv(ctx.engineArgs, {
-            model: ctx.plan.model ?? '<model>',
-            port,
-            host,
-            executable: options.vllmCommand ?? env.OMNISTAGE_VLLM_COMMAND ?? 'vllm',
-            locate: (key) => ctx.stage.locations.keyAt(`engine_args.${key}`),
-          });
-          // Warn once per stage, not once per replica.
-          if (ctx.replicaId === 0) for (const w of derived.warnings) ctx.plan.warn(w);
-          const [command, ...args] = derived.argv;
-          return {
-            command: command!,
-            args,
-            env: {},
-            attach: 'http',
-            port,
-            readiness_url: `http://${host}:${port}/v1/models`,
-            group_shim: true,
-          };
-        },
-        // `vllm serve` replicas speak HTTP: wait for /v1/models, then talk OpenAI completions.
-        attach: async (proc, rt) => (rt.replica.worker.attach === 'http' ? attachVllmServe(proc, rt) : undefined),
-        // Prefill → decode over NixlConnector: the decode request is the user's, with the prefill's kv_transfer_params.
-        edgeFlow: (producer, consumer) => nixlEdgeFlow(producer, consumer),
-      });
+      tapLlmEngineArgs(omni, options);
+      omni.defineEngine(referenceEngine());
+      omni.defineEngine(vllmEngine(options));
     },
   });
+}
+
+/** Builds an `llm` stage's engine-args dict by vLLM's rules (and the env they imply). */
+function tapLlmEngineArgs(omni: PluginApi, options: LlmPluginOptions): void {
+  omni.hooks.buildArgs.tapPromise({ name: LLM_PLUGIN_NAME, stage: STAGE_TYPE }, async (args, ctx) => {
+    if (ctx.stage.stage_type !== 'llm') return args;
+    const built = buildEngineArgsDict(
+      { ...ctx.stage, engine_args: args },
+      {
+        model: ctx.plan.model ?? '',
+        platform: ctx.plan.platform,
+        cliTokenizer: options.tokenizer ?? null,
+        baseEnv: ctx.plan.options.env ?? process.env,
+      },
+    );
+    Object.assign(ctx.env, built.env);
+    for (const w of built.warnings) ctx.plan.warn(w);
+    return built.engineArgs;
+  });
+}
+
+function referenceEngine(): EngineDefinition {
+  return {
+    stageType: 'llm',
+    name: 'reference',
+    engineArgs: REFERENCE_LLM_ENGINE_ARGS,
+    resolveWorker: (ctx): WorkerSpec => ({
+      command: process.execPath,
+      args: [REFERENCE_LLM_WORKER],
+      env: { [ENGINE_ARGS_ENV]: JSON.stringify(ctx.engineArgs) },
+      attach: 'control',
+      ...(ctx.engineArgs['init_phases'] === true ? { phases: true } : {}),
+    }),
+  };
+}
+
+function vllmEngine(options: LlmPluginOptions): EngineDefinition {
+  return {
+    stageType: 'llm',
+    name: 'vllm',
+    // Every key becomes a `vllm serve` flag; deriveVllmServeArgv warns about those it does not know.
+    engineArgs: 'any',
+    validateStage: (stage, ctx) => requireVllmModel(stage, ctx),
+    resolveWorker: (ctx) => vllmServeWorker(ctx, options),
+    // `vllm serve` replicas speak HTTP: wait for /v1/models, then talk OpenAI completions.
+    attach: async (proc, rt) => (rt.replica.worker.attach === 'http' ? attachVllmServe(proc, rt) : undefined),
+    // Prefill → decode over NixlConnector: the decode request is the user's, with the prefill's kv_transfer_params.
+    edgeFlow: (producer, consumer) => nixlEdgeFlow(producer, consumer),
+  };
+}
+
+function requireVllmModel(stage: StageConfig, ctx: PlanContext): void {
+  if (ctx.model) return;
+  const message = `stage ${stage.stage_id} runs on engine "vllm", which needs a model`;
+  const hint =
+    'pass --model <hub id or local path>, set `model:` at the top of the file, or use --engine reference to dry-run';
+  const location = ctx.config.locations.at('model');
+  if (ctx.options.purpose !== 'launch') {
+    // Printing a plan of an upstream file is useful before the model is chosen.
+    if (stage.stage_idx === 0)
+      ctx.warn(diagnostic('OMNI_WARN_MODEL_MISSING', `${message}; the plan shows <model>`, location, hint));
+    return;
+  }
+  throw new OmniError('OMNI_CONFIG_INVALID', message, {
+    location,
+    context: { stage_id: stage.stage_id },
+    hint,
+  });
+}
+
+function vllmServeWorker(ctx: ReplicaContext, options: LlmPluginOptions): WorkerSpec {
+  const env = ctx.plan.options.env ?? process.env;
+  const port = vllmReplicaPort(ctx, options.vllmBasePort ?? 18100);
+  // An agent's replicas bind on its host's address (--advertise), as a host of its own would.
+  const host = ctx.plan.options.hostAddress ?? '127.0.0.1';
+  const derived = deriveVllmServeArgv(ctx.engineArgs, {
+    model: ctx.plan.model ?? '<model>',
+    port,
+    host,
+    executable: options.vllmCommand ?? env.OMNISTAGE_VLLM_COMMAND ?? 'vllm',
+    locate: (key) => ctx.stage.locations.keyAt(`engine_args.${key}`),
+  });
+  // Warn once per stage, not once per replica.
+  if (ctx.replicaId === 0) for (const w of derived.warnings) ctx.plan.warn(w);
+  const [command, ...args] = derived.argv;
+  return {
+    command: command!,
+    args,
+    env: {},
+    attach: 'http',
+    port,
+    readiness_url: `http://${host}:${port}/v1/models`,
+    group_shim: true,
+  };
 }
 
 /**
