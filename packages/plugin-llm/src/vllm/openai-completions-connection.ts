@@ -119,6 +119,43 @@ interface CompletionChoice {
   token_ids?: unknown;
 }
 
+/** What a streamed completion has said so far. */
+interface StreamTally {
+  index: number;
+  text: string;
+  ids: number[];
+  idsComplete: boolean;
+  finish: string | null;
+  sawDone: boolean;
+}
+
+/** Counts one streamed choice into the tally; the token chunk it makes, or undefined when it carries nothing new. */
+function tallyChoice(tally: StreamTally, choice: CompletionChoice): Record<string, unknown> | undefined {
+  const delta =
+    typeof choice.text === 'string'
+      ? choice.text
+      : typeof choice.delta?.content === 'string'
+        ? choice.delta.content
+        : '';
+  const chunkIds = Array.isArray(choice.token_ids)
+    ? choice.token_ids.filter((x): x is number => Number.isInteger(x))
+    : null;
+  if (typeof choice.finish_reason === 'string') tally.finish = choice.finish_reason;
+  if (delta === '' && (chunkIds === null || chunkIds.length === 0)) return undefined;
+  if (chunkIds === null) tally.idsComplete = false;
+  else tally.ids.push(...chunkIds);
+  tally.text += delta;
+  const chunk: Record<string, unknown> = {
+    kind: 'token',
+    index: tally.index,
+    token_id: chunkIds?.length === 1 ? chunkIds[0] : null,
+    text: delta,
+  };
+  if (chunkIds !== null && chunkIds.length > 1) chunk['token_ids'] = chunkIds;
+  tally.index += chunkIds !== null && chunkIds.length > 0 ? chunkIds.length : 1;
+  return chunk;
+}
+
 const EXCERPT_CHARS = 300;
 
 function excerpt(text: string): string {
@@ -341,46 +378,8 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     signal?.addEventListener('abort', onAbort, { once: true });
     this.#inflight.set(ctrl, id);
     let seq = 0;
-    let index = 0;
-    let text = '';
-    const ids: number[] = [];
-    let idsComplete = true;
-    let finish: string | null = null;
-    let sawDone = false;
     try {
-      let res: Response;
-      try {
-        res = await fetch(url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            accept: body['stream'] === true ? 'text/event-stream' : 'application/json',
-          },
-          body: JSON.stringify(body),
-          signal: ctrl.signal,
-        });
-      } catch (err) {
-        if (ctrl.signal.aborted) throw err;
-        throw this.#failed(
-          id,
-          `POST ${url} failed (${describeFetchError(err)})`,
-          'the replica is not answering HTTP; it may have exited (see its log lines)',
-          {},
-          err,
-        );
-      }
-      if (!res.ok || res.body === null) {
-        const bodyText = await res.text().catch(() => '');
-        throw this.#failed(
-          id,
-          `POST ${url} answered HTTP ${res.status}: ${errorMessageOf(bodyText)}`,
-          hintForStatus(res.status),
-          {
-            status: res.status,
-            body: excerpt(bodyText),
-          },
-        );
-      }
+      const res = await this.#post(id, url, body, ctrl.signal);
       if (body['stream'] !== true) {
         // The request's own params go along: the decode request is the original request.
         yield {
@@ -391,76 +390,18 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
         };
         return;
       }
-      try {
-        for await (const data of sseData(res.body)) {
-          if (data.trim() === '[DONE]') {
-            sawDone = true;
-            break;
-          }
-          let event: Record<string, unknown>;
-          try {
-            event = JSON.parse(data) as Record<string, unknown>;
-          } catch (err) {
-            throw this.#failed(
-              id,
-              `the stream sent an event that is not JSON: ${excerpt(data)}`,
-              'the server on this port is not vLLM, or broke the OpenAI streaming format',
-              {},
-              err,
-            );
-          }
-          if (event['error'] !== undefined || event['object'] === 'error') {
-            throw this.#failed(
-              id,
-              `the stream reported an error: ${errorMessageOf(data)}`,
-              hintForStatus(Number((event['error'] as { code?: unknown } | undefined)?.code ?? event['code']) || 500),
-            );
-          }
-          const choices = Array.isArray(event['choices']) ? (event['choices'] as CompletionChoice[]) : [];
-          // A usage-only event has no choices; anything but choice 0 cannot occur with n = 1.
-          const choice = choices.find((c) => (c.index ?? 0) === 0);
-          if (choice === undefined) continue;
-          const delta =
-            typeof choice.text === 'string'
-              ? choice.text
-              : typeof choice.delta?.content === 'string'
-                ? choice.delta.content
-                : '';
-          const chunkIds = Array.isArray(choice.token_ids)
-            ? choice.token_ids.filter((x): x is number => Number.isInteger(x))
-            : null;
-          if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
-          if (delta === '' && (chunkIds === null || chunkIds.length === 0)) continue;
-          if (chunkIds === null) idsComplete = false;
-          else ids.push(...chunkIds);
-          text += delta;
-          const data2: Record<string, unknown> = {
-            kind: 'token',
-            index,
-            token_id: chunkIds?.length === 1 ? chunkIds[0] : null,
-            text: delta,
-          };
-          if (chunkIds !== null && chunkIds.length > 1) data2['token_ids'] = chunkIds;
-          index += chunkIds !== null && chunkIds.length > 0 ? chunkIds.length : 1;
-          yield { request_id: id, seq: seq++, data: data2, done: false };
-        }
-      } catch (err) {
-        if (ctrl.signal.aborted || isOmniError(err)) throw err;
-        throw this.#failed(
-          id,
-          `the stream from ${url} broke off (${describeFetchError(err)})`,
-          'the replica may have exited while generating; see its log lines',
-          {},
-          err,
-        );
+      const tally: StreamTally = { index: 0, text: '', ids: [], idsComplete: true, finish: null, sawDone: false };
+      for await (const data of this.#tokenEvents(id, url, res.body!, ctrl.signal, tally)) {
+        yield { request_id: id, seq: seq++, data, done: false };
       }
-      if (!sawDone && finish === null) {
+      if (!tally.sawDone && tally.finish === null) {
         throw this.#failed(
           id,
           `the stream from ${url} ended before [DONE]`,
           'the replica may have exited while generating; see its log lines',
         );
       }
+      const { text, ids, idsComplete, finish } = tally;
       yield {
         request_id: id,
         seq: seq++,
@@ -480,6 +421,103 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
       // stops generating; after a complete stream this does nothing.
       if (!ctrl.signal.aborted) ctrl.abort(cancelled());
     }
+  }
+
+  /** POSTs the body; a failed connection or a non-2xx answer is an error naming this replica. */
+  async #post(id: string, url: string, body: Record<string, unknown>, signal: AbortSignal): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: body['stream'] === true ? 'text/event-stream' : 'application/json',
+        },
+        body: JSON.stringify(body),
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw this.#failed(
+        id,
+        `POST ${url} failed (${describeFetchError(err)})`,
+        'the replica is not answering HTTP; it may have exited (see its log lines)',
+        {},
+        err,
+      );
+    }
+    if (!res.ok || res.body === null) {
+      const bodyText = await res.text().catch(() => '');
+      throw this.#failed(
+        id,
+        `POST ${url} answered HTTP ${res.status}: ${errorMessageOf(bodyText)}`,
+        hintForStatus(res.status),
+        {
+          status: res.status,
+          body: excerpt(bodyText),
+        },
+      );
+    }
+    return res;
+  }
+
+  /** The token chunks of a streamed answer, counted into `tally`; a broken stream is an error naming this replica. */
+  async *#tokenEvents(
+    id: string,
+    url: string,
+    stream: AsyncIterable<Uint8Array>,
+    signal: AbortSignal,
+    tally: StreamTally,
+  ): AsyncGenerator<Record<string, unknown>> {
+    try {
+      for await (const data of sseData(stream)) {
+        if (data.trim() === '[DONE]') {
+          tally.sawDone = true;
+          return;
+        }
+        const choices = this.#parseEvent(id, data)['choices'];
+        // A usage-only event has no choices; anything but choice 0 cannot occur with n = 1.
+        const choice = Array.isArray(choices)
+          ? (choices as CompletionChoice[]).find((c) => (c.index ?? 0) === 0)
+          : undefined;
+        if (choice === undefined) continue;
+        const chunk = tallyChoice(tally, choice);
+        if (chunk !== undefined) yield chunk;
+      }
+    } catch (err) {
+      if (signal.aborted || isOmniError(err)) throw err;
+      throw this.#failed(
+        id,
+        `the stream from ${url} broke off (${describeFetchError(err)})`,
+        'the replica may have exited while generating; see its log lines',
+        {},
+        err,
+      );
+    }
+  }
+
+  /** One server-sent event as JSON; an event that is not JSON, or reports an error, fails the request. */
+  #parseEvent(id: string, data: string): Record<string, unknown> {
+    let event: Record<string, unknown>;
+    try {
+      event = JSON.parse(data) as Record<string, unknown>;
+    } catch (err) {
+      throw this.#failed(
+        id,
+        `the stream sent an event that is not JSON: ${excerpt(data)}`,
+        'the server on this port is not vLLM, or broke the OpenAI streaming format',
+        {},
+        err,
+      );
+    }
+    if (event['error'] !== undefined || event['object'] === 'error') {
+      throw this.#failed(
+        id,
+        `the stream reported an error: ${errorMessageOf(data)}`,
+        hintForStatus(Number((event['error'] as { code?: unknown } | undefined)?.code ?? event['code']) || 500),
+      );
+    }
+    return event;
   }
 
   /**
