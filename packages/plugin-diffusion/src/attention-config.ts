@@ -44,108 +44,128 @@ export function normalizeDiffusionAttentionConfig(
   locate?: AttentionConfigLocator,
   context: ErrorContext = {},
 ): DiffusionAttentionConfig {
-  const fail = (path: string, message: string, hint: string): never => {
-    throw new OmniError('OMNI_CONFIG_INVALID', message, { location: locate?.(path), hint, context: { ...context } });
-  };
-  const name = (path: string): string =>
-    path === '' ? 'diffusion_attention_config' : `diffusion_attention_config.${path}`;
-
-  const spec = (path: string, raw: unknown): DiffusionAttentionSpec | null => {
-    if (typeof raw === 'string') return isAuto(raw) ? null : { backend: raw, extra: {} };
-    if (!isPlainObject(raw)) {
-      return fail(
-        path,
-        `${name(path)} must be a backend name or { backend, extra }, got ${describeValue(raw)}`,
-        'write a backend name such as FLASH_ATTN, or { backend: FLASH_ATTN, extra: {...} }',
-      );
-    }
-    for (const key of Object.keys(raw)) {
-      if (!(SPEC_KEYS as readonly string[]).includes(key)) {
-        throw new OmniError(UNKNOWN_KEY_CODE, `${name(path)} has an unknown key "${key}"`, {
-          location: locate?.(`${path}.${key}`),
-          hint: unknownKeyHint(key, SPEC_KEYS, 'an attention spec'),
-          context: { ...context },
-        });
-      }
-    }
-    const backend = raw.backend;
-    if (typeof backend !== 'string' || backend === '') {
-      return fail(
-        `${path}.backend`,
-        `${name(path)}.backend must be a backend name, got ${describeValue(backend)}`,
-        'give the backend as a string, e.g. backend: FLASH_ATTN',
-      );
-    }
-    const extra = raw.extra ?? {};
-    if (!isPlainObject(extra)) {
-      return fail(
-        `${path}.extra`,
-        `${name(path)}.extra must be a mapping, got ${describeValue(extra)}`,
-        'write backend options as a mapping, or remove extra',
-      );
-    }
-    return isAuto(backend) ? null : { backend, extra: { ...extra } };
-  };
-
+  const at: ConfigSite = { locate, context };
   if (value === undefined || value === null) return { default: null, per_role: {} };
-  if (typeof value === 'string') return { default: spec('', value), per_role: {} };
+  if (typeof value === 'string') return { default: readSpec(at, '', value), per_role: {} };
   if (!isPlainObject(value)) {
     return fail(
+      at,
       '',
       `diffusion_attention_config must be a backend name or a mapping with default/per_role, got ${describeValue(value)}`,
       'e.g. diffusion_attention_config: { default: FLASH_ATTN, per_role: { cross: SDPA } }',
     );
   }
-  for (const key of Object.keys(value)) {
-    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-      throw new OmniError(UNKNOWN_KEY_CODE, `diffusion_attention_config has an unknown key "${key}"`, {
-        location: locate?.(key),
-        hint: unknownKeyHint(key, CONFIG_KEYS, 'diffusion_attention_config'),
-        context: { ...context },
-      });
-    }
-  }
-
-  const result: DiffusionAttentionConfig = {
-    default: value.default === undefined || value.default === null ? null : spec('default', value.default),
-    per_role: {},
-  };
+  rejectUnknownKeys(at, '', value, CONFIG_KEYS, 'diffusion_attention_config');
+  const byDefault =
+    value.default === undefined || value.default === null ? null : readSpec(at, 'default', value.default);
   const perRole = value.per_role ?? {};
   if (!isPlainObject(perRole)) {
     return fail(
+      at,
       'per_role',
       `diffusion_attention_config.per_role must be a mapping of role → backend, got ${describeValue(perRole)}`,
       'e.g. per_role: { self: FLASH_ATTN, cross: SDPA }',
     );
   }
-
-  // Nested role mappings flatten to dotted role names; a mapping that holds backend/extra is a spec.
-  const visit = (role: string[], node: unknown): void => {
-    const path = ['per_role', ...role].join('.');
-    if (isPlainObject(node)) {
-      const keys = Object.keys(node);
-      const specKeys = keys.filter((k) => (SPEC_KEYS as readonly string[]).includes(k));
-      if (specKeys.length === 0) {
-        if (keys.length === 0) {
-          fail(path, `${name(path)} is empty`, 'give the role a backend, e.g. FLASH_ATTN, or remove it');
-        }
-        for (const child of keys) visit([...role, child], node[child]);
-        return;
-      }
-      if (specKeys.length !== keys.length) {
-        const nested = keys.filter((k) => !specKeys.includes(k));
-        fail(
-          path,
-          `${name(path)} mixes backend/extra with nested roles (${nested.join(', ')})`,
-          'give a role either { backend, extra } or nested roles, not both',
-        );
-      }
-    }
-    const s = spec(path, node);
-    if (s !== null) result.per_role[role.join('.')] = s;
-  };
-  for (const [role, node] of Object.entries(perRole)) visit([role], node);
+  const result: DiffusionAttentionConfig = { default: byDefault, per_role: {} };
+  for (const [role, node] of Object.entries(perRole)) readRole(at, [role], node, result.per_role);
   return result;
+}
+
+/** Where errors about the config point, and the context they carry. */
+interface ConfigSite {
+  locate: AttentionConfigLocator | undefined;
+  context: ErrorContext;
+}
+
+function fail(at: ConfigSite, path: string, message: string, hint: string): never {
+  throw new OmniError('OMNI_CONFIG_INVALID', message, {
+    location: at.locate?.(path),
+    hint,
+    context: { ...at.context },
+  });
+}
+
+function settingName(path: string): string {
+  return path === '' ? 'diffusion_attention_config' : `diffusion_attention_config.${path}`;
+}
+
+function rejectUnknownKeys(
+  at: ConfigSite,
+  path: string,
+  value: Record<string, unknown>,
+  known: readonly string[],
+  what: string,
+): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new OmniError(UNKNOWN_KEY_CODE, `${settingName(path)} has an unknown key "${key}"`, {
+        location: at.locate?.(path === '' ? key : `${path}.${key}`),
+        hint: unknownKeyHint(key, known, what),
+        context: { ...at.context },
+      });
+    }
+  }
+}
+
+/** One spec: a backend name or `{ backend, extra? }`; null for `auto`. */
+function readSpec(at: ConfigSite, path: string, raw: unknown): DiffusionAttentionSpec | null {
+  if (typeof raw === 'string') return isAuto(raw) ? null : { backend: raw, extra: {} };
+  if (!isPlainObject(raw)) {
+    return fail(
+      at,
+      path,
+      `${settingName(path)} must be a backend name or { backend, extra }, got ${describeValue(raw)}`,
+      'write a backend name such as FLASH_ATTN, or { backend: FLASH_ATTN, extra: {...} }',
+    );
+  }
+  rejectUnknownKeys(at, path, raw, SPEC_KEYS, 'an attention spec');
+  const backend = raw.backend;
+  if (typeof backend !== 'string' || backend === '') {
+    return fail(
+      at,
+      `${path}.backend`,
+      `${settingName(path)}.backend must be a backend name, got ${describeValue(backend)}`,
+      'give the backend as a string, e.g. backend: FLASH_ATTN',
+    );
+  }
+  const extra = raw.extra ?? {};
+  if (!isPlainObject(extra)) {
+    return fail(
+      at,
+      `${path}.extra`,
+      `${settingName(path)}.extra must be a mapping, got ${describeValue(extra)}`,
+      'write backend options as a mapping, or remove extra',
+    );
+  }
+  return isAuto(backend) ? null : { backend, extra: { ...extra } };
+}
+
+/** Nested role mappings flatten to dotted role names; a mapping that holds backend/extra is a spec. */
+function readRole(at: ConfigSite, role: string[], node: unknown, out: Record<string, DiffusionAttentionSpec>): void {
+  const path = ['per_role', ...role].join('.');
+  if (isPlainObject(node)) {
+    const keys = Object.keys(node);
+    const specKeys = keys.filter((k) => (SPEC_KEYS as readonly string[]).includes(k));
+    if (specKeys.length === 0) {
+      if (keys.length === 0) {
+        fail(at, path, `${settingName(path)} is empty`, 'give the role a backend, e.g. FLASH_ATTN, or remove it');
+      }
+      for (const child of keys) readRole(at, [...role, child], node[child], out);
+      return;
+    }
+    if (specKeys.length !== keys.length) {
+      const nested = keys.filter((k) => !specKeys.includes(k));
+      fail(
+        at,
+        path,
+        `${settingName(path)} mixes backend/extra with nested roles (${nested.join(', ')})`,
+        'give a role either { backend, extra } or nested roles, not both',
+      );
+    }
+  }
+  const s = readSpec(at, path, node);
+  if (s !== null) out[role.join('.')] = s;
 }
 
 function isAuto(backend: string): boolean {

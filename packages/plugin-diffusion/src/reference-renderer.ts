@@ -242,98 +242,114 @@ const WAVES = 2;
  * tables replace almost all transcendental calls in the pixel loop.
  */
 function paintField(out: Float32Array, grid: Grid, rnd: () => number, jitter: () => number): void {
-  const { width: w, height: h, u, v } = grid;
-
-  // Background: a linear gradient between two colours at a random angle.
-  const c0 = randomColour(rnd);
-  const c1 = randomColour(rnd);
-  const angle = rnd() * 2 * Math.PI;
-  const gx = Float64Array.from(u, (ux) => 0.35 * Math.cos(angle) * ux);
-  const gy = Float64Array.from(v, (vy) => 0.5 + 0.35 * Math.sin(angle) * vy);
-
-  // Waves: amplitude × tint × sin(kx·u + ky·v + φ) = amplitude × tint × (sA·cB + cA·sB).
-  const waveSinX = new Float64Array(WAVES * w);
-  const waveCosX = new Float64Array(WAVES * w);
-  const waveSinY = new Float64Array(WAVES * h);
-  const waveCosY = new Float64Array(WAVES * h);
-  const waveTint = new Float64Array(WAVES * 3);
-  for (let k = 0; k < WAVES; k++) {
-    const kx = Math.PI * (0.5 + 5 * rnd());
-    const ky = Math.PI * (0.5 + 5 * rnd());
-    const phase = rnd() * 2 * Math.PI + jitter() * 1.5;
-    const amp = 0.04 + 0.07 * rnd();
-    const tint = randomColour(rnd);
-    waveTint.set(
-      tint.map((t) => amp * (t - 0.5) * 2),
-      k * 3,
-    );
-    for (let x = 0; x < w; x++) {
-      const a = kx * (u[x] as number) + phase;
-      waveSinX[k * w + x] = Math.sin(a);
-      waveCosX[k * w + x] = Math.cos(a);
-    }
-    for (let y = 0; y < h; y++) {
-      const b = ky * (v[y] as number);
-      waveSinY[k * h + y] = Math.sin(b);
-      waveCosY[k * h + y] = Math.cos(b);
-    }
-  }
-
-  // Blobs: Gaussian bumps alpha-blended over the background, exp(-dx²)·exp(-dy²) per axis.
-  const blobs = 3 + Math.floor(rnd() * (MAX_BLOBS - 2));
-  const blobX = new Float64Array(blobs * w);
-  const blobY = new Float64Array(blobs * h);
-  const blobColour = new Float64Array(blobs * 3);
-  for (let k = 0; k < blobs; k++) {
-    const cx = (rnd() * 2 - 1) * 0.7 + (jitter() * 2 - 1) * 0.3;
-    const cy = (rnd() * 2 - 1) * 0.7 + (jitter() * 2 - 1) * 0.3;
-    const rx = 0.15 + 0.35 * rnd();
-    const ry = rx * (0.6 + 0.8 * rnd());
-    const opacity = 0.55 + 0.35 * rnd();
-    const colour = randomColour(rnd);
-    blobColour.set(colour, k * 3);
-    for (let x = 0; x < w; x++) {
-      const d = ((u[x] as number) - cx) / rx;
-      blobX[k * w + x] = opacity * Math.exp(-d * d);
-    }
-    for (let y = 0; y < h; y++) {
-      const d = ((v[y] as number) - cy) / ry;
-      blobY[k * h + y] = Math.exp(-d * d);
-    }
-  }
-
-  const [r0, g0, b0] = c0;
-  const dr = c1[0] - r0;
-  const dg = c1[1] - g0;
-  const db = c1[2] - b0;
-  const rowBlob = new Float64Array(blobs);
+  // The draws happen in this order (background, waves, blobs): the same seed must paint the same image.
+  const background = gradientTables(grid, rnd);
+  const waves = waveTables(grid, rnd, jitter);
+  const blobs = blobTables(grid, rnd, jitter);
+  const { width: w, height: h } = grid;
+  const { gx, gy, from, delta } = background;
+  const { sinX, cosX, sinY, cosY, tint } = waves;
+  const rowBlob = new Float64Array(blobs.count);
   for (let y = 0; y < h; y++) {
     const ty = gy[y] as number;
-    for (let k = 0; k < blobs; k++) rowBlob[k] = blobY[k * h + y] as number;
-    const s0 = waveSinY[y] as number;
-    const c0y = waveCosY[y] as number;
-    const s1 = waveSinY[h + y] as number;
-    const c1y = waveCosY[h + y] as number;
+    for (let k = 0; k < blobs.count; k++) rowBlob[k] = blobs.y[k * h + y] as number;
+    const s0 = sinY[y] as number;
+    const c0y = cosY[y] as number;
+    const s1 = sinY[h + y] as number;
+    const c1y = cosY[h + y] as number;
     let o = y * w * 3;
     for (let x = 0; x < w; x++) {
       const t = ty + (gx[x] as number);
-      const w0 = (waveSinX[x] as number) * c0y + (waveCosX[x] as number) * s0;
-      const w1 = (waveSinX[w + x] as number) * c1y + (waveCosX[w + x] as number) * s1;
-      let r = r0 + dr * t + (waveTint[0] as number) * w0 + (waveTint[3] as number) * w1;
-      let g = g0 + dg * t + (waveTint[1] as number) * w0 + (waveTint[4] as number) * w1;
-      let b = b0 + db * t + (waveTint[2] as number) * w0 + (waveTint[5] as number) * w1;
-      for (let k = 0; k < blobs; k++) {
-        const a = (blobX[k * w + x] as number) * (rowBlob[k] as number);
+      const w0 = (sinX[x] as number) * c0y + (cosX[x] as number) * s0;
+      const w1 = (sinX[w + x] as number) * c1y + (cosX[w + x] as number) * s1;
+      let r = from[0] + delta[0] * t + (tint[0] as number) * w0 + (tint[3] as number) * w1;
+      let g = from[1] + delta[1] * t + (tint[1] as number) * w0 + (tint[4] as number) * w1;
+      let b = from[2] + delta[2] * t + (tint[2] as number) * w0 + (tint[5] as number) * w1;
+      for (let k = 0; k < blobs.count; k++) {
+        const a = (blobs.x[k * w + x] as number) * (rowBlob[k] as number);
         if (a < 1e-4) continue; // far from the blob: skip three blends
-        r += ((blobColour[k * 3] as number) - r) * a;
-        g += ((blobColour[k * 3 + 1] as number) - g) * a;
-        b += ((blobColour[k * 3 + 2] as number) - b) * a;
+        r += ((blobs.colour[k * 3] as number) - r) * a;
+        g += ((blobs.colour[k * 3 + 1] as number) - g) * a;
+        b += ((blobs.colour[k * 3 + 2] as number) - b) * a;
       }
       out[o++] = r;
       out[o++] = g;
       out[o++] = b;
     }
   }
+}
+
+/** Background: a linear gradient between two colours at a random angle (position t = gx[x] + gy[y]). */
+function gradientTables(
+  grid: Grid,
+  rnd: () => number,
+): { gx: Float64Array; gy: Float64Array; from: [number, number, number]; delta: [number, number, number] } {
+  const c0 = randomColour(rnd);
+  const c1 = randomColour(rnd);
+  const angle = rnd() * 2 * Math.PI;
+  return {
+    gx: Float64Array.from(grid.u, (ux) => 0.35 * Math.cos(angle) * ux),
+    gy: Float64Array.from(grid.v, (vy) => 0.5 + 0.35 * Math.sin(angle) * vy),
+    from: c0,
+    delta: [c1[0] - c0[0], c1[1] - c0[1], c1[2] - c0[2]],
+  };
+}
+
+/** Waves: amplitude × tint × sin(kx·u + ky·v + φ) = amplitude × tint × (sA·cB + cA·sB). */
+function waveTables(grid: Grid, rnd: () => number, jitter: () => number) {
+  const { width: w, height: h, u, v } = grid;
+  const sinX = new Float64Array(WAVES * w);
+  const cosX = new Float64Array(WAVES * w);
+  const sinY = new Float64Array(WAVES * h);
+  const cosY = new Float64Array(WAVES * h);
+  const tint = new Float64Array(WAVES * 3);
+  for (let k = 0; k < WAVES; k++) {
+    const kx = Math.PI * (0.5 + 5 * rnd());
+    const ky = Math.PI * (0.5 + 5 * rnd());
+    const phase = rnd() * 2 * Math.PI + jitter() * 1.5;
+    const amp = 0.04 + 0.07 * rnd();
+    tint.set(
+      randomColour(rnd).map((t) => amp * (t - 0.5) * 2),
+      k * 3,
+    );
+    for (let x = 0; x < w; x++) {
+      const a = kx * (u[x] as number) + phase;
+      sinX[k * w + x] = Math.sin(a);
+      cosX[k * w + x] = Math.cos(a);
+    }
+    for (let y = 0; y < h; y++) {
+      const b = ky * (v[y] as number);
+      sinY[k * h + y] = Math.sin(b);
+      cosY[k * h + y] = Math.cos(b);
+    }
+  }
+  return { sinX, cosX, sinY, cosY, tint };
+}
+
+/** Blobs: Gaussian bumps alpha-blended over the background, exp(-dx²)·exp(-dy²) per axis. */
+function blobTables(grid: Grid, rnd: () => number, jitter: () => number) {
+  const { width: w, height: h, u, v } = grid;
+  const count = 3 + Math.floor(rnd() * (MAX_BLOBS - 2));
+  const x = new Float64Array(count * w);
+  const y = new Float64Array(count * h);
+  const colour = new Float64Array(count * 3);
+  for (let k = 0; k < count; k++) {
+    const cx = (rnd() * 2 - 1) * 0.7 + (jitter() * 2 - 1) * 0.3;
+    const cy = (rnd() * 2 - 1) * 0.7 + (jitter() * 2 - 1) * 0.3;
+    const rx = 0.15 + 0.35 * rnd();
+    const ry = rx * (0.6 + 0.8 * rnd());
+    const opacity = 0.55 + 0.35 * rnd();
+    colour.set(randomColour(rnd), k * 3);
+    for (let i = 0; i < w; i++) {
+      const d = ((u[i] as number) - cx) / rx;
+      x[k * w + i] = opacity * Math.exp(-d * d);
+    }
+    for (let j = 0; j < h; j++) {
+      const d = ((v[j] as number) - cy) / ry;
+      y[k * h + j] = Math.exp(-d * d);
+    }
+  }
+  return { count, x, y, colour };
 }
 
 /** Fills `out` with the per-channel mean colour of `field` (the "unconditional" image). */

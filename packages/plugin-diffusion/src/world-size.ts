@@ -85,21 +85,37 @@ export function diffusionWorldSize(
   }
 
   const cfg = readFields(parallelConfig, fail);
-
   if (Object.hasOwn(parallelConfig, DIFFUSION_WORLD_SIZE_KEY)) {
-    const ws = parallelConfig[DIFFUSION_WORLD_SIZE_KEY];
-    if (!isInt(ws)) {
-      return fail(
-        DIFFUSION_WORLD_SIZE_KEY,
-        `engine_args.parallel_config.world_size must be an integer, got ${describeValue(ws)}`,
-        'give the number of devices per replica as a whole number, or remove world_size to derive it from the parallel degrees',
-      );
-    }
-    // Upstream: max(1, int(world_size)). Kept, so `world_size: 0` still means one device.
-    return Math.max(1, ws);
+    return explicitWorldSize(parallelConfig[DIFFUSION_WORLD_SIZE_KEY], fail);
   }
+  // Upstream multiplies ulysses × ring (not sequence_parallel_size) at the reference revision; they
+  // are equal here, and using the sequence degree also covers AllGather-KV.
+  const otherWorld =
+    cfg.pipeline_parallel_size *
+    cfg.data_parallel_size *
+    cfg.tensor_parallel_size *
+    sequenceParallelDegree(cfg, fail) *
+    cfg.cfg_parallel_size;
+  return cfg.use_hsdp ? hsdpWorldSize(cfg, otherWorld, fail) : otherWorld;
+}
 
-  // Sequence-parallel degree. AllGather-KV (later upstream) is an alternative to Ulysses × ring.
+type Fail = (key: string, message: string, hint: string) => never;
+
+/** `world_size` given outright wins over the degrees. */
+function explicitWorldSize(ws: unknown, fail: Fail): number {
+  if (!isInt(ws)) {
+    return fail(
+      DIFFUSION_WORLD_SIZE_KEY,
+      `engine_args.parallel_config.world_size must be an integer, got ${describeValue(ws)}`,
+      'give the number of devices per replica as a whole number, or remove world_size to derive it from the parallel degrees',
+    );
+  }
+  // Upstream: max(1, int(world_size)). Kept, so `world_size: 0` still means one device.
+  return Math.max(1, ws);
+}
+
+/** Sequence-parallel degree. AllGather-KV (later upstream) is an alternative to Ulysses × ring. */
+function sequenceParallelDegree(cfg: ResolvedParallelConfig, fail: Fail): number {
   if (cfg.allgather_degree > 1 && (cfg.ulysses_degree > 1 || cfg.ring_degree > 1)) {
     fail(
       'allgather_degree',
@@ -119,14 +135,11 @@ export function diffusionWorldSize(
       `set sequence_parallel_size to ${expectedSp}, or remove it: it defaults to ulysses_degree × ring_degree`,
     );
   }
+  return expectedSp;
+}
 
-  // Upstream multiplies ulysses × ring (not sequence_parallel_size) at the reference revision; they
-  // are equal here, and using expectedSp also covers AllGather-KV.
-  const otherWorld =
-    cfg.pipeline_parallel_size * cfg.data_parallel_size * cfg.tensor_parallel_size * expectedSp * cfg.cfg_parallel_size;
-
-  if (!cfg.use_hsdp) return otherWorld;
-
+/** The world size with HSDP on, given the product of the other degrees. */
+function hsdpWorldSize(cfg: ResolvedParallelConfig, otherWorld: number, fail: Fail): number {
   if (cfg.tensor_parallel_size > 1 || cfg.data_parallel_size > 1) {
     fail(
       cfg.tensor_parallel_size > 1 ? 'tensor_parallel_size' : 'data_parallel_size',
@@ -164,10 +177,7 @@ export function diffusionWorldSize(
 }
 
 /** Type- and range-checks every present field and fills in defaults. */
-function readFields(
-  raw: Record<string, unknown>,
-  fail: (key: string, message: string, hint: string) => never,
-): ResolvedParallelConfig {
+function readFields(raw: Record<string, unknown>, fail: Fail): ResolvedParallelConfig {
   const read = (key: DiffusionParallelField): unknown => {
     const spec = DIFFUSION_PARALLEL_FIELDS[key];
     const value = raw[key];
