@@ -2,6 +2,7 @@ import {
   STAGE_CONNECTOR,
   definePlugin,
   diagnostic,
+  type EngineArgs,
   type OmnistagePlugin,
   type PipelineConfig,
   type ReplicaContext,
@@ -12,7 +13,7 @@ import { allocateKvPorts, type KvPortAssignment } from './kv-ports.js';
 import { resolveOmniKvConfigForStage } from './omni-kv-connector.js';
 import { getStageConnectorSpec } from './stage-connector-spec.js';
 import { loadOmniTransferConfig } from './transfer-config.js';
-import type { OmniTransferConfig } from './types.js';
+import type { OmniKvConnector, OmniTransferConfig } from './types.js';
 import { isVllmKvConnector, vllmKvTransferConfig } from './vllm-kv-transfer.js';
 
 export const KV_PLUGIN_NAME = '@omnistage/plugin-kv-connector';
@@ -49,26 +50,7 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
     if (!s) state.set(config, (s = { transfer: loadOmniTransferConfig(config), ports: null }));
     return s;
   };
-
-  const vllmPorts = (ctx: ReplicaContext, s: PlanState): Map<string, KvPortAssignment> => {
-    if (!s.ports) {
-      // One port block per planned replica: the replica counts are the plan's (ctx.layout), not re-derived.
-      s.ports = allocateKvPorts(
-        ctx.plan.config.stages.flatMap((st) =>
-          Array.from({ length: replicasOf(ctx, st.stage_id) }, (_, i) => ({
-            stage_id: st.stage_id,
-            replica_id: i,
-            dp_size: positiveInt(st.engine_args['data_parallel_size']),
-            tp_size:
-              positiveInt(st.engine_args['tensor_parallel_size']) *
-              positiveInt(st.engine_args['pipeline_parallel_size']),
-          })),
-        ),
-        options.kvBasePort ?? 20000,
-      );
-    }
-    return s.ports;
-  };
+  const basePort = options.kvBasePort ?? 20000;
 
   return definePlugin({
     name: KV_PLUGIN_NAME,
@@ -95,44 +77,70 @@ export function kvConnectorPlugin(options: KvConnectorPluginOptions = {}): Omnis
           connector,
           withReceiverFallback: stage.stage_type === 'diffusion',
         });
-
-        const [cfg, from, to] = connector ?? [null, null, null];
-        const cls = typeof cfg?.['type'] === 'string' ? cfg['type'] : null;
-        if (ctx.engine === 'vllm' && cls && isVllmKvConnector(cls) && from !== null && to !== null) {
-          const role = cfg?.['role'] === 'receiver' ? 'receiver' : 'sender';
-          const count = (id: string): number => replicasOf(ctx, Number(id));
-          const senders = count(from);
-          const { type: _type, role: _role, ...extra } = cfg ?? {};
-          const kv = vllmKvTransferConfig({
-            connector: cls,
-            role,
-            stageId: stage.stage_id,
-            replicaId: ctx.replicaId,
-            replicaIndexInEdge: role === 'sender' ? ctx.replicaId : senders + ctx.replicaId,
-            kvParallelSize: senders + count(to),
-            ports: vllmPorts(ctx, s),
-            extra,
-          });
-          if (kv) {
-            out = { ...out, kv_transfer_config: kv.kvTransferConfig };
-            Object.assign(ctx.env, kv.env);
-          }
-          if (kv && cls !== 'NixlConnector' && role === 'sender' && ctx.replicaId === 0) {
-            // The replicas get their flags, but the requests of these connectors go through a
-            // proxy of their own (P2pNccl's ZMQ registry, Mooncake's bootstrap, LMCache's
-            // controller); the router would send the consumer the producer's text, not a decode.
-            ctx.plan.warn(
-              diagnostic(
-                'OMNI_WARN_KV_FLOW_NOT_DRIVEN',
-                `stage ${stage.stage_id} → ${to}: omnistage configures ${cls} on both vllm stages but does not drive its prefill → decode request flow (it drives NixlConnector's); the consumer receives the producer's output as a new prompt`,
-                stage.locations.at('output_connectors'),
-                "use NixlConnector for prefill → decode, or put the connector's own proxy in front of the replicas",
-              ),
-            );
-          }
-        }
-        return out;
+        return connector ? withVllmKvTransfer(out, ctx, connector, () => vllmPorts(ctx, s, basePort)) : out;
       });
     },
   });
+}
+
+/** The KV port blocks of the plan's vLLM replicas, allocated once per plan. */
+function vllmPorts(ctx: ReplicaContext, s: PlanState, basePort: number): Map<string, KvPortAssignment> {
+  if (!s.ports) {
+    // One port block per planned replica: the replica counts are the plan's (ctx.layout), not re-derived.
+    s.ports = allocateKvPorts(
+      ctx.plan.config.stages.flatMap((st) =>
+        Array.from({ length: replicasOf(ctx, st.stage_id) }, (_, i) => ({
+          stage_id: st.stage_id,
+          replica_id: i,
+          dp_size: positiveInt(st.engine_args['data_parallel_size']),
+          tp_size:
+            positiveInt(st.engine_args['tensor_parallel_size']) * positiveInt(st.engine_args['pipeline_parallel_size']),
+        })),
+      ),
+      basePort,
+    );
+  }
+  return s.ports;
+}
+
+/** Adds `--kv-transfer-config` (and its env) for a `vllm serve` replica on an edge with a vLLM-native connector. */
+function withVllmKvTransfer(
+  args: EngineArgs,
+  ctx: ReplicaContext,
+  [cfg, from, to]: OmniKvConnector,
+  ports: () => Map<string, KvPortAssignment>,
+): EngineArgs {
+  const cls = typeof cfg?.['type'] === 'string' ? cfg['type'] : null;
+  if (ctx.engine !== 'vllm' || !cls || !isVllmKvConnector(cls) || from === null || to === null) return args;
+  const stage = ctx.stage;
+  const role = cfg?.['role'] === 'receiver' ? 'receiver' : 'sender';
+  const count = (id: string): number => replicasOf(ctx, Number(id));
+  const senders = count(from);
+  const { type: _type, role: _role, ...extra } = cfg ?? {};
+  const kv = vllmKvTransferConfig({
+    connector: cls,
+    role,
+    stageId: stage.stage_id,
+    replicaId: ctx.replicaId,
+    replicaIndexInEdge: role === 'sender' ? ctx.replicaId : senders + ctx.replicaId,
+    kvParallelSize: senders + count(to),
+    ports: ports(),
+    extra,
+  });
+  if (!kv) return args;
+  Object.assign(ctx.env, kv.env);
+  if (cls !== 'NixlConnector' && role === 'sender' && ctx.replicaId === 0) {
+    // The replicas get their flags, but the requests of these connectors go through a
+    // proxy of their own (P2pNccl's ZMQ registry, Mooncake's bootstrap, LMCache's
+    // controller); the router would send the consumer the producer's text, not a decode.
+    ctx.plan.warn(
+      diagnostic(
+        'OMNI_WARN_KV_FLOW_NOT_DRIVEN',
+        `stage ${stage.stage_id} → ${to}: omnistage configures ${cls} on both vllm stages but does not drive its prefill → decode request flow (it drives NixlConnector's); the consumer receives the producer's output as a new prompt`,
+        stage.locations.at('output_connectors'),
+        "use NixlConnector for prefill → decode, or put the connector's own proxy in front of the replicas",
+      ),
+    );
+  }
+  return { ...args, kv_transfer_config: kv.kvTransferConfig };
 }
