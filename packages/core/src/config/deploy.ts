@@ -45,22 +45,7 @@ export async function deployDraft(
   const warnings: Diagnostic[] = [...merged.warnings];
   const top = merged.top;
   const registry = await options.pipelines(top);
-
-  const keyEntry = top.entries.get('pipeline');
-  const key = stringValue(keyEntry);
-  const modelEntry = top.entries.get('model');
-  const fileModel = stringValue(modelEntry);
-  const choice = choosePipeline({
-    registry,
-    flag: options.pipeline,
-    key: key !== undefined && keyEntry ? { name: key, loc: entryLocation(keyEntry) } : undefined,
-    model:
-      options.model !== undefined
-        ? { value: options.model }
-        : fileModel !== undefined
-          ? { value: fileModel }
-          : undefined,
-  });
+  const choice = pipelineChoice(top, registry, options);
 
   let stages = merged.stages;
   if (choice) {
@@ -71,7 +56,7 @@ export async function deployDraft(
         stages = [...stages, emptyDeployStage(t.stage_id, merged.stagesLoc)];
     }
   } else if (!stages.some(spellsTopology)) {
-    throw unresolved(doc.file, merged, registry.names(), options.model ?? fileModel);
+    throw unresolved(doc.file, merged, registry.names(), options.model ?? stringValue(top.entries.get('model')));
   }
   const placed = applyPlatformOverlay(stages, merged.platforms.get(options.platform), options.platform);
   warnings.push(...placed.warnings);
@@ -90,21 +75,6 @@ export async function deployDraft(
     pipelineEngineArgs: duplexEngineArgs(top),
   };
 
-  let drafts: StageDraft[];
-  if (choice) {
-    drafts = choice.definition.stages.map((t) => {
-      const stage = stages.find((s) => s.stageId === t.stage_id) ?? emptyDeployStage(t.stage_id, merged.stagesLoc);
-      return toLegacyStage(stage, registryTopology(t, asyncChunk, stage.loc), ctx);
-    });
-  } else {
-    drafts = [...stages]
-      .sort((a, b) => a.stageId - b.stageId)
-      .map((s) => {
-        const own = fileTopology(s);
-        return toLegacyStage(own.stage, own.topology, ctx);
-      });
-  }
-
   return {
     file: doc.file,
     schema: 'deploy',
@@ -113,9 +83,52 @@ export async function deployDraft(
     pipelineSelectedBy: choice?.selectedBy ?? null,
     asyncChunk,
     top,
-    stages: drafts,
+    stages: stageDrafts(stages, choice, ctx, merged.stagesLoc),
     warnings,
   };
+}
+
+/** The registered pipeline the file runs: `--pipeline`, else its `pipeline:` key, else its model; null when none. */
+function pipelineChoice(
+  top: SourcedMap,
+  registry: PipelineRegistry,
+  options: DeployDraftOptions,
+): PipelineChoice | null {
+  const keyEntry = top.entries.get('pipeline');
+  const key = stringValue(keyEntry);
+  const fileModel = stringValue(top.entries.get('model'));
+  return choosePipeline({
+    registry,
+    flag: options.pipeline,
+    key: key !== undefined && keyEntry ? { name: key, loc: entryLocation(keyEntry) } : undefined,
+    model:
+      options.model !== undefined
+        ? { value: options.model }
+        : fileModel !== undefined
+          ? { value: fileModel }
+          : undefined,
+  });
+}
+
+/** The legacy-shaped stages: in the registered pipeline's order with its topology, else the file's own, by id. */
+function stageDrafts(
+  stages: readonly DeployStage[],
+  choice: PipelineChoice | null,
+  ctx: ConvertContext,
+  stagesLoc: SourceLocation,
+): StageDraft[] {
+  if (choice) {
+    return choice.definition.stages.map((t) => {
+      const stage = stages.find((s) => s.stageId === t.stage_id) ?? emptyDeployStage(t.stage_id, stagesLoc);
+      return toLegacyStage(stage, registryTopology(t, ctx.asyncChunk, stage.loc), ctx);
+    });
+  }
+  return [...stages]
+    .sort((a, b) => a.stageId - b.stageId)
+    .map((s) => {
+      const own = fileTopology(s);
+      return toLegacyStage(own.stage, own.topology, ctx);
+    });
 }
 
 function stringValue(entry: SourcedEntry | undefined): string | undefined {

@@ -131,78 +131,98 @@ function readAxes(role: string, entry: SourcedEntry, fail: Fail): Axis[] {
     );
   const seen = new Set<string>();
   return entry.node.items.map((item) => {
-    if (item.kind !== 'map')
+    const axis = readAxis(role, item, fail);
+    if (seen.has(axis.kind))
       throw fail(
-        `role '${role}': each axis declaration must be a mapping, got ${item.kind}.`,
-        item.loc,
-        'Write `- {axis: tp, size: 2}`.',
-      );
-    const v = (k: string): SourcedNode | undefined => item.entries.get(k)?.node;
-    const kindNode = v('axis');
-    if (!kindNode || kindNode.kind !== 'scalar')
-      throw fail(
-        `role '${role}': each strategy entry needs an 'axis' field.`,
-        item.loc,
-        `Axes: ${TRANSLATABLE.join(', ')}.`,
-      );
-    const kind = String(kindNode.value);
-    const sizeNode = v('size');
-    if (!sizeNode)
-      throw fail(`role '${role}': strategy entry for axis '${kind}' needs a 'size'.`, item.loc, 'Add `size: N`.');
-    const size = sizeNode.kind === 'scalar' ? Number(sizeNode.value) : NaN;
-    if (!Number.isInteger(size))
-      throw fail(
-        `role '${role}': axis '${kind}' size must be an integer, got ${JSON.stringify(sizeNode.kind === 'scalar' ? sizeNode.value : '…')}.`,
-        sizeNode.loc,
-        'Use a whole number.',
-      );
-    const routingNode = v('routing');
-    const routing = routingNode?.kind === 'scalar' ? String(routingNode.value) : undefined;
-    if (routing !== undefined && kind !== 'dp' && kind !== 'stage_replica') {
-      throw fail(
-        `role '${role}': axis '${kind}' does not accept a 'routing' policy (only ['dp', 'stage_replica'] do).`,
-        routingNode?.loc ?? item.loc,
-        'Remove `routing`.',
-      );
-    }
-    if (!KINDS.includes(kind))
-      throw fail(
-        `axis kind must be one of (${KINDS.join(', ')}), got '${kind}'.`,
-        kindNode.loc,
-        `Axes that apply today: ${TRANSLATABLE.join(', ')}.`,
-      );
-    if (size <= 0) throw fail(`axis size must be > 0, got ${size}.`, sizeNode.loc, 'Use 1 or more.');
-    if (!TRANSLATABLE.includes(kind))
-      throw fail(
-        `axis kind '${kind}' is not translatable yet (supported: ${TRANSLATABLE.join(', ')}).`,
-        kindNode.loc,
-        'Remove this axis.',
-      );
-    if (seen.has(kind))
-      throw fail(
-        `axis kind '${kind}' appears more than once in role '${role}'.`,
-        kindNode.loc,
+        `axis kind '${axis.kind}' appears more than once in role '${role}'.`,
+        axis.kindLoc,
         'Declare each axis once.',
       );
-    seen.add(kind);
-    const nameNode = v('name');
-    const name = nameNode?.kind === 'scalar' ? String(nameNode.value) : kind;
-    checkOwner(kind, name, v('l1_owner'), item.loc, fail);
-    if (routing === 'hash')
-      throw fail(
-        `${kind} axis '${name}' requests key-stable (hash) routing, which is not supported.`,
-        routingNode?.loc ?? item.loc,
-        'Use round_robin or least_queue.',
-      );
-    if (kind === 'dp' && routing !== undefined && !['least_queue', 'random', 'round_robin'].includes(routing)) {
-      throw fail(
-        `dp axis '${name}' has invalid routing_policy '${routing}'; expected one of ['least_queue', 'random', 'round_robin'].`,
-        routingNode?.loc ?? item.loc,
-        'Fix the policy name.',
-      );
-    }
-    return { kind, name, size, routing, loc: item.loc };
+    seen.add(axis.kind);
+    return checkAxisRouting(axis, fail);
   });
+}
+
+/** One axis declaration with the places its kind and routing were written. */
+interface ReadAxis extends Axis {
+  kindLoc: SourceLocation;
+  routingLoc: SourceLocation;
+  owner: SourcedNode | undefined;
+}
+
+/** Reads `{axis, size, routing?, name?}` and checks its kind and size. */
+function readAxis(role: string, item: SourcedNode, fail: Fail): ReadAxis {
+  if (item.kind !== 'map')
+    throw fail(
+      `role '${role}': each axis declaration must be a mapping, got ${item.kind}.`,
+      item.loc,
+      'Write `- {axis: tp, size: 2}`.',
+    );
+  const v = (k: string): SourcedNode | undefined => item.entries.get(k)?.node;
+  const kindNode = v('axis');
+  if (!kindNode || kindNode.kind !== 'scalar')
+    throw fail(
+      `role '${role}': each strategy entry needs an 'axis' field.`,
+      item.loc,
+      `Axes: ${TRANSLATABLE.join(', ')}.`,
+    );
+  const kind = String(kindNode.value);
+  const sizeNode = v('size');
+  if (!sizeNode)
+    throw fail(`role '${role}': strategy entry for axis '${kind}' needs a 'size'.`, item.loc, 'Add `size: N`.');
+  const size = sizeNode.kind === 'scalar' ? Number(sizeNode.value) : NaN;
+  if (!Number.isInteger(size))
+    throw fail(
+      `role '${role}': axis '${kind}' size must be an integer, got ${JSON.stringify(sizeNode.kind === 'scalar' ? sizeNode.value : '…')}.`,
+      sizeNode.loc,
+      'Use a whole number.',
+    );
+  const routingNode = v('routing');
+  const routing = routingNode?.kind === 'scalar' ? String(routingNode.value) : undefined;
+  const routingLoc = routingNode?.loc ?? item.loc;
+  if (routing !== undefined && kind !== 'dp' && kind !== 'stage_replica') {
+    throw fail(
+      `role '${role}': axis '${kind}' does not accept a 'routing' policy (only ['dp', 'stage_replica'] do).`,
+      routingLoc,
+      'Remove `routing`.',
+    );
+  }
+  if (!KINDS.includes(kind))
+    throw fail(
+      `axis kind must be one of (${KINDS.join(', ')}), got '${kind}'.`,
+      kindNode.loc,
+      `Axes that apply today: ${TRANSLATABLE.join(', ')}.`,
+    );
+  if (size <= 0) throw fail(`axis size must be > 0, got ${size}.`, sizeNode.loc, 'Use 1 or more.');
+  if (!TRANSLATABLE.includes(kind))
+    throw fail(
+      `axis kind '${kind}' is not translatable yet (supported: ${TRANSLATABLE.join(', ')}).`,
+      kindNode.loc,
+      'Remove this axis.',
+    );
+  const nameNode = v('name');
+  const name = nameNode?.kind === 'scalar' ? String(nameNode.value) : kind;
+  return { kind, name, size, routing, loc: item.loc, kindLoc: kindNode.loc, routingLoc, owner: v('l1_owner') };
+}
+
+/** Checks the axis's owner and routing policy; the axis without the places it was read from. */
+function checkAxisRouting(axis: ReadAxis, fail: Fail): Axis {
+  const { kind, name, size, routing, loc, routingLoc } = axis;
+  checkOwner(kind, name, axis.owner, loc, fail);
+  if (routing === 'hash')
+    throw fail(
+      `${kind} axis '${name}' requests key-stable (hash) routing, which is not supported.`,
+      routingLoc,
+      'Use round_robin or least_queue.',
+    );
+  if (kind === 'dp' && routing !== undefined && !['least_queue', 'random', 'round_robin'].includes(routing)) {
+    throw fail(
+      `dp axis '${name}' has invalid routing_policy '${routing}'; expected one of ['least_queue', 'random', 'round_robin'].`,
+      routingLoc,
+      'Fix the policy name.',
+    );
+  }
+  return { kind, name, size, routing, loc };
 }
 
 function checkOwner(kind: string, name: string, node: SourcedNode | undefined, loc: SourceLocation, fail: Fail): void {
