@@ -13,6 +13,10 @@
  *   lock(fd: number, exclusive: boolean): boolean  flock(LOCK_SH or LOCK_EX, non-blocking): false
  *                                                  when another open file holds a conflicting lock
  *   unlock(fd: number): void
+ *   reserve(fd: number, size: number): void      sizes a new pool segment and allocates its pages
+ *                                                  (posix_fallocate): a full file system is an
+ *                                                  ENOSPC error here, never a SIGBUS later, when a
+ *                                                  mapped page is first written
  *
  * A consumer maps each pool segment once and hands out views of it (see
  * src/connectors/shm-mappings.ts):
@@ -31,7 +35,7 @@
  *
  * The caller opens the files and checks their sizes: every error a missing or mismatched file can
  * cause is raised in JS, with the store's own messages. What fails here is thrown as an Error
- * "<call> failed: <strerror>" (code EMAP).
+ * "<call> failed: <strerror>" (code ENOSPC or EDQUOT when the file system is full, else EMAP).
  *
  * Built by scripts/build-native.mjs with the system compiler (no node-gyp); Node-API only, so one
  * build serves every Node version the package supports.
@@ -53,7 +57,7 @@
 static napi_value throw_errno(napi_env env, const char *call, int err) {
   char msg[160];
   snprintf(msg, sizeof msg, "%s failed: %s", call, strerror(err));
-  napi_throw_error(env, "EMAP", msg);
+  napi_throw_error(env, err == ENOSPC ? "ENOSPC" : err == EDQUOT ? "EDQUOT" : "EMAP", msg);
   return NULL;
 }
 
@@ -251,6 +255,21 @@ static napi_value unlock_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Allocates the pages of a new segment before anything maps it: tmpfs hands out pages on first
+   touch, and a mapped page it cannot hand out is a SIGBUS that kills the process. */
+static napi_value reserve_fd(napi_env env, napi_callback_info info) {
+  int fd;
+  size_t size;
+  double size_d;
+  if (!get_fd_size(env, info, "reserve(fd, size)", &fd, &size, &size_d)) return NULL;
+  if (size == 0) return NULL;
+  int err;
+  do err = posix_fallocate(fd, 0, (off_t)size);
+  while (err == EINTR);
+  if (err != 0) return throw_errno(env, "posix_fallocate", err);
+  return NULL;
+}
+
 /* A consumer's mapping of one pool segment. Freed when the JS handle is collected and no view
    is left (views keep the memory; the lock is held while `uses` > 0). */
 struct segment {
@@ -410,7 +429,7 @@ static napi_value segment_view(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   static const struct { const char *name; napi_callback cb; } fns[] = {
-    {"mapPayload", map_payload}, {"mapHeld", map_held}, {"mapShared", map_shared}, {"lock", lock_fd}, {"unlock", unlock_fd},
+    {"mapPayload", map_payload}, {"mapHeld", map_held}, {"mapShared", map_shared}, {"lock", lock_fd}, {"unlock", unlock_fd}, {"reserve", reserve_fd},
     {"segmentMap", segment_map}, {"segmentAcquire", segment_acquire}, {"segmentRelease", segment_release},
     {"segmentWritten", segment_written}, {"segmentView", segment_view},
   };

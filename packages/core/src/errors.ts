@@ -188,6 +188,12 @@ export const ERROR_CATALOGUE = {
     summary: 'a request could not be completed',
     fix: 'Check the request field the message names, or the replica that failed it.',
   },
+  OMNI_PAYLOAD_NO_SPACE: {
+    exitCode: 1,
+    summary:
+      'the payload directory (a tmpfs such as /dev/shm) is full: a payload could not be stored, and the request that produced it failed',
+    fix: "Give the payload directory more room (docker: --shm-size), lower `pool_bytes` in the stages' connector_config, or point OMNISTAGE_PAYLOAD_DIR at a larger file system.",
+  },
   OMNI_KV_TRANSFER_MISSING: {
     exitCode: 1,
     summary:

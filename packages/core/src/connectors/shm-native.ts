@@ -10,6 +10,13 @@ import { createRequire } from 'node:module';
 /** `0` turns the zero-copy read (mmap) off: readPayload then always copies with read(). Read on every call. */
 export const SHM_MAP_ENV = 'OMNISTAGE_SHM_MAP';
 
+/**
+ * `1` leaves the addon unloaded, as on a machine without a C compiler: reads copy, producers write
+ * a file per payload (no pool), no locks. Read once, when the addon would first be loaded; the test
+ * suite runs the connector tests a second time with it so the fallback stays tested.
+ */
+export const NO_NATIVE_ENV = 'OMNISTAGE_NO_NATIVE';
+
 /** What the addon exports. */
 export interface ShmNative {
   /** Maps the open file `fd` of exactly `size` bytes (checked again before mapping) into a Buffer. */
@@ -21,6 +28,11 @@ export interface ShmNative {
   /** flock, non-blocking: false when another open file holds a conflicting lock. */
   lock(fd: number, exclusive: boolean): boolean;
   unlock(fd: number): void;
+  /**
+   * Sizes the file to `size` bytes and allocates its pages (posix_fallocate), so a full file system
+   * is an error (code `ENOSPC`/`EDQUOT`) now rather than a SIGBUS when a mapped page is written.
+   */
+  reserve(fd: number, size: number): void;
   /** Maps a whole pool segment once (it owns `fd`); see shm-mappings.ts. */
   segmentMap(fd: number, size: number): SegmentHandle;
   /** One more use; the first takes the shared lock. False: the producer holds it (being rewritten). */
@@ -40,6 +52,7 @@ export type SegmentHandle = { readonly __segment: unique symbol };
 let loaded: ShmNative | null | undefined;
 
 function load(): ShmNative | null {
+  if (process.env[NO_NATIVE_ENV] === '1') return null;
   const require = createRequire(import.meta.url);
   // dist/connectors/ -> dist/native/; the second serves these sources run as TypeScript (tests).
   for (const candidate of ['../native/shm_map.node', '../../dist/native/shm_map.node']) {
@@ -48,7 +61,8 @@ function load(): ShmNative | null {
       if (
         typeof mod.mapPayload === 'function' &&
         typeof mod.segmentView === 'function' &&
-        typeof mod.mapShared === 'function'
+        typeof mod.mapShared === 'function' &&
+        typeof mod.reserve === 'function'
       )
         return mod as ShmNative;
     } catch {

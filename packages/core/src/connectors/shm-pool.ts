@@ -22,10 +22,10 @@
  *
  * Imported by the worker SDK: node built-ins only.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, linkSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { shmNative, type ShmNative } from './shm-native.js';
-import { payloadPath, segmentFileName } from './shm-store.js';
+import { isNoSpace, payloadPath, segmentFileName } from './shm-store.js';
 
 /** Smallest segment: below it a payload costs too little for reuse to matter. */
 export const MIN_SEGMENT_BYTES = 64 * 1024;
@@ -128,10 +128,16 @@ export class ShmPool {
     const path = join(this.#dir, segmentFileName(this.#runId, `${this.#tag}_${this.#segments.length.toString(36)}`));
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      ftruncateSync(fd, size);
+      // Reserved, not just sized: a page of a sparse segment that tmpfs cannot supply when the
+      // mapping first writes it is a SIGBUS for the whole replica, never an error.
+      native.reserve(fd, size);
       if (!native.lock(fd, true)) throw new Error(`a new pool segment ${path} is locked by someone else`);
     } catch (err) {
       closeSync(fd);
+      unlinkSync(path);
+      // No room for a segment: the payload may still fit a file of its own (its exact size), which
+      // fails with OMNI_PAYLOAD_NO_SPACE where it does not.
+      if (isNoSpace(err)) return undefined;
       throw err;
     }
     let memory: Buffer | undefined;

@@ -154,6 +154,7 @@ export function writePayload(runId: string, key: string, bytes: Uint8Array, dir:
   } catch (err) {
     closeSync(fd);
     unlinkQuietly(path);
+    if (isNoSpace(err)) throw noSpaceError(key, bytes.byteLength, dir, err);
     throw payloadError(`writing payload ${key} to ${dir} failed: ${(err as Error).message}`, err);
   }
   closeSync(fd);
@@ -416,6 +417,23 @@ function unlinkQuietly(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether an error says the file system is full (or the user's quota is). */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+function noSpaceError(key: string, size: number, dir: string, cause: unknown): OmniError {
+  return new OmniError(
+    'OMNI_PAYLOAD_NO_SPACE',
+    `no space left in the payload directory ${dir} for payload ${key} (${size} bytes): ${(cause as Error).message}`,
+    {
+      cause,
+      hint: `free or enlarge the file system of ${dir} (docker: --shm-size), lower the stages' pool_bytes, or set ${PAYLOAD_DIR_ENV} to a larger one`,
+    },
+  );
 }
 
 function payloadError(message: string, cause?: unknown): OmniError {
