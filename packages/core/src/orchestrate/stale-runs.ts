@@ -13,7 +13,7 @@
  * never touched.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,7 @@ export interface RunOwner {
 
 /** What {@link reapStaleRuns} removed of one dead run. */
 export interface ReapedRun {
-  /** Null for a directory whose orchestrator was killed before it wrote its owner record. */
+  /** Null for a directory whose orchestrator was killed before it wrote a readable owner record. */
   run_id: string | null;
   pid: number | null;
   run_dir: string;
@@ -84,7 +84,11 @@ export async function writeRunOwner(runDir: string, owner: Pick<RunOwner, 'run_i
     start_ticks: processStartTicks(process.pid),
     ...processIdentity(),
   };
-  await writeFile(join(runDir, OWNER_FILE), `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  // Written aside and renamed into place: an orchestrator killed mid-write leaves a temp file (its
+  // directory is then ownerless, reaped after the grace), never a cut record under the real name.
+  const temp = join(runDir, `${OWNER_FILE}.${process.pid}.tmp`);
+  await writeFile(temp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  await rename(temp, join(runDir, OWNER_FILE));
 }
 
 /**
@@ -133,9 +137,9 @@ export const OWNERLESS_GRACE_MS = 60_000;
 /**
  * Removes the run directories in `tmpDir` (default the OS temp dir) whose owner is gone, and the
  * payload files of those runs. Only this user's directories are touched: those with a readable
- * owner record whose owner is dead, and those without a record that are older than
- * {@link OWNERLESS_GRACE_MS} with no live control socket (such a run never got to create payload
- * files). Never throws: a leftover that cannot be removed is left for the next run.
+ * owner record whose owner is dead, and those without a record (or with one that does not parse)
+ * that are older than {@link OWNERLESS_GRACE_MS} with no live control socket (such a run never got
+ * to create payload files). Never throws: a leftover that cannot be removed is left for the next run.
  */
 export async function reapStaleRuns(
   options: { tmpDir?: string; except?: string; ownerlessGraceMs?: number } = {},
@@ -160,15 +164,17 @@ export async function reapStaleRuns(
         if (err.code === 'ENOENT') return null;
         throw err;
       });
-      if (text === null) {
+      // A record that does not parse (cut short by a kill mid-write, by an older omnistage that
+      // wrote it in place) tells no more than a missing one: the same grace and socket check apply.
+      const owner = text === null ? null : parseOwner(text);
+      if (owner === null) {
         if (await ownerlessLeftover(runDir, st.mtimeMs, options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS)) {
           await rm(runDir, { recursive: true, force: true });
           reaped.push({ run_id: null, pid: null, run_dir: runDir, payload_files: 0 });
         }
         continue;
       }
-      const owner = parseOwner(text);
-      if (owner === null || ownerAlive(owner, self)) continue;
+      if (ownerAlive(owner, self)) continue;
       const files = sweepRunPayloads(owner.run_id, owner.payload_dir);
       await rm(runDir, { recursive: true, force: true });
       reaped.push({ run_id: owner.run_id, pid: owner.pid, run_dir: runDir, payload_files: files });

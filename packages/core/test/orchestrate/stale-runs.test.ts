@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   processIdentity,
   processStartTicks,
@@ -10,8 +10,9 @@ import {
   writeRunOwner,
   type RunOwner,
 } from '../../src/orchestrate/stale-runs.js';
-import { cleanupTempDirs, tempDir } from '../runtime/helpers.js';
+import { cleanupTempDirs, CORE_DIR, requireBuilt, tempDir } from '../runtime/helpers.js';
 
+beforeAll(() => requireBuilt('orchestrate/stale-runs.ts')); // the stopped writer runs the build
 afterEach(cleanupTempDirs);
 
 const here = processIdentity();
@@ -76,7 +77,7 @@ describe('leftovers of orchestrators that died without teardown', () => {
     expect(readdirSync(shm)).toEqual([]);
   });
 
-  it("skips the caller's own run, unreadable records, and never throws for a missing temp dir", async () => {
+  it("skips the caller's own run, a young unreadable record, and never throws for a missing temp dir", async () => {
     const tmp = await tempDir();
     const shm = await tempDir();
     const mine = runDir(tmp, 'mine01', owner('mx3-mine', deadPid(), shm));
@@ -121,6 +122,42 @@ describe('leftovers of orchestrators that died without teardown', () => {
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it('reaps a run directory whose owner record was cut short or is empty, like one without a record, once it is old and nobody listens in it', async () => {
+    const tmp = await tempDir();
+    const shm = await tempDir();
+    const old = new Date(Date.now() - 10 * 60_000);
+    const cut = runDir(tmp, 'cut001');
+    writeFileSync(join(cut, 'owner.json'), JSON.stringify(owner('mx6-cut', deadPid(), shm)).slice(0, 40));
+    const empty = runDir(tmp, 'cut002');
+    writeFileSync(join(empty, 'owner.json'), '');
+    const young = runDir(tmp, 'cut003');
+    writeFileSync(join(young, 'owner.json'), '{"run_id": "mx6-young", "pi');
+    for (const d of [cut, empty]) utimesSync(d, old, old);
+    const reaped = await reapStaleRuns({ tmpDir: tmp });
+    expect(reaped.sort((a, b) => a.run_dir.localeCompare(b.run_dir))).toEqual([
+      { run_id: null, pid: null, run_dir: cut, payload_files: 0 },
+      { run_id: null, pid: null, run_dir: empty, payload_files: 0 },
+    ]);
+    expect(existsSync(young)).toBe(true);
+  });
+
+  it('a writer stopped in the middle of its owner record leaves no record at all, never a cut one', async () => {
+    // A file size limit of 0 stops the write at its first byte, as a SIGKILL there would.
+    const tmp = await tempDir();
+    const dir = runDir(tmp, 'cutw01');
+    const writer = `import { writeRunOwner } from ${JSON.stringify(join(CORE_DIR, 'dist', 'orchestrate', 'stale-runs.js'))};
+      await writeRunOwner(process.argv[1], { run_id: 'mx7-cut', payload_dir: process.argv[1] });`;
+    const res = spawnSync(
+      'sh',
+      ['-c', 'ulimit -f 0; exec "$@"', 'sh', process.execPath, '--input-type=module', '-e', writer, dir],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(res.status === 0 && res.signal === null, 'the write must have been stopped').toBe(false);
+    expect(existsSync(join(dir, 'owner.json'))).toBe(false);
   });
 
   it('writes an owner record that a later reaper reads as alive while this process runs', async () => {
