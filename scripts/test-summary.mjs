@@ -16,19 +16,25 @@ for (const group of ['packages', 'examples']) {
   for (const name of readdirSync(dir)) {
     const pkg = join(dir, name, 'package.json');
     if (!existsSync(pkg) || !JSON.parse(readFileSync(pkg, 'utf8')).scripts?.test) continue;
-    const report = join(dir, name, '.vitest-report.json');
+    // `.vitest-report.json`, and one per further run of a package's tests (core and the CLI run
+    // some a second time with OMNISTAGE_NO_NATIVE=1: `.vitest-report-no-native.json`).
+    const reports = readdirSync(join(dir, name))
+      .filter((f) => /^\.vitest-report(-[a-z-]+)?\.json$/.test(f))
+      .map((f) => join(dir, name, f));
     if (reset) {
-      rmSync(report, { force: true });
+      for (const report of reports) rmSync(report, { force: true });
       continue;
     }
-    if (!existsSync(report)) {
+    if (!reports.some((r) => r.endsWith('/.vitest-report.json'))) {
       missing.push(`${group}/${name}`);
       continue;
     }
-    const r = JSON.parse(readFileSync(report, 'utf8'));
-    passed += r.numPassedTests ?? 0;
-    failed += r.numFailedTests ?? 0;
-    skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    for (const report of reports) {
+      const r = JSON.parse(readFileSync(report, 'utf8'));
+      passed += r.numPassedTests ?? 0;
+      failed += r.numFailedTests ?? 0;
+      skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    }
   }
 }
 if (reset) process.exit(0);

@@ -1,6 +1,6 @@
 /**
  * The README and docs are read by users who have only this repository: they must not point at
- * design notes outside it (`../shared/...`, "brief §9", "spec b.29"), and docs/plugins.md must
+ * design notes outside it (`../shared/...`, "brief §9", a section of the spec), and docs/plugins.md must
  * document what plugin authors otherwise find by reading the source.
  */
 import { readdirSync, readFileSync } from 'node:fs';

@@ -99,9 +99,7 @@ interface PlanStage {
   topology: { source: string; pipeline: string | null };
 }
 
-async function planInProcess(
-  name: string,
-): Promise<{
+async function planInProcess(name: string): Promise<{
   topology: { source: string; pipeline: string | null; selected_by: string | null };
   stages: PlanStage[];
   warnings: { code: string; message: string }[];

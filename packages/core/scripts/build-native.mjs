@@ -1,6 +1,7 @@
 // Builds the optional shared-memory mapper (native/shm_map.c) into dist/native/shm_map.node, with
 // the system C compiler against the Node-API headers already on the machine: no node-gyp, no
-// download, well under a second. Run by `npm run build` after tsc.
+// download, well under a second. Run by `npm run build` after tsc, and by the package's `install`
+// script where it is installed (the published package ships this source, never a binary).
 //
 // The addon is an optimisation (shm payload reads map the file instead of copying it), never a
 // requirement: without a compiler or headers, or when compiling fails, this prints one line and

@@ -27,8 +27,8 @@ const CONFIG_KEYS = ['default', 'per_role'] as const;
 const SPEC_KEYS = ['backend', 'extra'] as const;
 
 /**
- * Normalises `engine_args.diffusion_attention_config` (spec b.22 step 10; upstream
- * `parse_attention_config` / `AttentionConfig`) into `{ default, per_role }`:
+ * Normalises `engine_args.diffusion_attention_config` (as upstream's
+ * `build_engine_args_dict` does for diffusion stages, with `parse_attention_config` / `AttentionConfig`) into `{ default, per_role }`:
  *
  * - `null`/absent → `{ default: null, per_role: {} }`;
  * - a string → that backend as the default (shorthand of upstream's `diffusion_attention_backend`);

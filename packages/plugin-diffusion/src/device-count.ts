@@ -3,8 +3,8 @@ import type { StageConfig } from '@omnistage/core';
 import { getDiffusionDevicesPerReplica } from './devices-per-replica.js';
 
 /**
- * Fails when a diffusion replica is given fewer devices than its parallel world size (spec b.28
- * steps 3–4). `available` is the replica's device list — its slice of `runtime.devices`, or all
+ * Fails when a diffusion replica is given fewer devices than its parallel world size (as upstream's
+ * `build_diffusion_config` does, with a `ValueError`). `available` is the replica's device list — its slice of `runtime.devices`, or all
  * visible devices when the stage sets none; blank entries are ignored, as upstream drops empty
  * tokens.
  *

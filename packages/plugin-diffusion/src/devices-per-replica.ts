@@ -3,7 +3,7 @@ import { diffusionWorldSize } from './world-size.js';
 
 /**
  * Devices one replica of a diffusion stage needs: the parallel world size of
- * `engine_args.parallel_config` (spec b.17, diffusion branch of `get_stage_devices_per_replica`);
+ * `engine_args.parallel_config` (the diffusion branch of upstream `get_stage_devices_per_replica`);
  * no `parallel_config` → 1.
  *
  * Deliberate difference from upstream: upstream swallows any error building the parallel config

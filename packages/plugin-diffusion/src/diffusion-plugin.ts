@@ -39,7 +39,7 @@ function hookOrNull(value: string | null): string | null {
 }
 
 /**
- * What upstream's `extract_stage_metadata` does differently for diffusion stages (spec b.12):
+ * What upstream's `extract_stage_metadata` does differently for diffusion stages:
  * no `engine_output_type`, never comprehension or multimodal, no `prompt_expand_func`, but a
  * `cfg_kv_collect_func`.
  */
@@ -89,7 +89,7 @@ export function diffusionPlugin(options: DiffusionPluginOptions = {}): Omnistage
 
       omni.hooks.buildArgs.tapPromise({ name: DIFFUSION_PLUGIN_NAME, stage: STAGE_TYPE }, async (args, ctx) => {
         if (ctx.stage.stage_type !== 'diffusion') return args;
-        // b.28: too few devices for the world size is a plan error (not swallowed).
+        // Too few devices for the world size is a plan error (upstream `build_diffusion_config` raises too).
         checkDiffusionDeviceCount(ctx.stage, ctx.physicalDevices ?? ctx.plan.visibleDevices);
         const out: Record<string, unknown> = {
           ...args,
@@ -117,7 +117,7 @@ export function diffusionPlugin(options: DiffusionPluginOptions = {}): Omnistage
           args: [REFERENCE_DIFFUSION_WORKER],
           env: { [DIFFUSION_ENGINE_ARGS_ENV]: JSON.stringify(ctx.engineArgs) },
           attach: 'control',
-          // The same script can run as a thread of the orchestrator (inline mode, spec b.29).
+          // The same script can run as a thread of the orchestrator (inline mode: upstream `initialize_diffusion_stage(use_inline=True)`).
           inline_module: REFERENCE_DIFFUSION_WORKER,
         }),
       });

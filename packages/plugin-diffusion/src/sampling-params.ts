@@ -119,7 +119,7 @@ const LLM_ONLY_FIELDS: ReadonlySet<string> = new Set([
 
 /**
  * Checks a diffusion stage's `default_sampling_params` the way upstream's
- * `OmniDiffusionSamplingParams(**d)` would (spec b.12 step 4: unknown keys raise), plus value
+ * `OmniDiffusionSamplingParams(**d)` would when upstream's `extract_stage_metadata` builds it (unknown keys raise), plus value
  * checks upstream leaves to the model: integers where counts are meant, `height`/`width` positive
  * multiples of 8 (the VAE downsamples by 8), `num_inference_steps` ≥ 1, guidance a number, `seed`
  * an integer. Throws `OMNI_CONFIG_INVALID` at `default_sampling_params.<key>` with a hint (a

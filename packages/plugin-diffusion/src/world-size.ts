@@ -32,7 +32,7 @@ interface ResolvedParallelConfig {
 
 /**
  * Number of devices (ranks) one replica of a diffusion stage needs, from its
- * `engine_args.parallel_config` (spec b.17, upstream `DiffusionParallelConfig.world_size` at the
+ * `engine_args.parallel_config` (upstream `DiffusionParallelConfig.world_size` at the
  * reference revision):
  *
  * - `world_size` key present → `max(1, world_size)`; it wins over the degrees (which are still

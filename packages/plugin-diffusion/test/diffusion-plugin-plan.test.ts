@@ -1,6 +1,6 @@
 /**
  * Stage type `diffusion` inside a real plan: devices per replica = parallel world size, device
- * init locks for the whole world (upstream takes none outside head mode), the b.28 device-count
+ * init locks for the whole world (upstream takes none outside head mode), the device-count
  * check as a plan error, sampling params checked at their YAML line, inline mode for one replica.
  */
 import { Omnistage, isOmniError, loadPipelineConfig, planPipeline, type InitPlan } from '@omnistage/core';

@@ -1,5 +1,5 @@
 /**
- * JSON Schema of `omni_kv_config` (spec c.2): what a user writes, plus the keys omnistage fills in
+ * JSON Schema of `omni_kv_config` (a key of a stage's `engine_args` in upstream's legacy `stage_args` schema): what a user writes, plus the keys omnistage fills in
  * (documented so editors do not flag them in dumped configs). Open-ended on purpose: engines read
  * further keys that omnistage passes through untouched.
  */

@@ -17,7 +17,7 @@ export interface InjectKvStageInfoOptions {
 }
 
 /**
- * Completes a stage's `omni_kv_config` (spec b.11 plus the LLM plan-builder step of a.3 step 5).
+ * Completes a stage's `omni_kv_config` (upstream `inject_kv_stage_info` in `vllm_omni/engine/stage_init_utils.py`, plus what upstream's engine does for LLM stages when it builds each stage's plan).
  * Pure: returns new engine args and never mutates `engineArgs`, `stage` or `stages`.
  *
  * 1. When a connector config was resolved, `omni_kv_config` (created if absent) gets

@@ -32,7 +32,7 @@ export function getStageConnectorsConfig(
 }
 
 /**
- * The connector spec `{name, extra}` a stage gets as `stage_connector_spec` (spec b.27): `{}` when
+ * The connector spec `{name, extra}` a stage gets as `stage_connector_spec` (upstream `get_stage_connector_spec`): `{}` when
  * async chunking is off or there is no transfer config, else the first entry of
  * {@link getStageConnectorsConfig} — the first incoming edge, or for stage 0 also its first
  * outgoing edge (role `sender`), whichever was declared first. `{}` when the stage has none.

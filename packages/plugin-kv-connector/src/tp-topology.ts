@@ -4,8 +4,8 @@ import { isPlainObject } from './plain-object.js';
 import { stageIdMatches, toConfigInt } from './stage-ids.js';
 
 /**
- * Tensor-parallel size of the stage whose configured id is `stageId` (upstream `_tp_size_for_stage`,
- * spec b.9): `engine_args.parallel_config.tensor_parallel_size` when a `parallel_config` is given
+ * Tensor-parallel size of the stage whose configured id is `stageId` (upstream `_tp_size_for_stage`
+ * in `vllm_omni/engine/stage_init_utils.py`): `engine_args.parallel_config.tensor_parallel_size` when a `parallel_config` is given
  * (diffusion-style, but upstream applies it to every stage type), else
  * `engine_args.tensor_parallel_size`; missing or null → 1; at least 1. `1`, `"1"` both match stage 1;
  * the first matching stage wins; no match → null.
@@ -44,7 +44,7 @@ export function tpSizeForStage(stages: readonly StageConfig[], stageId: unknown)
 /**
  * Writes `rank_mapping: {from_tp, to_tp}` into an `omni_kv_config` so that KV transfer between
  * stages of different TP sizes works without the user writing it (upstream
- * `_inject_inferred_kv_tp_topology`, spec b.10). Pure: returns a new object (null for null input)
+ * `_inject_inferred_kv_tp_topology` in `vllm_omni/engine/stage_init_utils.py`). Pure: returns a new object (null for null input)
  * and never touches `omniKv`.
  *
  * Nothing is inferred unless `need_send_cache` or `need_recv_cache` is set and this stage is known.

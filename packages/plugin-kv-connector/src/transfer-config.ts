@@ -24,7 +24,7 @@ const PREFIX: Record<Side, string> = { input_connectors: 'from_stage_', output_c
 
 /**
  * Parses the connectors and edges of a normalised pipeline into an {@link OmniTransferConfig}
- * (upstream `load_omni_transfer_config`, spec b.26), or null when the pipeline has no edge at all.
+ * (upstream `load_omni_transfer_config_for_model` in `vllm_omni/engine/stage_init_utils.py`), or null when the pipeline has no edge at all.
  *
  * Order, which is observable through "first incoming edge": stage by stage, its `input_connectors`
  * then its `output_connectors` (first declaration of an edge wins), then the pipeline's `edges:`,

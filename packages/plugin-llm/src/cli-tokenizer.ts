@@ -14,7 +14,7 @@ export interface ApplyCliTokenizerOptions {
 
 /**
  * Forwards the CLI tokenizer into `engineArgs.tokenizer` unless the stage defines its own
- * (upstream `apply_cli_tokenizer`, spec b.3).
+ * (upstream `apply_cli_tokenizer`).
  *
  * **Mutates `engineArgs`** like upstream does: it is meant to run on the working copy inside
  * {@link buildEngineArgsDict}, never on a stage config. Only `null`/`undefined` count as "not

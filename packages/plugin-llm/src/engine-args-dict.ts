@@ -5,7 +5,7 @@ import { resolveModelSubdirs } from './model-subdir.js';
 import { isPyTruthy } from './python-compat.js';
 import { resolveWorkerCls } from './worker-cls.js';
 
-/** The architecture whose MoE FP16 FlashInfer path regresses (spec b.14). */
+/** The architecture whose MoE FP16 FlashInfer path regresses (upstream `_maybe_set_qwen3_omni_moe_env`). */
 export const QWEN3_OMNI_MOE_ARCH = 'Qwen3OmniMoeForConditionalGeneration';
 
 /** Inputs of {@link buildEngineArgsDict}. */
@@ -37,8 +37,8 @@ export interface BuiltEngineArgs {
 }
 
 /**
- * Builds the normalised engine-args dict of one stage (upstream `build_engine_args_dict`, spec
- * b.22), plus the per-child environment additions upstream writes into the process environment.
+ * Builds the normalised engine-args dict of one stage (upstream `build_engine_args_dict` in
+ * `vllm_omni/engine/stage_init_utils.py`), plus the per-child environment additions upstream writes into the process environment.
  *
  * Steps, in upstream order:
  *  1. a `null` `tensor_parallel_size` is removed so vLLM's default applies (#3293);
@@ -56,7 +56,7 @@ export interface BuiltEngineArgs {
  *  13. `has_sampling_extra_args` = Python truthiness of `default_sampling_params.extra_args`;
  *  14. `model_arch === 'Qwen3OmniMoeForConditionalGeneration'` → env
  *     `VLLM_USE_FLASHINFER_MOE_FP16=0` unless `baseEnv` defines it.
- * And from `build_vllm_config` (b.23 step 4): a non-null `max_model_len` → env
+ * And from upstream `build_vllm_config`: a non-null `max_model_len` → env
  * `VLLM_ALLOW_LONG_MAX_MODEL_LEN=1` unless `baseEnv` has a non-empty value.
  *
  * Deliberate deviations from upstream:
@@ -65,7 +65,7 @@ export interface BuiltEngineArgs {
  *   shared by planning, every replica and `omnistage plan` output, and a build step that rewrites
  *   it makes results depend on call order;
  * - environment variables are **returned**, never written to `process.env` (upstream sets them
- *   process-wide and never restores them, (f) item 28), so concurrent launches cannot race;
+ *   process-wide and never restores them), so concurrent launches cannot race;
  * - sub-directories resolve against a local model directory only (no Hugging Face cache lookup).
  */
 export function buildEngineArgsDict(stage: StageConfig, options: BuildEngineArgsOptions): BuiltEngineArgs {
@@ -119,7 +119,7 @@ export function buildEngineArgsDict(stage: StageConfig, options: BuildEngineArgs
   if (d['model_arch'] === QWEN3_OMNI_MOE_ARCH && baseEnv['VLLM_USE_FLASHINFER_MOE_FP16'] === undefined) {
     env['VLLM_USE_FLASHINFER_MOE_FP16'] = '0';
   }
-  // ...and "unset or empty" here (b.23 step 4).
+  // ...and "unset or empty" here (upstream `build_vllm_config`).
   if (d['max_model_len'] !== null && d['max_model_len'] !== undefined && !baseEnv['VLLM_ALLOW_LONG_MAX_MODEL_LEN']) {
     env['VLLM_ALLOW_LONG_MAX_MODEL_LEN'] = '1';
   }

@@ -166,8 +166,8 @@ function vllmServeWorker(ctx: ReplicaContext, options: LlmPluginOptions): Worker
 }
 
 /**
- * Upstream builds every stage's engine args with the pipeline's one model (spec b.22 step 7: `d.model
- * = model` overrides a stage's own `model` key), so a `model` under a stage's engine_args silently
+ * Upstream builds every stage's engine args with the pipeline's one model (`build_engine_args_dict`
+ * sets `d.model = model`, overriding a stage's own `model` key), so a `model` under a stage's engine_args silently
  * does nothing there. Same rule here, but said, at its line.
  */
 function warnStageModelOverridden(stage: StageConfig, ctx: PlanContext): void {

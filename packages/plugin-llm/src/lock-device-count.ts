@@ -16,8 +16,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * How many devices an LLM replica locks during init (upstream `acquire_device_locks`, spec b.25 and
- * (f) item 6): `tensor_parallel_size × pipeline_parallel_size × data_parallel_size ×
+ * How many devices an LLM replica locks during init (upstream `acquire_device_locks`;
+ * not the TP-only count that splits `devices`): `tensor_parallel_size × pipeline_parallel_size × data_parallel_size ×
  * prefill_context_parallel_size`, each defaulting to 1.
  *
  * This differs from {@link getStageDevicesPerReplica} (TP × local DP × PP): the lock set covers

@@ -46,7 +46,7 @@ function subdirValue(
 }
 
 /**
- * Model / tokenizer sub-directory indirection (spec b.22 step 5). Pops `model_subdir` and
+ * Model / tokenizer sub-directory indirection (a step of upstream's `build_engine_args_dict`). Pops `model_subdir` and
  * `tokenizer_subdir` from `engineArgs` (**mutates it**, the working copy of
  * {@link buildEngineArgsDict}) and returns the model path to use:
  *

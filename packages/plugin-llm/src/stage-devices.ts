@@ -2,7 +2,7 @@ import { OmniError, PLAN_LIMITS, invalidValue } from '@omnistage/core';
 import type { StageConfig } from '@omnistage/core';
 
 /**
- * Tensor-parallel size of a stage (upstream `get_stage_tp_size`, spec b.16):
+ * Tensor-parallel size of a stage (upstream `get_stage_tp_size`):
  * `engine_args.tensor_parallel_size`, where a falsy value (absent, `null`, `0`) means 1, then
  * integer conversion (`"2"` → 2; unlike upstream a fraction such as `1.5` is refused, not truncated).
  * Nested `parallel_config` and the context parallel size are deliberately ignored, as upstream does.

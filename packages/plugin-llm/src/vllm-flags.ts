@@ -104,7 +104,7 @@ export const VLLM_KNOWN_FLAGS: Readonly<Record<string, VllmFlagSpec>> = {
   cpu_offload_gb: num('GiB of model weights to offload to CPU memory per GPU.'),
   calculate_kv_scales: bool('Compute KV-cache scales dynamically (fp8 KV cache).'),
   mamba_ssm_cache_dtype: str('Dtype of the Mamba SSM state cache.'),
-  // AttentionConfig (ROCm stages get TRITON_ATTN written by metadata extraction, spec b.12)
+  // AttentionConfig (ROCm stages get TRITON_ATTN written by upstream's `extract_stage_metadata`)
   attention_backend: str('Attention backend (e.g. FLASH_ATTN, TRITON_ATTN).'),
   // SchedulerConfig
   max_num_batched_tokens: int('Maximum number of tokens per scheduler iteration.'),

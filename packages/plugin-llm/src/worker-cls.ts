@@ -11,7 +11,7 @@ const GPU_WORKERS = {
 } as const;
 
 /**
- * Worker class paths per platform and worker type (spec b.7). ROCm uses the CUDA classes like
+ * Worker class paths per platform and worker type (upstream `resolve_worker_cls`). ROCm uses the CUDA classes like
  * upstream; `cpu` (omnistage's virtual-device platform) has no vLLM-Omni worker of its own, so it
  * gets the CUDA paths too — they are only strings until a real vLLM engine imports them.
  */
@@ -31,7 +31,7 @@ export const WORKER_CLASS_PATHS: Readonly<Record<PlatformName, Readonly<Record<W
 
 /**
  * Sets `engineArgs.worker_cls` from `engineArgs.worker_type` for the given platform (upstream
- * `resolve_worker_cls`, spec b.7). **Mutates `engineArgs`**, like upstream; run it on a copy.
+ * `resolve_worker_cls` in `vllm_omni/engine/stage_init_utils.py`). **Mutates `engineArgs`**, like upstream; run it on a copy.
  *
  * 1. `worker_type` falsy (absent, null, `''`) → no change.
  * 2. `worker_cls` set to anything but `null`/`'auto'` → no change (an explicit class wins).

@@ -1,6 +1,6 @@
 /**
- * A `model` under a stage's engine_args: upstream replaces it with the pipeline's model (spec b.22
- * step 7) without a word; here the same happens, with a warning at its line.
+ * A `model` under a stage's engine_args: upstream replaces it with the pipeline's model
+ * (`build_engine_args_dict` sets `d.model = model`) without a word; here the same happens, with a warning at its line.
  */
 import { Omnistage, loadPipelineConfig, planPipeline } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';

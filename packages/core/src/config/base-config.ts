@@ -1,5 +1,5 @@
 /**
- * `base_config` inheritance of deploy files (spec c.3 "Merge rules"), with the cycle detection
+ * `base_config` inheritance of deploy files (upstream's merge rules for `vllm_omni/deploy/<model>.yaml`), with the cycle detection
  * upstream lacks.
  */
 import { basename, dirname, isAbsolute, resolve } from 'node:path';

@@ -102,7 +102,7 @@ export interface ConvertContext {
   pipelineEngineArgs: Readonly<Record<string, unknown>>;
 }
 
-/** Converts a deploy stage to the legacy stage shape (spec c.3 "Conversion to the legacy shape"). */
+/** Converts a deploy stage to the legacy stage shape (as upstream converts deploy stages before `stage_init_utils` sees them). */
 export function toLegacyStage(stage: DeployStage, topo: StageTopology, ctx: ConvertContext): StageDraft {
   const loc = stage.loc;
   const node = syntheticMap(loc);

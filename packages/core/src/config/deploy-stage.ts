@@ -1,5 +1,5 @@
 /**
- * One stage of a deploy file (spec c.3), split by where each key ends up, plus the two merge rules
+ * One stage of a deploy file (upstream `vllm_omni/deploy/<model>.yaml`), split by where each key ends up, plus the two merge rules
  * upstream applies to such stages: `base_config` inheritance and `platforms` overlays.
  */
 import type { SourceLocation } from '../errors.js';
@@ -68,7 +68,7 @@ export function splitDeployStage(node: SourcedMap): DeployStage {
     else if (STAGE_KEYS.has(key)) out.stage.set(key, entry);
     else out.flat.set(key, entry);
   }
-  // The nested runtime block has priority over the flat keys (spec c.3).
+  // The nested runtime block has priority over the flat keys (upstream's rule).
   const runtime = node.entries.get('runtime')?.node;
   if (runtime?.kind === 'map') {
     for (const [key, entry] of runtime.entries) {

@@ -1,5 +1,5 @@
 /**
- * Front end for the deploy `stages` schema (spec c.3): base_config chain, platform overlay, the
+ * Front end for the deploy `stages` schema (upstream `vllm_omni/deploy/<model>.yaml` and its pipeline registry): base_config chain, platform overlay, the
  * pipeline lookup, and the merge of the deploy stages into the pipeline's topology.
  */
 import { basename, extname } from 'node:path';

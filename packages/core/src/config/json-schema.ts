@@ -58,12 +58,10 @@ export function pipelineJsonSchema(engineArgs: EngineArgsSchemas = {}): Record<s
       ? createDeployStageSchema(z.union([...deployArgs, z.record(z.string(), z.unknown())]))
       : createDeployStageSchema();
 
-  const file = z
-    .union([createLegacyFileSchema(legacyStage), createDeployFileSchema(deployStage)])
-    .meta({
-      title: 'omnistage pipeline',
-      description: 'A vLLM-Omni stage configuration: legacy stage_args or deploy stages.',
-    });
+  const file = z.union([createLegacyFileSchema(legacyStage), createDeployFileSchema(deployStage)]).meta({
+    title: 'omnistage pipeline',
+    description: 'A vLLM-Omni stage configuration: legacy stage_args or deploy stages.',
+  });
   return z.toJSONSchema(file, {
     io: 'input',
     target: 'draft-07',

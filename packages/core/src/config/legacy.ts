@@ -1,5 +1,5 @@
 /**
- * Front end for the legacy `stage_args` schema (spec c.2): validation, deprecated keys, duplicate
+ * Front end for the legacy `stage_args` schema (upstream's `stage_configs/<model>.yaml` files): validation, deprecated keys, duplicate
  * ids, and the top-level `async_chunk` copy into stages.
  */
 import { OmniError } from '../errors.js';
@@ -66,7 +66,7 @@ export function legacyDraft(doc: SourcedDocument, root: SourcedMap): PipelineDra
       node = withEntries(node, { ...runtime, node: withoutKeys(runtime.node, ['max_batch_size']) });
     }
     // Upstream copies the top-level flag into non-diffusion stages that have a runtime block,
-    // overriding their own value (spec c.2, f.21).
+    // overriding their own value (upstream reads the global flag from stage 0 only).
     if (runtime !== undefined && (stage.stage_type ?? 'llm') !== 'diffusion') {
       node = withAsyncChunk(node, asyncChunk, asyncEntry);
     }

@@ -71,7 +71,7 @@ export async function loadPipelineConfig(
     });
   }
 
-  // Upstream rule (spec c.1): `stages` without `stage_args` is a deploy file. A deploy overlay may
+  // Upstream rule (`load_and_resolve_stage_configs`): `stages` without `stage_args` is a deploy file. A deploy overlay may
   // consist of `base_config` alone (bagel_think.yaml).
   const isDeploy = !root.entries.has('stage_args') && (root.entries.has('stages') || root.entries.has('base_config'));
   if (!isDeploy && !root.entries.has('stage_args')) {

@@ -1,5 +1,5 @@
 /**
- * `modes:` filtering (spec c.4): a mode keeps a subset of the stages. Upstream never fails here;
+ * `modes:` filtering of upstream's deploy files (`vllm_omni/deploy/<model>.yaml`): a mode keeps a subset of the stages. Upstream never fails here;
  * every problem is a warning and the pipeline stays unfiltered.
  */
 import * as z from 'zod';

@@ -7,7 +7,7 @@ import { entryLocation } from './sourced.js';
 
 /**
  * Patches `stages` with the platform's section: per stage_id, `devices` replaces, `env` is
- * dict-merged, `num_replicas` is honoured and other keys are set or deep-merged (spec c.3).
+ * dict-merged, `num_replicas` is honoured and other keys are set or deep-merged (upstream's `platforms:` overlay of deploy files).
  */
 export function applyPlatformOverlay(
   stages: readonly DeployStage[],

@@ -16,18 +16,14 @@ function deprecatedKey(description: string): z.ZodOptional<z.ZodUnknown> {
   return z.unknown().optional().meta({ deprecated: true, description });
 }
 
-const devicesSchema = z
-  .union([z.string(), z.int().min(0)])
-  .meta({
-    description: 'Logical device indices into the visible devices, e.g. "0,1". An integer means that one device.',
-  });
+const devicesSchema = z.union([z.string(), z.int().min(0)]).meta({
+  description: 'Logical device indices into the visible devices, e.g. "0,1". An integer means that one device.',
+});
 
-const envSchema = z
-  .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
-  .meta({
-    description:
-      'Environment variables for this stage\'s replicas; values are stringified like Python str() (true → "True").',
-  });
+const envSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).meta({
+  description:
+    'Environment variables for this stage\'s replicas; values are stringified like Python str() (true → "True").',
+});
 
 const restartPolicyName = z.enum(['never', 'on-failure']);
 
@@ -144,14 +140,10 @@ export const legacyRuntimeSchema = z.strictObject({
   process: z.boolean().optional(),
   devices: devicesSchema.nullable().optional(),
   num_replicas: z.int().min(0).optional(),
-  min_ready: z
-    .int()
-    .min(1)
-    .optional()
-    .meta({
-      description:
-        'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).',
-    }),
+  min_ready: z.int().min(1).optional().meta({
+    description:
+      'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).',
+  }),
   env: envSchema.nullable().optional(),
   requires_multimodal_data: z.boolean().optional(),
   restart: restartSchema.optional(),
@@ -202,14 +194,10 @@ export type LegacyStageInput = z.output<typeof legacyStageSchema>;
 export const LEGACY_EXTRA_KEYS = ['tts_args', 'subtalker_sampling_params', 'default_pooling_params'] as const;
 
 const legacyTopRuntimeSchema = z.strictObject({
-  min_ready: z
-    .int()
-    .min(1)
-    .optional()
-    .meta({
-      description:
-        "Head mode: live replicas every stage needs before the pipeline is ready (default 1; a stage's runtime.min_ready wins, --min-ready overrides both).",
-    }),
+  min_ready: z.int().min(1).optional().meta({
+    description:
+      "Head mode: live replicas every stage needs before the pipeline is ready (default 1; a stage's runtime.min_ready wins, --min-ready overrides both).",
+  }),
   connectors: z.record(z.string(), connectorSpecSchema).nullable().optional(),
   edges: z.array(edgeSchema).nullable().optional(),
   enabled: deprecatedKey('Dead configuration, removed upstream in #2343.'),
@@ -251,14 +239,10 @@ export const DEPLOY_RUNTIME_KEYS = ['devices', 'num_replicas', 'env', 'restart',
 const deployRuntimeSchema = z.strictObject({
   devices: devicesSchema.nullable().optional(),
   num_replicas: z.int().min(0).optional(),
-  min_ready: z
-    .int()
-    .min(1)
-    .optional()
-    .meta({
-      description:
-        'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).',
-    }),
+  min_ready: z.int().min(1).optional().meta({
+    description:
+      'Head mode: live replicas this stage needs before the pipeline is ready (default 1; --min-ready overrides).',
+  }),
   env: envSchema.nullable().optional(),
   restart: restartSchema.optional(),
   max_inflight_per_replica: maxInflightSchema.optional(),

@@ -14,16 +14,9 @@ export interface HeldDeviceLocks {
  * The hooks of an {@link Omnistage}. Built once in the constructor and frozen: plugins tap them,
  * nobody replaces them. Per-stage-type hooks are `HookMap`s keyed by `stage_type`.
  *
- * | hook | kind | called with | a tap may return |
- * |---|---|---|---|
- * | `validateConfig` | AsyncSeriesHook | config, plan ctx | — (throw an OmniError to refuse) |
- * | `extractMetadata.for(type)` | AsyncSeriesWaterfallHook | metadata, replica ctx | the metadata (changed) |
- * | `buildArgs` | AsyncSeriesWaterfallHook | engine args, replica ctx | the engine args (changed) |
- * | `resolveWorker.for(type)` | AsyncSeriesBailHook | replica ctx | a WorkerSpec, or undefined to pass |
- * | `planned` | SyncHook | plan | — |
- * | `lockDevices` | AsyncSeriesBailHook | replica runtime | HeldDeviceLocks, or undefined to pass |
- * | `spawn` | AsyncSeriesBailHook | worker spec, replica runtime | a process handle, or undefined to pass |
- * | `attach` | AsyncSeriesBailHook | process handle, replica runtime | a connection, or undefined to pass |
+ * What each hook is called with, what a tap may return and in which phase it runs: the hook table of
+ * docs/plugins.md ("Hooks"), the one table of them (test/structure/hooks-documented.test.ts keeps
+ * it in step with this interface).
  */
 export interface OmniHooks {
   readonly validateConfig: AsyncSeriesHook<[PipelineConfig, PlanContext]>;

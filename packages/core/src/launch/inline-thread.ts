@@ -4,7 +4,7 @@ import { CappedLineSplitter, MAX_CHILD_LINE_BYTES } from './capped-lines.js';
 import { LastLines } from './last-lines.js';
 
 /**
- * Runs a worker module in a thread of the orchestrator (inline mode, spec b.29). The module is the
+ * Runs a worker module in a thread of the orchestrator (inline mode: upstream `initialize_diffusion_stage(use_inline=True)`). The module is the
  * same script a replica process would run: it gets the replica's env as its own `process.env` and
  * attaches over the control socket, so the rest of omnistage cannot tell the difference. `pid` is
  * the orchestrator's. Stopping terminates the thread; grace does not apply.

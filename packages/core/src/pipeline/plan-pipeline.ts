@@ -53,7 +53,7 @@ async function validate(
   return { defs, engines };
 }
 
-/** Launch groups, the inline decision (spec b.29) and admission, over every planned replica. */
+/** Launch groups, the inline decision (upstream `initialize_diffusion_stage(use_inline=...)`) and admission, over every planned replica. */
 function arrange(
   all: ReplicaPlan[],
   config: PipelineConfig,

@@ -3,7 +3,7 @@
  * tokenising and the one ordering every lock acquirer must agree on.
  */
 
-/** Splits a comma list, strips each token and drops empty ones (upstream's tokeniser, b.15/b.19). */
+/** Splits a comma list, strips each token and drops empty ones (upstream's tokeniser in `split_devices_for_replicas` and `_map_device_list`). */
 export function splitDeviceList(value: string): string[] {
   return value
     .split(',')

@@ -13,7 +13,7 @@ const DIGITS = /^\d+$/;
 
 /**
  * Maps a replica's logical `devices` onto physical ids (upstream `set_stage_devices` +
- * `_map_device_list`, spec b.19):
+ * `_map_device_list` in `vllm_omni/engine/stage_init_utils.py`):
  *
  * - null or `"cpu"`: null, the child inherits every visible device;
  * - every token must be a non-negative integer;

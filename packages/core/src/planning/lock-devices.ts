@@ -18,12 +18,13 @@ const TOP_LEVEL_FACTORS = [
 ] as const;
 
 /**
- * How many devices a replica locks during init (spec b.25 step 1). With a `parallel_config`
+ * How many devices a replica locks during init (the count of upstream's
+ * `acquire_device_locks`). With a `parallel_config`
  * mapping: TP×PP×DP×PCP×SP×CFG of it; otherwise TP×PP×DP×PCP of the top-level engine args.
  * Each factor defaults to 1.
  *
  * This is deliberately not the devices-per-replica formula used to split `devices` (LLM: TP only,
- * spec (f) 6); the two differ upstream and plans must reproduce both.
+ * diffusion: the parallel world size); the two differ upstream and plans must reproduce both.
  */
 export function lockDeviceCount(engineArgs: Readonly<Record<string, unknown>>): number {
   const nested = engineArgs['parallel_config'];

@@ -18,7 +18,7 @@ export const CPU_DEFAULT_DEVICE_COUNT = 8;
 
 /**
  * The platforms omnistage plans for. ROCm writes both `HIP_VISIBLE_DEVICES` and
- * `CUDA_VISIBLE_DEVICES`, as upstream's omni ROCm platform does (spec (f) 3). `cpu` has no hardware
+ * `CUDA_VISIBLE_DEVICES`, as upstream's omni ROCm platform does (it sets and clears both together). `cpu` has no hardware
  * variable, so it gets one of ours, read by the reference engines.
  */
 export const PLATFORMS: Readonly<Record<PlatformName, PlatformInfo>> = Object.freeze({

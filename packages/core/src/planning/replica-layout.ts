@@ -10,7 +10,7 @@ export interface ReplicaLayoutOptions {
    * registrations).
    */
   allowZero?: boolean;
-  /** Devices one replica of the stage consumes; supplied by the stage-type plugin (b.17). */
+  /** Devices one replica of the stage consumes; supplied by the stage-type plugin (upstream `get_stage_devices_per_replica`). */
   devicesPerReplica: (stage: StageConfig) => number;
 }
 
@@ -25,8 +25,8 @@ export interface ReplicaLayout {
 const INTEGER = /^[+-]?\d+$/;
 
 /**
- * Replica counts and per-replica device strings of every stage (upstream `compute_replica_layout`,
- * spec b.18). Stages are addressed by their **position** in `stages`, as upstream does, both in the
+ * Replica counts and per-replica device strings of every stage (upstream `compute_replica_layout`
+ * in `vllm_omni/engine/stage_init_utils.py`). Stages are addressed by their **position** in `stages`, as upstream does, both in the
  * map and in error messages ("Stage S").
  *
  * `num_replicas > 1` without `runtime.devices` gives every replica the inherited visibility (null

@@ -20,7 +20,9 @@ export interface StageRuntimeEnvOptions {
 }
 
 /**
- * The environment additions for one replica's child process (spec b.20 + b.19, ported per (h)):
+ * The environment additions for one replica's child process (what upstream's
+ * `stage_runtime_env` and `setup_stage_devices` write into the process-global environment around
+ * each spawn, computed per child here instead, so no launch mutex is needed):
  * `runtime.env`, then the platform's device var(s) set to the physical ids joined by `,` (ROCm: both
  * variables), then `OMNISTAGE_RUN_ID` / `OMNISTAGE_STAGE_ID` (configured id) / `OMNISTAGE_REPLICA_ID`.
  * The launcher spreads it over its own environment; `process.env` is never read or written.

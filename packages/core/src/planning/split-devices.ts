@@ -11,7 +11,7 @@ export interface SplitDevicesOptions {
 
 /**
  * Splits one stage's `runtime.devices` into one device string per replica (upstream
- * `split_devices_for_replicas`, spec b.15). `devicesPerReplica` is upstream's `tp_size`: the TP size
+ * `split_devices_for_replicas`). `devicesPerReplica` is upstream's `tp_size`: the TP size
  * of an LLM stage, the parallel world size of a diffusion stage.
  *
  * - `numReplicas <= 1` or `devices` null: a one-element list `[devices]`, as upstream. (A missing

@@ -4,7 +4,7 @@ import type { StageMetadata } from './types.js';
 
 /**
  * What is needed to build a head-side client for a replica that registers after start-up
- * (upstream `StageRemoteFactoryContext`, spec b.1). Upstream's `vllm_config`/`executor_class` are
+ * (upstream `StageRemoteFactoryContext`). Upstream's `vllm_config`/`executor_class` are
  * Python objects built per logical LLM stage; our counterpart is the replica-0 engine args.
  */
 export interface StageRemoteFactoryContext {
@@ -31,7 +31,7 @@ export interface FactoryContextStagePlan {
 
 /**
  * Snapshot of each logical stage's construction context, keyed by configured stage id
- * (upstream `capture_stage_factory_contexts`, spec b.2). Replica 0 is the template; stages without
+ * (upstream `capture_stage_factory_contexts`). Replica 0 is the template; stages without
  * replicas (`num_replicas: 0` in head mode) are skipped. Per-replica fields are filled when a
  * replica is built, not here.
  *

@@ -2,11 +2,11 @@ import type { StageConfig } from '../config/types.js';
 import type { StageMetadata } from './types.js';
 
 /**
- * The common fields of a stage's {@link StageMetadata} (upstream `extract_stage_metadata`, spec
- * b.12); the stage-type plugin fills in the rest (sampling-params shape, ROCm attention backend).
+ * The common fields of a stage's {@link StageMetadata} (upstream `extract_stage_metadata` in
+ * `vllm_omni/engine/stage_init_utils.py`); the stage-type plugin fills in the rest (sampling-params shape, ROCm attention backend).
  *
- * - `stage_type` defaults to `llm`; `final_output` and `is_comprehension` to false (the code's
- *   defaults, not the docs', spec (f) 17).
+ * - `stage_type` defaults to `llm`; `final_output` and `is_comprehension` to false (upstream's
+ *   code defaults them so; its docs say true).
  * - `model_stage` and `engine_output_type` are read from `engine_args` by key. Upstream read them
  *   by attribute, so plain-dict configs got null; later upstream switched to key access and so do we.
  * - Stage-type rules live in the stage type's plugin (an `extractMetadata` tap): e.g. diffusion

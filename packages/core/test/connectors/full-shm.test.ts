@@ -9,8 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { shmNative } from '../../src/connectors/shm-native.js';
 import { cleanupTempDirs, CORE_DIR, requireBuilt, tempDir } from '../runtime/helpers.js';
+import { addonMissing, needsAddon } from './addon.js';
 
 const FIXTURE = join(CORE_DIR, 'test', 'connectors', 'fixtures', 'full-shm-producer.mjs');
 const MOUNT = 'mount -t tmpfs -o size=1m omnistage-test "$1" && shift && exec "$@"';
@@ -52,8 +52,10 @@ describe.skipIf(skipped !== undefined)(
     beforeAll(() => requireBuilt('connectors/shm-pool.ts', 'connectors/shm-store.ts', 'connectors/shm-native.ts'));
     afterAll(cleanupTempDirs);
 
-    it.skipIf(shmNative() === undefined)(
-      'pool segments: the put that finds no room fails with OMNI_PAYLOAD_NO_SPACE, the producer lives on and stores again once room is freed',
+    it.skipIf(addonMissing !== undefined)(
+      needsAddon(
+        'pool segments: the put that finds no room fails with OMNI_PAYLOAD_NO_SPACE, the producer lives on and stores again once room is freed',
+      ),
       async () => {
         const { status, signal, stderr, report } = await produceOnFullTmpfs(200 * 1024);
         expect({ status, signal }, stderr).toEqual({ status: 0, signal: null });

@@ -22,6 +22,7 @@ import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import { isAlive, requireBuilt, trackPid, waitFor } from '../runtime/helpers.js';
+import { addonMissing, needsAddon } from './addon.js';
 import { checksum, pattern, payloadFixturePlugin, watchWhile } from './payload-fixture.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -90,45 +91,48 @@ function poolBytesByReplica(dir: string): string[] {
 }
 
 describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000 }, () => {
-  it('carries 1,000 mixed payloads intact, reuses segments within pool_bytes, and leaves nothing behind', async () => {
-    const events: OmniEvent[] = [];
-    const pipeline = await up(events);
-    const dir = pipeline.payloads.dir;
-    const requests = Array.from({ length: 1000 }, (_, i) => ({ size: SIZES[i % SIZES.length]!, seed: i }));
-    const { result: outputs, seen } = await watchWhile(
-      () => poolBytesByReplica(dir),
-      async () => {
-        const out: Record<string, unknown>[] = [];
-        for (let i = 0; i < requests.length; i += 20) {
-          const batch = await Promise.all(requests.slice(i, i + 20).map((r) => pipeline.router().complete(r)));
-          out.push(...batch.map((b) => b[b.length - 1]!.data as Record<string, unknown>));
-        }
-        return out;
-      },
-    );
-    // Every payload arrived as its producer wrote it, though segments were rewritten all along.
-    expect(outputs.map((o) => [o['size'], o['sum']])).toEqual(
-      requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]),
-    );
-    const pooled = outputs.filter((o) => o['pooled'] === true).length;
-    expect(pooled).toBeGreaterThan(200); // most 5 KB to 200 KB ones went through segments (the rest: pool full)...
-    const segments = new Set(readdirSync(dir).filter((n) => n.includes('=')));
-    expect(segments.size).toBeGreaterThan(0);
-    expect(segments.size).toBeLessThan(pooled / 2); // ...fewer segments than payloads: reused
-    // Bounded: no replica's segments ever added up to more than pool_bytes.
-    const sizes = [...seen].map((s) => Number(s.split(':')[1]));
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(POOL_BYTES);
-    // The events tell each stored payload's story: stored once, freed once, acknowledged.
-    const stored = events.filter((e) => e.type === 'payload:stored');
-    const freed = events.filter((e) => e.type === 'payload:freed');
-    expect(stored).toHaveLength(2 * requests.filter((r) => r.size > 1024).length);
-    expect(await waitFor(() => events.filter((e) => e.type === 'payload:freed').length === stored.length, 10_000)).toBe(
-      true,
-    );
-    expect(new Set(freed.map((e) => (e as { reason: string }).reason))).toEqual(new Set(['acknowledged']));
-    await pipeline.stop('test');
-    expect(readdirSync(base)).toEqual([]);
-  });
+  it.skipIf(addonMissing !== undefined)(
+    needsAddon('carries 1,000 mixed payloads intact, reuses segments within pool_bytes, and leaves nothing behind'),
+    async () => {
+      const events: OmniEvent[] = [];
+      const pipeline = await up(events);
+      const dir = pipeline.payloads.dir;
+      const requests = Array.from({ length: 1000 }, (_, i) => ({ size: SIZES[i % SIZES.length]!, seed: i }));
+      const { result: outputs, seen } = await watchWhile(
+        () => poolBytesByReplica(dir),
+        async () => {
+          const out: Record<string, unknown>[] = [];
+          for (let i = 0; i < requests.length; i += 20) {
+            const batch = await Promise.all(requests.slice(i, i + 20).map((r) => pipeline.router().complete(r)));
+            out.push(...batch.map((b) => b[b.length - 1]!.data as Record<string, unknown>));
+          }
+          return out;
+        },
+      );
+      // Every payload arrived as its producer wrote it, though segments were rewritten all along.
+      expect(outputs.map((o) => [o['size'], o['sum']])).toEqual(
+        requests.map((r) => [r.size, checksum(pattern(r.size, r.seed))]),
+      );
+      const pooled = outputs.filter((o) => o['pooled'] === true).length;
+      expect(pooled).toBeGreaterThan(200); // most 5 KB to 200 KB ones went through segments (the rest: pool full)...
+      const segments = new Set(readdirSync(dir).filter((n) => n.includes('=')));
+      expect(segments.size).toBeGreaterThan(0);
+      expect(segments.size).toBeLessThan(pooled / 2); // ...fewer segments than payloads: reused
+      // Bounded: no replica's segments ever added up to more than pool_bytes.
+      const sizes = [...seen].map((s) => Number(s.split(':')[1]));
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(POOL_BYTES);
+      // The events tell each stored payload's story: stored once, freed once, acknowledged.
+      const stored = events.filter((e) => e.type === 'payload:stored');
+      const freed = events.filter((e) => e.type === 'payload:freed');
+      expect(stored).toHaveLength(2 * requests.filter((r) => r.size > 1024).length);
+      expect(
+        await waitFor(() => events.filter((e) => e.type === 'payload:freed').length === stored.length, 10_000),
+      ).toBe(true);
+      expect(new Set(freed.map((e) => (e as { reason: string }).reason))).toEqual(new Set(['acknowledged']));
+      await pipeline.stop('test');
+      expect(readdirSync(base)).toEqual([]);
+    },
+  );
 
   it('under admission, 600 concurrent requests all arrive intact (no pooled payload read as gone) with the parked payloads bounded', async () => {
     const pipeline = await up();

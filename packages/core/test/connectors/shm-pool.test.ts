@@ -10,6 +10,7 @@ import { SegmentMappings } from '../../src/connectors/shm-mappings.js';
 import { shmNative } from '../../src/connectors/shm-native.js';
 import { createRunPayloadDir, payloadPath, payloadReadPath, readPayload } from '../../src/connectors/shm-store.js';
 import { cleanupTempDirs, requireBuilt, tempDir } from '../runtime/helpers.js';
+import { addonMissing, needsAddon } from './addon.js';
 
 // A real collection, so a consumer's dropped Buffer really lets go of its segment.
 setFlagsFromString('--expose-gc');
@@ -49,7 +50,7 @@ const release = (key: string): void => unlinkSync(payloadPath(RUN, key, dir));
 const read = (key: string, size: number, segmentBytes: number): Buffer =>
   readPayload(RUN, key, { dir, size, segmentBytes });
 
-describe('shared-memory pool', () => {
+describe('shared-memory pool sizes', () => {
   it('reads the sizes from connector_config, rounds payloads up to power-of-two segments', () => {
     expect(poolLimitsOf({ pool_bytes: 1000, pool_max_segment_bytes: 10 })).toEqual({
       poolBytes: 1000,
@@ -59,7 +60,10 @@ describe('shared-memory pool', () => {
     expect(segmentSizeFor(1)).toBe(MIN_SEGMENT_BYTES);
     expect(segmentSizeFor(MIN_SEGMENT_BYTES + 1)).toBe(2 * MIN_SEGMENT_BYTES);
   });
+});
 
+// The pool exists only with the addon (its locks keep a segment from reuse while a consumer maps it).
+describe.skipIf(addonMissing !== undefined)(needsAddon('shared-memory pool'), () => {
   it('reuses a segment once its key is released and no consumer maps it, never before', async () => {
     expect(payloadReadPath()).toBe('mmap');
     const p = pool(4 * MIN_SEGMENT_BYTES);
@@ -152,41 +156,44 @@ describe('shared-memory pool', () => {
   });
 });
 
-describe("a consumer's segment mappings (one per segment, payloads as views)", () => {
-  function pair(poolBytes: number): { producer: ShmConnector; consumer: ShmConnector } {
-    const producer = new ShmConnector(
-      { runId: RUN, role: 'worker' },
-      { dir, thresholdBytes: 0, pool: { poolBytes, maxSegmentBytes: 1024 * 1024, tag: 'cd34' } },
-    );
-    const consumer = new ShmConnector({ runId: RUN, role: 'worker' }, { dir });
-    pools.push({ close: () => (producer.close(), consumer.close()) } as unknown as ShmPool);
-    return { producer, consumer };
-  }
-  const put = (c: ShmConnector, key: string, bytes: Buffer): PayloadRef => c.put(bytes, { key, meta: {} });
+describe.skipIf(addonMissing !== undefined)(
+  needsAddon("a consumer's segment mappings (one per segment, payloads as views)"),
+  () => {
+    function pair(poolBytes: number): { producer: ShmConnector; consumer: ShmConnector } {
+      const producer = new ShmConnector(
+        { runId: RUN, role: 'worker' },
+        { dir, thresholdBytes: 0, pool: { poolBytes, maxSegmentBytes: 1024 * 1024, tag: 'cd34' } },
+      );
+      const consumer = new ShmConnector({ runId: RUN, role: 'worker' }, { dir });
+      pools.push({ close: () => (producer.close(), consumer.close()) } as unknown as ShmPool);
+      return { producer, consumer };
+    }
+    const put = (c: ShmConnector, key: string, bytes: Buffer): PayloadRef => c.put(bytes, { key, meta: {} });
 
-  it('reads successive payloads of one segment through one mapping, each view keeping its bytes while it lives', async () => {
-    const { producer, consumer } = pair(MIN_SEGMENT_BYTES);
-    const a = consumer.get(put(producer, 'a', fill(3000, 1))) as Buffer;
-    const sub = a.subarray(0, 10); // a sub-view keeps the payload's use (and lock) as its parent does
-    release('a');
-    expect(producer.put(fill(3000, 2), { key: 'b', meta: {} }).segment_bytes).toBeUndefined(); // pool full, segment held
-    let kept: Buffer | undefined = a;
-    kept = undefined;
-    await collect();
-    expect(producer.put(fill(10, 9), { key: 'c', meta: {} }).segment_bytes).toBeUndefined(); // the sub-view still holds it
-    expect(sub.equals(fill(10, 1))).toBe(true);
-    expect(kept).toBeUndefined();
-  });
+    it('reads successive payloads of one segment through one mapping, each view keeping its bytes while it lives', async () => {
+      const { producer, consumer } = pair(MIN_SEGMENT_BYTES);
+      const a = consumer.get(put(producer, 'a', fill(3000, 1))) as Buffer;
+      const sub = a.subarray(0, 10); // a sub-view keeps the payload's use (and lock) as its parent does
+      release('a');
+      expect(producer.put(fill(3000, 2), { key: 'b', meta: {} }).segment_bytes).toBeUndefined(); // pool full, segment held
+      let kept: Buffer | undefined = a;
+      kept = undefined;
+      await collect();
+      expect(producer.put(fill(10, 9), { key: 'c', meta: {} }).segment_bytes).toBeUndefined(); // the sub-view still holds it
+      expect(sub.equals(fill(10, 1))).toBe(true);
+      expect(kept).toBeUndefined();
+    });
 
-  it('maps afresh after the consumer wrote into a view (its private copy must not hide the next payload)', async () => {
-    const { producer, consumer } = pair(MIN_SEGMENT_BYTES);
-    let a: Buffer | undefined = consumer.get(put(producer, 'a', fill(8192, 1))) as Buffer;
-    a.fill(0xee); // copy-on-write: private pages in the consumer's mapping
-    a = undefined;
-    release('a');
-    await collect();
-    const ref = put(producer, 'b', fill(8192, 2));
-    expect(ref.segment_bytes).toBe(MIN_SEGMENT_BYTES); // the same segment, rewritten
-    expect((consumer.get(ref) as Buffer).equals(fill(8192, 2))).toBe(true);
-  });
-});
+    it('maps afresh after the consumer wrote into a view (its private copy must not hide the next payload)', async () => {
+      const { producer, consumer } = pair(MIN_SEGMENT_BYTES);
+      let a: Buffer | undefined = consumer.get(put(producer, 'a', fill(8192, 1))) as Buffer;
+      a.fill(0xee); // copy-on-write: private pages in the consumer's mapping
+      a = undefined;
+      release('a');
+      await collect();
+      const ref = put(producer, 'b', fill(8192, 2));
+      expect(ref.segment_bytes).toBe(MIN_SEGMENT_BYTES); // the same segment, rewritten
+      expect((consumer.get(ref) as Buffer).equals(fill(8192, 2))).toBe(true);
+    });
+  },
+);

@@ -20,6 +20,8 @@ import {
   sweepRunPayloads,
   writePayload,
 } from '../../src/connectors/shm-store.js';
+import { NO_NATIVE_ENV } from '../../src/connectors/shm-native.js';
+import { needsAddon } from './addon.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -97,28 +99,49 @@ function mapped(path: string, expected: boolean): boolean {
 }
 
 describe('the shm payload read path', () => {
-  it('is mmap where the build could compile the addon (a compiler and Node-API headers exist)', () => {
-    const probe = spawnSync(process.execPath, [join(pkgRoot, 'scripts', 'build-native.mjs'), '--probe'], {
-      encoding: 'utf8',
-    });
-    if (probe.status !== 0) {
-      // No toolchain here: the build skipped the addon on purpose, and reads fall back.
-      expect(probe.stdout).toMatch(/no C compiler|no Node-API headers|not supported/);
-      expect(mmapLoads).toBe(existsSync(addonPath));
-      return;
-    }
-    expect(
-      existsSync(addonPath),
-      `${addonPath} missing although \`${probe.stdout.trim()}\` is there: the build script did not build it`,
-    ).toBe(true);
-    expect(mmapLoads).toBe(true);
-    if (process.env[SHM_MAP_ENV] !== '0') expect(payloadReadPath()).toBe('mmap');
-    vi.stubEnv(SHM_MAP_ENV, '0');
-    expect(payloadReadPath()).toBe('read');
-    vi.unstubAllEnvs();
+  const disabled = process.env[NO_NATIVE_ENV] === '1';
+  it.skipIf(disabled)(
+    `is mmap where the build could compile the addon (a compiler and Node-API headers exist)${disabled ? ` (skipped: ${NO_NATIVE_ENV}=1)` : ''}`,
+    () => {
+      const probe = spawnSync(process.execPath, [join(pkgRoot, 'scripts', 'build-native.mjs'), '--probe'], {
+        encoding: 'utf8',
+      });
+      if (probe.status !== 0) {
+        // No toolchain here: the build skipped the addon on purpose, and reads fall back.
+        expect(probe.stdout).toMatch(/no C compiler|no Node-API headers|not supported/);
+        expect(mmapLoads).toBe(existsSync(addonPath));
+        return;
+      }
+      expect(
+        existsSync(addonPath),
+        `${addonPath} missing although \`${probe.stdout.trim()}\` is there: the build script did not build it`,
+      ).toBe(true);
+      expect(mmapLoads).toBe(true);
+      if (process.env[SHM_MAP_ENV] !== '0') expect(payloadReadPath()).toBe('mmap');
+      vi.stubEnv(SHM_MAP_ENV, '0');
+      expect(payloadReadPath()).toBe('read');
+      vi.unstubAllEnvs();
+    },
+  );
+
+  it(`${NO_NATIVE_ENV}=1 leaves the addon unloaded: reads copy, a producer writes files of their own (no pool)`, () => {
+    const probe = `const { payloadReadPath } = await import(${JSON.stringify(join(pkgRoot, 'dist', 'connectors', 'shm-store.js'))});
+      const { shmNative } = await import(${JSON.stringify(join(pkgRoot, 'dist', 'connectors', 'shm-native.js'))});
+      process.stdout.write(JSON.stringify({ read: payloadReadPath(), addon: shmNative() !== undefined }));`;
+    const run = (env: Record<string, string>) =>
+      spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      });
+    const off = run({ [NO_NATIVE_ENV]: '1' });
+    expect(JSON.parse(off.stdout), off.stderr).toEqual({ read: 'read', addon: false });
+    const on = run({ [NO_NATIVE_ENV]: '0' });
+    expect(JSON.parse(on.stdout), on.stderr).toEqual(
+      existsSync(addonPath) ? { read: 'mmap', addon: true } : { read: 'read', addon: false },
+    );
   });
 
-  it.skipIf(!mmapLoads)('addon: checks its arguments, and the size again before mapping', () => {
+  it.skipIf(!mmapLoads)(needsAddon('addon: checks its arguments, and the size again before mapping'), () => {
     const { mapPayload } = createRequire(import.meta.url)(addonPath) as { mapPayload: (...args: unknown[]) => Buffer };
     const file = join(dir, 'abc');
     writeFileSync(file, 'abc');
@@ -150,33 +173,37 @@ describe('the shm payload read path', () => {
       await rm(shmDir, { recursive: true, force: true });
     });
     const active = readPath === 'read' || mmapLoads;
+    const title = (t: string): string => (readPath === 'mmap' ? needsAddon(t) : t);
 
-    it.skipIf(!active)('returns the bytes, writes into them stay private, the file can go while they are read', () => {
-      expect(payloadReadPath()).toBe(readPath);
-      const bytes = randomBytes(3 * 4096 + 7);
-      const file = writePayload('run1', 'k1', bytes, shmDir);
-      const back = readPayload('run1', 'k1', { dir: shmDir, size: bytes.length });
-      expect(back).toBeInstanceOf(Buffer);
-      expect(back.equals(bytes)).toBe(true);
-      expect(mapped(file, readPath === 'mmap')).toBe(readPath === 'mmap');
+    it.skipIf(!active)(
+      title('returns the bytes, writes into them stay private, the file can go while they are read'),
+      () => {
+        expect(payloadReadPath()).toBe(readPath);
+        const bytes = randomBytes(3 * 4096 + 7);
+        const file = writePayload('run1', 'k1', bytes, shmDir);
+        const back = readPayload('run1', 'k1', { dir: shmDir, size: bytes.length });
+        expect(back).toBeInstanceOf(Buffer);
+        expect(back.equals(bytes)).toBe(true);
+        expect(mapped(file, readPath === 'mmap')).toBe(readPath === 'mmap');
 
-      back[0] = back[0]! ^ 0xff;
-      back.fill(0x5a, 4096, 8192);
-      expect(readFileSync(file).equals(bytes)).toBe(true);
-      const untouched = readPayload('run1', 'k1', { dir: shmDir });
-      untouched.fill(0xa5, 8192); // pages never read before
-      expect(readFileSync(file).equals(bytes)).toBe(true);
-      expect(readPayload('run1', 'k1', { dir: shmDir }).equals(bytes)).toBe(true);
+        back[0] = back[0]! ^ 0xff;
+        back.fill(0x5a, 4096, 8192);
+        expect(readFileSync(file).equals(bytes)).toBe(true);
+        const untouched = readPayload('run1', 'k1', { dir: shmDir });
+        untouched.fill(0xa5, 8192); // pages never read before
+        expect(readFileSync(file).equals(bytes)).toBe(true);
+        expect(readPayload('run1', 'k1', { dir: shmDir }).equals(bytes)).toBe(true);
 
-      expect(deletePayload('run1', 'k1', shmDir)).toBe(true);
-      expect(existsSync(file)).toBe(false);
-      expect(back.subarray(1, 4096).equals(bytes.subarray(1, 4096))).toBe(true);
-      expect(back.subarray(8192).equals(bytes.subarray(8192))).toBe(true);
-      back.fill(1);
-      expect(back.every((b) => b === 1)).toBe(true);
-    });
+        expect(deletePayload('run1', 'k1', shmDir)).toBe(true);
+        expect(existsSync(file)).toBe(false);
+        expect(back.subarray(1, 4096).equals(bytes.subarray(1, 4096))).toBe(true);
+        expect(back.subarray(8192).equals(bytes.subarray(8192))).toBe(true);
+        back.fill(1);
+        expect(back.every((b) => b === 1)).toBe(true);
+      },
+    );
 
-    it.skipIf(!active)('keeps the errors: size mismatch, gone file, a buffer too small', () => {
+    it.skipIf(!active)(title('keeps the errors: size mismatch, gone file, a buffer too small'), () => {
       writePayload('run1', 'k1', Buffer.from('hello payload'), shmDir);
       const err = (() => {
         try {
@@ -198,7 +225,7 @@ describe('the shm payload read path', () => {
       );
     });
 
-    it.skipIf(!active)('reads an empty payload, and into a given buffer with read() either way', () => {
+    it.skipIf(!active)(title('reads an empty payload, and into a given buffer with read() either way'), () => {
       writePayload('run1', 'empty', Buffer.alloc(0), shmDir);
       const empty = readPayload('run1', 'empty', { dir: shmDir, size: 0 });
       expect(empty).toBeInstanceOf(Buffer);

@@ -12,6 +12,7 @@ import { ControlServer } from '../../src/control/server.js';
 import { createControlToken } from '../../src/control/token.js';
 import { launchProcess } from '../../src/launch/launch-process.js';
 import { cleanupTempDirs, killTracked, requireBuilt, tempDir, trackPid, waitFor } from '../runtime/helpers.js';
+import { addonMissing, needsAddon } from './addon.js';
 import { PAYLOAD_WORKER, checksum as sum, pattern } from './payload-fixture.js';
 
 const THRESHOLD = 1024;
@@ -142,16 +143,21 @@ describe('worker SDK payloads, in a real worker process', () => {
     expect(tracker.keys).toEqual([]);
   });
 
-  it("writes where the orchestrator's welcome says (payload_dir), whatever the replica's env, in a pool segment", async () => {
-    const dir = await tempDir();
-    const { runId, channel, messages } = await startReplica({ dir });
-    const big = (await request(channel, messages, { size: 5000, seed: 9 })) as { tensor: PayloadRef };
-    expect(big.tensor).toMatchObject({ via: 'shm', size: 5000, segment_bytes: 65536 });
-    expect(listRunPayloads(runId, dir)).toEqual([big.tensor.key]);
-    const file = readFileSync(payloadPath(runId, big.tensor.key, dir));
-    expect(file.length).toBe(65536); // the key is a link to the segment
-    expect(file.subarray(0, 5000).equals(pattern(5000, 9))).toBe(true);
-  });
+  it.skipIf(addonMissing !== undefined)(
+    needsAddon(
+      "writes where the orchestrator's welcome says (payload_dir), whatever the replica's env, in a pool segment",
+    ),
+    async () => {
+      const dir = await tempDir();
+      const { runId, channel, messages } = await startReplica({ dir });
+      const big = (await request(channel, messages, { size: 5000, seed: 9 })) as { tensor: PayloadRef };
+      expect(big.tensor).toMatchObject({ via: 'shm', size: 5000, segment_bytes: 65536 });
+      expect(listRunPayloads(runId, dir)).toEqual([big.tensor.key]);
+      const file = readFileSync(payloadPath(runId, big.tensor.key, dir));
+      expect(file.length).toBe(65536); // the key is a link to the segment
+      expect(file.subarray(0, 5000).equals(pattern(5000, 9))).toBe(true);
+    },
+  );
 
   it('a consumer that reads a payload that is gone fails the request with a clear message', async () => {
     const { channel, messages } = await startReplica();

@@ -10,6 +10,7 @@ const sortDeviceIds = (ids: readonly string[]): string[] => sortIds(uniqueDevice
 import { readLockHolder } from '../../src/locks/holder.js';
 import { LOCK_OPTIONS } from '../../src/locks/options.js';
 import { cleanupTempDirs, FIXTURES, killTracked, requireBuilt, sleep, tempDir, trackPid, waitFor } from './helpers.js';
+import { AS_OTHER_USER, cannotSwitchUser, copyForOtherUser, OTHER_UID } from './other-user.js';
 
 const owner = { run_id: 'test-run', stage_id: 1, replica_id: 0 };
 
@@ -28,18 +29,17 @@ function opts(
   };
 }
 
-/** Starts a separate process that holds `devices` until killed. */
-/** Runs the lock-holder fixture (as user `uid` through setpriv, when given) until it holds `devices`. */
+/** Runs the lock-holder fixture (as another user through setpriv, when asked) until it holds `devices`. */
 async function spawnHolder(
   lockDir: string,
   devices: string,
   stage: number,
   replica: number,
-  uid?: number,
+  asOtherUser = false,
 ): Promise<ChildProcess> {
-  const argv = [process.execPath, join(FIXTURES, 'lock-holder.mjs'), lockDir, devices, String(stage), String(replica)];
-  const asUser = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
-  const [command, ...args] = [...asUser, ...argv] as [string, ...string[]];
+  const fixtures = asOtherUser ? await otherUserFixtures() : FIXTURES;
+  const argv = [process.execPath, join(fixtures, 'lock-holder.mjs'), lockDir, devices, String(stage), String(replica)];
+  const [command, ...args] = [...(asOtherUser ? AS_OTHER_USER : []), ...argv] as [string, ...string[]];
   const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -50,6 +50,26 @@ async function spawnHolder(
     child.once('exit', (code) => reject(new Error(`holder exited early (${code})`)));
   });
   return child;
+}
+
+/** The lock fixtures, copied where another user can read them (the clone may be in a private directory). */
+async function otherUserFixtures(): Promise<string> {
+  const copy = await copyForOtherUser(['test/runtime/fixtures/lock-holder.mjs', 'test/runtime/fixtures/lock-try.mjs']);
+  return join(copy, 'test', 'runtime', 'fixtures');
+}
+
+/** The outcome the lock-try fixture prints, run as another user. */
+async function tryLockAsOtherUser(lockDir: string): Promise<{
+  code: string;
+  message: string;
+  hint: string;
+  context: Record<string, unknown>;
+}> {
+  const argv = [process.execPath, join(await otherUserFixtures(), 'lock-try.mjs'), lockDir, '0', '5000'];
+  const [command, ...args] = [...AS_OTHER_USER, ...argv] as [string, ...string[]];
+  const r = spawnSync(command, args, { encoding: 'utf8', timeout: 20_000 });
+  expect(r.stdout, r.stderr).not.toBe('');
+  return JSON.parse(r.stdout) as { code: string; message: string; hint: string; context: Record<string, unknown> };
 }
 
 async function expectReject(promise: Promise<unknown>): Promise<OmniError> {
@@ -182,26 +202,28 @@ describe('acquireDeviceLocks', () => {
   });
 
   // Needs root (to run the other holder as user nobody) and setpriv, as on this project's CI.
-  const canSwitchUser = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+  const switchUser = cannotSwitchUser();
+  const canSwitchUser = switchUser === undefined;
+  const asOther = canSwitchUser ? '' : ` (skipped: ${switchUser})`;
   it.skipIf(!canSwitchUser)(
-    'creates the lock directory for every user of the host: another user locks in it, and we wait on its lock',
+    `creates the lock directory for every user of the host: another user locks in it, and we wait on its lock${asOther}`,
     async () => {
       const parent = await tempDir();
       await chmod(parent, 0o755);
       const lockDir = join(parent, 'omnistage-locks');
       const mine = await acquireDeviceLocks(opts(lockDir, ['0']));
       expect((await stat(lockDir)).mode & 0o7777).toBe(0o1777); // world-writable, sticky: others cannot remove ours
-      const nobody = await spawnHolder(lockDir, '1', 4, 2, 65534);
+      const nobody = await spawnHolder(lockDir, '1', 4, 2, true);
       const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['1'], { deadline: Date.now() + 300 })));
       expect(err.code).toBe('OMNI_LOCK_TIMEOUT');
       expect(err.context).toMatchObject({ device: '1', holder: { pid: nobody.pid, stage_id: 4, replica_id: 2 } });
-      expect((await stat(join(lockDir, 'device-1.lock'))).uid).toBe(65534);
+      expect((await stat(join(lockDir, 'device-1.lock'))).uid).toBe(OTHER_UID);
       await mine.release();
     },
   );
 
   it.skipIf(!canSwitchUser)(
-    "fails closed, naming the holder and what to remove, on another user's stale lock it may not remove",
+    `fails closed, naming the holder and what to remove, on another user's stale lock it may not remove${asOther}`,
     async () => {
       const parent = await tempDir();
       await chmod(parent, 0o755);
@@ -212,30 +234,7 @@ describe('acquireDeviceLocks', () => {
       await new Promise((resolve) => dead.once('exit', resolve));
       const past = new Date(Date.now() - 60_000);
       await utimes(join(lockDir, 'device-0.lock'), past, past); // stale: its holder stopped refreshing long ago
-      const r = spawnSync(
-        'setpriv',
-        [
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          '--',
-          process.execPath,
-          join(FIXTURES, 'lock-try.mjs'),
-          lockDir,
-          '0',
-          '5000',
-        ],
-        {
-          encoding: 'utf8',
-          timeout: 20_000,
-        },
-      );
-      const outcome = JSON.parse(r.stdout) as {
-        code: string;
-        message: string;
-        hint: string;
-        context: Record<string, unknown>;
-      };
+      const outcome = await tryLockAsOtherUser(lockDir);
       expect(outcome.code).toBe('OMNI_LOCK_TIMEOUT');
       expect(outcome.message).toMatch(
         new RegExp(
@@ -304,47 +303,29 @@ describe('acquireDeviceLocks', () => {
     });
 
     it.skipIf(!canSwitchUser)(
-      'refuses an existing lock directory another user owns and only they may write (0755)',
+      `refuses an existing lock directory another user owns and only they may write (0755)${asOther}`,
       async () => {
         const lockDir = join(await tempDir(), 'omnistage-locks');
         await mkdir(lockDir, { mode: 0o755 });
-        await chown(lockDir, 65534, 65534);
+        await chown(lockDir, OTHER_UID, OTHER_UID);
         const err = await expectReject(acquireDeviceLocks(opts(lockDir, ['0'])));
         expect(err.code).toBe('OMNI_LOCK_UNSAFE');
-        expect(err.message).toContain(`the lock directory ${lockDir} belongs to user id 65534 (mode 0755)`);
+        expect(err.message).toContain(`the lock directory ${lockDir} belongs to user id ${OTHER_UID} (mode 0755)`);
         expect(err.hint).toContain('--lock-dir');
         expect(await readdir(lockDir)).toEqual([]);
       },
     );
 
     it.skipIf(!canSwitchUser)(
-      'says EACCES for a lock directory this user cannot write, not "left by an unknown holder"',
+      `says EACCES for a lock directory this user cannot write, not "left by an unknown holder"${asOther}`,
       async () => {
         const parent = await tempDir();
         await chmod(parent, 0o755);
         const lockDir = join(parent, 'omnistage-locks');
         await mkdir(lockDir, { mode: 0o755 }); // root's, not world-writable
-        const r = spawnSync(
-          'setpriv',
-          [
-            '--reuid=65534',
-            '--regid=65534',
-            '--clear-groups',
-            '--',
-            process.execPath,
-            join(FIXTURES, 'lock-try.mjs'),
-            lockDir,
-            '0',
-            '5000',
-          ],
-          {
-            encoding: 'utf8',
-            timeout: 20_000,
-          },
-        );
-        const outcome = JSON.parse(r.stdout) as { code: string; message: string; hint: string };
+        const outcome = await tryLockAsOtherUser(lockDir);
         expect(outcome.message).not.toContain('unknown holder');
-        expect(outcome.message).toContain(`this user (id 65534) cannot create locks in ${lockDir} (EACCES)`);
+        expect(outcome.message).toContain(`this user (id ${OTHER_UID}) cannot create locks in ${lockDir} (EACCES)`);
         expect(outcome.code).toBe('OMNI_LOCK_UNSAFE');
       },
     );
