@@ -28,6 +28,8 @@ import {
 import { ETCD_MISSING, startEtcd, type TestEtcd } from './etcd-helpers.js';
 
 const FIXTURE = join(TEST_FIXTURES, 'head-three-stage.yaml');
+/** A third-party plugin whose taps of the start sequence write what they saw to TAP_RECORD_FILE. */
+const TAP_RECORDER = join(TEST_FIXTURES, 'tap-recorder-plugin', 'plugin.mjs');
 const TTL_S = 2;
 const SECRET = 'scale-out-test-secret-0123456789abcdef';
 /** Each "host" on its own loopback address (Linux routes all of 127.0.0.0/8 to lo). */
@@ -98,11 +100,14 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
   // sandbox, so it goes in the sandbox (removed with it), not in /dev/shm.
   const SANDBOX_PAYLOADS = (): Record<string, string> => ({ OMNISTAGE_PAYLOAD_DIR: box.tmp });
 
+  const tapFile = (hostId: string): string => join(box.root, `taps-${hostId}.jsonl`);
   const startAgent = (hostId: string, file = FIXTURE): CliProcess => {
     const agent = startCli(
       [
         'agent',
         file,
+        '--plugin',
+        TAP_RECORDER,
         '--platform',
         'cpu',
         '--engine',
@@ -124,7 +129,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
         '--log-format',
         'json',
       ],
-      { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
+      { tmpDir: box.tmp, env: { ...SANDBOX_PAYLOADS(), TAP_RECORD_FILE: tapFile(hostId) } },
     );
     onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
     return agent;
@@ -220,6 +225,31 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     expect(status.stdout()).toMatch(/^1 +\d +a +running +\S+ +127\.0\.0\.2:\d+ /m);
     expect(status.stdout()).toMatch(/^1 +\d +b +running +\S+ +127\.0\.0\.3:\d+ /m);
   }, 60_000);
+
+  it("a third-party plugin's taps run on an agent as they do locally: planned, lockDevices, spawn, attach", async () => {
+    const runId = String(events('replica:attached')[0]!['run_id']);
+    for (const hostId of ['a', 'b']) {
+      const agent = agents.get(hostId)!;
+      const records = (await readFile(tapFile(hostId), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((r) => r['pid'] === agent.pid);
+      // The agent planned the pipeline under the head's run id: the plugin's planned tap saw it.
+      expect(records[0], hostId).toEqual({ hook: 'planned', run_id: runId, pid: agent.pid });
+      const replica = agentReplicas(agent).at(-1)!;
+      const mine = records.filter((r) => r['replica_id'] === replica.replica_id);
+      expect(
+        mine.map((r) => r['hook']),
+        hostId,
+      ).toEqual(['lockDevices', 'spawn', 'attach']);
+      // Its lock tap ran with this host's lock dir; its spawn tap saw the worker dial the head from this host.
+      expect(mine[0]).toMatchObject({ stage_id: 1, run_id: runId, lock_dir: join(box.root, `locks-${hostId}`) });
+      expect(mine[1]).toMatchObject({ stage_id: 1, control, host_address: ADDRESS[hostId] });
+      // Its attach tap got the process the agent's launcher started.
+      expect(mine[2]).toMatchObject({ stage_id: 1, replica_pid: replica.pid });
+    }
+  });
 
   it('refuses an agent whose pipeline differs, naming the difference', async () => {
     const other = join(box.root, 'other.yaml');

@@ -4,12 +4,14 @@ import { controlEnv } from '../control/protocol.js';
 import { tlsEnv, type TlsFiles } from '../control/tls-material.js';
 import type { OutputStream } from '../launch/launch-process.js';
 import type { ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import { DEFAULT_STAGE_INIT_TIMEOUT_S } from '../orchestrate/defaults.js';
+import { DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from '../orchestrate/defaults.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { PLAN_LIMITS } from '../limits.js';
 import { deriveReplicaToken, insecureSecret } from './cluster-token.js';
 import { fingerprintDifferences } from './config-fingerprint.js';
-import { startAgentReplica, type AgentDriver } from './agent-replica.js';
+import { startReplica } from '../pipeline/start-replica.js';
+import type { StartDriver } from '../pipeline/replica-host.js';
+import { agentHost } from './agent-host.js';
 import { RespawnBackoff } from './respawn-backoff.js';
 import type { Discovery, HeadRecord, Registration } from './discovery.js';
 import type { Launcher } from './launcher.js';
@@ -24,8 +26,8 @@ export interface AgentOptions {
   stages: readonly number[];
   replicas: number;
   launcher: Launcher;
-  /** Hooks, events and this host's lock dir: replicas start through the driver's lock/spawn/attach phases. */
-  driver: AgentDriver;
+  /** Hooks, events and this host's lock dir (`--lock-dir`): replicas start through the same sequence as locally, every plugin tap included. */
+  driver: StartDriver;
   /** This host's address (`--advertise`): its replicas dial the head from it and bind their ports on it; published in etcd. */
   address?: string;
   /** Seconds one replica may spend in lock + spawn + attach (default 300). */
@@ -41,6 +43,7 @@ export interface AgentOptions {
   runId?: string;
   /** How long to wait for a head to appear (default 30 s). */
   waitForHeadMs?: number;
+  /** Grace between SIGTERM and SIGKILL when stopping a replica (default 5000 ms, as a local bring-up's `stopGraceMs`). */
   stopGraceMs?: number;
   logger: Logger;
   onLine?(replica: { stage_id: number; replica_id: number }, stream: OutputStream, line: string): void;
@@ -274,6 +277,10 @@ export class Agent {
     }
   }
 
+  get #stopGraceMs(): number {
+    return this.#o.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+  }
+
   #stageOf(stageId: number): InitPlan['stages'][number] {
     return this.#plan.stages.find((s) => s.stage_id === stageId)!;
   }
@@ -319,10 +326,13 @@ export class Agent {
     const stage = this.#stageOf(stageId);
     const planned: ReplicaPlan = stage.replicas[slot] ?? stage.replicas[0]!;
     // Devices, env and lock set are this host's plan of the slot; the id is the one claimed in discovery.
+    // Init windows need the head's channel: on an agent every replica loads alone, so its worker declares none.
+    const { phases: _phases, ...worker } = planned.worker;
     const replica: ReplicaPlan = {
       ...planned,
       replica_id: replicaId,
       metadata: { ...planned.metadata, replica_id: replicaId },
+      worker,
     };
     const secret = this.#o.secret ?? insecureSecret(run_id);
     const token = deriveReplicaToken(secret, { run_id, stage_id: stageId, replica_id: replicaId, incarnation });
@@ -342,28 +352,24 @@ export class Agent {
       }),
       ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}),
     };
+    const host = agentHost({
+      runId: run_id,
+      head: this.#head.control,
+      env,
+      launcher: this.#o.launcher,
+      stopGraceMs: this.#stopGraceMs,
+      attached: (s) => this.#o.discovery.waitAttached(run_id, stageId, replicaId, incarnation, s),
+      onSpawned: (launched) =>
+        this.#o.logger.info(
+          `${label}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`,
+        ),
+      onLine,
+    });
     let proc: ReplicaProcessHandle;
     try {
-      proc = await startAgentReplica(this.#o.driver, {
-        replica,
-        runId: run_id,
-        deadline: Date.now() + (this.#o.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000,
+      proc = await startReplica(this.#o.driver, host, replica, {
         signal,
-        launch: () => {
-          const launched = this.#o.launcher.launch({
-            stage_id: stageId,
-            replica_id: replicaId,
-            worker: replica.worker,
-            env,
-            onLine,
-          });
-          this.#o.logger.info(
-            `${label}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`,
-          );
-          return launched;
-        },
-        attached: (s) => this.#o.discovery.waitAttached(run_id, stageId, replicaId, incarnation, s),
-        onLine,
+        deadline: Date.now() + (this.#o.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000,
       });
     } catch (err) {
       const error = toOmniError(err);
@@ -378,7 +384,7 @@ export class Agent {
       };
     }
     const attachedAt = Date.now();
-    const onAbort = (): void => void proc.stop(this.#o.stopGraceMs ?? 5_000);
+    const onAbort = (): void => void proc.stop(this.#stopGraceMs);
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();
     const exit = await proc.exited;
