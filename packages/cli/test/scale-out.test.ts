@@ -554,6 +554,35 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     await head.waitExit(60_000);
   }, 240_000);
 
+  it('the entry gate follows the replicas: a second agent on a stage planned with num_replicas: 0 widens admission, its detach narrows it', async () => {
+    const head = startHead(120, FIXTURE);
+    const first = startAgent('p', '127.0.0.8', 1, FIXTURE);
+    const url = await waitServing(head);
+    expect(url, head.describe()).not.toBe('');
+    const stage1 = (e: OmniEventLine): { replicas: number; per_replica: number } =>
+      (e['stages'] as { stage_id: number; replicas: number; per_replica: number }[]).find((s) => s.stage_id === 1)!;
+    // The router is sized when the head starts serving: stage 1 has the first agent's replica.
+    const initial = await head.waitForEvent((e) => e.type === 'pipeline:admission', 30_000);
+    expect(stage1(initial).replicas).toBe(1);
+    const second = startAgent('q', '127.0.0.9', 1, FIXTURE);
+    const grown = await head.waitForEvent((e) => e.type === 'pipeline:admission' && stage1(e).replicas === 2, 60_000);
+    expect(grown['capacity']).toBe(Number(initial['capacity']) + stage1(initial).per_replica);
+    second.signal('SIGTERM');
+    const shrunk = await head.waitForEvent(
+      (e) => e.type === 'pipeline:admission' && e.ts >= grown.ts && stage1(e).replicas === 1,
+      30_000,
+    );
+    expect(shrunk['capacity']).toBe(initial['capacity']);
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'head-three-stage', prompt: 'hi', max_tokens: 2 }),
+    });
+    expect(res.status).toBe(200);
+    for (const p of [second, first, head]) p.signal('SIGTERM');
+    for (const p of [second, first, head]) await p.waitExit(60_000);
+  }, 180_000);
+
   it('an agent gives up a replica that fails more times in a row than runtime.restart allows, with backoff, naming it and its last exit', async () => {
     const crashing = join(box.root, 'crash-loop.yaml');
     const text = (await readFile(FIXTURE, 'utf8'))
