@@ -5,9 +5,9 @@
  * replicas dial the head from that address), each giving that stage one replica over TCP. Crashes
  * are SIGKILL, a silent partition is SIGSTOP of an agent and its replica. TTL 2 s.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveReplicaToken } from '@omnistage/core/cluster';
@@ -16,6 +16,7 @@ import {
   isAlive,
   lockIntervals,
   onCleanup,
+  REPO_ROOT,
   requireBuiltCli,
   runCleanups,
   startCli,
@@ -619,4 +620,103 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     head.signal('SIGTERM');
     await head.waitExit(60_000);
   }, 150_000);
+});
+
+/** The stand-in `vllm serve` of plugin-llm's tests: records what it got, serves the OpenAI endpoints. */
+const FAKE_VLLM = join(REPO_ROOT, 'packages', 'plugin-llm', 'test', 'fixtures', 'fake-vllm.mjs');
+
+/** A port nobody holds on `host` now. */
+function freePortOn(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** What the stand-in engine wrote about itself at start (`<pid>.json` in its record dir). */
+function fakeVllmRecords(dir: string): { pid: number; host: string; port: number }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^\d+\.json$/.test(f))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid: number; host: string; port: number });
+}
+
+describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('an HTTP-engine stage served by an agent', () => {
+  afterAll(runCleanups, 60_000);
+
+  it("the head attaches to the engine at the agent's advertised address, routes to it over HTTP, and re-checks its readiness", async () => {
+    const { box, etcd, secretFile } = await openCluster();
+    const port = await freePortOn(ADDRESS['a']!);
+    const records = join(box.root, 'fake-vllm');
+    const file = join(box.root, 'http-agent.yaml');
+    // Stage 0 runs `vllm serve` (the stand-in) and only agents serve it; readiness is re-checked every second.
+    await writeFile(
+      file,
+      [
+        'model: fake/model',
+        'runtime: { readiness_interval_s: 1, readiness_failures: 2 }',
+        'stage_args:',
+        '  - stage_id: 0',
+        '    engine: vllm',
+        '    runtime: { devices: "0", num_replicas: 0 }',
+        `    engine_args: { port: ${port}, max_num_seqs: 2 }`,
+        '    final_output: true',
+        '',
+      ].join('\n'),
+    );
+    onCleanup(() => fakeVllmRecords(records).forEach((r) => killGroup(r.pid, 'SIGKILL')));
+    const cluster = ['--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile];
+    const head = startCli(
+      [
+        ...['serve', file, '--platform', 'cpu', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir],
+        ...['--log-format', 'json', '--head', ...cluster, '--host-id', 'head', '--init-timeout', '90'],
+        ...['--events', box.eventsFile('http-head')],
+      ],
+      { tmpDir: box.tmp },
+    );
+    const agent = startCli(
+      [
+        ...['agent', file, '--platform', 'cpu', ...cluster, '--stages', '0', '--host-id', 'a'],
+        ...['--advertise', ADDRESS['a']!, '--lock-dir', join(box.root, 'locks-a'), '--log-format', 'json'],
+      ],
+      { tmpDir: box.tmp, env: { OMNISTAGE_VLLM_COMMAND: FAKE_VLLM, FAKE_VLLM_RECORD_DIR: records } },
+    );
+    const attached = await head.waitForEvent((e) => e.type === 'replica:attached', 90_000);
+    expect(attached, `${head.describe()}\n${agent.describe()}`).toMatchObject({
+      stage_id: 0,
+      host_id: 'a',
+      peer_address: ADDRESS['a'],
+    });
+    // The engine binds on the agent's address, at the port the plan gave it; the head reached it there.
+    const [engine] = fakeVllmRecords(records);
+    expect(engine).toMatchObject({ host: ADDRESS['a'], port });
+    // The head knows the replica by the pid its agent started (the engine runs under a group shim).
+    const started = /stage 0 replica 0: started \(pid (\d+)/.exec(agent.stderr())?.[1];
+    expect(attached['pid']).toBe(Number(started));
+    await waitFor(() => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()), 30_000);
+    const url = /serving \\?"[^"]*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake/model', prompt: 'hello over http', max_tokens: 3 }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const served = readFileSync(join(records, `${engine!.pid}.requests.jsonl`), 'utf8');
+    expect(served).toContain('hello over http');
+    // Liveness as locally: a frozen engine fails its readiness re-checks and leaves the rotation; it comes back.
+    process.kill(engine!.pid, 'SIGSTOP');
+    const out = await head.waitForEvent((e) => e.type === 'replica:unresponsive' && e.stage_id === 0, 30_000);
+    process.kill(engine!.pid, 'SIGCONT');
+    await head.waitForEvent((e) => e.type === 'replica:responsive' && e.ts > out.ts, 30_000);
+    // A clean agent stop takes the replica out of the head's pool.
+    agent.signal('SIGTERM');
+    await head.waitForEvent((e) => e.type === 'replica:detached' && e['host_id'] === 'a', 30_000);
+    expect((await agent.waitExit(30_000)).code).toBe(143);
+    head.signal('SIGTERM');
+    await head.waitExit(60_000);
+  }, 240_000);
 });

@@ -2,6 +2,7 @@ import { OmniError } from '../errors.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import type { OutputStream } from '../launch/launch-process.js';
 import { attachLocal } from '../builtins/attach.js';
+import { replicaLabel } from '../pipeline/replica-progress.js';
 import type { ReplicaHost } from '../pipeline/replica-host.js';
 import type { Launcher } from './launcher.js';
 
@@ -17,6 +18,8 @@ export interface AgentStart {
   stopGraceMs: number;
   /** Resolves once the head took this incarnation into its pool (its attached mark in discovery). */
   attached(signal: AbortSignal): Promise<unknown>;
+  /** Tells the head an HTTP engine is ready at `readinessUrl` (it dials nobody: the head attaches to it there). */
+  advertiseHttp(readinessUrl: string, pid: number): Promise<void>;
   /** Told the process once started, whoever's spawn tap started it. */
   onSpawned(process: ReplicaProcessHandle): void;
   onLine(stream: OutputStream, line: string): void;
@@ -37,8 +40,10 @@ function headSide(head: string): ReplicaConnection {
 /**
  * An agent's host strategy for the one start sequence: replicas dial the head (the env carries its
  * TCP endpoint and the incarnation's token), start through the agent's {@link Launcher}, and are in
- * once the head marks them attached (the head saw their `ready`); locks are this host's, and a
- * replica loads alone (init windows would need the head's channel). A failed start stops its
+ * once the head marks them attached (the head saw their `ready`). An HTTP engine (`vllm serve`,
+ * bound on the agent's `--advertise` address) dials nobody: once an `attach` tap found it ready
+ * here, its readiness URL is advertised and the head attaches to it there. Locks are this host's,
+ * and a replica loads alone (init windows would need the head's channel). A failed start stops its
  * process here: no pipeline of this host would.
  */
 export function agentHost(s: AgentStart): ReplicaHost<ReplicaProcessHandle> {
@@ -64,7 +69,15 @@ export function agentHost(s: AgentStart): ReplicaHost<ReplicaProcessHandle> {
       s.onSpawned(proc);
       return proc;
     },
-    attached: async (_proc, _connection, rt) => {
+    attached: async (proc, _connection, rt) => {
+      const { worker } = rt.replica;
+      if (worker.attach === 'http') {
+        if (worker.readiness_url === undefined)
+          throw new OmniError('OMNI_INTERNAL', `${replicaLabel(rt.replica)}: an http worker has no readiness_url`, {
+            hint: 'a bug in the engine plugin that resolved this worker',
+          });
+        await s.advertiseHttp(worker.readiness_url, proc.pid);
+      }
       rt.progress('ready', 'the head has not taken it into its pool yet');
       await s.attached(rt.signal);
     },
