@@ -86,6 +86,7 @@ export async function openHeadMode(
           ...(tls === undefined ? {} : { tls }),
           fingerprint,
           configHash: fingerprintHash(fingerprint),
+          hooks: session.omni.hooks,
         });
         logger.info(
           `head of run ${plan.run_id}: replicas dial ${clusterHead.control}${tls === undefined ? '' : ' (mutual TLS)'}; stages run here: ${[...local].join(', ') || 'none'}`,

@@ -5,9 +5,9 @@
  * replicas dial the head from that address), each giving that stage one replica over TCP. Crashes
  * are SIGKILL, a silent partition is SIGSTOP of an agent and its replica. TTL 2 s.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveReplicaToken } from '@omnistage/core/cluster';
@@ -16,6 +16,7 @@ import {
   isAlive,
   lockIntervals,
   onCleanup,
+  REPO_ROOT,
   requireBuiltCli,
   runCleanups,
   startCli,
@@ -28,6 +29,8 @@ import {
 import { ETCD_MISSING, startEtcd, type TestEtcd } from './etcd-helpers.js';
 
 const FIXTURE = join(TEST_FIXTURES, 'head-three-stage.yaml');
+/** A third-party plugin whose taps of the start sequence write what they saw to TAP_RECORD_FILE. */
+const TAP_RECORDER = join(TEST_FIXTURES, 'tap-recorder-plugin', 'plugin.mjs');
 const TTL_S = 2;
 const SECRET = 'scale-out-test-secret-0123456789abcdef';
 /** Each "host" on its own loopback address (Linux routes all of 127.0.0.0/8 to lo). */
@@ -98,11 +101,14 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
   // sandbox, so it goes in the sandbox (removed with it), not in /dev/shm.
   const SANDBOX_PAYLOADS = (): Record<string, string> => ({ OMNISTAGE_PAYLOAD_DIR: box.tmp });
 
+  const tapFile = (hostId: string): string => join(box.root, `taps-${hostId}.jsonl`);
   const startAgent = (hostId: string, file = FIXTURE): CliProcess => {
     const agent = startCli(
       [
         'agent',
         file,
+        '--plugin',
+        TAP_RECORDER,
         '--platform',
         'cpu',
         '--engine',
@@ -124,7 +130,7 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
         '--log-format',
         'json',
       ],
-      { tmpDir: box.tmp, env: SANDBOX_PAYLOADS() },
+      { tmpDir: box.tmp, env: { ...SANDBOX_PAYLOADS(), TAP_RECORD_FILE: tapFile(hostId) } },
     );
     onCleanup(() => agentReplicas(agent).forEach((r) => killGroup(r.pid, 'SIGKILL')));
     return agent;
@@ -220,6 +226,31 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
     expect(status.stdout()).toMatch(/^1 +\d +a +running +\S+ +127\.0\.0\.2:\d+ /m);
     expect(status.stdout()).toMatch(/^1 +\d +b +running +\S+ +127\.0\.0\.3:\d+ /m);
   }, 60_000);
+
+  it("a third-party plugin's taps run on an agent as they do locally: planned, lockDevices, spawn, attach", async () => {
+    const runId = String(events('replica:attached')[0]!['run_id']);
+    for (const hostId of ['a', 'b']) {
+      const agent = agents.get(hostId)!;
+      const records = (await readFile(tapFile(hostId), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((r) => r['pid'] === agent.pid);
+      // The agent planned the pipeline under the head's run id: the plugin's planned tap saw it.
+      expect(records[0], hostId).toEqual({ hook: 'planned', run_id: runId, pid: agent.pid });
+      const replica = agentReplicas(agent).at(-1)!;
+      const mine = records.filter((r) => r['replica_id'] === replica.replica_id);
+      expect(
+        mine.map((r) => r['hook']),
+        hostId,
+      ).toEqual(['lockDevices', 'spawn', 'attach']);
+      // Its lock tap ran with this host's lock dir; its spawn tap saw the worker dial the head from this host.
+      expect(mine[0]).toMatchObject({ stage_id: 1, run_id: runId, lock_dir: join(box.root, `locks-${hostId}`) });
+      expect(mine[1]).toMatchObject({ stage_id: 1, control, host_address: ADDRESS[hostId] });
+      // Its attach tap got the process the agent's launcher started.
+      expect(mine[2]).toMatchObject({ stage_id: 1, replica_pid: replica.pid });
+    }
+  });
 
   it('refuses an agent whose pipeline differs, naming the difference', async () => {
     const other = join(box.root, 'other.yaml');
@@ -524,6 +555,35 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     await head.waitExit(60_000);
   }, 240_000);
 
+  it('the entry gate follows the replicas: a second agent on a stage planned with num_replicas: 0 widens admission, its detach narrows it', async () => {
+    const head = startHead(120, FIXTURE);
+    const first = startAgent('p', '127.0.0.8', 1, FIXTURE);
+    const url = await waitServing(head);
+    expect(url, head.describe()).not.toBe('');
+    const stage1 = (e: OmniEventLine): { replicas: number; per_replica: number } =>
+      (e['stages'] as { stage_id: number; replicas: number; per_replica: number }[]).find((s) => s.stage_id === 1)!;
+    // The router is sized when the head starts serving: stage 1 has the first agent's replica.
+    const initial = await head.waitForEvent((e) => e.type === 'pipeline:admission', 30_000);
+    expect(stage1(initial).replicas).toBe(1);
+    const second = startAgent('q', '127.0.0.9', 1, FIXTURE);
+    const grown = await head.waitForEvent((e) => e.type === 'pipeline:admission' && stage1(e).replicas === 2, 60_000);
+    expect(grown['capacity']).toBe(Number(initial['capacity']) + stage1(initial).per_replica);
+    second.signal('SIGTERM');
+    const shrunk = await head.waitForEvent(
+      (e) => e.type === 'pipeline:admission' && e.ts >= grown.ts && stage1(e).replicas === 1,
+      30_000,
+    );
+    expect(shrunk['capacity']).toBe(initial['capacity']);
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'head-three-stage', prompt: 'hi', max_tokens: 2 }),
+    });
+    expect(res.status).toBe(200);
+    for (const p of [second, first, head]) p.signal('SIGTERM');
+    for (const p of [second, first, head]) await p.waitExit(60_000);
+  }, 180_000);
+
   it('an agent gives up a replica that fails more times in a row than runtime.restart allows, with backoff, naming it and its last exit', async () => {
     const crashing = join(box.root, 'crash-loop.yaml');
     const text = (await readFile(FIXTURE, 'utf8'))
@@ -560,4 +620,103 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('agents: host devic
     head.signal('SIGTERM');
     await head.waitExit(60_000);
   }, 150_000);
+});
+
+/** The stand-in `vllm serve` of plugin-llm's tests: records what it got, serves the OpenAI endpoints. */
+const FAKE_VLLM = join(REPO_ROOT, 'packages', 'plugin-llm', 'test', 'fixtures', 'fake-vllm.mjs');
+
+/** A port nobody holds on `host` now. */
+function freePortOn(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** What the stand-in engine wrote about itself at start (`<pid>.json` in its record dir). */
+function fakeVllmRecords(dir: string): { pid: number; host: string; port: number }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^\d+\.json$/.test(f))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid: number; host: string; port: number });
+}
+
+describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('an HTTP-engine stage served by an agent', () => {
+  afterAll(runCleanups, 60_000);
+
+  it("the head attaches to the engine at the agent's advertised address, routes to it over HTTP, and re-checks its readiness", async () => {
+    const { box, etcd, secretFile } = await openCluster();
+    const port = await freePortOn(ADDRESS['a']!);
+    const records = join(box.root, 'fake-vllm');
+    const file = join(box.root, 'http-agent.yaml');
+    // Stage 0 runs `vllm serve` (the stand-in) and only agents serve it; readiness is re-checked every second.
+    await writeFile(
+      file,
+      [
+        'model: fake/model',
+        'runtime: { readiness_interval_s: 1, readiness_failures: 2 }',
+        'stage_args:',
+        '  - stage_id: 0',
+        '    engine: vllm',
+        '    runtime: { devices: "0", num_replicas: 0 }',
+        `    engine_args: { port: ${port}, max_num_seqs: 2 }`,
+        '    final_output: true',
+        '',
+      ].join('\n'),
+    );
+    onCleanup(() => fakeVllmRecords(records).forEach((r) => killGroup(r.pid, 'SIGKILL')));
+    const cluster = ['--etcd', etcd.url, '--lease-ttl', String(TTL_S), '--cluster-secret-file', secretFile];
+    const head = startCli(
+      [
+        ...['serve', file, '--platform', 'cpu', '--port', '0', '--host', '127.0.0.1', '--lock-dir', box.lockDir],
+        ...['--log-format', 'json', '--head', ...cluster, '--host-id', 'head', '--init-timeout', '90'],
+        ...['--events', box.eventsFile('http-head')],
+      ],
+      { tmpDir: box.tmp },
+    );
+    const agent = startCli(
+      [
+        ...['agent', file, '--platform', 'cpu', ...cluster, '--stages', '0', '--host-id', 'a'],
+        ...['--advertise', ADDRESS['a']!, '--lock-dir', join(box.root, 'locks-a'), '--log-format', 'json'],
+      ],
+      { tmpDir: box.tmp, env: { OMNISTAGE_VLLM_COMMAND: FAKE_VLLM, FAKE_VLLM_RECORD_DIR: records } },
+    );
+    const attached = await head.waitForEvent((e) => e.type === 'replica:attached', 90_000);
+    expect(attached, `${head.describe()}\n${agent.describe()}`).toMatchObject({
+      stage_id: 0,
+      host_id: 'a',
+      peer_address: ADDRESS['a'],
+    });
+    // The engine binds on the agent's address, at the port the plan gave it; the head reached it there.
+    const [engine] = fakeVllmRecords(records);
+    expect(engine).toMatchObject({ host: ADDRESS['a'], port });
+    // The head knows the replica by the pid its agent started (the engine runs under a group shim).
+    const started = /stage 0 replica 0: started \(pid (\d+)/.exec(agent.stderr())?.[1];
+    expect(attached['pid']).toBe(Number(started));
+    await waitFor(() => /serving \\?"[^"]*" at http:\/\/127\.0\.0\.1:\d+\/v1/.test(head.stderr()), 30_000);
+    const url = /serving \\?"[^"]*" at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(head.stderr())?.[1] ?? '';
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake/model', prompt: 'hello over http', max_tokens: 3 }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const served = readFileSync(join(records, `${engine!.pid}.requests.jsonl`), 'utf8');
+    expect(served).toContain('hello over http');
+    // Liveness as locally: a frozen engine fails its readiness re-checks and leaves the rotation; it comes back.
+    process.kill(engine!.pid, 'SIGSTOP');
+    const out = await head.waitForEvent((e) => e.type === 'replica:unresponsive' && e.stage_id === 0, 30_000);
+    process.kill(engine!.pid, 'SIGCONT');
+    await head.waitForEvent((e) => e.type === 'replica:responsive' && e.ts > out.ts, 30_000);
+    // A clean agent stop takes the replica out of the head's pool.
+    agent.signal('SIGTERM');
+    await head.waitForEvent((e) => e.type === 'replica:detached' && e['host_id'] === 'a', 30_000);
+    expect((await agent.waitExit(30_000)).code).toBe(143);
+    head.signal('SIGTERM');
+    await head.waitExit(60_000);
+  }, 240_000);
 });

@@ -2,7 +2,7 @@ import { OmniError } from '../errors.js';
 import type { ReplicaRuntime } from '../hooks/contexts.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import { waitForHttpReady } from '../control/http-readiness.js';
-import { controlChannelOf } from './builtin-runtime.js';
+import { controlChannelOf, hostOf } from './builtin-runtime.js';
 import { ControlReplicaConnection } from './control-connection.js';
 
 /** A replica reached over HTTP by whoever asks its readiness URL; core only knows it is up. */
@@ -17,12 +17,17 @@ function httpOnlyConnection(readinessUrl: string): ReplicaConnection {
   };
 }
 
+/** Core's `attach` tap: the attach of the host the replica starts on (this orchestrator's, outside the driver). */
+export function attachBuiltin(proc: ReplicaProcessHandle, rt: ReplicaRuntime): Promise<ReplicaConnection> {
+  return hostOf(rt)?.attach(proc, rt) ?? attachLocal(proc, rt);
+}
+
 /**
- * Core's `attach` tap. Control-protocol workers: hello → welcome → ready over the channel the
+ * This orchestrator's attach. Control-protocol workers: hello → welcome → ready over the channel the
  * driver announced. HTTP workers no engine plugin attached: poll the readiness URL. The driver
  * supervises both (exit, deadline, cancel); this only waits for what it waits for.
  */
-export async function attachBuiltin(_proc: ReplicaProcessHandle, rt: ReplicaRuntime): Promise<ReplicaConnection> {
+export async function attachLocal(_proc: ReplicaProcessHandle, rt: ReplicaRuntime): Promise<ReplicaConnection> {
   const worker = rt.replica.worker;
   const label = `stage ${rt.replica.stage_id} replica ${rt.replica.replica_id}`;
   if (worker.attach === 'http') {

@@ -4,14 +4,17 @@ import { controlEnv } from '../control/protocol.js';
 import { tlsEnv, type TlsFiles } from '../control/tls-material.js';
 import type { OutputStream } from '../launch/launch-process.js';
 import type { ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import { DEFAULT_STAGE_INIT_TIMEOUT_S } from '../orchestrate/defaults.js';
+import { DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from '../orchestrate/defaults.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { PLAN_LIMITS } from '../limits.js';
 import { deriveReplicaToken, insecureSecret } from './cluster-token.js';
 import { fingerprintDifferences } from './config-fingerprint.js';
-import { startAgentReplica, type AgentDriver } from './agent-replica.js';
+import { startReplica } from '../pipeline/start-replica.js';
+import type { ReplicaHost, StartDriver } from '../pipeline/replica-host.js';
+import { agentHost, type AgentStart } from './agent-host.js';
+import { replicaLabel } from '../pipeline/replica-progress.js';
 import { RespawnBackoff } from './respawn-backoff.js';
-import type { Discovery, HeadRecord, Registration } from './discovery.js';
+import type { Discovery, HeadRecord, Registration, ReplicaRecord } from './discovery.js';
 import type { Launcher } from './launcher.js';
 
 /** What an agent serves and where it finds its head. */
@@ -24,8 +27,8 @@ export interface AgentOptions {
   stages: readonly number[];
   replicas: number;
   launcher: Launcher;
-  /** Hooks, events and this host's lock dir: replicas start through the driver's lock/spawn/attach phases. */
-  driver: AgentDriver;
+  /** Hooks, events and this host's lock dir (`--lock-dir`): replicas start through the same sequence as locally, every plugin tap included. */
+  driver: StartDriver;
   /** This host's address (`--advertise`): its replicas dial the head from it and bind their ports on it; published in etcd. */
   address?: string;
   /** Seconds one replica may spend in lock + spawn + attach (default 300). */
@@ -41,6 +44,7 @@ export interface AgentOptions {
   runId?: string;
   /** How long to wait for a head to appear (default 30 s). */
   waitForHeadMs?: number;
+  /** Grace between SIGTERM and SIGKILL when stopping a replica (default 5000 ms, as a local bring-up's `stopGraceMs`). */
   stopGraceMs?: number;
   logger: Logger;
   onLine?(replica: { stage_id: number; replica_id: number }, stream: OutputStream, line: string): void;
@@ -152,13 +156,13 @@ export class Agent {
           hint: `stage ids: ${this.#plan.stages.map((s) => s.stage_id).join(', ')}`,
         });
       }
-      // The head attaches remote replicas over the control protocol only; an HTTP engine would never join.
-      if (stage.replicas[0]?.worker.attach !== 'control') {
+      // An HTTP engine is reached where it binds: on this host's --advertise address, never its loopback.
+      if (stage.replicas[0]?.worker.attach === 'http' && this.#o.address === undefined) {
         throw new OmniError(
           'OMNI_USAGE',
-          `stage ${stageId}'s engine is reached over HTTP, which the head cannot route to on another host`,
+          `stage ${stageId}'s engine is reached over HTTP, and the head can only reach it at this host's address`,
           {
-            hint: 'serve that stage on the head (--local-stages), or give it an engine that speaks the control protocol',
+            hint: 'give the agent --advertise ADDR (an address of this host the head can reach): the engine binds there',
           },
         );
       }
@@ -235,21 +239,17 @@ export class Agent {
     let n = 0;
     while (!signal.aborted) {
       const incarnation = `${reg.id}.${stageId}.${n++}.${Date.now().toString(36)}`;
+      const claim: Omit<ReplicaRecord, 'replica_id'> = {
+        stage_id: stageId,
+        host_id: this.#o.hostId,
+        incarnation,
+        state: 'running',
+        since: Date.now(),
+        ...this.#addressField(),
+      };
       let replicaId: number;
       try {
-        replicaId = await this.#o.discovery.claimReplica(
-          reg,
-          run_id,
-          {
-            stage_id: stageId,
-            host_id: this.#o.hostId,
-            incarnation,
-            state: 'running',
-            since: Date.now(),
-            ...this.#addressField(),
-          },
-          PLAN_LIMITS.maxReplicas,
-        );
+        replicaId = await this.#o.discovery.claimReplica(reg, run_id, claim, PLAN_LIMITS.maxReplicas);
       } catch (err) {
         if (signal.aborted) return;
         this.#o.logger.error(`stage ${stageId}: claiming a replica id failed: ${toOmniError(err).message}`);
@@ -258,7 +258,7 @@ export class Agent {
       }
       const slotKey = `${stageId}/${replicaId}`;
       this.#claimed.set(slotKey, { stage_id: stageId, replica_id: replicaId, incarnation });
-      const outcome = await this.#runReplica(stageId, slot, replicaId, incarnation, signal);
+      const outcome = await this.#runReplica(reg, { ...claim, replica_id: replicaId }, slot, signal);
       this.#claimed.delete(slotKey);
       await this.#o.discovery.releaseReplica(run_id, stageId, replicaId, incarnation).catch(() => undefined);
       // An exit while the head is away is the head's doing, not the replica's: it does not count against the budget.
@@ -272,6 +272,10 @@ export class Agent {
       // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
       while (!this.#headPresent && !signal.aborted) await abortableDelay(HEAD_POLL_MS, signal);
     }
+  }
+
+  get #stopGraceMs(): number {
+    return this.#o.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
   }
 
   #stageOf(stageId: number): InitPlan['stages'][number] {
@@ -307,64 +311,76 @@ export class Agent {
     }
   }
 
-  /** Starts the replica through the driver's phases (host locks, launcher, the head's attach), then waits for its exit. */
-  async #runReplica(
-    stageId: number,
-    slot: number,
-    replicaId: number,
-    incarnation: string,
-    signal: AbortSignal,
-  ): Promise<SlotOutcome> {
-    const run_id = this.#head.run_id;
+  /** This host's plan of a slot (devices, env, lock set), under the replica id claimed in discovery. */
+  #replicaOf(stageId: number, slot: number, replicaId: number): ReplicaPlan {
     const stage = this.#stageOf(stageId);
     const planned: ReplicaPlan = stage.replicas[slot] ?? stage.replicas[0]!;
-    // Devices, env and lock set are this host's plan of the slot; the id is the one claimed in discovery.
-    const replica: ReplicaPlan = {
-      ...planned,
-      replica_id: replicaId,
-      metadata: { ...planned.metadata, replica_id: replicaId },
-    };
+    // Init windows need the head's channel: on an agent every replica loads alone, so its worker declares none.
+    const { phases: _phases, ...worker } = planned.worker;
+    return { ...planned, replica_id: replicaId, metadata: { ...planned.metadata, replica_id: replicaId }, worker };
+  }
+
+  /** The agent as the host of one incarnation: the env that dials the head with its token, its launcher, the head's mark. */
+  #hostOf(reg: Registration, claimed: ReplicaRecord, onLine: AgentStart['onLine']): ReplicaHost<ReplicaProcessHandle> {
+    const run_id = this.#head.run_id;
+    const { stage_id, replica_id, incarnation } = claimed;
     const secret = this.#o.secret ?? insecureSecret(run_id);
-    const token = deriveReplicaToken(secret, { run_id, stage_id: stageId, replica_id: replicaId, incarnation });
-    const label = `stage ${stageId} replica ${replicaId}`;
-    const onLine = (stream: OutputStream, line: string): void =>
-      this.#o.onLine
-        ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line)
-        : this.#o.logger.info({ stream, stage: stageId, replica: replicaId }, line);
+    const token = deriveReplicaToken(secret, { run_id, stage_id, replica_id, incarnation });
+    const hostAddress = this.#o.address === undefined ? {} : { hostAddress: this.#o.address };
     const env = {
-      ...controlEnv({
-        socketPath: this.#head.control,
-        token,
-        stage_id: stageId,
-        replica_id: replicaId,
-        run_id,
-        ...(this.#o.address === undefined ? {} : { hostAddress: this.#o.address }),
-      }),
+      ...controlEnv({ socketPath: this.#head.control, token, stage_id, replica_id, run_id, ...hostAddress }),
       ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}),
     };
+    return agentHost({
+      runId: run_id,
+      head: this.#head.control,
+      env,
+      launcher: this.#o.launcher,
+      stopGraceMs: this.#stopGraceMs,
+      attached: (signal) => this.#o.discovery.waitAttached(run_id, stage_id, replica_id, incarnation, signal),
+      advertiseHttp: async (readiness_url, pid) => {
+        const updated = await this.#o.discovery.updateReplica(reg, run_id, { ...claimed, readiness_url, pid });
+        if (!updated)
+          throw new OmniError(
+            'OMNI_CLUSTER',
+            `${replicaLabel(claimed)}: its replica key went before it was advertised`,
+            {
+              hint: "the agent's lease was lost or a newer incarnation took the id; it starts again",
+            },
+          );
+      },
+      onSpawned: (launched) =>
+        this.#o.logger.info(
+          `${replicaLabel(claimed)}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`,
+        ),
+      onLine,
+    });
+  }
+
+  /** Starts the replica through the one start sequence (host locks, launcher, the head's attach), then waits for its exit. */
+  async #runReplica(
+    reg: Registration,
+    claimed: ReplicaRecord,
+    slot: number,
+    signal: AbortSignal,
+  ): Promise<SlotOutcome> {
+    const { stage_id, replica_id } = claimed;
+    const label = replicaLabel(claimed);
+    const onLine = (stream: OutputStream, line: string): void =>
+      this.#o.onLine
+        ? this.#o.onLine({ stage_id, replica_id }, stream, line)
+        : this.#o.logger.info({ stream, stage: stage_id, replica: replica_id }, line);
     let proc: ReplicaProcessHandle;
     try {
-      proc = await startAgentReplica(this.#o.driver, {
-        replica,
-        runId: run_id,
-        deadline: Date.now() + (this.#o.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000,
-        signal,
-        launch: () => {
-          const launched = this.#o.launcher.launch({
-            stage_id: stageId,
-            replica_id: replicaId,
-            worker: replica.worker,
-            env,
-            onLine,
-          });
-          this.#o.logger.info(
-            `${label}: started (pid ${launched.pid}, incarnation ${incarnation}), dialling the head at ${this.#head.control}`,
-          );
-          return launched;
+      proc = await startReplica(
+        this.#o.driver,
+        this.#hostOf(reg, claimed, onLine),
+        this.#replicaOf(stage_id, slot, replica_id),
+        {
+          signal,
+          deadline: Date.now() + (this.#o.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000,
         },
-        attached: (s) => this.#o.discovery.waitAttached(run_id, stageId, replicaId, incarnation, s),
-        onLine,
-      });
+      );
     } catch (err) {
       const error = toOmniError(err);
       if (signal.aborted) return { failed: false };
@@ -378,7 +394,7 @@ export class Agent {
       };
     }
     const attachedAt = Date.now();
-    const onAbort = (): void => void proc.stop(this.#o.stopGraceMs ?? 5_000);
+    const onAbort = (): void => void proc.stop(this.#stopGraceMs);
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();
     const exit = await proc.exited;

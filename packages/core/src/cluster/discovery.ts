@@ -30,6 +30,13 @@ export interface ReplicaRecord {
   since: number;
   /** The agent's host address (`--advertise`): the replica binds and dials from it. */
   address?: string;
+  /**
+   * An HTTP engine's readiness URL at its advertised address (`http://ADDR:PORT/v1/models`), put
+   * once the agent saw it ready: the head attaches to it there and routes to it over HTTP.
+   */
+  readiness_url?: string;
+  /** The replica's process id on its host, put with `readiness_url` (an HTTP engine sends the head no hello to learn it from). */
+  pid?: number;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { OmniError } from '../errors.js';
+import { OmniError, toOmniError } from '../errors.js';
 import type { ControlServer, PeerAddress } from '../control/server.js';
 import type { HelloMessage, JsonObject } from '../control/protocol.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
@@ -10,7 +10,10 @@ import type { RunningPipeline, StartedReplica } from '../orchestrate/running-pip
 import type { ReplicaPlan } from '../planning/types.js';
 import { deriveReplicaToken, tokensMatch } from './cluster-token.js';
 import type { Discovery, Registration, ReplicaChange, ReplicaRecord } from './discovery.js';
-import { RemoteReplicaProcess } from './remote-replica.js';
+import { HTTP_LINK, RemoteReplicaProcess } from './remote-replica.js';
+import { attachRemoteHttp, isAdvertisedHttp, remoteHttpPlan, type AdvertisedHttpRecord } from './remote-http.js';
+import type { OmniHooks } from '../hooks/hooks.js';
+import type { ReplicaConnection } from '../hooks/replica-handles.js';
 
 /** How a head publishes itself and whom it lets attach. */
 export interface HeadOptions {
@@ -28,6 +31,8 @@ export interface HeadOptions {
   tls?: TlsMaterial;
   fingerprint: unknown;
   configHash: string;
+  /** The hooks: an HTTP engine an agent runs is attached through the `attach` hook, as locally. */
+  hooks?: OmniHooks;
 }
 
 interface RemoteEntry {
@@ -58,6 +63,10 @@ export class ClusterHead {
   readonly #unwatch: (() => Promise<void>)[] = [];
   #registration: Registration | null = null;
   #closed = false;
+  /** Aborted at close: attaches to remote HTTP engines still under way give up. */
+  readonly #closing = new AbortController();
+  /** Incarnations of remote HTTP engines being attached (`stage/replica@incarnation`). */
+  readonly #attaching = new Set<string>();
   /** `tcp://HOST:PORT`, as published. */
   control = '';
 
@@ -171,13 +180,65 @@ export class ClusterHead {
     } catch {
       return; // it closed before ready: nothing joined
     }
+    const process = new RemoteReplicaProcess(hello.pid, record.host_id, channel);
+    const connection = new ControlReplicaConnection(channel, (ready.info ?? {}) as Record<string, unknown>);
+    const entry = await this.#join(plan, record, process, connection, peer);
+    void channel.closed.then(() => this.#detach(entry, 'its connection closed'));
+  }
+
+  /** An HTTP engine its agent found ready: the head attaches to it at the advertised address, then it joins the pool. */
+  async #adoptHttp(record: AdvertisedHttpRecord): Promise<void> {
+    const { hooks } = this.#options;
+    const template = this.#pipeline.plan.stages.find((s) => s.stage_id === record.stage_id)?.replicas[0];
+    const pending = `${key(record.stage_id, record.replica_id)}@${record.incarnation}`;
+    if (hooks === undefined || template === undefined || this.#attaching.has(pending)) return;
+    this.#attaching.add(pending);
+    const plan = remoteHttpPlan(template, record);
+    const process = new RemoteReplicaProcess(record.pid ?? 0, record.host_id, HTTP_LINK);
+    try {
+      const connection = await attachRemoteHttp(
+        {
+          hooks,
+          services: this.#services,
+          runId: this.#pipeline.runId,
+          runDir: this.#pipeline.runDir,
+          signal: this.#closing.signal,
+        },
+        plan,
+        process,
+      );
+      // It may have left (or been replaced) while the head attached: only the registered incarnation joins.
+      const now = await this.#options.discovery.getReplica(this.#pipeline.runId, record.stage_id, record.replica_id);
+      if (this.#closed || now?.incarnation !== record.incarnation || now.state !== 'running') {
+        connection.close();
+        return;
+      }
+      const url = new URL(record.readiness_url);
+      await this.#join(plan, record, process, connection, { address: url.hostname, port: Number(url.port) });
+    } catch (err) {
+      if (!this.#closed)
+        this.#services.logger.warn(
+          `stage ${record.stage_id} replica ${record.replica_id} of host ${record.host_id} (${record.readiness_url}): the head could not attach to it: ${toOmniError(err).message}`,
+        );
+    } finally {
+      this.#attaching.delete(pending);
+    }
+  }
+
+  /** A remote replica ready for the head: it joins its stage's pool (fencing an older incarnation of the same id) and is marked attached. */
+  async #join(
+    plan: ReplicaPlan,
+    record: ReplicaRecord,
+    process: RemoteReplicaProcess,
+    connection: ReplicaConnection,
+    peer: PeerAddress,
+  ): Promise<RemoteEntry> {
     const id = key(plan.stage_id, plan.replica_id);
     const old = this.#remote.get(id);
     if (old !== undefined) this.#detach(old, `fenced: incarnation ${record.incarnation} of the same replica attached`);
-    const process = new RemoteReplicaProcess(hello.pid, record.host_id, channel);
     const started = this.#pipeline.track(plan, process);
     started.host_id = record.host_id;
-    started.connection = new ControlReplicaConnection(channel, (ready.info ?? {}) as Record<string, unknown>);
+    started.connection = connection;
     const entry: RemoteEntry = { started, process, incarnation: record.incarnation };
     this.#remote.set(id, entry);
     const { stage_id, replica_id } = plan;
@@ -187,7 +248,7 @@ export class ClusterHead {
       replica_id,
       host_id: record.host_id,
       peer_address: peer.address,
-      pid: hello.pid,
+      pid: process.pid,
       incarnation: record.incarnation,
     });
     this.#changed.emit('change');
@@ -204,17 +265,20 @@ export class ClusterHead {
       await this.#options.discovery
         .markAttached(this.#registration, this.#pipeline.runId, attached)
         .catch((err: unknown) => this.#services.logger.warn({ err }, 'marking a replica attached in etcd failed'));
-    void channel.closed.then(() => this.#detach(entry, 'its connection closed'));
+    return entry;
   }
 
   #onReplicaChange(change: ReplicaChange): void {
     if (change.kind === 'put') {
       const { record } = change;
       const entry = this.#remote.get(key(record.stage_id, record.replica_id));
-      if (entry === undefined) return;
-      if (record.incarnation !== entry.incarnation)
+      if (entry !== undefined && record.incarnation !== entry.incarnation)
         this.#detach(entry, `fenced: its agent registered incarnation ${record.incarnation}`);
-      else if (record.state === 'leaving') this.#detach(entry, 'its agent is shutting down (lease revoked)');
+      else if (entry !== undefined && record.state === 'leaving')
+        this.#detach(entry, 'its agent is shutting down (lease revoked)');
+      // An HTTP engine dials nobody: the head attaches to it once its agent advertises it ready.
+      if (isAdvertisedHttp(record) && this.#remote.get(key(record.stage_id, record.replica_id)) === undefined)
+        void this.#adoptHttp(record);
       return;
     }
     const entry = this.#remote.get(key(change.stage_id, change.replica_id));
@@ -309,6 +373,7 @@ export class ClusterHead {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(new OmniError('OMNI_CANCELLED', 'the head is closing'));
     await Promise.all(this.#unwatch.map((u) => u()));
     await this.#registration?.revoke();
   }

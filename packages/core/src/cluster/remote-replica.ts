@@ -1,5 +1,13 @@
 import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import type { ReplicaChannel } from '../control/replica-channel.js';
+
+/** How the head reaches a remote replica: its control channel, or, for an HTTP engine, nothing it must keep open. */
+export interface RemoteLink {
+  close(): void;
+  readonly closed: Promise<unknown>;
+}
+
+/** The link of an HTTP engine on another host: nothing stays open between requests, so there is nothing to wait for. */
+export const HTTP_LINK: RemoteLink = Object.freeze({ close: () => {}, closed: Promise.resolve() });
 
 /**
  * The head's handle of a replica whose process runs on another host: it "exits" when the replica
@@ -14,7 +22,7 @@ export class RemoteReplicaProcess implements ReplicaProcessHandle {
   constructor(
     readonly pid: number,
     readonly hostId: string,
-    readonly channel: ReplicaChannel,
+    readonly channel: RemoteLink,
   ) {
     this.exited = new Promise((resolve) => (this.#resolve = resolve));
   }

@@ -67,6 +67,16 @@ export type OmniEventPayload =
   /** An agent's host registered with (or left) the run's discovery (head mode). */
   | { type: 'host:joined'; host_id: string }
   | { type: 'host:left'; host_id: string }
+  /**
+   * The router's entry gate was sized (when the router is created) or resized (a replica joined or
+   * left a stage's pool): the pipeline admits at most `capacity` requests at once, the sum over
+   * `stages` of `max(1, replicas) × per_replica`.
+   */
+  | {
+      type: 'pipeline:admission';
+      capacity: number;
+      stages: { stage_id: number; replicas: number; per_replica: number }[];
+    }
   | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
   /**
    * A stage's part of a request ended on one replica: `done`, `failed`, or `aborted` (the request was

@@ -4,7 +4,8 @@ import { OmniError, isOmniError, toOmniError } from '../errors.js';
 import type { RunServices } from './run-services.js';
 import type { InputProcessorContext, StagePlan, StageResult } from '../planning/types.js';
 import { AsyncQueue } from './async-queue.js';
-import { Gate, WaitQueue } from './wait-queue.js';
+import { WaitQueue, type Gate } from './wait-queue.js';
+import { entryGate } from './entry-gate.js';
 import { defaultInputProcessor } from './input-processor.js';
 import type { StartedReplica } from './started-replica.js';
 import type { PayloadTracker } from '../connectors/payload-tracker.js';
@@ -220,7 +221,7 @@ export class PipelineRouter {
   readonly #cursor = new Map<number, number>();
   readonly #inflight = new WeakMap<StartedReplica, number>();
   readonly #payloads: RouterPayloads;
-  /** Requests admitted into the pipeline at once (the sum of the stages' capacities). */
+  /** Requests admitted into the pipeline at once (the sum of the stages' capacities, following their replicas). */
   readonly #entry: Gate;
   /** Per stage, requests waiting for a replica with room. */
   readonly #slots = new Map<number, WaitQueue>();
@@ -231,13 +232,9 @@ export class PipelineRouter {
     const { maxInflightPerReplica, ...rest } = options;
     this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...rest };
     this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
-    let capacity = 0;
-    for (const stage of pipeline.plan.stages) {
-      const bound = maxInflightOf(stage, maxInflightPerReplica);
-      this.#bound.set(stage.stage_id, bound);
-      capacity += Math.max(1, stage.replicas.length) * bound;
-    }
-    this.#entry = new Gate(capacity);
+    for (const stage of pipeline.plan.stages)
+      this.#bound.set(stage.stage_id, maxInflightOf(stage, maxInflightPerReplica));
+    this.#entry = entryGate(pipeline, this.#bound, services.events);
   }
 
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */

@@ -43,17 +43,21 @@ export class WaitQueue {
   }
 }
 
-/** At most `capacity` holders at once; the rest wait in a {@link WaitQueue}. */
+/**
+ * At most `capacity()` holders at once; the rest wait in a {@link WaitQueue}. The capacity is read
+ * at each try, so it may change: a smaller one admits nobody new until enough holders left, a
+ * larger one lets waiters in at {@link wake}.
+ */
 export class Gate {
   readonly #queue = new WaitQueue();
   #held = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(readonly capacity: () => number) {}
 
   /** Takes a place, waiting for one when the gate is full (or others already wait). */
   async acquire(signal: AbortSignal): Promise<void> {
     let woken = false;
-    while (this.#held >= this.capacity || (!woken && this.#queue.length > 0)) {
+    while (this.#held >= this.capacity() || (!woken && this.#queue.length > 0)) {
       await this.#queue.wait(signal, woken);
       woken = true;
     }
@@ -63,5 +67,10 @@ export class Gate {
   release(): void {
     this.#held--;
     this.#queue.wakeOne();
+  }
+
+  /** The capacity may have grown: lets in as many waiters as there is room for now. */
+  wake(): void {
+    for (let room = this.capacity() - this.#held; room > 0 && this.#queue.wakeOne(); room--);
   }
 }

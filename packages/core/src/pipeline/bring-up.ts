@@ -19,7 +19,10 @@ import { openRun } from './run-dir.js';
 import { livenessOptionsOf, watchLiveness, type LivenessOptions } from '../orchestrate/liveness.js';
 import { DEFAULT_HEARTBEAT_MS } from '../orchestrate/liveness-defaults.js';
 import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
-import { replicasByKey, startReplica, type ReplicaDriver, type ReplicaLineSink } from './start-replica.js';
+import { replicasByKey, startReplica } from './start-replica.js';
+import { localHost, type ReplicaDriver, type ReplicaLineSink } from './local-host.js';
+import type { ReplicaHost } from './replica-host.js';
+import type { StartedReplica } from '../orchestrate/started-replica.js';
 
 /** How a bring-up runs: its deadlines, grace, cancel signal and where replica output goes. */
 export interface BringUpOptions {
@@ -102,6 +105,7 @@ function pipelineTimer(first: FirstFailure, initMs: number, inFlight: Map<string
  */
 async function launchAll(
   d: ReplicaDriver,
+  host: ReplicaHost<StartedReplica>,
   plan: InitPlan,
   first: FirstFailure,
   initMs: number,
@@ -114,7 +118,7 @@ async function launchAll(
   const byKey = replicasByKey(plan);
   const launch = async (key: string, onShared: () => void): Promise<void> => {
     try {
-      await startReplica(d, byKey.get(key)!, {
+      await startReplica(d, host, byKey.get(key)!, {
         signal: first.abort.signal,
         deadline: Math.min(Date.now() + stageInitMs, pipelineDeadline),
         pipelineDeadline,
@@ -189,7 +193,8 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     stopGraceMs: options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
     closeControl: () => control.close(),
     // A restart gets a fresh init budget; it is not bound by the bring-up's pipeline deadline.
-    launch: (replica) => startReplica(d, replica, { signal: pipeline.stopSignal, deadline: Date.now() + stageInitMs }),
+    launch: (replica) =>
+      startReplica(d, host, replica, { signal: pipeline.stopSignal, deadline: Date.now() + stageInitMs }),
   });
   // The caller's options win over the file's (tests, embedders), each key on its own.
   const liveness: LivenessOptions = { ...livenessOptionsOf(plan.liveness), ...options.liveness };
@@ -204,6 +209,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
     onLine: options.onReplicaLine,
     heartbeatMs,
   };
+  const host = localHost(d);
 
   const first = new FirstFailure();
   const onCancel = (): void =>
@@ -222,6 +228,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   if (!first.error)
     await launchAll(
       d,
+      host,
       plan,
       first,
       (options.initTimeoutS ?? DEFAULT_INIT_TIMEOUT_S) * 1000,

@@ -26,6 +26,8 @@ export interface PhaseCall {
   readonly args: readonly unknown[];
   /** A process to supervise: its exit fails the phase at once, with its exit status and last lines. */
   readonly process?: ReplicaProcessHandle;
+  /** The host's own step once a tap answered (an agent waits for the head's mark), supervised like the taps. */
+  readonly settle?: (result: unknown) => Promise<void>;
 }
 
 /** Where a phase runs: the replica's progress (updated here), its events and its abort signal. */
@@ -67,6 +69,15 @@ async function runTaps(call: PhaseCall, progress: ReplicaProgress): Promise<unkn
   }
   progress.tap = null;
   return call.mode === 'bail' ? undefined : value;
+}
+
+async function runCall(call: PhaseCall, progress: ReplicaProgress): Promise<unknown> {
+  const result = await runTaps(call, progress);
+  if (call.settle === undefined) return result;
+  // The taps are done: a failure from here on is the host's, not the plugin's whose tap answered.
+  progress.tap = null;
+  await call.settle(result);
+  return result;
 }
 
 function describeExit(exit: ReplicaExit): string {
@@ -152,7 +163,7 @@ export async function runPhase<T>(scope: PhaseScope, phase: ReplicaPhase, call: 
   const t0 = performance.now();
   events.emit({ type: 'replica:phase', stage_id, replica_id, phase, status: 'start' });
   try {
-    const result = (await supervise(runTaps(call, progress), scope, call.process)) as T;
+    const result = (await supervise(runCall(call, progress), scope, call.process)) as T;
     const duration_ms = Math.round((performance.now() - t0) * 1000) / 1000;
     events.emit({ type: 'replica:phase', stage_id, replica_id, phase, status: 'end', duration_ms });
     return result;

@@ -1,36 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import type { Logger } from 'pino';
 import { toOmniError, type OmniError } from '../errors.js';
-import type { EventBus } from '../events/event-bus.js';
-import type { HeldDeviceLocks, OmniHooks } from '../hooks/hooks.js';
+import type { HeldDeviceLocks } from '../hooks/hooks.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import type { InitPlan, ReplicaPlan, WorkerSpec } from '../planning/types.js';
-import type { ControlServer } from '../control/server.js';
+import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
-import { controlEnv, type JsonObject } from '../control/protocol.js';
 import type { BuiltinRuntime } from '../builtins/builtin-runtime.js';
-import type { RunningPipeline, StartedReplica } from '../orchestrate/running-pipeline.js';
 import { isPhased } from '../locks/init-locks.js';
 import { serveInitWindows } from './init-windows.js';
 import { runPhase, type PhaseScope } from './run-phase.js';
 import { ReplicaWatch, type ReplicaDeadlines } from './replica-watch.js';
 import type { ReplicaProgress } from './replica-progress.js';
-
-/** Where a replica's output lines go. */
-export type ReplicaLineSink = (replica: ReplicaPlan, stream: 'stdout' | 'stderr', line: string) => void;
-
-/** What starting replicas of one run needs: the hooks, where to report, and the run's objects. */
-export interface ReplicaDriver {
-  readonly hooks: OmniHooks;
-  readonly events: EventBus;
-  readonly logger: Logger;
-  readonly lockDir: string;
-  readonly control: ControlServer;
-  readonly pipeline: RunningPipeline;
-  readonly onLine?: ReplicaLineSink | undefined;
-  /** Heartbeat interval asked of control-protocol replicas (0: none). */
-  readonly heartbeatMs?: number;
-}
+import type { ReplicaHost, StartDriver } from './replica-host.js';
 
 /** One start of one replica: the outer signal (bring-up or teardown), its deadlines, and who watches its progress. */
 export interface StartContext extends ReplicaDeadlines {
@@ -41,96 +20,84 @@ export interface StartContext extends ReplicaDeadlines {
   onShared?(): void;
 }
 
-/** Engine args and metadata as they travel in `welcome` (JSON round trip drops undefined). */
-function toJsonObject(value: object): JsonObject {
-  return JSON.parse(JSON.stringify(value)) as JsonObject;
-}
-
-function runtimeOf(
-  d: ReplicaDriver,
+function runtimeOf<T>(
+  d: StartDriver,
+  host: ReplicaHost<T>,
   replica: ReplicaPlan,
   watch: ReplicaWatch,
   deadline: number,
 ): BuiltinRuntime & { controlChannel: ReplicaChannel | undefined } {
-  const logger = d.logger.child({ stage: replica.stage_id, replica: replica.replica_id });
   return {
     replica,
-    runId: d.pipeline.runId,
-    runDir: d.pipeline.runDir,
+    runId: host.runId,
+    runDir: host.runDir,
     lockDir: d.lockDir,
     signal: watch.signal,
     deadline,
-    logger,
+    logger: d.logger.child({ stage: replica.stage_id, replica: replica.replica_id }),
     events: d.events,
     progress: (step, detail) => Object.assign(watch.progress, { step, detail: detail ?? null }),
-    onLine: (stream, line) => (d.onLine ? d.onLine(replica, stream, line) : logger.info({ stream }, line)),
+    onLine: (stream, line) => host.onLine(replica, stream, line),
     fail: (err) => watch.fail(err),
     controlChannel: undefined,
+    host: host as ReplicaHost<unknown>,
   };
 }
 
-/** The worker as spawned: a control-protocol worker gets the socket and its token in its env, announced to the server first. */
-function announce(
-  d: ReplicaDriver,
-  replica: ReplicaPlan,
-  phases: boolean,
-): { worker: WorkerSpec; channel: ReplicaChannel | undefined } {
-  if (replica.worker.attach !== 'control') return { worker: replica.worker, channel: undefined };
-  const { stage_id, replica_id } = replica;
-  const token = randomBytes(16).toString('hex');
-  const env = controlEnv({ socketPath: d.control.socketPath, token, stage_id, replica_id, run_id: d.pipeline.runId });
-  const channel = d.control.expect(token, {
-    stage_id,
-    replica_id,
-    engine_args: toJsonObject(replica.engine_args),
-    // runtime_cfg stays in the orchestrator: env and devices already reached the child.
-    metadata: toJsonObject({ ...replica.metadata, runtime_cfg: null }),
-    payloads: d.pipeline.payloads,
-    phases,
-    ...(d.heartbeatMs ? { heartbeat_ms: d.heartbeatMs } : {}),
-  });
-  return { worker: { ...replica.worker, env: { ...replica.worker.env, ...env } }, channel };
-}
-
 /**
- * Starts (or restarts) one replica: lock → spawn → attach, each one {@link runPhase} over its hook
- * (core's built-in taps answer last), within the replica's deadline and the outer signal. A
- * replica whose hello declares init phases holds its devices shared from then on, alone only in
- * the windows it asks for (init-windows.ts). The locks are released once attached (or on failure); a failure names stage, replica, phase, pid,
- * exit status and last lines, and is reported as `replica:failed`.
+ * Starts (or restarts) one replica on `host`, the one sequence for every host: lock → spawn →
+ * attach, each one {@link runPhase} over its hook (plugin taps first, core's built-in taps, which
+ * answer through the host, last), within the replica's deadline and the outer signal. A replica
+ * whose hello declares init phases holds its devices shared from then on, alone only in the
+ * windows it asks for (init-windows.ts), where the host holds its channel. The locks are released
+ * once attached (or on failure); a failure names stage, replica, phase, pid, exit status and last
+ * lines, is reported as `replica:failed`, and leaves the process to the host.
  */
-export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: StartContext): Promise<StartedReplica> {
+export async function startReplica<T>(
+  d: StartDriver,
+  host: ReplicaHost<T>,
+  replica: ReplicaPlan,
+  sc: StartContext,
+): Promise<T> {
   const { stage_id, replica_id } = replica;
   const watch = new ReplicaWatch(replica, sc.signal, sc);
   sc.onProgress?.(watch.progress);
-  const rt = runtimeOf(d, replica, watch, sc.deadline);
+  const rt = runtimeOf(d, host, replica, watch, sc.deadline);
   const scope: PhaseScope = { progress: watch.progress, events: d.events, signal: watch.signal };
   let locks: HeldDeviceLocks | undefined;
   let proc: ReplicaProcessHandle | undefined;
+  let started: { value: T } | undefined;
   let stopWindows: (() => Promise<void>) | undefined;
   const t0 = performance.now();
   try {
     locks = await runPhase<HeldDeviceLocks>(scope, 'lock', { hook: d.hooks.lockDevices, mode: 'bail', args: [rt] });
+    const phasedLocks = isPhased(locks) ? locks : undefined;
+    // Windows need the worker's channel: a host without it has the devices alone for the whole init.
+    if (phasedLocks && !host.servesInitWindows)
+      await phasedLocks.alone({ deadline: sc.deadline, signal: watch.signal });
+    const phased = phasedLocks !== undefined && host.servesInitWindows;
     // Held shared already (a worker expected to follow phases): a co-located replica may start too.
-    if (isPhased(locks) && locks.shared) sc.onShared?.();
+    if (phased && phasedLocks.shared) sc.onShared?.();
     watch.progress.phase = 'spawn';
     if (watch.expired) throw watch.timeoutError();
     if (watch.signal.aborted) throw toOmniError(watch.signal.reason, 'OMNI_CANCELLED');
-    const { worker, channel } = announce(d, replica, isPhased(locks));
+    const { worker, channel } = host.announce(replica, phased);
     rt.controlChannel = channel;
-    if (channel && isPhased(locks)) stopWindows = serveInitWindows(channel, locks, rt, () => sc.onShared?.());
+    if (channel && phased) stopWindows = serveInitWindows(channel, phasedLocks, rt, () => sc.onShared?.());
     proc = await runPhase<ReplicaProcessHandle>(scope, 'spawn', {
       hook: d.hooks.spawn,
       mode: 'bail',
       args: [worker, rt],
     });
-    const started = d.pipeline.track(replica, proc);
+    const value = host.spawned(replica, proc);
+    started = { value };
     d.events.emit({ type: 'replica:spawned', stage_id, replica_id, pid: proc.pid });
-    started.connection = await runPhase<ReplicaConnection>(scope, 'attach', {
+    await runPhase<ReplicaConnection>(scope, 'attach', {
       hook: d.hooks.attach,
       mode: 'bail',
       args: [proc, rt],
       process: proc,
+      settle: (connection) => host.attached(value, connection as ReplicaConnection, rt),
     });
     d.events.emit({
       type: 'replica:ready',
@@ -139,9 +106,11 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
       pid: proc.pid,
       duration_ms: Math.round(performance.now() - t0),
     });
-    return started;
+    return value;
   } catch (err) {
-    throw failed(d, watch, toOmniError(err), proc, rt.controlChannel);
+    const e = failed(d, watch, toOmniError(err), proc, rt.controlChannel);
+    if (started) await host.abandon(started.value);
+    throw e;
   } finally {
     watch.dispose();
     await stopWindows?.();
@@ -154,7 +123,7 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
 
 /** Completes a start's error (where, pid, last lines), stops what the replica's taps still wait on, reports it. */
 function failed(
-  d: ReplicaDriver,
+  d: StartDriver,
   watch: ReplicaWatch,
   err: OmniError,
   proc: ReplicaProcessHandle | undefined,

@@ -13,6 +13,7 @@ import { bringUp } from '../../src/pipeline/bring-up.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import { definePlugin, type OmnistagePlugin } from '../../src/plugin.js';
+import { STAGE_USER } from '../../src/hooks/stages.js';
 import type { InitPlan, ReplicaPlan } from '../../src/planning/types.js';
 import { rejection } from '../config/helpers.js';
 import {
@@ -416,5 +417,101 @@ stage_args:
       holder: { pid: process.pid, run_id: 'run-a', stage_id: 0, replica_id: 0 },
     });
     expect(firstTs(b.events, 'lock:acquired', '0/0')).toBeGreaterThanOrEqual(firstTs(a.events, 'lock:released', '0/0'));
+  });
+});
+
+/** What a third-party plugin's taps of the start sequence saw, in the order they ran. */
+interface TapRecord {
+  hook: 'planned' | 'lockDevices' | 'spawn' | 'attach' | 'release';
+  stage_id?: number;
+  replica_id?: number;
+  run_id?: string;
+  detail?: unknown;
+}
+
+/** Taps `planned`, `lockDevices`, `spawn` and `attach` (before core's taps); `ownLocks` answers lockDevices itself. */
+function tapRecorder(records: TapRecord[], ownLocks: boolean): OmnistagePlugin {
+  return definePlugin({
+    name: 'tap-recorder',
+    apply(api) {
+      api.hooks.planned.tap('tap-recorder', (p) =>
+        records.push({ hook: 'planned', run_id: p.run_id, detail: p.stages.length }),
+      );
+      api.hooks.lockDevices.tapPromise({ name: 'tap-recorder', stage: STAGE_USER }, async (rt) => {
+        const { stage_id, replica_id } = rt.replica;
+        records.push({ hook: 'lockDevices', stage_id, replica_id, run_id: rt.runId, detail: rt.lockDir });
+        if (!ownLocks) return undefined;
+        return {
+          devices: [...rt.replica.lock_devices],
+          release: async () => void records.push({ hook: 'release', stage_id, replica_id }),
+        };
+      });
+      api.hooks.spawn.tapPromise({ name: 'tap-recorder', stage: STAGE_USER }, async (worker, rt) => {
+        const { stage_id, replica_id } = rt.replica;
+        records.push({ hook: 'spawn', stage_id, replica_id, detail: Object.keys(worker.env).sort() });
+        return undefined;
+      });
+      api.hooks.attach.tapPromise({ name: 'tap-recorder', stage: STAGE_USER }, async (proc, rt) => {
+        const { stage_id, replica_id } = rt.replica;
+        records.push({ hook: 'attach', stage_id, replica_id, detail: proc.pid });
+        return undefined;
+      });
+    },
+  });
+}
+
+describe("a plugin's taps of the start sequence", { timeout: 60_000 }, () => {
+  const yaml = `
+stage_args:
+  - stage_id: 0
+    stage_type: envstage
+    runtime: { devices: "0" }
+  - stage_id: 1
+    stage_type: envstage
+    runtime: { devices: "1" }
+    engine_input_source: [0]
+    final_output: true
+`;
+
+  it('planned, lockDevices, spawn and attach run through the driver, in order, before core answers', async () => {
+    const records: TapRecord[] = [];
+    const h = await harness([envStagePlugin(), tapRecorder(records, false)]);
+    const p = await plan(h, yaml, 'r-taps');
+    expect(records).toEqual([{ hook: 'planned', run_id: 'r-taps', detail: 2 }]);
+    const pipeline = await up(h, p, 'r-taps');
+    for (const k of ['0/0', '1/0']) {
+      const mine = records.filter((r) => r.hook !== 'planned' && `${r.stage_id}/${r.replica_id}` === k);
+      expect(
+        mine.map((r) => r.hook),
+        k,
+      ).toEqual(['lockDevices', 'spawn', 'attach']);
+      expect(mine[0]).toMatchObject({ run_id: 'r-taps', detail: h.lockDir });
+      // The spawn tap saw the worker as it is started: announced to the control socket, with its token.
+      expect(mine[1]!.detail).toEqual(expect.arrayContaining(['OMNISTAGE_CONTROL', 'OMNISTAGE_TOKEN']));
+      // The attach tap got the process core's spawn started (no tap of the plugin answered).
+      const spawned = h.events.find((e) => e.type === 'replica:spawned' && key(e) === k) as { pid: number };
+      expect(mine[2]!.detail, k).toBe(spawned.pid);
+      // Core's lock answered after the plugin's tap passed: the device lock was taken.
+      expect(h.events.some((e) => e.type === 'lock:acquired' && key(e) === k)).toBe(true);
+    }
+    await pipeline.stop('done');
+    await expectNothingLeft(h);
+  });
+
+  it("a plugin's lockDevices tap that answers replaces core's locks, and is released once the replica attached", async () => {
+    const records: TapRecord[] = [];
+    const h = await harness([envStagePlugin(), tapRecorder(records, true)]);
+    const pipeline = await up(h, await plan(h, yaml, 'r-own-locks'), 'r-own-locks');
+    expect(h.events.some((e) => e.type === 'lock:acquired')).toBe(false);
+    for (const k of ['0/0', '1/0']) {
+      const mine = records.filter((r) => `${r.stage_id}/${r.replica_id}` === k).map((r) => r.hook);
+      expect(mine, k).toEqual(['lockDevices', 'spawn', 'attach', 'release']);
+      const released = records.findIndex((r) => r.hook === 'release' && `${r.stage_id}/${r.replica_id}` === k);
+      expect(released).toBeGreaterThan(
+        records.findIndex((r) => r.hook === 'attach' && `${r.stage_id}/${r.replica_id}` === k),
+      );
+    }
+    await pipeline.stop('done');
+    await expectNothingLeft(h);
   });
 });
