@@ -13,6 +13,7 @@ import { startAgentReplica, type AgentDriver } from './agent-replica.js';
 import { RespawnBackoff } from './respawn-backoff.js';
 import type { Discovery, HeadRecord, Registration } from './discovery.js';
 import type { Launcher } from './launcher.js';
+import { describeExit, replicaLabel } from '../error-messages.js';
 
 /** What an agent serves and where it finds its head. */
 export interface AgentOptions {
@@ -267,7 +268,9 @@ export class Agent {
         if (backoff.exhausted) return this.#giveUp(stageId, slot, replicaId, outcome, backoff.failures);
       } else backoff.record(false, 0);
       if (!signal.aborted)
-        this.#o.logger.warn(`stage ${stageId} replica ${replicaId}: starting it again in ${backoff.delayMs()} ms`);
+        this.#o.logger.warn(
+          `${replicaLabel({ stage_id: stageId, replica_id: replicaId })}: starting it again in ${backoff.delayMs()} ms`,
+        );
       await abortableDelay(backoff.delayMs(), signal);
       // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
       while (!this.#headPresent && !signal.aborted) await abortableDelay(HEAD_POLL_MS, signal);
@@ -289,7 +292,7 @@ export class Agent {
     this.#givenUp.add(`${stageId}/${slot}`);
     const error = new OmniError(
       'OMNI_WORKER_EXITED',
-      `stage ${stageId} replica ${replicaId} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`,
+      `${replicaLabel({ stage_id: stageId, replica_id: replicaId })} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`,
       {
         context: {
           stage_id: stageId,
@@ -326,7 +329,7 @@ export class Agent {
     };
     const secret = this.#o.secret ?? insecureSecret(run_id);
     const token = deriveReplicaToken(secret, { run_id, stage_id: stageId, replica_id: replicaId, incarnation });
-    const label = `stage ${stageId} replica ${replicaId}`;
+    const label = replicaLabel(replica);
     const onLine = (stream: OutputStream, line: string): void =>
       this.#o.onLine
         ? this.#o.onLine({ stage_id: stageId, replica_id: replicaId }, stream, line)
@@ -384,7 +387,7 @@ export class Agent {
     const exit = await proc.exited;
     signal.removeEventListener('abort', onAbort);
     if (signal.aborted) return { failed: false };
-    const why = `pid ${proc.pid} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`})`;
+    const why = `pid ${proc.pid} exited (${describeExit(exit)})`;
     this.#o.logger.warn(`${label}: ${why}`);
     return { failed: true, why, attachedMs: Date.now() - attachedAt, lastLines: proc.lastLines() };
   }

@@ -11,6 +11,7 @@ import type { ReplicaPlan } from '../planning/types.js';
 import { deriveReplicaToken, tokensMatch } from './cluster-token.js';
 import type { Discovery, Registration, ReplicaChange, ReplicaRecord } from './discovery.js';
 import { RemoteReplicaProcess } from './remote-replica.js';
+import { cancelled, replicaLabel } from '../error-messages.js';
 
 /** How a head publishes itself and whom it lets attach. */
 export interface HeadOptions {
@@ -128,7 +129,7 @@ export class ClusterHead {
         : deriveReplicaToken(this.#options.secret, { run_id, stage_id, replica_id, incarnation: record.incarnation });
     if (record === null || record.state !== 'running' || expected === null || !tokensMatch(hello.token, expected)) {
       this.#services.logger.warn(
-        `refused a replica claiming stage ${stage_id} replica ${replica_id} (pid ${hello.pid}, from ${peer.address}): ` +
+        `refused a replica claiming ${replicaLabel(hello)} (pid ${hello.pid}, from ${peer.address}): ` +
           (record === null
             ? 'no agent registered that replica'
             : 'its token is wrong or of an older incarnation (replayed or stale)'),
@@ -154,7 +155,7 @@ export class ClusterHead {
     if (record.address !== undefined && record.address !== peer.address) {
       // Address translation or an agent whose --advertise is not the address it dials from: worth knowing, not fatal.
       this.#services.logger.warn(
-        `stage ${stage_id} replica ${replica_id} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`,
+        `${replicaLabel(hello)} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`,
       );
     }
     void this.#adopt(channel, plan, record, peer);
@@ -284,7 +285,7 @@ export class ClusterHead {
       };
       const onAbort = (): void =>
         done(
-          new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', {
+          cancelled('bring-up', {
             hint: 'the head was stopped before every stage had a replica',
           }),
         );

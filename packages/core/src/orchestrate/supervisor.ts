@@ -2,10 +2,7 @@ import { OmniError, toOmniError } from '../errors.js';
 import type { ReplicaExit } from '../hooks/replica-handles.js';
 import type { RunServices } from './run-services.js';
 import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
-
-function describeExit(exit: ReplicaExit): string {
-  return exit.signal ? `killed by signal ${exit.signal}` : `exit code ${exit.code}`;
-}
+import { describeExit } from '../error-messages.js';
 
 /**
  * Applies each stage's `runtime.restart` policy to replicas that die after they were ready:

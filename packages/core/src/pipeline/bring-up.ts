@@ -18,8 +18,9 @@ import { superviseRestarts } from '../orchestrate/supervisor.js';
 import { openRun } from './run-dir.js';
 import { livenessOptionsOf, watchLiveness, type LivenessOptions } from '../orchestrate/liveness.js';
 import { DEFAULT_HEARTBEAT_MS } from '../orchestrate/liveness-defaults.js';
-import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
+import { describeProgress, whereIs, type ReplicaProgress } from './replica-progress.js';
 import { replicasByKey, startReplica, type ReplicaDriver, type ReplicaLineSink } from './start-replica.js';
+import { cancelled, replicaLabel } from '../error-messages.js';
 
 /** How a bring-up runs: its deadlines, grace, cancel signal and where replica output goes. */
 export interface BringUpOptions {
@@ -208,7 +209,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   const first = new FirstFailure();
   const onCancel = (): void =>
     first.fail(
-      new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', {
+      cancelled('bring-up', {
         hint: 'the pipeline was stopped before it was ready (e.g. Ctrl-C)',
       }),
     );
