@@ -35,6 +35,10 @@ export function renderErrorDocs(): string {
     '',
     '## Warnings',
     '',
+    'Findings in a pipeline file are printed as `file:line:col: warning CODE: message`. Warnings while a',
+    'pipeline runs are log records of level `warn` whose `code` field is one of these codes (with',
+    '`--log-format json`; the default log shows the code before the message).',
+    '',
     '| Code | When | Severity | How to fix |',
     '| --- | --- | --- | --- |',
     ...Object.entries(WARNING_CATALOGUE).map(

@@ -399,6 +399,76 @@ export const WARNING_CATALOGUE = {
     summary: 'an engine arg is not a vllm serve flag omnistage knows and is passed on as a flag',
     fix: 'Check it against `vllm serve --help` (vLLM exits on flags it does not know) and correct or remove it.',
   },
+  // Runtime warnings: logged while a pipeline runs (the record's `code`), never a plan diagnostic.
+  OMNI_WARN_STOPPING_ON_SIGNAL: {
+    summary: 'the command received SIGINT or SIGTERM and stops the pipeline',
+    fix: 'Nothing to fix when you stopped it; otherwise find who sent the signal (a supervisor, a terminal closing).',
+  },
+  OMNI_WARN_NO_API_KEY: {
+    summary: '`omnistage serve` listens on an address other hosts can reach without an API key',
+    fix: 'Set --api-key (or OMNISTAGE_API_KEY), or listen on 127.0.0.1.',
+  },
+  OMNI_WARN_STALE_RUN_REAPED: {
+    summary:
+      'a bring-up removed the run directory and payload files an omnistage killed before its teardown left behind',
+    fix: 'Nothing to fix; find out why that omnistage was killed (OOM killer, SIGKILL) if it happens often.',
+  },
+  OMNI_WARN_CONTROL_REJECTED: {
+    summary:
+      'the control endpoint refused connections (a wrong token, a malformed or oversized message, a replica of another run)',
+    fix: 'If the peer is yours, run it with the same omnistage version and the env omnistage gave it; otherwise block it from the endpoint.',
+  },
+  OMNI_WARN_LOCK_RELEASE_FAILED: {
+    summary: "releasing a replica's device locks failed; they go stale and free themselves after the lock staleness",
+    fix: 'Check that the lock directory is writable and not removed while pipelines run.',
+  },
+  OMNI_WARN_PAYLOAD_RELEASE_FAILED: {
+    summary: 'a payload could not be released by its connector; its bytes stay until the run ends',
+    fix: "Read the error in the record (the connector's); check the payload directory's filesystem.",
+  },
+  OMNI_WARN_TEARDOWN_INCOMPLETE: {
+    summary: "part of a run's teardown failed (sweeping its payload files, closing its control endpoint)",
+    fix: 'Read the error in the record; the next bring-up on the host removes what an ended run left.',
+  },
+  OMNI_WARN_LISTENER_FAILED: {
+    summary: 'an event listener of the application threw; the event still reached the other listeners',
+    fix: "Fix the listener named by the event type in the record (a plugin's listener is reported as OMNI_PLUGIN_FAILED).",
+  },
+  OMNI_WARN_REPLICA_RESTARTING: {
+    summary: 'a replica died while serving and is started again (runtime.restart, or an agent restarting its replica)',
+    fix: "Read the replica's log for why it died; runtime.restart sets how often it may restart.",
+  },
+  OMNI_WARN_REPLICA_EXITED: {
+    summary: 'a replica of an agent exited; the agent starts it again unless its restart budget is used up',
+    fix: "Read the replica's last lines in the agent's log.",
+  },
+  OMNI_WARN_REPLICA_UNRESPONSIVE: {
+    summary:
+      'a serving replica stopped answering (stopped process, missing heartbeats, failed readiness checks) and left the rotation',
+    fix: "Read the replica's log; if it is only slow, raise runtime.heartbeat_timeout_s or runtime.readiness_failures.",
+  },
+  OMNI_WARN_REQUEST_RETRIED: {
+    summary: 'a replica died or left the rotation during a request, which is retried once on another replica',
+    fix: "Nothing to fix for the request; read the replica's log for why it died.",
+  },
+  OMNI_WARN_LEASE_LOST: {
+    summary:
+      "a head's or agent's etcd lease was lost (etcd restarted, or the process stalled past the TTL); it registers again",
+    fix: 'Check etcd and the network to it; keep the event loop of the head and agents from stalling.',
+  },
+  OMNI_WARN_REPLICA_REFUSED: {
+    summary:
+      'the head refused a replica that claimed a stage and replica no agent registered, or with a wrong or old token',
+    fix: 'If it is yours, restart its agent with the same --cluster-secret-file; otherwise block its address from the head.',
+  },
+  OMNI_WARN_REPLICA_ADDRESS_MISMATCH: {
+    summary: 'a remote replica connected from another address than its agent advertised',
+    fix: "Set the agent's --advertise to the address it dials from, or ignore it behind address translation.",
+  },
+  OMNI_WARN_DISCOVERY_WRITE_FAILED: {
+    summary: "the head could not record a replica's state in etcd; agents read it later than they should",
+    fix: 'Check etcd and the network to it.',
+  },
 } as const satisfies Record<`OMNI_WARN_${string}`, WarningEntry>;
 
 /** Every warning code; an unknown one does not compile. */

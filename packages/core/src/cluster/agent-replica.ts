@@ -118,6 +118,11 @@ export async function startAgentReplica(d: AgentDriver, s: AgentReplicaStart): P
     if (locks)
       await locks
         .release()
-        .catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
+        .catch((err: unknown) =>
+          rt.logger.warn(
+            { code: 'OMNI_WARN_LOCK_RELEASE_FAILED', err },
+            'releasing device locks failed; they go stale',
+          ),
+        );
   }
 }

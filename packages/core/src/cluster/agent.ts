@@ -208,6 +208,7 @@ export class Agent {
         ]);
         if (lost !== null)
           this.#o.logger.warn(
+            { code: 'OMNI_WARN_LEASE_LOST' },
             `this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`,
           );
         session.abort();
@@ -269,6 +270,7 @@ export class Agent {
       } else backoff.record(false, 0);
       if (!signal.aborted)
         this.#o.logger.warn(
+          { code: 'OMNI_WARN_REPLICA_RESTARTING' },
           `${replicaLabel({ stage_id: stageId, replica_id: replicaId })}: starting it again in ${backoff.delayMs()} ms`,
         );
       await abortableDelay(backoff.delayMs(), signal);
@@ -388,7 +390,7 @@ export class Agent {
     signal.removeEventListener('abort', onAbort);
     if (signal.aborted) return { failed: false };
     const why = `pid ${proc.pid} exited (${describeExit(exit)})`;
-    this.#o.logger.warn(`${label}: ${why}`);
+    this.#o.logger.warn({ code: 'OMNI_WARN_REPLICA_EXITED' }, `${label}: ${why}`);
     return { failed: true, why, attachedMs: Date.now() - attachedAt, lastLines: proc.lastLines() };
   }
 

@@ -168,7 +168,7 @@ function outOfRotation(services: RunServices, replica: StartedReplica, reason: s
   const pid = replica.process.pid;
   services.events.emit({ type: 'replica:unresponsive', stage_id, replica_id, pid, reason });
   services.logger.warn(
-    { stage: stage_id, replica: replica_id, pid },
+    { code: 'OMNI_WARN_REPLICA_UNRESPONSIVE', stage: stage_id, replica: replica_id, pid },
     `${replicaLabel(replica.plan, pid)} is unresponsive: ${reason}; ${what}`,
   );
   replica.rotation?.abort(

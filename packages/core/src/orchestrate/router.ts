@@ -468,7 +468,13 @@ export class PipelineRouter {
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
             this.#services.logger.warn(
-              { stage: stage_id, replica: replica_id, pid: replica.process.pid, request: requestId },
+              {
+                code: 'OMNI_WARN_REQUEST_RETRIED',
+                stage: stage_id,
+                replica: replica_id,
+                pid: replica.process.pid,
+                request: requestId,
+              },
               `${replicaLabel(replica.plan, replica.process.pid)} ${fate} during request ${requestId}; ` +
                 (others
                   ? 'retrying it once on another replica'

@@ -236,11 +236,19 @@ export class RunningPipeline {
     try {
       await this.payloads.close();
     } catch (err) {
-      this.#services.logger.warn({ err }, 'sweeping the payload files of the run failed');
+      this.#services.logger.warn(
+        { code: 'OMNI_WARN_TEARDOWN_INCOMPLETE', err },
+        'sweeping the payload files of the run failed',
+      );
     }
     await this.#options
       .closeControl()
-      .catch((err: unknown) => this.#services.logger.warn({ err }, 'closing the control endpoint failed'));
+      .catch((err: unknown) =>
+        this.#services.logger.warn(
+          { code: 'OMNI_WARN_TEARDOWN_INCOMPLETE', err },
+          'closing the control endpoint failed',
+        ),
+      );
     await rm(this.runDir, { recursive: true, force: true });
     this.#services.events.emit({ type: 'pipeline:stopped' });
   }

@@ -181,7 +181,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   const { runDir, control } = await openRun(services, plan.run_id);
   const payloads = new PayloadTracker(plan.run_id, {
     connectors: pluginConnectorsOf(omni.definitions, plan),
-    onError: (err, what) => omni.logger.warn({ err }, what),
+    onError: (err, what) => omni.logger.warn({ code: 'OMNI_WARN_PAYLOAD_RELEASE_FAILED', err }, what),
     onEvent: (event) => omni.events.emit(event),
   });
   const pipeline: RunningPipeline = new RunningPipeline(services, plan, {

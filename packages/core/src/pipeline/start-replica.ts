@@ -148,7 +148,12 @@ export async function startReplica(d: ReplicaDriver, replica: ReplicaPlan, sc: S
     if (locks)
       await locks
         .release()
-        .catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
+        .catch((err: unknown) =>
+          rt.logger.warn(
+            { code: 'OMNI_WARN_LOCK_RELEASE_FAILED', err },
+            'releasing device locks failed; they go stale',
+          ),
+        );
   }
 }
 

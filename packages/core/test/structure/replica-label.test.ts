@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PACKAGES_DIR, tsFilesUnder } from './source-files.js';
+import { PACKAGES_DIR, packageSources } from './source-files.js';
 import { describeExit, replicaLabel } from '../../src/error-messages.js';
 
 /** Lines that spell the phrase on purpose: file, a piece of the line, and why. */
@@ -28,7 +28,7 @@ const PHRASES: [string, RegExp][] = [
 
 function offenders(): string[] {
   const found: string[] = [];
-  for (const file of tsFilesUnder(PACKAGES_DIR).filter((f) => /\/packages\/[^/]+\/src\//.test(f))) {
+  for (const file of packageSources()) {
     const rel = relative(PACKAGES_DIR, file);
     const lines = readFileSync(file, 'utf8').split('\n');
     lines.forEach((line, i) => {
