@@ -247,7 +247,7 @@ export const ERROR_CATALOGUE = {
     exitCode: 1,
     httpStatus: 503,
     summary:
-      'the host refused a resource omnistage needs: a full filesystem (ENOSPC, EDQUOT), too many open files (EMFILE, ENFILE), no permission (EACCES, EPERM), a read-only filesystem (EROFS) or no memory (ENOMEM)',
+      'the host refused a resource omnistage needs: a full filesystem (ENOSPC, EDQUOT), too many open files (EMFILE, ENFILE), no permission (EACCES, EPERM), a read-only filesystem (EROFS), no memory (ENOMEM), or a path omnistage must create is taken or too long',
     fix: 'Free or grant the resource the message names (its path and the system error): free space, raise `ulimit -n`, fix the permissions, or point omnistage at another directory.',
   },
   OMNI_INTERNAL: {

@@ -91,10 +91,10 @@ export class ControlServer {
   static async listen(socketPath: string, options: ControlServerOptions): Promise<ControlServer> {
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new OmniError(
-        'OMNI_INTERNAL',
+        'OMNI_ENVIRONMENT',
         `control socket path is too long (${Buffer.byteLength(socketPath)} > ${MAX_SOCKET_PATH} bytes): ${socketPath}`,
         {
-          hint: 'Unix socket paths are limited to 107 bytes; use a shorter run directory',
+          hint: 'Unix socket paths are limited to 107 bytes; set TMPDIR to a shorter directory (run directories are made there)',
         },
       );
     }
@@ -370,7 +370,7 @@ async function removeDeadSocket(path: string): Promise<void> {
     return; // nothing there
   }
   const hint = 'each run needs its own control socket; use a fresh run directory';
-  if (!isSocket) throw new OmniError('OMNI_INTERNAL', `${path} exists and is not a socket`, { hint });
+  if (!isSocket) throw new OmniError('OMNI_ENVIRONMENT', `${path} exists and is not a socket`, { hint });
   const alive = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);
     probe.once('connect', () => {
@@ -379,6 +379,6 @@ async function removeDeadSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (alive) throw new OmniError('OMNI_INTERNAL', `another process is listening on ${path}`, { hint });
+  if (alive) throw new OmniError('OMNI_ENVIRONMENT', `another process is listening on ${path}`, { hint });
   await rm(path, { force: true });
 }
