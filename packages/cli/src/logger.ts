@@ -73,10 +73,12 @@ export function createCliLogger(format: string | undefined, level: string | unde
         sync: true,
         colorize: process.stderr.isTTY,
         singleLine: true,
-        ignore: 'pid,hostname,stage,replica,stream,time',
-        // A function, not a template: `{if stage}` is false for stage 0.
+        ignore: 'pid,hostname,stage,replica,stream,time,code',
+        // A function, not a template: `{if stage}` is false for stage 0. A coded record (every
+        // warning) reads like an error line: `CODE: message`.
         messageFormat: (log, key) =>
-          `${log['stage'] === undefined ? '' : `[stage ${String(log['stage'])}/${String(log['replica'])}] `}${String(log[key])}`,
+          `${log['stage'] === undefined ? '' : `[stage ${String(log['stage'])}/${String(log['replica'])}] `}` +
+          `${log['code'] === undefined ? '' : `${String(log['code'])}: `}${String(log[key])}`,
       }),
     );
   }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { EventBus, OmniEvent, InitPlan } from '@omnistage/core';
 import { setRegion } from './tty-region.js';
+import { replicaLabel } from '@omnistage/core/runtime';
 
 interface Row {
   stage_id: number;
@@ -95,12 +96,9 @@ export class StatusDisplay {
     else if (this.#json)
       this.#json.info(
         { stage: row.stage_id, replica: row.replica_id, ...(row.pid ? { pid: row.pid } : {}), event: e.type },
-        `stage ${row.stage_id} replica ${row.replica_id}: ${row.state}`,
+        `${replicaLabel(row)}: ${row.state}`,
       );
-    else
-      this.#out.write(
-        `stage ${row.stage_id} replica ${row.replica_id}: ${row.state}${row.pid ? ` (pid ${row.pid})` : ''}\n`,
-      );
+    else this.#out.write(`${replicaLabel(row)}: ${row.state}${row.pid ? ` (pid ${row.pid})` : ''}\n`);
   }
 
   #lines(): string[] {
@@ -150,14 +148,12 @@ function stateOf(e: OmniEvent): { state: string; settled: boolean } | null {
       return running(
         `waiting for device ${e.device}` +
           (h
-            ? ` (locked by pid ${String(h['pid'])}, run ${String(h['run_id'])}, stage ${String(h['stage_id'])} replica ${String(h['replica_id'])})`
+            ? ` (locked by pid ${String(h['pid'])}, run ${String(h['run_id'])}, ${replicaLabel({ stage_id: Number(h['stage_id']), replica_id: Number(h['replica_id']) })})`
             : ''),
       );
     }
     case 'replica:queued':
-      return running(
-        `queued behind stage ${e.behind.stage_id} replica ${e.behind.replica_id} (launch group ${e.group})`,
-      );
+      return running(`queued behind ${replicaLabel(e.behind)} (launch group ${e.group})`);
     case 'replica:window':
       return e.state === 'waiting'
         ? running('waiting for an exclusive init window')

@@ -4,7 +4,7 @@
  */
 import { suggestions } from './config/did-you-mean.js';
 import { diagnostic, type Diagnostic } from './diagnostics.js';
-import { OmniError, type ErrorCode, type ErrorContext, type SourceLocation } from './errors.js';
+import { type ErrorCode, type ErrorContext, OmniError, type OmniErrorOptions, type SourceLocation } from './errors.js';
 
 const MAX_SHOWN_STRING = 60;
 
@@ -147,4 +147,36 @@ export function engineArgValueInvalid(site: {
       hint: `Change ${what} to what engine "${site.engine}" accepts (its plugin documents its engine args).`,
     },
   );
+}
+
+/** How every message names a replica: `stage 1 replica 0`, with its process `stage 1 replica 0 (pid 42)`. */
+export function replicaLabel(r: { readonly stage_id: number; readonly replica_id: number }, pid?: number): string {
+  return `stage ${r.stage_id} replica ${r.replica_id}${pid === undefined ? '' : ` (pid ${pid})`}`;
+}
+
+/** How every message says why a process ended: `exit code 3` or `killed by signal SIGKILL`. */
+export function describeExit(exit: { readonly code: number | null; readonly signal: string | null }): string {
+  return exit.signal ? `killed by signal ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/** Why a launch wait usually ends early; the hint of the cancellations of a bring-up. */
+export const LAUNCH_CANCELLED_HINT =
+  'the launch was cancelled (another replica failed, the pipeline deadline expired, or Ctrl-C)';
+
+/** What a cancellation carries besides its words. */
+export type CancelOptions = Pick<OmniErrorOptions, 'context' | 'hint' | 'cause'>;
+
+/** `OMNI_CANCELLED`: "`what` was cancelled" (a wait, an attach, a bring-up). */
+export function cancelled(what: string, options: CancelOptions = {}): OmniError {
+  return new OmniError('OMNI_CANCELLED', `${what} was cancelled`, options);
+}
+
+/** `OMNI_CANCELLED` for a request its caller or the pipeline aborted: "request `id` was aborted". */
+export function requestAborted(requestId: string, options: CancelOptions = {}): OmniError {
+  return new OmniError('OMNI_CANCELLED', `request ${requestId} was aborted`, options);
+}
+
+/** `OMNI_CANCELLED` for work the stopping pipeline ends: "the pipeline is stopping (`why`)". */
+export function pipelineStopping(why?: string): OmniError {
+  return new OmniError('OMNI_CANCELLED', `the pipeline is stopping${why === undefined ? '' : ` (${why})`}`);
 }

@@ -56,6 +56,24 @@ describe('the error catalogue', () => {
     }
   });
 
+  it('gives every code the HTTP status `serve` answers with: 4xx only for what the client can change', () => {
+    const clientSide = ['OMNI_USAGE', 'OMNI_HTTP_INVALID_REQUEST', 'OMNI_HTTP_UNAUTHORIZED', 'OMNI_HTTP_OVERLOADED'];
+    const wrong = Object.entries(ERROR_CATALOGUE)
+      .filter(([code, e]) => {
+        const status: number = e.httpStatus;
+        const clientFault = status >= 400 && status < 500;
+        return !Number.isInteger(status) || status < 400 || status > 599 || clientFault !== clientSide.includes(code);
+      })
+      .map(([code, e]) => `${code}: ${e.httpStatus}`);
+    expect(wrong).toEqual([]);
+    expect([
+      ERROR_CATALOGUE.OMNI_PLUGIN_FAILED.httpStatus,
+      ERROR_CATALOGUE.OMNI_WORKER_EXITED.httpStatus,
+      ERROR_CATALOGUE.OMNI_STAGE_UNAVAILABLE.httpStatus,
+      ERROR_CATALOGUE.OMNI_REQUEST_TIMEOUT.httpStatus,
+    ]).toEqual([500, 502, 503, 504]);
+  });
+
   it('rejects codes it does not define at compile time (checked by `npm run typecheck`)', () => {
     // @ts-expect-error an error code that is not in the catalogue
     const bogus: ErrorCode = 'OMNI_NO_SUCH_CODE';

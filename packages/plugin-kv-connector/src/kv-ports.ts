@@ -1,4 +1,5 @@
 import { OmniError } from '@omnistage/core';
+import { replicaLabel } from '@omnistage/core/runtime';
 
 /** One replica that needs KV-transfer ports on this host. */
 export interface KvPortRequest {
@@ -65,13 +66,9 @@ export function allocateKvPorts(replicas: readonly KvPortRequest[], basePort: nu
     }
     const key = kvPortKey(r.stage_id, r.replica_id);
     if (result.has(key)) {
-      throw new OmniError(
-        'OMNI_INTERNAL',
-        `KV ports requested twice for stage ${r.stage_id} replica ${r.replica_id}.`,
-        {
-          context: { stage_id: r.stage_id, replica_id: r.replica_id },
-        },
-      );
+      throw new OmniError('OMNI_INTERNAL', `KV ports requested twice for ${replicaLabel(r)}.`, {
+        context: { stage_id: r.stage_id, replica_id: r.replica_id },
+      });
     }
     const block = r.dp_size * tp;
     const assignment: KvPortAssignment = { kv_port: cursor, side_channel_port: cursor + block, block_size: block };
@@ -79,7 +76,7 @@ export function allocateKvPorts(replicas: readonly KvPortRequest[], basePort: nu
     if (cursor - 1 > 65535) {
       throw new OmniError(
         'OMNI_CONFIG_INVALID',
-        `KV ports for stage ${r.stage_id} replica ${r.replica_id} would run past 65535 (base ${basePort}, ${sorted.length} replicas).`,
+        `KV ports for ${replicaLabel(r)} would run past 65535 (base ${basePort}, ${sorted.length} replicas).`,
         { hint: 'Lower the KV base port.', context: { stage_id: r.stage_id, replica_id: r.replica_id } },
       );
     }

@@ -1,6 +1,7 @@
 import { OmniError } from '@omnistage/core';
 import { kvPortKey } from './kv-ports.js';
 import type { KvPortAssignment } from './kv-ports.js';
+import { replicaLabel } from '@omnistage/core/runtime';
 
 /** vLLM's own KV connector classes that omnistage knows how to configure. */
 export const VLLM_KV_CONNECTORS = [
@@ -102,7 +103,7 @@ export function vllmKvTransferConfig(opts: VllmKvTransferOptions): VllmKvTransfe
   if (ports === undefined) {
     throw new OmniError(
       'OMNI_INTERNAL',
-      `No KV ports were reserved for stage ${opts.stageId} replica ${opts.replicaId}.`,
+      `No KV ports were reserved for ${replicaLabel({ stage_id: opts.stageId, replica_id: opts.replicaId })}.`,
       {
         hint: 'Reserve ports for every replica with allocateKvPorts before building its kv-transfer-config.',
         context: where,

@@ -1,5 +1,6 @@
 import type { FastifyError } from 'fastify';
-import { HttpError } from './http-error.js';
+import { isOmniError } from '@omnistage/core';
+import { HttpError, fromPipelineError, httpError } from './http-error.js';
 
 interface AjvIssue {
   instancePath: string;
@@ -18,8 +19,7 @@ function paramOf(instancePath: string, child?: unknown): string {
 function fromValidation(issue: AjvIssue): HttpError {
   if (issue.keyword === 'additionalProperties') {
     const field = paramOf(issue.instancePath, issue.params['additionalProperty']);
-    return new HttpError(
-      400,
+    return httpError(
       'OMNI_HTTP_INVALID_REQUEST',
       `unknown field "${field}": remove it (docs/serving.md lists the fields each endpoint takes)`,
       { param: field },
@@ -27,11 +27,11 @@ function fromValidation(issue: AjvIssue): HttpError {
   }
   if (issue.keyword === 'required') {
     const field = paramOf(issue.instancePath, issue.params['missingProperty']);
-    return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `missing required field "${field}"`, { param: field });
+    return httpError('OMNI_HTTP_INVALID_REQUEST', `missing required field "${field}"`, { param: field });
   }
   const field = paramOf(issue.instancePath) || 'body';
   const allowed = Array.isArray(issue.params['allowedValues']) ? `: ${issue.params['allowedValues'].join(', ')}` : '';
-  return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `${field} ${issue.message ?? 'is not valid'}${allowed}`, {
+  return httpError('OMNI_HTTP_INVALID_REQUEST', `${field} ${issue.message ?? 'is not valid'}${allowed}`, {
     param: field,
   });
 }
@@ -44,12 +44,14 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 /**
  * What fastify's own errors answer: a schema violation names the field, a body that is not JSON
- * says so, size and media-type errors keep their status. Never a 500 for a client's mistake.
+ * says so, size and media-type errors keep their status. Never a 500 for a client's mistake. An
+ * OmniError a route let through answers with its own code and the catalogue's status.
  */
 export function fromFastifyError(err: FastifyError, bodyLimit: number): HttpError | null {
+  if (isOmniError(err)) return fromPipelineError(err);
   if (Array.isArray(err.validation) && err.validation.length > 0) return fromValidation(err.validation[0] as AjvIssue);
   if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-    return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', `the body is not valid JSON (${err.message})`, {
+    return httpError('OMNI_HTTP_INVALID_REQUEST', `the body is not valid JSON (${err.message})`, {
       param: 'body',
     });
   }

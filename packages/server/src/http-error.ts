@@ -1,4 +1,4 @@
-import { isOmniError, type OmniError } from '@omnistage/core';
+import { ERROR_CATALOGUE, isOmniError, toOmniError, type ErrorCode } from '@omnistage/core';
 
 /** OpenAI's error `type` values the server uses. */
 export type OpenAIErrorType =
@@ -9,16 +9,8 @@ export type OpenAIErrorType =
   | 'service_unavailable'
   | 'timeout';
 
-/** The code of an answer, from core's catalogue (`OMNI_*`). */
-export type HttpErrorCode =
-  | 'OMNI_HTTP_INVALID_REQUEST'
-  | 'OMNI_HTTP_UNAUTHORIZED'
-  | 'OMNI_HTTP_OVERLOADED'
-  | 'OMNI_HTTP_UNAVAILABLE'
-  | 'OMNI_REQUEST_TIMEOUT'
-  | 'OMNI_REQUEST_FAILED'
-  | 'OMNI_CANCELLED'
-  | 'OMNI_INTERNAL';
+/** The code of an answer: any code of core's catalogue (`OMNI_*`), so a failure keeps its own. */
+export type HttpErrorCode = ErrorCode;
 
 /** The body of every error answer: OpenAI's error object. */
 export interface OpenAIErrorBody {
@@ -61,26 +53,38 @@ function defaultType(status: number): OpenAIErrorType {
   return status < 500 ? 'invalid_request_error' : 'server_error';
 }
 
-/** A 400 about one field of the body (`param` as OpenAI names it: `messages[0].content`). */
-export function badField(param: string, message: string): HttpError {
-  return new HttpError(400, 'OMNI_HTTP_INVALID_REQUEST', message, { param });
+/** The status core's catalogue gives `code`; 500 for a code this copy of core does not know. */
+export function statusOf(code: string): number {
+  return (ERROR_CATALOGUE as Partial<Record<string, { httpStatus: number }>>)[code]?.httpStatus ?? 500;
 }
 
+/** An answer with the status the catalogue gives `code` (docs/errors.md lists them). */
+export function httpError(
+  code: ErrorCode,
+  message: string,
+  options: { param?: string; type?: OpenAIErrorType; headers?: Record<string, string> } = {},
+): HttpError {
+  return new HttpError(statusOf(code), code, message, options);
+}
+
+/** A 400 about one field of the body (`param` as OpenAI names it: `messages[0].content`). */
+export function badField(param: string, message: string): HttpError {
+  return httpError('OMNI_HTTP_INVALID_REQUEST', message, { param });
+}
+
+const INTERNAL_MESSAGE = 'internal error (a bug in omnistage; see the server log)';
+
 /**
- * What a failed pipeline request answers: a replica that died or an engine that failed the
- * request is 502 (the upstream failed), a stage without a live replica or a stopping pipeline 503,
- * anything else 500. The message names the stage and replica (core's errors carry them).
+ * What a failed pipeline request answers: its own code, with the status the catalogue gives it (a
+ * replica or engine that failed is 502, a stage without a live replica or a stopping pipeline 503,
+ * a plugin's fault 500 naming the plugin and hook), and its message and hint, which name the stage
+ * and replica. A host fault (ENOSPC, EMFILE, ...) is OMNI_ENVIRONMENT; anything else thrown that
+ * is not an OmniError is a bug, answered without its text.
  */
 export function fromPipelineError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (!isOmniError(err))
-    return new HttpError(500, 'OMNI_INTERNAL', 'internal error (a bug in omnistage; see the server log)');
-  const e: OmniError = err;
+  const e = toOmniError(err);
+  if (!isOmniError(err) && e.code === 'OMNI_INTERNAL') return new HttpError(500, 'OMNI_INTERNAL', INTERNAL_MESSAGE);
   const hint = e.hint ? ` (${e.hint})` : '';
-  if (e.code === 'OMNI_CANCELLED') return new HttpError(503, 'OMNI_CANCELLED', `${e.message}${hint}`);
-  if (e.code === 'OMNI_REQUEST_FAILED' || e.code === 'OMNI_WORKER_EXITED') {
-    const hasReplica = e.context.replica_id !== undefined;
-    return new HttpError(hasReplica ? 502 : 503, 'OMNI_REQUEST_FAILED', `${e.message}${hint}`);
-  }
-  return new HttpError(500, 'OMNI_INTERNAL', `${e.code}: ${e.message}`);
+  return new HttpError(statusOf(e.code), e.code, `${e.message}${hint}`);
 }

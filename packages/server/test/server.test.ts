@@ -133,7 +133,7 @@ describe('OmniServer', () => {
     const res = await pending;
     expect(res.status).toBe(502);
     const body = (await res.json()) as { error: { code: string; message: string; type: string } };
-    expect(body.error).toMatchObject({ code: 'OMNI_REQUEST_FAILED', type: 'server_error' });
+    expect(body.error).toMatchObject({ code: 'OMNI_WORKER_EXITED', type: 'server_error' });
     expect(body.error.message).toContain(`stage 0 has no live replica: replica 0 (pid ${pid})`);
     expect(body.error.message).toContain('SIGKILL');
     const ready = await fetch(`${url}/health/ready`);

@@ -77,7 +77,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   setMaxListeners(inputs.length * 4 + 16, cancel.signal);
   const onSignal = (signal: NodeJS.Signals): void => {
     noteStopSignal(signal);
-    logger.warn(`received ${signal}, stopping`);
+    logger.warn({ code: 'OMNI_WARN_STOPPING_ON_SIGNAL' }, `received ${signal}, stopping`);
     cancel.abort(new OmniError('OMNI_CANCELLED', `interrupted by ${signal}`));
   };
   process.on('SIGINT', onSignal);

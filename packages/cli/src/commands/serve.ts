@@ -39,6 +39,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
   });
   if (!isLoopbackHost(opts.host) && opts.apiKey === undefined) {
     logger.warn(
+      { code: 'OMNI_WARN_NO_API_KEY' },
       `listening on ${opts.host} without an API key: anyone who can reach this address can use the pipeline (set --api-key or OMNISTAGE_API_KEY)`,
     );
   }

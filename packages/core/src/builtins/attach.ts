@@ -4,6 +4,7 @@ import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-h
 import { waitForHttpReady } from '../control/http-readiness.js';
 import { controlChannelOf, hostOf } from './builtin-runtime.js';
 import { ControlReplicaConnection } from './control-connection.js';
+import { replicaLabel } from '../error-messages.js';
 
 /** A replica reached over HTTP by whoever asks its readiness URL; core only knows it is up. */
 function httpOnlyConnection(readinessUrl: string): ReplicaConnection {
@@ -29,7 +30,7 @@ export function attachBuiltin(proc: ReplicaProcessHandle, rt: ReplicaRuntime): P
  */
 export async function attachLocal(_proc: ReplicaProcessHandle, rt: ReplicaRuntime): Promise<ReplicaConnection> {
   const worker = rt.replica.worker;
-  const label = `stage ${rt.replica.stage_id} replica ${rt.replica.replica_id}`;
+  const label = replicaLabel(rt.replica);
   if (worker.attach === 'http') {
     rt.progress('ready');
     if (!worker.readiness_url)

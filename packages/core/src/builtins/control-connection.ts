@@ -2,6 +2,7 @@ import { OmniError } from '../errors.js';
 import type { ReplicaConnection, ReplicaOutputChunk, ReplicaRequest } from '../hooks/replica-handles.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
 import type { JsonObject, JsonValue, WorkerMessage } from '../control/protocol.js';
+import { replicaLabel, requestAborted } from '../error-messages.js';
 
 interface Pending {
   push(chunk: ReplicaOutputChunk): void;
@@ -25,14 +26,10 @@ export class ControlReplicaConnection implements ReplicaConnection {
     void channel.closed.then(({ error }) => {
       const err =
         error ??
-        new OmniError(
-          'OMNI_WORKER_EXITED',
-          `stage ${channel.stage_id} replica ${channel.replica_id} closed its control connection`,
-          {
-            context: { stage_id: channel.stage_id, replica_id: channel.replica_id, phase: 'running' },
-            hint: 'the replica exited or crashed while serving',
-          },
-        );
+        new OmniError('OMNI_WORKER_EXITED', `${replicaLabel(channel)} closed its control connection`, {
+          context: { stage_id: channel.stage_id, replica_id: channel.replica_id, phase: 'running' },
+          hint: 'the replica exited or crashed while serving',
+        });
       for (const p of this.#pending.values()) p.fail(err);
       this.#pending.clear();
     });
@@ -49,7 +46,7 @@ export class ControlReplicaConnection implements ReplicaConnection {
       p?.fail(
         new OmniError(
           'OMNI_REQUEST_FAILED',
-          `stage ${this.#channel.stage_id} replica ${this.#channel.replica_id} failed request ${m.request_id}: ${m.message}`,
+          `${replicaLabel(this.#channel)} failed request ${m.request_id}: ${m.message}`,
           {
             context: {
               stage_id: this.#channel.stage_id,
@@ -83,7 +80,7 @@ export class ControlReplicaConnection implements ReplicaConnection {
     });
     const onAbort = (): void => {
       this.#channel.send({ type: 'abort', request_id: req.request_id });
-      this.#pending.get(req.request_id)?.fail(new OmniError('OMNI_CANCELLED', `request ${req.request_id} was aborted`));
+      this.#pending.get(req.request_id)?.fail(requestAborted(req.request_id));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -94,13 +91,9 @@ export class ControlReplicaConnection implements ReplicaConnection {
         params: req.params as JsonObject,
       });
       if (!sent) {
-        throw new OmniError(
-          'OMNI_WORKER_EXITED',
-          `stage ${this.#channel.stage_id} replica ${this.#channel.replica_id} is not connected`,
-          {
-            context: { stage_id: this.#channel.stage_id, replica_id: this.#channel.replica_id, phase: 'running' },
-          },
-        );
+        throw new OmniError('OMNI_WORKER_EXITED', `${replicaLabel(this.#channel)} is not connected`, {
+          context: { stage_id: this.#channel.stage_id, replica_id: this.#channel.replica_id, phase: 'running' },
+        });
       }
       for (;;) {
         const next = queue.shift();

@@ -2,7 +2,7 @@ import { OmniError } from '../errors.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import type { OutputStream } from '../launch/launch-process.js';
 import { attachLocal } from '../builtins/attach.js';
-import { replicaLabel } from '../pipeline/replica-progress.js';
+import { replicaLabel } from '../error-messages.js';
 import type { ReplicaHost } from '../pipeline/replica-host.js';
 import type { Launcher } from './launcher.js';
 

@@ -12,10 +12,10 @@ import { fingerprintDifferences } from './config-fingerprint.js';
 import { startReplica } from '../pipeline/start-replica.js';
 import type { ReplicaHost, StartDriver } from '../pipeline/replica-host.js';
 import { agentHost, type AgentStart } from './agent-host.js';
-import { replicaLabel } from '../pipeline/replica-progress.js';
 import { RespawnBackoff } from './respawn-backoff.js';
 import type { Discovery, HeadRecord, Registration, ReplicaRecord } from './discovery.js';
 import type { Launcher } from './launcher.js';
+import { describeExit, replicaLabel } from '../error-messages.js';
 
 /** What an agent serves and where it finds its head. */
 export interface AgentOptions {
@@ -211,6 +211,7 @@ export class Agent {
         ]);
         if (lost !== null)
           this.#o.logger.warn(
+            { code: 'OMNI_WARN_LEASE_LOST' },
             `this agent's etcd lease was lost (${lost.message}): registering again with a new lease; the head fences the old connections`,
           );
         session.abort();
@@ -267,7 +268,10 @@ export class Agent {
         if (backoff.exhausted) return this.#giveUp(stageId, slot, replicaId, outcome, backoff.failures);
       } else backoff.record(false, 0);
       if (!signal.aborted)
-        this.#o.logger.warn(`stage ${stageId} replica ${replicaId}: starting it again in ${backoff.delayMs()} ms`);
+        this.#o.logger.warn(
+          { code: 'OMNI_WARN_REPLICA_RESTARTING' },
+          `${replicaLabel({ stage_id: stageId, replica_id: replicaId })}: starting it again in ${backoff.delayMs()} ms`,
+        );
       await abortableDelay(backoff.delayMs(), signal);
       // While the head is away there is nobody to dial: wait for it (or for the TTL to stop everything).
       while (!this.#headPresent && !signal.aborted) await abortableDelay(HEAD_POLL_MS, signal);
@@ -293,7 +297,7 @@ export class Agent {
     this.#givenUp.add(`${stageId}/${slot}`);
     const error = new OmniError(
       'OMNI_WORKER_EXITED',
-      `stage ${stageId} replica ${replicaId} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`,
+      `${replicaLabel({ stage_id: stageId, replica_id: replicaId })} on host ${this.#o.hostId} failed ${failures} times in a row (last: ${outcome.why}): this agent stopped restarting it`,
       {
         context: {
           stage_id: stageId,
@@ -400,8 +404,8 @@ export class Agent {
     const exit = await proc.exited;
     signal.removeEventListener('abort', onAbort);
     if (signal.aborted) return { failed: false };
-    const why = `pid ${proc.pid} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`})`;
-    this.#o.logger.warn(`${label}: ${why}`);
+    const why = `pid ${proc.pid} exited (${describeExit(exit)})`;
+    this.#o.logger.warn({ code: 'OMNI_WARN_REPLICA_EXITED' }, `${label}: ${why}`);
     return { failed: true, why, attachedMs: Date.now() - attachedAt, lastLines: proc.lastLines() };
   }
 

@@ -14,6 +14,7 @@ import { HTTP_LINK, RemoteReplicaProcess } from './remote-replica.js';
 import { attachRemoteHttp, isAdvertisedHttp, remoteHttpPlan, type AdvertisedHttpRecord } from './remote-http.js';
 import type { OmniHooks } from '../hooks/hooks.js';
 import type { ReplicaConnection } from '../hooks/replica-handles.js';
+import { cancelled, replicaLabel } from '../error-messages.js';
 
 /** How a head publishes itself and whom it lets attach. */
 export interface HeadOptions {
@@ -119,7 +120,10 @@ export class ClusterHead {
     void reg.lost.then((err) => {
       if (this.#closed) return;
       // etcd was unreachable for 2 × TTL: agents may have stopped their replicas; come back under a new lease.
-      this.#services.logger.warn(`the head's etcd lease was lost (${err.message}); publishing the head again`);
+      this.#services.logger.warn(
+        { code: 'OMNI_WARN_LEASE_LOST' },
+        `the head's etcd lease was lost (${err.message}); publishing the head again`,
+      );
       void this.#publish().catch((e: unknown) =>
         this.#services.logger.error({ err: e }, 'publishing the head again failed'),
       );
@@ -137,7 +141,8 @@ export class ClusterHead {
         : deriveReplicaToken(this.#options.secret, { run_id, stage_id, replica_id, incarnation: record.incarnation });
     if (record === null || record.state !== 'running' || expected === null || !tokensMatch(hello.token, expected)) {
       this.#services.logger.warn(
-        `refused a replica claiming stage ${stage_id} replica ${replica_id} (pid ${hello.pid}, from ${peer.address}): ` +
+        { code: 'OMNI_WARN_REPLICA_REFUSED', peer: peer.address },
+        `refused a replica claiming ${replicaLabel(hello)} (pid ${hello.pid}, from ${peer.address}): ` +
           (record === null
             ? 'no agent registered that replica'
             : 'its token is wrong or of an older incarnation (replayed or stale)'),
@@ -163,7 +168,8 @@ export class ClusterHead {
     if (record.address !== undefined && record.address !== peer.address) {
       // Address translation or an agent whose --advertise is not the address it dials from: worth knowing, not fatal.
       this.#services.logger.warn(
-        `stage ${stage_id} replica ${replica_id} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`,
+        { code: 'OMNI_WARN_REPLICA_ADDRESS_MISMATCH' },
+        `${replicaLabel(hello)} of host ${record.host_id} (advertised ${record.address}) connected from ${peer.address}`,
       );
     }
     void this.#adopt(channel, plan, record, peer);
@@ -264,7 +270,12 @@ export class ClusterHead {
     if (this.#registration !== null)
       await this.#options.discovery
         .markAttached(this.#registration, this.#pipeline.runId, attached)
-        .catch((err: unknown) => this.#services.logger.warn({ err }, 'marking a replica attached in etcd failed'));
+        .catch((err: unknown) =>
+          this.#services.logger.warn(
+            { code: 'OMNI_WARN_DISCOVERY_WRITE_FAILED', err },
+            'marking a replica attached in etcd failed',
+          ),
+        );
     return entry;
   }
 
@@ -348,7 +359,7 @@ export class ClusterHead {
       };
       const onAbort = (): void =>
         done(
-          new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', {
+          cancelled('bring-up', {
             hint: 'the head was stopped before every stage had a replica',
           }),
         );

@@ -1,4 +1,5 @@
 import { OmniError, type ErrorContext } from '../errors.js';
+import { cancelled } from '../error-messages.js';
 
 /** How {@link waitForHttpReady} polls: interval, per-request timeout, deadline, signal. */
 export interface HttpReadinessOptions {
@@ -27,7 +28,7 @@ export async function waitForHttpReady(url: string, opts: HttpReadinessOptions =
   let last = 'no answer yet';
   for (;;) {
     if (opts.signal?.aborted === true) {
-      throw new OmniError('OMNI_CANCELLED', `waiting for ${url} was cancelled`, {
+      throw cancelled(`waiting for ${url}`, {
         cause: opts.signal.reason,
         context,
         hint: 'the launch was cancelled or the replica exited before it served HTTP',

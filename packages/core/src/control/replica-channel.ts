@@ -13,6 +13,7 @@ import {
   type ReadyMessage,
   type WorkerMessage,
 } from './protocol.js';
+import { cancelled, LAUNCH_CANCELLED_HINT, replicaLabel } from '../error-messages.js';
 
 /** How a channel ended: `error` is null for an orderly close by either side. */
 export interface ChannelClose {
@@ -147,16 +148,16 @@ export class ReplicaChannel {
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
-      const cancelled = (): void =>
+      const onCancel = (): void =>
         reject(
-          new OmniError('OMNI_CANCELLED', `attaching stage ${this.stage_id} replica ${this.replica_id} was cancelled`, {
+          cancelled(`attaching ${replicaLabel(this)}`, {
             cause: signal?.reason,
             context: this.#context(),
-            hint: 'the launch was cancelled (another replica failed, the pipeline deadline expired, or Ctrl-C)',
+            hint: LAUNCH_CANCELLED_HINT,
           }),
         );
-      if (signal?.aborted === true) return cancelled();
-      onAbort = cancelled;
+      if (signal?.aborted === true) return onCancel();
+      onAbort = onCancel;
       signal?.addEventListener('abort', onAbort, { once: true });
       if (Number.isFinite(deadline)) {
         timer = setTimeout(() => reject(this.#attachTimeout()), Math.max(0, deadline - Date.now()));
@@ -272,14 +273,10 @@ export class ReplicaChannel {
     if (this.#state === 'closed') return;
     const err = this.#gotReady
       ? null
-      : new OmniError(
-          'OMNI_WORKER_EXITED',
-          `stage ${this.stage_id} replica ${this.replica_id} closed its control connection before ready`,
-          {
-            context: this.#context(),
-            hint: 'the replica probably crashed while loading; see its last log lines',
-          },
-        );
+      : new OmniError('OMNI_WORKER_EXITED', `${replicaLabel(this)} closed its control connection before ready`, {
+          context: this.#context(),
+          hint: 'the replica probably crashed while loading; see its last log lines',
+        });
     this.#finish(err, err?.message ?? 'the replica closed its control connection');
   }
 
@@ -289,14 +286,10 @@ export class ReplicaChannel {
     this.#state = 'closed';
     const pending =
       error ??
-      new OmniError(
-        wasWaiting ? 'OMNI_CANCELLED' : 'OMNI_WORKER_EXITED',
-        `stage ${this.stage_id} replica ${this.replica_id}: ${why}`,
-        {
-          context: this.#context(),
-          hint: 'the control channel closed before the replica became ready',
-        },
-      );
+      new OmniError(wasWaiting ? 'OMNI_CANCELLED' : 'OMNI_WORKER_EXITED', `${replicaLabel(this)}: ${why}`, {
+        context: this.#context(),
+        hint: 'the control channel closed before the replica became ready',
+      });
     if (wasWaiting) this.#rejectHello(pending);
     if (!this.#gotReady) this.#rejectReady(pending);
     const socket = this.#socket;
@@ -312,8 +305,8 @@ export class ReplicaChannel {
     return new OmniError(
       'OMNI_ATTACH_TIMEOUT',
       phase === 'hello'
-        ? `stage ${this.stage_id} replica ${this.replica_id} never connected to the control socket`
-        : `stage ${this.stage_id} replica ${this.replica_id} connected but did not become ready in time`,
+        ? `${replicaLabel(this)} never connected to the control socket`
+        : `${replicaLabel(this)} connected but did not become ready in time`,
       {
         context: { ...this.#context(), attach_step: phase },
         hint:

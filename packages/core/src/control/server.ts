@@ -8,6 +8,7 @@ import { ReplicaChannel, type ExpectOptions } from './replica-channel.js';
 import { RejectionLog } from './rejection-log.js';
 import type { TlsMaterial } from './tls-material.js';
 import { tokenKey } from './token.js';
+import { replicaLabel } from '../error-messages.js';
 
 /** What a control server tells every replica (its run). */
 export interface ControlServerOptions {
@@ -90,10 +91,10 @@ export class ControlServer {
   static async listen(socketPath: string, options: ControlServerOptions): Promise<ControlServer> {
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new OmniError(
-        'OMNI_INTERNAL',
+        'OMNI_ENVIRONMENT',
         `control socket path is too long (${Buffer.byteLength(socketPath)} > ${MAX_SOCKET_PATH} bytes): ${socketPath}`,
         {
-          hint: 'Unix socket paths are limited to 107 bytes; use a shorter run directory',
+          hint: 'Unix socket paths are limited to 107 bytes; set TMPDIR to a shorter directory (run directories are made there)',
         },
       );
     }
@@ -180,14 +181,10 @@ export class ControlServer {
     }
     const key = tokenKey(token);
     if (this.#expected.has(key)) {
-      throw new OmniError(
-        'OMNI_INTERNAL',
-        `a control token was registered twice (stage ${opts.stage_id} replica ${opts.replica_id})`,
-        {
-          context: { stage_id: opts.stage_id, replica_id: opts.replica_id },
-          hint: 'create one token per replica launch with createControlToken()',
-        },
-      );
+      throw new OmniError('OMNI_INTERNAL', `a control token was registered twice (${replicaLabel(opts)})`, {
+        context: { stage_id: opts.stage_id, replica_id: opts.replica_id },
+        hint: 'create one token per replica launch with createControlToken()',
+      });
     }
     const channel = new ReplicaChannel(this.#options.run_id, opts);
     this.#expected.set(key, channel);
@@ -331,7 +328,7 @@ export class ControlServer {
       hello.v !== PROTOCOL_VERSION
         ? `protocol version ${hello.v} is not supported (this orchestrator speaks v${PROTOCOL_VERSION})`
         : hello.stage_id !== channel.stage_id || hello.replica_id !== channel.replica_id
-          ? `hello says stage ${hello.stage_id} replica ${hello.replica_id}, but this token belongs to stage ${channel.stage_id} replica ${channel.replica_id}`
+          ? `hello says ${replicaLabel(hello)}, but this token belongs to ${replicaLabel(channel)}`
           : null;
     if (problem !== null) {
       this.#reject(socket, 'OMNI_PROTOCOL', problem);
@@ -373,7 +370,7 @@ async function removeDeadSocket(path: string): Promise<void> {
     return; // nothing there
   }
   const hint = 'each run needs its own control socket; use a fresh run directory';
-  if (!isSocket) throw new OmniError('OMNI_INTERNAL', `${path} exists and is not a socket`, { hint });
+  if (!isSocket) throw new OmniError('OMNI_ENVIRONMENT', `${path} exists and is not a socket`, { hint });
   const alive = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);
     probe.once('connect', () => {
@@ -382,6 +379,6 @@ async function removeDeadSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (alive) throw new OmniError('OMNI_INTERNAL', `another process is listening on ${path}`, { hint });
+  if (alive) throw new OmniError('OMNI_ENVIRONMENT', `another process is listening on ${path}`, { hint });
   await rm(path, { force: true });
 }

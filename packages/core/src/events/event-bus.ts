@@ -50,7 +50,7 @@ export class EventBus {
       listener(event);
     } catch (err) {
       this.#logger.warn(
-        { err, event: event.type },
+        { code: 'OMNI_WARN_LISTENER_FAILED', err, event: event.type },
         'an event listener threw; the event was still delivered to the others',
       );
     }

@@ -1,5 +1,7 @@
 import { OmniError, isOmniError, type ErrorContext } from '../errors.js';
 import type { OmniHooks } from './hooks.js';
+import type { ReplicaConnection, ReplicaOutputChunk, ReplicaRequest } from './replica-handles.js';
+import { replicaLabel } from '../error-messages.js';
 
 interface AnyTap {
   name: string;
@@ -30,21 +32,26 @@ export interface PluginCallSite {
 /**
  * Makes any error thrown by plugin code name the plugin and the callback. OmniErrors a plugin
  * throws on purpose (a config error with a location) keep their code and gain the context;
- * anything else becomes OMNI_PLUGIN_FAILED, so a user sees which plugin broke, not "a bug in
- * omnistage" or a stack trace.
+ * anything else — an OMNI_INTERNAL included, which is the plugin's bug, not core's — becomes
+ * OMNI_PLUGIN_FAILED, so a user sees which plugin broke, not "a bug in omnistage" or a stack trace.
  */
 export function pluginFailure(err: unknown, site: PluginCallSite): OmniError {
-  if (isOmniError(err)) {
+  if (isOmniError(err) && err.code !== 'OMNI_INTERNAL') {
     err.context.plugin ??= site.plugin;
     err.context.hook ??= site.callback;
     for (const [k, v] of Object.entries(site.context ?? {})) err.context[k] ??= v;
     return err;
   }
-  const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
+  const message = isOmniError(err)
+    ? err.message
+    : err instanceof Error
+      ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`
+      : String(err);
+  const { stage_id, replica_id } = site.context ?? {};
   const where =
-    site.context?.stage_id === undefined
+    stage_id === undefined
       ? ''
-      : ` (stage ${site.context.stage_id}${site.context.replica_id === undefined ? '' : ` replica ${site.context.replica_id}`})`;
+      : ` (${replica_id === undefined ? `stage ${stage_id}` : replicaLabel({ stage_id, replica_id })})`;
   return new OmniError(
     'OMNI_PLUGIN_FAILED',
     `plugin "${site.plugin}" failed in ${site.described ?? site.callback}${where}: ${message}`,
@@ -96,6 +103,46 @@ export function attributed<A extends unknown[], R>(
 /** Built-in taps (core's own lock, spawn, attach) are core, not a plugin: their errors stay as they are. */
 export const BUILTIN_TAP_PREFIX = 'omnistage:';
 
+/**
+ * The connection a plugin's `attach` tap returned, its requests' errors attributed like the tap's:
+ * without this a TypeError in a plugin's transport reached an HTTP client as "a bug in omnistage"
+ * (500 OMNI_INTERNAL). Set on the object itself, so its methods keep their private fields.
+ */
+function attributedConnection(conn: ReplicaConnection, plugin: string, context: ErrorContext): ReplicaConnection {
+  const request = conn.request.bind(conn);
+  const site: PluginCallSite = {
+    plugin,
+    callback: 'request',
+    described: 'a request of the connection its attach tap returned',
+    when: 'run',
+    context,
+  };
+  async function* attributed(req: ReplicaRequest, signal?: AbortSignal): AsyncIterable<ReplicaOutputChunk> {
+    try {
+      yield* request(req, signal);
+    } catch (e) {
+      throw pluginFailure(e, { ...site, context: { ...context, request_id: req.request_id } });
+    }
+  }
+  try {
+    Object.defineProperty(conn, 'request', { value: attributed, configurable: true, writable: true });
+  } catch {
+    // A frozen connection keeps its own errors; the router still names stage and replica.
+  }
+  return conn;
+}
+
+/** What a tap's answer becomes as the hook hands it on (see {@link attributedConnection}). */
+function answerOf(tapName: string, hookName: string, args: unknown[]): (result: unknown) => unknown {
+  if (hookName !== 'attach') return (result) => result;
+  const replica = (args[1] as { replica?: { stage_id: number; replica_id: number } } | undefined)?.replica;
+  const context: ErrorContext = replica ? { stage_id: replica.stage_id, replica_id: replica.replica_id } : {};
+  return (result) =>
+    result !== null && typeof result === 'object' && typeof (result as ReplicaConnection).request === 'function'
+      ? attributedConnection(result as ReplicaConnection, tapName, context)
+      : result;
+}
+
 function wrapTap(tap: AnyTap, hookName: string): AnyTap {
   if (tap.name.startsWith(BUILTIN_TAP_PREFIX)) return tap;
   const fn = tap.fn;
@@ -103,7 +150,7 @@ function wrapTap(tap: AnyTap, hookName: string): AnyTap {
   if (tap.type === 'promise') {
     tap.fn = (...args) => {
       try {
-        return Promise.resolve(fn(...args)).catch((e: unknown) => {
+        return Promise.resolve(fn(...args)).then(answerOf(tap.name, hookName, args), (e: unknown) => {
           throw wrap(e);
         });
       } catch (e) {
@@ -113,7 +160,7 @@ function wrapTap(tap: AnyTap, hookName: string): AnyTap {
   } else if (tap.type === 'sync') {
     tap.fn = (...args) => {
       try {
-        return fn(...args);
+        return answerOf(tap.name, hookName, args)(fn(...args));
       } catch (e) {
         throw wrap(e);
       }
@@ -121,8 +168,9 @@ function wrapTap(tap: AnyTap, hookName: string): AnyTap {
   } else {
     tap.fn = (...args) => {
       const callback = args.pop() as (err?: unknown, result?: unknown) => void;
+      const answer = answerOf(tap.name, hookName, args);
       try {
-        fn(...args, (err: unknown, result: unknown) => callback(err ? wrap(err) : err, result));
+        fn(...args, (err: unknown, result: unknown) => (err ? callback(wrap(err)) : callback(err, answer(result))));
       } catch (e) {
         callback(wrap(e));
       }

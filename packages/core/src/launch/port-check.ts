@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import { OmniError, type ErrorContext } from '../errors.js';
+import { replicaLabel } from '../error-messages.js';
 
 /** How long a taken port may take to come free before it counts as another program's. */
 export const PORT_GRACE_MS = 2_000;
@@ -14,7 +15,11 @@ export const PORT_GRACE_MS = 2_000;
  * A port someone takes between this check and the engine's bind is not this check's business (the
  * engine then fails on its own, with its last lines shown).
  */
-export async function ensurePortFree(port: number, context: ErrorContext, graceMs = PORT_GRACE_MS): Promise<void> {
+export async function ensurePortFree(
+  port: number,
+  context: ErrorContext & { stage_id: number; replica_id: number },
+  graceMs = PORT_GRACE_MS,
+): Promise<void> {
   // A restarted replica's predecessor (its process group being torn down) may hold the port for a
   // moment longer: only a port still taken after the grace is someone else's.
   const deadline = Date.now() + graceMs;
@@ -26,7 +31,7 @@ export async function ensurePortFree(port: number, context: ErrorContext, graceM
   if (taken === null) return;
   throw new OmniError(
     'OMNI_PORT_IN_USE',
-    `stage ${context.stage_id} replica ${context.replica_id}: port ${port} is already in use on this host (${taken})`,
+    `${replicaLabel(context)}: port ${port} is already in use on this host (${taken})`,
     {
       context: { ...context, port },
       hint: `stop whatever listens on ${port} (\`ss -ltnp 'sport = :${port}'\` shows it), or give the stage another port (engine_args.port)`,

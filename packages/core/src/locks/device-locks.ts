@@ -14,6 +14,7 @@ import {
 import { checkDeviceEntries, prepareLockDir } from './lock-dir.js';
 import { LOCK_OPTIONS, LOCK_POLL_MS } from './options.js';
 import { assertDeviceId, deviceLockDir, deviceLockTarget, holderFilePath } from './paths.js';
+import { cancelled, LAUNCH_CANCELLED_HINT, replicaLabel } from '../error-messages.js';
 
 /** Identifies the replica taking the locks; recorded in each holder file. */
 export interface DeviceLockOwner {
@@ -215,7 +216,7 @@ async function lockTimeout(opts: AcquireDeviceLocksOptions, device: string, wait
   const holder = await readLockHolder(opts.lockDir, device);
   return new OmniError(
     'OMNI_LOCK_TIMEOUT',
-    `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id} gave up waiting for device ${device} after ${waitedMs} ms: ` +
+    `${replicaLabel(opts.holder)} gave up waiting for device ${device} after ${waitedMs} ms: ` +
       `it is still locked by ${describeHolder(holder)}`,
     {
       context: { ...lockContext(opts, device), ...(holder === null ? {} : { holder }) },
@@ -271,15 +272,11 @@ function lockDirError(opts: AcquireDeviceLocksOptions, device: string | undefine
 
 function throwIfCancelled(opts: AcquireDeviceLocksOptions, device: string | undefined): void {
   if (!opts.signal.aborted) return;
-  throw new OmniError(
-    'OMNI_CANCELLED',
-    `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for the init lock of device ${device ?? '?'} was cancelled`,
-    {
-      cause: opts.signal.reason,
-      context: lockContext(opts, device),
-      hint: 'the launch was cancelled (another replica failed, the pipeline deadline expired, or Ctrl-C)',
-    },
-  );
+  throw cancelled(`${replicaLabel(opts.holder)}: waiting for the init lock of device ${device ?? '?'}`, {
+    cause: opts.signal.reason,
+    context: lockContext(opts, device),
+    hint: LAUNCH_CANCELLED_HINT,
+  });
 }
 
 function lockContext(opts: AcquireDeviceLocksOptions, device: string | undefined) {

@@ -24,6 +24,7 @@ import {
 import type { AcquireDeviceLocksOptions } from './device-locks.js';
 import { LOCK_OPTIONS, LOCK_POLL_MS } from './options.js';
 import { sharedMarkPrefix, sharedMarkTarget } from './paths.js';
+import { cancelled, LAUNCH_CANCELLED_HINT, replicaLabel } from '../error-messages.js';
 
 interface Mark {
   target: string;
@@ -96,21 +97,18 @@ export async function drainSharedMarks(
       const others = await liveOthers(opts, device, ownToken);
       if (others.length === 0) break;
       if (opts.signal.aborted) {
-        throw new OmniError(
-          'OMNI_CANCELLED',
-          `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id}: waiting for ${what} on device ${device} was cancelled`,
-          {
-            cause: opts.signal.reason,
-            context: context(opts, device),
-          },
-        );
+        throw cancelled(`${replicaLabel(opts.holder)}: waiting for ${what} on device ${device}`, {
+          cause: opts.signal.reason,
+          context: context(opts, device),
+          hint: LAUNCH_CANCELLED_HINT,
+        });
       }
       const now = Date.now();
       if (now >= opts.deadline) {
         const holder = await readHolderOf(`${others[0]}.lock`, `${others[0]}.holder.json`);
         throw new OmniError(
           'OMNI_LOCK_TIMEOUT',
-          `stage ${opts.holder.stage_id} replica ${opts.holder.replica_id} gave up waiting for ${what} on device ${device} after ${now - started} ms: ` +
+          `${replicaLabel(opts.holder)} gave up waiting for ${what} on device ${device} after ${now - started} ms: ` +
             `it is still held shared (loading) by ${describeHolder(holder)}`,
           {
             context: { ...context(opts, device), ...(holder === null ? {} : { holder }) },

@@ -9,6 +9,7 @@ import {
   DEFAULT_READINESS_MS,
   READINESS_CHECK_TIMEOUT_MS,
 } from './liveness-defaults.js';
+import { replicaLabel } from '../error-messages.js';
 
 /** How replicas are watched while they serve. */
 export interface LivenessOptions {
@@ -167,18 +168,14 @@ function outOfRotation(services: RunServices, replica: StartedReplica, reason: s
   const pid = replica.process.pid;
   services.events.emit({ type: 'replica:unresponsive', stage_id, replica_id, pid, reason });
   services.logger.warn(
-    { stage: stage_id, replica: replica_id, pid },
-    `stage ${stage_id} replica ${replica_id} (pid ${pid}) is unresponsive: ${reason}; ${what}`,
+    { code: 'OMNI_WARN_REPLICA_UNRESPONSIVE', stage: stage_id, replica: replica_id, pid },
+    `${replicaLabel(replica.plan, pid)} is unresponsive: ${reason}; ${what}`,
   );
   replica.rotation?.abort(
-    new OmniError(
-      'OMNI_WORKER_UNRESPONSIVE',
-      `stage ${stage_id} replica ${replica_id} (pid ${pid}) is unresponsive: ${reason}`,
-      {
-        context: { stage_id, replica_id, pid },
-        hint: 'see the replica log; liveness settings: runtime.heartbeat_timeout_s, runtime.readiness_interval_s, runtime.readiness_failures',
-      },
-    ),
+    new OmniError('OMNI_WORKER_UNRESPONSIVE', `${replicaLabel(replica.plan, pid)} is unresponsive: ${reason}`, {
+      context: { stage_id, replica_id, pid },
+      hint: 'see the replica log; liveness settings: runtime.heartbeat_timeout_s, runtime.readiness_interval_s, runtime.readiness_failures',
+    }),
   );
   replica.rotation = undefined;
 }
@@ -201,6 +198,6 @@ function comeBack(services: RunServices, replica: StartedReplica, outMs: number)
   services.events.emit({ type: 'replica:responsive', stage_id, replica_id, pid, out_ms: outMs });
   services.logger.info(
     { stage: stage_id, replica: replica_id, pid },
-    `stage ${stage_id} replica ${replica_id} (pid ${pid}) answers its readiness check again after ${(outMs / 1000).toFixed(1)} s: back in rotation`,
+    `${replicaLabel(replica.plan, pid)} answers its readiness check again after ${(outMs / 1000).toFixed(1)} s: back in rotation`,
   );
 }

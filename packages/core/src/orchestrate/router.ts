@@ -22,6 +22,7 @@ export interface RoutedPipeline {
 }
 import { RouterPayloads } from '../connectors/router-payloads.js';
 import { pluginFailure } from '../hooks/plugin-errors.js';
+import { describeExit, pipelineStopping, replicaLabel } from '../error-messages.js';
 
 /** How a stage's requests are spread over its replicas. */
 export type BalancePolicy = 'round-robin' | 'least-inflight';
@@ -103,7 +104,7 @@ function describeExitOf(replica: StartedReplica): Promise<string> {
   }
   // The control channel can close a moment before the exit status is known.
   return Promise.race([
-    replica.process.exited.then((e) => (e.signal ? `killed by signal ${e.signal}` : `exit code ${e.code}`)),
+    replica.process.exited.then(describeExit),
     new Promise<string>((resolve) => setTimeout(() => resolve('connection lost'), 1000).unref()),
   ]);
 }
@@ -347,9 +348,9 @@ export class PipelineRouter {
         void this.#pipeline.failed.catch((e: unknown) => (failed = e));
       }
       if (failed) throw failed;
-      if (this.#pipeline.stopping) throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping');
+      if (this.#pipeline.stopping) throw pipelineStopping();
       if (Date.now() >= deadline) {
-        throw new OmniError('OMNI_REQUEST_FAILED', `stage ${stage.stage_id} has no live replica`, {
+        throw new OmniError('OMNI_STAGE_UNAVAILABLE', `stage ${stage.stage_id} has no live replica`, {
           context: { stage_id: stage.stage_id },
           hint: 'its replicas died; set runtime.restart: {policy: on-failure} or add replicas',
         });
@@ -449,7 +450,7 @@ export class PipelineRouter {
           throw waitedOn(
             toOmniError(signal.reason, 'OMNI_CANCELLED'),
             requestId,
-            `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid})`,
+            replicaLabel(replica.plan, replica.process.pid),
             { stage_id, replica_id },
           );
         }
@@ -464,8 +465,14 @@ export class PipelineRouter {
           if (attempt === 0 && this.#options.retryOnReplicaDeath) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
             this.#services.logger.warn(
-              { stage: stage_id, replica: replica_id, pid: replica.process.pid, request: requestId },
-              `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during request ${requestId}; ` +
+              {
+                code: 'OMNI_WARN_REQUEST_RETRIED',
+                stage: stage_id,
+                replica: replica_id,
+                pid: replica.process.pid,
+                request: requestId,
+              },
+              `${replicaLabel(replica.plan, replica.process.pid)} ${fate} during request ${requestId}; ` +
                 (others
                   ? 'retrying it once on another replica'
                   : 'retrying it once when the stage has a live replica again (restart)'),
@@ -475,7 +482,7 @@ export class PipelineRouter {
           }
           throw new OmniError(
             'OMNI_REQUEST_FAILED',
-            `request ${requestId} failed: stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) ${fate} during it`,
+            `request ${requestId} failed: ${replicaLabel(replica.plan, replica.process.pid)} ${fate} during it`,
             {
               cause: e,
               context: { stage_id, replica_id, request_id: requestId, pid: replica.process.pid },

@@ -9,6 +9,7 @@ import { isProcessStopped } from '../launch/proc-state.js';
 import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
 export type { StartedReplica } from './started-replica.js';
 import type { PayloadTracker } from '../connectors/payload-tracker.js';
+import { describeExit, pipelineStopping, replicaLabel } from '../error-messages.js';
 
 /** Called when a ready replica exits without being asked to (the router decides: restart or fail). */
 export type ReplicaDeathHandler = (replica: StartedReplica, exit: ReplicaExit) => void;
@@ -151,7 +152,7 @@ export class RunningPipeline {
     this.fail(
       new OmniError(
         'OMNI_WORKER_EXITED',
-        `stage ${stage_id} replica ${replica_id} (pid ${replica.process.pid}) exited while running (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`})`,
+        `${replicaLabel(replica.plan, replica.process.pid)} exited while running (${describeExit(exit)})`,
         {
           context: {
             stage_id,
@@ -174,8 +175,7 @@ export class RunningPipeline {
    */
   async restartReplica(replica: StartedReplica): Promise<StartedReplica> {
     if (!this.#options.launch) throw new OmniError('OMNI_INTERNAL', 'this pipeline cannot restart replicas');
-    if (this.#stopPromise !== null)
-      throw new OmniError('OMNI_CANCELLED', 'the pipeline is stopping; replicas are not restarted');
+    if (this.#stopPromise !== null) throw pipelineStopping('replicas are not restarted');
     this.untrack(replica);
     return this.#options.launch(replica.plan);
   }
@@ -210,7 +210,7 @@ export class RunningPipeline {
 
   async #teardown(reason: string): Promise<void> {
     this.#services.events.emit({ type: 'pipeline:stopping', reason });
-    this.#stopAbort.abort(new OmniError('OMNI_CANCELLED', `the pipeline is stopping (${reason})`));
+    this.#stopAbort.abort(pipelineStopping(reason));
     // Downstream stages first (reverse stage order); replicas of a stage in parallel.
     const byStage = new Map<number, StartedReplica[]>();
     for (const r of this.#started) {
@@ -236,11 +236,19 @@ export class RunningPipeline {
     try {
       await this.payloads.close();
     } catch (err) {
-      this.#services.logger.warn({ err }, 'sweeping the payload files of the run failed');
+      this.#services.logger.warn(
+        { code: 'OMNI_WARN_TEARDOWN_INCOMPLETE', err },
+        'sweeping the payload files of the run failed',
+      );
     }
     await this.#options
       .closeControl()
-      .catch((err: unknown) => this.#services.logger.warn({ err }, 'closing the control endpoint failed'));
+      .catch((err: unknown) =>
+        this.#services.logger.warn(
+          { code: 'OMNI_WARN_TEARDOWN_INCOMPLETE', err },
+          'closing the control endpoint failed',
+        ),
+      );
     await rm(this.runDir, { recursive: true, force: true });
     this.#services.events.emit({ type: 'pipeline:stopped' });
   }

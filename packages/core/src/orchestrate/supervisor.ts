@@ -2,10 +2,7 @@ import { OmniError, toOmniError } from '../errors.js';
 import type { ReplicaExit } from '../hooks/replica-handles.js';
 import type { RunServices } from './run-services.js';
 import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
-
-function describeExit(exit: ReplicaExit): string {
-  return exit.signal ? `killed by signal ${exit.signal}` : `exit code ${exit.code}`;
-}
+import { describeExit } from '../error-messages.js';
 
 /**
  * Applies each stage's `runtime.restart` policy to replicas that die after they were ready:
@@ -65,7 +62,7 @@ export function superviseRestarts(omni: RunServices, pipeline: RunningPipeline):
     restarting.set(stage_id, (restarting.get(stage_id) ?? 0) + 1);
     omni.events.emit({ type: 'replica:restart', stage_id, replica_id, attempt, reason: describeExit(exit) });
     omni.logger.warn(
-      { stage: stage_id, replica: replica_id },
+      { code: 'OMNI_WARN_REPLICA_RESTARTING', stage: stage_id, replica: replica_id },
       `replica exited (${describeExit(exit)}); restart ${attempt}/${policy.max_restarts}`,
     );
     const delay = policy.backoff_ms * attempt;

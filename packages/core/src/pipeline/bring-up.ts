@@ -18,11 +18,12 @@ import { superviseRestarts } from '../orchestrate/supervisor.js';
 import { openRun } from './run-dir.js';
 import { livenessOptionsOf, watchLiveness, type LivenessOptions } from '../orchestrate/liveness.js';
 import { DEFAULT_HEARTBEAT_MS } from '../orchestrate/liveness-defaults.js';
-import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
+import { describeProgress, whereIs, type ReplicaProgress } from './replica-progress.js';
 import { replicasByKey, startReplica } from './start-replica.js';
 import { localHost, type ReplicaDriver, type ReplicaLineSink } from './local-host.js';
 import type { ReplicaHost } from './replica-host.js';
 import type { StartedReplica } from '../orchestrate/started-replica.js';
+import { cancelled, replicaLabel } from '../error-messages.js';
 
 /** How a bring-up runs: its deadlines, grace, cancel signal and where replica output goes. */
 export interface BringUpOptions {
@@ -184,7 +185,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   const { runDir, control } = await openRun(services, plan.run_id);
   const payloads = new PayloadTracker(plan.run_id, {
     connectors: pluginConnectorsOf(omni.definitions, plan),
-    onError: (err, what) => omni.logger.warn({ err }, what),
+    onError: (err, what) => omni.logger.warn({ code: 'OMNI_WARN_PAYLOAD_RELEASE_FAILED', err }, what),
     onEvent: (event) => omni.events.emit(event),
   });
   const pipeline: RunningPipeline = new RunningPipeline(services, plan, {
@@ -214,7 +215,7 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   const first = new FirstFailure();
   const onCancel = (): void =>
     first.fail(
-      new OmniError('OMNI_CANCELLED', 'bring-up was cancelled', {
+      cancelled('bring-up', {
         hint: 'the pipeline was stopped before it was ready (e.g. Ctrl-C)',
       }),
     );

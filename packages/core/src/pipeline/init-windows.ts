@@ -2,6 +2,7 @@ import { OmniError, toOmniError } from '../errors.js';
 import type { ReplicaRuntime } from '../hooks/contexts.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
 import type { InitWindow, PhasedDeviceLocks } from '../locks/init-locks.js';
+import { replicaLabel } from '../error-messages.js';
 
 /**
  * Serves a replica's init locks over its channel (docs/protocol.md "Init phases"). Before its
@@ -31,7 +32,7 @@ export function serveInitWindows(
     chain = chain.then(fn).catch((err: unknown) => rt.fail(toOmniError(err)));
   };
   const breach = (message: string): never => {
-    throw new OmniError('OMNI_PROTOCOL', `stage ${stage_id} replica ${replica_id}: ${message}`, {
+    throw new OmniError('OMNI_PROTOCOL', `${replicaLabel(rt.replica)}: ${message}`, {
       context: { stage_id, replica_id, phase: 'attach' },
       hint: 'declare phases in hello, then call exclusive() once at a time, during init (docs/protocol.md "Init phases")',
     });

@@ -15,10 +15,6 @@ export interface ReplicaProgress {
   detail: string | null;
 }
 
-export function replicaLabel(r: { stage_id: number; replica_id: number }): string {
-  return `stage ${r.stage_id} replica ${r.replica_id}`;
-}
-
 /** The name errors and events give to where a replica was: its step when known, else its phase. */
 export function whereIs(p: ReplicaProgress): string {
   return p.step ?? p.phase;

@@ -1,7 +1,8 @@
 import { OmniError, toOmniError } from '../errors.js';
 import { BUILTIN_TAP_PREFIX } from '../hooks/plugin-errors.js';
 import type { ReplicaPlan } from '../planning/types.js';
-import { describeProgress, replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
+import { describeProgress, whereIs, type ReplicaProgress } from './replica-progress.js';
+import { replicaLabel } from '../error-messages.js';
 
 /** The deadlines one replica start is bound by. */
 export interface ReplicaDeadlines {

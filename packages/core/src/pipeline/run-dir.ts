@@ -18,13 +18,13 @@ async function reapStaleRunsOfHost(services: RunServices, ownRunDir: string): Pr
   for (const r of await reapStaleRuns({ except: ownRunDir })) {
     if (r.run_id === null || r.pid === null) {
       services.logger.warn(
-        { run_dir: r.run_dir },
+        { code: 'OMNI_WARN_STALE_RUN_REAPED', run_dir: r.run_dir },
         `removed ${r.run_dir}: its omnistage was killed before it recorded its owner`,
       );
       continue;
     }
     services.logger.warn(
-      { stale_run_id: r.run_id, pid: r.pid, payload_files: r.payload_files },
+      { code: 'OMNI_WARN_STALE_RUN_REAPED', stale_run_id: r.run_id, pid: r.pid, payload_files: r.payload_files },
       `removed the leftovers of run ${r.run_id} (its omnistage, pid ${r.pid}, died without tearing down): its run directory and ${r.payload_files} payload file(s)`,
     );
     services.events.emit({ type: 'run:reaped', stale_run_id: r.run_id, pid: r.pid, payload_files: r.payload_files });
@@ -44,7 +44,7 @@ export async function openRun(services: RunServices, runId: string): Promise<Ope
       runDir,
       control: await ControlServer.listen(join(runDir, 'control.sock'), {
         run_id: runId,
-        warn: (m) => services.logger.warn(m),
+        warn: (m) => services.logger.warn({ code: 'OMNI_WARN_CONTROL_REJECTED' }, m),
       }),
     };
   } catch (err) {

@@ -3,7 +3,8 @@ import type { EventBus } from '../events/event-bus.js';
 import type { ReplicaPhase } from '../events/types.js';
 import { BUILTIN_TAP_PREFIX } from '../hooks/plugin-errors.js';
 import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import { replicaLabel, whereIs, type ReplicaProgress } from './replica-progress.js';
+import { whereIs, type ReplicaProgress } from './replica-progress.js';
+import { describeExit, replicaLabel } from '../error-messages.js';
 
 /** A tapable tap as the hook holds it (its `fn` already wrapped to attribute errors to the plugin). */
 interface HookTap {
@@ -80,10 +81,6 @@ async function runCall(call: PhaseCall, progress: ReplicaProgress): Promise<unkn
   return result;
 }
 
-function describeExit(exit: ReplicaExit): string {
-  return exit.signal ? `killed by signal ${exit.signal}` : `exit code ${exit.code}`;
-}
-
 /** The error of a supervised process that exited while a phase waited on it, naming the plugin whose tap waited. */
 function exitedDuring(progress: ReplicaProgress, proc: ReplicaProcessHandle, exit: ReplicaExit): OmniError {
   const plugin = progress.tap !== null && !progress.tap.startsWith(BUILTIN_TAP_PREFIX) ? progress.tap : null;
@@ -91,7 +88,7 @@ function exitedDuring(progress: ReplicaProgress, proc: ReplicaProcessHandle, exi
   const { stage_id, replica_id } = progress.replica;
   return new OmniError(
     'OMNI_WORKER_EXITED',
-    `${replicaLabel(progress.replica)} (pid ${proc.pid}) exited during ${step} (${describeExit(exit)})` +
+    `${replicaLabel(progress.replica, proc.pid)} exited during ${step} (${describeExit(exit)})` +
       (plugin ? ` while plugin "${plugin}" was in its ${progress.phase} tap` : '') +
       (progress.detail ? ` (${progress.detail})` : ''),
     {

@@ -117,7 +117,12 @@ export async function startReplica<T>(
     if (locks)
       await locks
         .release()
-        .catch((err: unknown) => rt.logger.warn({ err }, 'releasing device locks failed; they go stale'));
+        .catch((err: unknown) =>
+          rt.logger.warn(
+            { code: 'OMNI_WARN_LOCK_RELEASE_FAILED', err },
+            'releasing device locks failed; they go stale',
+          ),
+        );
   }
 }
 

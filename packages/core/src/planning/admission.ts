@@ -2,6 +2,7 @@ import type { EngineArgs } from '../config/types.js';
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { OmniError, type SourceLocation } from '../errors.js';
 import { sortDeviceIds, uniqueDeviceIds } from './device-ids.js';
+import { replicaLabel } from '../error-messages.js';
 
 /** What {@link checkAdmission} needs of a replica. */
 export interface AdmissionReplica {
@@ -70,7 +71,7 @@ export function checkAdmission(replicas: readonly AdmissionReplica[], options: A
     const list = charges.get(device) ?? [];
     const sum = list.reduce((s, c) => s + c.budget, 0);
     if (sum <= capacity + EPSILON) continue;
-    const terms = list.map((c) => `stage ${c.replica.stage_id} replica ${c.replica.replica_id} (${c.budget})`);
+    const terms = list.map((c) => `${replicaLabel(c.replica)} (${c.budget})`);
     const limit =
       reserve > 0 ? `${capacity.toFixed(2)} (1.00 minus reserve ${reserve.toFixed(2)})` : capacity.toFixed(2);
     over.push({

@@ -1,7 +1,8 @@
 /**
  * `@omnistage/core/runtime`: the building blocks a bring-up is made of — device locks, the process
  * launcher, the control protocol and its server, the shared-memory payload store and the payload
- * book — for launchers, benchmarks and tools that drive replicas themselves.
+ * book — for launchers, benchmarks and tools that drive replicas themselves; and the phrases
+ * their messages share (a replica's label, a process exit, a cancellation), one spelling each.
  */
 export { LOCK_OPTIONS, LOCK_POLL_MS } from '../locks/options.js';
 export { acquireDeviceLocks } from '../locks/device-locks.js';
@@ -58,3 +59,12 @@ export { RouterPayloads } from '../connectors/router-payloads.js';
 export { superviseRestarts } from '../orchestrate/supervisor.js';
 export { AsyncQueue } from '../orchestrate/async-queue.js';
 export { satisfiesRange } from '../version.js';
+export {
+  LAUNCH_CANCELLED_HINT,
+  cancelled,
+  describeExit,
+  pipelineStopping,
+  replicaLabel,
+  requestAborted,
+} from '../error-messages.js';
+export type { CancelOptions } from '../error-messages.js';

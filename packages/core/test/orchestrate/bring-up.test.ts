@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../src/config/load-pipeline.js';
 import type { OmniEvent } from '../../src/events/types.js';
+import { OmniError } from '../../src/errors.js';
 import { Omnistage } from '../../src/omnistage.js';
 import { bringUp } from '../../src/pipeline/bring-up.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
@@ -149,11 +150,13 @@ afterEach(async () => {
 
 describe('planning through hooks', () => {
   it('a plugin tap that throws in buildArgs is OMNI_PLUGIN_FAILED naming the plugin and the hook', async () => {
-    for (const style of ['tap', 'tapPromise'] as const) {
+    // A plugin's own OMNI_INTERNAL is the plugin's bug, not core's: it names the plugin too.
+    for (const style of ['tap', 'tapPromise', 'internal'] as const) {
       const broken = definePlugin({
         name: 'broken-args',
         apply(omni) {
           const boom = (): never => {
+            if (style === 'internal') throw new OmniError('OMNI_INTERNAL', 'cannot read engine_args.frobnicate');
             throw new TypeError('cannot read engine_args.frobnicate');
           };
           if (style === 'tap') omni.hooks.buildArgs.tap('broken-args', boom);

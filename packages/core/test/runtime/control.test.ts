@@ -323,7 +323,7 @@ describe('control protocol with a real worker', () => {
     );
     trackPid(dead.pid);
     await new Promise((resolve) => dead.stdout.once('data', resolve));
-    await expect(ControlServer.listen(path, { run_id: 'x' })).rejects.toMatchObject({ code: 'OMNI_INTERNAL' });
+    await expect(ControlServer.listen(path, { run_id: 'x' })).rejects.toMatchObject({ code: 'OMNI_ENVIRONMENT' });
     dead.kill('SIGKILL');
     await new Promise((resolve) => dead.once('exit', resolve));
     expect(existsSync(path)).toBe(true);

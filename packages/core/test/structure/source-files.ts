@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -12,6 +12,13 @@ export function tsFilesUnder(dir: string): string[] {
     .filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts'))
     .map((e) => join(e.parentPath, e.name))
     .sort();
+}
+
+/** Every `.ts` file of every package's `src/`. */
+export function packageSources(): string[] {
+  return readdirSync(PACKAGES_DIR, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(PACKAGES_DIR, e.name, 'src')))
+    .flatMap((e) => tsFilesUnder(join(PACKAGES_DIR, e.name, 'src')));
 }
 
 export function parse(file: string): ts.SourceFile {

@@ -2,6 +2,7 @@ import { OmniError, waitForHttpReady } from '@omnistage/core';
 import type { ReplicaConnection, ReplicaProcessHandle, ReplicaRuntime } from '@omnistage/core';
 import { OpenAiCompletionsConnection } from './openai-completions-connection.js';
 import { disaggregatedSideOf } from './disaggregated.js';
+import { replicaLabel } from '@omnistage/core/runtime';
 
 /** Options of {@link attachVllmServe} (tests shorten the poll). */
 export interface AttachVllmServeOptions {
@@ -46,14 +47,10 @@ export async function attachVllmServe(
   const readinessUrl =
     worker.readiness_url ?? (worker.port === undefined ? undefined : `http://127.0.0.1:${worker.port}/v1/models`);
   if (readinessUrl === undefined) {
-    throw new OmniError(
-      'OMNI_INTERNAL',
-      `stage ${stage_id} replica ${replica_id}: a vllm worker has neither readiness_url nor port`,
-      {
-        context: { stage_id, replica_id, phase: 'ready' },
-        hint: 'a bug in the engine plugin that resolved this worker',
-      },
-    );
+    throw new OmniError('OMNI_INTERNAL', `${replicaLabel(replica)}: a vllm worker has neither readiness_url nor port`, {
+      context: { stage_id, replica_id, phase: 'ready' },
+      hint: 'a bug in the engine plugin that resolved this worker',
+    });
   }
   const baseUrl = new URL(readinessUrl).origin;
   const modelsUrl = `${baseUrl}/v1/models`;
@@ -77,7 +74,7 @@ export async function attachVllmServe(
   if (model === undefined) {
     throw new OmniError(
       'OMNI_PROTOCOL',
-      `stage ${stage_id} replica ${replica_id}: ${modelsUrl} lists no model, and the engine args name none`,
+      `${replicaLabel(replica)}: ${modelsUrl} lists no model, and the engine args name none`,
       {
         context: { stage_id, replica_id, phase: 'ready', pid: proc.pid },
         hint: 'the server on this port does not look like vllm serve',

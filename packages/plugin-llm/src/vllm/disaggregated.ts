@@ -1,5 +1,6 @@
 import { OmniError } from '@omnistage/core';
 import type { EdgeFlow, ReplicaPlan } from '@omnistage/core';
+import { replicaLabel } from '@omnistage/core/runtime';
 
 /**
  * The `kv_transfer_params` of a prefill request in vLLM's disaggregated-serving proxy protocol
@@ -76,7 +77,7 @@ export function nixlEdgeFlow(producer: ReplicaPlan, consumer: ReplicaPlan): Edge
         // The prefill connection already refuses such an answer; this guards a custom engine in between.
         throw new OmniError(
           'OMNI_KV_TRANSFER_MISSING',
-          `stage ${source.stage_id} replica ${source.replica_id} answered request ${ctx.request_id} without kv_transfer_params, so stage ${ctx.stage.stage_id} cannot decode it`,
+          `${replicaLabel(source)} answered request ${ctx.request_id} without kv_transfer_params, so stage ${ctx.stage.stage_id} cannot decode it`,
           {
             context: { stage_id: source.stage_id, replica_id: source.replica_id, request_id: ctx.request_id },
             hint: 'the prefill replica must run vllm serve with --kv-transfer-config naming NixlConnector (vLLM ≥ 0.9)',

@@ -3,6 +3,7 @@ import type { ReplicaConnection, ReplicaOutputChunk, ReplicaRequest } from '@omn
 import { sseData } from './sse.js';
 import { ChatInputError, chatMessagesFromInput } from './chat-messages.js';
 import { PREFILL_KV_TRANSFER_PARAMS, isDecodeInput, type DisaggregatedSide } from './disaggregated.js';
+import { replicaLabel, requestAborted } from '@omnistage/core/runtime';
 
 /**
  * vLLM `SamplingParams` fields that have no field on the OpenAI completions request (engine-side
@@ -232,7 +233,7 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
   }
 
   get #label(): string {
-    return `stage ${this.#opts.stageId} replica ${this.#opts.replicaId}`;
+    return replicaLabel({ stage_id: this.#opts.stageId, replica_id: this.#opts.replicaId });
   }
 
   #context(requestId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -364,11 +365,7 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
         hint: 'the replica exited or the pipeline is stopping',
       });
     }
-    const cancelled = (): OmniError =>
-      new OmniError('OMNI_CANCELLED', `request ${id} was aborted`, {
-        context: this.#context(id),
-        cause: signal?.reason,
-      });
+    const cancelled = (): OmniError => requestAborted(id, { context: this.#context(id), cause: signal?.reason });
     if (signal?.aborted === true) throw cancelled();
 
     const { url, body } = this.#requestOf(id, req);
