@@ -472,6 +472,11 @@ export const WARNING_CATALOGUE = {
     summary: 'a remote replica connected from another address than its agent advertised',
     fix: "Set the agent's --advertise to the address it dials from, or ignore it behind address translation.",
   },
+  OMNI_WARN_REMOTE_ATTACH_FAILED: {
+    summary:
+      "the head could not attach to an HTTP replica an agent advertised (its readiness URL did not answer, or answered for another model); the agent's replica stays out of rotation",
+    fix: "Check that the agent's --advertise address is reachable from the head and that the engine serves the model the stage names.",
+  },
   OMNI_WARN_DISCOVERY_WRITE_FAILED: {
     summary: "the head could not record a replica's state in etcd; agents read it later than they should",
     fix: 'Check etcd and the network to it.',

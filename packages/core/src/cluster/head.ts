@@ -224,7 +224,8 @@ export class ClusterHead {
     } catch (err) {
       if (!this.#closed)
         this.#services.logger.warn(
-          `stage ${record.stage_id} replica ${record.replica_id} of host ${record.host_id} (${record.readiness_url}): the head could not attach to it: ${toOmniError(err).message}`,
+          { code: 'OMNI_WARN_REMOTE_ATTACH_FAILED' },
+          `${replicaLabel(record)} of host ${record.host_id} (${record.readiness_url}): the head could not attach to it: ${toOmniError(err).message}`,
         );
     } finally {
       this.#attaching.delete(pending);
