@@ -100,7 +100,11 @@ async function readTensor(conn: WorkerConnection, ref: PayloadRef): Promise<Buff
 interface Generated {
   text: string;
   tokens: number[];
-  hidden: number[];
+  /**
+   * One hidden state per token, joined at the end: spreading a large one into push() passes each
+   * value as an argument and overflows the stack (hidden_size ≥ 131072).
+   */
+  hidden: Float32Array[];
   finish: string | null;
 }
 
@@ -122,7 +126,7 @@ async function streamTokens(
       out.text += t.text;
       stream.write({ kind: 'token', index: t.index, token_id: t.token_id, text: t.text });
     }
-    if (t.hidden) out.hidden.push(...t.hidden);
+    if (t.hidden) out.hidden.push(t.hidden);
     out.finish = t.finish_reason;
   }
   return out;
@@ -143,10 +147,11 @@ async function finalOutput(conn: WorkerConnection, shape: EngineShape, g: Genera
   // Says so in every output: text from a stand-in must not be mistaken for a model's answer.
   out['reference_engine'] = true;
   if (shape.latent) {
-    const f32 = new Float32Array(g.hidden);
+    const f32 = new Float32Array(g.hidden.length * shape.hiddenSize);
+    g.hidden.forEach((h, i) => f32.set(h, i * shape.hiddenSize));
     out['tensor'] = await conn.putPayload(new Uint8Array(f32.buffer), {
       dtype: 'float32',
-      shape: [g.hidden.length / shape.hiddenSize, shape.hiddenSize],
+      shape: [g.hidden.length, shape.hiddenSize],
     });
   }
   return out as JsonObject;
