@@ -124,6 +124,15 @@ export const COMMON_OPTIONS = {
       "(head, agent) PEM CA the other side's certificate must be signed by (docs/scale-out.md shows how to make all three)",
   },
   'lease-ttl': { type: 'string', description: '(head, agent) etcd lease TTL in seconds (default 10; at least 2)' },
+  'payload-port': {
+    type: 'string',
+    description:
+      "(head, agent) TCP port of this host's payload server, which hands payloads to other hosts (default 0: any free port; published in etcd)",
+  },
+  'max-payload-bytes': {
+    type: 'string',
+    description: '(head) the largest payload a replica fetches from another host (default 2147483648 = 2 GiB)',
+  },
   stages: { type: 'string', description: '(agent) stage ids whose replicas this host runs, e.g. 1,3' },
   replicas: { type: 'string', description: '(agent) replicas of each of those stages on this host (default 1)' },
   'host-id': { type: 'string', description: "(head, agent) this host's id in etcd (default: the hostname)" },
@@ -193,6 +202,8 @@ const HEAD_OPTIONS = [
   'lease-ttl',
   'host-id',
   'advertise',
+  'payload-port',
+  'max-payload-bytes',
 ] as const satisfies readonly OptionName[];
 
 interface CommandSpec {
@@ -264,6 +275,7 @@ export const COMMANDS = {
       'tls-key',
       'tls-ca',
       'lease-ttl',
+      'payload-port',
       'run',
     ],
   },

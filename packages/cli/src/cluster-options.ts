@@ -15,7 +15,7 @@ export interface ClusterCliOptions {
 
 function positiveInt(
   values: CliValues,
-  name: 'min-ready' | 'replicas' | 'lease-ttl' | 'control-port',
+  name: 'min-ready' | 'replicas' | 'lease-ttl' | 'control-port' | 'payload-port' | 'max-payload-bytes',
   fallback: number,
   min = 1,
 ): number {
@@ -27,6 +27,16 @@ function positiveInt(
     });
   }
   return Number(raw);
+}
+
+/** `--payload-port` (head, agent): 0 (any free port) when not given. */
+export function payloadPort(values: CliValues): number {
+  const port = positiveInt(values, 'payload-port', 0, 0);
+  if (port > 65535)
+    throw new OmniError('OMNI_USAGE', `--payload-port must be a TCP port (at most 65535), got "${port}"`, {
+      hint: 'e.g. --payload-port 7331, or leave it out for any free port',
+    });
+  return port;
 }
 
 /** A comma-separated list of stage ids (`--stages 1,3`). */
@@ -61,7 +71,15 @@ export async function clusterOptions(values: CliValues, command: string): Promis
 export function headOptions(
   values: CliValues,
   secret: Buffer | null,
-): { bindHost: string; port: number; advertise?: string; minReady?: number; localStages?: number[] } {
+): {
+  bindHost: string;
+  port: number;
+  advertise?: string;
+  minReady?: number;
+  localStages?: number[];
+  payloadPort: number;
+  maxPayloadBytes?: number;
+} {
   const bindHost = values['control-host'] ?? '127.0.0.1';
   // Without a secret, anyone who can read etcd can compute the tokens: only on loopback, or when asked for.
   if (secret === null && !isLoopbackHost(bindHost) && !values.insecure) {
@@ -77,6 +95,10 @@ export function headOptions(
   return {
     bindHost,
     port: positiveInt(values, 'control-port', 0, 0),
+    payloadPort: payloadPort(values),
+    ...(values['max-payload-bytes'] === undefined
+      ? {}
+      : { maxPayloadBytes: positiveInt(values, 'max-payload-bytes', 2 ** 31) }),
     ...(values.advertise === undefined ? {} : { advertise: values.advertise }),
     // Given, it overrides every stage's runtime.min_ready.
     ...(values['min-ready'] === undefined ? {} : { minReady: positiveInt(values, 'min-ready', 1) }),

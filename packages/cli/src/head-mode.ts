@@ -3,8 +3,9 @@ import { OmniError, type BringUpOptions, type InitPlan, type RunningPipeline } f
 import {
   ClusterHead,
   EtcdDiscovery,
-  carryAcrossHostsInline,
+  checkTlsUse,
   fingerprintHash,
+  markAcrossHosts,
   insecureSecret,
   pipelineFingerprint,
 } from '@omnistage/core/cluster';
@@ -42,11 +43,11 @@ function localStagesOf(session: Session, plan: InitPlan, given: number[] | undef
 
 /**
  * The plan as a head sees it (`plan --head`): which stages run here, and the edges that may cross
- * hosts switched to inline, so the transfers table says how each edge really carries payloads.
+ * hosts marked, so the transfers table says how each edge carries payloads.
  */
 export function planAsHead(session: Session, plan: InitPlan, values: CliValues): Set<number> {
   const local = localStagesOf(session, plan, headOptions(values, null).localStages);
-  carryAcrossHostsInline(plan, local);
+  markAcrossHosts(plan, local);
   return local;
 }
 
@@ -60,10 +61,11 @@ export async function openHeadMode(
   const cluster = await clusterOptions(values, 'serve --head');
   const head = headOptions(values, cluster.secret);
   const tls = await tlsOptions(values, 'server', head.advertise ?? head.bindHost);
+  if (tls !== undefined) checkTlsUse(tls, 'client');
   const local = localStagesOf(session, plan, head.localStages);
-  for (const t of carryAcrossHostsInline(plan, local))
+  for (const t of markAcrossHosts(plan, local))
     logger.info(
-      `edge ${t.from} -> ${t.to} may cross hosts: its payloads go inline over the control channel (at most 4 MiB each)`,
+      `edge ${t.from} -> ${t.to} may cross hosts: payloads in shared memory are fetched from the producer's host over TCP${tls === undefined ? '' : ' (mutual TLS)'}`,
     );
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
   const fingerprint = pipelineFingerprint(session.config);
@@ -84,6 +86,8 @@ export async function openHeadMode(
           ...(head.advertise === undefined ? {} : { advertise: head.advertise }),
           ttlS: cluster.ttlS,
           ...(tls === undefined ? {} : { tls }),
+          payloadPort: head.payloadPort,
+          ...(head.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: head.maxPayloadBytes }),
           fingerprint,
           configHash: fingerprintHash(fingerprint),
           hooks: session.omni.hooks,

@@ -39,7 +39,7 @@ function expectUsage(r: CliResult, ...parts: string[]): void {
 }
 
 describe('command line', { timeout: 60_000 }, () => {
-  it('plan --head says which edges may cross hosts and carry payloads inline (issue #11: plan and transfers say which, per edge)', async () => {
+  it('plan --head says which edges may cross hosts and how their payloads travel (issues #11, #22: plan and transfers say which, per edge)', async () => {
     const file = join(TEST_FIXTURES, 'head-three-stage.yaml');
     const [table, json, allLocal] = await Promise.all([
       cli(['plan', file, '--platform', 'cpu', '--engine', 'reference', '--head']),
@@ -47,8 +47,10 @@ describe('command line', { timeout: 60_000 }, () => {
       cli(['plan', file, '--platform', 'cpu', '--engine', 'reference', '--head', '--local-stages', '0,1,2']),
     ]);
     for (const r of [table, json, allLocal]) expect(r.code, r.stderr).toBe(0);
-    expect(table.stdout).toMatch(/^0 -> 1 +InlineConnector +inline over the control channel: may cross hosts/m);
-    expect(table.stdout).toMatch(/^1 -> 2 +InlineConnector +inline over the control channel: may cross hosts/m);
+    const crossing =
+      'shared memory above 65536 bytes, inline below; may cross hosts: fetched over TCP from the producer host';
+    expect(table.stdout).toMatch(new RegExp(`^0 -> 1 +SharedMemoryConnector +${crossing}`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^1 -> 2 +SharedMemoryConnector +${crossing}`, 'm'));
     expect(table.stdout).toContain('head mode: stages run on the head: 0, 2; from agents: 1');
     const plan = JSON.parse(json.stdout) as {
       head: unknown;
@@ -56,11 +58,11 @@ describe('command line', { timeout: 60_000 }, () => {
     };
     expect(plan.head).toEqual({ local_stages: [0, 2], agent_stages: [1] });
     expect(plan.transfers.map((t) => [t.from, t.to, t.carried_by, t.across_hosts])).toEqual([
-      [0, 1, 'inline', true],
-      [1, 2, 'inline', true],
+      [0, 1, 'shm', true],
+      [1, 2, 'shm', true],
     ]);
     // Every stage on the head: nothing crosses hosts, shared memory as in a local plan.
-    expect(allLocal.stdout).toMatch(/^0 -> 1 +SharedMemoryConnector +shared memory above/m);
+    expect(allLocal.stdout).toMatch(/^0 -> 1 +SharedMemoryConnector +shared memory above \d+ bytes, inline below$/m);
     expect(allLocal.stdout).toContain('from agents: none');
   });
 

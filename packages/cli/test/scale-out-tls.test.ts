@@ -185,7 +185,7 @@ describe.skipIf(MISSING !== null && !process.env['CI'])(
 
     afterAll(runCleanups, 60_000);
 
-    it('a TLS head and a TLS agent serve requests end to end: Node and Python replicas over mutual TLS, the tensor inline', async () => {
+    it("a TLS head and a TLS agent serve requests end to end: Node and Python replicas over mutual TLS, the tensor in the agent's shared memory", async () => {
       const { head } = tlsHead;
       const url = await servingUrl(head);
       expect(head.stderr()).toMatch(/replicas dial tcp:\/\/127\.0\.0\.1:\d+ \(mutual TLS\)/);
@@ -195,8 +195,8 @@ describe.skipIf(MISSING !== null && !process.env['CI'])(
         [2, 'tls-agent'],
       ]);
       for (let i = 0; i < 3; i++) {
-        // Stage 1's 96 KiB latent crosses to the Python stage inline (no shared memory across hosts).
-        expect(await complete(url)).toEqual({ status: 200, text: '24576 floats via inline' });
+        // Stage 1's 96 KiB latent reaches the Python stage on the same agent through that host's shared memory.
+        expect(await complete(url)).toEqual({ status: 200, text: '24576 floats via shm' });
       }
       const dispatched = head.events().filter((e) => e.type === 'request:dispatched' && e.stage_id === 2);
       expect(dispatched.length).toBeGreaterThanOrEqual(3);
@@ -255,7 +255,7 @@ describe.skipIf(MISSING !== null && !process.env['CI'])(
         [1, 'tcp-agent'],
         [2, 'tcp-agent'],
       ]);
-      for (let i = 0; i < 2; i++) expect(await complete(url)).toEqual({ status: 200, text: '24576 floats via inline' });
+      for (let i = 0; i < 2; i++) expect(await complete(url)).toEqual({ status: 200, text: '24576 floats via shm' });
       await stopAll(agent, head);
     }, 150_000);
   },
@@ -339,8 +339,12 @@ describe.skipIf(!HAS_OPENSSL && !process.env['CI'])('TLS files are checked befor
         /OMNI_TLS: --tls-key \S+agent\.key: is not the private key of \S+head\.crt/,
       ],
       [
-        () => up(tlsFlags(certs.client, certs.ca)),
-        /OMNI_TLS: --tls-cert \S+agent\.crt: its extended key usage does not allow TLS servers/,
+        () => up(tlsFlags(certs.clientOnly, certs.ca)),
+        /OMNI_TLS: --tls-cert \S+client-only\.crt: its extended key usage does not allow TLS servers/,
+      ],
+      [
+        () => agent(tlsFlags(certs.clientOnly, certs.ca)),
+        /OMNI_TLS: --tls-cert \S+client-only\.crt: its extended key usage does not allow TLS servers \(serverAuth is missing\): this host also serves its payloads/,
       ],
       [
         () => head([...tlsFlags(certs.server, certs.ca), '--control-host', '127.0.0.2']),

@@ -213,9 +213,9 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
       .map((e) => e.replica_id);
     expect(used.filter((r) => r === 0).length).toBe(3);
     expect(used.filter((r) => r === 1).length).toBe(3);
-    // Both edges touch the agents' stage: their payloads go inline over the control channel.
-    expect(head.stderr()).toMatch(/edge 0 -> 1 may cross hosts: its payloads go inline/);
-    expect(head.stderr()).toMatch(/edge 1 -> 2 may cross hosts: its payloads go inline/);
+    // Both edges touch the agents' stage: payloads in shared memory are fetched across hosts.
+    expect(head.stderr()).toMatch(/edge 0 -> 1 may cross hosts: payloads in shared memory are fetched/);
+    expect(head.stderr()).toMatch(/edge 1 -> 2 may cross hosts: payloads in shared memory are fetched/);
     // /metrics counts the remote replicas; status shows the head, both hosts and their replicas.
     expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/omnistage_replicas_up\{stage_id="1"\} 2/);
     const status = startCli(['status', '--etcd', etcd.url]);

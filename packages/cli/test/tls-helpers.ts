@@ -20,10 +20,12 @@ export interface CertPair {
 export interface TestCerts {
   /** The CA head and agents trust. */
   ca: CertPair;
-  /** The head's certificate: serverAuth, IP:127.0.0.1. */
+  /** The head's certificate: serverAuth (its control port and payload server), clientAuth (it fetches payloads), IP:127.0.0.1. */
   server: CertPair;
-  /** An agent's certificate: clientAuth. */
+  /** An agent's certificate: clientAuth, and serverAuth for 127.0.0.1–4 (its payload server). */
   client: CertPair;
+  /** A certificate of the right CA for clientAuth only: it cannot serve payloads, so no agent may use it. */
+  clientOnly: CertPair;
   /** An unrelated CA, and a client certificate it signed. */
   otherCa: CertPair;
   rogueClient: CertPair;
@@ -73,10 +75,12 @@ export function makeTestCerts(dir: string): TestCerts {
   const ca = makeCa(dir, 'ca');
   const otherCa = makeCa(dir, 'other-ca');
   const client = ['extendedKeyUsage=clientAuth'];
+  const hosts = 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4';
   const certs: TestCerts = {
     ca,
-    server: makeLeaf(dir, 'head', ca, ['extendedKeyUsage=serverAuth', 'subjectAltName=IP:127.0.0.1']),
-    client: makeLeaf(dir, 'agent', ca, client),
+    server: makeLeaf(dir, 'head', ca, ['extendedKeyUsage=serverAuth,clientAuth', 'subjectAltName=IP:127.0.0.1']),
+    client: makeLeaf(dir, 'agent', ca, ['extendedKeyUsage=clientAuth,serverAuth', hosts]),
+    clientOnly: makeLeaf(dir, 'client-only', ca, client),
     otherCa,
     rogueClient: makeLeaf(dir, 'rogue', otherCa, client),
     expiredClient: { cert: join(dir, 'expired.crt'), key: join(dir, 'expired.key') },

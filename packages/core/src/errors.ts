@@ -243,6 +243,19 @@ export const ERROR_CATALOGUE = {
     summary: 'a stage has no live replica to take a request (its replicas died and none came back in time)',
     fix: 'Set runtime.restart: {policy: on-failure} or num_replicas > 1 on the stage the message names; read why its replicas died in the log.',
   },
+  OMNI_PAYLOAD_FETCH: {
+    exitCode: 1,
+    httpStatus: 502,
+    summary:
+      'a payload stored on another host could not be fetched or freed over the data plane (host gone, payload released, wrong token, TLS refused, deadline passed)',
+    fix: 'Check that the producing host is up and that the head and agents share the cluster secret and TLS files; the message names the payload, the host and what the server said.',
+  },
+  OMNI_PAYLOAD_TOO_LARGE: {
+    exitCode: 1,
+    httpStatus: 502,
+    summary: 'a payload is larger than the configured maximum a replica may fetch from another host',
+    fix: "Raise the head's --max-payload-bytes, or keep the producing and consuming stages on one host.",
+  },
   OMNI_KV_TRANSFER_MISSING: {
     exitCode: 1,
     httpStatus: 502,

@@ -135,7 +135,7 @@ export {
 } from './connectors/connector-config.js';
 export type { OutputConnector } from './connectors/connector-config.js';
 export { inlinePayloadRef } from './connectors/payload-ref.js';
-export type { PayloadMeta, PayloadRef, PayloadVia } from './connectors/payload-ref.js';
+export type { PayloadMeta, PayloadOrigin, PayloadRef, PayloadVia } from './connectors/payload-ref.js';
 export type {
   CreatePayloadConnector,
   PayloadConnector,

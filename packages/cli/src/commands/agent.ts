@@ -4,11 +4,12 @@ import {
   Agent,
   EtcdDiscovery,
   LocalProcessLauncher,
+  checkTlsUse,
   fingerprintHash,
   pipelineFingerprint,
 } from '@omnistage/core/cluster';
 import type { CliValues } from '../args.js';
-import { agentOptions, checkHostAddress, clusterOptions } from '../cluster-options.js';
+import { agentOptions, checkHostAddress, clusterOptions, payloadPort } from '../cluster-options.js';
 import { openSession } from '../session.js';
 import { tlsOptions } from '../tls-options.js';
 import { onStopSignals, openEventsFile } from './up.js';
@@ -33,6 +34,9 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
   if (address !== undefined) await checkHostAddress(address);
   const cluster = await clusterOptions(values, 'agent');
   const tls = await tlsOptions(values, 'client');
+  // This host also serves its payloads to other hosts: its certificate must allow that, at its address.
+  if (tls !== undefined) checkTlsUse(tls, 'server', address ?? '127.0.0.1');
+  const port = payloadPort(values);
   const session = await openSession(file, values, logger, 'launch');
   const closeEvents = values.events ? openEventsFile(session, values.events) : () => {};
   const fingerprint = pipelineFingerprint(session.config);
@@ -66,12 +70,13 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
           ...(address === undefined ? {} : { hostAddress: address }),
         }),
       ttlS: cluster.ttlS,
-      ...(tls === undefined ? {} : { tls: tls.files }),
+      ...(tls === undefined ? {} : { tls: tls.files, tlsMaterial: tls }),
+      payloadPort: port,
       ...(values.run === undefined ? {} : { runId: values.run }),
       logger,
     });
     logger.info(
-      `agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}`,
+      `agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}, payloads served at ${agent.payloadUrl}`,
     );
     if (stopping) await agent.stop();
     await agent.done;

@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
 import { OmniError, toOmniError } from '../errors.js';
 import { controlEnv } from '../control/protocol.js';
-import { tlsEnv, type TlsFiles } from '../control/tls-material.js';
+import { tlsEnv, type TlsFiles, type TlsMaterial } from '../control/tls-material.js';
+import { PAYLOAD_DIR_ENV, removeRunPayloadDir } from '../connectors/shm-store.js';
+import { createHostPayloadDir, reapHostPayloadDirs } from './host-payload-dir.js';
+import { PayloadServer } from './payload-server.js';
 import type { OutputStream } from '../launch/launch-process.js';
 import type { ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import { DEFAULT_STAGE_INIT_TIMEOUT_S, DEFAULT_STOP_GRACE_MS } from '../orchestrate/defaults.js';
@@ -40,6 +43,10 @@ export interface AgentOptions {
   ttlS: number;
   /** Mutual TLS to the head's control port: the replicas get these paths (never the key itself) in their env. */
   tls?: TlsFiles;
+  /** The same files, read: this host's payload server presents the certificate (it must allow serverAuth). */
+  tlsMaterial?: TlsMaterial;
+  /** Port of this host's payload server (0 or absent: any free one). */
+  payloadPort?: number;
   /** A run id, or the newest head. */
   runId?: string;
   /** How long to wait for a head to appear (default 30 s). */
@@ -96,6 +103,9 @@ export class Agent {
   #unwatchHead: (() => Promise<void>) | null = null;
   #headGone: NodeJS.Timeout | undefined;
   #headPresent = true;
+  /** This host's payload directory of the run, and the server that serves it to other hosts. */
+  #payloadDir = '';
+  #payloadServer: PayloadServer | null = null;
   /** Slots (`stage/slot`) whose replica failed more times in a row than its stage's restart budget: not started again. */
   readonly #givenUp = new Set<string>();
   /** Settles when the agent stopped: resolves after {@link Agent.stop}, rejects when the head went away or the agent failed. */
@@ -109,6 +119,7 @@ export class Agent {
   static async start(options: AgentOptions): Promise<Agent> {
     const agent = new Agent(options);
     await agent.#join();
+    await agent.#servePayloads();
     agent.done = agent.#serve();
     agent.done.catch(() => undefined);
     return agent;
@@ -222,8 +233,45 @@ export class Agent {
       clearTimeout(this.#headGone);
       await this.#unwatchHead?.();
       await this.#registration?.revoke();
+      await this.#payloadServer?.close();
+      if (this.#payloadDir !== '') removeRunPayloadDir(this.#payloadDir);
     }
     if (this.#failure) throw this.#failure;
+  }
+
+  /**
+   * This host's payloads: a private directory (a dead predecessor's, same host id, reaped first)
+   * and the server that hands them to consumers on other hosts (docs/scale-out.md).
+   */
+  async #servePayloads(): Promise<void> {
+    const run = this.#head.run_id;
+    const reaped = reapHostPayloadDirs(run, this.#o.hostId);
+    if (reaped > 0)
+      this.#o.logger.info(
+        `reaped ${reaped} payload director${reaped === 1 ? 'y' : 'ies'} a previous agent of host ${this.#o.hostId} left`,
+      );
+    this.#payloadDir = createHostPayloadDir(run, this.#o.hostId);
+    this.#payloadServer = await PayloadServer.start(
+      {
+        runId: run,
+        dir: this.#payloadDir,
+        secret: this.#o.secret ?? insecureSecret(run),
+        host: this.#o.address ?? '127.0.0.1',
+        port: this.#o.payloadPort ?? 0,
+        ...(this.#o.tlsMaterial === undefined ? {} : { tls: this.#o.tlsMaterial }),
+        warn: (m) => this.#o.logger.warn(m),
+      },
+      this.#o.address,
+    ).catch(async (err: unknown) => {
+      removeRunPayloadDir(this.#payloadDir);
+      await this.#unwatchHead?.();
+      throw err;
+    });
+  }
+
+  /** Where this host's payload server listens (`tcp://HOST:PORT`). */
+  get payloadUrl(): string {
+    return this.#payloadServer?.url ?? '';
   }
 
   #addressField(): { address?: string } {
@@ -247,6 +295,7 @@ export class Agent {
         state: 'running',
         since: Date.now(),
         ...this.#addressField(),
+        payloads: this.#payloadServer!.url,
       };
       let replicaId: number;
       try {
@@ -334,6 +383,7 @@ export class Agent {
     const env = {
       ...controlEnv({ socketPath: this.#head.control, token, stage_id, replica_id, run_id, ...hostAddress }),
       ...(this.#o.tls ? tlsEnv(this.#o.tls) : {}),
+      [PAYLOAD_DIR_ENV]: this.#payloadDir,
     };
     return agentHost({
       runId: run_id,

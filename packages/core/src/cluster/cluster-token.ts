@@ -20,6 +20,16 @@ export function deriveReplicaToken(secret: Buffer, scope: TokenScope): string {
     .digest('base64url');
 }
 
+/**
+ * The tokens of a run's data plane (docs/scale-out.md, "Payloads across hosts"): `fetch` is given
+ * to every replica of the run in its welcome and lets it read payloads by key from any host's
+ * payload server; `release` (freeing a payload) stays with the head. Derived like replica tokens,
+ * so payload servers check them without any being stored.
+ */
+export function derivePayloadToken(secret: Buffer, runId: string, op: 'fetch' | 'release'): string {
+  return createHmac('sha256', secret).update(`omnistage/v1/${runId}/payloads/${op}`).digest('base64url');
+}
+
 /** Constant-time comparison of a presented token with the expected one. */
 export function tokensMatch(presented: string, expected: string): boolean {
   const a = Buffer.from(presented);

@@ -37,6 +37,8 @@ export interface ReplicaRecord {
   readiness_url?: string;
   /** The replica's process id on its host, put with `readiness_url` (an HTTP engine sends the head no hello to learn it from). */
   pid?: number;
+  /** The agent's payload server (`tcp://HOST:PORT`): consumers on other hosts fetch this replica's payloads there. */
+  payloads?: string;
 }
 
 /**

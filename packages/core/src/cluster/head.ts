@@ -9,6 +9,7 @@ import type { RunServices } from '../orchestrate/run-services.js';
 import type { RunningPipeline, StartedReplica } from '../orchestrate/running-pipeline.js';
 import type { ReplicaPlan } from '../planning/types.js';
 import { deriveReplicaToken, tokensMatch } from './cluster-token.js';
+import { PayloadPlaneOfHead } from './head-payloads.js';
 import type { Discovery, Registration, ReplicaChange, ReplicaRecord } from './discovery.js';
 import { HTTP_LINK, RemoteReplicaProcess } from './remote-replica.js';
 import { attachRemoteHttp, isAdvertisedHttp, remoteHttpPlan, type AdvertisedHttpRecord } from './remote-http.js';
@@ -34,6 +35,10 @@ export interface HeadOptions {
   configHash: string;
   /** The hooks: an HTTP engine an agent runs is attached through the `attach` hook, as locally. */
   hooks?: OmniHooks;
+  /** The data plane: the largest payload a replica may fetch from another host (default 2 GiB). */
+  maxPayloadBytes?: number;
+  /** Port of the head's payload server (0 or absent: any free one). */
+  payloadPort?: number;
 }
 
 interface RemoteEntry {
@@ -63,6 +68,7 @@ export class ClusterHead {
   readonly #changed = new EventEmitter();
   readonly #unwatch: (() => Promise<void>)[] = [];
   #registration: Registration | null = null;
+  #payloads: PayloadPlaneOfHead | null = null;
   #closed = false;
   /** Aborted at close: attaches to remote HTTP engines still under way give up. */
   readonly #closing = new AbortController();
@@ -89,6 +95,7 @@ export class ClusterHead {
     control.resolveUnknownWith((hello, peer) => head.#resolve(control, hello, peer));
     const bound = await control.listenTcp({ host: options.bindHost, port: options.port }, options.tls);
     head.control = `tcp://${options.advertise ?? bound.host}:${bound.port}`;
+    head.#payloads = await PayloadPlaneOfHead.start(pipeline.payloads, options, services.logger);
     const run = pipeline.runId;
     head.#unwatch.push(await options.discovery.watchReplicas(run, (change) => head.#onReplicaChange(change)));
     head.#unwatch.push(await options.discovery.watchHosts(run, (host, present) => head.#onHost(host, present)));
@@ -163,7 +170,7 @@ export class ClusterHead {
       replica_id,
       engine_args: toJsonObject(plan.engine_args),
       metadata: toJsonObject({ ...plan.metadata, runtime_cfg: null }),
-      payloads: this.#pipeline.payloads,
+      payloads: this.#payloads!.forRemoteReplica(record),
     });
     if (record.address !== undefined && record.address !== peer.address) {
       // Address translation or an agent whose --advertise is not the address it dials from: worth knowing, not fatal.
@@ -310,6 +317,9 @@ export class ClusterHead {
       this.#services.events.emit({ type: 'host:joined', host_id: hostId });
     } else if (!present) {
       this.#services.events.emit({ type: 'host:left', host_id: hostId });
+      // Its lease expired: what its shared memory held is gone with it (or reaped by its next agent).
+      const lost = this.#pipeline.payloads.dropHost(hostId);
+      if (lost > 0) this.#services.logger.warn(`host ${hostId} left: ${lost} payload(s) stored there are lost`);
     }
   }
 
@@ -387,6 +397,7 @@ export class ClusterHead {
     this.#closed = true;
     this.#closing.abort(new OmniError('OMNI_CANCELLED', 'the head is closing'));
     await Promise.all(this.#unwatch.map((u) => u()));
+    await this.#payloads?.close();
     await this.#registration?.revoke();
   }
 }

@@ -4,7 +4,20 @@
  */
 export { Agent, type AgentOptions } from './agent.js';
 export { ClusterHead, type HeadOptions } from './head.js';
-export { deriveReplicaToken, insecureSecret, readClusterSecret, type TokenScope } from './cluster-token.js';
+export {
+  derivePayloadToken,
+  deriveReplicaToken,
+  insecureSecret,
+  readClusterSecret,
+  type TokenScope,
+} from './cluster-token.js';
+export { PayloadServer, type PayloadServerOptions } from './payload-server.js';
+export {
+  fetchRemotePayload,
+  releaseRemotePayload,
+  type FetchAccess,
+  type PayloadPlane,
+} from '../connectors/payload-fetch.js';
 export { fingerprintDifferences, fingerprintHash, pipelineFingerprint } from './config-fingerprint.js';
 export {
   clusterKeys,
@@ -15,7 +28,14 @@ export {
   type ReplicaChange,
   type ReplicaRecord,
 } from './discovery.js';
-export { carryAcrossHostsInline } from './cross-host.js';
+export { markAcrossHosts } from './cross-host.js';
 export { EtcdDiscovery } from './etcd-discovery.js';
 export { LocalProcessLauncher, type LaunchRequest, type Launcher } from './launcher.js';
-export { loadTlsFiles, tlsEnv, type TlsFiles, type TlsMaterial, type TlsRole } from '../control/tls-material.js';
+export {
+  checkTlsUse,
+  loadTlsFiles,
+  tlsEnv,
+  type TlsFiles,
+  type TlsMaterial,
+  type TlsRole,
+} from '../control/tls-material.js';

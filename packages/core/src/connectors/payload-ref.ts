@@ -46,7 +46,20 @@ export interface PayloadRef extends PayloadMeta {
    * exactly this many bytes (see shm-pool.ts).
    */
   segment_bytes?: number;
+  /**
+   * `shm` in head mode: the host whose shared memory holds the bytes and its payload server. A
+   * consumer on another host fetches them from there (payload-fetch.ts); on the same host it reads
+   * the file as always.
+   */
+  origin?: PayloadOrigin;
 }
+
+/** Where a stored payload lives: the host that wrote it and its payload server (`tcp://HOST:PORT`). */
+// A type, not an interface: references are JSON, and only a type alias is assignable to JsonObject.
+export type PayloadOrigin = {
+  host_id: string;
+  url: string;
+};
 
 /** Keys of shm payloads: letters, digits and `_` (no `-`, so a key never reads as part of a run id). */
 const KEY_RE = /^[A-Za-z0-9_]{1,128}$/;

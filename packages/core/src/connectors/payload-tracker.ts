@@ -7,6 +7,7 @@ import {
   type RunConnector,
 } from './payload-connector.js';
 import { findPayloadRefs, isStoredPayload, isValidPayloadKey, mapPayloadRefs, type PayloadRef } from './payload-ref.js';
+import type { PayloadPlane } from './payload-fetch.js';
 import { ShmConnector, SHM_VIA } from './shm-connector.js';
 import { createRunPayloadDir, payloadDir } from './shm-store.js';
 
@@ -39,7 +40,15 @@ export interface PayloadTrackerOptions {
 }
 
 /** Why a payload's bytes were freed. */
-export type PayloadFreeReason = 'acknowledged' | 'request_ended' | 'unheld' | 'teardown';
+export type PayloadFreeReason = 'acknowledged' | 'request_ended' | 'unheld' | 'teardown' | 'host_lost';
+
+/** Head mode: how the head reads (final outputs) and frees payloads stored on other hosts. */
+export interface RemotePayloads {
+  /** The head's own host: references from it are local files. */
+  readonly hostId: string;
+  /** `get` fetches from the reference's origin host, `release` asks that host to free it. */
+  readonly connector: PayloadConnector;
+}
 
 /** What the tracker reports (emitted as `payload:*` events of the run). */
 export type PayloadEvent =
@@ -98,6 +107,9 @@ export class PayloadTracker {
   /** Withdraws the last resort for an orchestrator that exits without teardown (a synchronous sweep). */
   readonly #forgetAtExit: () => void;
   #closed = false;
+  #remote: RemotePayloads | undefined;
+  /** Head mode: the data plane told to every replica of the run in its welcome (set before they start). */
+  plane: PayloadPlane | undefined;
 
   constructor(runId: string, options: PayloadTrackerOptions = {}) {
     this.runId = runId;
@@ -115,6 +127,28 @@ export class PayloadTracker {
     );
     this.#instances.set(SHM_VIA, Promise.resolve(this.#shm));
     this.#forgetAtExit = atProcessExit(() => void this.sweep());
+  }
+
+  /** Head mode: payloads whose `origin` is another host are read and freed there (see cluster/head.ts). */
+  useRemote(remote: RemotePayloads): void {
+    this.#remote = remote;
+  }
+
+  /**
+   * A host is gone (its lease expired): its payloads went with its memory. They are forgotten
+   * without a release (`payload:freed` with reason `host_lost`); consumers that still need them
+   * fail their fetch, naming the host. Returns how many.
+   */
+  dropHost(hostId: string): number {
+    let n = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.ref.via !== SHM_VIA || entry.ref.origin?.host_id !== hostId || hostId === this.#remote?.hostId)
+        continue;
+      this.#entries.delete(key);
+      this.#onEvent({ type: 'payload:freed', key, via: entry.ref.via, reason: 'host_lost' });
+      n++;
+    }
+    return n;
   }
 
   /** Keys of the payloads held now. */
@@ -145,7 +179,7 @@ export class PayloadTracker {
   ): void {
     if (!isStoredPayload(ref) || !this.tracks(ref.via) || !isValidPayloadKey(ref.key)) return;
     if (this.#closed) {
-      if (ref.via === SHM_VIA) this.#shm.releaseNow(ref);
+      if (ref.via === SHM_VIA && !this.#isRemote(ref)) this.#shm.releaseNow(ref);
       else this.#free(ref);
       this.#onEvent({ type: 'payload:freed', key: ref.key, via: ref.via, reason: 'teardown' });
       return;
@@ -200,7 +234,7 @@ export class PayloadTracker {
       if (!isStoredPayload(ref) || !this.tracks(ref.via)) return ref;
       let bytes: Uint8Array;
       try {
-        bytes = await (await this.#instance(ref.via)).get(ref);
+        bytes = await (await this.#connectorFor(ref)).get(ref);
       } catch (err) {
         throw new OmniError(
           'OMNI_REQUEST_FAILED',
@@ -245,7 +279,8 @@ export class PayloadTracker {
     this.#forgetAtExit();
     for (const [key, entry] of this.#entries) {
       this.#entries.delete(key);
-      if (entry.ref.via !== SHM_VIA) this.#free(entry.ref); // shm files: the sweep below
+      // Local shm files: the sweep below; another host's: released there.
+      if (entry.ref.via !== SHM_VIA || this.#isRemote(entry.ref)) this.#free(entry.ref);
       this.#onEvent({ type: 'payload:freed', key, via: entry.ref.via, reason: 'teardown' });
     }
     // Deletions and releases already under way finish first, so the sweep counts only leftovers.
@@ -271,6 +306,16 @@ export class PayloadTracker {
       }),
     );
     return n;
+  }
+
+  /** The class that reads and frees `ref`: the remote one for a shm payload stored on another host. */
+  #connectorFor(ref: PayloadRef): Promise<PayloadConnector> {
+    return this.#isRemote(ref) ? Promise.resolve(this.#remote!.connector) : this.#instance(ref.via);
+  }
+
+  #isRemote(ref: PayloadRef): boolean {
+    const host = ref.via === SHM_VIA ? ref.origin?.host_id : undefined;
+    return this.#remote !== undefined && host !== undefined && host !== this.#remote.hostId;
   }
 
   /** The orchestrator's instance of a plugin class (created on first use). */
@@ -306,7 +351,7 @@ export class PayloadTracker {
 
   /** Frees the bytes of a reference through its class, off the caller's path. Never rejects. */
   #free(ref: PayloadRef): void {
-    const done = this.#instance(ref.via)
+    const done = this.#connectorFor(ref)
       .then((c) => c.release?.(ref))
       .catch((err: unknown) => this.#onError(err, `releasing payload ${ref.key} of connector "${ref.via}"`));
     this.#pending.add(done);

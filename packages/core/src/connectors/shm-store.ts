@@ -284,6 +284,29 @@ export function readPayload(runId: string, key: string, options: ReadPayloadOpti
 }
 
 /**
+ * Opens a payload to stream it to another host (the payload server): the same refusals as
+ * {@link readPayload} (no link, a regular file of the announced size), a pool segment locked
+ * shared for as long as `fd` is open. The caller closes `fd`.
+ */
+export function openPayloadToSend(
+  runId: string,
+  key: string,
+  options: Pick<ReadPayloadOptions, 'size' | 'segmentBytes' | 'dir'>,
+): { fd: number; size: number } {
+  const path = payloadPath(runId, key, options.dir);
+  const fd = openPayloadFile(path, key);
+  try {
+    const st = fstatSync(fd);
+    const size = checkPayloadFile(st, key, options);
+    if (options.segmentBytes !== undefined) holdSegment(fd, st, path, key);
+    return { fd, size };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/**
  * Takes the shared lock of a pool segment and checks the key still names it: between our open and
  * the lock, the payload may have been released and the segment reused for another one.
  */

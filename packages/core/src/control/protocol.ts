@@ -1,4 +1,5 @@
 import { OmniError } from '../errors.js';
+import type { PayloadPlane } from '../connectors/payload-fetch.js';
 
 /**
  * The omnistage control protocol: newline-delimited JSON over a Unix socket (docs/protocol.md).
@@ -124,6 +125,12 @@ export interface WelcomeMessage {
    * `createPayloadConnector` (optional, additive; see docs/protocol.md "Payloads").
    */
   connectors?: Record<string, string>;
+  /**
+   * The direct data plane between hosts (optional, additive; docs/protocol.md "Payload fetch"):
+   * this replica's host and payload server, stamped as `origin` into the shm references it stores,
+   * and the run's fetch token, size limit and deadline for references whose origin is another host.
+   */
+  payload_plane?: PayloadPlane;
   /** The init-phases version granted, echoed only to a hello that declared phases (optional, additive). */
   phases?: number;
   /**

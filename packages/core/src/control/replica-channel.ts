@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { OmniError } from '../errors.js';
 import { stageHolder } from '../connectors/payload-tracker.js';
 import { payloadDir } from '../connectors/shm-store.js';
+import type { PayloadPlane } from '../connectors/payload-fetch.js';
 import {
   encodeMessage,
   parseWorkerMessage,
@@ -36,8 +37,13 @@ export interface ExpectOptions {
 
 /** What a channel uses of the run's payload hold book (the PayloadTracker). */
 export interface ChannelPayloads {
-  /** The run's payload directory, told to the replica in `welcome`. */
-  readonly dir: string;
+  /**
+   * The run's payload directory, told to the replica in `welcome`; undefined for a replica on
+   * another host (its agent's directory, in its env, holds its payloads).
+   */
+  readonly dir: string | undefined;
+  /** The data plane between hosts (head mode), told to the replica in `welcome`. */
+  readonly plane?: PayloadPlane | undefined;
   /** Plugin connector classes: name → module URL (in `welcome`). */
   readonly connectorModules: Readonly<Record<string, string>>;
   /** Releases `holder`'s hold of payload `key`. */
@@ -210,7 +216,12 @@ export class ReplicaChannel {
       engine_args: this.#welcome.engine_args,
       metadata: this.#welcome.metadata,
       // The orchestrator's payload dir is authoritative: a replica's env may not carry OMNISTAGE_PAYLOAD_DIR.
-      payload_dir: tracker?.dir ?? payloadDir(),
+      ...(tracker === undefined
+        ? { payload_dir: payloadDir() }
+        : tracker.dir === undefined
+          ? {}
+          : { payload_dir: tracker.dir }),
+      ...(tracker?.plane === undefined ? {} : { payload_plane: tracker.plane }),
       ...(Object.keys(connectors).length > 0 ? { connectors: { ...connectors } } : {}),
       ...(this.phasesGranted(hello) ? { phases: PHASES_VERSION } : {}),
       ...(this.#welcome.heartbeat_ms === undefined ? {} : { heartbeat_ms: this.#welcome.heartbeat_ms }),

@@ -6,7 +6,7 @@ import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
 import { encodeMessage, parseWorkerMessage, PROTOCOL_VERSION, type HelloMessage } from './protocol.js';
 import { ReplicaChannel, type ExpectOptions } from './replica-channel.js';
 import { RejectionLog } from './rejection-log.js';
-import type { TlsMaterial } from './tls-material.js';
+import { mutualTlsServerOptions, type TlsMaterial } from './tls-material.js';
 import { tokenKey } from './token.js';
 import { replicaLabel } from '../error-messages.js';
 
@@ -150,15 +150,7 @@ export class ControlServer {
   }
 
   #tlsServer(tls: TlsMaterial): TlsServer {
-    const server = createTlsServer({
-      cert: tls.cert,
-      key: tls.key,
-      ca: tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
-      handshakeTimeout: this.#options.helloTimeoutMs,
-    });
+    const server = createTlsServer(mutualTlsServerOptions(tls, this.#options.helloTimeoutMs));
     // A peer still in its handshake is not bound to anything yet, but close() must not wait for it.
     server.on('connection', (raw: Socket) => {
       this.#sockets.add(raw);

@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type TlsOptions } from 'node:tls';
 import { OmniError } from '../errors.js';
 import { CONTROL_ENV } from './protocol.js';
 
@@ -96,13 +96,13 @@ function parseKey(file: string, pem: Buffer): KeyObject {
 }
 
 /** The certificate may be used for its role, and (a head's) names the address replicas dial. */
-function checkUse(files: TlsFiles, cert: X509Certificate, role: TlsRole, host: string | undefined): void {
+function checkUse(files: TlsFiles, cert: X509Certificate, role: TlsRole, host: string | undefined, why = ''): void {
   const usages = cert.keyUsage as string[] | undefined;
   if (usages !== undefined && !usages.includes(EKU[role]) && !usages.includes(EKU.any)) {
     throw tlsError(
       'cert',
       files.cert,
-      `its extended key usage does not allow TLS ${role}s (${role === 'server' ? 'serverAuth' : 'clientAuth'} is missing)`,
+      `its extended key usage does not allow TLS ${role}s (${role === 'server' ? 'serverAuth' : 'clientAuth'} is missing)${why}`,
       `issue it with -addext extendedKeyUsage=${role === 'server' ? 'serverAuth' : 'clientAuth'}; ${MAKE_HINT}`,
     );
   }
@@ -112,7 +112,7 @@ function checkUse(files: TlsFiles, cert: X509Certificate, role: TlsRole, host: s
     throw tlsError(
       'cert',
       files.cert,
-      `does not name ${host}, the address replicas dial (its names: ${cert.subjectAltName ?? cert.subject})`,
+      `does not name ${host}, the address ${why === '' ? 'replicas dial' : 'other hosts dial'} (its names: ${cert.subjectAltName ?? cert.subject})${why}`,
       `issue it with -addext subjectAltName=${isIP(host) !== 0 ? 'IP' : 'DNS'}:${host}, or set --advertise to a name it has`,
     );
   }
@@ -160,6 +160,31 @@ export async function loadTlsFiles(
     throw tlsError('cert', files.cert, `cannot be used for TLS (${(err as Error).message})`);
   }
   return { files, cert: certPem, key: keyPem, ca: caPem };
+}
+
+/**
+ * Checks that checked material may also be used as `role` for the data plane between hosts: an
+ * agent serves its payloads (server, naming `host`), a head fetches from agents (client).
+ */
+export function checkTlsUse(material: TlsMaterial, role: TlsRole, host?: string): void {
+  const why =
+    role === 'server'
+      ? ': this host also serves its payloads to other hosts (docs/scale-out.md, "Payloads across hosts")'
+      : ': the head also fetches payloads from agents (docs/scale-out.md, "Payloads across hosts")';
+  checkUse(material.files, new X509Certificate(material.cert), role, host, why);
+}
+
+/** A TLS server that requires a client certificate signed by the material's CA (control port, payload server). */
+export function mutualTlsServerOptions(tls: TlsMaterial, handshakeTimeoutMs: number): TlsOptions {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    handshakeTimeout: handshakeTimeoutMs,
+  };
 }
 
 /** What a replica dialling a TLS control port needs in its environment: the file paths, never the key itself. */

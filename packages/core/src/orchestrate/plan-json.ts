@@ -111,7 +111,8 @@ function fixedWidth(rows: readonly string[][]): string[] {
 }
 
 const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string> = {
-  shm: (t) => `shared memory above ${t.threshold_bytes ?? 0} bytes, inline below`,
+  shm: (t) =>
+    `shared memory above ${t.threshold_bytes ?? 0} bytes, inline below${t.across_hosts ? '; may cross hosts: fetched over TCP from the producer host' : ''}`,
   plugin: () => "the plugin's connector class",
   engine: (t) =>
     t.flow === undefined
@@ -119,7 +120,7 @@ const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string
       : `the engine itself (KV cache); ${t.flow}`,
   inline: (t) =>
     t.across_hosts
-      ? 'inline over the control channel: may cross hosts (at most 4 MiB a payload)'
+      ? 'inline over the control channel (above 4 MiB shared memory); may cross hosts: fetched over TCP from the producer host'
       : 'inline, in the control messages',
 };
 

@@ -143,7 +143,10 @@ export interface TransferPlan {
   threshold_bytes?: number;
   /** Set when the consumer's engine drives the edge's requests itself (`EngineDefinition.edgeFlow`): what each side is sent. */
   flow?: string;
-  /** Head mode: producer and consumer may run on different hosts, so payloads go inline over the control channel. */
+  /**
+   * Head mode: producer and consumer may run on different hosts; a payload stored in shared memory
+   * is then fetched from the producer's host over TCP (the data plane).
+   */
   across_hosts?: true;
 }
 

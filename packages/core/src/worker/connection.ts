@@ -21,6 +21,7 @@ import type { OutputConnector } from '../connectors/connector-config.js';
 import type { PayloadMeta, PayloadRef } from '../connectors/payload-ref.js';
 import { dialOrchestrator, type SocketLines } from './handshake.js';
 import { WorkerPayloads } from './payloads.js';
+import { planeOf } from '../connectors/payload-fetch.js';
 import type {
   ConnectOptions,
   RequestHandler,
@@ -90,8 +91,13 @@ class Connection implements WorkerConnection {
         : {}),
       ...(welcome.connectors === undefined ? {} : { connectors: { ...welcome.connectors } }),
       ...(typeof welcome.phases === 'number' ? { phases: welcome.phases } : {}),
+      ...(planeOf(welcome.payload_plane) === undefined ? {} : { payload_plane: welcome.payload_plane! }),
     };
-    this.#payloads = new WorkerPayloads(this.welcome, (key) => this.#send({ type: 'payload_ack', key }));
+    this.#payloads = new WorkerPayloads(
+      this.welcome,
+      (key) => this.#send({ type: 'payload_ack', key }),
+      options.env ?? process.env,
+    );
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });

@@ -16,10 +16,12 @@ import {
 } from '../connectors/connector-config.js';
 import { INLINE_VIA, createInlineConnector } from '../connectors/inline-connector.js';
 import { createPayloadConnectorInstance, type PayloadConnector } from '../connectors/payload-connector.js';
+import { fetchRemotePayload, originOf, planeTls, type FetchAccess } from '../connectors/payload-fetch.js';
 import { isPayloadRef, metaOf, type PayloadMeta, type PayloadRef } from '../connectors/payload-ref.js';
 import { ShmConnector, SHM_VIA } from '../connectors/shm-connector.js';
 import { poolLimitsOf } from '../connectors/shm-pool.js';
 import { payloadDir } from '../connectors/shm-store.js';
+import { CONTROL_ENV } from '../control/protocol.js';
 import type { WorkerWelcome } from './types.js';
 import { attributed, workerError } from './worker-error.js';
 
@@ -33,11 +35,18 @@ export class WorkerPayloads {
   #seq = 0;
   /** Connector instances by `via` (created on first use). */
   readonly #connectors = new Map<string, Promise<PayloadConnector>>();
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  #fetchAccess: FetchAccess | undefined;
 
-  /** `ack` sends a `payload_ack` for a key. */
-  constructor(welcome: WorkerWelcome, ack: (key: string) => void) {
+  /** `ack` sends a `payload_ack` for a key; `env` holds the agent's OMNISTAGE_TLS_* files, if any. */
+  constructor(
+    welcome: WorkerWelcome,
+    ack: (key: string) => void,
+    env: Readonly<Record<string, string | undefined>> = {},
+  ) {
     this.#welcome = welcome;
     this.#ack = ack;
+    this.#env = env;
     this.outputConnector = outputConnectorOf(welcome.engine_args, Object.keys(welcome.connectors ?? {}));
   }
 
@@ -48,7 +57,9 @@ export class WorkerPayloads {
     const key = `s${stage_id}r${replica_id}_${this.#tag}_${(this.#seq++).toString(36)}`;
     const context = { key, meta: metaOf(meta) };
     if (!out.plugin)
-      return (await this.#connector(out.type === SHM_CONNECTOR ? SHM_VIA : INLINE_VIA)).put(bytes, context);
+      return this.#stamp(
+        await (await this.#connector(out.type === SHM_CONNECTOR ? SHM_VIA : INLINE_VIA)).put(bytes, context),
+      );
     const connector = await this.#connector(out.type);
     const ref = await attributed(
       () => connector.put(bytes, context),
@@ -72,6 +83,11 @@ export class WorkerPayloads {
         'getPayload needs a payload reference ({$payload: 1, key, size, via, ...})',
         'see docs/protocol.md, "Payloads"',
       );
+    const origin = ref.via === SHM_VIA ? originOf(ref) : undefined;
+    const plane = this.#welcome.payload_plane;
+    // Stored on another host: fetched from its payload server (the head tells where in `origin`).
+    if (origin !== undefined && plane !== undefined && origin.host_id !== plane.host_id)
+      return fetchRemotePayload(ref, origin, this.#access(), into);
     const connector = await this.#connector(ref.via);
     if (ref.via === INLINE_VIA || ref.via === SHM_VIA) return asBuffer(await connector.get(ref, into));
     const bytes = await attributed(
@@ -96,6 +112,28 @@ export class WorkerPayloads {
   /** Closes every connector instance created (replica shutdown). */
   close(): Promise<unknown>[] {
     return [...this.#connectors.values()].map(async (c) => (await c).close?.());
+  }
+
+  /** A shm reference says which host holds it, so that consumers on other hosts fetch it from there. */
+  #stamp(ref: PayloadRef): PayloadRef {
+    const plane = this.#welcome.payload_plane;
+    if (ref.via !== SHM_VIA || plane === undefined) return ref;
+    return { ...ref, origin: { host_id: plane.host_id, url: plane.url } };
+  }
+
+  #access(): FetchAccess {
+    if (this.#fetchAccess !== undefined) return this.#fetchAccess;
+    const plane = this.#welcome.payload_plane!;
+    const tls = planeTls(plane, this.#env);
+    const from = this.#env[CONTROL_ENV.hostAddress];
+    return (this.#fetchAccess = {
+      ...(from === undefined || from === '' ? {} : { local_address: from }),
+      run_id: this.#welcome.run_id,
+      token: plane.token,
+      max_bytes: plane.max_bytes,
+      timeout_ms: plane.timeout_ms,
+      ...(tls === undefined ? {} : { tls }),
+    });
   }
 
   /** This replica's instance of a connector class, by `via`. */
