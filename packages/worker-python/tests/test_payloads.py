@@ -180,6 +180,20 @@ class PayloadWorkerTest(unittest.TestCase):
         err = self.orch.request("o", {"tensor": other})[-1]
         self.assertIn('came through connector "DirConnector", which the Python worker SDK cannot read', err["message"])
 
+    def test_in_head_mode_a_stored_reference_names_its_host_and_one_from_another_host_is_refused_clearly(self) -> None:
+        o = Orchestrator()
+        self.addCleanup(o.close)
+        o.start("payload_engine.py")
+        plane = {"host_id": "gpu-7", "url": "tcp://127.0.0.7:7331", "token": "t", "max_bytes": 1 << 30, "timeout_ms": 1000}
+        o.attach(run_id="prun", engine_args=SHM_ARGS, payload_dir=self.dir, payload_plane=plane)
+        big = o.request("h", {"size": 70 * 1024, "seed": 4})[-1]["data"]["tensor"]
+        self.assertEqual(big["origin"], {"host_id": "gpu-7", "url": "tcp://127.0.0.7:7331"})
+        os.unlink(os.path.join(self.dir, f"omnistage-prun-{big['key']}"))
+        remote = {**big, "origin": {"host_id": "gpu-8", "url": "tcp://127.0.0.8:7331"}}
+        err = o.request("r", {"tensor": remote})[-1]
+        self.assertEqual(err["type"], "request_error")
+        self.assertIn("is stored on host 'gpu-8', and the Python worker SDK cannot fetch payloads from other hosts", err["message"])
+
 
 if __name__ == "__main__":
     unittest.main()

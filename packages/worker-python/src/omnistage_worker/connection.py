@@ -242,6 +242,9 @@ class Connection:
             self.welcome["connectors"] = dict(welcome["connectors"])
         if isinstance(welcome.get("phases"), int):
             self.welcome["phases"] = welcome["phases"]
+        plane = welcome.get("payload_plane")
+        if isinstance(plane, dict) and isinstance(plane.get("host_id"), str) and isinstance(plane.get("url"), str):
+            self.welcome["payload_plane"] = dict(plane)
         self._windows = 0
         self._window: Optional[Dict[str, Any]] = None
         self.output_connector: OutputConnector = payloads.output_connector_of(self.engine_args, self.welcome.get("connectors", {}).keys())
@@ -399,7 +402,12 @@ class Connection:
             return payloads.inline_payload_ref(data, meta)
         key = self._store.next_key()
         self._store.write(key, data)
-        return {payloads.PAYLOAD_MARK: 1, "key": key, "size": size, "via": "shm", **meta}
+        ref: PayloadRef = {payloads.PAYLOAD_MARK: 1, "key": key, "size": size, "via": "shm", **meta}
+        plane = self.welcome.get("payload_plane")
+        if plane is not None:
+            # Head mode: consumers on other hosts fetch it from this host's payload server.
+            ref["origin"] = {"host_id": plane["host_id"], "url": plane["url"]}
+        return ref
 
     def get_payload(self, ref: PayloadRef, into: Optional[Union[bytearray, memoryview]] = None) -> memoryview:
         """The bytes of a payload this replica received: inline ones decoded, ``shm`` ones mapped
@@ -410,6 +418,13 @@ class Connection:
         if ref["via"] == "inline":
             return payloads.decode_inline(ref)
         if ref["via"] == "shm":
+            origin, plane = ref.get("origin"), self.welcome.get("payload_plane")
+            if isinstance(origin, dict) and plane is not None and origin.get("host_id") != plane["host_id"]:
+                raise PayloadError(
+                    f'payload {ref["key"]} is stored on host {origin.get("host_id")!r}, and the Python worker SDK '
+                    "cannot fetch payloads from other hosts yet: serve this stage on its producer's host "
+                    "(docs/scale-out.md, \"Payloads across hosts\")"
+                )
             segment = ref.get("segment_bytes")
             return self._store.read(ref["key"], size=ref["size"], into=into, segment_bytes=segment if isinstance(segment, int) else None)
         raise PayloadError(
