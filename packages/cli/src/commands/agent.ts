@@ -78,6 +78,10 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
     logger.info(
       `agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}, payloads served at ${agent.payloadUrl}`,
     );
+    if (address === undefined)
+      logger.warn(
+        'no --advertise: this host serves its payloads on 127.0.0.1 only, so consumers on other hosts cannot fetch what its replicas store',
+      );
     if (stopping) await agent.stop();
     await agent.done;
     return 0;
