@@ -132,7 +132,8 @@ describe.skipIf(MISSING !== null && !process.env['CI'])(
           join(box.root, `locks-${hostId}`),
           ...tls,
         ],
-        { tmpDir: box.tmp },
+        // Its payload directory in the sandbox: a killed agent's is reaped only by its host's next agent.
+        { tmpDir: box.tmp, env: { OMNISTAGE_PAYLOAD_DIR: box.tmp } },
       );
       onCleanup(() => agentReplicaPids(agent).forEach((pid) => isAlive(pid) && process.kill(pid, 'SIGKILL')));
       return agent;
