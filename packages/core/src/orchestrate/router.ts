@@ -23,6 +23,9 @@ export interface RoutedPipeline {
 import { RouterPayloads } from '../connectors/router-payloads.js';
 import { pluginFailure } from '../hooks/plugin-errors.js';
 import { describeExit, pipelineStopping, replicaLabel } from '../error-messages.js';
+import { ChunkChannel } from './chunk-channel.js';
+import type { ChunkProcessor } from './chunk-processor.js';
+import { STREAM_WINDOW } from '../control/stream-window.js';
 
 /** How a stage's requests are spread over its replicas. */
 export type BalancePolicy = 'round-robin' | 'least-inflight';
@@ -243,6 +246,8 @@ export class PipelineRouter {
     const requestId = options.requestId ?? randomUUID();
     const toRun = stagesToRun(this.#pipeline.plan.stages, options.finalStages);
     const abort = new AbortController();
+    // Before any timer or listener: a chunk processor refusing the request's params throws here.
+    const edges = new RequestEdges(requestId, toRun, options.params ?? {}, abort.signal);
     // A consumer that stops reading (break, return) cancels the request like an abort would.
     const queue = new AsyncQueue<PipelineOutput>(() =>
       abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)),
@@ -260,22 +265,27 @@ export class PipelineRouter {
       if (!p) {
         p = (async () => {
           const cfg = stage.replicas[0]!.stage;
+          const sourceOf = (id: number): Promise<StageResult> => {
+            const src = byId.get(id);
+            if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
+            return runStage(src);
+          };
+          const streamed = stage.streamed_input;
+          // A streaming source runs beside this stage: its chunks, not its end, start it.
+          if (streamed) void sourceOf(streamed.from).catch(() => undefined);
           const sources = await Promise.all(
-            cfg.engine_input_source.map((id) => {
-              const src = byId.get(id);
-              if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
-              return runStage(src);
-            }),
+            cfg.engine_input_source.filter((id) => id !== streamed?.from).map(sourceOf),
           );
           const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
-          const stageInput = sources.length === 0 ? input : await processInput(stage, sources, ctx);
+          const request = await this.#stageRequest(stage, sources, ctx, edges, () => sourceOf(streamed!.from), input);
           return this.#dispatch(
             stage,
-            stageInput,
+            request,
             options.params?.[stage.stage_id] ?? {},
             requestId,
             abort.signal,
             cfg.final_output ? queue : null,
+            edges.sinkOf(stage.stage_id),
           );
         })();
         results.set(stage.stage_id, p);
@@ -298,12 +308,42 @@ export class PipelineRouter {
         },
       )
       .finally(() => {
+        edges.close(abort.signal.reason);
         clearTimeout(deadline);
         if (admitted) this.#entry.release();
         options.signal?.removeEventListener('abort', onAbort);
         this.#payloads.endRequest(requestId);
       });
     return queue;
+  }
+
+  /**
+   * What a stage is sent: its processed input, or for a stage with a streaming source the first
+   * chunk and the rest as they come. With other sources too, their processed input goes first and
+   * the chunks follow. A streaming source that ended without a chunk gives its whole output, as
+   * without streaming.
+   */
+  async #stageRequest(
+    stage: StagePlan,
+    sources: StageResult[],
+    ctx: InputProcessorContext,
+    edges: RequestEdges,
+    streamingSource: () => Promise<StageResult>,
+    userInput: unknown,
+  ): Promise<StageRequest> {
+    const streamed = stage.streamed_input;
+    const channel = streamed ? edges.channelInto(stage.stage_id) : undefined;
+    if (streamed === undefined || channel === undefined) {
+      return { input: sources.length === 0 ? userInput : await processInput(stage, sources, ctx) };
+    }
+    if (!(await channel.hasFirst())) {
+      const all = [...sources, await streamingSource()].sort(
+        (a, b) => ctx.stage.engine_input_source.indexOf(a.stage_id) - ctx.stage.engine_input_source.indexOf(b.stage_id),
+      );
+      return { input: await processInput(stage, all, ctx) };
+    }
+    if (sources.length > 0) return { input: await processInput(stage, sources, ctx), inputStream: channel };
+    return { input: channel.takeFirst(), inputStream: channel };
   }
 
   /** Collects a request's final outputs (convenience for callers that do not stream). */
@@ -401,12 +441,16 @@ export class PipelineRouter {
 
   async #dispatch(
     stage: StagePlan,
-    input: unknown,
+    request: StageRequest,
     params: Record<string, unknown>,
     requestId: string,
     signal: AbortSignal,
     out: AsyncQueue<PipelineOutput> | null,
+    sink: StreamSink | null,
   ): Promise<StageResult> {
+    const { input, inputStream } = request;
+    // A streamed stage cannot be sent again: its chunks were consumed, or went on downstream.
+    const retryable = inputStream === undefined && sink === null;
     let exclude: StartedReplica | null = null;
     for (let attempt = 0; ; attempt++) {
       const replica: StartedReplica = await this.#pickReplica(stage, exclude, signal).catch((err: unknown) => {
@@ -425,7 +469,13 @@ export class PipelineRouter {
         // Aborted in the tick since the pick: the connection would not see an abort that already fired.
         if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
         for await (const chunk of replica.connection!.request(
-          { request_id: `${requestId}:${stage_id}`, input, params },
+          {
+            request_id: `${requestId}:${stage_id}`,
+            input,
+            params,
+            ...(inputStream === undefined ? {} : { inputStream }),
+            ...(sink === null ? {} : { outputWindow: STREAM_WINDOW }),
+          },
           served.signal,
         )) {
           last = chunk.data;
@@ -439,6 +489,8 @@ export class PipelineRouter {
             attempt,
             data,
           });
+          // Waits while a streaming consumer lags: this replica's output window then fills too.
+          if (sink !== null) await sink(chunk.data, chunk.done);
         }
         outcome = 'done';
         return { stage_id, replica_id, data: last };
@@ -462,7 +514,7 @@ export class PipelineRouter {
             e.code === 'OMNI_WORKER_UNRESPONSIVE'
               ? 'was taken out of rotation (unresponsive)'
               : `died (${await describeExitOf(replica)})`;
-          if (attempt === 0 && this.#options.retryOnReplicaDeath) {
+          if (attempt === 0 && this.#options.retryOnReplicaDeath && retryable) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
             this.#services.logger.warn(
               {
@@ -506,5 +558,71 @@ export class PipelineRouter {
         });
       }
     }
+  }
+}
+
+/** What one stage of a request is sent: its input, and the rest of it when it streams. */
+interface StageRequest {
+  input: unknown;
+  inputStream?: AsyncIterable<unknown>;
+}
+
+/** Where a producer's outputs go on its streaming edges (waits while a consumer lags). */
+type StreamSink = (data: unknown, done: boolean) => Promise<void>;
+
+/**
+ * The streaming edges of one request: a bounded channel and a chunk processor per edge whose
+ * consumer runs, created as the request starts; closed (failed) when the request ends, so no
+ * producer waits on a consumer that is gone.
+ */
+class RequestEdges {
+  readonly #channels = new Map<number, ChunkChannel<unknown>>();
+  readonly #sinks = new Map<number, { channel: ChunkChannel<unknown>; processor: ChunkProcessor }[]>();
+
+  constructor(
+    requestId: string,
+    toRun: readonly StagePlan[],
+    params: Record<number, Record<string, unknown>>,
+    signal: AbortSignal,
+  ) {
+    const byId = new Map(toRun.map((s) => [s.stage_id, s] as const));
+    for (const consumer of toRun) {
+      const streamed = consumer.streamed_input;
+      const from = streamed === undefined ? undefined : byId.get(streamed.from);
+      if (streamed === undefined || from === undefined) continue;
+      const channel = new ChunkChannel<unknown>();
+      const processor = streamed.processor.create({
+        request_id: requestId,
+        from: from.replicas[0]!.stage,
+        to: consumer.replicas[0]!.stage,
+        options: streamed.options,
+        params: params[consumer.stage_id] ?? {},
+      });
+      this.#channels.set(consumer.stage_id, channel);
+      const list = this.#sinks.get(streamed.from) ?? [];
+      list.push({ channel, processor });
+      this.#sinks.set(streamed.from, list);
+    }
+    signal.addEventListener('abort', () => this.close(signal.reason), { once: true });
+  }
+
+  channelInto(stageId: number): ChunkChannel<unknown> | undefined {
+    return this.#channels.get(stageId);
+  }
+
+  /** How a producer's outputs reach its streaming consumers, or null when it has none. */
+  sinkOf(stageId: number): StreamSink | null {
+    const sinks = this.#sinks.get(stageId);
+    if (sinks === undefined) return null;
+    return async (data, done) => {
+      for (const { channel, processor } of sinks) {
+        for (const chunk of done ? processor.end(data) : processor.chunk(data)) await channel.push(chunk);
+        if (done) channel.end();
+      }
+    };
+  }
+
+  close(reason: unknown): void {
+    for (const channel of this.#channels.values()) channel.fail(reason);
   }
 }
