@@ -17,7 +17,8 @@ function frames(ctx: ChunkProcessorContext, key: string, fallback: number): numb
   const value = ctx.params[key] ?? ctx.options[key];
   if (value === undefined || value === null) return fallback;
   if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value;
-  const where = ctx.params[key] !== undefined ? `the request's params of stage ${ctx.to.stage_id}` : 'the edge connector';
+  const where =
+    ctx.params[key] !== undefined ? `the request's params of stage ${ctx.to.stage_id}` : 'the edge connector';
   throw new OmniError('OMNI_USAGE', `${key} is ${JSON.stringify(value)} in ${where}; it must be a positive integer`, {
     context: { stage_id: ctx.to.stage_id, request_id: ctx.request_id },
     hint: `set ${key} to a whole number of codec frames (default ${DEFAULT_CODEC_CHUNK_FRAMES})`,

@@ -195,7 +195,13 @@ class Connection implements WorkerConnection {
           streamed ? (seq) => this.#send({ type: 'input_ack', request_id: id, seq }) : null,
           message.input_window ?? 1,
         );
-        const request: WorkerRequest = { request_id: id, input: message.input, params: message.params, streamed, inputs };
+        const request: WorkerRequest = {
+          request_id: id,
+          input: message.input,
+          params: message.params,
+          streamed,
+          inputs,
+        };
         const served = { request, inputs, window: new OutputWindow((m) => this.#send(m), message.output_window) };
         if (this.#handler === null) this.#queued.push(served);
         else this.#dispatch(served);

@@ -30,7 +30,10 @@ describe('router: streaming edges (async_chunk: true, thinker -> talker -> code2
       [0, 1, 'thinker2talker_async_chunk'],
       [1, 2, 'talker2code2wav_async_chunk'],
     ]);
-    expect(on.plan.transfers[1]!.streaming!.options).toMatchObject({ codec_chunk_frames: 6, initial_codec_chunk_frames: 4 });
+    expect(on.plan.transfers[1]!.streaming!.options).toMatchObject({
+      codec_chunk_frames: 6,
+      initial_codec_chunk_frames: 4,
+    });
     expect(off.plan.transfers.every((t) => t.streaming === undefined)).toBe(true);
   });
 
