@@ -131,7 +131,7 @@ function transferTable(plan: InitPlan): string[] {
     ...plan.transfers.map((t) => [
       `${t.from} -> ${t.to}`,
       t.connector ?? '-',
-      t.streaming ? `chunks (${t.streaming.processor})` : 'no: whole output',
+      t.streaming ? `chunks (${t.streaming.processor})` : 'no',
       CARRIED_BY[t.carried_by](t),
     ]),
   ];
