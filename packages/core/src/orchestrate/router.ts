@@ -257,9 +257,79 @@ export class PipelineRouter {
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const stages = this.#pipeline.plan.stages;
+    let admitted = false;
+    void this.#entry
+      .acquire(abort.signal)
+      .then(() => {
+        admitted = true;
+        return this.#runWithRetry({ input, options, requestId, toRun, queue, abort: abort.signal }, edges);
+      })
+      .then(
+        () => queue.end(),
+        (err: unknown) => {
+          abort.abort(err);
+          queue.fail(err);
+        },
+      )
+      .finally(() => {
+        clearTimeout(deadline);
+        if (admitted) this.#entry.release();
+        options.signal?.removeEventListener('abort', onAbort);
+        this.#payloads.endRequest(requestId);
+      });
+    return queue;
+  }
+
+  /**
+   * Runs a request's stages; when a replica died and nothing reached the caller yet, runs them all
+   * once more (a stage of a streaming edge cannot be retried alone: its chunks are gone). Once an
+   * output reached the caller, a death fails the request: nothing is sent twice.
+   */
+  async #runWithRetry(req: RequestRun, firstEdges: RequestEdges): Promise<void> {
+    let delivered = false;
+    const out: OutputSink = {
+      push: (item) => {
+        delivered = true;
+        req.queue.push(item);
+      },
+    };
+    const excluded = new Map<number, StartedReplica>();
+    for (let attempt = 0; ; attempt++) {
+      const tries = new AbortController();
+      const stop = (): void => tries.abort(req.abort.reason);
+      req.abort.addEventListener('abort', stop, { once: true });
+      if (req.abort.aborted) stop();
+      const edges =
+        attempt === 0 ? firstEdges : new RequestEdges(req.requestId, req.toRun, req.options.params ?? {}, tries.signal);
+      const running = this.#runStages(req, { out, edges, signal: tries.signal, excluded, attempt });
+      try {
+        await Promise.all(running);
+        return;
+      } catch (err) {
+        const dead = isOmniError(err) ? replicaDeaths.get(err) : undefined;
+        tries.abort(err);
+        // Before waiting: a consumer may wait for the first chunk of a producer that is gone.
+        edges.close(err);
+        await Promise.allSettled(running);
+        if (dead === undefined || delivered || attempt > 0 || !this.#options.retryOnReplicaDeath || req.abort.aborted)
+          throw err;
+        excluded.set(dead.plan.stage_id, dead);
+        this.#services.logger.warn(
+          { stage: dead.plan.stage_id, replica: dead.plan.replica_id, request: req.requestId },
+          `stage ${dead.plan.stage_id} replica ${dead.plan.replica_id} died during request ${req.requestId} before any output reached the caller; running the request once more`,
+        );
+      } finally {
+        edges.close(tries.signal.reason);
+        req.abort.removeEventListener('abort', stop);
+      }
+    }
+  }
+
+  /** Starts every stage of one try of a request; a stage starts when its sources allow (DAG order). */
+  #runStages(req: RequestRun, run: StageRun): Promise<StageResult>[] {
+    const { input, options, requestId } = req;
+    const byId = new Map(this.#pipeline.plan.stages.map((s) => [s.stage_id, s] as const));
     const results = new Map<number, Promise<StageResult>>();
-    const byId = new Map(stages.map((s) => [s.stage_id, s] as const));
     const runStage = (stage: StagePlan): Promise<StageResult> => {
       let p = results.get(stage.stage_id);
       if (!p) {
@@ -277,44 +347,24 @@ export class PipelineRouter {
             cfg.engine_input_source.filter((id) => id !== streamed?.from).map(sourceOf),
           );
           const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
-          const request = await this.#stageRequest(stage, sources, ctx, edges, () => sourceOf(streamed!.from), input);
-          return this.#dispatch(
+          const request = await this.#stageRequest(
             stage,
-            request,
-            options.params?.[stage.stage_id] ?? {},
-            requestId,
-            abort.signal,
-            cfg.final_output ? queue : null,
-            edges.sinkOf(stage.stage_id),
+            sources,
+            ctx,
+            run.edges,
+            () => sourceOf(streamed!.from),
+            input,
           );
+          return this.#dispatch(stage, request, options.params?.[stage.stage_id] ?? {}, requestId, run, {
+            out: cfg.final_output ? run.out : null,
+            sink: run.edges.sinkOf(stage.stage_id),
+          });
         })();
         results.set(stage.stage_id, p);
       }
       return p;
     };
-
-    let admitted = false;
-    void this.#entry
-      .acquire(abort.signal)
-      .then(() => {
-        admitted = true;
-        return Promise.all(toRun.map(runStage));
-      })
-      .then(
-        () => queue.end(),
-        (err: unknown) => {
-          abort.abort(err);
-          queue.fail(err);
-        },
-      )
-      .finally(() => {
-        edges.close(abort.signal.reason);
-        clearTimeout(deadline);
-        if (admitted) this.#entry.release();
-        options.signal?.removeEventListener('abort', onAbort);
-        this.#payloads.endRequest(requestId);
-      });
-    return queue;
+    return req.toRun.map(runStage);
   }
 
   /**
@@ -444,14 +494,16 @@ export class PipelineRouter {
     request: StageRequest,
     params: Record<string, unknown>,
     requestId: string,
-    signal: AbortSignal,
-    out: AsyncQueue<PipelineOutput> | null,
-    sink: StreamSink | null,
+    run: StageRun,
+    to: { out: OutputSink | null; sink: StreamSink | null },
   ): Promise<StageResult> {
     const { input, inputStream } = request;
-    // A streamed stage cannot be sent again: its chunks were consumed, or went on downstream.
-    const retryable = inputStream === undefined && sink === null;
-    let exclude: StartedReplica | null = null;
+    const { out, sink } = to;
+    const { signal, attempt: requestAttempt } = run;
+    // A streamed stage cannot be sent again (its chunks were consumed, or went on downstream), nor
+    // one whose outputs reached the caller (they would be sent twice).
+    let retryable = inputStream === undefined && sink === null;
+    let exclude: StartedReplica | null = run.excluded.get(stage.stage_id) ?? null;
     for (let attempt = 0; ; attempt++) {
       const replica: StartedReplica = await this.#pickReplica(stage, exclude, signal).catch((err: unknown) => {
         throw waitedOn(toOmniError(err), requestId, `a free replica of stage ${stage.stage_id}`, {
@@ -470,7 +522,11 @@ export class PipelineRouter {
         if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
         for await (const chunk of replica.connection!.request(
           {
-            request_id: `${requestId}:${stage_id}`,
+            // A later try gets its own id: a late output of an aborted try must not join it.
+            request_id:
+              attempt + requestAttempt === 0
+                ? `${requestId}:${stage_id}`
+                : `${requestId}:${stage_id}:${attempt + requestAttempt}`,
             input,
             params,
             ...(inputStream === undefined ? {} : { inputStream }),
@@ -481,12 +537,13 @@ export class PipelineRouter {
           last = chunk.data;
           // shm payloads: held by downstream stages (and the user); the user's copy gets the bytes inline.
           const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
+          if (out !== null) retryable = false;
           out?.push({
             kind: chunk.done ? 'final' : 'chunk',
             request_id: requestId,
             stage_id,
             replica_id,
-            attempt,
+            attempt: attempt + requestAttempt,
             data,
           });
           // Waits while a streaming consumer lags: this replica's output window then fills too.
@@ -532,7 +589,7 @@ export class PipelineRouter {
             exclude = replica;
             continue;
           }
-          throw new OmniError(
+          const failed = new OmniError(
             'OMNI_REQUEST_FAILED',
             `request ${requestId} failed: ${replicaLabel(replica.plan, replica.process.pid)} ${fate} during it`,
             {
@@ -541,6 +598,8 @@ export class PipelineRouter {
               hint: 'see the replica log; runtime.restart: {policy: on-failure} or more replicas keep a stage serving',
             },
           );
+          replicaDeaths.set(failed, replica);
+          throw failed;
         }
         throw e;
       } finally {
@@ -626,3 +685,32 @@ class RequestEdges {
     for (const channel of this.#channels.values()) channel.fail(reason);
   }
 }
+
+/** Where a request's outputs go (the caller's queue, counting what reached it). */
+interface OutputSink {
+  push(item: PipelineOutput): void;
+}
+
+/** One request, as the router runs it. */
+interface RequestRun {
+  input: unknown;
+  options: GenerateOptions;
+  requestId: string;
+  toRun: readonly StagePlan[];
+  queue: AsyncQueue<PipelineOutput>;
+  /** Aborted when the request is cancelled, times out or fails. */
+  abort: AbortSignal;
+}
+
+/** One try of a request: its outputs, streaming edges, signal, and the replicas that died in an earlier try. */
+interface StageRun {
+  out: OutputSink;
+  edges: RequestEdges;
+  signal: AbortSignal;
+  excluded: ReadonlyMap<number, StartedReplica>;
+  /** 0, or 1 when the whole request runs again (added to each output's `attempt`). */
+  attempt: number;
+}
+
+/** The replica whose death failed a stage (the request may run once more without it). */
+const replicaDeaths = new WeakMap<OmniError, StartedReplica>();
