@@ -38,7 +38,8 @@ export function applyStreamingEdges(
     const name = nextStageProcessorName(producer.stage);
     const processor = name === null ? undefined : definitions.chunkProcessor(name);
     if (processor === undefined) continue;
-    if (definitions.engine(consumer.stage_type, consumer.engine)?.streamsInput !== true) continue;
+    const streams = definitions.engine(consumer.stage_type, consumer.engine)?.streamsInput;
+    if (!(typeof streams === 'function' ? streams(consumer.stage) : streams === true)) continue;
     streamsInto.add(transfer.to);
     const options = connectorExtra(consumer.stage.input_connectors[`from_stage_${transfer.from}`], config);
     transfer.streaming = { processor: processor.name, options };
