@@ -23,7 +23,11 @@ export async function measure(asyncChunk, prompts) {
   const omni = new Omnistage({ plugins: [llmPlugin(), pythonPlugin(), speechStage()], lockDir });
   const config = await loadPipelineConfig(join(here, 'pipeline.yaml'), { platform: 'cpu' });
   config.async_chunk = asyncChunk;
-  const plan = await planPipeline(omni, { ...config, plugins: [] }, { platform: 'cpu', purpose: 'launch', runId: newRunId() });
+  const plan = await planPipeline(
+    omni,
+    { ...config, plugins: [] },
+    { platform: 'cpu', purpose: 'launch', runId: newRunId() },
+  );
   const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
   try {
     const results = [];

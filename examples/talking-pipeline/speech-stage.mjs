@@ -31,7 +31,11 @@ export const sentencesAsyncChunk = {
     };
     return {
       chunk: (data) => {
-        words.push(...String(data?.text ?? '').split(/\s+/).filter(Boolean));
+        words.push(
+          ...String(data?.text ?? '')
+            .split(/\s+/)
+            .filter(Boolean),
+        );
         return cut(false);
       },
       end: () => cut(true),

@@ -512,9 +512,16 @@ export class PipelineRouter {
       });
       const { stage_id, replica_id } = replica.plan;
       // #pickReplica already counted it in-flight; the finally below uncounts it.
-      this.#services.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
+      this.#services.events.emit({
+        type: 'request:dispatched',
+        request_id: requestId,
+        stage_id,
+        replica_id,
+        ...(inputStream === undefined ? {} : { streams_from: stage.streamed_input!.from }),
+      });
       const startedAt = performance.now();
       let outcome: 'done' | 'aborted' | 'failed' = 'failed';
+      let seen = 0;
       let last: unknown = null;
       const served = servedWhileInRotation(replica, signal);
       try {
@@ -534,6 +541,16 @@ export class PipelineRouter {
           },
           served.signal,
         )) {
+          if (seen++ === 0) {
+            const ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+            this.#services.events.emit({
+              type: 'request:first_chunk',
+              request_id: requestId,
+              stage_id,
+              replica_id,
+              ms,
+            });
+          }
           last = chunk.data;
           // shm payloads: held by downstream stages (and the user); the user's copy gets the bytes inline.
           const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
