@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineOutput } from '../../src/orchestrate/router.js';
+import { planToJson, planToTable } from '../../src/orchestrate/plan-json.js';
 import { bringUpFixture, releaseAll, type UpPipeline } from './router-helpers.js';
 
 async function collect(stream: AsyncIterable<PipelineOutput>): Promise<PipelineOutput[]> {
@@ -35,6 +36,14 @@ describe('router: streaming edges (async_chunk: true, thinker -> talker -> code2
       initial_codec_chunk_frames: 4,
     });
     expect(off.plan.transfers.every((t) => t.streaming === undefined)).toBe(true);
+    // `plan` shows it per edge, `plan --json` too.
+    expect(planToTable(on.plan)).toMatch(/^0 -> 1 +- +chunks \(thinker2talker_async_chunk\) /m);
+    expect(planToTable(off.plan)).toMatch(/^1 -> 2 +\S+ +no +/m);
+    const json = JSON.parse(JSON.stringify(planToJson(on.plan))) as { transfers: Record<string, unknown>[] };
+    expect(json.transfers[1]!['streaming']).toEqual({
+      processor: 'talker2code2wav_async_chunk',
+      options: { codec_chunk_frames: 6, initial_codec_chunk_frames: 4 },
+    });
   });
 
   it('speaks before the thinker finished, in windows, and gives the same audio as without streaming', async () => {
