@@ -315,7 +315,12 @@ export class PipelineRouter {
           throw err;
         excluded.set(dead.plan.stage_id, dead);
         this.#services.logger.warn(
-          { stage: dead.plan.stage_id, replica: dead.plan.replica_id, request: req.requestId },
+          {
+            code: 'OMNI_WARN_REQUEST_RETRIED',
+            stage: dead.plan.stage_id,
+            replica: dead.plan.replica_id,
+            request: req.requestId,
+          },
           `stage ${dead.plan.stage_id} replica ${dead.plan.replica_id} died during request ${req.requestId} before any output reached the caller; running the request once more`,
         );
       } finally {
