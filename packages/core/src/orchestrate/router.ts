@@ -321,7 +321,7 @@ export class PipelineRouter {
             replica: dead.plan.replica_id,
             request: req.requestId,
           },
-          `stage ${dead.plan.stage_id} replica ${dead.plan.replica_id} died during request ${req.requestId} before any output reached the caller; running the request once more`,
+          `${replicaLabel(dead.plan, dead.process.pid)} died during request ${req.requestId} before any output reached the caller; running the request once more`,
         );
       } finally {
         edges.close(tries.signal.reason);
