@@ -1,5 +1,6 @@
 """The `tts` stage of the talking pipeline: real speech from espeak-ng, served through the Python
-worker SDK (omnistage_worker). Each request's text (the LLM stage's output) becomes a WAV."""
+worker SDK (omnistage_worker). Each request's text (the LLM stage's output) becomes a WAV; a streamed
+input (sentences, as the LLM writes them) is spoken sentence by sentence, one audio chunk each."""
 
 import os
 import shutil
@@ -43,9 +44,42 @@ class EspeakTTS:
         return {"engine": "espeak-ng", "version": version, "voice": self.voice}
 
     def handle(self, request, stream):
+        if request.streamed:
+            return self.speak_sentences(request, stream)
         text = text_of(request.input).strip()
         if not text:
             raise ValueError("nothing to say: the input text is empty")
+        wav = self.speak(text, stream)
+        if wav is None:
+            return None
+        ref = self.conn.put_payload(wav, mime="audio/wav")
+        return {"kind": "audio", "mime": "audio/wav", "text": text, "voice": self.voice, **ref}
+
+    def speak_sentences(self, request, stream):
+        """Each sentence is spoken as it arrives and sent as an audio chunk (raw PCM); the last
+        output is the whole answer as one WAV."""
+        texts, header, pcm = [], None, []
+        for sentence in request.inputs:
+            text = text_of(sentence).strip()
+            if not text:
+                continue
+            wav = self.speak(text, stream)
+            if wav is None:
+                return None
+            data = wav.find(b"data", 12)
+            header, part = wav[:data + 8], wav[data + 8:]
+            texts.append(text)
+            pcm.append(part)
+            ref = self.conn.put_payload(part, mime="audio/pcm")
+            stream.write({"kind": "audio_chunk", "text": text, "sample_rate": 22050, **ref})
+            stream.drained()
+        if header is None:
+            raise ValueError("nothing to say: the input text is empty")
+        ref = self.conn.put_payload(fixed_wav(header + b"".join(pcm)), mime="audio/wav")
+        return {"kind": "audio", "mime": "audio/wav", "text": " ".join(texts), "voice": self.voice, **ref}
+
+    def speak(self, text, stream):
+        """The WAV espeak-ng makes of `text`, or None when the request was aborted meanwhile."""
         # The text goes on stdin, never on the command line (it could start with "-").
         proc = subprocess.Popen([self.binary, "--stdout", "-v", self.voice, "-s", str(self.speed)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -62,5 +96,4 @@ class EspeakTTS:
                     return None
         if proc.returncode != 0:
             raise RuntimeError(f"espeak-ng exited with {proc.returncode}: {err.decode(errors='replace').strip()}")
-        ref = self.conn.put_payload(fixed_wav(wav), mime="audio/wav")
-        return {"kind": "audio", "mime": "audio/wav", "text": text, "voice": self.voice, **ref}
+        return fixed_wav(wav)

@@ -213,6 +213,10 @@ describe.skipIf(ETCD_MISSING !== null && !process.env['CI'])('head and agents on
       .map((e) => e.replica_id);
     expect(used.filter((r) => r === 0).length).toBe(3);
     expect(used.filter((r) => r === 1).length).toBe(3);
+    // Both edges stream (async_chunk): the agents' stage read its input chunk by chunk from the head's
+    // thinker, and the head's last stage from the agents' stage, over the control channel.
+    const streamed = events('request:dispatched', (e) => e.stage_id !== 0).slice(-12);
+    expect(streamed.map((e) => e['streams_from'])).toEqual(streamed.map((e) => (e.stage_id as number) - 1));
     // Both edges touch the agents' stage: payloads in shared memory are fetched across hosts.
     expect(head.stderr()).toMatch(/edge 0 -> 1 may cross hosts: payloads in shared memory are fetched/);
     expect(head.stderr()).toMatch(/edge 1 -> 2 may cross hosts: payloads in shared memory are fetched/);

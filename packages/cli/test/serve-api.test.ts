@@ -225,6 +225,7 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
       expect(m.get(`omnistage_replicas_up{stage_id="${id}"}`)).toBe(1);
       expect(m.get(`omnistage_replica_bring_up_seconds{stage_id="${id}",replica_id="0"}`)).toBeGreaterThan(0);
       expect(m.get(`omnistage_stage_duration_seconds_count{stage_id="${id}",outcome="done"}`)).toBeGreaterThan(0);
+      expect(m.get(`omnistage_stage_time_to_first_chunk_seconds_count{stage_id="${id}"}`)).toBeGreaterThan(0);
       expect(m.get(`omnistage_stage_queue_depth{stage_id="${id}"}`)).toBe(0);
     }
     expect(m.get('omnistage_http_requests_total{endpoint="/v1/chat/completions",status="200"}')).toBeGreaterThanOrEqual(

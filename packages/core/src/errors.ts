@@ -468,7 +468,8 @@ export const WARNING_CATALOGUE = {
     fix: "Read the replica's log; if it is only slow, raise runtime.heartbeat_timeout_s or runtime.readiness_failures.",
   },
   OMNI_WARN_REQUEST_RETRIED: {
-    summary: 'a replica died or left the rotation during a request, which is retried once on another replica',
+    summary:
+      'a replica died or left the rotation during a request, which is retried once: the stage on another replica, or the whole request when a stage of it streams and nothing reached the caller yet',
     fix: "Nothing to fix for the request; read the replica's log for why it died.",
   },
   OMNI_WARN_LEASE_LOST: {

@@ -95,6 +95,8 @@ function referenceEngine(): EngineDefinition {
     stageType: 'llm',
     name: 'reference',
     engineArgs: REFERENCE_LLM_ENGINE_ARGS,
+    // Causal: a streaming edge into it starts it on the first chunk (reference/serve-request.ts).
+    streamsInput: true,
     resolveWorker: (ctx): WorkerSpec => ({
       command: process.execPath,
       args: [REFERENCE_LLM_WORKER],

@@ -26,6 +26,8 @@ export function pythonPlugin(): OmnistagePlugin {
         // Every key reaches the user's Python engine, whose constructor omnistage cannot see: a
         // closed list would warn about every key the engine's author chose (`entry` and `python` are ours).
         engineArgs: 'any',
+        // The user's engine reads `request.inputs` as it streams only if it says so (engine_args.streams_input).
+        streamsInput: (stage) => stage.engine_args['streams_input'] === true,
         validateStage(stage, ctx) {
           const env = ctx.options.env ?? process.env;
           checkPythonEntry(stage, pythonEntryOf(stage, ctx.config.file, env), env);

@@ -55,6 +55,13 @@ export class ServerMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly stageFirstChunk = new Histogram({
+    name: 'omnistage_stage_time_to_first_chunk_seconds',
+    help: "Time from a stage's dispatch of a request to its first output chunk, by stage",
+    labelNames: ['stage_id'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly stageQueueDepth = new Gauge({
     name: 'omnistage_stage_queue_depth',
     help: "Requests dispatched to a stage's replicas and not finished there, by stage",
@@ -118,6 +125,9 @@ export class ServerMetrics {
       case 'request:stage_end':
         this.stageQueueDepth.dec({ stage_id: String(e.stage_id) });
         this.stageDuration.observe({ stage_id: String(e.stage_id), outcome: e.outcome }, e.duration_ms / 1000);
+        break;
+      case 'request:first_chunk':
+        this.stageFirstChunk.observe({ stage_id: String(e.stage_id) }, e.ms / 1000);
         break;
       case 'replica:restart':
         this.restarts.inc({ stage_id: String(e.stage_id) });

@@ -5,6 +5,11 @@ export type OutputPiece =
   | { type: 'text-delta'; stage_id: number; text: string }
   | { type: 'text-final'; stage_id: number; text: string; finish_reason: 'stop' | 'length' }
   | { type: 'audio'; stage_id: number; data_base64: string; mime: string }
+  /**
+   * A window of audio an audio stage emitted while still working (`{kind: 'audio_chunk'}`, raw
+   * PCM): what a streaming client can play at once. The stage's final output is the whole answer.
+   */
+  | { type: 'audio-chunk'; stage_id: number; data_base64: string; mime: string; sample_rate: number | null }
   | { type: 'image'; stage_id: number; data_base64: string; mime: string };
 
 type Data = Record<string, unknown>;
@@ -37,6 +42,10 @@ export function pieceOf(out: PipelineOutput, outputType: string | null): OutputP
   if (outputType === 'audio' || outputType === 'image') {
     const m = media(data);
     if (!m) return null;
+    if (outputType === 'audio' && out.kind === 'chunk' && data['kind'] === 'audio_chunk') {
+      const rate = data['sample_rate'];
+      return { type: 'audio-chunk', stage_id, ...m, sample_rate: typeof rate === 'number' ? rate : null };
+    }
     const mime = m.mime || (outputType === 'audio' ? 'audio/wav' : 'image/png');
     return { type: outputType, stage_id, data_base64: m.data_base64, mime };
   }

@@ -28,6 +28,7 @@ _WORKER_FIELDS: Dict[str, Callable[[Dict[str, Any]], bool]] = {
     "request_error": lambda m: isinstance(m.get("request_id"), str) and isinstance(m.get("message"), str),
     "log": lambda m: m.get("level") in ("debug", "info", "warn", "error") and isinstance(m.get("message"), str),
     "payload_ack": lambda m: isinstance(m.get("key"), str),
+    "input_ack": lambda m: isinstance(m.get("request_id"), str) and isinstance(m.get("seq"), int),
     "window_request": lambda m: isinstance(m.get("window"), int),
     "window_end": lambda m: isinstance(m.get("window"), int),
 }

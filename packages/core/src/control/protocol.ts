@@ -85,6 +85,15 @@ export interface PayloadAckMessage {
   type: 'payload_ack';
   key: string;
 }
+/**
+ * The request's handler has taken its streamed input up to `seq` (docs/protocol.md "Streamed
+ * input"): the orchestrator may send that many more `input` messages. Additive: no version bump.
+ */
+export interface InputAckMessage {
+  type: 'input_ack';
+  request_id: string;
+  seq: number;
+}
 /** Asks for the devices alone (docs/protocol.md "Init phases"); one window at a time. */
 export interface WindowRequestMessage {
   type: 'window_request';
@@ -104,6 +113,7 @@ export type WorkerMessage =
   | RequestErrorMessage
   | LogMessage
   | PayloadAckMessage
+  | InputAckMessage
   | WindowRequestMessage
   | WindowEndMessage;
 
@@ -142,8 +152,39 @@ export interface WelcomeMessage {
 export interface RequestMessage {
   type: 'request';
   request_id: string;
+  /** The whole input; with `streamed`, its first chunk (seq 0). */
   input: JsonValue;
   params: JsonObject;
+  /**
+   * The input is streamed (optional, additive; docs/protocol.md "Streamed input"): more chunks
+   * follow as `input` messages, then `input_end`. The worker acks what its handler took (`input_ack`).
+   */
+  streamed?: boolean;
+  /** Most input chunks sent and not yet acked (with `streamed`). */
+  input_window?: number;
+  /**
+   * Most `output` chunks the worker may send beyond the credits it was granted (optional,
+   * additive): it waits for `credit` before sending more. Absent: no limit.
+   */
+  output_window?: number;
+}
+/** One more chunk of a streamed input; `seq` counts on from the request's `input` (seq 0). */
+export interface InputMessage {
+  type: 'input';
+  request_id: string;
+  seq: number;
+  data: JsonValue;
+}
+/** The streamed input of a request is complete. */
+export interface InputEndMessage {
+  type: 'input_end';
+  request_id: string;
+}
+/** The worker may send `n` more `output` chunks of the request (flow control, with `output_window`). */
+export interface CreditMessage {
+  type: 'credit';
+  request_id: string;
+  n: number;
 }
 export interface AbortMessage {
   type: 'abort';
@@ -167,7 +208,15 @@ export interface WindowGrantedMessage {
 }
 /** A message the orchestrator sends a replica. */
 export type OrchestratorMessage =
-  WelcomeMessage | RequestMessage | AbortMessage | ShutdownMessage | ErrorMessage | WindowGrantedMessage;
+  | WelcomeMessage
+  | RequestMessage
+  | InputMessage
+  | InputEndMessage
+  | CreditMessage
+  | AbortMessage
+  | ShutdownMessage
+  | ErrorMessage
+  | WindowGrantedMessage;
 
 /** Any message on a control connection. */
 export type ControlMessage = WorkerMessage | OrchestratorMessage;
@@ -203,6 +252,8 @@ const str = (m: Record<string, unknown>, k: string): string | null =>
 const int = (m: Record<string, unknown>, k: string): string | null => (isInt(m[k]) ? null : `${k} must be an integer`);
 const obj = (m: Record<string, unknown>, k: string, optional = false): string | null =>
   (optional && m[k] === undefined) || isObj(m[k]) ? null : `${k} must be an object`;
+const positive = (m: Record<string, unknown>, k: string): string | null =>
+  m[k] === undefined || (isInt(m[k]) && (m[k] as number) > 0) ? null : `${k} must be a positive integer`;
 const first = (...checks: (string | null)[]): string | null => checks.find((c) => c !== null) ?? null;
 
 const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
@@ -231,6 +282,7 @@ const WORKER_CHECKS: Record<WorkerMessage['type'], Checker> = {
       str(m, 'message'),
     ),
   payload_ack: (m) => str(m, 'key'),
+  input_ack: (m) => first(str(m, 'request_id'), int(m, 'seq')),
   window_request: (m) => int(m, 'window'),
   window_end: (m) => int(m, 'window'),
 };
@@ -249,7 +301,18 @@ const ORCHESTRATOR_CHECKS: Record<OrchestratorMessage['type'], Checker> = {
         ? 'connectors must map names to module URLs'
         : null,
     ),
-  request: (m) => first(str(m, 'request_id'), 'input' in m ? null : 'input is required', obj(m, 'params')),
+  request: (m) =>
+    first(
+      str(m, 'request_id'),
+      'input' in m ? null : 'input is required',
+      obj(m, 'params'),
+      m['streamed'] === undefined || typeof m['streamed'] === 'boolean' ? null : 'streamed must be a boolean',
+      positive(m, 'input_window'),
+      positive(m, 'output_window'),
+    ),
+  input: (m) => first(str(m, 'request_id'), int(m, 'seq'), 'data' in m ? null : 'data is required'),
+  input_end: (m) => str(m, 'request_id'),
+  credit: (m) => first(str(m, 'request_id'), int(m, 'n'), positive(m, 'n')),
   abort: (m) => str(m, 'request_id'),
   shutdown: (m) => (m['reason'] === undefined ? null : str(m, 'reason')),
   error: (m) => first(str(m, 'code'), str(m, 'message')),

@@ -77,7 +77,10 @@ export type OmniEventPayload =
       capacity: number;
       stages: { stage_id: number; replicas: number; per_replica: number }[];
     }
-  | ({ type: 'request:dispatched'; request_id: string } & ReplicaRef)
+  /** A stage's part of a request went to a replica; `streams_from`: its input streams from that stage (a streaming edge). */
+  | ({ type: 'request:dispatched'; request_id: string; streams_from?: number } & ReplicaRef)
+  /** A stage emitted the first output chunk of a request, `ms` after it was dispatched. */
+  | ({ type: 'request:first_chunk'; request_id: string; ms: number } & ReplicaRef)
   /**
    * A stage's part of a request ended on one replica: `done`, `failed`, or `aborted` (the request was
    * cancelled while the replica worked on it, and the replica was sent `abort`).

@@ -20,8 +20,20 @@ export interface ReplicaProcessHandle {
 /** A request sent to a replica. `input` is the stage's input (text, tokens, a tensor reference...). */
 export interface ReplicaRequest {
   request_id: string;
+  /** The whole input; with `inputStream`, its first chunk. */
   input: unknown;
   params: Record<string, unknown>;
+  /**
+   * The rest of a streamed input, in order (a streaming edge: docs/protocol.md "Streamed input"):
+   * sent as it comes, at most the stream window ahead of what the replica took. Only for replicas
+   * whose engine takes streamed input (`EngineDefinition.streamsInput`).
+   */
+  inputStream?: AsyncIterable<unknown>;
+  /**
+   * Most output chunks the replica may send before the caller reads them (flow control: a slow
+   * reader holds the replica back). Absent: no limit.
+   */
+  outputWindow?: number;
 }
 
 /** One chunk of a replica's output stream. */

@@ -128,8 +128,13 @@ const CARRIED_BY: Record<TransferPlan['carried_by'], (t: TransferPlan) => string
 function transferTable(plan: InitPlan): string[] {
   if (plan.transfers.length === 0) return [];
   const rows = [
-    ['transfer', 'connector', 'carried by'],
-    ...plan.transfers.map((t) => [`${t.from} -> ${t.to}`, t.connector ?? '-', CARRIED_BY[t.carried_by](t)]),
+    ['transfer', 'connector', 'streams', 'carried by'],
+    ...plan.transfers.map((t) => [
+      `${t.from} -> ${t.to}`,
+      t.connector ?? '-',
+      t.streaming ? `chunks (${t.streaming.processor})` : 'no',
+      CARRIED_BY[t.carried_by](t),
+    ]),
   ];
   return ['', ...fixedWidth(rows)];
 }

@@ -23,6 +23,9 @@ export interface RoutedPipeline {
 import { RouterPayloads } from '../connectors/router-payloads.js';
 import { pluginFailure } from '../hooks/plugin-errors.js';
 import { describeExit, pipelineStopping, replicaLabel } from '../error-messages.js';
+import { ChunkChannel } from './chunk-channel.js';
+import type { ChunkProcessor } from './chunk-processor.js';
+import { STREAM_WINDOW } from '../control/stream-window.js';
 
 /** How a stage's requests are spread over its replicas. */
 export type BalancePolicy = 'round-robin' | 'least-inflight';
@@ -243,6 +246,8 @@ export class PipelineRouter {
     const requestId = options.requestId ?? randomUUID();
     const toRun = stagesToRun(this.#pipeline.plan.stages, options.finalStages);
     const abort = new AbortController();
+    // Before any timer or listener: a chunk processor refusing the request's params throws here.
+    const edges = new RequestEdges(requestId, toRun, options.params ?? {}, abort.signal);
     // A consumer that stops reading (break, return) cancels the request like an abort would.
     const queue = new AsyncQueue<PipelineOutput>(() =>
       abort.abort(new OmniError('OMNI_CANCELLED', `request ${requestId}: the consumer stopped reading its outputs`)),
@@ -252,43 +257,12 @@ export class PipelineRouter {
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const stages = this.#pipeline.plan.stages;
-    const results = new Map<number, Promise<StageResult>>();
-    const byId = new Map(stages.map((s) => [s.stage_id, s] as const));
-    const runStage = (stage: StagePlan): Promise<StageResult> => {
-      let p = results.get(stage.stage_id);
-      if (!p) {
-        p = (async () => {
-          const cfg = stage.replicas[0]!.stage;
-          const sources = await Promise.all(
-            cfg.engine_input_source.map((id) => {
-              const src = byId.get(id);
-              if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
-              return runStage(src);
-            }),
-          );
-          const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
-          const stageInput = sources.length === 0 ? input : await processInput(stage, sources, ctx);
-          return this.#dispatch(
-            stage,
-            stageInput,
-            options.params?.[stage.stage_id] ?? {},
-            requestId,
-            abort.signal,
-            cfg.final_output ? queue : null,
-          );
-        })();
-        results.set(stage.stage_id, p);
-      }
-      return p;
-    };
-
     let admitted = false;
     void this.#entry
       .acquire(abort.signal)
       .then(() => {
         admitted = true;
-        return Promise.all(toRun.map(runStage));
+        return this.#runWithRetry({ input, options, requestId, toRun, queue, abort: abort.signal }, edges);
       })
       .then(
         () => queue.end(),
@@ -304,6 +278,127 @@ export class PipelineRouter {
         this.#payloads.endRequest(requestId);
       });
     return queue;
+  }
+
+  /**
+   * Runs a request's stages; when a replica died and nothing reached the caller yet, runs them all
+   * once more (a stage of a streaming edge cannot be retried alone: its chunks are gone). Once an
+   * output reached the caller, a death fails the request: nothing is sent twice.
+   */
+  async #runWithRetry(req: RequestRun, firstEdges: RequestEdges): Promise<void> {
+    let delivered = false;
+    const out: OutputSink = {
+      push: (item) => {
+        delivered = true;
+        req.queue.push(item);
+      },
+    };
+    const excluded = new Map<number, StartedReplica>();
+    for (let attempt = 0; ; attempt++) {
+      const tries = new AbortController();
+      const stop = (): void => tries.abort(req.abort.reason);
+      req.abort.addEventListener('abort', stop, { once: true });
+      if (req.abort.aborted) stop();
+      const edges =
+        attempt === 0 ? firstEdges : new RequestEdges(req.requestId, req.toRun, req.options.params ?? {}, tries.signal);
+      const running = this.#runStages(req, { out, edges, signal: tries.signal, excluded, attempt });
+      try {
+        await Promise.all(running);
+        return;
+      } catch (err) {
+        const dead = isOmniError(err) ? replicaDeaths.get(err) : undefined;
+        tries.abort(err);
+        // Before waiting: a consumer may wait for the first chunk of a producer that is gone.
+        edges.close(err);
+        await Promise.allSettled(running);
+        if (dead === undefined || delivered || attempt > 0 || !this.#options.retryOnReplicaDeath || req.abort.aborted)
+          throw err;
+        excluded.set(dead.plan.stage_id, dead);
+        this.#services.logger.warn(
+          {
+            code: 'OMNI_WARN_REQUEST_RETRIED',
+            stage: dead.plan.stage_id,
+            replica: dead.plan.replica_id,
+            request: req.requestId,
+          },
+          `${replicaLabel(dead.plan, dead.process.pid)} died during request ${req.requestId} before any output reached the caller; running the request once more`,
+        );
+      } finally {
+        edges.close(tries.signal.reason);
+        req.abort.removeEventListener('abort', stop);
+      }
+    }
+  }
+
+  /** Starts every stage of one try of a request; a stage starts when its sources allow (DAG order). */
+  #runStages(req: RequestRun, run: StageRun): Promise<StageResult>[] {
+    const { input, options, requestId } = req;
+    const byId = new Map(this.#pipeline.plan.stages.map((s) => [s.stage_id, s] as const));
+    const results = new Map<number, Promise<StageResult>>();
+    const runStage = (stage: StagePlan): Promise<StageResult> => {
+      let p = results.get(stage.stage_id);
+      if (!p) {
+        p = (async () => {
+          const cfg = stage.replicas[0]!.stage;
+          const sourceOf = (id: number): Promise<StageResult> => {
+            const src = byId.get(id);
+            if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
+            return runStage(src);
+          };
+          const streamed = stage.streamed_input;
+          // A streaming source runs beside this stage: its chunks, not its end, start it.
+          if (streamed) void sourceOf(streamed.from).catch(() => undefined);
+          const sources = await Promise.all(
+            cfg.engine_input_source.filter((id) => id !== streamed?.from).map(sourceOf),
+          );
+          const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
+          const request = await this.#stageRequest(
+            stage,
+            sources,
+            ctx,
+            run.edges,
+            () => sourceOf(streamed!.from),
+            input,
+          );
+          return this.#dispatch(stage, request, options.params?.[stage.stage_id] ?? {}, requestId, run, {
+            out: cfg.final_output ? run.out : null,
+            sink: run.edges.sinkOf(stage.stage_id),
+          });
+        })();
+        results.set(stage.stage_id, p);
+      }
+      return p;
+    };
+    return req.toRun.map(runStage);
+  }
+
+  /**
+   * What a stage is sent: its processed input, or for a stage with a streaming source the first
+   * chunk and the rest as they come. With other sources too, their processed input goes first and
+   * the chunks follow. A streaming source that ended without a chunk gives its whole output, as
+   * without streaming.
+   */
+  async #stageRequest(
+    stage: StagePlan,
+    sources: StageResult[],
+    ctx: InputProcessorContext,
+    edges: RequestEdges,
+    streamingSource: () => Promise<StageResult>,
+    userInput: unknown,
+  ): Promise<StageRequest> {
+    const streamed = stage.streamed_input;
+    const channel = streamed ? edges.channelInto(stage.stage_id) : undefined;
+    if (streamed === undefined || channel === undefined) {
+      return { input: sources.length === 0 ? userInput : await processInput(stage, sources, ctx) };
+    }
+    if (!(await channel.hasFirst())) {
+      const all = [...sources, await streamingSource()].sort(
+        (a, b) => ctx.stage.engine_input_source.indexOf(a.stage_id) - ctx.stage.engine_input_source.indexOf(b.stage_id),
+      );
+      return { input: await processInput(stage, all, ctx) };
+    }
+    if (sources.length > 0) return { input: await processInput(stage, sources, ctx), inputStream: channel };
+    return { input: channel.takeFirst(), inputStream: channel };
   }
 
   /** Collects a request's final outputs (convenience for callers that do not stream). */
@@ -401,13 +496,19 @@ export class PipelineRouter {
 
   async #dispatch(
     stage: StagePlan,
-    input: unknown,
+    request: StageRequest,
     params: Record<string, unknown>,
     requestId: string,
-    signal: AbortSignal,
-    out: AsyncQueue<PipelineOutput> | null,
+    run: StageRun,
+    to: { out: OutputSink | null; sink: StreamSink | null },
   ): Promise<StageResult> {
-    let exclude: StartedReplica | null = null;
+    const { input, inputStream } = request;
+    const { out, sink } = to;
+    const { signal, attempt: requestAttempt } = run;
+    // A streamed stage cannot be sent again (its chunks were consumed, or went on downstream), nor
+    // one whose outputs reached the caller (they would be sent twice).
+    let retryable = inputStream === undefined && sink === null;
+    let exclude: StartedReplica | null = run.excluded.get(stage.stage_id) ?? null;
     for (let attempt = 0; ; attempt++) {
       const replica: StartedReplica = await this.#pickReplica(stage, exclude, signal).catch((err: unknown) => {
         throw waitedOn(toOmniError(err), requestId, `a free replica of stage ${stage.stage_id}`, {
@@ -416,29 +517,59 @@ export class PipelineRouter {
       });
       const { stage_id, replica_id } = replica.plan;
       // #pickReplica already counted it in-flight; the finally below uncounts it.
-      this.#services.events.emit({ type: 'request:dispatched', request_id: requestId, stage_id, replica_id });
+      this.#services.events.emit({
+        type: 'request:dispatched',
+        request_id: requestId,
+        stage_id,
+        replica_id,
+        ...(inputStream === undefined ? {} : { streams_from: stage.streamed_input!.from }),
+      });
       const startedAt = performance.now();
       let outcome: 'done' | 'aborted' | 'failed' = 'failed';
+      let seen = 0;
       let last: unknown = null;
       const served = servedWhileInRotation(replica, signal);
       try {
         // Aborted in the tick since the pick: the connection would not see an abort that already fired.
         if (signal.aborted) throw toOmniError(signal.reason, 'OMNI_CANCELLED');
         for await (const chunk of replica.connection!.request(
-          { request_id: `${requestId}:${stage_id}`, input, params },
+          {
+            // A later try gets its own id: a late output of an aborted try must not join it.
+            request_id:
+              attempt + requestAttempt === 0
+                ? `${requestId}:${stage_id}`
+                : `${requestId}:${stage_id}:${attempt + requestAttempt}`,
+            input,
+            params,
+            ...(inputStream === undefined ? {} : { inputStream }),
+            ...(sink === null ? {} : { outputWindow: STREAM_WINDOW }),
+          },
           served.signal,
         )) {
+          if (seen++ === 0) {
+            const ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+            this.#services.events.emit({
+              type: 'request:first_chunk',
+              request_id: requestId,
+              stage_id,
+              replica_id,
+              ms,
+            });
+          }
           last = chunk.data;
           // shm payloads: held by downstream stages (and the user); the user's copy gets the bytes inline.
           const data = await this.#payloads.onOutput(stage_id, chunk.data, chunk.done, out !== null, requestId, signal);
+          if (out !== null) retryable = false;
           out?.push({
             kind: chunk.done ? 'final' : 'chunk',
             request_id: requestId,
             stage_id,
             replica_id,
-            attempt,
+            attempt: attempt + requestAttempt,
             data,
           });
+          // Waits while a streaming consumer lags: this replica's output window then fills too.
+          if (sink !== null) await sink(chunk.data, chunk.done);
         }
         outcome = 'done';
         return { stage_id, replica_id, data: last };
@@ -462,7 +593,7 @@ export class PipelineRouter {
             e.code === 'OMNI_WORKER_UNRESPONSIVE'
               ? 'was taken out of rotation (unresponsive)'
               : `died (${await describeExitOf(replica)})`;
-          if (attempt === 0 && this.#options.retryOnReplicaDeath) {
+          if (attempt === 0 && this.#options.retryOnReplicaDeath && retryable) {
             const others = this.#pipeline.liveReplicas(stage_id).some((r) => r !== replica);
             this.#services.logger.warn(
               {
@@ -480,7 +611,7 @@ export class PipelineRouter {
             exclude = replica;
             continue;
           }
-          throw new OmniError(
+          const failed = new OmniError(
             'OMNI_REQUEST_FAILED',
             `request ${requestId} failed: ${replicaLabel(replica.plan, replica.process.pid)} ${fate} during it`,
             {
@@ -489,6 +620,8 @@ export class PipelineRouter {
               hint: 'see the replica log; runtime.restart: {policy: on-failure} or more replicas keep a stage serving',
             },
           );
+          replicaDeaths.set(failed, replica);
+          throw failed;
         }
         throw e;
       } finally {
@@ -508,3 +641,98 @@ export class PipelineRouter {
     }
   }
 }
+
+/** What one stage of a request is sent: its input, and the rest of it when it streams. */
+interface StageRequest {
+  input: unknown;
+  inputStream?: AsyncIterable<unknown>;
+}
+
+/** Where a producer's outputs go on its streaming edges (waits while a consumer lags). */
+type StreamSink = (data: unknown, done: boolean) => Promise<void>;
+
+/**
+ * The streaming edges of one request: a bounded channel and a chunk processor per edge whose
+ * consumer runs, created as the request starts; closed (failed) when the request ends, so no
+ * producer waits on a consumer that is gone.
+ */
+class RequestEdges {
+  readonly #channels = new Map<number, ChunkChannel<unknown>>();
+  readonly #sinks = new Map<number, { channel: ChunkChannel<unknown>; processor: ChunkProcessor }[]>();
+
+  constructor(
+    requestId: string,
+    toRun: readonly StagePlan[],
+    params: Record<number, Record<string, unknown>>,
+    signal: AbortSignal,
+  ) {
+    const byId = new Map(toRun.map((s) => [s.stage_id, s] as const));
+    for (const consumer of toRun) {
+      const streamed = consumer.streamed_input;
+      const from = streamed === undefined ? undefined : byId.get(streamed.from);
+      if (streamed === undefined || from === undefined) continue;
+      const channel = new ChunkChannel<unknown>();
+      const processor = streamed.processor.create({
+        request_id: requestId,
+        from: from.replicas[0]!.stage,
+        to: consumer.replicas[0]!.stage,
+        options: streamed.options,
+        params: params[consumer.stage_id] ?? {},
+      });
+      this.#channels.set(consumer.stage_id, channel);
+      const list = this.#sinks.get(streamed.from) ?? [];
+      list.push({ channel, processor });
+      this.#sinks.set(streamed.from, list);
+    }
+    signal.addEventListener('abort', () => this.close(signal.reason), { once: true });
+  }
+
+  channelInto(stageId: number): ChunkChannel<unknown> | undefined {
+    return this.#channels.get(stageId);
+  }
+
+  /** How a producer's outputs reach its streaming consumers, or null when it has none. */
+  sinkOf(stageId: number): StreamSink | null {
+    const sinks = this.#sinks.get(stageId);
+    if (sinks === undefined) return null;
+    return async (data, done) => {
+      for (const { channel, processor } of sinks) {
+        for (const chunk of done ? processor.end(data) : processor.chunk(data)) await channel.push(chunk);
+        if (done) channel.end();
+      }
+    };
+  }
+
+  close(reason: unknown): void {
+    for (const channel of this.#channels.values()) channel.fail(reason);
+  }
+}
+
+/** Where a request's outputs go (the caller's queue, counting what reached it). */
+interface OutputSink {
+  push(item: PipelineOutput): void;
+}
+
+/** One request, as the router runs it. */
+interface RequestRun {
+  input: unknown;
+  options: GenerateOptions;
+  requestId: string;
+  toRun: readonly StagePlan[];
+  queue: AsyncQueue<PipelineOutput>;
+  /** Aborted when the request is cancelled, times out or fails. */
+  abort: AbortSignal;
+}
+
+/** One try of a request: its outputs, streaming edges, signal, and the replicas that died in an earlier try. */
+interface StageRun {
+  out: OutputSink;
+  edges: RequestEdges;
+  signal: AbortSignal;
+  excluded: ReadonlyMap<number, StartedReplica>;
+  /** 0, or 1 when the whole request runs again (added to each output's `attempt`). */
+  attempt: number;
+}
+
+/** The replica whose death failed a stage (the request may run once more without it). */
+const replicaDeaths = new WeakMap<OmniError, StartedReplica>();

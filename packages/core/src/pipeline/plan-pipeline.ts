@@ -13,6 +13,7 @@ import { loadInputProcessor } from '../orchestrate/input-processor.js';
 import { newRunId } from '../orchestrate/run-id.js';
 import type { InitPlan, ReplicaPlan, StagePlan } from '../planning/types.js';
 import { applyEdgeFlows } from './edge-flows.js';
+import { applyStreamingEdges } from './streaming-edges.js';
 import { planReplica, type ReplicaPlanner } from './plan-replica.js';
 import { resolveEngine, resolveStageTypes } from './plan-stages.js';
 
@@ -146,6 +147,7 @@ export async function planPipeline(
   const groups = arrange(all, config, options, visible, warnings);
   const transfers = stageTransfers(stagePlans, new Set(omni.definitions.connectorNames()));
   applyEdgeFlows(stagePlans, transfers, omni.definitions, ctx);
+  applyStreamingEdges(stagePlans, transfers, config, omni.definitions);
   const locate = (stageId: number) =>
     config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors');
   warnings.push(...unimplementedConnectorWarnings(transfers, stagePlans, locate));

@@ -1,4 +1,5 @@
 import type { Diagnostic } from '../diagnostics.js';
+import type { ChunkProcessorDefinition } from '../orchestrate/chunk-processor.js';
 import type { EngineArgs, LivenessConfig, PipelineConfig, StageConfig, StageRuntimeConfig } from '../config/types.js';
 
 /** Platforms omnistage can plan for. `cpu` offers virtual devices so any topology runs anywhere. */
@@ -91,6 +92,18 @@ export interface StagePlan {
    * Not part of `plan --json`.
    */
   input_processor?: InputProcessor | null;
+  /**
+   * The stage's streaming in-edge (see {@link TransferPlan.streaming}) with its chunk processor,
+   * resolved at plan time. Not part of `plan --json` (its transfer says it).
+   */
+  streamed_input?: StreamedInput;
+}
+
+/** Where a stage's streamed input comes from and how the chunks are made. */
+export interface StreamedInput {
+  from: number;
+  processor: ChunkProcessorDefinition;
+  options: Record<string, unknown>;
 }
 
 /** The final output of one upstream stage for one request. */
@@ -148,6 +161,19 @@ export interface TransferPlan {
    * is then fetched from the producer's host over TCP (the data plane).
    */
   across_hosts?: true;
+  /**
+   * Set when the edge streams (`async_chunk: true` and the producer's async-chunk next-stage
+   * processor): the consumer starts on the producer's first chunk and reads the rest as they come.
+   */
+  streaming?: StreamingEdge;
+}
+
+/** How a streaming edge turns its producer's outputs into its consumer's input chunks. */
+export interface StreamingEdge {
+  /** The chunk processor (its name: core's `thinker2talker_async_chunk`, ... or a plugin's). */
+  processor: string;
+  /** The edge connector's `extra` the processor reads (`codec_chunk_frames`, ...). */
+  options: Record<string, unknown>;
 }
 
 /** The deterministic result of planning: what `omnistage plan --json` prints. */

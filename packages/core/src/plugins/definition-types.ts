@@ -55,6 +55,13 @@ export interface EngineDefinition {
    */
   edgeFlow?(producer: ReplicaPlan, consumer: ReplicaPlan, ctx: PlanContext): EdgeFlow | undefined;
   /**
+   * The engine's workers read a request's input as it streams (`request.inputs`, docs/protocol.md
+   * "Streamed input"): a streaming edge (`async_chunk`) into a stage on this engine starts it on the
+   * first chunk. Unset: the stage receives its whole input when its sources finished, as without
+   * `async_chunk`. A function decides per stage (an engine that runs user code: the code says).
+   */
+  readonly streamsInput?: boolean | ((stage: StageConfig) => boolean);
+  /**
    * The engine args this engine takes, checked by key when a stage is planned on it (see
    * {@link EngineArgsDeclaration}). Unset: like `'any'` — nothing is checked by key.
    */

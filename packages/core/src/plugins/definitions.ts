@@ -7,6 +7,8 @@ import { INLINE_CONNECTOR, SHM_CONNECTOR } from '../connectors/connector-config.
 import { connectorModuleUrl, type PayloadConnectorDefinition } from '../connectors/payload-connector.js';
 import { isConnectorClassName } from '../connectors/payload-ref.js';
 import { PipelineRegistry, type PipelineDefinition } from '../config/pipelines.js';
+import type { ChunkProcessorDefinition } from '../orchestrate/chunk-processor.js';
+import { BUILTIN_CHUNK_PROCESSORS } from '../orchestrate/builtin-chunk-processors.js';
 
 /** The stage's id for a message, from a callback's stage argument. */
 const stageSite = (stage: { stage_id?: number } | undefined): { stage_id?: number } =>
@@ -79,6 +81,9 @@ export class Definitions {
   readonly #owners = new Map<EngineDefinition, string>();
   readonly #sharedEngineArgsSchemas: object[] = [];
   readonly #connectors = new Map<string, PayloadConnectorDefinition>();
+  readonly #chunkProcessors = new Map<string, ChunkProcessorDefinition>(
+    BUILTIN_CHUNK_PROCESSORS.map((p) => [p.name, p]),
+  );
   /** Pipelines (`definePipeline`); the loader selects deploy-file topology from them. */
   readonly pipelines = new PipelineRegistry();
 
@@ -207,6 +212,47 @@ export class Definitions {
 
   connectorNames(): string[] {
     return [...this.#connectors.keys()].sort();
+  }
+
+  /** Registers a chunk processor of streaming edges for `owner`; a name defined twice (or a built-in's) is an error. */
+  defineChunkProcessor(definition: ChunkProcessorDefinition, owner: string): void {
+    const name = definition?.name;
+    if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || typeof definition.create !== 'function') {
+      throw new OmniError(
+        'OMNI_PLUGIN_INVALID',
+        `chunk processor "${String(name)}" cannot be defined: it needs a name (letters, digits, _) and a create function`,
+        {
+          hint: 'defineChunkProcessor({ name: "my_async_chunk", create: (ctx) => ({ chunk, end }) })',
+          context: { plugin: owner },
+        },
+      );
+    }
+    if (this.#chunkProcessors.has(name)) {
+      throw new OmniError('OMNI_PLUGIN_INVALID', `chunk processor "${name}" is defined twice`, {
+        hint: 'a plugin defines a chunk processor that exists already (core or another plugin); give it another name',
+        context: { plugin: owner },
+      });
+    }
+    const create = definition.create.bind(definition);
+    this.#chunkProcessors.set(name, {
+      name,
+      create: (ctx) => {
+        // Its failures name the plugin, the stage and the request (exit 1, the request fails).
+        const site = {
+          plugin: owner,
+          callback: `chunk processor "${name}"`,
+          when: 'run' as const,
+          context: { stage_id: ctx.to.stage_id, request_id: ctx.request_id },
+        };
+        const p = attributed(create, site)(ctx);
+        return { chunk: attributed(p.chunk.bind(p), site), end: attributed(p.end.bind(p), site) };
+      },
+    });
+  }
+
+  /** The chunk processor of that name (core's or a plugin's). */
+  chunkProcessor(name: string): ChunkProcessorDefinition | undefined {
+    return this.#chunkProcessors.get(name);
   }
 
   /** Registers a pipeline (a model's topology); a name registered twice is an error. */

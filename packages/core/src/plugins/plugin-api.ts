@@ -7,6 +7,7 @@ import type { EngineDefinition, StageTypeDefinition } from './definition-types.j
 import type { PayloadConnectorDefinition } from '../connectors/payload-connector.js';
 import type { Definitions } from './definitions.js';
 import type { PipelineDefinition } from '../config/pipelines.js';
+import type { ChunkProcessorDefinition } from '../orchestrate/chunk-processor.js';
 
 /** How a plugin observes a run: typed listeners that can never break it (a throw is logged, naming the plugin). */
 export interface PluginEvents {
@@ -28,6 +29,12 @@ export interface PluginApi {
   defineEngine(definition: EngineDefinition): void;
   /** Registers a payload connector class for engines that speak omnistage's protocol. */
   defineConnector(definition: PayloadConnectorDefinition): void;
+  /**
+   * Registers a chunk processor for streaming edges (docs/plugins.md "Chunk processors"): a stage
+   * whose `custom_process_next_stage_input_func` ends with its name streams to the next stage when
+   * the pipeline sets `async_chunk: true`.
+   */
+  defineChunkProcessor(definition: ChunkProcessorDefinition): void;
   /** A JSON Schema for keys valid in the `engine_args` of every stage type (`omnistage schema` merges it). */
   defineSharedEngineArgsSchema(schema: object): void;
   /** Registers a pipeline (a model's topology) that deploy files select by `pipeline:`, `--pipeline` or their model. */
@@ -77,6 +84,7 @@ export function createPluginApi(name: string, deps: PluginApiDeps): PluginApi {
     defineStageType: (d: StageTypeDefinition) => deps.definitions.defineStageType(d, name),
     defineEngine: (d: EngineDefinition) => deps.definitions.defineEngine(d, name),
     defineConnector: (d: PayloadConnectorDefinition) => deps.definitions.defineConnector(d),
+    defineChunkProcessor: (d: ChunkProcessorDefinition) => deps.definitions.defineChunkProcessor(d, name),
     defineSharedEngineArgsSchema: (schema: object) => deps.definitions.defineSharedEngineArgsSchema(schema),
     definePipeline: (d: PipelineDefinition) => deps.definitions.definePipeline(d),
     hooks: deps.hooks,

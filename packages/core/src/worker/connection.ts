@@ -22,6 +22,8 @@ import type { PayloadMeta, PayloadRef } from '../connectors/payload-ref.js';
 import { dialOrchestrator, type SocketLines } from './handshake.js';
 import { WorkerPayloads } from './payloads.js';
 import { planeOf } from '../connectors/payload-fetch.js';
+import { InputChunks } from './input-chunks.js';
+import { OutputWindow } from './output-window.js';
 import type {
   ConnectOptions,
   RequestHandler,
@@ -64,9 +66,9 @@ class Connection implements WorkerConnection {
   readonly closed: Promise<void>;
   readonly #socket: Socket;
   readonly #options: ConnectOptions;
-  readonly #inflight = new Map<string, AbortController>();
+  readonly #inflight = new Map<string, InflightRequest>();
   readonly #shutdownHandlers: ShutdownHandler[] = [];
-  readonly #queued: WorkerRequest[] = [];
+  readonly #queued: Served[] = [];
   #handler: RequestHandler | null = null;
   #readySent = false;
   #terminating: Promise<void> | undefined;
@@ -122,7 +124,7 @@ class Connection implements WorkerConnection {
 
   onRequest(handler: RequestHandler): void {
     this.#handler = handler;
-    for (const request of this.#queued.splice(0)) this.#dispatch(request);
+    for (const served of this.#queued.splice(0)) this.#dispatch(served);
   }
 
   onShutdown(fn: ShutdownHandler): void {
@@ -192,11 +194,34 @@ class Connection implements WorkerConnection {
     }
     switch (message.type) {
       case 'request': {
-        const request: WorkerRequest = { request_id: message.request_id, input: message.input, params: message.params };
-        if (this.#handler === null) this.#queued.push(request);
-        else this.#dispatch(request);
+        const id = message.request_id;
+        const streamed = message.streamed === true;
+        const inputs = new InputChunks(
+          message.input,
+          streamed ? (seq) => this.#send({ type: 'input_ack', request_id: id, seq }) : null,
+          message.input_window ?? 1,
+        );
+        const request: WorkerRequest = {
+          request_id: id,
+          input: message.input,
+          params: message.params,
+          streamed,
+          inputs,
+        };
+        const served = { request, inputs, window: new OutputWindow((m) => this.#send(m), message.output_window) };
+        if (this.#handler === null) this.#queued.push(served);
+        else this.#dispatch(served);
         break;
       }
+      case 'input':
+        this.#inflight.get(message.request_id)?.inputs.push(message.data);
+        break;
+      case 'input_end':
+        this.#inflight.get(message.request_id)?.inputs.end();
+        break;
+      case 'credit':
+        this.#inflight.get(message.request_id)?.window.grant(message.n);
+        break;
       case 'abort':
         this.#inflight.get(message.request_id)?.abort(new Error('aborted by the orchestrator'));
         this.#inflight.delete(message.request_id);
@@ -219,35 +244,47 @@ class Connection implements WorkerConnection {
     }
   }
 
-  #dispatch(request: WorkerRequest): void {
+  #dispatch(served: Served): void {
+    const { request, window } = served;
     const id = request.request_id;
     if (this.#inflight.has(id)) {
       this.#send({ type: 'request_error', request_id: id, message: `request ${id} is already in flight` });
       return;
     }
     const controller = new AbortController();
-    this.#inflight.set(id, controller);
+    const inflight = new InflightRequest(served, controller);
+    this.#inflight.set(id, inflight);
     let seq = 0;
     let finished = false;
     // Once aborted the orchestrator has forgotten the request: send nothing more for it.
     const open = (): boolean => !finished && !controller.signal.aborted;
+    const forget = (): void => {
+      if (this.#inflight.get(id) === inflight) this.#inflight.delete(id);
+    };
     const finish = (): void => {
       finished = true;
-      if (this.#inflight.get(id) === controller) this.#inflight.delete(id);
+      forget();
     };
     const stream: RequestStream = {
       signal: controller.signal,
-      write: (data) => open() && this.#send({ type: 'output', request_id: id, seq: seq++, data, done: false }),
+      write: (data) => {
+        if (!open()) return false;
+        window.chunk({ type: 'output', request_id: id, seq: seq++, data, done: false });
+        return true;
+      },
       end: (data = null) => {
         if (!open()) return;
-        this.#send({ type: 'output', request_id: id, seq: seq++, data, done: true });
-        finish();
+        finished = true;
+        // Outputs still held for credit go first; the request is known until its end went out.
+        window.last({ type: 'output', request_id: id, seq: seq++, data, done: true }, forget);
       },
       error: (message) => {
         if (!open()) return;
+        window.close();
         this.#send({ type: 'request_error', request_id: id, message });
         finish();
       },
+      drained: () => (open() ? window.drained() : Promise.resolve()),
     };
     const handler = this.#handler;
     if (handler === null) return;
@@ -272,7 +309,7 @@ class Connection implements WorkerConnection {
         clearInterval(this.#heartbeat);
         this.#stopStdin?.();
         this.#window?.refused(workerError(`no init window: ${reason}`));
-        for (const controller of this.#inflight.values()) controller.abort(new Error(reason));
+        for (const inflight of this.#inflight.values()) inflight.abort(new Error(reason));
         this.#inflight.clear();
         const handlers = Promise.allSettled([
           ...this.#shutdownHandlers.map(async (fn) => fn(reason)),
@@ -287,6 +324,32 @@ class Connection implements WorkerConnection {
       }
     })();
     return this.#terminating;
+  }
+}
+
+/** A request as it arrived: what its handler sees, its input chunks and its output window. */
+interface Served {
+  request: WorkerRequest;
+  inputs: InputChunks;
+  window: OutputWindow;
+}
+
+/** A request being served: its input, its output window and its abort. */
+class InflightRequest {
+  readonly inputs: InputChunks;
+  readonly window: OutputWindow;
+  readonly #controller: AbortController;
+
+  constructor(served: Served, controller: AbortController) {
+    this.inputs = served.inputs;
+    this.window = served.window;
+    this.#controller = controller;
+  }
+
+  abort(reason: Error): void {
+    this.#controller.abort(reason);
+    this.inputs.fail(reason);
+    this.window.close();
   }
 }
 

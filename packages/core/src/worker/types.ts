@@ -11,7 +11,18 @@ import type { PayloadMeta, PayloadRef } from '../connectors/payload-ref.js';
 export type WorkerWelcome = Omit<WelcomeMessage, 'type' | 'v'>;
 
 /** One request routed to this replica. */
-export type WorkerRequest = Omit<RequestMessage, 'type'>;
+export interface WorkerRequest extends Pick<RequestMessage, 'request_id' | 'params'> {
+  /** The whole input; for a streamed input, its first chunk. */
+  readonly input: RequestMessage['input'];
+  /** True when the input arrives in chunks (a streaming edge, docs/protocol.md "Streamed input"). */
+  readonly streamed: boolean;
+  /**
+   * The input chunk by chunk, in order, ending with the input: the one `input` of an ordinary
+   * request, or every chunk of a streamed one as it arrives. Iterate it once; taking a chunk tells
+   * the orchestrator there is room for more (flow control). Throws when the request is aborted.
+   */
+  readonly inputs: AsyncIterable<JsonValue>;
+}
 
 /** Where a request handler sends its results. After `end`, `error` or an abort, writes are dropped. */
 export interface RequestStream {
@@ -23,6 +34,12 @@ export interface RequestStream {
   error(message: string): void;
   /** Aborted when the orchestrator sends `abort` for this request, or the worker shuts down. */
   readonly signal: AbortSignal;
+  /**
+   * Resolves when the orchestrator has room for more of this request's output (flow control: a
+   * slow consumer downstream holds its producer back). Writes never block; a handler that awaits
+   * this between writes keeps no more than the request's window in flight.
+   */
+  drained(): Promise<void>;
 }
 
 /** Handles one request: writes its results to `stream` (a throw or rejection fails the request). */

@@ -180,11 +180,11 @@ describe('payload connector classes from plugins', () => {
       { from: 0, to: 1, connector: 'SharedMemoryConnector', carried_by: 'shm', threshold_bytes: 65536 },
     ]);
     expect(planToTable(shm).split('\n').slice(-3)).toEqual([
-      'transfer  connector              carried by',
-      '--------  ---------------------  ---------------------------------------------',
-      '0 -> 1    SharedMemoryConnector  shared memory above 65536 bytes, inline below',
+      'transfer  connector              streams  carried by',
+      '--------  ---------------------  -------  ---------------------------------------------',
+      '0 -> 1    SharedMemoryConnector  no       shared memory above 65536 bytes, inline below',
     ]);
-    expect(planToTable(defined)).toMatch(/0 -> 1 +DirConnector +the plugin's connector class$/);
+    expect(planToTable(defined)).toMatch(/0 -> 1 +DirConnector +no +the plugin's connector class$/);
   });
 
   it('refuses definitions that would shadow a built-in class, repeat one, or name no loadable module', () => {

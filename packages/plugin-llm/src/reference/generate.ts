@@ -105,21 +105,33 @@ function hiddenState(contextHash: number, step: number, token: number, size: num
 }
 
 /**
- * Generates tokens one by one from `prompt`. Deterministic for the same prompt, model stage and
- * sampling parameters (including `seed`); honours temperature, top_k, top_p, max_tokens and stop
- * strings (the stop string is not included in the output, as vLLM's default).
+ * What a step conditions on: the whole prompt, or (causal) a hash of the input received before the
+ * step, called when the step is generated (a lazy generator: the caller may wait for input between
+ * steps).
+ */
+export type GenerationContext = string | { causal: (step: number) => number };
+
+/**
+ * Generates tokens one by one from `context`. Deterministic for the same prompt (or input prefix per
+ * step), model stage and sampling parameters (including `seed`); honours temperature, top_k, top_p,
+ * max_tokens and stop strings (the stop string is not included in the output, as vLLM's default).
  */
 export function* generateTokens(
-  prompt: string,
+  context: GenerationContext,
   rawParams: Record<string, unknown>,
   options: { modelStage?: string | null; hiddenSize?: number } = {},
 ): Generator<GeneratedToken> {
   const p = coerce(rawParams);
-  const contextHash = mix(hashString(prompt), hashString(options.modelStage ?? ''));
-  const rand = mulberry32(mix(contextHash, p.seed >>> 0, 0xabc));
+  const stageHash = hashString(options.modelStage ?? '');
+  const whole = typeof context === 'string' ? mix(hashString(context), stageHash) : null;
+  const contextAt = (step: number): number =>
+    whole ?? mix((context as { causal: (step: number) => number }).causal(step), stageHash);
+  // Causal: the sampler's seed must not depend on input that has not arrived yet.
+  const rand = mulberry32(mix(whole ?? stageHash, p.seed >>> 0, 0xabc));
   let previous = -1;
   let text = '';
   for (let step = 0; step < p.max_tokens; step++) {
+    const contextHash = contextAt(step);
     const token = pick(logitsFor(contextHash, step, previous), p, rand);
     const hidden = options.hiddenSize ? hiddenState(contextHash, step, token, options.hiddenSize) : undefined;
     if (token === EOS_TOKEN) {

@@ -3,19 +3,9 @@
  * generates text token by token, deterministically (see generate.ts). Started by the `reference`
  * engine of stage type `llm`; its test knobs (knobs.ts) reproduce slow, failing and hanging engines.
  */
-import {
-  connectToOrchestrator,
-  findPayloadRefs,
-  type JsonObject,
-  type PayloadRef,
-  type RequestStream,
-  type WorkerConnection,
-  type WorkerRequest,
-} from '@omnistage/core/worker';
-import { generateTokens } from './generate.js';
+import { connectToOrchestrator, type PayloadRef, type WorkerConnection } from '@omnistage/core/worker';
 import { engineArgsFromEnv, readKnobs, type ReferenceKnobs } from './knobs.js';
-import { promptFromInput } from './prompt-from-input.js';
-import { tokensToWav } from './wav.js';
+import { serveRequest } from './serve-request.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -97,83 +87,15 @@ async function readTensor(conn: WorkerConnection, ref: PayloadRef): Promise<Buff
   return bytes;
 }
 
-interface Generated {
-  text: string;
-  tokens: number[];
-  /**
-   * One hidden state per token, joined at the end: spreading a large one into push() passes each
-   * value as an argument and overflows the stack (hidden_size ≥ 131072).
-   */
-  hidden: Float32Array[];
-  finish: string | null;
-}
-
-/** Streams the tokens as they come; undefined when the request was aborted on the way. */
-async function streamTokens(
-  shape: EngineShape,
-  knobs: ReferenceKnobs,
-  prompt: string,
-  params: Record<string, unknown>,
-  stream: RequestStream,
-): Promise<Generated | undefined> {
-  const out: Generated = { text: '', tokens: [], hidden: [], finish: null };
-  const options = { modelStage: shape.modelStage, ...(shape.latent ? { hiddenSize: shape.hiddenSize } : {}) };
-  for (const t of generateTokens(prompt, params, options)) {
-    if (stream.signal.aborted) return undefined;
-    if (knobs.token_delay_ms > 0) await sleep(knobs.token_delay_ms);
-    if (t.finish_reason !== 'eos') {
-      out.tokens.push(t.token_id);
-      out.text += t.text;
-      stream.write({ kind: 'token', index: t.index, token_id: t.token_id, text: t.text });
-    }
-    if (t.hidden) out.hidden.push(t.hidden);
-    out.finish = t.finish_reason;
-  }
-  return out;
-}
-
-/** The final output: media and tensors go through the stage's connector (inline when small, shared memory above). */
-async function finalOutput(conn: WorkerConnection, shape: EngineShape, g: Generated): Promise<JsonObject> {
-  // An inline reference still carries `data_base64`, like the older shapes.
-  const out: Record<string, unknown> = shape.audio
-    ? {
-        kind: 'audio',
-        mime: 'audio/wav',
-        text: g.text,
-        token_ids: g.tokens,
-        ...(await conn.putPayload(tokensToWav(g.tokens), { mime: 'audio/wav' })),
-      }
-    : { kind: 'final', text: g.text, token_ids: g.tokens, finish_reason: g.finish ?? 'length' };
-  // Says so in every output: text from a stand-in must not be mistaken for a model's answer.
-  out['reference_engine'] = true;
-  if (shape.latent) {
-    const f32 = new Float32Array(g.hidden.length * shape.hiddenSize);
-    g.hidden.forEach((h, i) => f32.set(h, i * shape.hiddenSize));
-    out['tensor'] = await conn.putPayload(new Uint8Array(f32.buffer), {
-      dtype: 'float32',
-      shape: [g.hidden.length, shape.hiddenSize],
-    });
-  }
-  return out as JsonObject;
-}
-
+/** Serves each request as it streams in (reference/serve-request.ts: causal, window by window for audio). */
 function serveRequests(conn: WorkerConnection, knobs: ReferenceKnobs, shape: EngineShape): void {
-  conn.onRequest(async (req: WorkerRequest, stream) => {
-    // Upstream tensors (payload references): read them by key now, acknowledge them once used.
-    const received = new Map<PayloadRef, Buffer>();
-    try {
-      for (const ref of findPayloadRefs(req.input)) received.set(ref, await readTensor(conn, ref));
-      if (knobs.wedge_on_request) {
-        process.stderr.write('reference engine: wedged (wedge_on_request)\n');
-        for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
-      }
-      const params = { ...shape.defaults, ...(req.params as Record<string, unknown>) };
-      const prompt = promptFromInput(req.input, (ref) => received.get(ref));
-      const generated = await streamTokens(shape, knobs, prompt, params, stream);
-      if (generated) stream.end(await finalOutput(conn, shape, generated));
-    } finally {
-      for (const ref of received.keys()) conn.ackPayload(ref);
+  const stage = { conn, knobs, ...shape, readTensor: (ref: PayloadRef) => readTensor(conn, ref) };
+  conn.onRequest(async (req, stream) => {
+    if (knobs.wedge_on_request) {
+      process.stderr.write('reference engine: wedged (wedge_on_request)\n');
+      for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
     }
+    await serveRequest(stage, req, stream);
   });
 }
 

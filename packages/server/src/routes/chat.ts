@@ -75,7 +75,8 @@ export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
       try {
         for await (const piece of pieces) {
           const c = choiceOf(choices, piece);
-          if (!c) continue;
+          // Audio windows are not sent on their own yet: the client gets the whole answer's audio below.
+          if (!c || piece.type === 'audio-chunk') continue;
           if (piece.type === 'text-delta') send(c.index, { role: 'assistant', content: piece.text });
           else if (piece.type === 'text-final') {
             send(c.index, {}, piece.finish_reason);

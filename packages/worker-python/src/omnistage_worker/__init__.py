@@ -7,6 +7,7 @@ its orchestrator. Standard library only, Python 3.9 or later.
 """
 
 from .connection import Connection, Request, RequestHandler, RequestStream, ShutdownHandler, connect
+from .inputs import InputAborted, InputChunks
 from .engine import EntryError, load_entry, run_worker, serve
 from .payloads import (
     INLINE_CONNECTOR,
@@ -23,6 +24,8 @@ __all__ = [
     "Connection",
     "EntryError",
     "INLINE_CONNECTOR",
+    "InputAborted",
+    "InputChunks",
     "OutputConnector",
     "PROTOCOL_VERSION",
     "PayloadError",

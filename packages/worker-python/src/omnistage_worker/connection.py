@@ -19,11 +19,12 @@ import socket
 import stat
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from . import payloads, transport
 from .payloads import BytesLike, OutputConnector, PayloadError, PayloadRef, PayloadStore
+from .inputs import InputChunks
 from .protocol import (
     ENV_CONTROL,
     ENV_REPLICA_ID,
@@ -41,18 +42,23 @@ from .protocol import (
 
 @dataclass(frozen=True)
 class Request:
-    """One request routed to this replica: its id, its input (any JSON) and its params."""
+    """One request routed to this replica: its id, its input (any JSON; for a streamed input its
+    first chunk), its params, whether the input streams, and ``inputs``: every chunk as it arrives
+    (``for chunk in request.inputs`` or ``async for``; an ordinary request yields its one input)."""
 
     request_id: str
     input: Any
     params: JsonObject
+    streamed: bool = False
+    inputs: Optional[InputChunks] = field(default=None, compare=False, repr=False)
 
 
 class RequestStream:
     """Where a handler sends a request's results. After ``end``, ``error`` or an abort, sends are
     dropped (the orchestrator has forgotten the request)."""
 
-    def __init__(self, request_id: str, send: Callable[[JsonObject], bool], finished: Callable[["RequestStream"], None]) -> None:
+    def __init__(self, request_id: str, send: Callable[[JsonObject], bool], finished: Callable[["RequestStream"], None],
+                 output_window: Optional[int] = None) -> None:
         self.request_id = request_id
         self._send = send
         self._finished = finished
@@ -61,6 +67,10 @@ class RequestStream:
         self._lock = threading.Lock()
         self._aborted = threading.Event()
         self.abort_reason: Optional[str] = None
+        # Flow control (docs/protocol.md): outputs beyond the granted credits wait here.
+        self._credits: float = float("inf") if output_window is None else output_window
+        self._held: List[JsonObject] = []
+        self._room = threading.Condition(self._lock)
 
     @property
     def aborted(self) -> bool:
@@ -77,21 +87,58 @@ class RequestStream:
         return self._aborted.wait(timeout)
 
     def write(self, data: Any) -> bool:
-        """Sends one partial result; returns False once the request is finished or aborted."""
+        """Sends one partial result (or holds it until the orchestrator grants credit); returns False
+        once the request is finished or aborted."""
         with self._lock:
             if not self.open:
                 return False
             seq, self._seq = self._seq, self._seq + 1
-            return self._send({"type": "output", "request_id": self.request_id, "seq": seq, "data": data, "done": False})
+            message = {"type": "output", "request_id": self.request_id, "seq": seq, "data": data, "done": False}
+            if self._held or self._credits <= 0:
+                self._held.append(message)
+                return True
+            self._credits -= 1
+            return self._send(message)
+
+    def drained(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until the orchestrator has room for more output (flow control: a slow consumer
+        downstream holds this request back), the request ended, or ``timeout`` passed (False)."""
+        with self._room:
+            return self._room.wait_for(
+                lambda: (not self._held and self._credits > 0) or self._aborted.is_set() or self._done, timeout)
 
     def end(self, data: Any = None) -> None:
-        """Sends the last result (default null) and finishes the request."""
+        """Sends the last result (default null), after any output still held for credit, and
+        finishes the request."""
         with self._lock:
             if not self.open:
                 return
             self._done = True
-            self._send({"type": "output", "request_id": self.request_id, "seq": self._seq, "data": data, "done": True})
+            message = {"type": "output", "request_id": self.request_id, "seq": self._seq, "data": data, "done": True}
+            if self._held:
+                self._held.append(message)
+                self._room.notify_all()
+                return
+            self._send(message)
         self._finished(self)
+
+    def _grant(self, n: int) -> None:
+        last_sent = False
+        with self._lock:
+            self._credits += n
+            while self._held:
+                head = self._held[0]
+                counted = not head["done"]
+                if counted and self._credits <= 0:
+                    break
+                if counted:
+                    self._credits -= 1
+                self._held.pop(0)
+                self._send(head)
+                last_sent = not counted
+            self._room.notify_all()
+        if last_sent:
+            self._finished(self)
 
     def error(self, message: str) -> None:
         """Fails the request with a message; nothing more is sent for it."""
@@ -107,6 +154,8 @@ class RequestStream:
             if self.abort_reason is None:
                 self.abort_reason = reason
             self._aborted.set()
+            self._held.clear()
+            self._room.notify_all()
 
 
 #: ``handler(request, stream)``. Its return value ends the request unless it already ended; a
@@ -256,6 +305,9 @@ class Connection:
         self._send_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._inflight: Dict[str, RequestStream] = {}
+        #: Requests until they end: where their input chunks go (``input``/``input_end``).
+        self._requests: Dict[str, Request] = {}
+        self._output_windows: Dict[str, Optional[int]] = {}
         self._queued: List[Request] = []
         self._handler: Optional[RequestHandler] = None
         self._shutdown_handlers: List[ShutdownHandler] = []
@@ -481,17 +533,22 @@ class Connection:
             return False
         kind = message["type"]
         if kind == "request":
-            request = Request(message["request_id"], message["input"], message["params"])
+            request = self._request_of(message)
             with self._state_lock:
                 if self._handler is None:
                     self._queued.append(request)
                     return True
             self._dispatch(request)
+        elif kind in ("input", "input_end", "credit"):
+            self._on_stream_message(message)
         elif kind == "abort":
             with self._state_lock:
                 stream = self._inflight.pop(message["request_id"], None)
+                request = self._requests.pop(message["request_id"], None)
             if stream is not None:
                 stream._abort("aborted by the orchestrator")
+            if request is not None and request.inputs is not None:
+                request.inputs._fail("aborted by the orchestrator")
         elif kind == "shutdown":
             self._terminate(message.get("reason") or "shutdown requested by the orchestrator")
             return False
@@ -508,6 +565,31 @@ class Connection:
             return False
         return True
 
+    def _request_of(self, message: JsonObject) -> Request:
+        rid = message["request_id"]
+        streamed = message.get("streamed") is True
+        ack = (lambda seq: self._send({"type": "input_ack", "request_id": rid, "seq": seq})) if streamed else None
+        inputs = InputChunks(message["input"], ack, message.get("input_window", 1))
+        request = Request(rid, message["input"], message["params"], streamed, inputs)
+        with self._state_lock:
+            self._requests[rid] = request
+            self._output_windows[rid] = message.get("output_window")
+        return request
+
+    def _on_stream_message(self, message: JsonObject) -> None:
+        rid = message["request_id"]
+        with self._state_lock:
+            request = self._requests.get(rid)
+            stream = self._inflight.get(rid)
+        if message["type"] == "credit":
+            if stream is not None:
+                stream._grant(message["n"])
+        elif request is not None and request.inputs is not None:
+            if message["type"] == "input":
+                request.inputs._push(message["data"])
+            else:
+                request.inputs._end()
+
     def _dispatch(self, request: Request) -> None:
         rid = request.request_id
 
@@ -515,8 +597,11 @@ class Connection:
             with self._state_lock:
                 if self._inflight.get(rid) is s:
                     del self._inflight[rid]
+                    self._requests.pop(rid, None)
 
-        stream = RequestStream(rid, self._send, finished)
+        with self._state_lock:
+            window = self._output_windows.pop(rid, None)
+        stream = RequestStream(rid, self._send, finished, window)
         with self._state_lock:
             duplicate = rid in self._inflight
             if not duplicate:
@@ -545,12 +630,17 @@ class Connection:
                 return
             streams = list(self._inflight.values())
             self._inflight.clear()
+            requests = list(self._requests.values())
+            self._requests.clear()
         with self._send_lock:
             self._terminating = True
         self._refuse_window(reason)
         try:
             for stream in streams:
                 stream._abort(reason)
+            for request in requests:
+                if request.inputs is not None:
+                    request.inputs._fail(reason)
             handlers = threading.Thread(target=_run_shutdown_handlers, args=(list(self._shutdown_handlers), reason),
                                         name="omnistage-shutdown", daemon=True)
             handlers.start()

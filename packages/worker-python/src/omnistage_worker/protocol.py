@@ -78,7 +78,26 @@ def _check_request(m: JsonObject) -> Optional[str]:
         return "input is required"
     if not isinstance(m.get("params"), dict):
         return "params must be an object"
+    if "streamed" in m and not isinstance(m["streamed"], bool):
+        return "streamed must be a boolean"
+    for key in ("input_window", "output_window"):
+        if key in m and not (_is_int(m[key]) and m[key] > 0):
+            return f"{key} must be a positive integer"
     return None
+
+
+def _check_input(m: JsonObject) -> Optional[str]:
+    if not isinstance(m.get("request_id"), str):
+        return "request_id must be a string"
+    if not _is_int(m.get("seq")):
+        return "seq must be an integer"
+    return None if "data" in m else "data is required"
+
+
+def _check_credit(m: JsonObject) -> Optional[str]:
+    if not isinstance(m.get("request_id"), str):
+        return "request_id must be a string"
+    return None if _is_int(m.get("n")) and m["n"] > 0 else "n must be a positive integer"
 
 
 def _check_strings(*keys: str) -> Callable[[JsonObject], Optional[str]]:
@@ -98,6 +117,9 @@ def _check_shutdown(m: JsonObject) -> Optional[str]:
 _ORCHESTRATOR_CHECKS: Dict[str, Callable[[JsonObject], Optional[str]]] = {
     "welcome": _check_welcome,
     "request": _check_request,
+    "input": _check_input,
+    "input_end": _check_strings("request_id"),
+    "credit": _check_credit,
     "abort": _check_strings("request_id"),
     "shutdown": _check_shutdown,
     "error": _check_strings("code", "message"),
