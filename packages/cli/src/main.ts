@@ -48,11 +48,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// A reader that went away (`omnistage schema | head -1`) is not an error: stop writing to it and
-// carry on (a running pipeline still tears down), rather than dying with an EPIPE stack trace.
+// A reader that went away (`omnistage schema | head -1`, or a closed terminal: EIO after SIGHUP)
+// is not an error: stop writing to it and carry on (a running pipeline still tears down), rather
+// than dying with a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    if (err.code !== 'EPIPE' && err.code !== 'EIO' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
   });
 }
 

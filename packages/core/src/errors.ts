@@ -411,6 +411,11 @@ export const WARNING_CATALOGUE = {
     summary: 'the command received SIGINT or SIGTERM and stops the pipeline',
     fix: 'Nothing to fix when you stopped it; otherwise find who sent the signal (a supervisor, a terminal closing).',
   },
+  OMNI_WARN_PARENT_EXITED: {
+    summary:
+      'the process that started the command (a supervisor, npx) exited, so the command stops as on SIGHUP (its parent-death guarantee)',
+    fix: 'Nothing to fix when its supervisor was stopped; to keep a pipeline up on its own, start it from a service manager (docs/operations.md).',
+  },
   OMNI_WARN_NO_API_KEY: {
     summary: '`omnistage serve` listens on an address other hosts can reach without an API key',
     fix: 'Set --api-key (or OMNISTAGE_API_KEY), or listen on 127.0.0.1.',

@@ -11,7 +11,8 @@ import type { CliValues } from '../args.js';
 import { agentOptions, checkHostAddress, clusterOptions } from '../cluster-options.js';
 import { openSession } from '../session.js';
 import { tlsOptions } from '../tls-options.js';
-import { onStopSignals, openEventsFile } from './up.js';
+import { StopLifecycle } from '../lifecycle.js';
+import { openEventsFile } from './up.js';
 
 /** The pipeline as this host runs it: its stages with `--replicas` replicas each (mapped onto its devices as a local bring-up maps them). */
 function hostConfig(config: PipelineConfig, stages: readonly number[], replicas: number): PipelineConfig {
@@ -38,11 +39,8 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
   const fingerprint = pipelineFingerprint(session.config);
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
   let agent: Agent | null = null;
-  let stopping = false;
-  const offSignals = onStopSignals((signal) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info(`received ${signal}: stopping this host's replicas and revoking its lease`);
+  const lifecycle = new StopLifecycle(logger, (stop) => {
+    logger.info(`${stop.heard}: stopping this host's replicas and revoking its lease`);
     void agent?.stop();
   });
   try {
@@ -73,11 +71,11 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
     logger.info(
       `agent ${cluster.hostId}${address === undefined ? '' : ` on ${address}`}: serving stage(s) ${stages.join(', ')} (${replicas} replica(s) each) for run ${agent.head.run_id}, head at ${agent.head.control}, device locks in ${session.omni.lockDir}`,
     );
-    if (stopping) await agent.stop();
+    if (lifecycle.request) await agent.stop();
     await agent.done;
     return 0;
   } finally {
-    offSignals();
+    lifecycle.close();
     closeEvents();
     await discovery.close();
   }
