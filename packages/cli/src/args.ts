@@ -72,7 +72,8 @@ export const COMMON_OPTIONS = {
   },
   'served-model-name': {
     type: 'string',
-    description: "(serve) model name clients send (default: --model, the file's model:, or the file name)",
+    description:
+      "(serve) model name clients send (default: --model, the file's model:, or the file name; pipeline.yaml: its folder's name)",
   },
   'max-body-mb': { type: 'string', description: '(serve) largest request body in MiB (default 64)' },
   head: {

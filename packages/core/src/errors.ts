@@ -336,6 +336,11 @@ export const WARNING_CATALOGUE = {
       'a topology key in a deploy stage of a registered pipeline is passed to the engine and does not change the topology',
     fix: 'Remove the key, or drop `pipeline:` and spell out stage_type, engine_input_source and final_output in every stage.',
   },
+  OMNI_WARN_PIPELINE_FROM_FILE_NAME: {
+    summary:
+      'a deploy file without `pipeline:` or a model selecting one took its pipeline from its file name (`<key>.yaml`, `<key>_<variant>.yaml`, as upstream names them)',
+    fix: 'Add `pipeline: NAME` to the file, or pass --pipeline NAME or --model, to choose the pipeline explicitly.',
+  },
   OMNI_WARN_STRATEGY_ROUTING: {
     summary: 'a strategy file asks for `routing: random`, which is served round-robin',
     fix: 'Use routing: round_robin or least_queue.',
