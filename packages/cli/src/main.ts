@@ -4,6 +4,7 @@ import { helpText, parseCommandLine } from './args.js';
 import { createCliLogger } from './logger.js';
 import { stopSignalStatus } from './stop-signal.js';
 import { agentCommand } from './commands/agent.js';
+import { k8sCommand } from './commands/k8s.js';
 import { planCommand } from './commands/plan.js';
 import { runCommand } from './commands/run.js';
 import { schemaCommand } from './commands/schema.js';
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(pipelineFile, values, logger);
     case 'agent':
       return agentCommand(pipelineFile, values, logger);
+    case 'k8s':
+      return k8sCommand(pipelineFile, values, logger);
     case 'status':
       return statusCommand(values, logger);
   }
