@@ -47,7 +47,12 @@ export const COMMON_OPTIONS = {
   json: { type: 'boolean', description: 'machine-readable output' },
   input: { type: 'string', multiple: true, description: '(run) a request input; repeatable' },
   'input-file': { type: 'string', description: '(run) one request per line of FILE' },
-  out: { type: 'string', description: '(run) directory for image/audio/tensor outputs (default ./omnistage-out)' },
+  out: {
+    type: 'string',
+    description:
+      '(run) directory for image/audio/tensor outputs (default ./omnistage-out); (k8s) directory of the manifests (default ./omnistage-k8s)',
+  },
+  image: { type: 'string', description: '(k8s) container image with omnistage installed (default omnistage:latest)' },
   balance: {
     type: 'string',
     description: "(run, serve) round-robin | least-inflight: how requests spread over a stage's replicas",
@@ -72,7 +77,8 @@ export const COMMON_OPTIONS = {
   },
   'served-model-name': {
     type: 'string',
-    description: "(serve) model name clients send (default: --model, the file's model:, or the file name)",
+    description:
+      "(serve) model name clients send (default: --model, the file's model:, or the file name; pipeline.yaml: its folder's name)",
   },
   'max-body-mb': { type: 'string', description: '(serve) largest request body in MiB (default 64)' },
   head: {
@@ -277,6 +283,22 @@ export const COMMANDS = {
       'lease-ttl',
       'payload-port',
       'run',
+    ],
+  },
+  k8s: {
+    usage: 'k8s FILE [--out DIR]',
+    summary: 'write Kubernetes manifests (kustomize base: head, agents, etcd, ConfigMap, Secrets; docs/kubernetes.md)',
+    takesFile: true,
+    options: [
+      ...CONFIG_OPTIONS,
+      'out',
+      'image',
+      'etcd',
+      'drain-timeout',
+      'cluster-secret-file',
+      'tls-cert',
+      'tls-key',
+      'tls-ca',
     ],
   },
   status: {

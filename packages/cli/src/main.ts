@@ -4,6 +4,7 @@ import { helpText, parseCommandLine } from './args.js';
 import { createCliLogger } from './logger.js';
 import { stopSignalStatus } from './stop-signal.js';
 import { agentCommand } from './commands/agent.js';
+import { k8sCommand } from './commands/k8s.js';
 import { planCommand } from './commands/plan.js';
 import { runCommand } from './commands/run.js';
 import { schemaCommand } from './commands/schema.js';
@@ -43,16 +44,19 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(pipelineFile, values, logger);
     case 'agent':
       return agentCommand(pipelineFile, values, logger);
+    case 'k8s':
+      return k8sCommand(pipelineFile, values, logger);
     case 'status':
       return statusCommand(values, logger);
   }
 }
 
-// A reader that went away (`omnistage schema | head -1`) is not an error: stop writing to it and
-// carry on (a running pipeline still tears down), rather than dying with an EPIPE stack trace.
+// A reader that went away (`omnistage schema | head -1`, or a closed terminal: EIO after SIGHUP)
+// is not an error: stop writing to it and carry on (a running pipeline still tears down), rather
+// than dying with a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    if (err.code !== 'EPIPE' && err.code !== 'EIO' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
   });
 }
 

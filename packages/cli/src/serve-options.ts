@@ -1,4 +1,4 @@
-import { basename, extname } from 'node:path';
+import { basename, dirname, extname } from 'node:path';
 import { MAX_INFLIGHT_LIMIT, OmniError, type PipelineConfig } from '@omnistage/core';
 import { secondsOption, type CliValues } from './args.js';
 
@@ -57,7 +57,13 @@ export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOp
   };
 }
 
-/** The name clients send as `model`: --served-model-name, --model, the file's `model:`, or the file name. */
+/**
+ * The name clients send as `model`: --served-model-name, --model, the file's `model:`, or the file
+ * name. A file named `pipeline.yaml` says nothing about what it serves, so its folder names it
+ * (`examples/quickstart/pipeline.yaml` serves `quickstart`).
+ */
 export function servedModelName(values: CliValues, config: PipelineConfig): string {
-  return values['served-model-name'] ?? values.model ?? config.model ?? basename(config.file, extname(config.file));
+  const stem = basename(config.file, extname(config.file));
+  const fromFile = stem === 'pipeline' ? basename(dirname(config.file)) : stem;
+  return values['served-model-name'] ?? values.model ?? config.model ?? fromFile;
 }

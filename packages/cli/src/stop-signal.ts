@@ -9,8 +9,8 @@ export function noteStopSignal(signal: NodeJS.Signals): void {
 
 /**
  * The exit status of a command a signal stopped: 128 + the signal number (130 for Ctrl-C, 143 for
- * SIGTERM), as a shell reports a process the signal ended — and as `npx omnistage` ends, because
- * npm re-raises the signal on itself. So the status is the same however the CLI was started.
+ * SIGTERM), as a shell reports a process the signal ended; npm passes it on, so `npx omnistage`
+ * ends with the same status however the signal reached the CLI (docs/operations.md).
  * Null when no signal stopped the command.
  */
 export function stopSignalStatus(): number | null {

@@ -159,13 +159,14 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
     expect(plan.warnings.filter((w) => w.code === 'OMNI_WARN_ENGINE_ARG_UNKNOWN').map((w) => w.message)).toEqual([]);
   });
 
-  it('the CLI plan agrees: --pipeline and a model directory select the same topology; without either it is a located error', async () => {
+  it('the CLI plan agrees: --pipeline, a model directory and the file name select the same topology; where nothing does it is a located error', async () => {
     const file = join(DEPLOY_DIR, 'qwen3_tts.yaml');
     const common = ['--platform', 'cpu', '--json'];
-    const [byFlag, byModel, neither] = await Promise.all([
+    const [byFlag, byModel, byName, neither] = await Promise.all([
       runCli(['plan', file, '--pipeline', 'qwen3_tts', ...common], { tmpDir: box.tmp }),
       runCli(['plan', file, ...selection('qwen3_tts.yaml'), ...common], { tmpDir: box.tmp }),
       runCli(['plan', file, ...common], { tmpDir: box.tmp }),
+      runCli(['plan', join(DEPLOY_DIR, 'moss_voice_generator.yaml'), ...common], { tmpDir: box.tmp }),
     ]);
     expect(byFlag.code, byFlag.stderr).toBe(0);
     expect(byModel.code, byModel.stderr).toBe(0);
@@ -181,9 +182,14 @@ describe('upstream deploy files', { timeout: 120_000 }, () => {
       [1, 'code2wav', [0], 'audio'],
     ]);
     expect(stages(byModel.stdout)).toEqual(stages(byFlag.stdout));
+    expect(byName.code, byName.stderr).toBe(0);
+    expect(stages(byName.stdout)).toEqual(stages(byFlag.stdout));
+    const notices = (JSON.parse(byName.stdout) as { warnings: { code: string; line?: number }[] }).warnings.filter(
+      (w) => w.code === 'OMNI_WARN_PIPELINE_FROM_FILE_NAME',
+    );
+    expect(notices.map((w) => w.line)).toEqual([50]);
     expect(neither.code).toBe(2);
-    expect(neither.stderr).toContain('qwen3_tts.yaml:50:1: error OMNI_CONFIG_PIPELINE_UNRESOLVED');
-    expect(neither.stderr).toContain('Nearest pipelines: qwen3_tts.');
+    expect(neither.stderr).toMatch(/moss_voice_generator\.yaml:\d+:1: error OMNI_CONFIG_PIPELINE_UNRESOLVED/);
   });
 
   it("the plan table shows each stage's model_stage and where the topology came from", async () => {

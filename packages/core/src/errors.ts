@@ -349,6 +349,11 @@ export const WARNING_CATALOGUE = {
       'a topology key in a deploy stage of a registered pipeline is passed to the engine and does not change the topology',
     fix: 'Remove the key, or drop `pipeline:` and spell out stage_type, engine_input_source and final_output in every stage.',
   },
+  OMNI_WARN_PIPELINE_FROM_FILE_NAME: {
+    summary:
+      'a deploy file without `pipeline:` or a model selecting one took its pipeline from its file name (`<key>.yaml`, `<key>_<variant>.yaml`, as upstream names them)',
+    fix: 'Add `pipeline: NAME` to the file, or pass --pipeline NAME or --model, to choose the pipeline explicitly.',
+  },
   OMNI_WARN_STRATEGY_ROUTING: {
     summary: 'a strategy file asks for `routing: random`, which is served round-robin',
     fix: 'Use routing: round_robin or least_queue.',
@@ -424,6 +429,11 @@ export const WARNING_CATALOGUE = {
     summary: 'the command received SIGINT or SIGTERM and stops the pipeline',
     fix: 'Nothing to fix when you stopped it; otherwise find who sent the signal (a supervisor, a terminal closing).',
   },
+  OMNI_WARN_PARENT_EXITED: {
+    summary:
+      'the process that started the command (a supervisor, npx) exited, so the command stops as on SIGHUP (its parent-death guarantee)',
+    fix: 'Nothing to fix when its supervisor was stopped; to keep a pipeline up on its own, start it from a service manager (docs/operations.md).',
+  },
   OMNI_WARN_NO_API_KEY: {
     summary: '`omnistage serve` listens on an address other hosts can reach without an API key',
     fix: 'Set --api-key (or OMNISTAGE_API_KEY), or listen on 127.0.0.1.',
@@ -490,6 +500,11 @@ export const WARNING_CATALOGUE = {
     summary:
       "the head could not attach to an HTTP replica an agent advertised (its readiness URL did not answer, or answered for another model); the agent's replica stays out of rotation",
     fix: "Check that the agent's --advertise address is reachable from the head and that the engine serves the model the stage names.",
+  },
+  OMNI_WARN_PAYLOADS_LOOPBACK_ONLY: {
+    summary:
+      'an agent started without --advertise serves its payloads on 127.0.0.1 only: consumers on other hosts cannot fetch what its replicas store',
+    fix: 'Start the agent with --advertise ADDR, an address of this host the other hosts reach.',
   },
   OMNI_WARN_DISCOVERY_WRITE_FAILED: {
     summary: "the head could not record a replica's state in etcd; agents read it later than they should",

@@ -24,5 +24,9 @@ export function upstreamPipelineData(): UpstreamPipelineData {
 
 /** Upstream's pipelines, in registry order (the order of upstream's architecture fallback). */
 export function upstreamPipelines(): PipelineDefinition[] {
-  return upstreamPipelineData().pipelines.map((p) => ({ ...p, description: `vLLM-Omni ${p.source}` }));
+  return upstreamPipelineData().pipelines.map((p) => ({
+    ...p,
+    description: `vLLM-Omni ${p.source}`,
+    deploy_file: p.default_deploy_config === `${p.name}.yaml` ? null : p.default_deploy_config,
+  }));
 }

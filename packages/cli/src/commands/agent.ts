@@ -12,7 +12,8 @@ import type { CliValues } from '../args.js';
 import { agentOptions, checkHostAddress, clusterOptions, payloadPort } from '../cluster-options.js';
 import { openSession } from '../session.js';
 import { tlsOptions } from '../tls-options.js';
-import { onStopSignals, openEventsFile } from './up.js';
+import { StopLifecycle } from '../lifecycle.js';
+import { openEventsFile } from './up.js';
 
 /** The pipeline as this host runs it: its stages with `--replicas` replicas each (mapped onto its devices as a local bring-up maps them). */
 function hostConfig(config: PipelineConfig, stages: readonly number[], replicas: number): PipelineConfig {
@@ -42,11 +43,8 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
   const fingerprint = pipelineFingerprint(session.config);
   const discovery = await EtcdDiscovery.connect(cluster.etcd);
   let agent: Agent | null = null;
-  let stopping = false;
-  const offSignals = onStopSignals((signal) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info(`received ${signal}: stopping this host's replicas and revoking its lease`);
+  const lifecycle = new StopLifecycle(logger, (stop) => {
+    logger.info(`${stop.heard}: stopping this host's replicas and revoking its lease`);
     void agent?.stop();
   });
   try {
@@ -80,13 +78,14 @@ export async function agentCommand(file: string, values: CliValues, logger: Logg
     );
     if (address === undefined)
       logger.warn(
+        { code: 'OMNI_WARN_PAYLOADS_LOOPBACK_ONLY' },
         'no --advertise: this host serves its payloads on 127.0.0.1 only, so consumers on other hosts cannot fetch what its replicas store',
       );
-    if (stopping) await agent.stop();
+    if (lifecycle.request) await agent.stop();
     await agent.done;
     return 0;
   } finally {
-    offSignals();
+    lifecycle.close();
     closeEvents();
     await discovery.close();
   }

@@ -11,7 +11,8 @@ import {
   type RunningPipeline,
 } from '@omnistage/core';
 import type { CliValues } from '../args.js';
-import { noteStopSignal } from '../stop-signal.js';
+import { sessionBringUpOptions } from '../hold-pipeline.js';
+import { StopLifecycle } from '../lifecycle.js';
 import { checkOutDir, recordOutput, type RunOutputRecord } from '../output-writer.js';
 import { openSession, planSession } from '../session.js';
 import { printWarnings } from './validate.js';
@@ -72,26 +73,17 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
   const session = await openSession(file, values, logger, 'launch');
   const balance = explicitBalance ?? session.config.balance ?? 'round-robin';
   const closeEvents = values.events ? writeEventsAsJsonLines(session.omni.events, values.events) : () => {};
-  const cancel = new AbortController();
+  const lifecycle = new StopLifecycle(logger, (stop) =>
+    logger.warn({ code: 'OMNI_WARN_STOPPING_ON_SIGNAL' }, `${stop.heard}, stopping`),
+  );
+  const cancel = lifecycle.signal;
   // Every concurrent request listens on the one cancel signal.
-  setMaxListeners(inputs.length * 4 + 16, cancel.signal);
-  const onSignal = (signal: NodeJS.Signals): void => {
-    noteStopSignal(signal);
-    logger.warn({ code: 'OMNI_WARN_STOPPING_ON_SIGNAL' }, `received ${signal}, stopping`);
-    cancel.abort(new OmniError('OMNI_CANCELLED', `interrupted by ${signal}`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  setMaxListeners(inputs.length * 4 + 16, cancel);
   let pipeline: RunningPipeline | null = null;
   try {
     const plan = await planSession(session);
     printWarnings(plan.warnings, values);
-    pipeline = await bringUp(session.omni, plan, {
-      signal: cancel.signal,
-      ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
-      ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
-      ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
-    });
+    pipeline = await bringUp(session.omni, plan, sessionBringUpOptions(session, cancel));
     const p = pipeline;
     const router = p.router({ balance });
     let failures = 0;
@@ -101,7 +93,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
         const requestId = `r${i + 1}`;
         const counts = new Map<number, number>();
         try {
-          for await (const out of router.generate(input, { requestId, signal: cancel.signal })) {
+          for await (const out of router.generate(input, { requestId, signal: cancel })) {
             // Media chunks are outputs too (num_outputs_per_prompt > 1 streams all but the last image).
             if (out.kind !== 'final' && !isMediaChunk(out.data)) continue;
             const n = counts.get(out.stage_id) ?? 0;
@@ -116,7 +108,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
         } catch (err) {
           failures++;
           // Interrupted: one line for the run (below), not one per request.
-          if (cancel.signal.aborted) return;
+          if (cancel.aborted) return;
           const e = toOmniError(err, 'OMNI_REQUEST_FAILED');
           process.stderr.write(`[${requestId}] ${formatError(e)}\n`);
         }
@@ -133,14 +125,12 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
         `stage(s) ${stand_ins.join(', ')} ran on reference engines: stand-ins that produce deterministic test output, not a model's (use --engine vllm or the stage's engine on GPUs)`,
       );
     }
-    if (cancel.signal.aborted) {
+    if (lifecycle.request) {
       await pipeline.stop('interrupted');
-      const reason = toOmniError(cancel.signal.reason, 'OMNI_CANCELLED');
       throw new OmniError(
         'OMNI_CANCELLED',
-        `${reason.message}: ${inputs.length - failures} of ${inputs.length} request(s) completed before it`,
+        `interrupted by ${lifecycle.request.by}: ${inputs.length - failures} of ${inputs.length} request(s) completed before it`,
         {
-          cause: reason,
           hint: 'the pipeline was torn down; outputs of the completed requests were written',
         },
       );
@@ -154,8 +144,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
     return 0;
   } finally {
     await pipeline?.stop('run finished');
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    lifecycle.close();
     closeEvents();
   }
 }

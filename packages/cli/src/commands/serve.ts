@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
-import { OmniError, bringUp, type RunningPipeline } from '@omnistage/core';
+import { OmniError } from '@omnistage/core';
 import { OmniServer, ServerMetrics, isLoopbackHost, servePipeline } from '@omnistage/server';
 import type { CliValues } from '../args.js';
 import { servedModelName, serveOptions } from '../serve-options.js';
 import { openSession, planSession } from '../session.js';
 import { logFormat } from '../logger.js';
 import { StatusDisplay } from '../status-display.js';
-import { openHeadMode, type HeadMode } from '../head-mode.js';
+import { holdPipeline } from '../hold-pipeline.js';
+import { StopLifecycle } from '../lifecycle.js';
 import { balanceOption } from './run.js';
-import { onStopSignals, openEventsFile } from './up.js';
+import { openEventsFile } from './up.js';
 import { printWarnings } from './validate.js';
 import { forgetStopSignal } from '../stop-signal.js';
 
@@ -43,51 +44,37 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       `listening on ${opts.host} without an API key: anyone who can reach this address can use the pipeline (set --api-key or OMNISTAGE_API_KEY)`,
     );
   }
-  const cancel = new AbortController();
-  let stopSignal: NodeJS.Signals | null = null;
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => (wake = resolve));
-  const offSignals = onStopSignals((signal) => {
-    if (stopSignal) return;
-    stopSignal = signal;
+  const lifecycle = new StopLifecycle(logger, (stop) => {
     server.stopAccepting();
     logger.info(
-      `received ${signal}: draining (new requests get 503; in-flight ones have ${opts.drainTimeoutMs / 1000} s to finish)`,
+      `${stop.heard}: draining (new requests get 503; in-flight ones have ${opts.drainTimeoutMs / 1000} s to finish)`,
     );
-    cancel.abort();
-    wake();
   });
-  let pipeline: RunningPipeline | null = null;
   let display: StatusDisplay | null = null;
-  let headMode: HeadMode | null = null;
+  let aborted = 0;
   try {
     const plan = await planSession(session);
     printWarnings(plan.warnings, values);
     display = new StatusDisplay(plan, { json: logFormat(values['log-format']) === 'json' ? logger : null });
     display.attach(session.omni.events);
-    if (values.head) headMode = await openHeadMode(session, plan, values, logger);
-    const url = await server.listen(opts.host, opts.port);
-    logger.info(`listening on ${url}; bringing the pipeline up (GET ${url}/health/ready turns 200 when it serves)`);
-    pipeline = await bringUp(session.omni, plan, {
-      signal: cancel.signal,
-      ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
-      ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
-      ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
-      ...headMode?.bringUp,
+    const shown = display;
+    let url = '';
+    await holdPipeline(session, plan, values, logger, lifecycle, {
+      beforeBringUp: async () => {
+        url = await server.listen(opts.host, opts.port);
+        logger.info(`listening on ${url}; bringing the pipeline up (GET ${url}/health/ready turns 200 when it serves)`);
+      },
+      whenUp: (pipeline) => {
+        server.attach(
+          servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }),
+        );
+        shown.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
+      },
+      beforeTeardown: async () => {
+        aborted = await server.drain(opts.drainTimeoutMs);
+        await server.close();
+      },
     });
-    await headMode?.waitReady(pipeline, cancel.signal);
-    server.attach(
-      servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }),
-    );
-    display.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
-    let failure: unknown = null;
-    await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
-    const aborted = await server.drain(opts.drainTimeoutMs);
-    await server.close();
-    // Withdraw the head first: agents stop restarting replicas the teardown is about to shut down.
-    await headMode?.close();
-    await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');
-    if (failure) throw failure;
     if (aborted > 0) {
       throw new OmniError(
         'OMNI_DRAIN_TIMEOUT',
@@ -101,11 +88,9 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     forgetStopSignal();
     return 0;
   } finally {
-    offSignals();
+    lifecycle.close();
     display?.detach();
     await server.close();
-    await pipeline?.stop('serve finished');
-    await headMode?.close();
     offMetrics();
     closeEvents();
   }

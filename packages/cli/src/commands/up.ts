@@ -1,31 +1,12 @@
 import type { Logger } from 'pino';
-import { OmniError, bringUp, writeEventsAsJsonLines, type RunningPipeline } from '@omnistage/core';
+import { OmniError, writeEventsAsJsonLines } from '@omnistage/core';
 import type { CliValues } from '../args.js';
-import { noteStopSignal } from '../stop-signal.js';
+import { StopLifecycle } from '../lifecycle.js';
 import { openSession, planSession, type Session } from '../session.js';
 import { logFormat } from '../logger.js';
 import { StatusDisplay } from '../status-display.js';
 import { printWarnings } from './validate.js';
-import { openHeadMode, type HeadMode } from '../head-mode.js';
-
-/**
- * Stops on SIGINT/SIGTERM: during bring-up the signal cancels (everything started is stopped); once
- * up, it tears the pipeline down; either way the exit status is 128 + the signal (stop-signal.ts).
- * A second signal does not skip teardown —
- * leaving GPU-holding orphans behind is what users complain about most.
- */
-export function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
-  const listener = (signal: NodeJS.Signals): void => {
-    noteStopSignal(signal);
-    handler(signal);
-  };
-  process.on('SIGINT', listener);
-  process.on('SIGTERM', listener);
-  return () => {
-    process.off('SIGINT', listener);
-    process.off('SIGTERM', listener);
-  };
-}
+import { holdPipeline } from '../hold-pipeline.js';
 
 /** `--events FILE`: a file that cannot be opened is a usage error (exit 2), found before anything starts. */
 export function openEventsFile(session: Session, file: string): () => void {
@@ -48,47 +29,20 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
     printWarnings(plan.warnings, values);
     const display = new StatusDisplay(plan, { json: logFormat(values['log-format']) === 'json' ? logger : null });
     display.attach(session.omni.events);
-    const cancel = new AbortController();
-    let stopSignal: NodeJS.Signals | null = null;
-    let pipeline: RunningPipeline | null = null;
-    let wake: () => void = () => {};
-    const stopped = new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    const offSignals = onStopSignals((signal) => {
-      if (stopSignal) return;
-      stopSignal = signal;
-      logger.info(`received ${signal}, stopping the pipeline`);
-      cancel.abort();
-      wake();
-    });
-    let headMode: HeadMode | null = null;
+    const lifecycle = new StopLifecycle(logger, (stop) => logger.info(`${stop.heard}, stopping the pipeline`));
     try {
-      if (values.head) headMode = await openHeadMode(session, plan, values, logger);
-      pipeline = await bringUp(session.omni, plan, {
-        signal: cancel.signal,
-        ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
-        ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
-        ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
-        ...headMode?.bringUp,
+      await holdPipeline(session, plan, values, logger, lifecycle, {
+        whenUp: () => {
+          const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
+          logger.info(
+            `pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`,
+          );
+        },
       });
-      await headMode?.waitReady(pipeline, cancel.signal);
-      const replicas = plan.stages.reduce((n, s) => n + s.replicas.length, 0);
-      logger.info(
-        `pipeline is up: ${plan.stages.length} stage(s), ${replicas} replica(s); press Ctrl-C to stop (to send it requests over HTTP, run \`omnistage serve\` instead)`,
-      );
-      let failure: unknown = null;
-      await Promise.race([stopped, pipeline.failed.catch((err: unknown) => (failure = err))]);
-      // Withdraw the head first: agents stop restarting replicas the teardown is about to shut down.
-      await headMode?.close();
-      await pipeline.stop(stopSignal ? `signal ${stopSignal}` : 'a replica failed');
-      if (failure) throw failure;
       return 0;
     } finally {
-      offSignals();
+      lifecycle.close();
       display.detach();
-      await pipeline?.stop('up finished');
-      await headMode?.close();
     }
   } finally {
     closeEvents();

@@ -18,6 +18,7 @@ import {
 import { emptyDeployStage, type DeployStage } from './deploy-stage.js';
 import { suggestions } from './did-you-mean.js';
 import { applyPlatformOverlay } from './platform-overlay.js';
+import { pipelineByFileName } from './pipeline-by-file-name.js';
 import { choosePipeline, type PipelineChoice } from './pipeline-lookup.js';
 import { entryLocation, toJS, type SourcedEntry, type SourcedMap } from './sourced.js';
 import type { PipelineDraft, StageDraft } from './draft.js';
@@ -45,7 +46,7 @@ export async function deployDraft(
   const warnings: Diagnostic[] = [...merged.warnings];
   const top = merged.top;
   const registry = await options.pipelines(top);
-  const choice = pipelineChoice(top, registry, options);
+  const choice = pipelineChoice(top, registry, options) ?? namedByFile(doc.file, merged, registry, warnings);
 
   let stages = merged.stages;
   if (choice) {
@@ -129,6 +130,19 @@ function stageDrafts(
       const own = fileTopology(s);
       return toLegacyStage(own.stage, own.topology, ctx);
     });
+}
+
+/** The pipeline the file's name selects (with its notice), only where the file spells out no topology itself. */
+function namedByFile(
+  file: string,
+  merged: MergedDeploy,
+  registry: PipelineRegistry,
+  warnings: Diagnostic[],
+): PipelineChoice | null {
+  if (merged.stages.some(spellsTopology)) return null;
+  const found = pipelineByFileName(file, registry, merged.stagesLoc);
+  if (found) warnings.push(found.notice);
+  return found?.choice ?? null;
 }
 
 function stringValue(entry: SourcedEntry | undefined): string | undefined {

@@ -3,7 +3,8 @@
  * gives a deploy file its topology. In order: `--pipeline`, the file's `pipeline:` key (an unknown
  * name is an error, never a fallback), then the model: a local directory's `config.json`
  * `model_type` (or `architecture`), its `model_index.json` `_class_name`, a hub id's longest
- * registry key inside its basename, and last the `architectures` fallback.
+ * registry key inside its basename, and last the `architectures` fallback. Where none of these
+ * selects one, the deploy file's name may (pipeline-by-file-name.ts).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -13,7 +14,7 @@ import type { PipelineDefinition, PipelineRegistry } from './pipelines.js';
 
 /** How a pipeline was selected, for `plan` and messages. */
 export type PipelineSelection =
-  '--pipeline' | 'pipeline key' | 'model type' | 'diffusers class' | 'model name' | 'architectures';
+  '--pipeline' | 'pipeline key' | 'model type' | 'diffusers class' | 'model name' | 'architectures' | 'file name';
 
 /** The pipeline the lookup selected and which rule selected it. */
 export interface PipelineChoice {

@@ -55,6 +55,12 @@ export interface PipelineDefinition {
   readonly hf_config_match?: Readonly<Record<string, string>> | null;
   /** `model_index.json` `_class_name` of a diffusers checkpoint that selects it. */
   readonly diffusers_class_name?: string | null;
+  /**
+   * The file name its deploy config ships under, where it is not `<name>.yaml` (upstream's
+   * `default_deploy_config`): a deploy file of that name with nothing else selecting a pipeline
+   * selects this one.
+   */
+  readonly deploy_file?: string | null;
   readonly stages: readonly PipelineStageDefinition[];
   /**
    * `false`: no stage can stream async chunks to the next, so `async_chunk: true` (the deploy

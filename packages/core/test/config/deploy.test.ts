@@ -118,11 +118,25 @@ describe('deploy stage conversion', () => {
 describe('deploy topology', () => {
   it('without a pipeline, a model or topology in the stages, is an error naming the nearest pipelines', async () => {
     const err = await rejection(
-      loadPipelineConfig({ text: 'stages:\n  - stage_id: 0\n', path: '/cfg/glm_image.yaml' }, { pipelines: registry }),
+      loadPipelineConfig({ text: 'stages:\n  - stage_id: 0\n', path: '/cfg/glm_imag.yaml' }, { pipelines: registry }),
     );
     expect(err.code).toBe('OMNI_CONFIG_PIPELINE_UNRESOLVED');
-    expect(at(err.location!)).toBe('glm_image.yaml:1:1');
+    expect(at(err.location!)).toBe('glm_imag.yaml:1:1');
     expect(err.hint).toMatch(/^Nearest pipelines: glm_image\. Add `pipeline: NAME`/);
+  });
+
+  it('with nothing else selecting one, a file named after a registry key (or `<key>_<variant>`) selects it, with a located notice', async () => {
+    for (const [path, rule] of [
+      ['/cfg/glm_image.yaml', 'named after its registry key'],
+      ['/cfg/glm_image_2gpu.yaml', 'named `glm_image_<variant>`'],
+    ] as const) {
+      const text = 'async_chunk: false\nstages:\n  - stage_id: 0\n';
+      const config = await loadPipelineConfig({ text, path }, { pipelines: registry });
+      expect([config.pipeline, config.pipeline_selected_by]).toEqual(['glm_image', 'file name']);
+      const notice = config.warnings.find((w) => w.code === 'OMNI_WARN_PIPELINE_FROM_FILE_NAME');
+      expect(notice?.message).toContain(rule);
+      expect([notice?.file, notice?.line, notice?.col]).toEqual([path, 2, 1]);
+    }
   });
 
   it('an unknown pipeline key is an error at the key with did-you-mean, never a fallback', async () => {
