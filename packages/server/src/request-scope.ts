@@ -24,7 +24,7 @@ export class RequestScope {
     this.#onEnd = options.onEnd;
     // 'close' without a finished response: the client went away mid-request.
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished)
+      if (!reply.raw.writableEnded)
         this.abort('client', new OmniError('OMNI_CANCELLED', `request ${this.requestId}: the client disconnected`));
       this.end();
     });

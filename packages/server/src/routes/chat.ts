@@ -1,20 +1,11 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { chatStageInput } from '../chat-input.js';
 import { badField } from '../http-error.js';
 import type { OutputPiece } from '../outputs.js';
 import { chatCompletionBody, type ChatCompletionRequest } from '../schemas.js';
 import { openSse, type SseStream } from '../sse.js';
 import type { ServedPipeline } from '../served-pipeline.js';
-import {
-  checkModel,
-  finalTypes,
-  generatePieces,
-  nowSeconds,
-  stageParams,
-  type GenerationContext,
-} from './generation.js';
-
-const ENDPOINT = '/v1/chat/completions';
+import { checkModel, finalTypes, generatePieces, nowSeconds, stageParams, servedPipeline } from './generation.js';
 
 /** One choice per requested modality (vLLM-Omni answers each output modality as its own choice). */
 interface ModalityChoice {
@@ -48,18 +39,19 @@ const imagePart = (piece: { mime: string; data_base64: string }): unknown => ({
 });
 
 /** `POST /v1/chat/completions`: messages in (text, images, audio), text/audio/image out, streaming or not. */
-export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
-  app.post(ENDPOINT, { schema: { body: chatCompletionBody }, config: { generation: true } }, async (request, reply) => {
+export const chatRoutes: FastifyPluginAsync = async (app) => {
+  app.post('/chat/completions', { schema: { body: chatCompletionBody } }, async (request, reply) => {
+    const endpoint = request.routeOptions.url ?? '/chat/completions';
     const body = request.body as ChatCompletionRequest;
-    checkModel(ctx, body.model);
-    const p = ctx.pipeline();
+    checkModel(app, body.model);
+    const p = servedPipeline(app);
     const input = chatStageInput(body);
     const choices = modalityChoices(p, body.modalities);
     const finalStages = choices.flatMap((c) => [...c.stages]);
     const params = stageParams(p, body);
-    const scope = ctx.openScope(request, reply);
-    const head = { id: `chatcmpl-${scope.requestId}`, created: nowSeconds(), model: ctx.servedModel };
-    const pieces = generatePieces(ctx, scope, ENDPOINT, input, finalStages, params);
+    const scope = app.requestScopes.open(request, reply);
+    const head = { id: `chatcmpl-${scope.requestId}`, created: nowSeconds(), model: app.servedModel };
+    const pieces = generatePieces(app, scope, endpoint, input, finalStages, params);
 
     if (body.stream) {
       let sse: SseStream | null = null;
@@ -135,4 +127,4 @@ export function chatRoute(app: FastifyInstance, ctx: GenerationContext): void {
       })),
     };
   });
-}
+};

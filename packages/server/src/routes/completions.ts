@@ -1,33 +1,25 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { completionBody, type CompletionRequest } from '../schemas.js';
 import { openSse, type SseStream } from '../sse.js';
-import {
-  checkModel,
-  generatePieces,
-  nowSeconds,
-  stageParams,
-  stagesOfType,
-  type GenerationContext,
-} from './generation.js';
-
-const ENDPOINT = '/v1/completions';
+import { checkModel, generatePieces, nowSeconds, stageParams, stagesOfType, servedPipeline } from './generation.js';
 
 /** `POST /v1/completions`: prompt in, text out (the pipeline's first text stage), streaming or not. */
-export function completionsRoute(app: FastifyInstance, ctx: GenerationContext): void {
-  app.post(ENDPOINT, { schema: { body: completionBody }, config: { generation: true } }, async (request, reply) => {
+export const completionsRoutes: FastifyPluginAsync = async (app) => {
+  app.post('/completions', { schema: { body: completionBody } }, async (request, reply) => {
+    const endpoint = request.routeOptions.url ?? '/completions';
     const body = request.body as CompletionRequest;
-    checkModel(ctx, body.model);
-    const p = ctx.pipeline();
-    const textStage = stagesOfType(p, 'text', ENDPOINT)[0]!;
+    checkModel(app, body.model);
+    const p = servedPipeline(app);
+    const textStage = stagesOfType(p, 'text', endpoint)[0]!;
     const params = stageParams(p, body);
-    const scope = ctx.openScope(request, reply);
+    const scope = app.requestScopes.open(request, reply);
     const head = {
       id: `cmpl-${scope.requestId}`,
       object: 'text_completion',
       created: nowSeconds(),
-      model: ctx.servedModel,
+      model: app.servedModel,
     };
-    const pieces = generatePieces(ctx, scope, ENDPOINT, body.prompt, [textStage], params);
+    const pieces = generatePieces(app, scope, endpoint, body.prompt, [textStage], params);
     const choice = (text: string, finish: string | null): unknown => ({
       ...head,
       choices: [{ index: 0, text, finish_reason: finish, logprobs: null }],
@@ -64,4 +56,4 @@ export function completionsRoute(app: FastifyInstance, ctx: GenerationContext): 
     }
     return choice(text, finish);
   });
-}
+};

@@ -1,28 +1,26 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { HttpError, badField } from '../http-error.js';
-import type { ServerMetrics } from '../metrics.js';
 import { pieceOf, type OutputPiece } from '../outputs.js';
 import type { RequestScope } from '../request-scope.js';
 import type { SamplingFields } from '../schemas.js';
 import type { ServedPipeline } from '../served-pipeline.js';
 
-/** What the generation routes get from the server. */
-export interface GenerationContext {
-  readonly servedModel: string;
-  readonly metrics: ServerMetrics;
-  /** The pipeline; 503 while there is none (still coming up). */
-  pipeline(): ServedPipeline;
-  /** Starts a request's lifetime (abort on disconnect, timeout, drain). */
-  openScope(request: FastifyRequest, reply: FastifyReply): RequestScope;
+/** The pipeline; 503 while there is none (still coming up). */
+export function servedPipeline(app: FastifyInstance): ServedPipeline {
+  if (!app.pipeline)
+    throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the pipeline is still coming up', {
+      headers: { 'retry-after': '5' },
+    });
+  return app.pipeline;
 }
 
 /** 404 for a `model` this server does not serve (as OpenAI and vLLM answer). */
-export function checkModel(ctx: GenerationContext, model: string | undefined): void {
-  if (model !== undefined && model !== ctx.servedModel) {
+export function checkModel(app: FastifyInstance, model: string | undefined): void {
+  if (model !== undefined && model !== app.servedModel) {
     throw new HttpError(
       404,
       'OMNI_HTTP_INVALID_REQUEST',
-      `the model "${model}" does not exist; this server serves "${ctx.servedModel}" (GET /v1/models)`,
+      `the model "${model}" does not exist; this server serves "${app.servedModel}" (GET /v1/models)`,
       { param: 'model' },
     );
   }
@@ -79,14 +77,14 @@ export function stageParams(
 
 /** Runs one request through the pipeline, yielding what clients can be given (see {@link pieceOf}). */
 export async function* generatePieces(
-  ctx: GenerationContext,
+  app: FastifyInstance,
   scope: RequestScope,
   endpoint: string,
   input: unknown,
   finalStages: readonly number[],
   params: Record<number, Record<string, unknown>>,
 ): AsyncGenerator<OutputPiece> {
-  const p = ctx.pipeline();
+  const p = servedPipeline(app);
   const types = new Map(p.stages.map((s) => [s.stage_id, s.final_output_type] as const));
   for await (const out of p.generate(input, {
     requestId: scope.requestId,
@@ -95,7 +93,7 @@ export async function* generatePieces(
     finalStages,
   })) {
     if (scope.firstChunk())
-      ctx.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
+      app.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
     const piece = pieceOf(out, types.get(out.stage_id) ?? null);
     if (piece) yield piece;
   }

@@ -1,15 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { imageGenerationBody, type ImageGenerationRequest } from '../schemas.js';
-import {
-  checkModel,
-  generatePieces,
-  nowSeconds,
-  stageParams,
-  stagesOfType,
-  type GenerationContext,
-} from './generation.js';
-
-const ENDPOINT = '/v1/images/generations';
+import { checkModel, generatePieces, nowSeconds, stageParams, stagesOfType, servedPipeline } from './generation.js';
 
 /** The diffusion fields of the request, as the image stage's sampling params. */
 function diffusionParams(body: ImageGenerationRequest): Record<string, unknown> {
@@ -26,26 +17,23 @@ function diffusionParams(body: ImageGenerationRequest): Record<string, unknown> 
 }
 
 /** `POST /v1/images/generations`: prompt in, `n` PNGs out as `b64_json` (the pipeline's image stage). */
-export function imagesRoute(app: FastifyInstance, ctx: GenerationContext): void {
-  app.post(
-    ENDPOINT,
-    { schema: { body: imageGenerationBody }, config: { generation: true } },
-    async (request, reply) => {
-      const body = request.body as ImageGenerationRequest;
-      checkModel(ctx, body.model);
-      const p = ctx.pipeline();
-      const imageStage = stagesOfType(p, 'image', ENDPOINT)[0]!;
-      const params = stageParams(p, {}, { [imageStage]: diffusionParams(body) });
-      const scope = ctx.openScope(request, reply);
-      const data: { b64_json: string }[] = [];
-      try {
-        for await (const piece of generatePieces(ctx, scope, ENDPOINT, body.prompt, [imageStage], params)) {
-          if (piece.type === 'image' && piece.stage_id === imageStage) data.push({ b64_json: piece.data_base64 });
-        }
-      } catch (err) {
-        throw scope.errorFor(err);
+export const imagesRoutes: FastifyPluginAsync = async (app) => {
+  app.post('/images/generations', { schema: { body: imageGenerationBody } }, async (request, reply) => {
+    const endpoint = request.routeOptions.url ?? '/images/generations';
+    const body = request.body as ImageGenerationRequest;
+    checkModel(app, body.model);
+    const p = servedPipeline(app);
+    const imageStage = stagesOfType(p, 'image', endpoint)[0]!;
+    const params = stageParams(p, {}, { [imageStage]: diffusionParams(body) });
+    const scope = app.requestScopes.open(request, reply);
+    const data: { b64_json: string }[] = [];
+    try {
+      for await (const piece of generatePieces(app, scope, endpoint, body.prompt, [imageStage], params)) {
+        if (piece.type === 'image' && piece.stage_id === imageStage) data.push({ b64_json: piece.data_base64 });
       }
-      return { created: nowSeconds(), data };
-    },
-  );
-}
+    } catch (err) {
+      throw scope.errorFor(err);
+    }
+    return { created: nowSeconds(), data };
+  });
+};
