@@ -56,6 +56,10 @@ export const COMMON_OPTIONS = {
   port: { type: 'string', description: '(serve) port to listen on (default 8000; 0 picks a free one)' },
   'api-key': { type: 'string', description: '(serve) require "Authorization: Bearer KEY" (env OMNISTAGE_API_KEY)' },
   'metrics-public': { type: 'boolean', description: '(serve) /metrics needs no API key' },
+  'allowed-origins': {
+    type: 'string',
+    description: '(serve) CORS: comma-separated origins browsers may call from, or * (default: none, CORS off)',
+  },
   'max-inflight': { type: 'string', description: '(serve) generation requests in flight before 429 (default 1024)' },
   'max-inflight-per-replica': {
     type: 'string',
@@ -240,6 +244,7 @@ export const COMMANDS = {
       'port',
       'api-key',
       'metrics-public',
+      'allowed-origins',
       'max-inflight',
       'max-inflight-per-replica',
       'request-timeout',

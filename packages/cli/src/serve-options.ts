@@ -8,6 +8,8 @@ export interface ServeOptions {
   port: number;
   apiKey: string | undefined;
   metricsPublic: boolean;
+  /** Origins browsers may call from (`*`: any); empty: CORS off. */
+  allowedOrigins: string[];
   maxInflight: number;
   /** The per-replica bound of stages whose file sets none (undefined: the router's default). */
   maxInflightPerReplica: number | undefined;
@@ -36,6 +38,20 @@ function integerOption<F extends number | undefined>(
   return Number(raw);
 }
 
+/** `--allowed-origins a,b` → origins; each must be `*` or a scheme, host and optional port. */
+function allowedOrigins(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const origins = raw.split(',').map((o) => o.trim());
+  for (const o of origins) {
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) {
+      throw new OmniError('OMNI_USAGE', `--allowed-origins: "${o}" is not an origin`, {
+        hint: 'give origins as the browser sends them, without a path: --allowed-origins https://app.example.com,http://localhost:3000 (or * for any)',
+      });
+    }
+  }
+  return origins;
+}
+
 export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOptions {
   const apiKey = values['api-key'] ?? env['OMNISTAGE_API_KEY'];
   if (apiKey !== undefined && apiKey.trim() === '') {
@@ -49,6 +65,7 @@ export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOp
     port: integerOption(values, 'port', DEFAULT_PORT, 0, 65535),
     apiKey,
     metricsPublic: values['metrics-public'] ?? false,
+    allowedOrigins: allowedOrigins(values['allowed-origins']),
     maxInflight: integerOption(values, 'max-inflight', 1024, 1, 1_000_000),
     maxInflightPerReplica: integerOption(values, 'max-inflight-per-replica', undefined, 1, MAX_INFLIGHT_LIMIT),
     requestTimeoutMs: requestTimeoutS === undefined ? undefined : requestTimeoutS * 1000,

@@ -49,6 +49,7 @@ export function admissionHook(admission: Admission): (request: FastifyRequest, r
         503,
         'OMNI_HTTP_UNAVAILABLE',
         'the server is shutting down (draining): send the request to another replica of this service',
+        { headers: { 'retry-after': '5', connection: 'close' } },
       );
     }
     if (servingState === 'starting') {

@@ -17,4 +17,8 @@ declare module 'fastify' {
     /** The generation requests running now (the drain aborts them at its deadline). */
     readonly requestScopes: RequestScopes;
   }
+  interface FastifyRequest {
+    /** The error code of a stream that failed after its 200 was sent (counted apart); null otherwise. */
+    failedAfterHeaders: string | null;
+  }
 }

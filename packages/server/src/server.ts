@@ -11,9 +11,11 @@ import type { Logger } from 'pino';
 import { Admission } from './admission.js';
 import type { ServingState } from './app-decorations.js';
 import { bearerAuthHook } from './auth.js';
+import { corsHook } from './cors.js';
 import { fromFastifyError } from './fastify-errors.js';
 import { HttpError } from './http-error.js';
 import { ServerMetrics } from './metrics.js';
+import { echoRequestId, requestIdOf } from './request-id.js';
 import { RequestScopes } from './request-scopes.js';
 import { healthRoutes, readinessRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -37,6 +39,8 @@ export interface OmniServerOptions {
   bodyLimitBytes?: number;
   /** Default: a fresh {@link ServerMetrics}. Pass one to observe the orchestrator's events before bring-up. */
   metrics?: ServerMetrics;
+  /** Origins browsers may call from (`*`: any); default none, CORS off (`--allowed-origins`). */
+  allowedOrigins?: readonly string[];
 }
 
 /**
@@ -55,6 +59,8 @@ export class OmniServer {
   readonly #scopes: RequestScopes;
   /** "METHOD /path" of every route, in registration order, for the 404 message. */
   readonly #endpoints: string[] = [];
+  /** The methods of each path, for 405's `Allow`. */
+  readonly #methods = new Map<string, string[]>();
   #pipeline: ServedPipeline | null = null;
   #state: ServingState = 'starting';
   #closing: Promise<void> | null = null;
@@ -70,6 +76,10 @@ export class OmniServer {
       loggerInstance: logger,
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit,
+      // One id per request, the client's x-request-id when given: fastify logs it as request_id,
+      // and the pipeline, its events and the error messages use the same (RequestScope).
+      genReqId: requestIdOf,
+      requestIdLogLabel: 'request_id',
       // Strict validation: ajv's fastify defaults coerce types and strip unknown fields, which
       // would turn "max_tokens": "5" into 5 and drop a misspelt field without a word.
       ajv: {
@@ -79,15 +89,27 @@ export class OmniServer {
           useDefaults: false,
           allErrors: false,
           allowUnionTypes: true,
+          // Issues carry their schema, so an unknown field's message can suggest the nearest known one.
+          verbose: true,
         },
       },
     });
     this.#decorate(options.servedModelName);
     this.app.setErrorHandler((err: FastifyError, request, reply) => this.#onError(err, request, reply, bodyLimit));
+    this.app.decorateRequest('failedAfterHeaders', null);
     this.app.addHook('onRoute', (route) => {
-      for (const method of [route.method].flat()) if (method !== 'HEAD') this.#endpoints.push(`${method} ${route.url}`);
+      for (const method of [route.method].flat()) {
+        this.#methods.set(route.url, [...(this.#methods.get(route.url) ?? []), method]);
+        if (method !== 'HEAD') this.#endpoints.push(`${method} ${route.url}`);
+      }
     });
     this.app.addHook('onRequest', async (request, reply) => this.#count(request, reply));
+    this.app.addHook('onRequest', echoRequestId);
+    if (options.allowedOrigins?.length) this.app.addHook('onRequest', corsHook(options.allowedOrigins));
+    // While draining, every answer asks keep-alive clients to reconnect (to another instance).
+    this.app.addHook('onRequest', async (_request, reply) => {
+      if (this.#state === 'draining') void reply.header('connection', 'close');
+    });
     this.#routes(options);
   }
 
@@ -168,20 +190,34 @@ export class OmniServer {
   #routes(options: OmniServerOptions): void {
     const app = this.app;
     const auth = options.apiKey ? bearerAuthHook(options.apiKey) : null;
+    // Probes and load balancers carry no key: liveness and readiness are open.
     void app.register(healthRoutes);
+    void app.register(readinessRoutes);
     if (options.metricsPublic) void app.register(metricsRoutes);
     void app.register(async (guarded) => {
       if (auth) guarded.addHook('onRequest', auth);
-      await guarded.register(readinessRoutes);
       if (!options.metricsPublic) await guarded.register(metricsRoutes);
       await guarded.register(v1Routes, { prefix: '/v1', admission: this.#admission });
     });
     // Unknown paths need the key too: without it they would reveal nothing but the route list.
     app.setNotFoundHandler(auth ? { preHandler: auth } : {}, async (request) => {
+      const path = request.url.split('?')[0]!;
+      const allowed =
+        this.#methods.get(path) ?? this.#methods.get(path.replace(/^\/v1\/models\/[^/]+$/, '/v1/models/:id'));
+      if (allowed) {
+        throw new HttpError(
+          405,
+          'OMNI_HTTP_INVALID_REQUEST',
+          `${path} does not take ${request.method}; it takes ${allowed.join(', ')}`,
+          {
+            headers: { allow: allowed.join(', ') },
+          },
+        );
+      }
       throw new HttpError(
         404,
         'OMNI_HTTP_INVALID_REQUEST',
-        `no endpoint ${request.method} ${request.url.split('?')[0]}; endpoints: ${this.#endpoints.join(', ')}`,
+        `no endpoint ${request.method} ${path}; endpoints: ${this.#endpoints.join(', ')}`,
       );
     });
   }
@@ -190,10 +226,12 @@ export class OmniServer {
   #count(request: FastifyRequest, reply: FastifyReply): void {
     const endpoint = request.routeOptions.url ?? 'unmatched';
     reply.raw.once('close', () => {
-      this.metrics.httpRequests.inc({
-        endpoint,
-        status: reply.raw.writableEnded ? String(reply.raw.statusCode) : '499',
-      });
+      const status = !reply.raw.writableEnded
+        ? '499'
+        : request.failedAfterHeaders !== null
+          ? 'stream_failed'
+          : String(reply.raw.statusCode);
+      this.metrics.httpRequests.inc({ endpoint, status });
     });
   }
 
@@ -204,7 +242,9 @@ export class OmniServer {
       const internal = new HttpError(500, 'OMNI_INTERNAL', 'internal error (a bug in omnistage; see the server log)');
       return reply.code(500).send(internal.body);
     }
-    if (e.status >= 500) request.log.warn({ status: e.status, code: e.code, url: request.url }, e.message);
+    // A client that left is not the server's failure: info, as the 499 in the metrics.
+    if (e.status === 499) request.log.info({ status: 499, code: e.code, url: request.url }, e.message);
+    else if (e.status >= 500) request.log.warn({ status: e.status, code: e.code, url: request.url }, e.message);
     return reply.code(e.status).headers(e.headers).send(e.body);
   }
 }

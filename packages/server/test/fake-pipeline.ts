@@ -24,7 +24,27 @@ export const OMNI_STAGES: ServedStage[] = [
   { stage_id: 2, final_output_type: 'image' },
 ];
 
-const WAV_BASE64 = Buffer.from('RIFF\0\0\0\0WAVEfmt ').toString('base64');
+/** The samples of the fake's audio answer (16-bit little-endian mono). */
+export const PCM_SAMPLES = Buffer.from([1, 0, 2, 0, 3, 0]);
+
+function tinyWav(data: Buffer): Buffer {
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0, 'latin1');
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8, 'latin1');
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(24_000, 24);
+  h.writeUInt32LE(48_000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36, 'latin1');
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
+
+const WAV_BASE64 = tinyWav(PCM_SAMPLES).toString('base64');
 const PNG_BASE64 = Buffer.from('\x89PNG\r\n\x1a\n', 'latin1').toString('base64');
 
 /** A script answering every final stage a request asks for: text in two deltas, a WAV, a PNG. */

@@ -14,13 +14,12 @@ const chat = {
 const bearer = { authorization: 'Bearer k' };
 
 describe('the API key', () => {
-  it('guards /v1, readiness, metrics and unknown paths; /health is open', async () => {
+  it('guards /v1, metrics and unknown paths; /health and /health/ready are open (probes carry no key)', async () => {
     const fake = new FakePipeline();
     const app = fakeServer(fake, { apiKey: 'k' }).app;
     for (const req of [
       { method: 'GET' as const, url: '/v1/models' },
       chat,
-      { method: 'GET' as const, url: '/health/ready' },
       { method: 'GET' as const, url: '/metrics' },
       { method: 'GET' as const, url: '/nowhere' },
     ]) {
@@ -32,6 +31,7 @@ describe('the API key', () => {
     }
     expect(fake.received).toHaveLength(1);
     expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
     const wrong = await app.inject({ ...chat, headers: { authorization: 'Bearer x' } });
     expect(wrong.statusCode).toBe(401);
   });
@@ -112,7 +112,7 @@ describe('unknown routes and metrics', () => {
     const res = await fakeServer().app.inject({ method: 'GET', url: '/v2/chat' });
     expect(res.statusCode).toBe(404);
     expect(res.json().error.message).toBe(
-      'no endpoint GET /v2/chat; endpoints: GET /health, GET /health/ready, GET /metrics, GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/images/generations, POST /v1/audio/speech',
+      'no endpoint GET /v2/chat; endpoints: GET /health, GET /health/ready, GET /metrics, GET /v1/models, GET /v1/models/:id, POST /v1/chat/completions, POST /v1/completions, POST /v1/images/generations, POST /v1/audio/speech, POST /v1/responses',
     );
   });
 

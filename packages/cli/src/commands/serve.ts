@@ -32,6 +32,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     servedModelName: served,
     metrics,
     metricsPublic: opts.metricsPublic,
+    allowedOrigins: opts.allowedOrigins,
     maxInflight: opts.maxInflight,
     bodyLimitBytes: opts.bodyLimitBytes,
     ...(opts.apiKey === undefined ? {} : { apiKey: opts.apiKey }),

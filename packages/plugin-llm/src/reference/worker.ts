@@ -98,6 +98,8 @@ async function readTensor(conn: WorkerConnection, ref: PayloadRef): Promise<Buff
 }
 
 interface Generated {
+  /** The reference engine's prompt tokens: its words and marks. */
+  promptTokens: number;
   text: string;
   tokens: number[];
   hidden: number[];
@@ -112,7 +114,8 @@ async function streamTokens(
   params: Record<string, unknown>,
   stream: RequestStream,
 ): Promise<Generated | undefined> {
-  const out: Generated = { text: '', tokens: [], hidden: [], finish: null };
+  const promptTokens = prompt.match(/\w+|[^\w\s]/g)?.length ?? 0;
+  const out: Generated = { promptTokens, text: '', tokens: [], hidden: [], finish: null };
   const options = { modelStage: shape.modelStage, ...(shape.latent ? { hiddenSize: shape.hiddenSize } : {}) };
   for (const t of generateTokens(prompt, params, options)) {
     if (stream.signal.aborted) return undefined;
@@ -140,6 +143,8 @@ async function finalOutput(conn: WorkerConnection, shape: EngineShape, g: Genera
         ...(await conn.putPayload(tokensToWav(g.tokens), { mime: 'audio/wav' })),
       }
     : { kind: 'final', text: g.text, token_ids: g.tokens, finish_reason: g.finish ?? 'length' };
+  // What an engine reports for OpenAI's `usage`.
+  out['usage'] = { prompt_tokens: g.promptTokens, completion_tokens: g.tokens.length };
   // Says so in every output: text from a stand-in must not be mistaken for a model's answer.
   out['reference_engine'] = true;
   if (shape.latent) {

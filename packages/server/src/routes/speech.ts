@@ -1,17 +1,40 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { HttpError } from '../http-error.js';
+import { SPEECH_RULES, refuseUnsupported } from '../openai-fields.js';
 import { speechBody, type SpeechRequest } from '../schemas.js';
-import { checkModel, generatePieces, stageParams, stagesOfType, servedPipeline } from './generation.js';
+import { audioFormat, encodeAudio, type AudioFormat } from '../wav.js';
+import { checkModel, generatePieces, servedPipeline, stageParams, stagesOfType } from './generation.js';
 
-/** `POST /v1/audio/speech`: text in, WAV bytes out (the pipeline's audio stage); `voice` reaches that stage. */
+/** `response_format` values of the speech endpoint the server can produce from an audio stage's WAV. */
+const SPEECH_FORMATS: readonly AudioFormat[] = [
+  { name: 'wav', mime: 'audio/wav', pcm: false },
+  { name: 'pcm', mime: 'audio/pcm', pcm: true },
+];
+
+/** What the audio stage's engine receives of the request: the voice, the speed, the instructions. */
+function speechParams(body: SpeechRequest): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const voice = typeof body.voice === 'object' ? body.voice.id : body.voice;
+  if (voice !== undefined) out['voice'] = voice;
+  if (body.speed !== undefined) out['speed'] = body.speed;
+  if (body.instructions !== undefined) out['instructions'] = body.instructions;
+  return out;
+}
+
+/**
+ * `POST /v1/audio/speech`: text in, audio bytes out (the pipeline's audio stage) as WAV or raw
+ * 16-bit PCM; `voice`, `speed` and `instructions` reach that stage's engine.
+ */
 export const speechRoutes: FastifyPluginAsync = async (app) => {
   app.post('/audio/speech', { schema: { body: speechBody } }, async (request, reply) => {
-    const endpoint = request.routeOptions.url ?? '/audio/speech';
     const body = request.body as SpeechRequest;
+    const endpoint = request.routeOptions.url ?? '/audio/speech';
     checkModel(app, body.model);
+    refuseUnsupported(body as unknown as Record<string, unknown>, SPEECH_RULES);
+    const format = audioFormat(body.response_format, SPEECH_FORMATS, 'response_format');
     const p = servedPipeline(app);
     const audioStage = stagesOfType(p, 'audio', endpoint)[0]!;
-    const params = stageParams(p, {}, body.voice === undefined ? {} : { [audioStage]: { voice: body.voice } });
+    const params = stageParams(p, {}, { [audioStage]: speechParams(body) });
     const scope = app.requestScopes.open(request, reply);
     let audio: { data_base64: string; mime: string } | null = null;
     try {
@@ -22,6 +45,7 @@ export const speechRoutes: FastifyPluginAsync = async (app) => {
       throw scope.errorFor(err);
     }
     if (!audio) throw new HttpError(502, 'OMNI_REQUEST_FAILED', `stage ${audioStage} finished without audio output`);
-    return reply.type(audio.mime).send(Buffer.from(audio.data_base64, 'base64'));
+    const bytes = Buffer.from(audio.data_base64, 'base64');
+    return reply.type(format.pcm ? format.mime : audio.mime).send(encodeAudio(bytes, format));
   });
 };

@@ -4,6 +4,7 @@ import { chatRoutes } from './chat.js';
 import { completionsRoutes } from './completions.js';
 import { imagesRoutes } from './images.js';
 import { modelsRoutes } from './models.js';
+import { responsesRoutes } from './responses.js';
 import { speechRoutes } from './speech.js';
 
 /** Options of {@link v1Routes}. */
@@ -19,6 +20,7 @@ const generationRoutes: FastifyPluginAsync<V1Options> = async (app, { admission 
   await app.register(completionsRoutes);
   await app.register(imagesRoutes);
   await app.register(speechRoutes);
+  await app.register(responsesRoutes);
 };
 
 /** OpenAI's API, registered under the `/v1` prefix. */
