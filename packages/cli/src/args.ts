@@ -56,6 +56,11 @@ export const COMMON_OPTIONS = {
   port: { type: 'string', description: '(serve) port to listen on (default 8000; 0 picks a free one)' },
   'api-key': { type: 'string', description: '(serve) require "Authorization: Bearer KEY" (env OMNISTAGE_API_KEY)' },
   'metrics-public': { type: 'boolean', description: '(serve) /metrics needs no API key' },
+  'speech-stage': {
+    type: 'string',
+    description:
+      '(serve) stage id where /v1/audio/speech enters the pipeline (default: docs/serving.md "The speech stage")',
+  },
   'allowed-origins': {
     type: 'string',
     description: '(serve) CORS: comma-separated origins browsers may call from, or * (default: none, CORS off)',
@@ -245,6 +250,7 @@ export const COMMANDS = {
       'api-key',
       'metrics-public',
       'allowed-origins',
+      'speech-stage',
       'max-inflight',
       'max-inflight-per-replica',
       'request-timeout',

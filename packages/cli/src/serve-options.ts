@@ -10,6 +10,8 @@ export interface ServeOptions {
   metricsPublic: boolean;
   /** Origins browsers may call from (`*`: any); empty: CORS off. */
   allowedOrigins: string[];
+  /** `--speech-stage`: where /v1/audio/speech enters (undefined: the rule in @omnistage/server). */
+  speechStage: number | undefined;
   maxInflight: number;
   /** The per-replica bound of stages whose file sets none (undefined: the router's default). */
   maxInflightPerReplica: number | undefined;
@@ -23,7 +25,7 @@ export const DEFAULT_DRAIN_TIMEOUT_S = 30;
 
 function integerOption<F extends number | undefined>(
   values: CliValues,
-  name: 'port' | 'max-inflight' | 'max-inflight-per-replica' | 'max-body-mb',
+  name: 'port' | 'max-inflight' | 'max-inflight-per-replica' | 'max-body-mb' | 'speech-stage',
   fallback: F,
   min: number,
   max: number,
@@ -66,6 +68,7 @@ export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOp
     apiKey,
     metricsPublic: values['metrics-public'] ?? false,
     allowedOrigins: allowedOrigins(values['allowed-origins']),
+    speechStage: integerOption(values, 'speech-stage', undefined, 0, 1_000_000),
     maxInflight: integerOption(values, 'max-inflight', 1024, 1, 1_000_000),
     maxInflightPerReplica: integerOption(values, 'max-inflight-per-replica', undefined, 1, MAX_INFLIGHT_LIMIT),
     requestTimeoutMs: requestTimeoutS === undefined ? undefined : requestTimeoutS * 1000,

@@ -74,12 +74,11 @@ export class OmniServer {
     const logger: FastifyBaseLogger = options.logger;
     this.app = Fastify({
       loggerInstance: logger,
-      logController: new LogController({ disableRequestLogging: true }),
+      logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
       bodyLimit,
       // One id per request, the client's x-request-id when given: fastify logs it as request_id,
       // and the pipeline, its events and the error messages use the same (RequestScope).
       genReqId: requestIdOf,
-      requestIdLogLabel: 'request_id',
       // Strict validation: ajv's fastify defaults coerce types and strip unknown fields, which
       // would turn "max_tokens": "5" into 5 and drop a misspelt field without a word.
       ajv: {

@@ -6,7 +6,7 @@
  */
 import { EventBus, OmniError, type PipelineOutput } from '@omnistage/core';
 import { pino } from 'pino';
-import type { ServedPipeline, ServedRequest, ServedStage } from '../src/index.js';
+import type { ServedPipeline, ServedRequest, ServedStage, SpeechRoute } from '../src/index.js';
 
 /** One output as a script writes it: the fake fills in request, replica and attempt. */
 export type ScriptedOutput = Pick<PipelineOutput, 'kind' | 'stage_id' | 'data'>;
@@ -63,6 +63,7 @@ export function omniScript(_input: unknown, request: ServedRequest): ScriptedOut
 
 export class FakePipeline implements ServedPipeline {
   readonly stages: readonly ServedStage[];
+  readonly speech: SpeechRoute | null;
   readonly events = new EventBus(pino({ level: 'silent' }));
   readonly received: Received[] = [];
   readonly #script: (input: unknown, request: ServedRequest) => ScriptedOutput[];
@@ -74,10 +75,13 @@ export class FakePipeline implements ServedPipeline {
   constructor(
     options: {
       stages?: readonly ServedStage[];
+      /** Default: the example's audio stage (1), which reads the text stage. */
+      speech?: SpeechRoute | null;
       script?: (input: unknown, request: ServedRequest) => ScriptedOutput[];
     } = {},
   ) {
     this.stages = options.stages ?? OMNI_STAGES;
+    this.speech = options.speech === undefined ? { entryStage: 1, audioStage: 1 } : options.speech;
     this.#script = options.script ?? omniScript;
   }
 
@@ -112,6 +116,8 @@ export class FakePipeline implements ServedPipeline {
     }
     for (const id of Object.keys(request.params))
       if (!ids.has(Number(id))) throw new OmniError('OMNI_USAGE', `params for stage ${id}, which does not exist`);
+    if (request.entryStage !== undefined && !ids.has(request.entryStage))
+      throw new OmniError('OMNI_USAGE', `entry stage ${request.entryStage} does not exist`);
     if (!request.requestId) throw new OmniError('OMNI_USAGE', 'a request without an id');
     this.received.push({ input, request });
     for (const wake of this.#waiters.splice(0)) wake();

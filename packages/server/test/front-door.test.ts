@@ -5,6 +5,7 @@
  */
 import { OmniError } from '@omnistage/core';
 import { describe, expect, it } from 'vitest';
+import { speechRoute } from '../src/speech-stage.js';
 import { FakePipeline, PCM_SAMPLES } from './fake-pipeline.js';
 import { fakeServer, sseData } from './inject-helpers.js';
 
@@ -144,6 +145,40 @@ describe('modalities and audio', () => {
     const bad = await app.inject(post('/v1/audio/speech', { input: 'x', response_format: 'mp3' }));
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.message).toContain('the formats are: wav, pcm');
+  });
+});
+
+describe('the speech stage', () => {
+  const stage = (stage_id: number, final_output_type: string | null, model_stage: string, sources: number[]) => ({
+    stage_id,
+    final_output_type,
+    model_stage,
+    sources,
+  });
+  const omni = [stage(0, 'text', 'thinker', []), stage(1, null, 'talker', [0]), stage(2, 'audio', 'code2wav', [1])];
+
+  it('the rule: --speech-stage, else a talker/tts stage, else an audio stage reading text or nothing; else none', () => {
+    expect(speechRoute(omni)).toEqual({ entryStage: 1, audioStage: 2 });
+    expect(speechRoute(omni, 2)).toEqual({ entryStage: 2, audioStage: 2 });
+    expect(() => speechRoute(omni, 7)).toThrow('--speech-stage 7 is not a stage leading to an audio output');
+    expect(speechRoute([stage(0, 'text', 'thinker', []), stage(1, 'audio', 'code2wav', [0])])).toEqual({
+      entryStage: 1,
+      audioStage: 1,
+    });
+    expect(speechRoute([stage(0, 'audio', 'voice', [])])).toEqual({ entryStage: 0, audioStage: 0 });
+    expect(speechRoute([stage(0, 'text', 'thinker', []), stage(1, 'image', 'dit', [0])])).toBeNull();
+  });
+
+  it('speech enters at the speech stage (the stages before it skipped); a pipeline without one answers 400', async () => {
+    const fake = new FakePipeline({ speech: { entryStage: 1, audioStage: 1 } });
+    const res = await fakeServer(fake).app.inject(post('/v1/audio/speech', { input: 'Hi.' }));
+    expect(res.statusCode).toBe(200);
+    expect(fake.received[0]).toMatchObject({ input: 'Hi.', request: { entryStage: 1, finalStages: [1] } });
+    const none = new FakePipeline({ speech: null });
+    const bad = await fakeServer(none).app.inject(post('/v1/audio/speech', { input: 'Hi.' }));
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('needs a speech stage');
+    expect(none.received).toHaveLength(0);
   });
 });
 

@@ -78,7 +78,11 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     });
     await headMode?.waitReady(pipeline, cancel.signal);
     server.attach(
-      servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }),
+      servePipeline(session.omni, pipeline, {
+        balance,
+        maxInflightPerReplica: opts.maxInflightPerReplica,
+        speechStage: opts.speechStage,
+      }),
     );
     display.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
     let failure: unknown = null;

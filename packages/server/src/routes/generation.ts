@@ -105,6 +105,7 @@ export async function* generatePieces(
   finalStages: readonly number[],
   params: Record<number, Record<string, unknown>>,
   part: number | null = null,
+  entryStage?: number,
 ): AsyncGenerator<OutputPiece> {
   const p = servedPipeline(app);
   const types = new Map(p.stages.map((s) => [s.stage_id, s.final_output_type] as const));
@@ -113,6 +114,7 @@ export async function* generatePieces(
     signal: scope.signal,
     params,
     finalStages,
+    ...(entryStage === undefined ? {} : { entryStage }),
   })) {
     if (scope.firstChunk())
       app.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
