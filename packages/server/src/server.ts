@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { OmniError } from '@omnistage/core';
 import Fastify, {
   LogController,
@@ -21,6 +22,39 @@ import { healthRoutes, readinessRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { v1Routes } from './routes/v1.js';
 import type { ServedPipeline } from './served-pipeline.js';
+
+/** How long a closing server waits for its keep-alive connections to go by themselves. */
+const CLOSE_LINGER_MS = 2000;
+/** A listener that took no connection for this long after a drain is closed. */
+const CLOSE_QUIET_MS = 500;
+
+/** Resolves when `emitter` has not emitted `event` for `quietMs`, or at `until` (epoch ms). */
+function quiet(emitter: NodeJS.EventEmitter, event: string, quietMs: number, until: number): Promise<void> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout;
+    const done = (): void => {
+      clearTimeout(timer);
+      emitter.off(event, arm);
+      resolve();
+    };
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(done, Math.max(0, Math.min(quietMs, until - Date.now())));
+    };
+    emitter.on(event, arm);
+    arm();
+  });
+}
+
+/** Waits for `p`, at most until `until` (epoch ms). */
+async function settledBy(p: Promise<void>, until: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - Date.now())))),
+  ]);
+  clearTimeout(timer);
+}
 
 /** Options of {@link OmniServer}. */
 export interface OmniServerOptions {
@@ -105,8 +139,9 @@ export class OmniServer {
     this.app.addHook('onRequest', async (request, reply) => this.#count(request, reply));
     this.app.addHook('onRequest', echoRequestId);
     if (options.allowedOrigins?.length) this.app.addHook('onRequest', corsHook(options.allowedOrigins));
-    // While draining, every answer asks keep-alive clients to reconnect (to another instance).
-    this.app.addHook('onRequest', async (_request, reply) => {
+    // While draining, every answer (those of requests admitted before too) asks keep-alive clients
+    // to reconnect, to another instance: no socket is left idle for the listener's close to reset.
+    this.app.addHook('onSend', async (_request, reply) => {
       if (this.#state === 'draining') void reply.header('connection', 'close');
     });
     this.#routes(options);
@@ -171,10 +206,29 @@ export class OmniServer {
     return late;
   }
 
-  /** Closes the listener and idle connections; safe to call more than once. */
+  /**
+   * Closes the listener and the connections; safe to call more than once. After a drain, the
+   * listener stops taking connections first while the open ones stay: each gets its next request
+   * answered (503, `Connection: close`) and closes, so a keep-alive client is never reset in the
+   * middle of sending one. Connections still open after {@link CLOSE_LINGER_MS} (clients that send
+   * nothing more) are closed then.
+   */
   close(): Promise<void> {
-    this.#closing ??= this.app.close();
+    this.#closing ??= this.#close();
     return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const server = this.app.server;
+    if (this.#state === 'draining' && server.listening) {
+      const until = Date.now() + CLOSE_LINGER_MS;
+      // Clients told 503 + close reconnect (to be told again, or to go): while they still arrive, a
+      // closed listener would reset those waiting in its backlog. Close once connections stop coming.
+      await quiet(server, 'connection', CLOSE_QUIET_MS, until);
+      // net.Server's own close: http.Server.close would also close the idle keep-alive sockets.
+      await settledBy(new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())), until);
+    }
+    await this.app.close();
   }
 
   #decorate(servedModel: string): void {
