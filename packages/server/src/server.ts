@@ -226,7 +226,20 @@ export class OmniServer {
       // closed listener would reset those waiting in its backlog. Close once connections stop coming.
       await quiet(server, 'connection', CLOSE_QUIET_MS, until);
       // net.Server's own close: http.Server.close would also close the idle keep-alive sockets.
-      await settledBy(new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())), until);
+      const gone = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+      let closed = false;
+      await settledBy(
+        gone.then(() => void (closed = true)),
+        until,
+      );
+      // Connections still open at the deadline (clients that send nothing more) are closed now.
+      if (!closed) {
+        server.closeAllConnections();
+        await gone;
+      }
+      // The server is closed and has emitted 'close': fastify's own close would wait for a second
+      // 'close' that never comes, so closing it again is done at once.
+      server.close = ((cb?: (err?: Error) => void) => (cb?.(), server)) as typeof server.close;
     }
     await this.app.close();
   }
