@@ -37,7 +37,7 @@ afterAll(async () => {
 describe('openai (official SDK)', () => {
   const client = (): OpenAI => new OpenAI({ baseURL, apiKey: KEY, maxRetries: 0 });
 
-  it('chat: plain, streamed with include_usage (usage in the last chunk), audio as WAV and pcm16', async () => {
+  it('chat: plain, and streamed with include_usage (usage in the last chunk)', async () => {
     const messages = [{ role: 'user' as const, content: 'tell me about the sea' }];
     const chat = await client().chat.completions.create({ model: MODEL, messages });
     expect(chat.choices).toHaveLength(1);
@@ -58,6 +58,10 @@ describe('openai (official SDK)', () => {
     }
     expect(text).toBe(chat.choices[0]!.message.content);
     expect(usage).toEqual(chat.usage);
+  });
+
+  it('chat with audio: audio {voice, format} as WAV and as pcm16 (the same samples without the header)', async () => {
+    const messages = [{ role: 'user' as const, content: 'tell me about the sea' }];
     const audio = await client().chat.completions.create({
       model: MODEL,
       messages,
