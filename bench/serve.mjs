@@ -4,15 +4,18 @@
 //   npx turbo run build --output-logs=errors-only && node bench/serve.mjs [--n=2000] [--verbose]
 //
 // Prints, for C in 1, 64, 256 and stream false/true:
-//   serve endpoint=chat stream=<bool> concurrency=<C> rps=<x> p50_ms=<y> p99_ms=<z> overhead_p50_ms=<d> errors=<e>
+//   serve endpoint=chat stream=<bool> concurrency=<C> rps=<x> p50_ms=<y> p99_ms=<z> overhead_p50_ms=<d> cpu_us_per_req=<u> errors=<e>
 // and for the ceiling:
-//   serve endpoint=bare-fastify stream=false concurrency=<C> rps=<x> p50_ms=<y> p99_ms=<z> errors=<e>
+//   serve endpoint=bare-fastify stream=false concurrency=<C> rps=<x> p50_ms=<y> p99_ms=<z> cpu_us_per_req=<u> errors=<e>
 //
 // Pipeline: one `llm` stage, reference engine, max_tokens 1 (instant), brought up with core's
 // bringUp() in this process; the server is @omnistage/server's OmniServer on 127.0.0.1:0, as
 // `omnistage serve` builds it. Load: a closed loop of C connections (node:http, keep-alive) in a
-// worker thread (its own event loop, like a separate client process), each sending
-// POST /v1/chat/completions one after another. `overhead_p50_ms` = HTTP p50 minus the p50 of the
+// child process, each sending
+// POST /v1/chat/completions one after another. `cpu_us_per_req`: this process's CPU time
+// (process.cpuUsage, user + system, over the run) per request: the server and the router, not the
+// replica (its own process) nor the load generator (a child process); at C=256 it is the cost at
+// saturation. `overhead_p50_ms` = HTTP p50 minus the p50 of the
 // same requests (the same stage input, the same concurrency C) sent in-process through the served
 // pipeline's `generate`. Targets: overhead_p50_ms <= 1 at C=64; errors=0 at C=256.
 // bare-fastify: a fastify app (same version, logger off) whose POST route returns a constant JSON,
@@ -22,7 +25,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const paths = {
@@ -62,11 +65,11 @@ const pct = (xs, p) => {
 };
 const fmt = (x) => x.toFixed(3);
 
-/** The load generator, in a worker thread: C keep-alive connections in a closed loop. */
+/** The load generator, in a child process: C keep-alive connections in a closed loop. */
 const LOADGEN = `
-const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
-const { url, path, body, concurrency, n, stream } = workerData;
+process.once('message', (job) => run(job));
+function run({ url, path, body, concurrency, n, stream }) {
 const { hostname, port } = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const payload = Buffer.from(JSON.stringify(body));
@@ -101,15 +104,29 @@ function once() {
   }));
   const wall = performance.now() - t0;
   agent.destroy();
-  parentPort.postMessage({ lat, errors, wall });
+  process.send({ lat, errors, wall }, () => process.exit(0));
 })();
+}
 `;
 
+/**
+ * Runs the load generator in a child process, so that this process's CPU time (process.cpuUsage)
+ * is the server's alone; resolves with its figures and `cpu_us_per_req`, this process's user +
+ * system CPU over the run divided by the requests.
+ */
 function load(url, path, body, concurrency, n, stream) {
   return new Promise((resolve, reject) => {
-    const w = new Worker(LOADGEN, { eval: true, workerData: { url, path, body, concurrency, n, stream } });
-    w.once('message', resolve);
-    w.once('error', reject);
+    const child = spawn(process.execPath, ['-e', LOADGEN], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let cpu0 = null;
+    child.once('spawn', () => {
+      cpu0 = process.cpuUsage();
+      child.send({ url, path, body, concurrency, n, stream });
+    });
+    child.once('message', (r) => {
+      const cpu = process.cpuUsage(cpu0);
+      resolve({ ...r, cpuPerReq: (cpu.user + cpu.system) / n });
+    });
+    child.once('error', reject);
   });
 }
 
@@ -191,14 +208,14 @@ try {
       const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
       if (errors > 0) failed = failed || concurrency === 256;
       console.log(
-        `serve endpoint=chat stream=${stream} concurrency=${concurrency} rps=${Math.round((n / r.wall) * 1000)} p50_ms=${fmt(pct(r.lat, 0.5))} p99_ms=${fmt(pct(r.lat, 0.99))} overhead_p50_ms=${fmt(pct(r.lat, 0.5) - baseP50)} errors=${errors}` +
+        `serve endpoint=chat stream=${stream} concurrency=${concurrency} rps=${Math.round((n / r.wall) * 1000)} p50_ms=${fmt(pct(r.lat, 0.5))} p99_ms=${fmt(pct(r.lat, 0.99))} overhead_p50_ms=${fmt(pct(r.lat, 0.5) - baseP50)} cpu_us_per_req=${Math.round(r.cpuPerReq)} errors=${errors}` +
           (errors > 0 ? ` error_statuses=${JSON.stringify(r.errors)}` : ''),
       );
     }
     const b = await load(bareUrl, '/const', {}, concurrency, n, false);
     const bareErrors = Object.values(b.errors).reduce((a, c) => a + c, 0);
     console.log(
-      `serve endpoint=bare-fastify stream=false concurrency=${concurrency} rps=${Math.round((n / b.wall) * 1000)} p50_ms=${fmt(pct(b.lat, 0.5))} p99_ms=${fmt(pct(b.lat, 0.99))} errors=${bareErrors}`,
+      `serve endpoint=bare-fastify stream=false concurrency=${concurrency} rps=${Math.round((n / b.wall) * 1000)} p50_ms=${fmt(pct(b.lat, 0.5))} p99_ms=${fmt(pct(b.lat, 0.99))} cpu_us_per_req=${Math.round(b.cpuPerReq)} errors=${bareErrors}`,
     );
   }
 } finally {

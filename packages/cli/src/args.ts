@@ -61,6 +61,15 @@ export const COMMON_OPTIONS = {
   port: { type: 'string', description: '(serve) port to listen on (default 8000; 0 picks a free one)' },
   'api-key': { type: 'string', description: '(serve) require "Authorization: Bearer KEY" (env OMNISTAGE_API_KEY)' },
   'metrics-public': { type: 'boolean', description: '(serve) /metrics needs no API key' },
+  'speech-stage': {
+    type: 'string',
+    description:
+      '(serve) stage id where /v1/audio/speech enters the pipeline (default: docs/serving.md "The speech stage")',
+  },
+  'allowed-origins': {
+    type: 'string',
+    description: '(serve) CORS: comma-separated origins browsers may call from, or * (default: none, CORS off)',
+  },
   'max-inflight': { type: 'string', description: '(serve) generation requests in flight before 429 (default 1024)' },
   'max-inflight-per-replica': {
     type: 'string',
@@ -257,6 +266,8 @@ export const COMMANDS = {
       'port',
       'api-key',
       'metrics-public',
+      'allowed-origins',
+      'speech-stage',
       'max-inflight',
       'max-inflight-per-replica',
       'request-timeout',

@@ -8,6 +8,10 @@ export interface ServeOptions {
   port: number;
   apiKey: string | undefined;
   metricsPublic: boolean;
+  /** Origins browsers may call from (`*`: any); empty: CORS off. */
+  allowedOrigins: string[];
+  /** `--speech-stage`: where /v1/audio/speech enters (undefined: the rule in @omnistage/server). */
+  speechStage: number | undefined;
   maxInflight: number;
   /** The per-replica bound of stages whose file sets none (undefined: the router's default). */
   maxInflightPerReplica: number | undefined;
@@ -21,7 +25,7 @@ export const DEFAULT_DRAIN_TIMEOUT_S = 30;
 
 function integerOption<F extends number | undefined>(
   values: CliValues,
-  name: 'port' | 'max-inflight' | 'max-inflight-per-replica' | 'max-body-mb',
+  name: 'port' | 'max-inflight' | 'max-inflight-per-replica' | 'max-body-mb' | 'speech-stage',
   fallback: F,
   min: number,
   max: number,
@@ -34,6 +38,20 @@ function integerOption<F extends number | undefined>(
     });
   }
   return Number(raw);
+}
+
+/** `--allowed-origins a,b` → origins; each must be `*` or a scheme, host and optional port. */
+function allowedOrigins(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const origins = raw.split(',').map((o) => o.trim());
+  for (const o of origins) {
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) {
+      throw new OmniError('OMNI_USAGE', `--allowed-origins: "${o}" is not an origin`, {
+        hint: 'give origins as the browser sends them, without a path: --allowed-origins https://app.example.com,http://localhost:3000 (or * for any)',
+      });
+    }
+  }
+  return origins;
 }
 
 export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOptions {
@@ -49,6 +67,8 @@ export function serveOptions(values: CliValues, env: NodeJS.ProcessEnv): ServeOp
     port: integerOption(values, 'port', DEFAULT_PORT, 0, 65535),
     apiKey,
     metricsPublic: values['metrics-public'] ?? false,
+    allowedOrigins: allowedOrigins(values['allowed-origins']),
+    speechStage: integerOption(values, 'speech-stage', undefined, 0, 1_000_000),
     maxInflight: integerOption(values, 'max-inflight', 1024, 1, 1_000_000),
     maxInflightPerReplica: integerOption(values, 'max-inflight-per-replica', undefined, 1, MAX_INFLIGHT_LIMIT),
     requestTimeoutMs: requestTimeoutS === undefined ? undefined : requestTimeoutS * 1000,

@@ -198,9 +198,9 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     });
   });
 
-  it('health needs no key; readiness and metrics do (401), and metrics parse as Prometheus text', async () => {
+  it('health and readiness need no key (probes carry none); the API and metrics do (401); metrics parse as Prometheus text', async () => {
     expect((await fetch(`${served.url}/health`)).status).toBe(200);
-    const noKey = await fetch(`${served.url}/health/ready`);
+    const noKey = await fetch(`${served.url}/v1/models`);
     expect(noKey.status).toBe(401);
     expect(noKey.headers.get('www-authenticate')).toBe('Bearer');
     expect(await noKey.json()).toMatchObject({
@@ -209,7 +209,7 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     expect((await fetch(`${served.url}/v1/models`, { headers: { authorization: 'Bearer wrong-key' } })).status).toBe(
       401,
     );
-    const ready = await fetch(`${served.url}/health/ready`, { headers: auth });
+    const ready = await fetch(`${served.url}/health/ready`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({
       status: 'ready',
@@ -231,7 +231,8 @@ describe('omnistage serve: the OpenAI-compatible API', () => {
     expect(m.get('omnistage_http_requests_total{endpoint="/v1/chat/completions",status="200"}')).toBeGreaterThanOrEqual(
       1,
     );
-    expect(m.get('omnistage_http_requests_total{endpoint="/health/ready",status="401"}')).toBe(1);
+    expect(m.get('omnistage_http_requests_total{endpoint="/v1/models",status="401"}')).toBeGreaterThanOrEqual(2);
+    expect(m.get('omnistage_http_requests_total{endpoint="/health/ready",status="200"}')).toBe(1);
     expect(m.get('omnistage_request_duration_seconds_count{endpoint="/v1/chat/completions"}')).toBeGreaterThanOrEqual(
       1,
     );

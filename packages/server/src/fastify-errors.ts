@@ -1,5 +1,5 @@
+import { isOmniError, suggestions } from '@omnistage/core';
 import type { FastifyError } from 'fastify';
-import { isOmniError } from '@omnistage/core';
 import { HttpError, fromPipelineError, httpError } from './http-error.js';
 
 interface AjvIssue {
@@ -7,6 +7,8 @@ interface AjvIssue {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  /** The schema of the object at fault (ajv's `verbose` option). */
+  parentSchema?: { properties?: Record<string, unknown> };
 }
 
 /** `/messages/0/role` → `messages[0].role` (how OpenAI names a field in `error.param`). */
@@ -18,10 +20,13 @@ function paramOf(instancePath: string, child?: unknown): string {
 
 function fromValidation(issue: AjvIssue): HttpError {
   if (issue.keyword === 'additionalProperties') {
-    const field = paramOf(issue.instancePath, issue.params['additionalProperty']);
+    const name = String(issue.params['additionalProperty']);
+    const field = paramOf(issue.instancePath, name);
+    const [near] = suggestions(name, Object.keys(issue.parentSchema?.properties ?? {}), 1);
+    const fix = near === undefined ? 'remove it' : `did you mean "${near}"?`;
     return httpError(
       'OMNI_HTTP_INVALID_REQUEST',
-      `unknown field "${field}": remove it (docs/serving.md lists the fields each endpoint takes)`,
+      `unknown field "${field}": ${fix} (it is not a field of OpenAI's API for this endpoint nor an omnistage extension; docs/serving.md lists them)`,
       { param: field },
     );
   }

@@ -23,6 +23,12 @@ export class ServerMetrics {
     labelNames: ['endpoint', 'status'] as const,
     registers: [this.registry],
   });
+  readonly streamFailures = new Counter({
+    name: 'omnistage_http_stream_failures_total',
+    help: 'Streamed answers that failed after their 200 was sent (an error event ended them), by route and error code',
+    labelNames: ['endpoint', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly requestDuration = new Histogram({
     name: 'omnistage_request_duration_seconds',
     help: 'End-to-end time of generation requests (received to last byte), by route',

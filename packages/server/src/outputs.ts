@@ -1,9 +1,16 @@
 import type { PipelineOutput } from '@omnistage/core';
 
+/** OpenAI's token counts of one text answer, as the text stage's engine reported them. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
 /** One thing a request produced that a client can be given, by its stage's `final_output_type`. */
 export type OutputPiece =
   | { type: 'text-delta'; stage_id: number; text: string }
-  | { type: 'text-final'; stage_id: number; text: string; finish_reason: 'stop' | 'length' }
+  | { type: 'text-final'; stage_id: number; text: string; finish_reason: 'stop' | 'length'; usage: Usage }
   | { type: 'audio'; stage_id: number; data_base64: string; mime: string }
   /**
    * A window of audio an audio stage emitted while still working (`{kind: 'audio_chunk'}`, raw
@@ -18,6 +25,20 @@ function media(data: Data): { data_base64: string; mime: string } | null {
   return typeof data['data_base64'] === 'string'
     ? { data_base64: data['data_base64'], mime: typeof data['mime'] === 'string' ? data['mime'] : '' }
     : null;
+}
+
+const count = (v: unknown): number | null => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null);
+
+/**
+ * The engine's `usage` of a final text output; an engine that reports none still gives its token
+ * ids, whose count is the completion's, and no prompt count (0).
+ */
+function usageOf(data: Data): Usage {
+  const reported = (typeof data['usage'] === 'object' && data['usage'] !== null ? data['usage'] : {}) as Data;
+  const ids = Array.isArray(data['token_ids']) ? data['token_ids'].length : 0;
+  const prompt = count(reported['prompt_tokens']) ?? 0;
+  const completion = count(reported['completion_tokens']) ?? ids;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
 /**
@@ -37,6 +58,7 @@ export function pieceOf(out: PipelineOutput, outputType: string | null): OutputP
       stage_id,
       text: data['text'],
       finish_reason: data['finish_reason'] === 'length' ? 'length' : 'stop',
+      usage: usageOf(data),
     };
   }
   if (outputType === 'audio' || outputType === 'image') {

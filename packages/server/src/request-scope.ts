@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { OmniError, isOmniError } from '@omnistage/core';
 import type { FastifyReply } from 'fastify';
 import { HttpError, fromPipelineError } from './http-error.js';
@@ -12,7 +11,8 @@ type AbortCause = 'client' | 'timeout' | 'drain';
  * deadline. `end()` must be called when the answer is complete.
  */
 export class RequestScope {
-  readonly requestId = randomUUID();
+  /** The request's one id: the client's `x-request-id` or a generated one (logs, events, error messages). */
+  readonly requestId: string;
   readonly startedAt = performance.now();
   readonly #controller = new AbortController();
   #cause: AbortCause | null = null;
@@ -21,10 +21,11 @@ export class RequestScope {
   #firstChunk = false;
 
   constructor(reply: FastifyReply, options: { timeoutMs: number | undefined; onEnd: () => void }) {
+    this.requestId = reply.request.id;
     this.#onEnd = options.onEnd;
     // 'close' without a finished response: the client went away mid-request.
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished)
+      if (!reply.raw.writableEnded)
         this.abort('client', new OmniError('OMNI_CANCELLED', `request ${this.requestId}: the client disconnected`));
       this.end();
     });
@@ -63,6 +64,8 @@ export class RequestScope {
 
   /** The answer for a failure of this request: 504 after the timeout, 503 after the drain deadline. */
   errorFor(err: unknown): HttpError {
+    // Nobody reads it; the status says so in the log and the metrics (nginx's 499).
+    if (this.#cause === 'client') return new HttpError(499, 'OMNI_CANCELLED', (this.signal.reason as Error).message);
     // The router names the stage and replica the request waited on in its own timeout error.
     if (this.#cause === 'timeout')
       return new HttpError(

@@ -1,3 +1,4 @@
+import { speechRoute, type SpeechRoute } from './speech-stage.js';
 import type { BalancePolicy, EventBus, Omnistage, PipelineOutput, RunningPipeline } from '@omnistage/core';
 
 /** One stage as the HTTP layer sees it. */
@@ -15,6 +16,8 @@ export interface ServedRequest {
   params: Record<number, Record<string, unknown>>;
   /** The final stages wanted; only they and their sources run. */
   finalStages: readonly number[];
+  /** The stage that takes the input, the stages before it skipped (speech enters at its speech stage). */
+  entryStage?: number;
 }
 
 /**
@@ -25,6 +28,8 @@ export interface ServedRequest {
 export interface ServedPipeline {
   /** Stages in pipeline order. */
   readonly stages: readonly ServedStage[];
+  /** Where `/v1/audio/speech` enters and which stage's audio it returns; null: the pipeline has no speech stage. */
+  readonly speech: SpeechRoute | null;
   generate(input: unknown, request: ServedRequest): AsyncIterable<PipelineOutput>;
   /** Replicas of the stage that are attached and serving now. */
   liveReplicas(stageId: number): number;
@@ -36,18 +41,30 @@ export interface ServedPipeline {
 export function servePipeline(
   omni: Omnistage,
   running: RunningPipeline,
-  options: { balance?: BalancePolicy | undefined; maxInflightPerReplica?: number | undefined } = {},
+  options: {
+    balance?: BalancePolicy | undefined;
+    maxInflightPerReplica?: number | undefined;
+    /** `--speech-stage`: the stage `/v1/audio/speech` enters at (default: see {@link speechRoute}). */
+    speechStage?: number | undefined;
+  } = {},
 ): ServedPipeline {
   const router = running.router({
     ...(options.balance === undefined ? {} : { balance: options.balance }),
     ...(options.maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica: options.maxInflightPerReplica }),
   });
-  const stages = running.plan.stages.map((s) => {
+  const candidates = running.plan.stages.map((s) => {
     const cfg = s.replicas[0]?.stage;
-    return { stage_id: s.stage_id, final_output_type: cfg?.final_output ? (cfg.final_output_type ?? 'text') : null };
+    const modelStage = cfg?.engine_args['model_stage'];
+    return {
+      stage_id: s.stage_id,
+      final_output_type: cfg?.final_output ? (cfg.final_output_type ?? 'text') : null,
+      model_stage: typeof modelStage === 'string' ? modelStage : null,
+      sources: cfg?.engine_input_source ?? [],
+    };
   });
   return {
-    stages,
+    stages: candidates.map((s) => ({ stage_id: s.stage_id, final_output_type: s.final_output_type })),
+    speech: speechRoute(candidates, options.speechStage),
     events: omni.events,
     generate: (input, r) =>
       router.generate(input, {
@@ -55,6 +72,7 @@ export function servePipeline(
         signal: r.signal,
         params: r.params,
         finalStages: r.finalStages,
+        ...(r.entryStage === undefined ? {} : { entryStage: r.entryStage }),
       }),
     liveReplicas: (stageId) => running.liveReplicas(stageId).length,
   };

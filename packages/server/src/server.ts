@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { OmniError } from '@omnistage/core';
 import Fastify, {
   LogController,
@@ -9,23 +10,50 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { Admission } from './admission.js';
-import { bearerMatcher } from './auth.js';
+import type { ServingState } from './app-decorations.js';
+import { bearerAuthHook } from './auth.js';
+import { corsHook } from './cors.js';
 import { fromFastifyError } from './fastify-errors.js';
 import { HttpError } from './http-error.js';
 import { ServerMetrics } from './metrics.js';
-import { RequestScope } from './request-scope.js';
-import { chatRoute } from './routes/chat.js';
-import { completionsRoute } from './routes/completions.js';
-import type { GenerationContext } from './routes/generation.js';
-import { imagesRoute } from './routes/images.js';
-import { speechRoute } from './routes/speech.js';
+import { echoRequestId, requestIdOf } from './request-id.js';
+import { RequestScopes } from './request-scopes.js';
+import { healthRoutes, readinessRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { v1Routes } from './routes/v1.js';
 import type { ServedPipeline } from './served-pipeline.js';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** A route that runs the pipeline: counted against --max-inflight, refused while draining. */
-    generation?: boolean;
-  }
+/** How long a closing server waits for its keep-alive connections to go by themselves. */
+const CLOSE_LINGER_MS = 2000;
+/** A listener that took no connection for this long after a drain is closed. */
+const CLOSE_QUIET_MS = 500;
+
+/** Resolves when `emitter` has not emitted `event` for `quietMs`, or at `until` (epoch ms). */
+function quiet(emitter: NodeJS.EventEmitter, event: string, quietMs: number, until: number): Promise<void> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout;
+    const done = (): void => {
+      clearTimeout(timer);
+      emitter.off(event, arm);
+      resolve();
+    };
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(done, Math.max(0, Math.min(quietMs, until - Date.now())));
+    };
+    emitter.on(event, arm);
+    arm();
+  });
+}
+
+/** Waits for `p`, at most until `until` (epoch ms). */
+async function settledBy(p: Promise<void>, until: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - Date.now())))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Options of {@link OmniServer}. */
@@ -45,40 +73,46 @@ export interface OmniServerOptions {
   bodyLimitBytes?: number;
   /** Default: a fresh {@link ServerMetrics}. Pass one to observe the orchestrator's events before bring-up. */
   metrics?: ServerMetrics;
+  /** Origins browsers may call from (`*`: any); default none, CORS off (`--allowed-origins`). */
+  allowedOrigins?: readonly string[];
 }
-
-type State = 'starting' | 'serving' | 'draining';
-
-const GENERATION_ROUTES = ['/v1/chat/completions', '/v1/completions', '/v1/images/generations', '/v1/audio/speech'];
 
 /**
  * The OpenAI-compatible HTTP front door of a pipeline. Lifecycle: `listen()` (answers /health and
  * 503 elsewhere), `attach(pipeline)` (serving), `drain(ms)` (readiness and new requests 503, the
  * requests in flight finish or are aborted at the deadline), `close()`.
+ *
+ * The routes are fastify plugins reading the instance's decorations (`pipeline`, `metrics`,
+ * `servedModel`, `servingState`, `requestScopes`); the API key is an `onRequest` hook of the scope
+ * it guards, admission one of the generation routes' scope.
  */
 export class OmniServer {
   readonly app: FastifyInstance;
   readonly metrics: ServerMetrics;
-  readonly #options: OmniServerOptions;
   readonly #admission: Admission;
-  readonly #scopes = new Set<RequestScope>();
-  readonly #authorized: ((header: string | undefined) => boolean) | null;
+  readonly #scopes: RequestScopes;
+  /** "METHOD /path" of every route, in registration order, for the 404 message. */
+  readonly #endpoints: string[] = [];
+  /** The methods of each path, for 405's `Allow`. */
+  readonly #methods = new Map<string, string[]>();
   #pipeline: ServedPipeline | null = null;
-  #state: State = 'starting';
+  #state: ServingState = 'starting';
   #closing: Promise<void> | null = null;
 
   constructor(options: OmniServerOptions) {
-    this.#options = options;
     this.metrics = options.metrics ?? new ServerMetrics();
     this.#admission = new Admission(options.maxInflight ?? 1024);
-    this.#authorized = options.apiKey ? bearerMatcher(options.apiKey) : null;
+    this.#scopes = new RequestScopes(this.metrics, options.requestTimeoutMs);
     const bodyLimit = options.bodyLimitBytes ?? 64 * 1024 * 1024;
     // Typed as fastify's base logger so routes take a plain FastifyInstance.
     const logger: FastifyBaseLogger = options.logger;
     this.app = Fastify({
       loggerInstance: logger,
-      logController: new LogController({ disableRequestLogging: true }),
+      logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
       bodyLimit,
+      // One id per request, the client's x-request-id when given: fastify logs it as request_id,
+      // and the pipeline, its events and the error messages use the same (RequestScope).
+      genReqId: requestIdOf,
       // Strict validation: ajv's fastify defaults coerce types and strip unknown fields, which
       // would turn "max_tokens": "5" into 5 and drop a misspelt field without a word.
       ajv: {
@@ -88,19 +122,29 @@ export class OmniServer {
           useDefaults: false,
           allErrors: false,
           allowUnionTypes: true,
+          // Issues carry their schema, so an unknown field's message can suggest the nearest known one.
+          verbose: true,
         },
       },
     });
+    this.#decorate(options.servedModelName);
     this.app.setErrorHandler((err: FastifyError, request, reply) => this.#onError(err, request, reply, bodyLimit));
-    this.app.setNotFoundHandler((request) => {
-      throw new HttpError(
-        404,
-        'OMNI_HTTP_INVALID_REQUEST',
-        `no endpoint ${request.method} ${request.url.split('?')[0]}; endpoints: ${['GET /health', 'GET /health/ready', 'GET /metrics', 'GET /v1/models', ...GENERATION_ROUTES.map((r) => `POST ${r}`)].join(', ')}`,
-      );
+    this.app.decorateRequest('failedAfterHeaders', null);
+    this.app.addHook('onRoute', (route) => {
+      for (const method of [route.method].flat()) {
+        this.#methods.set(route.url, [...(this.#methods.get(route.url) ?? []), method]);
+        if (method !== 'HEAD') this.#endpoints.push(`${method} ${route.url}`);
+      }
     });
-    this.app.addHook('onRequest', async (request, reply) => this.#admit(request, reply));
-    this.#routes();
+    this.app.addHook('onRequest', async (request, reply) => this.#count(request, reply));
+    this.app.addHook('onRequest', echoRequestId);
+    if (options.allowedOrigins?.length) this.app.addHook('onRequest', corsHook(options.allowedOrigins));
+    // While draining, every answer (those of requests admitted before too) asks keep-alive clients
+    // to reconnect, to another instance: no socket is left idle for the listener's close to reset.
+    this.app.addHook('onSend', async (_request, reply) => {
+      if (this.#state === 'draining') void reply.header('connection', 'close');
+    });
+    this.#routes(options);
   }
 
   /** Listens; resolves with the base URL. A taken port is OMNI_SERVE_LISTEN. */
@@ -151,153 +195,109 @@ export class OmniServer {
     const outcome = await Promise.race([this.#admission.idle().then(() => 'idle' as const), deadline]);
     clearTimeout(timer);
     if (outcome === 'idle') return 0;
-    const late = [...this.#scopes];
-    for (const s of late)
-      s.abort(
-        'drain',
+    const late = this.#scopes.abortAll(
+      (s) =>
         new OmniError(
           'OMNI_DRAIN_TIMEOUT',
           `request ${s.requestId} was still running when --drain-timeout (${timeoutMs / 1000} s) ran out; it was aborted in every stage`,
         ),
-      );
+    );
     await this.#admission.idle();
-    return late.length;
+    return late;
   }
 
-  /** Closes the listener and idle connections; safe to call more than once. */
+  /**
+   * Closes the listener and the connections; safe to call more than once. After a drain, the
+   * listener stops taking connections first while the open ones stay: each gets its next request
+   * answered (503, `Connection: close`) and closes, so a keep-alive client is never reset in the
+   * middle of sending one. Connections still open after {@link CLOSE_LINGER_MS} (clients that send
+   * nothing more) are closed then.
+   */
   close(): Promise<void> {
-    this.#closing ??= this.app.close();
+    this.#closing ??= this.#close();
     return this.#closing;
   }
 
-  #context(): GenerationContext {
-    return {
-      servedModel: this.#options.servedModelName,
-      metrics: this.metrics,
-      pipeline: () => {
-        if (!this.#pipeline)
-          throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the pipeline is still coming up', {
-            headers: { 'retry-after': '5' },
-          });
-        return this.#pipeline;
-      },
-      openScope: (request, reply) => {
-        const scope = new RequestScope(reply, {
-          timeoutMs: this.#options.requestTimeoutMs,
-          onEnd: () => {
-            this.#scopes.delete(scope);
-            this.metrics.requestDuration.observe(
-              { endpoint: request.routeOptions.url ?? '' },
-              (performance.now() - scope.startedAt) / 1000,
-            );
-          },
-        });
-        this.#scopes.add(scope);
-        return scope;
-      },
-    };
-  }
-
-  #routes(): void {
-    const app = this.app;
-    app.get('/health', async () => ({ status: 'ok' }));
-    app.get('/health/ready', async (_request, reply) => {
-      const r = this.#readiness();
-      return reply.code(r.ready ? 200 : 503).send(r.body);
-    });
-    app.get('/metrics', async (_request, reply) =>
-      reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()),
-    );
-    app.get('/v1/models', async () => ({
-      object: 'list',
-      data: [
-        {
-          id: this.#options.servedModelName,
-          object: 'model',
-          created: Math.floor(Date.now() / 1000),
-          owned_by: 'omnistage',
-        },
-      ],
-    }));
-    const ctx = this.#context();
-    chatRoute(app, ctx);
-    completionsRoute(app, ctx);
-    imagesRoute(app, ctx);
-    speechRoute(app, ctx);
-  }
-
-  #readiness(): { ready: boolean; body: Record<string, unknown> } {
-    if (this.#state === 'draining') return { ready: false, body: { status: 'draining' } };
-    const p = this.#pipeline;
-    if (!p) return { ready: false, body: { status: 'starting', message: 'the pipeline is still coming up' } };
-    const stages = p.stages.map((s) => ({ stage_id: s.stage_id, replicas_up: p.liveReplicas(s.stage_id) }));
-    const down = stages.filter((s) => s.replicas_up === 0);
-    if (down.length > 0) {
-      return {
-        ready: false,
-        body: {
-          status: 'unavailable',
-          message: `${down.map((s) => `stage ${s.stage_id}`).join(', ')} has no live replica`,
-          stages,
-        },
-      };
+  async #close(): Promise<void> {
+    const server = this.app.server;
+    if (this.#state === 'draining' && server.listening) {
+      const until = Date.now() + CLOSE_LINGER_MS;
+      // Clients told 503 + close reconnect (to be told again, or to go): while they still arrive, a
+      // closed listener would reset those waiting in its backlog. Close once connections stop coming.
+      await quiet(server, 'connection', CLOSE_QUIET_MS, until);
+      // net.Server's own close: http.Server.close would also close the idle keep-alive sockets.
+      const gone = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+      let closed = false;
+      await settledBy(
+        gone.then(() => void (closed = true)),
+        until,
+      );
+      // Connections still open at the deadline (clients that send nothing more) are closed now.
+      if (!closed) {
+        server.closeAllConnections();
+        await gone;
+      }
+      // The server is closed and has emitted 'close': fastify's own close would wait for a second
+      // 'close' that never comes, so closing it again is done at once.
+      server.close = ((cb?: (err?: Error) => void) => (cb?.(), server)) as typeof server.close;
     }
-    return { ready: true, body: { status: 'ready', stages } };
+    await this.app.close();
   }
 
-  /** Every request: count it, check the key; generation requests: state and --max-inflight. */
-  #admit(request: FastifyRequest, reply: FastifyReply): void {
+  #decorate(servedModel: string): void {
+    const app = this.app;
+    app.decorate('pipeline', { getter: () => this.#pipeline });
+    app.decorate('servingState', { getter: () => this.#state });
+    app.decorate('metrics', this.metrics);
+    app.decorate('servedModel', servedModel);
+    app.decorate('requestScopes', this.#scopes);
+  }
+
+  #routes(options: OmniServerOptions): void {
+    const app = this.app;
+    const auth = options.apiKey ? bearerAuthHook(options.apiKey) : null;
+    // Probes and load balancers carry no key: liveness and readiness are open.
+    void app.register(healthRoutes);
+    void app.register(readinessRoutes);
+    if (options.metricsPublic) void app.register(metricsRoutes);
+    void app.register(async (guarded) => {
+      if (auth) guarded.addHook('onRequest', auth);
+      if (!options.metricsPublic) await guarded.register(metricsRoutes);
+      await guarded.register(v1Routes, { prefix: '/v1', admission: this.#admission });
+    });
+    // Unknown paths need the key too: without it they would reveal nothing but the route list.
+    app.setNotFoundHandler(auth ? { preHandler: auth } : {}, async (request) => {
+      const path = request.url.split('?')[0]!;
+      const allowed =
+        this.#methods.get(path) ?? this.#methods.get(path.replace(/^\/v1\/models\/[^/]+$/, '/v1/models/:id'));
+      if (allowed) {
+        throw new HttpError(
+          405,
+          'OMNI_HTTP_INVALID_REQUEST',
+          `${path} does not take ${request.method}; it takes ${allowed.join(', ')}`,
+          {
+            headers: { allow: allowed.join(', ') },
+          },
+        );
+      }
+      throw new HttpError(
+        404,
+        'OMNI_HTTP_INVALID_REQUEST',
+        `no endpoint ${request.method} ${path}; endpoints: ${this.#endpoints.join(', ')}`,
+      );
+    });
+  }
+
+  /** Counts every answer by route and status; 499 when the client closed the connection first (nginx's convention). */
+  #count(request: FastifyRequest, reply: FastifyReply): void {
     const endpoint = request.routeOptions.url ?? 'unmatched';
     reply.raw.once('close', () => {
-      // 499: the client closed the connection before the answer was complete (nginx's convention).
-      this.metrics.httpRequests.inc({
-        endpoint,
-        status: reply.raw.writableFinished ? String(reply.raw.statusCode) : '499',
-      });
-    });
-    const path = request.url.split('?')[0];
-    const open = path === '/health' || (path === '/metrics' && this.#options.metricsPublic === true);
-    if (this.#authorized && !open && !this.#authorized(request.headers.authorization)) {
-      throw new HttpError(
-        401,
-        'OMNI_HTTP_UNAUTHORIZED',
-        'missing or wrong API key: send the header "Authorization: Bearer <key>" with the key given to --api-key / OMNISTAGE_API_KEY',
-        {
-          headers: { 'www-authenticate': 'Bearer' },
-        },
-      );
-    }
-    if (request.routeOptions.config.generation !== true) return;
-    if (this.#state === 'draining') {
-      this.metrics.rejected.inc({ reason: 'draining' });
-      throw new HttpError(
-        503,
-        'OMNI_HTTP_UNAVAILABLE',
-        'the server is shutting down (draining): send the request to another replica of this service',
-      );
-    }
-    if (this.#state === 'starting') {
-      this.metrics.rejected.inc({ reason: 'not_ready' });
-      throw new HttpError(
-        503,
-        'OMNI_HTTP_UNAVAILABLE',
-        'the pipeline is still coming up (GET /health/ready says when it serves)',
-        { headers: { 'retry-after': '5' } },
-      );
-    }
-    if (!this.#admission.tryEnter()) {
-      this.metrics.rejected.inc({ reason: 'overloaded' });
-      throw new HttpError(
-        429,
-        'OMNI_HTTP_OVERLOADED',
-        `${this.#admission.max} requests are in flight (--max-inflight); retry after the Retry-After seconds`,
-        { headers: { 'retry-after': '1' } },
-      );
-    }
-    this.metrics.inflight.inc();
-    reply.raw.once('close', () => {
-      this.#admission.leave();
-      this.metrics.inflight.dec();
+      const status = !reply.raw.writableEnded
+        ? '499'
+        : request.failedAfterHeaders !== null
+          ? 'stream_failed'
+          : String(reply.raw.statusCode);
+      this.metrics.httpRequests.inc({ endpoint, status });
     });
   }
 
@@ -308,7 +308,9 @@ export class OmniServer {
       const internal = new HttpError(500, 'OMNI_INTERNAL', 'internal error (a bug in omnistage; see the server log)');
       return reply.code(500).send(internal.body);
     }
-    if (e.status >= 500) request.log.warn({ status: e.status, code: e.code, url: request.url }, e.message);
+    // A client that left is not the server's failure: info, as the 499 in the metrics.
+    if (e.status === 499) request.log.info({ status: 499, code: e.code, url: request.url }, e.message);
+    else if (e.status >= 500) request.log.warn({ status: e.status, code: e.code, url: request.url }, e.message);
     return reply.code(e.status).headers(e.headers).send(e.body);
   }
 }

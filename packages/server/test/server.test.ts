@@ -103,7 +103,7 @@ describe('OmniServer', () => {
     });
   });
 
-  it('--metrics-public: /metrics without the key, everything else but /health still needs it', async () => {
+  it('--metrics-public: /metrics without the key, /v1 still needs it; /health and /health/ready never do', async () => {
     const server = new OmniServer({
       logger: pino({ level: 'silent' }),
       servedModelName: 'x',
@@ -116,7 +116,7 @@ describe('OmniServer', () => {
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain('# TYPE omnistage_http_requests_total counter');
     expect((await fetch(`${url}/health`)).status).toBe(200);
-    expect((await fetch(`${url}/health/ready`)).status).toBe(401);
+    expect((await fetch(`${url}/health/ready`)).status).toBe(503);
     expect((await fetch(`${url}/v1/models`)).status).toBe(401);
     expect((await fetch(`${url}/v1/models`, { headers: { authorization: 'Bearer k' } })).status).toBe(200);
   });

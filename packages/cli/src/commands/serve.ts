@@ -33,6 +33,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     servedModelName: served,
     metrics,
     metricsPublic: opts.metricsPublic,
+    allowedOrigins: opts.allowedOrigins,
     maxInflight: opts.maxInflight,
     bodyLimitBytes: opts.bodyLimitBytes,
     ...(opts.apiKey === undefined ? {} : { apiKey: opts.apiKey }),
@@ -66,7 +67,11 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
       },
       whenUp: (pipeline) => {
         server.attach(
-          servePipeline(session.omni, pipeline, { balance, maxInflightPerReplica: opts.maxInflightPerReplica }),
+          servePipeline(session.omni, pipeline, {
+            balance,
+            maxInflightPerReplica: opts.maxInflightPerReplica,
+            speechStage: opts.speechStage,
+          }),
         );
         shown.showLine(`serving "${served}" at ${url}/v1 (OpenAI-compatible); press Ctrl-C to drain and stop`);
       },

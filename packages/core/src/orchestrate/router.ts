@@ -87,6 +87,11 @@ export interface GenerateOptions {
    * Default: every stage. Lets a caller that wants one modality (e.g. text) not pay for the others.
    */
   finalStages?: readonly number[];
+  /**
+   * The stage that takes the request's input, as if it had no sources: the stages before it are
+   * skipped (`/v1/audio/speech` enters at the speech stage). It must lead to a wanted final stage.
+   */
+  entryStage?: number;
 }
 
 /** One item of a request's output stream: chunks and the final output of each `final_output` stage. */
@@ -184,16 +189,22 @@ async function processInput(stage: StagePlan, sources: StageResult[], ctx: Input
  * The stages a request runs: the wanted `final_output` stages and, transitively, the stages they
  * read from (all stages when `finalStages` is not given). Unknown or non-final ids are an error.
  */
-function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[] | undefined): readonly StagePlan[] {
-  if (finalStages === undefined) return stages;
+function stagesToRun(
+  stages: readonly StagePlan[],
+  finalStages: readonly number[] | undefined,
+  entryStage?: number,
+): readonly StagePlan[] {
+  if (finalStages === undefined && entryStage === undefined) return stages;
   const byId = new Map(stages.map((s) => [s.stage_id, s] as const));
   const wanted = new Set<number>();
   const visit = (id: number): void => {
     if (wanted.has(id)) return;
     wanted.add(id);
+    if (id === entryStage) return;
     for (const src of byId.get(id)?.replicas[0]?.stage.engine_input_source ?? []) visit(src);
   };
-  for (const id of finalStages) {
+  const finals = finalStages ?? stages.filter((s) => s.replicas[0]?.stage.final_output).map((s) => s.stage_id);
+  for (const id of finals) {
     if (byId.get(id)?.replicas[0]?.stage.final_output !== true) {
       throw new OmniError('OMNI_USAGE', `stage ${id} is not a final_output stage of this pipeline`, {
         hint: `final stages: ${
@@ -205,6 +216,11 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
       });
     }
     visit(id);
+  }
+  if (entryStage !== undefined && !wanted.has(entryStage)) {
+    throw new OmniError('OMNI_USAGE', `stage ${entryStage} does not lead to the final stages ${finals.join(', ')}`, {
+      hint: 'enter the pipeline at a stage the wanted outputs read from',
+    });
   }
   return stages.filter((s) => wanted.has(s.stage_id));
 }
@@ -244,7 +260,7 @@ export class PipelineRouter {
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
   generate(input: unknown, options: GenerateOptions = {}): AsyncIterable<PipelineOutput> {
     const requestId = options.requestId ?? randomUUID();
-    const toRun = stagesToRun(this.#pipeline.plan.stages, options.finalStages);
+    const toRun = stagesToRun(this.#pipeline.plan.stages, options.finalStages, options.entryStage);
     const abort = new AbortController();
     // Before any timer or listener: a chunk processor refusing the request's params throws here.
     const edges = new RequestEdges(requestId, toRun, options.params ?? {}, abort.signal);
@@ -345,21 +361,18 @@ export class PipelineRouter {
             if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
             return runStage(src);
           };
-          const streamed = stage.streamed_input;
+          // The entry stage (speech enters at its speech stage) takes the request's input as if it had no sources.
+          const entry = stage.stage_id === options.entryStage;
+          const streamed = entry ? undefined : stage.streamed_input;
           // A streaming source runs beside this stage: its chunks, not its end, start it.
           if (streamed) void sourceOf(streamed.from).catch(() => undefined);
-          const sources = await Promise.all(
-            cfg.engine_input_source.filter((id) => id !== streamed?.from).map(sourceOf),
-          );
+          const sources = entry
+            ? []
+            : await Promise.all(cfg.engine_input_source.filter((id) => id !== streamed?.from).map(sourceOf));
           const ctx: InputProcessorContext = { stage: cfg, userInput: input, request_id: requestId };
-          const request = await this.#stageRequest(
-            stage,
-            sources,
-            ctx,
-            run.edges,
-            () => sourceOf(streamed!.from),
-            input,
-          );
+          const request: StageRequest = entry
+            ? { input }
+            : await this.#stageRequest(stage, sources, ctx, run.edges, () => sourceOf(streamed!.from), input);
           return this.#dispatch(stage, request, options.params?.[stage.stage_id] ?? {}, requestId, run, {
             out: cfg.final_output ? run.out : null,
             sink: run.edges.sinkOf(stage.stage_id),

@@ -36,6 +36,11 @@ export class CausalInput {
     this.#onChunk = onChunk;
   }
 
+  /** Input units read so far (what the engine reports as its prompt tokens). */
+  get units(): number {
+    return this.#prefix.length;
+  }
+
   /** True when step `step` can be generated without reading more input. */
   has(step: number): boolean {
     return this.#prefix.length > step || this.#ended;

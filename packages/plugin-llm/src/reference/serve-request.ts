@@ -99,7 +99,9 @@ export async function serveRequest(stage: ReferenceStage, req: WorkerRequest, st
       finish = t.finish_reason;
     }
     await speak();
-    stream.end(await finalOutput(stage, { tokens, hidden, text, finish }));
+    const promptTokens =
+      typeof context === 'string' ? (context.match(/\w+|[^\w\s]/g)?.length ?? 0) : (input?.units ?? 0);
+    stream.end(await finalOutput(stage, { promptTokens, tokens, hidden, text, finish }));
   } finally {
     for (const ref of received.keys()) conn.ackPayload(ref);
   }
@@ -111,7 +113,7 @@ export async function serveRequest(stage: ReferenceStage, req: WorkerRequest, st
  */
 async function finalOutput(
   stage: ReferenceStage,
-  r: { tokens: number[]; hidden: Float32Array[]; text: string; finish: string | null },
+  r: { promptTokens: number; tokens: number[]; hidden: Float32Array[]; text: string; finish: string | null },
 ): Promise<JsonObject> {
   const { conn } = stage;
   const out: Record<string, unknown> = stage.audio
@@ -123,6 +125,8 @@ async function finalOutput(
         ...(await conn.putPayload(tokensToWav(r.tokens), { mime: 'audio/wav' })),
       }
     : { kind: 'final', text: r.text, token_ids: r.tokens, finish_reason: r.finish ?? 'length' };
+  // What an engine reports for OpenAI's `usage`.
+  out['usage'] = { prompt_tokens: r.promptTokens, completion_tokens: r.tokens.length };
   // Says so in every output: text from a stand-in must not be mistaken for a model's answer.
   out['reference_engine'] = true;
   if (stage.latent) {

@@ -1,28 +1,26 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { HttpError, badField } from '../http-error.js';
-import type { ServerMetrics } from '../metrics.js';
-import { pieceOf, type OutputPiece } from '../outputs.js';
+import { pieceOf, type OutputPiece, type Usage } from '../outputs.js';
 import type { RequestScope } from '../request-scope.js';
 import type { SamplingFields } from '../schemas.js';
 import type { ServedPipeline } from '../served-pipeline.js';
 
-/** What the generation routes get from the server. */
-export interface GenerationContext {
-  readonly servedModel: string;
-  readonly metrics: ServerMetrics;
-  /** The pipeline; 503 while there is none (still coming up). */
-  pipeline(): ServedPipeline;
-  /** Starts a request's lifetime (abort on disconnect, timeout, drain). */
-  openScope(request: FastifyRequest, reply: FastifyReply): RequestScope;
+/** The pipeline; 503 while there is none (still coming up). */
+export function servedPipeline(app: FastifyInstance): ServedPipeline {
+  if (!app.pipeline)
+    throw new HttpError(503, 'OMNI_HTTP_UNAVAILABLE', 'the pipeline is still coming up', {
+      headers: { 'retry-after': '5' },
+    });
+  return app.pipeline;
 }
 
 /** 404 for a `model` this server does not serve (as OpenAI and vLLM answer). */
-export function checkModel(ctx: GenerationContext, model: string | undefined): void {
-  if (model !== undefined && model !== ctx.servedModel) {
+export function checkModel(app: FastifyInstance, model: string | undefined): void {
+  if (model !== undefined && model !== app.servedModel) {
     throw new HttpError(
       404,
       'OMNI_HTTP_INVALID_REQUEST',
-      `the model "${model}" does not exist; this server serves "${ctx.servedModel}" (GET /v1/models)`,
+      `the model "${model}" does not exist; this server serves "${app.servedModel}" (GET /v1/models)`,
       { param: 'model' },
     );
   }
@@ -59,9 +57,18 @@ export function stageParams(
   const out: Record<number, Record<string, unknown>> = {};
   const top: Record<string, unknown> = {};
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  if (maxTokens !== undefined) top['max_tokens'] = maxTokens;
-  for (const k of ['temperature', 'top_p', 'top_k', 'seed', 'stop'] as const)
-    if (body[k] !== undefined) top[k] = body[k];
+  if (maxTokens !== undefined && maxTokens !== null) top['max_tokens'] = maxTokens;
+  for (const k of [
+    'temperature',
+    'top_p',
+    'top_k',
+    'seed',
+    'stop',
+    'frequency_penalty',
+    'presence_penalty',
+    'logit_bias',
+  ] as const)
+    if (body[k] !== undefined && body[k] !== null) top[k] = body[k];
   if (Object.keys(top).length > 0) out[p.stages[0]!.stage_id] = top;
   const list = body.sampling_params_list ?? [];
   if (list.length > p.stages.length) {
@@ -77,28 +84,50 @@ export function stageParams(
   return out;
 }
 
+/** `params` with `extra` merged into the params of each of `stageIds` (e.g. a voice for the audio stages). */
+export function withStageParams(
+  params: Record<number, Record<string, unknown>>,
+  stageIds: readonly number[],
+  extra: Record<string, unknown>,
+): Record<number, Record<string, unknown>> {
+  if (Object.keys(extra).length === 0) return params;
+  const out = { ...params };
+  for (const id of stageIds) out[id] = { ...out[id], ...extra };
+  return out;
+}
+
 /** Runs one request through the pipeline, yielding what clients can be given (see {@link pieceOf}). */
 export async function* generatePieces(
-  ctx: GenerationContext,
+  app: FastifyInstance,
   scope: RequestScope,
   endpoint: string,
   input: unknown,
   finalStages: readonly number[],
   params: Record<number, Record<string, unknown>>,
+  part: number | null = null,
+  entryStage?: number,
 ): AsyncGenerator<OutputPiece> {
-  const p = ctx.pipeline();
+  const p = servedPipeline(app);
   const types = new Map(p.stages.map((s) => [s.stage_id, s.final_output_type] as const));
   for await (const out of p.generate(input, {
-    requestId: scope.requestId,
+    requestId: part === null ? scope.requestId : `${scope.requestId}-${part}`,
     signal: scope.signal,
     params,
     finalStages,
+    ...(entryStage === undefined ? {} : { entryStage }),
   })) {
     if (scope.firstChunk())
-      ctx.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
+      app.metrics.timeToFirstChunk.observe({ endpoint }, (performance.now() - scope.startedAt) / 1000);
     const piece = pieceOf(out, types.get(out.stage_id) ?? null);
     if (piece) yield piece;
   }
+}
+
+/** The usage of several answers of one request (a completions `prompt` array), summed. */
+export function sumUsage(usages: readonly Usage[]): Usage {
+  const prompt = usages.reduce((a, u) => a + u.prompt_tokens, 0);
+  const completion = usages.reduce((a, u) => a + u.completion_tokens, 0);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
 /** Seconds since the epoch, as OpenAI's `created`. */
