@@ -42,10 +42,10 @@ export function servePipeline(
     ...(options.balance === undefined ? {} : { balance: options.balance }),
     ...(options.maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica: options.maxInflightPerReplica }),
   });
-  const stages = running.plan.stages.map((s) => {
-    const cfg = s.replicas[0]?.stage;
-    return { stage_id: s.stage_id, final_output_type: cfg?.final_output ? (cfg.final_output_type ?? 'text') : null };
-  });
+  const stages = running.plan.stages.map((s) => ({
+    stage_id: s.stage_id,
+    final_output_type: s.stage.final_output ? (s.stage.final_output_type ?? 'text') : null,
+  }));
   return {
     stages,
     events: omni.events,

@@ -126,7 +126,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
       `${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`,
     );
     const stand_ins = plan.stages
-      .filter((s) => s.replicas.some((r) => r.engine.startsWith('reference')))
+      .filter((s) => s.replicas.length > 0 && s.engine.startsWith('reference'))
       .map((s) => s.stage_id);
     if (stand_ins.length > 0) {
       logger.info(

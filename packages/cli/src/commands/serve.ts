@@ -68,7 +68,7 @@ export async function serveCommand(file: string, values: CliValues, logger: Logg
     if (values.head) headMode = await openHeadMode(session, plan, values, logger);
     const url = await server.listen(opts.host, opts.port);
     logger.info(`listening on ${url}; bringing the pipeline up (GET ${url}/health/ready turns 200 when it serves)`);
-    pipeline = await bringUp(session.omni, plan, {
+    pipeline = await bringUp(session.omni, headMode?.plan ?? plan, {
       signal: cancel.signal,
       ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),

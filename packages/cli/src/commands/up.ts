@@ -65,7 +65,7 @@ export async function upCommand(file: string, values: CliValues, logger: Logger)
     let headMode: HeadMode | null = null;
     try {
       if (values.head) headMode = await openHeadMode(session, plan, values, logger);
-      pipeline = await bringUp(session.omni, plan, {
+      pipeline = await bringUp(session.omni, headMode?.plan ?? plan, {
         signal: cancel.signal,
         ...(session.stageInitTimeoutS === undefined ? {} : { stageInitTimeoutS: session.stageInitTimeoutS }),
         ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),

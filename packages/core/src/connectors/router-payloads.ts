@@ -16,7 +16,7 @@ export class RouterPayloads {
   constructor(tracker: PayloadTracker | null, stages: readonly StagePlan[]) {
     this.#tracker = tracker;
     for (const stage of stages) {
-      for (const source of stage.replicas[0]?.stage.engine_input_source ?? []) {
+      for (const source of stage.stage.engine_input_source) {
         const list = this.#consumers.get(source) ?? [];
         list.push(stageHolder(stage.stage_id));
         this.#consumers.set(source, list);

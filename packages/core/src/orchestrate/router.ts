@@ -62,11 +62,10 @@ export const DEFAULT_MAX_INFLIGHT_PER_REPLICA = 64;
 
 /** A stage's bound: its `runtime.max_inflight_per_replica`, else `fallback`, else the default (at least its `max_num_seqs`). */
 export function maxInflightOf(stage: StagePlan, fallback?: number): number {
-  const cfg = stage.replicas[0]?.stage;
-  const own = cfg?.runtime.max_inflight_per_replica;
+  const own = stage.stage.runtime.max_inflight_per_replica;
   if (own !== undefined && own !== null) return own;
   if (fallback !== undefined) return fallback;
-  const seqs = cfg?.engine_args['max_num_seqs'];
+  const seqs = stage.stage.engine_args['max_num_seqs'];
   return typeof seqs === 'number' && Number.isSafeInteger(seqs) && seqs > DEFAULT_MAX_INFLIGHT_PER_REPLICA
     ? seqs
     : DEFAULT_MAX_INFLIGHT_PER_REPLICA;
@@ -188,14 +187,14 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
   const visit = (id: number): void => {
     if (wanted.has(id)) return;
     wanted.add(id);
-    for (const src of byId.get(id)?.replicas[0]?.stage.engine_input_source ?? []) visit(src);
+    for (const src of byId.get(id)?.stage.engine_input_source ?? []) visit(src);
   };
   for (const id of finalStages) {
-    if (byId.get(id)?.replicas[0]?.stage.final_output !== true) {
+    if (byId.get(id)?.stage.final_output !== true) {
       throw new OmniError('OMNI_USAGE', `stage ${id} is not a final_output stage of this pipeline`, {
         hint: `final stages: ${
           stages
-            .filter((s) => s.replicas[0]?.stage.final_output)
+            .filter((s) => s.stage.final_output)
             .map((s) => s.stage_id)
             .join(', ') || 'none'
         }`,
@@ -259,7 +258,7 @@ export class PipelineRouter {
       let p = results.get(stage.stage_id);
       if (!p) {
         p = (async () => {
-          const cfg = stage.replicas[0]!.stage;
+          const cfg = stage.stage;
           const sources = await Promise.all(
             cfg.engine_input_source.map((id) => {
               const src = byId.get(id);

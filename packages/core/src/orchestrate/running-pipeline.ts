@@ -5,6 +5,7 @@ import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles
 import type { StartedReplica } from './started-replica.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
+import { stageOf } from '../planning/stage-of.js';
 import { isProcessStopped } from '../launch/proc-state.js';
 import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
 export type { StartedReplica } from './started-replica.js';
@@ -214,9 +215,10 @@ export class RunningPipeline {
     // Downstream stages first (reverse stage order); replicas of a stage in parallel.
     const byStage = new Map<number, StartedReplica[]>();
     for (const r of this.#started) {
-      const list = byStage.get(r.plan.stage_idx) ?? [];
+      const idx = stageOf(this.plan, r.plan.stage_id).stage_idx;
+      const list = byStage.get(idx) ?? [];
       list.push(r);
-      byStage.set(r.plan.stage_idx, list);
+      byStage.set(idx, list);
     }
     for (const idx of [...byStage.keys()].sort((a, b) => b - a)) {
       await Promise.all(

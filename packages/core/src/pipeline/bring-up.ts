@@ -49,7 +49,7 @@ export interface BringUpOptions {
 function pluginConnectorsOf(definitions: Definitions, plan: InitPlan): RunConnector[] {
   const byName = new Map<string, Record<number, Readonly<Record<string, unknown>>>>();
   for (const stage of plan.stages) {
-    const config = connectorConfigOf(stage.replicas[0]?.engine_args ?? {});
+    const config = connectorConfigOf(stage.template.engine_args);
     const type = config?.['type'];
     if (config === undefined || typeof type !== 'string' || definitions.connector(type) === undefined) continue;
     const configs = byName.get(type) ?? {};

@@ -76,7 +76,8 @@ describe('router: admission', () => {
     ): StagePlan =>
       ({
         stage_id: 0,
-        replicas: [{ stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }) }],
+        stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }),
+        replicas: [],
       }) as unknown as StagePlan;
     expect(DEFAULT_MAX_INFLIGHT_PER_REPLICA).toBe(64);
     expect(maxInflightOf(stage({}))).toBe(64);
