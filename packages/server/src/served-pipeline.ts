@@ -1,3 +1,4 @@
+import { createRouter } from '@omnistage/core';
 import type { BalancePolicy, EventBus, Omnistage, PipelineOutput, RunningPipeline } from '@omnistage/core';
 
 /** One stage as the HTTP layer sees it. */
@@ -38,7 +39,7 @@ export function servePipeline(
   running: RunningPipeline,
   options: { balance?: BalancePolicy | undefined; maxInflightPerReplica?: number | undefined } = {},
 ): ServedPipeline {
-  const router = running.router({
+  const router = createRouter(running, {
     ...(options.balance === undefined ? {} : { balance: options.balance }),
     ...(options.maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica: options.maxInflightPerReplica }),
   });

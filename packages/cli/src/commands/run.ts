@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import {
   OmniError,
   bringUp,
+  createRouter,
   type BalancePolicy,
   formatError,
   toOmniError,
@@ -92,8 +93,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
       ...(session.initTimeoutS === undefined ? {} : { initTimeoutS: session.initTimeoutS }),
       ...(session.onReplicaLine ? { onReplicaLine: session.onReplicaLine } : {}),
     });
-    const p = pipeline;
-    const router = p.router({ balance });
+    const router = createRouter(pipeline, { balance });
     let failures = 0;
     const started = performance.now();
     await Promise.all(

@@ -13,6 +13,8 @@ import type { InitPlan } from '../planning/types.js';
 
 /** What the router needs of a running pipeline (it never starts or stops anything). */
 export interface RoutedPipeline {
+  /** Where the router reports (the run's events and logger). */
+  readonly services: RunServices;
   readonly plan: InitPlan;
   readonly payloads: PayloadTracker | null;
   /** Rejects when the pipeline fails. */
@@ -206,6 +208,15 @@ function stagesToRun(stages: readonly StagePlan[], finalStages: readonly number[
 }
 
 /**
+ * The request router of a running pipeline, with its options: balancing, retries, the in-flight
+ * bound per replica and the request deadline. Create one per pipeline and send every request
+ * through it (its balancing and admission count the requests it routes).
+ */
+export function createRouter(pipeline: RoutedPipeline, options: RouterOptions = {}): PipelineRouter {
+  return new PipelineRouter(pipeline, options);
+}
+
+/**
  * Routes requests through a running pipeline's stage DAG (`engine_input_source`): a stage starts
  * when all its sources finished (a stage without sources takes the user input), its input is built
  * by its input processor, it is served by one of its live replicas (round-robin or least in-flight),
@@ -226,15 +237,15 @@ export class PipelineRouter {
   /** Per stage, requests waiting for a replica with room. */
   readonly #slots = new Map<number, WaitQueue>();
 
-  constructor(services: RunServices, pipeline: RoutedPipeline, options: RouterOptions = {}) {
-    this.#services = services;
+  constructor(pipeline: RoutedPipeline, options: RouterOptions = {}) {
+    this.#services = pipeline.services;
     this.#pipeline = pipeline;
     const { maxInflightPerReplica, ...rest } = options;
     this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...rest };
     this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
     for (const stage of pipeline.plan.stages)
       this.#bound.set(stage.stage_id, maxInflightOf(stage, maxInflightPerReplica));
-    this.#entry = entryGate(pipeline, this.#bound, services.events);
+    this.#entry = entryGate(pipeline, this.#bound, pipeline.services.events);
   }
 
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */

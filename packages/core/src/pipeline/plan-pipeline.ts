@@ -191,7 +191,7 @@ async function planStages(
  * Plans a loaded pipeline: replica layout, device mapping, per-replica metadata, engine args and
  * worker (through the hooks), lock sets, launch groups, admission and transfers. The plan carries
  * its run id (`options.runId`, a fresh one when `purpose` is `launch`); the event bus is stamped
- * with it. Deterministic for a given config, options and set of plugins; starts nothing. The plan
+ * with it here, the only place (the bring-up checks the plan's is the stamped one). Deterministic for a given config, options and set of plugins; starts nothing. The plan
  * is frozen before the `planned` taps see it.
  */
 export async function planPipeline(

@@ -15,7 +15,7 @@ import { SHM_CONNECTOR } from '../../src/connectors/connector-config.js';
 import { isOmniError } from '../../src/errors.js';
 import { Omnistage } from '../../src/omnistage.js';
 import { planToJson } from '../../src/orchestrate/plan-json.js';
-import { PipelineRouter, maxInflightOf } from '../../src/orchestrate/router.js';
+import { createRouter, maxInflightOf } from '../../src/orchestrate/router.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { captureStageFactoryContexts } from '../../src/planning/stage-factory-context.js';
 import type { PlanOptions } from '../../src/hooks/contexts.js';
@@ -94,9 +94,15 @@ describe('the stage level of a plan', () => {
 
   it('the router takes a stage with no replica: a request waits for a live replica, then fails naming the stage', async () => {
     const { omni, plan: p } = await plan({ allowZeroReplicas: true });
-    const router = new PipelineRouter(
-      omni,
-      { plan: p, payloads: null, failed: new Promise<never>(() => {}), stopping: false, liveReplicas: () => [] },
+    const router = createRouter(
+      {
+        services: omni,
+        plan: p,
+        payloads: null,
+        failed: new Promise<never>(() => {}),
+        stopping: false,
+        liveReplicas: () => [],
+      },
       { replicaWaitMs: 0 },
     );
     const err = await router.complete('hi', { finalStages: [1] }).catch((e: unknown) => e);

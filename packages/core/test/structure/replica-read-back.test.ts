@@ -54,7 +54,8 @@ export function replicaReadBacks(file: string): string[] {
   return out;
 }
 
-describe('no replicas[0] read-back in packages/*/src', () => {
+// Parsing a package's sources takes seconds on a loaded 2-core machine: CPU, not a wait.
+describe('no replicas[0] read-back in packages/*/src', { timeout: 60_000 }, () => {
   it('the check finds every form of it, and not a replica by index (so the rule below can fail)', () => {
     expect(replicaReadBacks(FIXTURE).map((w) => w.replace(/^.*offenders\.ts:/, ''))).toEqual([
       '5:18 stage.replicas[0]',
