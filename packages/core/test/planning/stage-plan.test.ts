@@ -106,7 +106,10 @@ describe('the stage level of a plan', () => {
       { replicaWaitMs: 0 },
     );
     const err = await router.complete('hi', { finalStages: [1] }).catch((e: unknown) => e);
-    expect(isOmniError(err) && [err.code, err.message]).toEqual(['OMNI_REQUEST_FAILED', 'stage 0 has no live replica']);
+    expect(isOmniError(err) && [err.code, err.message]).toEqual([
+      'OMNI_STAGE_UNAVAILABLE',
+      'stage 0 has no live replica',
+    ]);
     expect(() => router.generate('hi', { finalStages: [0] })).toThrow('stage 0 is not a final_output stage');
   });
 
