@@ -8,7 +8,7 @@
 //
 // router: a 3-stage pipeline (0 -> 1 -> 2) of reference LLM engines with instant generation
 //   (max_tokens 2, no token delay), brought up with bringUp(); one request at a time goes through
-//   `pipeline.router().generate()` and is timed until its stream ends.
+//   `createRouter(pipeline).generate()` and is timed until its stream ends.
 // direct: three more reference workers, spawned by this script with the worker spec the planner
 //   produced for the same stages (same command, env, engine args and welcome metadata, so they do
 //   the same work), attached to a minimal node:net Unix-socket server doing hello/welcome/ready.
@@ -34,7 +34,7 @@ for (const p of [corePath, llmPath]) {
     process.exit(1);
   }
 }
-const { Omnistage, loadPipelineConfig, planPipeline, bringUp, newRunId } = await import(corePath);
+const { Omnistage, loadPipelineConfig, planPipeline, bringUp, newRunId, createRouter } = await import(corePath);
 const { llmPlugin } = await import(llmPath);
 
 const argv = Object.fromEntries(
@@ -213,7 +213,7 @@ try {
   pipeline = await bringUp(omni, plan);
   direct = await startDirect(plan, dir);
   for (const pid of direct.pids) pids.add(pid);
-  const router = pipeline.router();
+  const router = createRouter(pipeline);
 
   const viaRouter = async (input) => {
     let last = null;

@@ -16,6 +16,8 @@ import { tlsOptions } from './tls-options.js';
 
 /** What `serve --head` / `up --head` add to a bring-up: which replicas start here, the head itself, readiness. */
 export interface HeadMode {
+  /** The plan as a head runs it: edges that may cross hosts carried inline. */
+  plan: InitPlan;
   bringUp: Pick<BringUpOptions, 'launchHere' | 'beforeLaunch'>;
   /** Waits until every stage has its `runtime.min_ready` (or `--min-ready`) live replicas (init deadline), naming stages still waiting and hosts seen. */
   waitReady(pipeline: RunningPipeline, signal: AbortSignal): Promise<void>;
@@ -45,10 +47,13 @@ function localStagesOf(session: Session, plan: InitPlan, given: number[] | undef
  * The plan as a head sees it (`plan --head`): which stages run here, and the edges that may cross
  * hosts marked, so the transfers table says how each edge carries payloads.
  */
-export function planAsHead(session: Session, plan: InitPlan, values: CliValues): Set<number> {
+export function planAsHead(
+  session: Session,
+  plan: InitPlan,
+  values: CliValues,
+): { plan: InitPlan; local: Set<number> } {
   const local = localStagesOf(session, plan, headOptions(values, null).localStages);
-  markAcrossHosts(plan, local);
-  return local;
+  return { plan: markAcrossHosts(plan, local).plan, local };
 }
 
 /** Sets up head mode for a session whose plan was made (nothing runs until the bring-up calls back). */
@@ -63,7 +68,8 @@ export async function openHeadMode(
   const tls = await tlsOptions(values, 'server', head.advertise ?? head.bindHost);
   if (tls !== undefined) checkTlsUse(tls, 'client');
   const local = localStagesOf(session, plan, head.localStages);
-  for (const t of markAcrossHosts(plan, local))
+  const { plan: headPlan, crossing } = markAcrossHosts(plan, local);
+  for (const t of crossing)
     logger.info(
       `edge ${t.from} -> ${t.to} may cross hosts: payloads in shared memory are fetched from the producer's host over TCP${tls === undefined ? '' : ' (mutual TLS)'}`,
     );
@@ -74,6 +80,7 @@ export async function openHeadMode(
   const minReadyOf = (stageId: number): number =>
     head.minReady ?? session.config.stages.find((s) => s.stage_id === stageId)?.runtime.min_ready ?? 1;
   return {
+    plan: headPlan,
     bringUp: {
       launchHere: (replica) => local.has(replica.stage_id),
       beforeLaunch: async (control, pipeline) => {

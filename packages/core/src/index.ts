@@ -110,12 +110,13 @@ export type { StartedReplica } from './orchestrate/started-replica.js';
 export type { LivenessOptions } from './orchestrate/liveness.js';
 export type { RunServices } from './orchestrate/run-services.js';
 export { planToJson, planToTable } from './orchestrate/plan-json.js';
-export { DEFAULT_MAX_INFLIGHT_PER_REPLICA, PipelineRouter } from './orchestrate/router.js';
+export { DEFAULT_MAX_INFLIGHT_PER_REPLICA, createRouter } from './orchestrate/router.js';
 export { MAX_INFLIGHT_LIMIT } from './config/schema.js';
 export type {
   BalancePolicy,
   GenerateOptions,
   PipelineOutput,
+  PipelineRouter,
   RoutedPipeline,
   RouterOptions,
 } from './orchestrate/router.js';

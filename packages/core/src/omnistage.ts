@@ -12,8 +12,6 @@ import { registerBuiltinTaps } from './builtins/register.js';
 import { Definitions } from './plugins/definitions.js';
 import { createPluginApi } from './plugins/plugin-api.js';
 import { CORE_VERSION, satisfiesRange } from './version.js';
-import type { RunningPipeline } from './orchestrate/running-pipeline.js';
-import type { GenerateOptions, PipelineOutput } from './orchestrate/router.js';
 
 /** What an {@link Omnistage} is built with: its plugins, logger and lock directory. */
 export interface OmnistageOptions {
@@ -87,7 +85,6 @@ export class Omnistage {
   readonly definitions: Definitions;
   readonly #plugins: OmnistagePlugin[] = [];
   #sealed = false;
-  #pipeline: RunningPipeline | null = null;
 
   constructor(options: OmnistageOptions = {}) {
     this.logger = options.logger ?? pino({ level: 'silent' });
@@ -181,30 +178,6 @@ export class Omnistage {
   /** Names of the payload connector classes plugins defined. */
   connectorNames(): string[] {
     return this.definitions.connectorNames();
-  }
-
-  /** Called by `bringUp` once a pipeline is ready: `generate` routes to it. */
-  attachPipeline(pipeline: RunningPipeline): void {
-    this.#pipeline = pipeline;
-  }
-
-  /** The pipeline brought up last, if it is still running. */
-  get pipeline(): RunningPipeline | null {
-    return this.#pipeline && !this.#pipeline.stopping ? this.#pipeline : null;
-  }
-
-  /**
-   * Sends a request through the running pipeline's stages and streams the outputs of its
-   * `final_output` stages (the pipeline brought up last by `bringUp`).
-   */
-  generate(input: unknown, options?: GenerateOptions): AsyncIterable<PipelineOutput> {
-    const pipeline = this.pipeline;
-    if (!pipeline) {
-      throw new OmniError('OMNI_REQUEST_FAILED', 'no pipeline is running', {
-        hint: 'bring one up first: bringUp(omni, await planPipeline(omni, config))',
-      });
-    }
-    return pipeline.generate(input, options);
   }
 
   /** Called by the planner: no plugins can be added from now on. */

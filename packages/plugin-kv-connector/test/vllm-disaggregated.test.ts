@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Omnistage, bringUp, inlinePayloadRef, loadPipelineConfig, planPipeline } from '@omnistage/core';
+import { Omnistage, bringUp, createRouter, inlinePayloadRef, loadPipelineConfig, planPipeline } from '@omnistage/core';
 import type { InitPlan, RunningPipeline } from '@omnistage/core';
 import { llmPlugin } from '@omnistage/plugin-llm';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -143,8 +143,9 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
       // As `omnistage serve` sends them: the request's params go to the first stage only; the
       // decode request still carries them, being the original request.
       const params = { 0: { max_tokens: 6, temperature: 0 } };
+      const router = createRouter(u.pipeline);
       const outputs = await Promise.all(
-        prompts.map((prompt, i) => u.pipeline.router().complete(prompt, { requestId: `r${i}`, params })),
+        prompts.map((prompt, i) => router.complete(prompt, { requestId: `r${i}`, params })),
       );
       const byPort = await requestsByPort(u);
       const prefillPorts = [u.basePort, u.basePort + 1];
@@ -200,7 +201,7 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
         messages: [{ role: 'user', content: 'what is <image>' }],
         multi_modal_data: { image: [inlinePayloadRef(png, { mime: 'image/png' })] },
       };
-      const finals = await u.pipeline.router().complete(input, { params: { 1: { max_tokens: 3 } } });
+      const finals = await createRouter(u.pipeline).complete(input, { params: { 1: { max_tokens: 3 } } });
       expect((finals[0]!.data as { text: string }).text.trim().split(' ')).toHaveLength(3);
       const all = [...(await requestsByPort(u)).values()].flatMap(({ events }) =>
         events.filter((e) => e.event === 'request'),
@@ -255,7 +256,7 @@ describe('vllm-disaggregated: prefill → decode over NixlConnector', () => {
     'a prefill answer without kv_transfer_params fails the request naming the replica; nothing is sent to decode',
     async () => {
       const u = await up({ FAKE_VLLM_OMIT_KV_TRANSFER_PARAMS: '1' });
-      const err = await rejection(u.pipeline.router().complete('hello there', { requestId: 'no-kv' }));
+      const err = await rejection(createRouter(u.pipeline).complete('hello there', { requestId: 'no-kv' }));
       expect(err.code).toBe('OMNI_KV_TRANSFER_MISSING');
       expect(err.message).toMatch(/stage 0 replica [01] \(pid \d+\)/);
       expect(err.message).toMatch(/without kv_transfer_params/);

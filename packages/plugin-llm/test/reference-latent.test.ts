@@ -4,7 +4,7 @@
  * (it used to fail from 131072 on, "Maximum call stack size exceeded"), and the bytes the caller
  * gets are the hidden states generate.ts computes, row by row.
  */
-import { Omnistage, bringUp, loadPipelineConfig, planPipeline } from '@omnistage/core';
+import { Omnistage, bringUp, createRouter, loadPipelineConfig, planPipeline } from '@omnistage/core';
 import type { RunningPipeline } from '@omnistage/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { llmPlugin } from '@omnistage/plugin-llm';
@@ -50,7 +50,7 @@ describe('reference engine latents', () => {
   it(`makes a ${TOKENS} × ${HIDDEN} float32 latent (16 MiB) whose rows are the generated hidden states`, async () => {
     const pipeline = await up();
     const prompt = 'a prompt whose thinker latent is large';
-    const [out] = await pipeline.router().complete(prompt);
+    const [out] = await createRouter(pipeline).complete(prompt);
     const data = out!.data as { token_ids: number[]; tensor: { size: number; shape: number[]; data_base64: string } };
     const expected = [
       ...generateTokens(

@@ -163,7 +163,7 @@ describe('engine vllm: bring-up against a stand-in vllm serve', () => {
       const { omni, recordDir, basePort } = await setup();
       const { plan, pipeline, runId } = await up(omni, TWO_STAGES);
       const records = await readRecords(recordDir);
-      const replicas = plan.stages.flatMap((s) => s.replicas);
+      const replicas = plan.stages.flatMap((s) => s.replicas.map((r) => ({ ...r, stage_idx: s.stage_idx })));
       expect(replicas.map((r) => [r.stage_id, r.replica_id])).toEqual([
         [0, 0],
         [0, 1],

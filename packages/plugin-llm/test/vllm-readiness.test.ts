@@ -5,6 +5,7 @@
  * readiness check (GET /health) can notice. The file's `runtime:` sets the check's pace.
  */
 import {
+  createRouter,
   Omnistage,
   bringUp,
   loadPipelineConfig,
@@ -115,7 +116,7 @@ describe('engine vllm: readiness re-checks', () => {
     'a stopped API server fails its checks and leaves rotation (its request retried on the other replica), and comes back when it answers again',
     async () => {
       const { pipeline, events, seenAt, recordDir, serverPid } = await upWithServerChildren();
-      const route = pipeline.router();
+      const route = createRouter(pipeline);
       // A long request; the replica it went to gets frozen while it streams.
       const long = route.complete('a long answer', { requestId: 'long', params: { 0: { max_tokens: 40 } } });
       expect(await eventually(() => dispatchedTo(events, 'long').length === 1, 20_000)).toBe(true);

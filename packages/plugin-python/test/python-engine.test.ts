@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  createRouter,
   Omnistage,
   bringUp,
   definePlugin,
@@ -95,7 +96,7 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
     );
 
     const outs: PipelineOutput[] = [];
-    for await (const out of pipeline.generate('the quick brown fox', { requestId: 'rt' })) outs.push(out);
+    for await (const out of createRouter(pipeline).generate('the quick brown fox', { requestId: 'rt' })) outs.push(out);
     const words = outs
       .filter((o) => o.stage_id === 0 && o.kind === 'chunk')
       .map((o) => (o.data as { text: string }).text);
@@ -113,7 +114,7 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
     const abort = new AbortController();
     const seen: string[] = [];
     const run = (async () => {
-      for await (const out of pipeline.generate('one two three four five six seven eight nine ten', {
+      for await (const out of createRouter(pipeline).generate('one two three four five six seven eight nine ten', {
         requestId: 'ab',
         signal: abort.signal,
         params: {},
@@ -128,7 +129,7 @@ describe('python engine through the API', { timeout: 60_000 }, () => {
     expect(seen.length).toBeLessThan(20);
     // The pipeline still serves.
     const again: PipelineOutput[] = [];
-    for await (const out of pipeline.generate('again', { requestId: 'ag' })) again.push(out);
+    for await (const out of createRouter(pipeline).generate('again', { requestId: 'ag' })) again.push(out);
     expect(again.find((o) => o.stage_id === 2 && o.kind === 'final')).toBeDefined();
   });
 

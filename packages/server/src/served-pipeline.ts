@@ -1,4 +1,5 @@
 import { speechRoute, type SpeechRoute } from './speech-stage.js';
+import { createRouter } from '@omnistage/core';
 import type { BalancePolicy, EventBus, Omnistage, PipelineOutput, RunningPipeline } from '@omnistage/core';
 
 /** One stage as the HTTP layer sees it. */
@@ -48,12 +49,12 @@ export function servePipeline(
     speechStage?: number | undefined;
   } = {},
 ): ServedPipeline {
-  const router = running.router({
+  const router = createRouter(running, {
     ...(options.balance === undefined ? {} : { balance: options.balance }),
     ...(options.maxInflightPerReplica === undefined ? {} : { maxInflightPerReplica: options.maxInflightPerReplica }),
   });
   const candidates = running.plan.stages.map((s) => {
-    const cfg = s.replicas[0]?.stage;
+    const cfg = s.stage;
     const modelStage = cfg?.engine_args['model_stage'];
     return {
       stage_id: s.stage_id,

@@ -8,8 +8,10 @@ import { printWarnings } from './validate.js';
 /** `omnistage plan FILE [--json]`: the deterministic plan, as a table or as the JSON contract. */
 export async function planCommand(file: string, values: CliValues, logger: Logger): Promise<number> {
   const session = await openSession(file, values, logger);
-  const plan = await planSession(session);
-  const local = values.head ? planAsHead(session, plan, values) : null;
+  const planned = await planSession(session);
+  const head = values.head ? planAsHead(session, planned, values) : null;
+  const plan = head?.plan ?? planned;
+  const local = head?.local ?? null;
   if (values.json) {
     const json = planToJson(plan);
     process.stdout.write(

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import {
   OmniError,
   bringUp,
+  createRouter,
   type BalancePolicy,
   formatError,
   toOmniError,
@@ -85,7 +86,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
     printWarnings(plan.warnings, values);
     pipeline = await bringUp(session.omni, plan, sessionBringUpOptions(session, cancel));
     const p = pipeline;
-    const router = p.router({ balance });
+    const router = createRouter(p, { balance });
     let failures = 0;
     const started = performance.now();
     await Promise.all(
@@ -118,7 +119,7 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
       `${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`,
     );
     const stand_ins = plan.stages
-      .filter((s) => s.replicas.some((r) => r.engine.startsWith('reference')))
+      .filter((s) => s.replicas.length > 0 && s.engine.startsWith('reference'))
       .map((s) => s.stage_id);
     if (stand_ins.length > 0) {
       logger.info(

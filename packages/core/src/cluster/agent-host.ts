@@ -5,10 +5,13 @@ import { attachLocal } from '../builtins/attach.js';
 import { replicaLabel } from '../error-messages.js';
 import type { ReplicaHost } from '../pipeline/replica-host.js';
 import type { Launcher } from './launcher.js';
+import type { InitPlan } from '../planning/types.js';
 
 /** One start of one replica on an agent: how its incarnation reaches the head, and how the agent learns it is in. */
 export interface AgentStart {
   runId: string;
+  /** This agent's plan of the pipeline. */
+  plan: InitPlan;
   /** The head's control endpoint (`tcp://HOST:PORT`). */
   head: string;
   /** What makes this incarnation dial the head: its control endpoint, the incarnation's token, TLS paths, the host address. */
@@ -49,6 +52,7 @@ function headSide(head: string): ReplicaConnection {
 export function agentHost(s: AgentStart): ReplicaHost<ReplicaProcessHandle> {
   return {
     runId: s.runId,
+    plan: s.plan,
     runDir: '',
     servesInitWindows: false,
     onLine: (_replica, stream, line) => s.onLine(stream, line),

@@ -168,7 +168,7 @@ export class Agent {
         });
       }
       // An HTTP engine is reached where it binds: on this host's --advertise address, never its loopback.
-      if (stage.replicas[0]?.worker.attach === 'http' && this.#o.address === undefined) {
+      if (stage.template.worker.attach === 'http' && this.#o.address === undefined) {
         throw new OmniError(
           'OMNI_USAGE',
           `stage ${stageId}'s engine is reached over HTTP, and the head can only reach it at this host's address`,
@@ -281,10 +281,7 @@ export class Agent {
   /** One replica slot (this host's planned replica `slot` of the stage): claim an id, start the replica, wait for its exit, release the id, again (backing off while it fails). */
   async #slot(reg: Registration, stageId: number, slot: number, signal: AbortSignal): Promise<void> {
     const run_id = this.#head.run_id;
-    const backoff = new RespawnBackoff(
-      this.#stageOf(stageId).replicas[0]!.stage.runtime.restart,
-      (this.#o.ttlS + 1) * 1000,
-    );
+    const backoff = new RespawnBackoff(this.#stageOf(stageId).stage.runtime.restart, (this.#o.ttlS + 1) * 1000);
     let n = 0;
     while (!signal.aborted) {
       const incarnation = `${reg.id}.${stageId}.${n++}.${Date.now().toString(36)}`;
@@ -367,7 +364,7 @@ export class Agent {
   /** This host's plan of a slot (devices, env, lock set), under the replica id claimed in discovery. */
   #replicaOf(stageId: number, slot: number, replicaId: number): ReplicaPlan {
     const stage = this.#stageOf(stageId);
-    const planned: ReplicaPlan = stage.replicas[slot] ?? stage.replicas[0]!;
+    const planned: ReplicaPlan = stage.replicas[slot] ?? stage.template;
     // Init windows need the head's channel: on an agent every replica loads alone, so its worker declares none.
     const { phases: _phases, ...worker } = planned.worker;
     return { ...planned, replica_id: replicaId, metadata: { ...planned.metadata, replica_id: replicaId }, worker };
@@ -387,6 +384,7 @@ export class Agent {
     };
     return agentHost({
       runId: run_id,
+      plan: this.#plan,
       head: this.#head.control,
       env,
       launcher: this.#o.launcher,

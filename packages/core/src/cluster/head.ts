@@ -156,7 +156,7 @@ export class ClusterHead {
       );
       return null;
     }
-    const template = this.#pipeline.plan.stages.find((s) => s.stage_id === stage_id)?.replicas[0];
+    const template = this.#pipeline.plan.stages.find((s) => s.stage_id === stage_id)?.template;
     if (template === undefined) return null;
     // The remote replica's plan is the head's own stage plan, never what the agent says.
     const plan: ReplicaPlan = {
@@ -202,11 +202,11 @@ export class ClusterHead {
   /** An HTTP engine its agent found ready: the head attaches to it at the advertised address, then it joins the pool. */
   async #adoptHttp(record: AdvertisedHttpRecord): Promise<void> {
     const { hooks } = this.#options;
-    const template = this.#pipeline.plan.stages.find((s) => s.stage_id === record.stage_id)?.replicas[0];
+    const stage = this.#pipeline.plan.stages.find((s) => s.stage_id === record.stage_id);
     const pending = `${key(record.stage_id, record.replica_id)}@${record.incarnation}`;
-    if (hooks === undefined || template === undefined || this.#attaching.has(pending)) return;
+    if (hooks === undefined || stage === undefined || this.#attaching.has(pending)) return;
     this.#attaching.add(pending);
-    const plan = remoteHttpPlan(template, record);
+    const plan = remoteHttpPlan(stage.template, record);
     const process = new RemoteReplicaProcess(record.pid ?? 0, record.host_id, HTTP_LINK);
     try {
       const connection = await attachRemoteHttp(
@@ -217,6 +217,7 @@ export class ClusterHead {
           runDir: this.#pipeline.runDir,
           signal: this.#closing.signal,
         },
+        stage,
         plan,
         process,
       );

@@ -28,7 +28,7 @@ export {
   type ReplicaChange,
   type ReplicaRecord,
 } from './discovery.js';
-export { markAcrossHosts } from './cross-host.js';
+export { markAcrossHosts, type CrossHostPlan } from './cross-host.js';
 export { EtcdDiscovery } from './etcd-discovery.js';
 export { LocalProcessLauncher, type LaunchRequest, type Launcher } from './launcher.js';
 export {

@@ -2,7 +2,7 @@ import type { ReplicaRuntime } from '../hooks/contexts.js';
 import type { OmniHooks } from '../hooks/hooks.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import type { RunServices } from '../orchestrate/run-services.js';
-import type { ReplicaPlan } from '../planning/types.js';
+import type { ReplicaPlan, StagePlan } from '../planning/types.js';
 import { ReplicaWatch } from '../pipeline/replica-watch.js';
 import { runPhase } from '../pipeline/run-phase.js';
 import type { ReplicaRecord } from './discovery.js';
@@ -47,6 +47,7 @@ export interface RemoteHttpAttach {
  */
 export async function attachRemoteHttp(
   a: RemoteHttpAttach,
+  stage: StagePlan,
   plan: ReplicaPlan,
   remote: ReplicaProcessHandle,
 ): Promise<ReplicaConnection> {
@@ -54,6 +55,7 @@ export async function attachRemoteHttp(
   const logger = a.services.logger.child({ stage: plan.stage_id, replica: plan.replica_id });
   const rt: ReplicaRuntime = {
     replica: plan,
+    stage,
     runId: a.runId,
     runDir: a.runDir,
     lockDir: '',

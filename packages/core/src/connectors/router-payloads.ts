@@ -22,7 +22,7 @@ export class RouterPayloads {
       const from = stage.streamed_input?.from;
       if (from !== undefined)
         this.#streamConsumers.set(from, [...(this.#streamConsumers.get(from) ?? []), stageHolder(stage.stage_id)]);
-      for (const source of stage.replicas[0]?.stage.engine_input_source ?? []) {
+      for (const source of stage.stage.engine_input_source) {
         const list = this.#consumers.get(source) ?? [];
         list.push(stageHolder(stage.stage_id));
         this.#consumers.set(source, list);

@@ -13,7 +13,10 @@ export const PROTOCOL_VERSION = 1;
 /** The version of the init-phases extension (`phases` in hello/welcome, the window messages). */
 export const PHASES_VERSION = 1;
 
-/** Env vars through which the orchestrator tells a replica how to dial back. */
+/**
+ * The one table of the env vars a replica gets from omnistage: who it is (run, stage, replica:
+ * every replica, planned into its env) and how to dial back (control endpoint, token, TLS, host).
+ */
 export const CONTROL_ENV = Object.freeze({
   socket: 'OMNISTAGE_CONTROL',
   token: 'OMNISTAGE_TOKEN',

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Diagnostic } from '../diagnostics.js';
 import type { EngineArgs, PipelineConfig, StageConfig } from '../config/types.js';
 import type { EventBus } from '../events/event-bus.js';
-import type { PlatformName, ReplicaPlan, StageMetadata } from '../planning/types.js';
+import type { PlatformName, ReplicaPlan, StageMetadata, StagePlan } from '../planning/types.js';
 
 /** Options that shape a plan. Everything a plan depends on is here or in the config. */
 export interface PlanOptions {
@@ -37,6 +37,11 @@ export interface PlanOptions {
    * other stages run on other hosts). Default: every stage.
    */
   hostStages?: readonly number[];
+  /**
+   * Keep `runtime.num_replicas: 0` as no replica instead of one (a stage that agents fill): the
+   * stage still gets its template replica, planned but not started. Default false.
+   */
+  allowZeroReplicas?: boolean;
   /** The address replicas bind their ports on (an agent's `--advertise`; default 127.0.0.1). Engines read it. */
   hostAddress?: string;
 }
@@ -89,6 +94,8 @@ export interface ReplicaContext {
 /** One replica while it is being brought up (phases lock → spawn → attach). */
 export interface ReplicaRuntime {
   readonly replica: ReplicaPlan;
+  /** The replica's stage: its config, engine and what its replicas share. */
+  readonly stage: StagePlan;
   readonly runId: string;
   /** Private directory of this run (control socket, payload files); removed at teardown. */
   readonly runDir: string;

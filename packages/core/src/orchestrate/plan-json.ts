@@ -26,7 +26,7 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
         physical_devices: r.physical_devices,
         lock_devices: r.lock_devices,
         group: r.group,
-        engine: r.engine,
+        engine: s.engine,
         engine_args: r.engine_args,
         worker: {
           command: r.worker.command,
@@ -52,14 +52,14 @@ export function planToJson(plan: InitPlan): Record<string, unknown> {
   };
 }
 
-/** The topology fields of a stage, from its first replica's metadata (all replicas share them). */
+/** The topology fields of a stage, from its config. */
 function stageTopology(s: StagePlan): Record<string, unknown> {
-  const m = s.replicas[0]?.metadata;
+  const modelStage = s.stage.engine_args['model_stage'];
   return {
-    model_stage: m?.model_stage ?? null,
-    engine_input_source: m ? [...m.engine_input_source] : [],
-    final_output: m?.final_output ?? false,
-    final_output_type: m?.final_output_type ?? null,
+    model_stage: typeof modelStage === 'string' ? modelStage : null,
+    engine_input_source: [...s.stage.engine_input_source],
+    final_output: s.stage.final_output,
+    final_output_type: s.stage.final_output_type,
   };
 }
 
@@ -84,7 +84,7 @@ export function planToTable(plan: InitPlan): string {
         r.physical_devices.join(',') || '-',
         r.lock_devices.join(',') || '-',
         String(r.group),
-        r.engine,
+        s.engine,
       ]);
     }
   }

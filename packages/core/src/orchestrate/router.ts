@@ -13,6 +13,8 @@ import type { InitPlan } from '../planning/types.js';
 
 /** What the router needs of a running pipeline (it never starts or stops anything). */
 export interface RoutedPipeline {
+  /** Where the router reports (the run's events and logger). */
+  readonly services: RunServices;
   readonly plan: InitPlan;
   readonly payloads: PayloadTracker | null;
   /** Rejects when the pipeline fails. */
@@ -65,11 +67,10 @@ export const DEFAULT_MAX_INFLIGHT_PER_REPLICA = 64;
 
 /** A stage's bound: its `runtime.max_inflight_per_replica`, else `fallback`, else the default (at least its `max_num_seqs`). */
 export function maxInflightOf(stage: StagePlan, fallback?: number): number {
-  const cfg = stage.replicas[0]?.stage;
-  const own = cfg?.runtime.max_inflight_per_replica;
+  const own = stage.stage.runtime.max_inflight_per_replica;
   if (own !== undefined && own !== null) return own;
   if (fallback !== undefined) return fallback;
-  const seqs = cfg?.engine_args['max_num_seqs'];
+  const seqs = stage.stage.engine_args['max_num_seqs'];
   return typeof seqs === 'number' && Number.isSafeInteger(seqs) && seqs > DEFAULT_MAX_INFLIGHT_PER_REPLICA
     ? seqs
     : DEFAULT_MAX_INFLIGHT_PER_REPLICA;
@@ -201,15 +202,15 @@ function stagesToRun(
     if (wanted.has(id)) return;
     wanted.add(id);
     if (id === entryStage) return;
-    for (const src of byId.get(id)?.replicas[0]?.stage.engine_input_source ?? []) visit(src);
+    for (const src of byId.get(id)?.stage.engine_input_source ?? []) visit(src);
   };
-  const finals = finalStages ?? stages.filter((s) => s.replicas[0]?.stage.final_output).map((s) => s.stage_id);
+  const finals = finalStages ?? stages.filter((s) => s.stage.final_output).map((s) => s.stage_id);
   for (const id of finals) {
-    if (byId.get(id)?.replicas[0]?.stage.final_output !== true) {
+    if (byId.get(id)?.stage.final_output !== true) {
       throw new OmniError('OMNI_USAGE', `stage ${id} is not a final_output stage of this pipeline`, {
         hint: `final stages: ${
           stages
-            .filter((s) => s.replicas[0]?.stage.final_output)
+            .filter((s) => s.stage.final_output)
             .map((s) => s.stage_id)
             .join(', ') || 'none'
         }`,
@@ -223,6 +224,15 @@ function stagesToRun(
     });
   }
   return stages.filter((s) => wanted.has(s.stage_id));
+}
+
+/**
+ * The request router of a running pipeline, with its options: balancing, retries, the in-flight
+ * bound per replica and the request deadline. Create one per pipeline and send every request
+ * through it (its balancing and admission count the requests it routes).
+ */
+export function createRouter(pipeline: RoutedPipeline, options: RouterOptions = {}): PipelineRouter {
+  return new PipelineRouter(pipeline, options);
 }
 
 /**
@@ -246,15 +256,15 @@ export class PipelineRouter {
   /** Per stage, requests waiting for a replica with room. */
   readonly #slots = new Map<number, WaitQueue>();
 
-  constructor(services: RunServices, pipeline: RoutedPipeline, options: RouterOptions = {}) {
-    this.#services = services;
+  constructor(pipeline: RoutedPipeline, options: RouterOptions = {}) {
+    this.#services = pipeline.services;
     this.#pipeline = pipeline;
     const { maxInflightPerReplica, ...rest } = options;
     this.#options = { balance: 'round-robin', retryOnReplicaDeath: true, replicaWaitMs: 30_000, ...rest };
     this.#payloads = new RouterPayloads(pipeline.payloads ?? null, pipeline.plan.stages);
     for (const stage of pipeline.plan.stages)
       this.#bound.set(stage.stage_id, maxInflightOf(stage, maxInflightPerReplica));
-    this.#entry = entryGate(pipeline, this.#bound, services.events);
+    this.#entry = entryGate(pipeline, this.#bound, pipeline.services.events);
   }
 
   /** Streams the outputs of one request. Aborting `signal` aborts every stage's in-flight work. */
@@ -355,7 +365,7 @@ export class PipelineRouter {
       let p = results.get(stage.stage_id);
       if (!p) {
         p = (async () => {
-          const cfg = stage.replicas[0]!.stage;
+          const cfg = stage.stage;
           const sourceOf = (id: number): Promise<StageResult> => {
             const src = byId.get(id);
             if (!src) throw new OmniError('OMNI_INTERNAL', `stage ${stage.stage_id} reads from unknown stage ${id}`);
@@ -687,8 +697,8 @@ class RequestEdges {
       const channel = new ChunkChannel<unknown>();
       const processor = streamed.processor.create({
         request_id: requestId,
-        from: from.replicas[0]!.stage,
-        to: consumer.replicas[0]!.stage,
+        from: from.stage,
+        to: consumer.stage,
         options: streamed.options,
         params: params[consumer.stage_id] ?? {},
       });

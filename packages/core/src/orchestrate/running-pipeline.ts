@@ -5,8 +5,8 @@ import type { ReplicaExit, ReplicaProcessHandle } from '../hooks/replica-handles
 import type { StartedReplica } from './started-replica.js';
 import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import { OmniError } from '../errors.js';
+import { stageOf } from '../planning/stage-of.js';
 import { isProcessStopped } from '../launch/proc-state.js';
-import { PipelineRouter, type GenerateOptions, type PipelineOutput, type RouterOptions } from './router.js';
 export type { StartedReplica } from './started-replica.js';
 import type { PayloadTracker } from '../connectors/payload-tracker.js';
 import { describeExit, pipelineStopping, replicaLabel } from '../error-messages.js';
@@ -36,13 +36,13 @@ export class RunningPipeline {
   readonly plan: InitPlan;
   readonly runId: string;
   readonly runDir: string;
-  readonly #services: RunServices;
+  /** The run's events and logger (a router created for it reports through them). */
+  readonly services: RunServices;
   readonly #options: RunningPipelineOptions;
   readonly #started: StartedReplica[] = [];
   #stopPromise: Promise<void> | null = null;
   readonly #stopAbort = new AbortController();
   #deathHandler: ReplicaDeathHandler | null = null;
-  #router: PipelineRouter | null = null;
   #failed: (err: OmniError) => void = () => {};
   #failedEmitted = false;
   /** Rejects when the running pipeline fails (a replica died and nothing recovered it). */
@@ -51,7 +51,7 @@ export class RunningPipeline {
   readonly payloads: PayloadTracker;
 
   constructor(services: RunServices, plan: InitPlan, options: RunningPipelineOptions) {
-    this.#services = services;
+    this.services = services;
     this.plan = plan;
     this.runId = plan.run_id;
     this.runDir = options.runDir;
@@ -64,17 +64,6 @@ export class RunningPipeline {
     });
     // Nobody may be listening yet; the rejection is still observed by whoever awaits `failed`.
     this.failed.catch(() => {});
-  }
-
-  /** The pipeline's request router (created on first use; `options` apply only then). */
-  router(options?: RouterOptions): PipelineRouter {
-    this.#router ??= new PipelineRouter(this.#services, this, options);
-    return this.#router;
-  }
-
-  /** Sends one request through the stage DAG and streams its outputs (see {@link PipelineRouter}). */
-  generate(input: unknown, options?: GenerateOptions): AsyncIterable<PipelineOutput> {
-    return this.router().generate(input, options);
   }
 
   get replicas(): readonly StartedReplica[] {
@@ -120,7 +109,7 @@ export class RunningPipeline {
     if (!this.#failedEmitted) {
       this.#failedEmitted = true;
       const c = err.context;
-      this.#services.events.emit({
+      this.services.events.emit({
         type: 'pipeline:failed',
         code: err.code,
         message: err.message,
@@ -134,7 +123,7 @@ export class RunningPipeline {
 
   #onExit(replica: StartedReplica, exit: ReplicaExit): void {
     const { stage_id, replica_id } = replica.plan;
-    this.#services.events.emit({
+    this.services.events.emit({
       type: 'replica:exit',
       stage_id,
       replica_id,
@@ -209,14 +198,15 @@ export class RunningPipeline {
   }
 
   async #teardown(reason: string): Promise<void> {
-    this.#services.events.emit({ type: 'pipeline:stopping', reason });
+    this.services.events.emit({ type: 'pipeline:stopping', reason });
     this.#stopAbort.abort(pipelineStopping(reason));
     // Downstream stages first (reverse stage order); replicas of a stage in parallel.
     const byStage = new Map<number, StartedReplica[]>();
     for (const r of this.#started) {
-      const list = byStage.get(r.plan.stage_idx) ?? [];
+      const idx = stageOf(this.plan, r.plan.stage_id).stage_idx;
+      const list = byStage.get(idx) ?? [];
       list.push(r);
-      byStage.set(r.plan.stage_idx, list);
+      byStage.set(idx, list);
     }
     for (const idx of [...byStage.keys()].sort((a, b) => b - a)) {
       await Promise.all(
@@ -224,7 +214,7 @@ export class RunningPipeline {
           .get(idx)!
           .map((r) =>
             this.stopReplica(r).catch((err: unknown) =>
-              this.#services.logger.error(
+              this.services.logger.error(
                 { err, stage: r.plan.stage_id, replica: r.plan.replica_id },
                 'stopping a replica failed',
               ),
@@ -236,7 +226,7 @@ export class RunningPipeline {
     try {
       await this.payloads.close();
     } catch (err) {
-      this.#services.logger.warn(
+      this.services.logger.warn(
         { code: 'OMNI_WARN_TEARDOWN_INCOMPLETE', err },
         'sweeping the payload files of the run failed',
       );
@@ -244,12 +234,12 @@ export class RunningPipeline {
     await this.#options
       .closeControl()
       .catch((err: unknown) =>
-        this.#services.logger.warn(
+        this.services.logger.warn(
           { code: 'OMNI_WARN_TEARDOWN_INCOMPLETE', err },
           'closing the control endpoint failed',
         ),
       );
     await rm(this.runDir, { recursive: true, force: true });
-    this.#services.events.emit({ type: 'pipeline:stopped' });
+    this.services.events.emit({ type: 'pipeline:stopped' });
   }
 }

@@ -3,6 +3,7 @@ import type { ReplicaExit } from '../hooks/replica-handles.js';
 import type { RunServices } from './run-services.js';
 import type { RunningPipeline, StartedReplica } from './running-pipeline.js';
 import { describeExit } from '../error-messages.js';
+import { stageOf } from '../planning/stage-of.js';
 
 /**
  * Applies each stage's `runtime.restart` policy to replicas that die after they were ready:
@@ -45,7 +46,7 @@ export function superviseRestarts(omni: RunServices, pipeline: RunningPipeline):
 
   pipeline.onReplicaDeath((replica, exit) => {
     const { stage_id, replica_id } = replica.plan;
-    const policy = replica.plan.stage.runtime.restart;
+    const policy = stageOf(pipeline.plan, stage_id).stage.runtime.restart;
     const key = `${stage_id}/${replica_id}`;
     const attempt = (attempts.get(key) ?? 0) + 1;
     if (policy.policy !== 'on-failure' || attempt > policy.max_restarts || pipeline.stopping) {

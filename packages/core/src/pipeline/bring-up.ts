@@ -49,7 +49,7 @@ export interface BringUpOptions {
 function pluginConnectorsOf(definitions: Definitions, plan: InitPlan): RunConnector[] {
   const byName = new Map<string, Record<number, Readonly<Record<string, unknown>>>>();
   for (const stage of plan.stages) {
-    const config = connectorConfigOf(stage.replicas[0]?.engine_args ?? {});
+    const config = connectorConfigOf(stage.template.engine_args);
     const type = config?.['type'];
     if (config === undefined || typeof type !== 'string' || definitions.connector(type) === undefined) continue;
     const configs = byName.get(type) ?? {};
@@ -171,6 +171,19 @@ async function abandon(pipeline: RunningPipeline, err: OmniError): Promise<never
 }
 
 /**
+ * The run id is stamped once, by the planner, on the events of the Omnistage that planned: a plan
+ * of another Omnistage, or one planned before the last, would report under another run's id.
+ */
+function checkRunId(omni: Omnistage, plan: InitPlan): void {
+  if (omni.events.runId === plan.run_id) return;
+  throw new OmniError(
+    'OMNI_INTERNAL',
+    `the plan is for run ${plan.run_id}, but this Omnistage last planned run ${omni.events.runId || '(none)'}.`,
+    { hint: 'bring a plan up with the Omnistage that planned it, before planning again' },
+  );
+}
+
+/**
  * Brings a plan up under its run id: launch groups start concurrently, the members of a group one
  * after another in plan order (overlapping where they follow init phases). Each replica: lock its devices → spawn → attach, within its own
  * deadline and the pipeline's. On the first failure (or cancel, or a deadline) every outstanding
@@ -179,7 +192,7 @@ async function abandon(pipeline: RunningPipeline, err: OmniError): Promise<never
  */
 export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpOptions = {}): Promise<RunningPipeline> {
   const services: RunServices = { events: omni.events, logger: omni.logger };
-  omni.events.setRunId(plan.run_id);
+  checkRunId(omni, plan);
   const started = Date.now();
   const stageInitMs = (options.stageInitTimeoutS ?? DEFAULT_STAGE_INIT_TIMEOUT_S) * 1000;
   const { runDir, control } = await openRun(services, plan.run_id);
@@ -240,7 +253,6 @@ export async function bringUp(omni: Omnistage, plan: InitPlan, options: BringUpO
   if (first.error) return abandon(pipeline, first.error);
   superviseRestarts(services, pipeline);
   watchLiveness(services, pipeline, liveness);
-  omni.attachPipeline(pipeline);
   omni.events.emit({ type: 'pipeline:ready', duration_ms: Date.now() - started });
   return pipeline;
 }

@@ -51,6 +51,7 @@ function announce(d: ReplicaDriver, replica: ReplicaPlan, phases: boolean): Anno
 export function localHost(d: ReplicaDriver): ReplicaHost<StartedReplica> {
   return {
     runId: d.pipeline.runId,
+    plan: d.pipeline.plan,
     runDir: d.pipeline.runDir,
     servesInitWindows: true,
     onLine: (replica, stream, line) =>

@@ -1,5 +1,5 @@
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
-import type { PipelineConfig } from '../config/types.js';
+import type { PipelineConfig, StageConfig } from '../config/types.js';
 import type { PlanContext, PlanOptions, StageLayout } from '../hooks/contexts.js';
 import type { Omnistage } from '../omnistage.js';
 import { checkAdmission } from '../planning/admission.js';
@@ -11,10 +11,12 @@ import { PLATFORMS, resolveVisibleDevices } from '../planning/platform.js';
 import { computeReplicaLayout } from '../planning/replica-layout.js';
 import { loadInputProcessor } from '../orchestrate/input-processor.js';
 import { newRunId } from '../orchestrate/run-id.js';
-import type { InitPlan, ReplicaPlan, StagePlan } from '../planning/types.js';
+import { deepFreeze } from '../planning/deep-freeze.js';
+import type { InitPlan, InputProcessor, LaunchGroup, ReplicaPlan, StagePlan } from '../planning/types.js';
+import type { StageTypeDefinition } from '../plugins/definition-types.js';
 import { applyEdgeFlows } from './edge-flows.js';
-import { applyStreamingEdges } from './streaming-edges.js';
-import { planReplica, type ReplicaPlanner } from './plan-replica.js';
+import { streamingEdges } from './streaming-edges.js';
+import { planReplica, stageForReplica, type ReplicaPlanner } from './plan-replica.js';
 import { resolveEngine, resolveStageTypes } from './plan-stages.js';
 
 /** Run id used in replica env when a plan is only printed, never started. */
@@ -54,20 +56,25 @@ async function validate(
   return { defs, engines };
 }
 
+/** What placing the planned replicas decided: each one's launch group and whether it runs inline. */
+interface Placement {
+  readonly groups: LaunchGroup[];
+  /** The replica as it is placed (group set; the inline flag on its worker). */
+  place(replica: ReplicaPlan): ReplicaPlan;
+}
+
 /** Launch groups, the inline decision (upstream `initialize_diffusion_stage(use_inline=...)`) and admission, over every planned replica. */
 function arrange(
-  all: ReplicaPlan[],
+  all: readonly ReplicaPlan[],
   config: PipelineConfig,
   options: PlanOptions,
   visible: readonly string[],
   warnings: Diagnostic[],
-): ReturnType<typeof launchGroups> {
+): Placement {
   // One stage × one replica may run its engine inside the orchestrator, behind the same client interface; --no-inline keeps it a process.
-  const only = all.length === 1 ? all[0] : undefined;
-  if (only?.worker.inline_module && !options.noInline) only.worker = { ...only.worker, inline: true };
+  const inline = all.length === 1 && all.every((r) => r.worker.inline_module) && !options.noInline;
   const groups = launchGroups(all, [...visible]);
   const groupOf = launchGroupIds(groups);
-  for (const rep of all) rep.group = groupOf.get(replicaKey(rep.stage_id, rep.replica_id)) ?? -1;
   const here = options.hostStages;
   const admitted = here === undefined ? all : all.filter((r) => here.includes(r.stage_id));
   warnings.push(
@@ -79,23 +86,63 @@ function arrange(
         config.stages.find((s) => s.stage_id === stageId)?.locations.at('engine_args.gpu_memory_utilization'),
     }),
   );
-  return groups;
+  return {
+    groups,
+    place: (r) => ({
+      ...r,
+      group: groupOf.get(replicaKey(r.stage_id, r.replica_id)) ?? -1,
+      ...(inline ? { worker: { ...r.worker, inline: true } } : {}),
+    }),
+  };
 }
 
+/** One stage, before its replicas are placed: its config, engine, template replica and replicas. */
+type PlannedStage = Omit<StagePlan, 'input_processor'> & { input_processor: InputProcessor | null };
+
 /**
- * Plans a loaded pipeline: replica layout, device mapping, per-replica metadata, engine args and
- * worker (through the hooks), lock sets, launch groups, admission and transfers. The plan carries
- * its run id (`options.runId`, a fresh one when `purpose` is `launch`); the event bus is stamped
- * with it. Deterministic for a given config, options and set of plugins; starts nothing.
+ * Plans one stage: its template (replica 0, planned even when the stage runs none here) and its
+ * replicas, each through {@link planReplica}; then imports its input processor.
  */
-export async function planPipeline(
+async function planStage(
+  planner: ReplicaPlanner,
+  config: PipelineConfig,
+  stage: StageConfig,
+  slot: { def: StageTypeDefinition; engine: string; count: number; split: (string | null)[] | undefined },
+): Promise<PlannedStage> {
+  const { def, engine, count, split } = slot;
+  const plan = (replicaId: number): Promise<ReplicaPlan> =>
+    planReplica(planner, {
+      stage,
+      def,
+      engine,
+      replicaId,
+      count,
+      devices: split ? (split[replicaId] ?? null) : stage.runtime.devices,
+    });
+  const template = await plan(0);
+  const replicas = count === 0 ? [] : [template];
+  for (let r = 1; r < count; r++) replicas.push(await plan(r));
+  return {
+    stage_idx: stage.stage_idx,
+    stage_id: stage.stage_id,
+    stage_type: stage.stage_type,
+    stage: stageForReplica(stage, stage.runtime.devices),
+    engine,
+    template,
+    num_replicas: count,
+    devices_per_replica: def.devicesPerReplica(stage),
+    replicas,
+    input_processor: await loadInputProcessor(stage, config.file),
+  };
+}
+
+/** The plan context of one plan, and the warnings its hooks and steps add to. */
+function planContext(
   omni: Omnistage,
   config: PipelineConfig,
-  options: PlanOptions = {},
-): Promise<InitPlan> {
-  omni.seal();
-  const runId = runIdFor(options);
-  omni.events.setRunId(runId);
+  options: PlanOptions,
+  runId: string,
+): { ctx: PlanContext; visible: string[]; envWasSet: boolean; warnings: Diagnostic[] } {
   const platform = options.platform ?? 'cuda';
   const { visible, envWasSet } = resolveVisibleDevices(
     platform,
@@ -113,57 +160,102 @@ export async function planPipeline(
     logger: omni.logger,
     warn: (d) => warnings.push(typeof d === 'string' ? diagnostic('OMNI_WARN_PLUGIN', d) : d),
   };
+  return { ctx, visible, envWasSet, warnings };
+}
+
+/** Every stage planned, in stage order (the layout first: plugins read every stage's replica count). */
+async function planStages(
+  omni: Omnistage,
+  config: PipelineConfig,
+  planning: ReturnType<typeof planContext>,
+): Promise<PlannedStage[]> {
+  const { ctx, visible, envWasSet, warnings } = planning;
   const { defs, engines } = await validate(omni, config, ctx);
   const computed = computeReplicaLayout(config.stages, {
     devicesPerReplica: (s) => defs[s.stage_idx]!.devicesPerReplica(s),
+    allowZero: ctx.options.allowZeroReplicas ?? false,
   });
   const layout: StageLayout[] = config.stages.map((s, i) => ({
     stage_id: s.stage_id,
     num_replicas: computed.replicasPerStage[i] ?? 1,
   }));
   const planner: ReplicaPlanner = { hooks: omni.hooks, events: omni.events, ctx, layout, warnings, visible, envWasSet };
-
-  const stagePlans: StagePlan[] = [];
+  const stages: PlannedStage[] = [];
   for (const [idx, stage] of config.stages.entries()) {
-    const count = layout[idx]!.num_replicas;
-    const split = computed.replicaDevices.get(idx);
-    const replicas: ReplicaPlan[] = [];
-    for (let r = 0; r < count; r++) {
-      const devices = split ? (split[r] ?? null) : stage.runtime.devices;
-      replicas.push(
-        await planReplica(planner, { stage, def: defs[idx]!, engine: engines[idx]!, replicaId: r, count, devices }),
-      );
-    }
-    const common = { stage_idx: idx, stage_id: stage.stage_id, stage_type: stage.stage_type, num_replicas: count };
-    stagePlans.push({
-      ...common,
-      devices_per_replica: defs[idx]!.devicesPerReplica(stage),
-      replicas,
-      input_processor: await loadInputProcessor(stage, config.file),
-    });
+    const slot = { def: defs[idx]!, engine: engines[idx]!, count: layout[idx]!.num_replicas };
+    stages.push(await planStage(planner, config, stage, { ...slot, split: computed.replicaDevices.get(idx) }));
   }
+  return stages;
+}
 
-  const all = stagePlans.flatMap((s) => s.replicas);
-  const groups = arrange(all, config, options, visible, warnings);
-  const transfers = stageTransfers(stagePlans, new Set(omni.definitions.connectorNames()));
-  applyEdgeFlows(stagePlans, transfers, omni.definitions, ctx);
-  applyStreamingEdges(stagePlans, transfers, config, omni.definitions);
+/**
+ * Plans a loaded pipeline: replica layout, device mapping, per-replica metadata, engine args and
+ * worker (through the hooks), lock sets, launch groups, admission and transfers. The plan carries
+ * its run id (`options.runId`, a fresh one when `purpose` is `launch`); the event bus is stamped
+ * with it here, the only place (the bring-up checks the plan's is the stamped one). Deterministic for a given config, options and set of plugins; starts nothing. The plan
+ * is frozen before the `planned` taps see it.
+ */
+export async function planPipeline(
+  omni: Omnistage,
+  config: PipelineConfig,
+  options: PlanOptions = {},
+): Promise<InitPlan> {
+  omni.seal();
+  const runId = runIdFor(options);
+  omni.events.setRunId(runId);
+  const planning = planContext(omni, config, options, runId);
+  const { ctx, visible, warnings } = planning;
+  const planned = await planStages(omni, config, planning);
+  const placement = arrange(
+    planned.flatMap((s) => s.replicas),
+    config,
+    options,
+    visible,
+    warnings,
+  );
+  const placed: PlannedStage[] = planned.map((s) => ({
+    ...s,
+    template: s.num_replicas === 0 ? s.template : placement.place(s.template),
+    replicas: s.replicas.map((r) => placement.place(r)),
+  }));
+  const flows = applyEdgeFlows(
+    placed,
+    stageTransfers(placed, new Set(omni.definitions.connectorNames())),
+    omni.definitions,
+    ctx,
+  );
+  const { transfers, streamed } = streamingEdges(placed, flows.transfers, config, omni.definitions);
+  const stages: StagePlan[] = placed.map((s) => {
+    const streamedInput = streamed.get(s.stage_id);
+    return {
+      ...s,
+      input_processor: s.input_processor ?? flows.inputProcessors.get(s.stage_id) ?? null,
+      ...(streamedInput === undefined ? {} : { streamed_input: streamedInput }),
+    };
+  });
   const locate = (stageId: number) =>
     config.stages.find((s) => s.stage_id === stageId)?.locations.at('output_connectors');
-  warnings.push(...unimplementedConnectorWarnings(transfers, stagePlans, locate));
-  const plan: InitPlan = {
+  warnings.push(...unimplementedConnectorWarnings(transfers, stages, locate));
+  const plan: InitPlan = deepFreeze({
     run_id: runId,
-    platform,
-    device_env: [...PLATFORMS[platform].deviceEnv],
+    platform: ctx.platform,
+    device_env: [...PLATFORMS[ctx.platform].deviceEnv],
     visible_devices: [...visible],
     topology: { source: config.topology, pipeline: config.pipeline, selected_by: config.pipeline_selected_by },
     ...(config.liveness === undefined ? {} : { liveness: { ...config.liveness } }),
-    stages: stagePlans,
-    groups,
+    stages,
+    groups: placement.groups,
     transfers,
     warnings,
-  };
+  });
   omni.hooks.planned.call(plan);
+  emitPlanned(omni, plan);
+  return plan;
+}
+
+/** `pipeline:planned`: where every replica was placed. */
+function emitPlanned(omni: Omnistage, plan: InitPlan): void {
+  const all = plan.stages.flatMap((s) => s.replicas);
   const placement = all.map(({ stage_id, replica_id, devices, physical_devices, group }) => ({
     stage_id,
     replica_id,
@@ -171,6 +263,5 @@ export async function planPipeline(
     physical_devices: [...physical_devices],
     group,
   }));
-  omni.events.emit({ type: 'pipeline:planned', replicas: all.length, groups: groups.length, placement });
-  return plan;
+  omni.events.emit({ type: 'pipeline:planned', replicas: all.length, groups: plan.groups.length, placement });
 }

@@ -34,8 +34,11 @@ export interface ReplicaSlot {
   readonly devices: string | null;
 }
 
-/** A stage copy for one replica; engine args are copied so no hook can change the loaded config. */
-function stageForReplica(stage: StageConfig, devices: string | null): StageConfig {
+/**
+ * The config of one replica of a stage: a copy with `runtime.devices` set to the replica's slice;
+ * engine args are copied so no hook can change the loaded config.
+ */
+export function stageForReplica(stage: StageConfig, devices: string | null): StageConfig {
   return {
     ...stage,
     engine_args: structuredClone(stage.engine_args),
@@ -115,11 +118,8 @@ export async function planReplica(p: ReplicaPlanner, slot: ReplicaSlot): Promise
     ? slot.def.lockDeviceCount(rctx.engineArgs, replicaStage)
     : lockDeviceCount(rctx.engineArgs);
   return {
-    stage_idx: idx,
     stage_id: stage.stage_id,
-    stage_type: stage.stage_type,
     replica_id: r,
-    num_replicas: slot.count,
     launch_mode: 'local',
     devices,
     physical_devices: mapped.physical ?? [...p.visible],
@@ -128,10 +128,8 @@ export async function planReplica(p: ReplicaPlanner, slot: ReplicaSlot): Promise
       location: stage.locations.at('runtime.devices'),
     }),
     group: -1,
-    engine: rctx.engine,
     engine_args: rctx.engineArgs,
     metadata: rctx.metadata,
     worker: { ...spec, env: { ...rctx.env, ...spec.env } },
-    stage: replicaStage,
   };
 }

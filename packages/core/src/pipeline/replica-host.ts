@@ -4,7 +4,7 @@ import type { ReplicaRuntime } from '../hooks/contexts.js';
 import type { OmniHooks } from '../hooks/hooks.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
-import type { ReplicaPlan, WorkerSpec } from '../planning/types.js';
+import type { InitPlan, ReplicaPlan, WorkerSpec } from '../planning/types.js';
 
 /** What every start shares, on any host: the hooks plugins tapped, where to report, this host's lock dir. */
 export interface StartDriver {
@@ -30,6 +30,8 @@ export interface AnnouncedWorker {
  */
 export interface ReplicaHost<T> {
   readonly runId: string;
+  /** The plan this host starts replicas of (a replica's stage is read there). */
+  readonly plan: Pick<InitPlan, 'stages'>;
   /** The run's private directory on this host ('' where there is none: an agent). */
   readonly runDir: string;
   /** Whether this host holds a worker's control channel, so it can serve its init windows; elsewhere a replica loads alone. */

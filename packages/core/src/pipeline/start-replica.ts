@@ -5,6 +5,7 @@ import type { InitPlan, ReplicaPlan } from '../planning/types.js';
 import type { ReplicaChannel } from '../control/replica-channel.js';
 import type { BuiltinRuntime } from '../builtins/builtin-runtime.js';
 import { isPhased } from '../locks/init-locks.js';
+import { stageOf } from '../planning/stage-of.js';
 import { serveInitWindows } from './init-windows.js';
 import { runPhase, type PhaseScope } from './run-phase.js';
 import { ReplicaWatch, type ReplicaDeadlines } from './replica-watch.js';
@@ -29,6 +30,7 @@ function runtimeOf<T>(
 ): BuiltinRuntime & { controlChannel: ReplicaChannel | undefined } {
   return {
     replica,
+    stage: stageOf(host.plan, replica.stage_id),
     runId: host.runId,
     runDir: host.runDir,
     lockDir: d.lockDir,

@@ -21,7 +21,7 @@ export function unimplementedConnectorWarnings(
     if (t.carried_by !== 'inline' || t.connector === null || t.connector === INLINE_CONNECTOR || warned.has(t.from))
       continue;
     warned.add(t.from);
-    const engine = stages.find((s) => s.stage_id === t.from)?.replicas[0]?.engine ?? '?';
+    const engine = stages.find((s) => s.stage_id === t.from)?.engine ?? '?';
     out.push(
       diagnostic(
         'OMNI_WARN_CONNECTOR_UNIMPLEMENTED',

@@ -13,7 +13,7 @@ export { mapLogicalDevices } from './device-mapping.js';
 export type { MappedDevices } from './device-mapping.js';
 export { lockDeviceCount, selectLockDevices } from './lock-devices.js';
 export type { SelectLockDevicesOptions } from './lock-devices.js';
-export { OMNISTAGE_ENV, stageRuntimeEnv } from './runtime-env.js';
+export { stageRuntimeEnv } from './runtime-env.js';
 export type { StageRuntimeEnvOptions } from './runtime-env.js';
 export { extractStageMetadata } from './stage-metadata.js';
 export { launchGroupIds, launchGroups, replicaKey } from './launch-groups.js';

@@ -1,13 +1,7 @@
 import type { StageConfig } from '../config/types.js';
+import { CONTROL_ENV } from '../control/protocol.js';
 import { PLATFORMS } from './platform.js';
 import type { PlatformName } from './types.js';
-
-/** Names of the identity variables every replica gets. */
-export const OMNISTAGE_ENV = Object.freeze({
-  runId: 'OMNISTAGE_RUN_ID',
-  stageId: 'OMNISTAGE_STAGE_ID',
-  replicaId: 'OMNISTAGE_REPLICA_ID',
-});
 
 /** Input of {@link stageRuntimeEnv}. */
 export interface StageRuntimeEnvOptions {
@@ -39,8 +33,8 @@ export function stageRuntimeEnv(options: StageRuntimeEnvOptions): Record<string,
     const value = physicalDevices.join(',');
     for (const name of PLATFORMS[platform].deviceEnv) env[name] = value;
   }
-  env[OMNISTAGE_ENV.runId] = runId;
-  env[OMNISTAGE_ENV.stageId] = String(stage.stage_id);
-  env[OMNISTAGE_ENV.replicaId] = String(replicaId);
+  env[CONTROL_ENV.runId] = runId;
+  env[CONTROL_ENV.stageId] = String(stage.stage_id);
+  env[CONTROL_ENV.replicaId] = String(replicaId);
   return env;
 }

@@ -3,15 +3,16 @@ import type { StagePlan, TransferPlan } from './types.js';
 
 /**
  * How each `engine_input_source` edge carries data, from the producer's connector config and how
- * its engine attaches (see {@link TransferPlan}). The same rules the worker SDK applies at run time
- * (`outputConnectorOf`), so the plan says what will happen, not what the YAML asked for.
+ * its engine attaches, both read off its template replica (see {@link TransferPlan}). The same rules
+ * the worker SDK applies at run time (`outputConnectorOf`), so the plan says what will happen, not
+ * what the YAML asked for.
  */
 export function stageTransfers(stages: readonly StagePlan[], pluginClasses: ReadonlySet<string>): TransferPlan[] {
   const byId = new Map(stages.map((s) => [s.stage_id, s]));
   const out: TransferPlan[] = [];
   for (const consumer of stages) {
-    for (const from of consumer.replicas[0]?.stage.engine_input_source ?? []) {
-      const producer = byId.get(from)?.replicas[0];
+    for (const from of consumer.stage.engine_input_source) {
+      const producer = byId.get(from)?.template;
       if (producer === undefined) continue;
       const config = connectorConfigOf(producer.engine_args);
       const declared = typeof config?.['type'] === 'string' && config['role'] !== 'receiver' ? config['type'] : null;

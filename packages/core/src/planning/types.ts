@@ -54,56 +54,74 @@ export interface WorkerSpec {
   inline?: boolean;
 }
 
-/** One replica of one stage: the unit that is locked, spawned and attached. */
+/**
+ * One replica of one stage: the unit that is locked, spawned and attached. It holds only what
+ * differs from one replica of its stage to the next; what they share (config, engine, topology)
+ * is its {@link StagePlan}'s. `stage_id` is the replica's key, not config.
+ */
 export interface ReplicaPlan {
-  stage_idx: number;
-  stage_id: number;
-  stage_type: string;
-  replica_id: number;
-  num_replicas: number;
-  launch_mode: 'local' | 'remote';
+  readonly stage_id: number;
+  readonly replica_id: number;
+  readonly launch_mode: 'local' | 'remote';
   /** The replica's logical device string, or null (inherit all visible devices). */
-  devices: string | null;
+  readonly devices: string | null;
   /** Physical ids after mapping through the platform's visible devices. */
-  physical_devices: string[];
+  readonly physical_devices: readonly string[];
   /** Physical ids locked during init, ascending. */
-  lock_devices: string[];
+  readonly lock_devices: readonly string[];
   /** Launch group id (connected component of physical-device overlap). */
-  group: number;
-  engine: string;
-  engine_args: EngineArgs;
-  metadata: StageMetadata;
-  worker: WorkerSpec;
-  /** The per-replica stage config (replica >= 1: a copy with `runtime.devices` set to its slice). */
-  stage: StageConfig;
+  readonly group: number;
+  /** Engine args after every `buildArgs` tap: they may name the replica (e.g. its KV transfer rank). */
+  readonly engine_args: Readonly<EngineArgs>;
+  readonly metadata: Readonly<StageMetadata>;
+  readonly worker: Readonly<WorkerSpec>;
 }
 
-/** One stage of a plan: its replicas and input processor. */
+/**
+ * One stage of a plan: its config, engine and replicas. Everything a stage's replicas share is read
+ * here, never back from a replica, so a stage planned with no replica (`num_replicas: 0`, filled by
+ * agents) has the same stage-level answers as any other.
+ */
 export interface StagePlan {
-  stage_idx: number;
-  stage_id: number;
-  stage_type: string;
-  num_replicas: number;
-  devices_per_replica: number;
-  replicas: ReplicaPlan[];
+  readonly stage_idx: number;
+  readonly stage_id: number;
+  readonly stage_type: string;
+  /**
+   * The stage's config as loaded: topology (`engine_input_source`, `final_output`), runtime
+   * (`devices` as configured, restart, liveness, in-flight bound), routing fields and the engine
+   * args before any `buildArgs` tap. A replica's own config is {@link replicaStageConfig}.
+   */
+  readonly stage: StageConfig;
+  /** The engine that runs every replica of the stage (`--engine` > stage `engine:` > stage type default). */
+  readonly engine: string;
+  /**
+   * Replica 0 as planned, whether or not it is in {@link replicas}: the stage's built engine args,
+   * metadata and worker (how its replicas attach, what they send over). A replica started elsewhere
+   * (an agent's, registered with the head) is derived from it with its own id.
+   */
+  readonly template: ReplicaPlan;
+  /** Replicas planned to run (0 for a stage that agents fill, with `allowZeroReplicas`). */
+  readonly num_replicas: number;
+  readonly devices_per_replica: number;
+  readonly replicas: readonly ReplicaPlan[];
   /**
    * The stage's JS input processor (`custom_process_input_func: ./file.js#fn`), imported at plan
    * time; null for the default processor or a Python path (which engines receive as a string).
    * Not part of `plan --json`.
    */
-  input_processor?: InputProcessor | null;
+  readonly input_processor?: InputProcessor | null;
   /**
    * The stage's streaming in-edge (see {@link TransferPlan.streaming}) with its chunk processor,
    * resolved at plan time. Not part of `plan --json` (its transfer says it).
    */
-  streamed_input?: StreamedInput;
+  readonly streamed_input?: StreamedInput;
 }
 
 /** Where a stage's streamed input comes from and how the chunks are made. */
 export interface StreamedInput {
-  from: number;
-  processor: ChunkProcessorDefinition;
-  options: Record<string, unknown>;
+  readonly from: number;
+  readonly processor: ChunkProcessorDefinition;
+  readonly options: Readonly<Record<string, unknown>>;
 }
 
 /** The final output of one upstream stage for one request. */
@@ -147,20 +165,20 @@ export interface LaunchGroup {
  * - `inline`: inside the control messages (no connector, or one nothing implements for the engine).
  */
 export interface TransferPlan {
-  from: number;
-  to: number;
+  readonly from: number;
+  readonly to: number;
   /** The producer's connector class, or null when it has none. */
-  connector: string | null;
-  carried_by: 'shm' | 'plugin' | 'engine' | 'inline';
+  readonly connector: string | null;
+  readonly carried_by: 'shm' | 'plugin' | 'engine' | 'inline';
   /** `shm` only: payloads of more bytes than this go through shared memory. */
-  threshold_bytes?: number;
+  readonly threshold_bytes?: number;
   /** Set when the consumer's engine drives the edge's requests itself (`EngineDefinition.edgeFlow`): what each side is sent. */
-  flow?: string;
+  readonly flow?: string;
   /**
    * Head mode: producer and consumer may run on different hosts; a payload stored in shared memory
    * is then fetched from the producer's host over TCP (the data plane).
    */
-  across_hosts?: true;
+  readonly across_hosts?: true;
   /**
    * Set when the edge streams (`async_chunk: true` and the producer's async-chunk next-stage
    * processor): the consumer starts on the producer's first chunk and reads the rest as they come.
@@ -176,26 +194,29 @@ export interface StreamingEdge {
   options: Record<string, unknown>;
 }
 
-/** The deterministic result of planning: what `omnistage plan --json` prints. */
+/**
+ * The deterministic result of planning: what `omnistage plan --json` prints. Frozen once built (a
+ * change throws): whoever needs another plan derives one (e.g. `markAcrossHosts`).
+ */
 export interface InitPlan {
   /** The run this plan is for (in every replica's env and every event); `plan-only` for a plan that is only printed. */
-  run_id: string;
-  platform: PlatformName;
+  readonly run_id: string;
+  readonly platform: PlatformName;
   /** Env var(s) that carry device visibility to children (ROCm: two). */
-  device_env: string[];
+  readonly device_env: readonly string[];
   /** Physical device ids visible to the launcher. */
-  visible_devices: string[];
+  readonly visible_devices: readonly string[];
   /** Where the stages' topology came from: a registered pipeline (and how it was selected) or the file. */
-  topology: {
+  readonly topology: {
     source: PipelineConfig['topology'];
     pipeline: string | null;
     selected_by: PipelineConfig['pipeline_selected_by'];
   };
-  stages: StagePlan[];
-  groups: LaunchGroup[];
+  readonly stages: readonly StagePlan[];
+  readonly groups: readonly LaunchGroup[];
   /** One per `engine_input_source` edge, in consumer then source order. */
-  transfers: TransferPlan[];
+  readonly transfers: readonly TransferPlan[];
   /** The file's liveness settings (top-level `runtime:`), for bring-up; absent: the defaults. */
-  liveness?: LivenessConfig;
-  warnings: Diagnostic[];
+  readonly liveness?: LivenessConfig;
+  readonly warnings: readonly Diagnostic[];
 }

@@ -1,7 +1,7 @@
 import type { EngineArgs, StageConfig } from '../config/types.js';
 import type { PlanContext, ReplicaContext, ReplicaRuntime } from '../hooks/contexts.js';
 import type { ReplicaConnection, ReplicaProcessHandle } from '../hooks/replica-handles.js';
-import type { InputProcessor, ReplicaPlan, WorkerSpec } from '../planning/types.js';
+import type { InputProcessor, StagePlan, WorkerSpec } from '../planning/types.js';
 
 /**
  * What a stage-type plugin tells core about its stage type. Every callback is plugin code: a
@@ -50,10 +50,11 @@ export interface EngineDefinition {
   /**
    * Takes over the request flow of the edge from `producer` into a stage of this engine, when the
    * engine pair defines one of its own (vLLM's disaggregated prefill → decode: the decode request
-   * is the user's, carrying what the prefill answered). Asked once per edge with replica 0 of each
-   * side; undefined leaves the edge to the router's default (the producer's output is the input).
+   * is the user's, carrying what the prefill answered). Asked once per edge with the stage plan of
+   * each side (its engine, config and template replica's built engine args); undefined leaves the
+   * edge to the router's default (the producer's output is the input).
    */
-  edgeFlow?(producer: ReplicaPlan, consumer: ReplicaPlan, ctx: PlanContext): EdgeFlow | undefined;
+  edgeFlow?(producer: StagePlan, consumer: StagePlan, ctx: PlanContext): EdgeFlow | undefined;
   /**
    * The engine's workers read a request's input as it streams (`request.inputs`, docs/protocol.md
    * "Streamed input"): a streaming edge (`async_chunk`) into a stage on this engine starts it on the

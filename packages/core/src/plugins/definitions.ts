@@ -127,7 +127,7 @@ export class Definitions {
     if (defined.attach) {
       const attach = defined.attach.bind(defined);
       this.#hooks.attach.tapPromise({ name: owner, stage: STAGE_TYPE }, async (proc, rt) =>
-        this.#selects(rt.replica.stage_type, rt.replica.engine, defined) ? await attach(proc, rt) : undefined,
+        this.#selects(rt.stage.stage_type, rt.stage.engine, defined) ? await attach(proc, rt) : undefined,
       );
     }
   }

@@ -23,6 +23,7 @@ import type { RunningPipeline, StartedReplica } from '../../src/orchestrate/runn
 import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
 import { watchPayloadFiles } from './payload-fixture.js';
+import { createRouter } from '../../src/orchestrate/router.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const PIPELINE = join(ROOT, 'examples/omni-voice/pipeline.yaml');
@@ -122,8 +123,9 @@ describe('omni-voice payloads', () => {
     const pipeline = await upOmniVoice();
     const taps = tapOutputs(pipeline);
     const prompts = ['a short voice request', 'another one, in parallel'];
+    const router = createRouter(pipeline);
     const { result, seen } = await watchPayloadFiles(pipeline, () =>
-      Promise.all(prompts.map((p) => pipeline.router().complete(p))),
+      Promise.all(prompts.map((p) => router.complete(p))),
     );
 
     // Between stages: the thinker's latent was an shm reference (only the key crossed the socket)...
@@ -174,7 +176,7 @@ describe('omni-voice payloads', () => {
   it('keeps the file for the retry when a talker replica is killed mid-request, and leaves none after stop', async () => {
     const pipeline = await upOmniVoice();
     const taps = tapOutputs(pipeline);
-    const done = pipeline.router().complete('kill the talker while it speaks');
+    const done = createRouter(pipeline).complete('kill the talker while it speaks');
     // The talker streams tokens only after reading the latent (which it acknowledges after use).
     expect(await waitFor(() => (taps.get(1) ?? []).length >= 2, 10_000)).toBe(true);
     const busy = [...taps.senders].find((r) => r.plan.stage_id === 1)!;

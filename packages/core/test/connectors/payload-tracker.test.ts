@@ -169,7 +169,7 @@ describe('PayloadTracker', () => {
 
 describe('RouterPayloads', () => {
   const stage = (stage_id: number, sources: number[]): StagePlan =>
-    ({ stage_id, replicas: [{ stage: { engine_input_source: sources } }] }) as unknown as StagePlan;
+    ({ stage_id, stage: { engine_input_source: sources }, replicas: [] }) as unknown as StagePlan;
   // 0 → 1, 0 → 2, 1 → 3
   const stages = [stage(0, []), stage(1, [0]), stage(2, [0]), stage(3, [1])];
 

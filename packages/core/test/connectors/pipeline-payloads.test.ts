@@ -14,6 +14,7 @@ import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js'
 import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
 import { payloadFixturePlugin, watchPayloadFiles } from './payload-fixture.js';
+import { createRouter } from '../../src/orchestrate/router.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const payloadPlugin: OmnistagePlugin = payloadFixturePlugin();
@@ -54,7 +55,7 @@ describe('payloads through a running pipeline (fixture engine)', () => {
   it('sends a large payload through a /dev/shm file that exists only in flight, a small one inline', async () => {
     const pipeline = await up();
     const { result, seen } = await watchPayloadFiles(pipeline, () =>
-      pipeline.router().complete({ size: 200_000, seed: 5 }),
+      createRouter(pipeline).complete({ size: 200_000, seed: 5 }),
     );
     expect(result).toHaveLength(1);
     expect(result[0]!.data).toMatchObject({ size: 200_000, via: 'shm', key: expect.stringMatching(/^s0r0_/) });
@@ -62,7 +63,7 @@ describe('payloads through a running pipeline (fixture engine)', () => {
     expect([...seen]).toEqual([key]); // the file existed while the consumer held it...
     expect(await waitFor(() => listRunPayloads(pipeline.runId, pipeline.payloads.dir).length === 0, 2_000)).toBe(true); // ...and went with its ack
 
-    const small = await watchPayloadFiles(pipeline, () => pipeline.router().complete({ size: 1024, seed: 5 }));
+    const small = await watchPayloadFiles(pipeline, () => createRouter(pipeline).complete({ size: 1024, seed: 5 }));
     expect(small.result[0]!.data).toMatchObject({ size: 1024, via: 'inline' });
     expect(small.seen.size).toBe(0);
 
@@ -75,7 +76,7 @@ describe('payloads through a running pipeline (fixture engine)', () => {
   it('leaves no payload file behind when the consumer dies before acknowledging', async () => {
     const pipeline = await up('{"1": {"exit_on_read": true}}');
     const { seen } = await watchPayloadFiles(pipeline, async () => {
-      await expect(pipeline.router().complete({ size: 100_000, seed: 1 })).rejects.toThrow();
+      await expect(createRouter(pipeline).complete({ size: 100_000, seed: 1 })).rejects.toThrow();
     });
     expect(seen.size).toBe(1);
     await pipeline.stop('test');
@@ -84,7 +85,7 @@ describe('payloads through a running pipeline (fixture engine)', () => {
 
   it('releases an unacknowledged payload when its request ends', async () => {
     const pipeline = await up('{"1": {"no_ack": true, "hold_ms": 0}}');
-    const out = await pipeline.router().complete({ size: 100_000, seed: 2 });
+    const out = await createRouter(pipeline).complete({ size: 100_000, seed: 2 });
     expect(out[0]!.data).toMatchObject({ via: 'shm' });
     const key = (out[0]!.data as { key: string }).key;
     expect(await waitFor(() => !existsSync(payloadPath(pipeline.runId, key, pipeline.payloads.dir)), 2_000)).toBe(true);

@@ -15,6 +15,7 @@ import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js'
 import type { OmnistagePlugin } from '../../src/plugin.js';
 import { requireBuilt, waitFor } from '../runtime/helpers.js';
 import { checksum, pattern, payloadFixturePlugin, watchWhile } from './payload-fixture.js';
+import { createRouter } from '../../src/orchestrate/router.js';
 
 const CONNECTOR_MODULE = new URL('./fixtures/dir-connector.mjs', import.meta.url);
 
@@ -102,7 +103,7 @@ describe('payload connector classes from plugins', () => {
 
     const { result: outputs, seen } = await watchWhile(
       () => payloadFiles(store),
-      () => pipeline.router().complete({ size: 100_000, seed: 3 }),
+      () => createRouter(pipeline).complete({ size: 100_000, seed: 3 }),
     );
 
     const consumer = outputs.find((o) => o.stage_id === 1)!.data as {
@@ -139,11 +140,11 @@ describe('payload connector classes from plugins', () => {
   it("fails the request with the class's name when its module breaks the contract or throws", async () => {
     const store = await tempDir('omni-plugin-conn-store-');
     const pipeline = await up(await pipelineFile({ type: 'DirConnector', dir: store, bad_ref: true }));
-    await expect(pipeline.router().complete({ size: 5_000, seed: 1 })).rejects.toThrow(
+    await expect(createRouter(pipeline).complete({ size: 5_000, seed: 1 })).rejects.toThrow(
       /connector "DirConnector" returned .* not a reference/,
     );
     const failing = await up(await pipelineFile({ type: 'DirConnector', dir: store, fail_put: true }));
-    await expect(failing.router().complete({ size: 5_000, seed: 1 })).rejects.toThrow(
+    await expect(createRouter(failing).complete({ size: 5_000, seed: 1 })).rejects.toThrow(
       /connector "DirConnector" could not store a 5000-byte payload: disk full \(fail_put\)/,
     );
   });

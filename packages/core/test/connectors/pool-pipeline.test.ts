@@ -24,6 +24,7 @@ import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js'
 import { isAlive, requireBuilt, trackPid, waitFor } from '../runtime/helpers.js';
 import { addonMissing, needsAddon } from './addon.js';
 import { checksum, pattern, payloadFixturePlugin, watchWhile } from './payload-fixture.js';
+import { createRouter } from '../../src/orchestrate/router.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const PIPELINE = join(FIXTURES, 'pool-pipeline.yaml');
@@ -102,8 +103,9 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
         () => poolBytesByReplica(dir),
         async () => {
           const out: Record<string, unknown>[] = [];
+          const router = createRouter(pipeline);
           for (let i = 0; i < requests.length; i += 20) {
-            const batch = await Promise.all(requests.slice(i, i + 20).map((r) => pipeline.router().complete(r)));
+            const batch = await Promise.all(requests.slice(i, i + 20).map((r) => router.complete(r)));
             out.push(...batch.map((b) => b[b.length - 1]!.data as Record<string, unknown>));
           }
           return out;
@@ -138,7 +140,7 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
     const pipeline = await up();
     // The tracker's hold book: payloads announced and not yet released (their files go right after).
     const parked = (): string[] => [String(pipeline.payloads.keys.length)];
-    const router = pipeline.router({ maxInflightPerReplica: 4 });
+    const router = createRouter(pipeline, { maxInflightPerReplica: 4 });
     const requests = Array.from({ length: 600 }, (_, i) => ({ size: SIZES[1 + (i % 3)]!, seed: i }));
     const { result: outputs, seen } = await watchWhile(parked, () =>
       Promise.all(requests.map((r) => router.complete(r))),
@@ -156,7 +158,7 @@ describe('the shared-memory pool through a 3-stage pipeline', { timeout: 240_000
   it('a request aborted while it waits at a full stage leaves the queue, never reaches the stage, and frees its payload', async () => {
     const events: OmniEvent[] = [];
     const pipeline = await up(events);
-    const router = pipeline.router({ maxInflightPerReplica: 1 });
+    const router = createRouter(pipeline, { maxInflightPerReplica: 1 });
     // A holds stage 2 (its only replica) for 2 s; B gets through stages 0 and 1 and queues there.
     const a = router.complete({ size: 5_000, seed: 1 }, { requestId: 'busy', params: { 2: { hold_ms: 2_000 } } });
     a.catch(() => undefined); // awaited below; a failure before that must not go unhandled

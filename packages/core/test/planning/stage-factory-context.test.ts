@@ -4,52 +4,46 @@ import { extractStageMetadata } from '../../src/planning/stage-metadata.js';
 import { captureStageFactoryContexts } from '../../src/planning/stage-factory-context.js';
 import { catchOmni } from './helpers.js';
 
-function plan(stage_idx: number, stage_id: number, stage_type: string, replicas: number) {
+function plan(stage_idx: number, stage_id: number, stage_type: string) {
   const stage = createStageConfig({ stage_id, stage_idx, stage_type, engine_args: { tensor_parallel_size: 1 } });
-  const metadata = extractStageMetadata(stage);
   return {
     stage_idx,
     stage_id,
     stage_type,
-    replicas: Array.from({ length: replicas }, (_, replica_id) => ({
-      stage,
-      metadata: { ...metadata, replica_id },
-      engine_args: { replica: replica_id },
-    })),
+    stage,
+    template: { metadata: extractStageMetadata(stage), engine_args: { replica: 0 } },
   };
 }
 
 describe('captureStageFactoryContexts', () => {
-  it('keys by configured stage id and uses replica 0 as the template', () => {
-    const llm = plan(0, 7, 'llm', 2);
-    const dit = plan(1, 11, 'diffusion', 1);
+  it("keys by configured stage id and builds from the stage's template", () => {
+    const llm = plan(0, 7, 'llm');
+    const dit = plan(1, 11, 'diffusion');
     const contexts = captureStageFactoryContexts([llm, dit], 4);
     expect([...contexts.keys()]).toEqual([7, 11]);
     const c7 = contexts.get(7);
     expect(c7).toEqual({
       stage_id: 7,
       stage_type: 'llm',
-      stage: llm.replicas[0]?.stage,
-      base_metadata: llm.replicas[0]?.metadata,
+      stage: llm.stage,
+      base_metadata: llm.template.metadata,
       engine_args: { replica: 0 },
       diffusion_batch_size: 4,
     });
     expect(c7?.base_metadata.replica_id).toBe(0);
-    expect(c7?.stage).toBe(llm.replicas[0]?.stage);
+    expect(c7?.stage).toBe(llm.stage);
     expect(contexts.get(11)?.stage_type).toBe('diffusion');
   });
 
-  it('skips stages without replicas', () => {
-    const empty = { ...plan(0, 0, 'llm', 1), replicas: [] };
-    expect(captureStageFactoryContexts([empty, plan(1, 1, 'llm', 1)], 1).size).toBe(1);
+  it('skips stages without a template', () => {
+    const empty = { ...plan(0, 0, 'llm'), template: null };
+    expect(captureStageFactoryContexts([empty, plan(1, 1, 'llm')], 1).size).toBe(1);
   });
 
   it('falls back to llm for an empty metadata stage type and null engine args when absent', () => {
-    const p = plan(0, 0, 'llm', 1);
-    const replica = p.replicas[0];
-    if (replica === undefined) throw new Error('no replica');
+    const p = plan(0, 0, 'llm');
     const contexts = captureStageFactoryContexts(
-      [{ ...p, replicas: [{ stage: replica.stage, metadata: { ...replica.metadata, stage_type: '' } }] }],
+      [{ ...p, template: { metadata: { ...p.template.metadata, stage_type: '' } } }],
       1,
     );
     expect(contexts.get(0)?.stage_type).toBe('llm');
@@ -57,7 +51,7 @@ describe('captureStageFactoryContexts', () => {
   });
 
   it('rejects two stages with one stage id', () => {
-    const err = catchOmni(() => captureStageFactoryContexts([plan(0, 3, 'llm', 1), plan(1, 3, 'llm', 1)], 1));
+    const err = catchOmni(() => captureStageFactoryContexts([plan(0, 3, 'llm'), plan(1, 3, 'llm')], 1));
     expect(err.code).toBe('OMNI_CONFIG_INVALID');
     expect(err.message).toBe('Two stages have stage_id 3.');
   });

@@ -11,7 +11,7 @@ import { isOmniError } from '../../src/errors.js';
 import { Omnistage } from '../../src/omnistage.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import type { EdgeFlow, EngineDefinition } from '../../src/plugins/definition-types.js';
-import type { ReplicaPlan } from '../../src/planning/types.js';
+import type { StagePlan } from '../../src/planning/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edge-flow-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,7 +44,7 @@ describe('an engine that drives an edge (edgeFlow)', () => {
       description: 'two-phase',
       inputProcessor: (sources, ctx) => ({ from: sources[0]!.stage_id, user: ctx.userInput }),
     };
-    const plan = await planWith((producer: ReplicaPlan, consumer: ReplicaPlan) => {
+    const plan = await planWith((producer: StagePlan, consumer: StagePlan) => {
       asked.push([producer.stage_id, consumer.stage_id]);
       return flow;
     });
@@ -57,7 +57,7 @@ describe('an engine that drives an edge (edgeFlow)', () => {
     const processor = plan.stages[1]!.input_processor!;
     expect(
       await processor([{ stage_id: 0, replica_id: 0, data: 'x' }], {
-        stage: plan.stages[1]!.replicas[0]!.stage,
+        stage: plan.stages[1]!.stage,
         userInput: 'hi',
         request_id: 'r',
       }),
@@ -88,7 +88,7 @@ describe('an engine that drives an edge (edgeFlow)', () => {
     const runErr = await Promise.resolve()
       .then(() =>
         plan.stages[1]!.input_processor!([], {
-          stage: plan.stages[1]!.replicas[0]!.stage,
+          stage: plan.stages[1]!.stage,
           userInput: null,
           request_id: 'r',
         }),

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStageConfig } from '../../src/config/stage-defaults.js';
-import { DEFAULT_MAX_INFLIGHT_PER_REPLICA, PipelineRouter, maxInflightOf } from '../../src/orchestrate/router.js';
+import { DEFAULT_MAX_INFLIGHT_PER_REPLICA, createRouter, maxInflightOf } from '../../src/orchestrate/router.js';
 import type { StagePlan } from '../../src/planning/types.js';
 import { bringUpFixture, releaseAll, textOf, type UpPipeline } from './router-helpers.js';
 
@@ -26,7 +26,7 @@ function peakInflight(requestIds: Set<string>, events = up.events): Map<number, 
 
 describe('router: admission', () => {
   it('sends a replica at most maxInflightPerReplica requests at once and queues the rest, in order', async () => {
-    const router = new PipelineRouter(up.omni, up.pipeline, { maxInflightPerReplica: 2 });
+    const router = createRouter(up.pipeline, { maxInflightPerReplica: 2 });
     const ids = Array.from({ length: 24 }, (_, i) => `adm-${i}`);
     const texts = await Promise.all(
       ids.map(async (id) => {
@@ -46,7 +46,7 @@ describe('router: admission', () => {
   }, 60_000);
 
   it('a request aborted while it waits in the queue leaves it without ever being dispatched', async () => {
-    const router = new PipelineRouter(up.omni, up.pipeline, { maxInflightPerReplica: 1 });
+    const router = createRouter(up.pipeline, { maxInflightPerReplica: 1 });
     const busy = ['adm-b0', 'adm-b1'].map((id) =>
       router.complete(`busy ${id}`, { requestId: id, params: { 0: { max_tokens: 20, temperature: 0 } } }),
     );
@@ -60,7 +60,7 @@ describe('router: admission', () => {
 
   it("is on by default: a stage's runtime.max_inflight_per_replica bounds a router given no options", async () => {
     const bounded = await bringUpFixture('two-replicas-bounded.yaml');
-    const router = new PipelineRouter(bounded.omni, bounded.pipeline);
+    const router = createRouter(bounded.pipeline);
     const ids = Array.from({ length: 10 }, (_, i) => `adm-y${i}`);
     await Promise.all(
       ids.map((id) => router.complete(`yaml ${id}`, { requestId: id, params: { 0: { max_tokens: 3 } } })),
@@ -76,7 +76,8 @@ describe('router: admission', () => {
     ): StagePlan =>
       ({
         stage_id: 0,
-        replicas: [{ stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }) }],
+        stage: createStageConfig({ stage_id: 0, engine_args: engineArgs, runtime }),
+        replicas: [],
       }) as unknown as StagePlan;
     expect(DEFAULT_MAX_INFLIGHT_PER_REPLICA).toBe(64);
     expect(maxInflightOf(stage({}))).toBe(64);

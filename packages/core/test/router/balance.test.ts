@@ -1,8 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ReplicaChannel } from '../../src/control/replica-channel.js';
 import { isOmniError, type OmniError } from '../../src/errors.js';
-import { Omnistage } from '../../src/omnistage.js';
-import { PipelineRouter, type PipelineOutput } from '../../src/orchestrate/router.js';
+import { createRouter, type PipelineOutput } from '../../src/orchestrate/router.js';
 import { bringUpFixture, releaseAll, textOf, waitFor, type UpPipeline } from './router-helpers.js';
 
 /** One stage, two replicas, 20 ms a token (fixtures/two-replicas.yaml). */
@@ -33,7 +32,7 @@ const count = (ids: number[], id: number): number => ids.filter((x) => x === id)
 
 describe('router: balancing over replicas', () => {
   it('least-inflight spreads concurrent requests over both replicas', async () => {
-    const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
+    const router = createRouter(up.pipeline, { balance: 'least-inflight' });
     const ids = Array.from({ length: 6 }, (_, i) => `li-${i}`);
     await Promise.all(ids.map((id) => finalText(router.generate(`concurrent ${id}`, { requestId: id }))));
     const to = dispatchedTo(ids);
@@ -42,7 +41,7 @@ describe('router: balancing over replicas', () => {
   }, 30_000);
 
   it('least-inflight sends new requests to the idle replica while the other one is busy', async () => {
-    const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
+    const router = createRouter(up.pipeline, { balance: 'least-inflight' });
     // A long request (100 tokens x 20 ms, greedy: no early end) keeps one replica busy...
     const stopLong = new AbortController();
     const long = finalText(
@@ -65,7 +64,7 @@ describe('router: balancing over replicas', () => {
   }, 30_000);
 
   it('least-inflight rotates between replicas that are equally idle', async () => {
-    const router = new PipelineRouter(up.omni, up.pipeline, { balance: 'least-inflight' });
+    const router = createRouter(up.pipeline, { balance: 'least-inflight' });
     const ids = ['lr-0', 'lr-1', 'lr-2', 'lr-3'];
     for (const id of ids) await finalText(router.generate(id, { requestId: id, params: { 0: { max_tokens: 1 } } }));
     const to = dispatchedTo(ids);
@@ -73,7 +72,7 @@ describe('router: balancing over replicas', () => {
   }, 30_000);
 
   it('round-robin (the default) alternates between the replicas', async () => {
-    const router = new PipelineRouter(up.omni, up.pipeline);
+    const router = createRouter(up.pipeline);
     const ids = ['rr-0', 'rr-1', 'rr-2', 'rr-3'];
     for (const id of ids) await finalText(router.generate(id, { requestId: id, params: { 0: { max_tokens: 1 } } }));
     const to = dispatchedTo(ids);
@@ -104,7 +103,7 @@ describe('router: aborting a request', () => {
     const t0 = performance.now();
     try {
       // 50 tokens x 20 ms = 1 s if nobody stops it.
-      for await (const o of up.pipeline.generate('please stop me', {
+      for await (const o of up.router.generate('please stop me', {
         requestId: 'ab-1',
         signal: abort.signal,
         params: { 0: { max_tokens: 50, temperature: 0 } },
@@ -133,7 +132,7 @@ describe('router: aborting a request', () => {
     expect(lateLines.some((l) => l.includes('"done":true'))).toBe(false);
     // ...and it keeps serving.
     const text = await finalText(
-      up.pipeline.generate('still alive?', { requestId: 'ab-2', params: { 0: { max_tokens: 2 } } }),
+      up.router.generate('still alive?', { requestId: 'ab-2', params: { 0: { max_tokens: 2 } } }),
     );
     expect(text.length).toBeGreaterThan(0);
   }, 30_000);
@@ -146,7 +145,7 @@ describe('router: aborting a request', () => {
       return send.call(this, m);
     });
     let seen = 0;
-    for await (const o of up.pipeline.generate('i will leave early', {
+    for await (const o of up.router.generate('i will leave early', {
       requestId: 'ab-3',
       params: { 0: { max_tokens: 50, temperature: 0 } },
     })) {
@@ -162,26 +161,22 @@ describe('router: aborting a request', () => {
     const abort = new AbortController();
     abort.abort(new Error('too late'));
     await expect(
-      finalText(up.pipeline.generate('never sent', { requestId: 'ab-0', signal: abort.signal })),
+      finalText(up.router.generate('never sent', { requestId: 'ab-0', signal: abort.signal })),
     ).rejects.toMatchObject({ code: 'OMNI_CANCELLED' });
     expect(dispatchedTo(['ab-0'])).toEqual([]);
   }, 10_000);
 });
 
-describe('omni.generate()', () => {
-  it('routes through the pipeline brought up on this Omnistage', async () => {
-    const outs: PipelineOutput[] = [];
-    for await (const o of up.omni.generate('via omni', { requestId: 'og-1' })) outs.push(o);
-    const finals = outs.filter((o) => o.kind === 'final');
-    expect(finals).toHaveLength(1);
-    expect(finals[0]!.stage_id).toBe(0);
-    expect(outs.filter((o) => o.kind === 'chunk').length).toBeGreaterThan(0);
-    // Same prompt, same answer as through the router directly.
-    expect(textOf(finals[0]!.data)).toBe(await finalText(up.pipeline.generate('via omni')));
+describe('createRouter()', () => {
+  it('each router of a pipeline keeps the options it was created with', async () => {
+    // Before, the pipeline made one router lazily and the options of later calls were ignored.
+    const quick = createRouter(up.pipeline, { requestTimeoutMs: 1 });
+    const patient = createRouter(up.pipeline);
+    await expect(
+      finalText(quick.generate('too slow for 1 ms', { requestId: 'cr-1', params: { 0: { max_tokens: 20 } } })),
+    ).rejects.toMatchObject({ code: 'OMNI_REQUEST_TIMEOUT' });
+    expect(await finalText(patient.generate('in time', { requestId: 'cr-2', params: { 0: { max_tokens: 2 } } }))).toBe(
+      await finalText(up.router.generate('in time', { params: { 0: { max_tokens: 2 } } })),
+    );
   }, 30_000);
-
-  it('throws OMNI_REQUEST_FAILED when no pipeline is running', () => {
-    const omni = new Omnistage();
-    expect(() => omni.generate('x')).toThrowError(expect.objectContaining({ code: 'OMNI_REQUEST_FAILED' }) as Error);
-  });
 });

@@ -46,7 +46,7 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
   }, 30_000);
 
   it('starts a stage only after all of its sources finished, and streams every final_output stage', async () => {
-    const outs = await collect(up.pipeline.generate('a diamond of stages', { requestId: 'dag-1' }));
+    const outs = await collect(up.router.generate('a diamond of stages', { requestId: 'dag-1' }));
     expect(new Set(outs.filter((o) => o.kind === 'final').map((o) => o.stage_id))).toEqual(new Set([0, 1, 2, 3]));
     expect(outs.every((o) => o.request_id === 'dag-1' && o.attempt === 0)).toBe(true);
 
@@ -75,7 +75,7 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
   it('calls the JS custom_process_input_func (relative to the YAML) with both sources, and the stage receives its return value', async () => {
     g.__omnistageRouterProcessorCalls = [];
     const input = 'the river and the lighthouse';
-    const outs = await collect(up.pipeline.generate(input, { requestId: 'dag-2' }));
+    const outs = await collect(up.router.generate(input, { requestId: 'dag-2' }));
     const calls = g.__omnistageRouterProcessorCalls;
     expect(calls, 'the processor is called once per request, for stage 3 only').toHaveLength(1);
     const call = calls[0]!;
@@ -91,14 +91,14 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     // The reference LLM's text is a deterministic function of its prompt; stages 0 and 3 are the
     // same model. Sending the processor's return value as the user input makes stage 0 produce
     // what stage 3 produced iff stage 3 received exactly that value.
-    const direct = await collect(up.pipeline.generate(call.returned, { requestId: 'dag-3' }));
+    const direct = await collect(up.router.generate(call.returned, { requestId: 'dag-3' }));
     expect(textOf(finalOf(direct, 0).data)).toBe(textOf(finalOf(outs, 3).data));
     // ...and a different prompt gives a different text (the comparison can fail).
     expect(textOf(finalOf(direct, 0).data)).not.toBe(textOf(finalOf(outs, 0).data));
   }, 30_000);
 
   it('a custom_process_input_func that throws fails the request as OMNI_PLUGIN_FAILED naming it, the stage and the request', async () => {
-    const err = await collect(up.pipeline.generate('make the processor throw', { requestId: 'dag-bug' })).then(
+    const err = await collect(up.router.generate('make the processor throw', { requestId: 'dag-bug' })).then(
       () => null,
       (e: unknown) => e as OmniError,
     );
@@ -108,17 +108,15 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     expect(err?.message).toContain('./processors.mjs#join');
     expect(err?.message).toContain('TypeError');
     // The pipeline is still serving.
-    expect(
-      finalOf(await collect(up.pipeline.generate('after the bug', { requestId: 'dag-after' })), 3).request_id,
-    ).toBe('dag-after');
+    expect(finalOf(await collect(up.router.generate('after the bug', { requestId: 'dag-after' })), 3).request_id).toBe(
+      'dag-after',
+    );
   }, 30_000);
 
   it('runs concurrent requests through the DAG independently', async () => {
     const inputs = ['first prompt', 'second prompt', 'third prompt'];
-    const results = await Promise.all(
-      inputs.map((p, i) => collect(up.pipeline.generate(p, { requestId: `dag-c${i}` }))),
-    );
-    const again = await Promise.all(inputs.map((p, i) => collect(up.pipeline.generate(p, { requestId: `dag-s${i}` }))));
+    const results = await Promise.all(inputs.map((p, i) => collect(up.router.generate(p, { requestId: `dag-c${i}` }))));
+    const again = await Promise.all(inputs.map((p, i) => collect(up.router.generate(p, { requestId: `dag-s${i}` }))));
     for (const [i, outs] of results.entries()) {
       expect(textOf(finalOf(outs, 3).data)).toBe(textOf(finalOf(again[i]!, 3).data));
       expect(outs.every((o) => o.request_id === `dag-c${i}`)).toBe(true);
@@ -126,7 +124,7 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     expect(new Set(results.map((r) => textOf(finalOf(r, 3).data))).size).toBe(3);
   }, 30_000);
   it('finalStages runs only the wanted final stages and their sources, and each dispatch ends with request:stage_end', async () => {
-    const outs = await collect(up.pipeline.generate('only the left branch', { requestId: 'dag-f1', finalStages: [1] }));
+    const outs = await collect(up.router.generate('only the left branch', { requestId: 'dag-f1', finalStages: [1] }));
     expect(new Set(outs.filter((o) => o.kind === 'final').map((o) => o.stage_id))).toEqual(new Set([0, 1]));
     const ofRequest = up.events.filter((e) => 'request_id' in e && e.request_id === 'dag-f1');
     expect(
@@ -142,7 +140,7 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
       [1, 'done'],
     ]);
     expect(ends.every((e) => e.duration_ms > 0)).toBe(true);
-    expect(() => up.pipeline.generate('x', { finalStages: [7] })).toThrow(/stage 7 is not a final_output stage/);
+    expect(() => up.router.generate('x', { finalStages: [7] })).toThrow(/stage 7 is not a final_output stage/);
   }, 30_000);
 
   it('entryStage: the input goes to that stage as it is, the stages before it never see the request', async () => {
@@ -164,7 +162,7 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
     const seen: PipelineOutput[] = [];
     await expect(
       (async () => {
-        for await (const o of up.pipeline.generate('abort me in stage 1', {
+        for await (const o of up.router.generate('abort me in stage 1', {
           requestId: 'dag-a1',
           signal: abort.signal,
           finalStages: [1],
@@ -206,7 +204,7 @@ describe('router: custom_process_input_func resolution at plan time', () => {
 
     const up = await bringUpFixture('python-processor.yaml');
     try {
-      const outs = await collect(up.pipeline.generate('hello python', { requestId: 'py-1' }));
+      const outs = await collect(up.router.generate('hello python', { requestId: 'py-1' }));
       const finals = outs.filter((o) => o.kind === 'final');
       expect(finals.map((o) => o.stage_id)).toEqual([1]);
       expect(textOf(finals[0]!.data).length).toBeGreaterThan(0);

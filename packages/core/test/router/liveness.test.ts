@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { isOmniError } from '../../src/errors.js';
 import type { OmniEvent } from '../../src/events/types.js';
-import { PipelineRouter } from '../../src/orchestrate/router.js';
+import { createRouter } from '../../src/orchestrate/router.js';
 import { bringUpFixture, releaseAll, textOf, waitFor } from './router-helpers.js';
 
 afterAll(() => releaseAll(), 30_000);
@@ -14,7 +14,7 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     const up = await bringUpFixture('two-replicas.yaml', {
       bringUp: { liveness: { heartbeatMs: 100, timeoutMs: 1_500 } },
     });
-    const router = new PipelineRouter(up.omni, up.pipeline);
+    const router = createRouter(up.pipeline);
     // A long request lands on one replica, then that replica is frozen.
     const long = router.complete('frozen mid-request', { requestId: 'lv-long', params: { 0: { max_tokens: 40 } } });
     long.catch(() => undefined);
@@ -42,8 +42,7 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
   it('a replica alive but silent past its heartbeat timeout is declared unresponsive and its request fails per the restart rules', async () => {
     const up = await bringUpFixture('wedged.yaml', { bringUp: { liveness: { heartbeatMs: 100, timeoutMs: 1_500 } } });
     const replica = up.pipeline.replicas[0]!;
-    const err = await up.pipeline
-      .router({ replicaWaitMs: 2_000 })
+    const err = await createRouter(up.pipeline, { replicaWaitMs: 2_000 })
       .complete('wedge it', { requestId: 'lv-wedge' })
       .then(
         () => null,
@@ -67,8 +66,7 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
     const conn = up.pipeline.replicas[0]!.connection!;
     expect(await waitFor(() => (beats.add(conn.lastHeartbeat?.() ?? 0), beats.size >= 6), 15_000, 10)).toBe(true);
     expect(unresponsive(up.events)).toEqual([]);
-    const err = await up.pipeline
-      .router({ replicaWaitMs: 2_000 })
+    const err = await createRouter(up.pipeline, { replicaWaitMs: 2_000 })
       .complete('wedge it', { requestId: 'lv-yaml' })
       .then(
         () => null,
@@ -81,7 +79,7 @@ describe('liveness: a replica that stops answering leaves the rotation', () => {
 
   it('a request past its deadline fails with OMNI_REQUEST_TIMEOUT naming the stage and replica it waited on', async () => {
     const up = await bringUpFixture('two-replicas.yaml');
-    const router = new PipelineRouter(up.omni, up.pipeline, { requestTimeoutMs: 300 });
+    const router = createRouter(up.pipeline, { requestTimeoutMs: 300 });
     // 200 tokens at 20 ms each: far past the deadline.
     const err = await router
       .complete('too slow', { requestId: 'lv-slow', params: { 0: { max_tokens: 200, temperature: 0 } } })

@@ -9,6 +9,7 @@ import { Omnistage } from '../../src/omnistage.js';
 import { bringUp, type BringUpOptions } from '../../src/pipeline/bring-up.js';
 import { planPipeline } from '../../src/pipeline/plan-pipeline.js';
 import { newRunId } from '../../src/orchestrate/run-id.js';
+import { createRouter, type PipelineRouter } from '../../src/orchestrate/router.js';
 import type { RunningPipeline } from '../../src/orchestrate/running-pipeline.js';
 import type { InitPlan } from '../../src/planning/types.js';
 import type { OmnistagePlugin } from '../../src/plugin.js';
@@ -38,6 +39,8 @@ export interface UpPipeline {
   omni: Omnistage;
   plan: InitPlan;
   pipeline: RunningPipeline;
+  /** The pipeline's router (default options); a test that needs others creates its own. */
+  router: PipelineRouter;
   /** Every event, in emission order. */
   events: OmniEvent[];
   /** Pids of every replica process spawned. */
@@ -71,7 +74,7 @@ export async function bringUpFixture(
     env: { PATH: process.env.PATH },
   });
   const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000, ...options.bringUp });
-  entry.up = { omni, plan, pipeline, events, pids };
+  entry.up = { omni, plan, pipeline, router: createRouter(pipeline), events, pids };
   return entry.up;
 }
 

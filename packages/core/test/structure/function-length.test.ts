@@ -18,7 +18,6 @@ const LIMIT = 80;
 const GREW_WHEN_FORMATTED = new Set([
   'core/src/config/load-pipeline.ts loadPipelineConfig',
   'core/src/orchestrate/router.ts <anonymous>',
-  'core/src/pipeline/plan-pipeline.ts planPipeline',
 ]);
 const withoutLine = (where: string): string => where.replace(/:\d+ /, ' ');
 

@@ -1,5 +1,5 @@
 import { OmniError } from '@omnistage/core';
-import type { EdgeFlow, ReplicaPlan } from '@omnistage/core';
+import type { EdgeFlow, StagePlan } from '@omnistage/core';
 import { replicaLabel } from '@omnistage/core/runtime';
 
 /**
@@ -62,9 +62,9 @@ export function isDecodeInput(input: unknown): input is DecodeInput {
  * (`EngineDefinition.edgeFlow`): the decode request is the user's original request carrying the
  * `kv_transfer_params` the prefill answered. Undefined for any other edge.
  */
-export function nixlEdgeFlow(producer: ReplicaPlan, consumer: ReplicaPlan): EdgeFlow | undefined {
-  if (producer.engine !== 'vllm' || disaggregatedSideOf(producer.engine_args) !== 'prefill') return undefined;
-  if (disaggregatedSideOf(consumer.engine_args) !== 'decode') return undefined;
+export function nixlEdgeFlow(producer: StagePlan, consumer: StagePlan): EdgeFlow | undefined {
+  if (producer.engine !== 'vllm' || disaggregatedSideOf(producer.template.engine_args) !== 'prefill') return undefined;
+  if (disaggregatedSideOf(consumer.template.engine_args) !== 'decode') return undefined;
   return {
     description:
       'vLLM prefill → decode (NixlConnector): each prefill replica gets the user request with max_tokens 1, no streaming and ' +
