@@ -145,14 +145,14 @@ describe('router: the engine_input_source DAG (diamond 0 -> 1, 0 -> 2, [1, 2] ->
 
   it('entryStage: the input goes to that stage as it is, the stages before it never see the request', async () => {
     const outs = await collect(
-      up.pipeline.generate('enter at stage 1', { requestId: 'dag-e1', finalStages: [1], entryStage: 1 }),
+      up.router.generate('enter at stage 1', { requestId: 'dag-e1', finalStages: [1], entryStage: 1 }),
     );
     expect(outs.filter((o) => o.kind === 'final').map((o) => o.stage_id)).toEqual([1]);
     const dispatched = up.events.filter(
       (e) => e.type === 'request:dispatched' && 'request_id' in e && e.request_id === 'dag-e1',
     );
     expect(dispatched.map((e) => (e as { stage_id: number }).stage_id)).toEqual([1]);
-    expect(() => up.pipeline.generate('x', { finalStages: [1], entryStage: 2 })).toThrow(
+    expect(() => up.router.generate('x', { finalStages: [1], entryStage: 2 })).toThrow(
       /stage 2 does not lead to the final stages 1/,
     );
   }, 30_000);

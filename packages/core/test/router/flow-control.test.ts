@@ -41,7 +41,7 @@ describe('flow control on a streaming edge (a consumer that stalls, a producer t
     expect(up.plan.transfers[0]!.streaming?.processor).toBe('flood_async_chunk');
     const outs: PipelineOutput[] = [];
     let producerChunks = 0;
-    for await (const o of up.pipeline.generate('go', { requestId: 'flood-1', params: { 0: { count: 2000 } } })) {
+    for await (const o of up.router.generate('go', { requestId: 'flood-1', params: { 0: { count: 2000 } } })) {
       if (o.stage_id === 0 && o.kind === 'chunk') producerChunks++;
       else outs.push(o);
     }

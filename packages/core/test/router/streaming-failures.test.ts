@@ -35,11 +35,11 @@ describe('failures and cancellation mid-stream (async_chunk, two talker replicas
   it('before any output reached the caller, a talker that dies is replaced and the whole request runs once more', async () => {
     const input = 'a question about the tide';
     const clean: PipelineOutput[] = [];
-    for await (const o of up.pipeline.generate(input, { requestId: 'clean' })) clean.push(o);
+    for await (const o of up.router.generate(input, { requestId: 'clean' })) clean.push(o);
 
     const kill = killTalkerOnDispatch('retried');
     const outs: PipelineOutput[] = [];
-    for await (const o of up.pipeline.generate(input, { requestId: 'retried' })) outs.push(o);
+    for await (const o of up.router.generate(input, { requestId: 'retried' })) outs.push(o);
     expect(kill.killed()).not.toBeNull();
     expect(outs.length).toBeGreaterThan(0);
     expect(
@@ -61,7 +61,7 @@ describe('failures and cancellation mid-stream (async_chunk, two talker replicas
     let killed: number | null = null;
     let error: unknown = null;
     try {
-      for await (const o of up.pipeline.generate('another question', { requestId: 'failed' })) {
+      for await (const o of up.router.generate('another question', { requestId: 'failed' })) {
         outs.push(o);
         if (isAudio(o) && killed === null) {
           const talker = ofRequest(up.events, 'failed').find(
@@ -91,7 +91,7 @@ describe('failures and cancellation mid-stream (async_chunk, two talker replicas
     const controller = new AbortController();
     let error: unknown = null;
     try {
-      for await (const o of up.pipeline.generate('a long answer please', {
+      for await (const o of up.router.generate('a long answer please', {
         requestId: 'cancelled',
         signal: controller.signal,
       })) {
@@ -110,7 +110,7 @@ describe('failures and cancellation mid-stream (async_chunk, two talker replicas
     expect(ends.filter((ev) => ev.stage_id !== 2).map((ev) => ev.outcome)).toEqual(['aborted', 'aborted']);
     // The replicas serve the next request: nothing of the cancelled one is held.
     const next: PipelineOutput[] = [];
-    for await (const o of up.pipeline.generate('after the cancel', { requestId: 'after' })) next.push(o);
+    for await (const o of up.router.generate('after the cancel', { requestId: 'after' })) next.push(o);
     expect(next.some(isAudio)).toBe(true);
   }, 60_000);
 });

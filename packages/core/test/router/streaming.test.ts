@@ -49,8 +49,8 @@ describe('router: streaming edges (async_chunk: true, thinker -> talker -> code2
   it('speaks before the thinker finished, in windows, and gives the same audio as without streaming', async () => {
     const input = 'tell me about the lighthouse keeper';
     const [streamed, whole] = await Promise.all([
-      collect(on.pipeline.generate(input, { requestId: 'stream-1' })),
-      collect(off.pipeline.generate(input, { requestId: 'whole-1' })),
+      collect(on.router.generate(input, { requestId: 'stream-1' })),
+      collect(off.router.generate(input, { requestId: 'whole-1' })),
     ]);
     const thinkerTokens = (finalOf(streamed, 0)['token_ids'] as number[]).length;
     expect(thinkerTokens, 'the thinker wrote enough tokens for the check to mean something').toBeGreaterThan(8);
