@@ -506,6 +506,16 @@ export const WARNING_CATALOGUE = {
       'an agent started without --advertise serves its payloads on 127.0.0.1 only: consumers on other hosts cannot fetch what its replicas store',
     fix: 'Start the agent with --advertise ADDR, an address of this host the other hosts reach.',
   },
+  OMNI_WARN_PAYLOAD_SERVER: {
+    summary:
+      "a host's payload server refused or dropped a fetch or release (wrong token, stale or unknown key, size mismatch, deadline)",
+    fix: 'The message names the peer and the reason; a wrong token means a host of another cluster or run, a stale key a payload already freed.',
+  },
+  OMNI_WARN_PAYLOADS_LOST: {
+    summary:
+      'a host left the cluster (its lease expired) while payloads stored there were still held; requests that needed them fail',
+    fix: 'Find why the host left (its agent log, the network to etcd); the requests that named those payloads are retried or fail with the host named.',
+  },
   OMNI_WARN_DISCOVERY_WRITE_FAILED: {
     summary: "the head could not record a replica's state in etcd; agents read it later than they should",
     fix: 'Check etcd and the network to it.',

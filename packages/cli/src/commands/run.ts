@@ -9,6 +9,7 @@ import {
   formatError,
   toOmniError,
   writeEventsAsJsonLines,
+  type PipelineRouter,
   type RunningPipeline,
 } from '@omnistage/core';
 import type { CliValues } from '../args.js';
@@ -61,6 +62,37 @@ function readInputs(values: CliValues): string[] {
   return inputs;
 }
 
+/** Sends one request and prints (or writes) its outputs as they come; false when it failed. */
+async function runOne(
+  router: PipelineRouter,
+  input: string,
+  requestId: string,
+  o: { outDir: string; values: CliValues; cancel: AbortSignal },
+): Promise<boolean> {
+  const counts = new Map<number, number>();
+  try {
+    for await (const out of router.generate(input, { requestId, signal: o.cancel })) {
+      // Media chunks are outputs too (num_outputs_per_prompt > 1 streams all but the last image).
+      if (out.kind !== 'final' && !isMediaChunk(out.data)) continue;
+      const n = counts.get(out.stage_id) ?? 0;
+      counts.set(out.stage_id, n + 1);
+      const rec: RunOutputRecord = recordOutput(out, o.outDir, n);
+      if (o.values.json) process.stdout.write(`${JSON.stringify(rec)}\n`);
+      else
+        process.stdout.write(
+          `[${rec.request_id}] stage ${rec.stage_id} (replica ${rec.replica_id}) ${rec.type}: ${rec.text ?? rec.path}\n`,
+        );
+    }
+    return true;
+  } catch (err) {
+    // Interrupted: one line for the run (below), not one per request.
+    if (o.cancel.aborted) return false;
+    const e = toOmniError(err, 'OMNI_REQUEST_FAILED');
+    process.stderr.write(`[${requestId}] ${formatError(e)}\n`);
+    return false;
+  }
+}
+
 /**
  * `omnistage run FILE --input TEXT`: brings the pipeline up, sends every input through all stages
  * concurrently, prints (or writes) the final outputs, tears down. Exit 1 if any request failed.
@@ -87,34 +119,10 @@ export async function runCommand(file: string, values: CliValues, logger: Logger
     pipeline = await bringUp(session.omni, plan, sessionBringUpOptions(session, cancel));
     const p = pipeline;
     const router = createRouter(p, { balance });
-    let failures = 0;
     const started = performance.now();
-    await Promise.all(
-      inputs.map(async (input, i) => {
-        const requestId = `r${i + 1}`;
-        const counts = new Map<number, number>();
-        try {
-          for await (const out of router.generate(input, { requestId, signal: cancel })) {
-            // Media chunks are outputs too (num_outputs_per_prompt > 1 streams all but the last image).
-            if (out.kind !== 'final' && !isMediaChunk(out.data)) continue;
-            const n = counts.get(out.stage_id) ?? 0;
-            counts.set(out.stage_id, n + 1);
-            const rec: RunOutputRecord = recordOutput(out, outDir, n);
-            if (values.json) process.stdout.write(`${JSON.stringify(rec)}\n`);
-            else
-              process.stdout.write(
-                `[${rec.request_id}] stage ${rec.stage_id} (replica ${rec.replica_id}) ${rec.type}: ${rec.text ?? rec.path}\n`,
-              );
-          }
-        } catch (err) {
-          failures++;
-          // Interrupted: one line for the run (below), not one per request.
-          if (cancel.aborted) return;
-          const e = toOmniError(err, 'OMNI_REQUEST_FAILED');
-          process.stderr.write(`[${requestId}] ${formatError(e)}\n`);
-        }
-      }),
-    );
+    const failures = (
+      await Promise.all(inputs.map((input, i) => runOne(router, input, `r${i + 1}`, { outDir, values, cancel })))
+    ).filter((ok) => !ok).length;
     logger.info(
       `${inputs.length - failures}/${inputs.length} request(s) completed in ${Math.round(performance.now() - started)} ms`,
     );

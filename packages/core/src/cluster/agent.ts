@@ -259,7 +259,7 @@ export class Agent {
         host: this.#o.address ?? '127.0.0.1',
         port: this.#o.payloadPort ?? 0,
         ...(this.#o.tlsMaterial === undefined ? {} : { tls: this.#o.tlsMaterial }),
-        warn: (m) => this.#o.logger.warn(m),
+        warn: (m) => this.#o.logger.warn({ code: 'OMNI_WARN_PAYLOAD_SERVER' }, m),
       },
       this.#o.address,
     ).catch(async (err: unknown) => {

@@ -66,7 +66,7 @@ export class PayloadPlaneOfHead {
         host: options.bindHost,
         port: options.payloadPort ?? 0,
         ...(options.tls === undefined ? {} : { tls: options.tls }),
-        warn: (m) => logger.warn(m),
+        warn: (m) => logger.warn({ code: 'OMNI_WARN_PAYLOAD_SERVER' }, m),
       },
       options.advertise,
     );

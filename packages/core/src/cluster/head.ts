@@ -320,7 +320,11 @@ export class ClusterHead {
       this.#services.events.emit({ type: 'host:left', host_id: hostId });
       // Its lease expired: what its shared memory held is gone with it (or reaped by its next agent).
       const lost = this.#pipeline.payloads.dropHost(hostId);
-      if (lost > 0) this.#services.logger.warn(`host ${hostId} left: ${lost} payload(s) stored there are lost`);
+      if (lost > 0)
+        this.#services.logger.warn(
+          { code: 'OMNI_WARN_PAYLOADS_LOST' },
+          `host ${hostId} left: ${lost} payload(s) stored there are lost`,
+        );
     }
   }
 
