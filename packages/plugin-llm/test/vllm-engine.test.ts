@@ -392,10 +392,12 @@ describe('engine vllm: requests over /v1/completions', () => {
         text: tokens.map((t) => t.text).join(''),
         token_ids: tokens.map((t) => t.token_id),
         finish_reason: 'length',
+        // vLLM's usage-only event (stream_options.include_usage), as the server reports it.
+        usage: { prompt_tokens: expect.any(Number) as number, completion_tokens: tokens.length },
       });
       // Same keys as the reference worker's chunks.
       expect(Object.keys(tokens[0]!).sort()).toEqual(['index', 'kind', 'text', 'token_id']);
-      expect(Object.keys(final).sort()).toEqual(['finish_reason', 'kind', 'text', 'token_ids']);
+      expect(Object.keys(final).sort()).toEqual(['finish_reason', 'kind', 'text', 'token_ids', 'usage']);
 
       // What vllm received: stage defaults under the request's params, engine-only fields and nulls left out.
       const events = await readEvents(recordDir, records.get(basePort)!.pid);
@@ -406,6 +408,7 @@ describe('engine vllm: requests over /v1/completions', () => {
         model: MODEL,
         prompt: 'The quick brown fox',
         stream: true,
+        stream_options: { include_usage: true },
         return_token_ids: true,
         temperature: 0,
         max_tokens: 8,

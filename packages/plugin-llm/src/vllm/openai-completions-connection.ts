@@ -77,7 +77,13 @@ export function chatRequestBody(
 }
 
 function requestBody(head: Record<string, unknown>, params: Record<string, unknown>): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...head, stream: true, return_token_ids: true };
+  // include_usage: vLLM's last event then carries the token counts the server reports as OpenAI's `usage`.
+  const body: Record<string, unknown> = {
+    ...head,
+    stream: true,
+    stream_options: { include_usage: true },
+    return_token_ids: true,
+  };
   for (const [key, value] of Object.entries(params)) {
     if (value === null || value === undefined) continue;
     if (ENGINE_ONLY_SAMPLING_FIELDS.has(key) || OWNED_FIELDS.has(key) || key.startsWith('_')) continue;
@@ -128,6 +134,15 @@ interface StreamTally {
   idsComplete: boolean;
   finish: string | null;
   sawDone: boolean;
+  /** The usage-only event's counts (`stream_options.include_usage`), when vLLM sent it. */
+  usage?: { prompt_tokens: number; completion_tokens: number };
+}
+
+/** OpenAI's token counts from an event, when it carries them. */
+function usageOf(event: Record<string, unknown>): StreamTally['usage'] {
+  const u = event['usage'] as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
+  if (!u || !Number.isInteger(u.prompt_tokens) || !Number.isInteger(u.completion_tokens)) return undefined;
+  return { prompt_tokens: u.prompt_tokens as number, completion_tokens: u.completion_tokens as number };
 }
 
 /** Counts one streamed choice into the tally; the token chunk it makes, or undefined when it carries nothing new. */
@@ -319,6 +334,8 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
     if (this.#opts.disaggregated === 'prefill') {
       // vLLM's proxy protocol: prefill only (one token), one JSON answer, KV kept for a remote decode.
       body['stream'] = false;
+      // vLLM refuses stream_options on an answer that is not streamed.
+      delete body['stream_options'];
       body['max_tokens'] = 1;
       if ('max_completion_tokens' in body) body['max_completion_tokens'] = 1;
       body['kv_transfer_params'] = { ...PREFILL_KV_TRANSFER_PARAMS };
@@ -398,11 +415,17 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
           'the replica may have exited while generating; see its log lines',
         );
       }
-      const { text, ids, idsComplete, finish } = tally;
+      const { text, ids, idsComplete, finish, usage } = tally;
       yield {
         request_id: id,
         seq: seq++,
-        data: { kind: 'final', text, token_ids: idsComplete ? ids : null, finish_reason: finish },
+        data: {
+          kind: 'final',
+          text,
+          token_ids: idsComplete ? ids : null,
+          finish_reason: finish,
+          ...(usage === undefined ? {} : { usage }),
+        },
         done: true,
       };
     } catch (err) {
@@ -472,7 +495,9 @@ export class OpenAiCompletionsConnection implements ReplicaConnection {
           tally.sawDone = true;
           return;
         }
-        const choices = this.#parseEvent(id, data)['choices'];
+        const event = this.#parseEvent(id, data);
+        tally.usage = usageOf(event) ?? tally.usage;
+        const choices = event['choices'];
         // A usage-only event has no choices; anything but choice 0 cannot occur with n = 1.
         const choice = Array.isArray(choices)
           ? (choices as CompletionChoice[]).find((c) => (c.index ?? 0) === 0)
