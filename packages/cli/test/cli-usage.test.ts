@@ -49,8 +49,12 @@ describe('command line', { timeout: 60_000 }, () => {
     for (const r of [table, json, allLocal]) expect(r.code, r.stderr).toBe(0);
     const crossing =
       'shared memory above 65536 bytes, inline below; may cross hosts: fetched over TCP from the producer host';
-    expect(table.stdout).toMatch(new RegExp(`^0 -> 1 +SharedMemoryConnector +${crossing}`, 'm'));
-    expect(table.stdout).toMatch(new RegExp(`^1 -> 2 +SharedMemoryConnector +${crossing}`, 'm'));
+    expect(table.stdout).toMatch(
+      new RegExp(`^0 -> 1 +SharedMemoryConnector +chunks \\(thinker2talker_async_chunk\\) +${crossing}`, 'm'),
+    );
+    expect(table.stdout).toMatch(
+      new RegExp(`^1 -> 2 +SharedMemoryConnector +chunks \\(talker2code2wav_async_chunk\\) +${crossing}`, 'm'),
+    );
     expect(table.stdout).toContain('head mode: stages run on the head: 0, 2; from agents: 1');
     const plan = JSON.parse(json.stdout) as {
       head: unknown;
@@ -62,7 +66,9 @@ describe('command line', { timeout: 60_000 }, () => {
       [1, 2, 'shm', true],
     ]);
     // Every stage on the head: nothing crosses hosts, shared memory as in a local plan.
-    expect(allLocal.stdout).toMatch(/^0 -> 1 +SharedMemoryConnector +shared memory above \d+ bytes, inline below$/m);
+    expect(allLocal.stdout).toMatch(
+      /^0 -> 1 +SharedMemoryConnector +chunks \(\w+\) +shared memory above \d+ bytes, inline below$/m,
+    );
     expect(allLocal.stdout).toContain('from agents: none');
   });
 
