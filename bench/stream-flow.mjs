@@ -78,7 +78,7 @@ try {
       peak = Math.max(peak, rss);
       if (performance.now() - started < STALL_MS) stallPeak = Math.max(stallPeak, rss);
     }, 20);
-    const [out] = await pipeline.router().complete('go', { params: { 0: { count: CHUNKS } } });
+    const [out] = await core.createRouter(pipeline).complete('go', { params: { 0: { count: CHUNKS } } });
     clearInterval(sampler);
     const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
     console.log(

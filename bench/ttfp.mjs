@@ -90,7 +90,7 @@ try {
     });
     const pipeline = await core.bringUp(omni, plan, { stopGraceMs: 2000 });
     try {
-      const router = pipeline.router();
+      const router = core.createRouter(pipeline);
       await one(router, -1); // warm-up
       for (const c of [1, 8]) {
         const runs = [];

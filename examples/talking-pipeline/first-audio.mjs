@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Omnistage, bringUp, loadPipelineConfig, newRunId, planPipeline } from '@omnistage/core';
+import { Omnistage, bringUp, createRouter, loadPipelineConfig, newRunId, planPipeline } from '@omnistage/core';
 import { llmPlugin } from '@omnistage/plugin-llm';
 import { pythonPlugin } from '@omnistage/plugin-python';
 import speechStage from './speech-stage.mjs';
@@ -29,6 +29,7 @@ export async function measure(asyncChunk, prompts) {
     { platform: 'cpu', purpose: 'launch', runId: newRunId() },
   );
   const pipeline = await bringUp(omni, plan, { stopGraceMs: 2000 });
+  const router = createRouter(pipeline);
   try {
     const results = [];
     for (const prompt of prompts) {
@@ -36,7 +37,7 @@ export async function measure(asyncChunk, prompts) {
       let firstAudio = null;
       let llmDone = null;
       const order = [];
-      for await (const out of pipeline.generate(prompt)) {
+      for await (const out of router.generate(prompt)) {
         const at = performance.now() - started;
         if (out.stage_id === 1 && firstAudio === null) firstAudio = at;
         if (out.stage_id === 0 && out.kind === 'final') llmDone = at;
