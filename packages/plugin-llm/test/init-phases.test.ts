@@ -127,11 +127,15 @@ describe('init phases', { timeout: 90_000 }, () => {
       const bad = { ...ok, window_fault: fault, fail_exit_code: 7 };
       const run = await start(coLocated([bad, ok]), fault === 'hang' ? 8 : 60);
       const err = await rejection(run.result);
-      expect(err.context).toMatchObject({ stage_id: 0, replica_id: 0, phase: 'window' });
       if (fault === 'hang') {
+        // Both replicas run under the one stage_init_timeout; the one waiting behind the hung
+        // window can reach it first, so the failure names either, always in the window phase.
+        expect(err.context).toMatchObject({ replica_id: 0, phase: 'window' });
+        expect([0, 1]).toContain(err.context['stage_id']);
         expect(err.code).toBe('OMNI_ATTACH_TIMEOUT');
-        expect(err.message).toContain('in its exclusive init window 1 on device 0');
+        if (err.context['stage_id'] === 0) expect(err.message).toContain('in its exclusive init window 1 on device 0');
       } else {
+        expect(err.context).toMatchObject({ stage_id: 0, replica_id: 0, phase: 'window' });
         expect(err.code).toBe('OMNI_WORKER_EXITED');
         expect(err.message).toContain('exit code 7');
       }
